@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LeadopsConfig(AppConfig):
+    name = "leadops"
+    verbose_name = "LeadOps"

@@ -1,0 +1,3 @@
+"""WebSocket routes. The live monitor stream is added by the live-monitoring work."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,227 @@
+"""Settings for LeadOps, read from the environment (DESIGN.md section 6).
+
+Every setting has exactly one place: here. A `.env` file in the project folder is read when
+present; in development, missing keys are generated once into `.dev-keys.env` (git-ignored).
+Production (`DEBUG=False`) refuses to start unless the keys come from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from leadops.devkeys import REQUIRED_KEYS, load_or_create_dev_keys
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+
+# Keys: in production they must be real environment values; in development a local file keeps them
+# stable across restarts so encrypted worker secrets stay readable.
+_missing = [name for name in REQUIRED_KEYS if not os.environ.get(name)]
+if _missing:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Production settings (DEBUG=False) need these keys in the environment: "
+            + ", ".join(_missing)
+        )
+    for _name, _value in load_or_create_dev_keys(BASE_DIR / ".dev-keys.env").items():
+        os.environ.setdefault(_name, _value)
+
+SECRET_KEY = env.str("SECRET_KEY")
+LEADOPS_SECRETS_KEY = env.str("LEADOPS_SECRETS_KEY")
+LEADOPS_FINGERPRINT_KEY = env.str("LEADOPS_FINGERPRINT_KEY")
+LEADOPS_SIGNING_KEY = env.str("LEADOPS_SIGNING_KEY")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_q",
+    "channels",
+    "leadops",
+    "workers_mgmt",
+    "ingestion",
+    "queueing",
+    "releases_app",
+    "alerts",
+]
+
+MIDDLEWARE = [
+    "leadops.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "leadops.urls"
+ASGI_APPLICATION = "leadops.asgi.application"
+WSGI_APPLICATION = "leadops.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite by default (one file in the project folder), PostgreSQL through DATABASE_URL.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE transactions take the write lock at
+    # BEGIN so two claims can never both read the same queued rows; the busy timeout makes a
+    # writer wait for the lock instead of failing at once.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
+            ),
+        }
+    )
+elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
+    _db["ENGINE"] = "django.db.backends.postgresql"
+    if env.bool("LEADOPS_DB_POOL", default=True):
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("LEADOPS_DB_POOL_MIN", default=2),
+            "max_size": env.int("LEADOPS_DB_POOL_MAX", default=20),
+            "timeout": 10,
+        }
+        _db["CONN_MAX_AGE"] = 0
+    else:
+        _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# django-q2: the ORM broker on the default database, or Redis when it is configured.
+Q_CLUSTER = {
+    "name": "leadops",
+    "workers": env.int("LEADOPS_Q_WORKERS", default=2),
+    "timeout": 60,
+    "retry": 120,
+    "max_attempts": 1,
+    "catch_up": False,
+    "save_limit": 250,
+    "poll": 1,
+    "label": "Scheduled tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="Asia/Riyadh")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+STORAGE_DIR = Path(env.str("LEADOPS_STORAGE_DIR", default=str(BASE_DIR / "storage")))
+
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadops@localhost")
+
+# Protocol limits (DESIGN.md section 4).
+LEADOPS_MAX_BODY_BYTES = env.int("LEADOPS_MAX_BODY_BYTES", default=5 * 1024 * 1024)
+LEADOPS_MAX_LEADS_PER_REPORT = env.int("LEADOPS_MAX_LEADS_PER_REPORT", default=1000)
+LEADOPS_CLOCK_SKEW_S = env.int("LEADOPS_CLOCK_SKEW_S", default=300)
+LEADOPS_NONCE_TTL_S = env.int("LEADOPS_NONCE_TTL_S", default=600)
+LEADOPS_IDEMPOTENCY_TTL_H = env.int("LEADOPS_IDEMPOTENCY_TTL_H", default=48)
+LEADOPS_DEDUP_SCOPE = env.str("LEADOPS_DEDUP_SCOPE", default="day")
+LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = env.int("LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN", default=600)
+LEADOPS_MAX_PULL = 50
+# Django refuses to read a larger body; the middleware answers 413 before that in the protocol shape.
+DATA_UPLOAD_MAX_MEMORY_SIZE = LEADOPS_MAX_BODY_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "leadops.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LeadOps worker protocol",
+    "DESCRIPTION": "Signed HTTP API between LeadOps and its scraping workers (protocol v1).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,0 +1,19 @@
+"""URL map: admin, the worker protocol under /api/v1, the OpenAPI schema."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from leadops import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/", include("workers_mgmt.urls")),
+    path("api/v1/", include("queueing.urls")),
+    path("api/v1/", include("ingestion.urls")),
+]
+
+handler404 = "leadops.views.not_found"
+handler500 = "leadops.views.server_error"

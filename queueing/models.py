@@ -1,0 +1,169 @@
+"""The job queue: providers and their policy, campaigns, jobs, attempts, report receipts."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+provider_name_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_.-]{0,62}$", "Use lower-case letters, digits, '.', '-' or '_'."
+)
+
+
+class Provider(models.Model):
+    """A lead source (a maps site, a directory) and the queue policy of its jobs."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[provider_name_validator])
+    enabled = models.BooleanField(default=True, help_text="Disabled providers hand out no jobs.")
+    max_attempts = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    backoff_base_s = models.PositiveIntegerField(default=30, validators=[MinValueValidator(1)])
+    backoff_cap_s = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)])
+    lease_seconds = models.PositiveIntegerField(
+        default=120, validators=[MinValueValidator(5), MaxValueValidator(12 * 3600)]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(models.Model):
+    """Search work for one provider: every query in every city becomes one job."""
+
+    name = models.CharField(max_length=200)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="campaigns")
+    queries = models.TextField(help_text="One search query per line.")
+    cities = models.TextField(help_text="One city per line.")
+    priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
+    enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    jobs_created = models.PositiveIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def query_list(self) -> list[str]:
+        return [line.strip() for line in self.queries.splitlines() if line.strip()]
+
+    def city_list(self) -> list[str]:
+        return [line.strip() for line in self.cities.splitlines() if line.strip()]
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    LEASED = "leased", "Leased"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DEAD = "dead", "Dead"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_STATES = (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
+
+
+class Job(models.Model):
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="jobs")
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    priority = models.SmallIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.QUEUED)
+    run_at = models.DateTimeField()
+    # Attempts that counted against max_attempts (a released lease gives its attempt back).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    current_attempt_id = models.UUIDField(null=True, blank=True)
+    leased_by = models.ForeignKey(
+        "workers_mgmt.Worker", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.JSONField(null=True, blank=True)
+    dead_reason = models.CharField(max_length=40, blank=True)
+    leads_added = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The claim reads the head of the ready queue in exactly this order.
+            models.Index(
+                models.F("priority").desc(), "run_at", "id",
+                name="job_ready_idx", condition=Q(state="queued"),
+            ),
+            # The reaper scans leases by expiry.
+            models.Index(fields=["lease_expires_at"], name="job_lease_idx", condition=Q(state="leased")),
+            models.Index(fields=["state", "provider"], name="job_state_provider_idx"),
+            models.Index(fields=["campaign", "state"], name="job_campaign_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} ({self.state})"
+
+
+class AttemptState(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    LOST = "lost", "Lease lost"
+    RELEASED = "released", "Released"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class JobAttempt(models.Model):
+    """One lease of a job by one worker; its id is the attempt_id of the protocol."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveSmallIntegerField()
+    worker = models.ForeignKey("workers_mgmt.Worker", null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=10, choices=AttemptState.choices, default=AttemptState.RUNNING)
+    claimed_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    reports = models.PositiveIntegerField(default=0)
+    leads_added = models.PositiveIntegerField(default=0)
+    leads_duplicates = models.PositiveIntegerField(default=0)
+    leads_invalid = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-claimed_at"]
+        indexes = [models.Index(fields=["job", "claimed_at"])]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of job {self.job_id}"
+
+
+class ReportReceipt(models.Model):
+    """The first answer to a report, kept under its Idempotency-Key (scoped to the worker)."""
+
+    worker_id = models.CharField(max_length=63)
+    idempotency_key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    response = models.JSONField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["worker_id", "idempotency_key"], name="uniq_report_key")
+        ]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReleasesAppConfig(AppConfig):
+    name = "releases_app"
+    verbose_name = "Releases"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WorkersMgmtConfig(AppConfig):
+    name = "workers_mgmt"
+    verbose_name = "Fleet"

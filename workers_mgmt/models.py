@@ -1,0 +1,99 @@
+"""The fleet: workers, their credentials, the nonces they used, and their central config."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+worker_id_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]{0,62}$",
+    "Use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit.",
+)
+
+
+def default_rate_limit() -> int:
+    return settings.LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN
+
+
+class Worker(models.Model):
+    id = models.CharField(primary_key=True, max_length=63, validators=[worker_id_validator])
+    name = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    channel = models.CharField(max_length=40, default="stable")
+    rate_limit_per_min = models.PositiveIntegerField(
+        default=default_rate_limit, validators=[MinValueValidator(1)],
+        help_text="Signed requests accepted per minute (GCRA, shared by all server processes).",
+    )
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    reported_version = models.CharField(max_length=64, blank=True)
+    reported_status = models.CharField(max_length=32, blank=True)
+    running_jobs = models.PositiveIntegerField(default=0)
+    last_metrics = models.JSONField(default=dict, blank=True)
+    last_ip = models.GenericIPAddressField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class CredentialState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CURRENT = "current", "Current"
+    PREVIOUS = "previous", "Previous (grace)"
+    REVOKED = "revoked", "Revoked"
+
+
+class WorkerCredential(models.Model):
+    key_id = models.CharField(primary_key=True, max_length=40)
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="credentials")
+    # Fernet token of the secret; the plain secret is shown once when created and never stored.
+    secret_encrypted = models.TextField(editable=False)
+    state = models.CharField(max_length=10, choices=CredentialState.choices)
+    grace_until = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["worker_id", "-created_at"]
+        indexes = [models.Index(fields=["worker", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.key_id} ({self.state})"
+
+
+class RequestNonce(models.Model):
+    """A nonce seen from a worker; the unique constraint is what refuses a replay."""
+
+    worker_id = models.CharField(max_length=63)
+    nonce = models.CharField(max_length=128)
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["worker_id", "nonce"], name="uniq_worker_nonce")]
+
+
+class WorkerConfig(models.Model):
+    """The fleet-wide worker configuration served by GET /config (one row)."""
+
+    poll_interval_s = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
+    heartbeat_interval_s = models.PositiveIntegerField(default=30, validators=[MinValueValidator(5)])
+    max_batch = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    report_chunk_leads = models.PositiveIntegerField(default=200, validators=[MinValueValidator(1)])
+    update_check_interval_s = models.PositiveIntegerField(default=3600)
+    extra = models.JSONField(default=dict, blank=True, help_text="Free-form settings passed to workers.")
+    version = models.PositiveIntegerField(default=1, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "worker configuration"
+        verbose_name_plural = "worker configuration"
+
+    def __str__(self) -> str:
+        return f"Worker configuration v{self.version}"
