@@ -1,6 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class LeadopsConfig(AppConfig):
     name = "leadops"
     verbose_name = "LeadOps"
+
+    def ready(self) -> None:
+        from leadops.schedules import ensure_schedules
+
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="leadops-schedules")

@@ -167,3 +167,6 @@ class ReportReceipt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["worker_id", "idempotency_key"], name="uniq_report_key")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id}:{self.idempotency_key}"

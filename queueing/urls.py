@@ -1,1 +1,11 @@
-urlpatterns: list = []
+from django.urls import path
+
+from queueing.api import EnqueueView, ExtendView, PullView, ReleaseView, ReportView
+
+urlpatterns = [
+    path("jobs", EnqueueView.as_view(), name="jobs-enqueue"),
+    path("jobs/pull", PullView.as_view(), name="jobs-pull"),
+    path("jobs/release", ReleaseView.as_view(), name="jobs-release"),
+    path("jobs/<int:job_id>/extend", ExtendView.as_view(), name="jobs-extend"),
+    path("jobs/<int:job_id>/report", ReportView.as_view(), name="jobs-report"),
+]

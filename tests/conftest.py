@@ -14,3 +14,40 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture
+def worker_and_secret(db):
+    from tests.factories import make_worker
+
+    return make_worker(worker_id="w-main")
+
+
+@pytest.fixture
+def signed(client, worker_and_secret):
+    from tests.signing import SignedClient
+
+    _, issued = worker_and_secret
+    return SignedClient(client, worker_id=issued.worker_id, key_id=issued.key_id, secret=issued.secret)
+
+
+@pytest.fixture
+def make_signed(client):
+    """Signed clients for more workers: make_signed("w-2") -> SignedClient."""
+    from tests.factories import make_worker
+    from tests.signing import SignedClient
+
+    def factory(worker_id: str, **kwargs):
+        _, issued = make_worker(worker_id=worker_id, **kwargs)
+        return SignedClient(client, worker_id=issued.worker_id, key_id=issued.key_id, secret=issued.secret)
+
+    return factory
+
+
+@pytest.fixture(autouse=True)
+def _isolated_redis_keys(settings):
+    # Each test gets its own key space in a shared Redis, so rate-limit state and nonces of one
+    # test (or of an earlier run) never leak into another.
+    import uuid
+
+    settings.LEADOPS_REDIS_PREFIX = f"leadops-test-{uuid.uuid4().hex[:12]}"

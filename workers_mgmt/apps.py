@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class WorkersMgmtConfig(AppConfig):
     name = "workers_mgmt"
     verbose_name = "Fleet"
+
+    def ready(self) -> None:
+        # Registers the OpenAPI description of the signing scheme with drf-spectacular.
+        from workers_mgmt import schema  # noqa: F401

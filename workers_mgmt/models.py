@@ -35,6 +35,12 @@ class Worker(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # A verified worker is the DRF `request.user` of a signed request; these let permission
+    # classes ask it the questions they ask a user.
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+
     class Meta:
         ordering = ["id"]
 
@@ -77,6 +83,9 @@ class RequestNonce(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["worker_id", "nonce"], name="uniq_worker_nonce")]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id}:{self.nonce}"
 
 
 class WorkerConfig(models.Model):

@@ -1,1 +1,8 @@
-urlpatterns: list = []
+from django.urls import path
+
+from workers_mgmt.api import ConfigView, HeartbeatView
+
+urlpatterns = [
+    path("heartbeat", HeartbeatView.as_view(), name="heartbeat"),
+    path("config", ConfigView.as_view(), name="config"),
+]

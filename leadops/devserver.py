@@ -1,0 +1,130 @@
+"""`make run`: the whole portal on its embedded defaults, in one command.
+
+Migrates, creates a demo staff login, seeds a demo campaign, then starts daphne, the django-q2
+cluster and three simulated workers. Ctrl-C (or SIGTERM) stops every process it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HOST = os.environ.get("LEADOPS_HOST", "127.0.0.1")
+PORT = int(os.environ.get("LEADOPS_PORT", "8000"))
+WORKERS = int(os.environ.get("LEADOPS_DEMO_WORKERS", "3"))
+DEMO_PROVIDER = "demo-maps"
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadops.settings")
+    import django
+
+    django.setup()
+
+
+def demo_login() -> tuple[str, str]:
+    from django.contrib.auth import get_user_model
+
+    password = secrets.token_urlsafe(9)
+    user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    return "admin", password
+
+
+def top_up_demo_jobs(minimum: int = 30) -> int:
+    """Keep some work in the demo queue so the dashboards always show jobs moving."""
+    from queueing.models import Job, JobState
+    from queueing.services import jobs_enqueue, provider_get_or_create
+
+    provider = provider_get_or_create(name=DEMO_PROVIDER)
+    if Job.objects.filter(provider=provider, state=JobState.QUEUED).count() >= minimum:
+        return 0
+    queries = ["مطعم", "coffee shop", "صيدلية", "car repair", "بقالة", "dentist"]
+    cities = ["Riyadh", "جدة", "Dammam", "مكة", "Medina"]
+    payloads = [{"query": q, "city": c} for q in queries for c in cities]
+    return len(jobs_enqueue(provider=provider, payloads=payloads))
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def main() -> int:
+    manage("migrate", "--noinput", "-v", "0")
+    setup_django()
+    from django.db import connections
+
+    username, password = demo_login()
+    top_up_demo_jobs()
+    connections.close_all()
+
+    children: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        # Each child gets its own process group so one Ctrl-C stops it and everything it forked.
+        child = subprocess.Popen(args, cwd=BASE_DIR, start_new_session=True)
+        children.append(child)
+        return child
+
+    def stop_all(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        start(sys.executable, "-m", "daphne", "-b", HOST, "-p", str(PORT), "leadops.asgi:application")
+        if not wait_for_port(HOST, PORT):
+            print("daphne did not start; see the output above.", file=sys.stderr)
+            return 1
+        start(sys.executable, "manage.py", "qcluster")
+        start(sys.executable, "manage.py", "simulate_fleet", "--url", f"http://{HOST}:{PORT}",
+              "--workers", str(WORKERS))
+        print(
+            f"\nLeadOps is running: http://{HOST}:{PORT}/admin/\n"
+            f"  login: {username} / {password}\n"
+            f"  {WORKERS} simulated workers are pulling jobs of provider '{DEMO_PROVIDER}'.\n"
+            "  Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        while True:
+            time.sleep(30)
+            if any(child.poll() is not None for child in children):
+                print("A process stopped; shutting down the rest.", file=sys.stderr)
+                return 1
+            top_up_demo_jobs()
+            connections.close_all()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

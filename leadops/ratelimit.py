@@ -1,0 +1,82 @@
+"""One GCRA limiter for the whole project (worker request rates now, provider quotas later).
+
+GCRA keeps one number per key, the theoretical arrival time (TAT). A request at `now` is allowed
+when `max(tat, now) + interval - burst_window <= now`; then `tat` moves to `max(tat, now) + interval`.
+The check and the move happen in one atomic statement, so the limit holds across any number of
+server processes: an UPSERT on the database, or a Lua script on Redis when REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import connection
+
+from leadops.models import RateLimitState
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after_s: float
+
+
+_LUA = """
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst_window = tonumber(ARGV[3])
+local base = math.max(tat, now)
+local new_tat = base + interval
+if new_tat - burst_window <= now then
+  redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+  return {1, '0'}
+end
+return {0, tostring(new_tat - burst_window - now)}
+"""
+
+
+@lru_cache(maxsize=1)
+def _redis_script():
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return client.register_script(_LUA)
+
+
+def gcra_acquire(*, key: str, per_minute: float, burst: int = 1, now: float | None = None) -> Decision:
+    """Take one token from `key`, allowing `per_minute` on average and `burst` at once."""
+    if per_minute <= 0:
+        return Decision(False, 60.0)
+    interval = 60.0 / per_minute
+    burst_window = interval * max(1, burst)
+    now = time.time() if now is None else now
+    if settings.REDIS_URL:
+        redis_key = f"{settings.LEADOPS_REDIS_PREFIX}:gcra:{key}"
+        allowed, wait = _redis_script()(keys=[redis_key], args=[now, interval, burst_window])
+        return Decision(bool(allowed), float(wait))
+    return _db_acquire(key, now, interval, burst_window)
+
+
+def _db_acquire(key: str, now: float, interval: float, burst_window: float) -> Decision:
+    table = RateLimitState._meta.db_table
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    # The WHERE of the DO UPDATE is the admission test: when it fails, nothing is written and
+    # RETURNING gives no row. A brand-new key is always admitted by the INSERT.
+    sql = (
+        f"INSERT INTO {table} (key, tat) VALUES (%s, %s) "
+        f"ON CONFLICT (key) DO UPDATE SET tat = {greatest}({table}.tat, %s) + %s "
+        f"WHERE {greatest}({table}.tat, %s) + %s - %s <= %s RETURNING tat"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key, now + interval, now, interval, now, interval, burst_window, now])
+        row = cursor.fetchone()
+        if row is not None:
+            return Decision(True, 0.0)
+        cursor.execute(f"SELECT tat FROM {table} WHERE key = %s", [key])
+        tat_row = cursor.fetchone()
+    tat = tat_row[0] if tat_row else now
+    return Decision(False, max(0.0, max(tat, now) + interval - burst_window - now))

@@ -1,0 +1,26 @@
+"""The periodic tasks of the portal, kept in django-q2's Schedule table.
+
+They are (re)created after every `migrate`, so a fresh database and an upgraded one both get
+them; an operator's change to the interval in admin is kept (only missing rows are created).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (name, dotted function, minutes between runs)
+PERIODIC_TASKS: list[tuple[str, str, int]] = [
+    ("queueing: reap expired leases", "queueing.tasks.reap_expired_leases", 1),
+    ("queueing: purge old report receipts", "queueing.tasks.purge_report_receipts", 60),
+    ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
+]
+
+
+def ensure_schedules(**kwargs: Any) -> None:
+    from django_q.models import Schedule
+
+    for name, func, minutes in PERIODIC_TASKS:
+        Schedule.objects.get_or_create(
+            name=name,
+            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
+        )

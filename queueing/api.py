@@ -1,0 +1,182 @@
+"""The queue's endpoints of the worker protocol (DESIGN.md section 4) and staff enqueue."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from ingestion.schema import LeadValidationError, parse_lead_rows
+from rest_framework import serializers
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from leadops.errors import MalformedRequest, ValidationFailed
+from leadops.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField, StrictIntegerField
+from queueing import services
+from queueing.models import Provider
+from workers_mgmt.api import WorkerAPIView
+
+_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+class PullIn(serializers.Serializer):
+    max = StrictIntegerField(min_value=1, max_value=50, required=False, default=1)
+    providers = serializers.ListField(child=StrictCharField(max_length=63), required=False,
+                                      allow_empty=True, max_length=100)
+
+
+class ClaimOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    attempt_id = serializers.UUIDField()
+    attempt = serializers.IntegerField()
+    provider = serializers.CharField()
+    payload = serializers.JSONField()
+    lease_expires_at = serializers.DateTimeField()
+
+
+class PullOut(serializers.Serializer):
+    jobs = ClaimOut(many=True)
+    retry_after_s = serializers.IntegerField()
+
+
+class PullView(WorkerAPIView):
+    @extend_schema(request=PullIn, responses={200: PullOut}, operation_id="jobs_pull",
+                   summary="Lease up to `max` ready jobs.")
+    def post(self, request: Request) -> Response:
+        data = self.body(request, PullIn)
+        claims = services.job_claim(worker=self.worker, max_jobs=data["max"],
+                                    providers=data.get("providers") or None)
+        # An empty answer tells the worker when to come back; a full one, to come back at once.
+        retry_after_s = 0 if claims else _poll_interval()
+        return Response({"jobs": [claim.as_dict() for claim in claims], "retry_after_s": retry_after_s})
+
+
+def _poll_interval() -> int:
+    from workers_mgmt.services import worker_config_get
+
+    return worker_config_get().poll_interval_s
+
+
+class ExtendIn(serializers.Serializer):
+    attempt_id = serializers.UUIDField()
+    seconds = StrictIntegerField(min_value=5, max_value=12 * 3600, required=False)
+
+
+class ExtendView(WorkerAPIView):
+    @extend_schema(request=ExtendIn, operation_id="jobs_extend", summary="Extend the lease of a job.")
+    def post(self, request: Request, job_id: int) -> Response:
+        data = self.body(request, ExtendIn)
+        expires = services.job_lease_extend(worker=self.worker, job_id=job_id,
+                                            attempt_id=data["attempt_id"], seconds=data.get("seconds"))
+        return Response({"lease_expires_at": expires.isoformat()})
+
+
+class ReleaseIn(serializers.Serializer):
+    attempt_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
+
+
+class ReleaseView(WorkerAPIView):
+    @extend_schema(request=ReleaseIn, operation_id="jobs_release",
+                   summary="Give back this worker's leases (all when attempt_ids is absent).")
+    def post(self, request: Request) -> Response:
+        data = self.body(request, ReleaseIn)
+        released = services.jobs_release(worker=self.worker, attempt_ids=data.get("attempt_ids"))
+        return Response({"released": released})
+
+
+class ReportErrorIn(serializers.Serializer):
+    code = StrictCharField(max_length=64)
+    message = StrictCharField(max_length=2000, allow_blank=True)
+    retryable = StrictBooleanField(required=False, default=True)
+
+
+class ReportIn(serializers.Serializer):
+    attempt_id = serializers.UUIDField()
+    outcome = serializers.ChoiceField(choices=services.ReportOutcome.ALL)
+    leads = serializers.ListField(child=serializers.DictField(), required=False)
+    error = ReportErrorIn(required=False, allow_null=True)
+
+
+class ReportOut(serializers.Serializer):
+    job_state = serializers.CharField()
+    added = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    invalid = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField(required=False)
+
+
+class ReportView(WorkerAPIView):
+    @extend_schema(
+        request=ReportIn, responses={200: ReportOut}, operation_id="jobs_report",
+        summary="Report leads and the outcome of an attempt (idempotent by Idempotency-Key).",
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+    )
+    def post(self, request: Request, job_id: int) -> Response:
+        key = request.META.get("HTTP_IDEMPOTENCY_KEY", "")
+        if not _IDEMPOTENCY_KEY_RE.match(key):
+            raise MalformedRequest("Send an Idempotency-Key header of 1-200 printable ASCII characters.",
+                                   code="idempotency_key_required")
+        raw = request.data if request.body else None
+        if not isinstance(raw, dict):
+            raise ValidationFailed("The body must be a JSON object.",
+                                   fields={"non_field_errors": ["Expected a JSON object."]})
+        # The leads are validated by ingestion's fast parser, not by a serializer per lead.
+        raw_leads = raw.get("leads", [])
+        top = {name: value for name, value in raw.items() if name != "leads"}
+        serializer = ReportIn(data=top)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Any] = serializer.validated_data
+        try:
+            leads = parse_lead_rows(raw_leads, max_leads=settings.LEADOPS_MAX_LEADS_PER_REPORT)
+        except LeadValidationError as exc:
+            raise ValidationFailed("Some leads are not valid.", fields=exc.fields) from None
+        error = dict(data["error"]) if data.get("error") else None
+        result = services.job_report(
+            worker=self.worker, job_id=job_id, attempt_id=data["attempt_id"], outcome=data["outcome"],
+            leads=leads, error=error, idempotency_key=key,
+            request_hash=services.report_request_hash(job_id=job_id, body=raw),
+        )
+        return Response(result.body, status=result.status)
+
+
+class EnqueueIn(serializers.Serializer):
+    provider = StrictCharField(max_length=63)
+    payloads = serializers.ListField(child=SafeJSONObjectField(), min_length=1, max_length=10_000,
+                                     required=False)
+    count = StrictIntegerField(min_value=1, max_value=100_000, required=False)
+    payload = SafeJSONObjectField(required=False)
+    priority = StrictIntegerField(min_value=-32768, max_value=32767, required=False, default=0)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "payloads" not in attrs and "count" not in attrs:
+            raise serializers.ValidationError("Give `payloads` or `count` (with an optional `payload`).")
+        return attrs
+
+
+class EnqueueView(APIView):
+    """Staff only (session or token): create jobs for a provider."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=EnqueueIn, operation_id="jobs_enqueue", summary="Enqueue jobs (staff).")
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("The body must be a JSON object.")
+        serializer = EnqueueIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        provider = Provider.objects.filter(name=data["provider"]).first()
+        if provider is None:
+            try:
+                provider = services.provider_get_or_create(name=data["provider"])
+            except DjangoValidationError as exc:
+                raise ValidationFailed("Not a valid provider name.",
+                                       fields={"provider": [str(exc)]}) from None
+        payloads = data.get("payloads") or [data.get("payload", {})] * data["count"]
+        jobs = services.jobs_enqueue(provider=provider, payloads=payloads, priority=data["priority"])
+        return Response({"created": len(jobs), "job_ids": [job.pk for job in jobs[:1000]]}, status=201)

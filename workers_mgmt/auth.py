@@ -1,0 +1,151 @@
+"""Request signing for workers (DESIGN.md section 4), as a DRF authentication class.
+
+The caller always gets the same generic 401; the real reason goes to the log. The order of checks
+matters: cheap checks first, the signature before anything that reveals state (a disabled worker,
+a burned nonce), so that only a holder of a valid key learns more than "unauthorized".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+
+from django.core.exceptions import RequestDataTooBig
+from django.utils.encoding import escape_uri_path
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from leadops.clock import now as clock_now
+from leadops.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
+from leadops.ratelimit import gcra_acquire
+from workers_mgmt.crypto import decrypt_secret
+from workers_mgmt.models import CredentialState, Worker, WorkerCredential
+from workers_mgmt.services import credential_touch, nonce_record
+
+logger = logging.getLogger("leadops.auth")
+
+SCHEME = "LEADOPS-HMAC-SHA256"
+HEADER_WORKER = "HTTP_X_LEADOPS_WORKER"
+HEADER_KEY_ID = "HTTP_X_LEADOPS_KEY_ID"
+HEADER_TIMESTAMP = "HTTP_X_LEADOPS_TIMESTAMP"
+HEADER_NONCE = "HTTP_X_LEADOPS_NONCE"
+HEADER_CONTENT_SHA256 = "HTTP_X_LEADOPS_CONTENT_SHA256"
+_SIGNATURE_RE = re.compile(r"^LEADOPS-HMAC-SHA256 Signature=([0-9a-f]{64})$")
+_NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{22,128}={0,2}$")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def string_to_sign(*, method: str, path: str, query: str, worker_id: str, key_id: str,
+                   timestamp: str, nonce: str, content_sha256: str) -> str:
+    """The canonical string of DESIGN.md section 4: nine lines, no trailing newline."""
+    return "\n".join(
+        [SCHEME, method.upper(), path, query, worker_id, key_id, timestamp, nonce, content_sha256]
+    )
+
+
+def compute_signature(secret: str, canonical: str) -> str:
+    return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def raw_path(request: Request) -> str:
+    """The path exactly as the client sent it (before percent-decoding) when the server knows it."""
+    django_request = request._request
+    scope = getattr(django_request, "scope", None)
+    if scope and scope.get("raw_path"):
+        raw = scope["raw_path"].decode("latin-1")
+        return raw.split("?", 1)[0]
+    return escape_uri_path(django_request.path)
+
+
+class WorkerSignatureAuthentication(BaseAuthentication):
+    def authenticate_header(self, request: Request) -> str:
+        return SCHEME
+
+    def authenticate(self, request: Request) -> tuple[Worker, WorkerCredential]:
+        meta = request.META
+        worker_id = meta.get(HEADER_WORKER, "")
+        key_id = meta.get(HEADER_KEY_ID, "")
+        timestamp = meta.get(HEADER_TIMESTAMP, "")
+        nonce = meta.get(HEADER_NONCE, "")
+        content_sha256 = meta.get(HEADER_CONTENT_SHA256, "")
+        match = _SIGNATURE_RE.match(meta.get("HTTP_AUTHORIZATION", ""))
+        ip = meta.get("REMOTE_ADDR")
+
+        def fail(reason: str) -> Unauthorized:
+            logger.warning("worker auth refused: reason=%s worker=%.63s key=%.40s ip=%s",
+                           reason, worker_id, key_id, ip)
+            return Unauthorized()
+
+        if not (worker_id and key_id and timestamp and nonce and content_sha256 and match):
+            raise fail("missing_or_malformed_headers")
+        if not _NONCE_RE.match(nonce) or not _HEX64_RE.match(content_sha256):
+            raise fail("malformed_nonce_or_hash")
+        try:
+            sent_at = int(timestamp)
+        except ValueError:
+            raise fail("malformed_timestamp") from None
+        now = clock_now()
+        if abs(now.timestamp() - sent_at) > _skew_limit():
+            raise fail("clock_skew")
+        try:
+            body = request._request.body
+        except RequestDataTooBig:
+            raise PayloadTooLarge() from None
+        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), content_sha256):
+            raise fail("body_hash_mismatch")
+
+        credential = (
+            WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
+        )
+        if credential is None or credential.worker_id != worker_id:
+            raise fail("unknown_key")
+        if not _key_usable(credential, now):
+            raise fail(f"key_{credential.state}")
+
+        canonical = string_to_sign(
+            method=request.method or "", path=raw_path(request), query=meta.get("QUERY_STRING", ""),
+            worker_id=worker_id, key_id=key_id, timestamp=timestamp, nonce=nonce,
+            content_sha256=content_sha256,
+        )
+        expected = compute_signature(decrypt_secret(credential.secret_encrypted), canonical)
+        if not hmac.compare_digest(expected, match.group(1)):
+            raise fail("bad_signature")
+
+        worker = credential.worker
+        if not worker.enabled:
+            logger.warning("worker auth refused: reason=worker_disabled worker=%s", worker_id)
+            raise WorkerDisabled()
+        if not nonce_record(worker_id=worker_id, nonce=nonce, seen_at=now):
+            raise fail("nonce_replayed")
+        per_minute = worker.rate_limit_per_min
+        decision = gcra_acquire(key=f"worker:{worker_id}", per_minute=per_minute,
+                                burst=max(1, per_minute // 10))
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after_s)
+        credential_touch(credential=credential, at=now)
+        return worker, credential
+
+
+def _skew_limit() -> int:
+    from django.conf import settings
+
+    return settings.LEADOPS_CLOCK_SKEW_S
+
+
+def _key_usable(credential: WorkerCredential, now: dt.datetime) -> bool:
+    if credential.state in (CredentialState.CURRENT, CredentialState.PENDING):
+        return True
+    if credential.state == CredentialState.PREVIOUS:
+        return credential.grace_until is not None and now <= credential.grace_until
+    return False
+
+
+class IsWorker(BasePermission):
+    """The request was signed by an enabled worker (set by WorkerSignatureAuthentication)."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.user, Worker)
