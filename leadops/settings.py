@@ -99,6 +99,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE transactions take the write lock at
     # BEGIN so two claims can never both read the same queued rows; the busy timeout makes a
     # writer wait for the lock instead of failing at once.
+    # Tests keep their SQLite database in a file, so a live daphne process can share it.
+    _db.setdefault("TEST", {}).setdefault("NAME", str(BASE_DIR / ".test-db.sqlite3"))
     _db.setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",

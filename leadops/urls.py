@@ -4,10 +4,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from leadops import views
+from leadops import monitor, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("admin/monitor/", admin.site.admin_view(monitor.monitor_view), name="leadops-monitor"),
+    path("admin/monitor/workers/", admin.site.admin_view(monitor.monitor_workers_view),
+         name="leadops-monitor-workers"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("workers_mgmt.urls")),

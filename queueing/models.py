@@ -113,6 +113,7 @@ class Job(models.Model):
             models.Index(fields=["lease_expires_at"], name="job_lease_idx", condition=Q(state="leased")),
             models.Index(fields=["state", "provider"], name="job_state_provider_idx"),
             models.Index(fields=["campaign", "state"], name="job_campaign_state_idx"),
+            models.Index(fields=["finished_at"], name="job_finished_idx"),
         ]
 
     def __str__(self) -> str:
@@ -147,7 +148,10 @@ class JobAttempt(models.Model):
 
     class Meta:
         ordering = ["-claimed_at"]
-        indexes = [models.Index(fields=["job", "claimed_at"])]
+        indexes = [
+            models.Index(fields=["job", "claimed_at"]),
+            models.Index(fields=["finished_at", "worker"], name="attempt_finished_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of job {self.job_id}"

@@ -40,3 +40,51 @@ def campaigns_with_progress() -> list[tuple[Campaign, dict[str, int]]]:
     campaigns = list(Campaign.objects.select_related("provider"))
     progress = campaign_progress(campaign_ids=[c.pk for c in campaigns])
     return [(c, progress.get(c.pk, {})) for c in campaigns]
+
+
+def queue_overview(*, now=None) -> dict:
+    """What the monitor page shows of the queue: depth by state and provider, last hour, DLQ."""
+    import datetime as dt
+
+    from leadops.clock import now as clock_now
+
+    now = now or clock_now()
+    depth_rows = queue_depth_by_state_and_provider()
+    states = [choice for choice, _ in JobState.choices]
+    providers: dict[str, dict[str, int]] = {}
+    totals = dict.fromkeys(states, 0)
+    for row in depth_rows:
+        per_state = providers.setdefault(row["provider__name"], dict.fromkeys(states, 0))
+        per_state[row["state"]] = row["count"]
+        totals[row["state"]] += row["count"]
+    hour_ago = now - dt.timedelta(hours=1)
+    finished = Job.objects.filter(finished_at__gte=hour_ago).aggregate(
+        succeeded=Count("id", filter=Q(state=JobState.SUCCEEDED)),
+        dead=Count("id", filter=Q(state=JobState.DEAD)),
+    )
+    return {
+        "states": states,
+        "totals": totals,
+        "by_provider": [{"provider": name, **counts} for name, counts in sorted(providers.items())],
+        "succeeded_last_hour": finished["succeeded"],
+        "dead_last_hour": finished["dead"],
+        "dlq_size": totals[JobState.DEAD],
+        "stuck_leases": Job.objects.filter(state=JobState.LEASED, lease_expires_at__lt=now).count(),
+    }
+
+
+def worker_job_stats_24h(*, now=None) -> dict[str, dict[str, int]]:
+    """Attempts finished per worker in the last 24 hours: done, failed (failed or lease lost)."""
+    import datetime as dt
+
+    from leadops.clock import now as clock_now
+    from queueing.models import AttemptState, JobAttempt
+
+    since = (now or clock_now()) - dt.timedelta(hours=24)
+    rows = (
+        JobAttempt.objects.filter(finished_at__gte=since).values("worker_id").annotate(
+            done=Count("id", filter=Q(state=AttemptState.SUCCEEDED)),
+            failed=Count("id", filter=Q(state__in=[AttemptState.FAILED, AttemptState.LOST])),
+        )
+    )
+    return {row["worker_id"]: {"done": row["done"], "failed": row["failed"]} for row in rows}

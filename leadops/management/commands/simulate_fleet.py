@@ -7,6 +7,7 @@ first; the workers themselves only speak the signed HTTP protocol, exactly as a 
 
 from __future__ import annotations
 
+import logging
 import random
 import signal
 import threading
@@ -17,18 +18,26 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection as db_connection
 
 from worker_client.client import LeadOpsClient
 from worker_client.provider import SimulatedProvider
 from worker_client.worker import Worker as ReferenceWorker
 from workers_mgmt.models import Worker, worker_id_validator
-from workers_mgmt.services import worker_credential_issue
+from workers_mgmt.services import worker_create, worker_credential_issue
 
 MAX_WORKERS = 1000
 
 
 class Command(BaseCommand):
     help = "Run N simulated reference workers against a running portal (Ctrl-C or SIGTERM stops them)."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # argparse prints its whole usage block before an error such as an unknown option; the
+        # contract of DESIGN.md section 5 is a one-line error. `--help` still prints the usage.
+        parser.print_usage = lambda file=None: None
+        return parser
 
     def add_arguments(self, parser):
         # Values are parsed in handle(), not by argparse, so that a bad one ends in the one-line
@@ -46,6 +55,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", help="Seed of the simulated providers (reproducible leads).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["verbosity"] < 2:
+            # httpx logs every request at INFO: N busy workers would drown the portal's own log.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         url = _url(options["url"])
         count = _int(options["workers"], "--workers", 1, MAX_WORKERS, required=True)
         duration = _float(options["duration"], "--duration", minimum=0.001)
@@ -68,6 +80,8 @@ class Command(BaseCommand):
         ]
         self.stdout.write(f"simulate_fleet: {count} workers against {url}"
                           + (f" for {duration:g}s" if duration else " until Ctrl-C"))
+        # The workers speak HTTP only; no database connection needs to stay open while they run.
+        db_connection.close()
         self._run(workers, duration)
         for worker in workers:
             worker.client.close()
@@ -75,12 +89,8 @@ class Command(BaseCommand):
 
     def _reference_worker(self, *, url: str, worker_id: str, batch: int | None,
                           provider: SimulatedProvider) -> ReferenceWorker:
-        worker, _ = Worker.objects.get_or_create(id=worker_id, defaults={"name": f"Simulated {worker_id}"})
-        if not worker.enabled:
-            raise CommandError(f"Worker {worker_id!r} exists but is disabled; enable it or use another --prefix.")
-        # A fresh key each run: the plain secret of an older key is not stored anywhere to reuse.
-        credential, secret = worker_credential_issue(worker=worker)
-        client = LeadOpsClient(url, worker_id, credential.key_id, secret)
+        key_id, secret = _credentials(worker_id)
+        client = LeadOpsClient(url, worker_id, key_id, secret)
         return ReferenceWorker(client, provider, batch=batch)
 
     def _run(self, workers: list[ReferenceWorker], duration: float | None) -> None:
@@ -96,13 +106,30 @@ class Command(BaseCommand):
                     break
                 stop.wait(0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic())))
         finally:
+            # From here a second Ctrl-C or SIGTERM acts as usual and ends the process at once.
+            restore()
             # Ask every worker first, then wait: they release their leases in parallel.
             for worker in workers:
                 worker.stop(timeout=0)
             for worker in workers:
                 if not worker.stop(timeout=60):
                     self.stderr.write(f"{worker.worker_id}: did not stop within 60 s")
-            restore()
+
+
+def _credentials(worker_id: str) -> tuple[str, str]:
+    """Ensure the simulated worker exists and return a fresh (key id, secret) for it."""
+    worker = Worker.objects.filter(pk=worker_id).first()
+    if worker is None:
+        try:
+            _, issued = worker_create(worker_id=worker_id, name=f"Simulated {worker_id}")
+        except ValidationError as exc:
+            raise CommandError(f"Cannot create worker {worker_id!r}: {'; '.join(exc.messages)}") from None
+        return issued.key_id, issued.secret
+    if not worker.enabled:
+        raise CommandError(f"Worker {worker_id!r} is disabled; enable it or use another --prefix.")
+    # A fresh key each run: the plain secret of an older key is stored nowhere to be reused.
+    credential, secret = worker_credential_issue(worker=worker)
+    return credential.key_id, secret
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:

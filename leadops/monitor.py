@@ -1,0 +1,92 @@
+"""The admin monitor pages: the queue and ingestion at a glance, and the fleet per worker.
+
+Both read aggregates (job states, counters), never the lead table, so they stay fast as leads grow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from ingestion.selectors import ingestion_telemetry
+from leadops.clock import now as clock_now
+from queueing.selectors import queue_overview, worker_job_stats_24h
+from workers_mgmt.models import Worker
+
+# Dup-ratio badge thresholds: a scraper that mostly re-finds what it found is wasting its quota.
+DUP_RATIO_WARN = 0.5
+DUP_RATIO_ALERT = 0.8
+HEARTBEAT_OVERDUE = dt.timedelta(minutes=2)
+
+
+def dup_ratio_badge(ratio: float | None) -> dict[str, Any]:
+    if ratio is None:
+        return {"text": "n/a", "level": "none"}
+    level = "ok" if ratio < DUP_RATIO_WARN else "warn" if ratio < DUP_RATIO_ALERT else "alert"
+    return {"text": f"{ratio * 100:.1f}%", "level": level}
+
+
+def trend_chart(trend: list[dict[str, Any]], *, width: int = 560, height: int = 160) -> dict[str, Any]:
+    """Bars of added and duplicates per local day, as coordinates for an inline SVG."""
+    peak = max([day["added"] + day["duplicates"] for day in trend] + [1])
+    slot = width / max(1, len(trend))
+    bar_width = slot * 0.6
+    bars = []
+    for index, day in enumerate(trend):
+        added_h = (day["added"] / peak) * (height - 20)
+        dup_h = (day["duplicates"] / peak) * (height - 20)
+        x = index * slot + (slot - bar_width) / 2
+        bars.append({
+            "x": round(x, 1), "width": round(bar_width, 1),
+            "added_y": round(height - 20 - added_h, 1), "added_h": round(added_h, 1),
+            "dup_y": round(height - 20 - added_h - dup_h, 1), "dup_h": round(dup_h, 1),
+            "label": str(day["day"])[5:], "label_x": round(x + bar_width / 2, 1),
+            "title": f"{day['day']}: {day['added']} added, {day['duplicates']} duplicates, "
+                     f"{day['invalid']} invalid",
+        })
+    return {"width": width, "height": height, "bars": bars, "label_y": height - 5}
+
+
+def monitor_context() -> dict[str, Any]:
+    telemetry = ingestion_telemetry()
+    return {
+        "queue": queue_overview(),
+        "telemetry": telemetry,
+        "dup_badge": dup_ratio_badge(telemetry.get("dup_ratio_24h")),
+        "chart": trend_chart(telemetry.get("trend", [])),
+        "time_zone": settings.TIME_ZONE,
+    }
+
+
+def monitor_view(request: HttpRequest) -> HttpResponse:
+    context = {**admin.site.each_context(request), "title": "Monitor", **monitor_context()}
+    return TemplateResponse(request, "admin/leadops/monitor.html", context)
+
+
+def workers_context() -> dict[str, Any]:
+    now = clock_now()
+    stats = worker_job_stats_24h(now=now)
+    telemetry = ingestion_telemetry(now=now)
+    ratios = {row["worker_id"]: row.get("dup_ratio_24h") for row in telemetry.get("by_worker", [])}
+    rows = []
+    for worker in Worker.objects.order_by("id"):
+        age = (now - worker.last_heartbeat_at) if worker.last_heartbeat_at else None
+        rows.append({
+            "worker": worker,
+            "heartbeat_age_s": int(age.total_seconds()) if age is not None else None,
+            "online": age is not None and age <= HEARTBEAT_OVERDUE and worker.enabled,
+            "done_24h": stats.get(worker.id, {}).get("done", 0),
+            "failed_24h": stats.get(worker.id, {}).get("failed", 0),
+            "dup_badge": dup_ratio_badge(ratios.get(worker.id)),
+        })
+    return {"rows": rows, "online": sum(1 for row in rows if row["online"]), "total": len(rows)}
+
+
+def monitor_workers_view(request: HttpRequest) -> HttpResponse:
+    context = {**admin.site.each_context(request), "title": "Monitor: workers", **workers_context()}
+    return TemplateResponse(request, "admin/leadops/monitor_workers.html", context)

@@ -1,0 +1,117 @@
+"""python -m worker_client --url URL --worker-id ID --key-id K [--secret S] [--batch N] [--duration S]
+
+The secret is better given in the environment (LEADOPS_WORKER_SECRET) than on the command line,
+where other users of the machine can read it in the process list. With --credentials-file, a key
+pushed by the server (heartbeat `credentials.pending`) is stored there and used after a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from worker_client.client import LeadOpsClient
+from worker_client.provider import SimulatedProvider
+from worker_client.worker import Worker
+
+SECRET_ENV = "LEADOPS_WORKER_SECRET"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m worker_client", description="LeadOps reference worker.")
+    parser.add_argument("--url", required=True, help="Portal base URL, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--key-id", help="Credential key id (or from --credentials-file).")
+    parser.add_argument("--secret", help=f"Credential secret; prefer the {SECRET_ENV} environment variable.")
+    parser.add_argument("--credentials-file", type=Path,
+                        help='JSON {"key_id", "secret"}: read at start, rewritten on a pushed key.')
+    parser.add_argument("--batch", type=int, default=None, help="Jobs per pull (capped by the server's max).")
+    parser.add_argument("--concurrency", type=int, default=None, help="Jobs worked on at once.")
+    parser.add_argument("--duration", type=float, default=None, help="Seconds to run (forever when absent).")
+    parser.add_argument("--failure-rate", type=float, default=0.05, help="Share of scrapes that fail.")
+    parser.add_argument("--leads", default="20-60", help="Leads per job: N or MIN-MAX.")
+    parser.add_argument("--seed", type=int, default=None, help="Seed of the simulated provider.")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def parse_leads_per_job(text: str) -> int | tuple[int, int]:
+    low, _, high = text.partition("-")
+    if not high:
+        return int(low)
+    return int(low), int(high)
+
+
+def load_credentials(args: argparse.Namespace) -> tuple[str, str]:
+    key_id, secret = args.key_id, args.secret or os.environ.get(SECRET_ENV)
+    if args.credentials_file and args.credentials_file.exists():
+        stored = json.loads(args.credentials_file.read_text())
+        key_id, secret = stored["key_id"], stored["secret"]
+    if not key_id or not secret:
+        raise SystemExit(f"error: give --key-id and the secret ({SECRET_ENV} or --secret), "
+                         "or --credentials-file")
+    return key_id, secret
+
+
+def credentials_writer(path: Path):
+    """Store a pushed key atomically (write, fsync, rename), readable by this user only."""
+
+    def write(key_id: str, secret: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"key_id": key_id, "secret": secret}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    return write
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.log_level.upper() != "DEBUG":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    if args.batch is not None and not 1 <= args.batch <= 50:
+        raise SystemExit("error: --batch must be between 1 and 50")
+    if not 0.0 <= args.failure_rate <= 1.0:
+        raise SystemExit("error: --failure-rate must be between 0 and 1")
+    try:
+        leads_per_job = parse_leads_per_job(args.leads)
+    except ValueError:
+        raise SystemExit("error: --leads must be N or MIN-MAX") from None
+    key_id, secret = load_credentials(args)
+    on_credentials = credentials_writer(args.credentials_file) if args.credentials_file else None
+    client = LeadOpsClient(args.url, args.worker_id, key_id, secret, on_credentials=on_credentials)
+    provider = SimulatedProvider(rng=random.Random(args.seed), failure_rate=args.failure_rate,
+                                 leads_per_job=leads_per_job, delay_s=(0.2, 1.5))
+    worker = Worker(client, provider, batch=args.batch, concurrency=args.concurrency)
+
+    def request_stop(signum: int, frame: Any) -> None:
+        worker.stop(timeout=0)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    with client:
+        worker.run(duration=args.duration)
+    print(json.dumps(worker.summary()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

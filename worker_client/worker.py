@@ -1,0 +1,482 @@
+"""The reference worker loop: heartbeat, pull, scrape, renew leases, report in chunks, release.
+
+Threads, not asyncio, so that it reads like the Node workers it stands for and runs anywhere:
+- the caller's thread runs `run()`: pull a batch, hand its jobs to a small thread pool, repeat;
+- one heartbeat thread reports liveness on the configured interval and reloads the config when
+  the server's `config_version` moves;
+- one lease renewer thread extends every running job's lease when half of it is left. One thread
+  for all leases rather than one per job, because a fleet simulation runs hundreds of workers with
+  up to 50 jobs each in one process; renewing at half the lease leaves ample slack for that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, Protocol
+
+from worker_client.client import LeadOpsClient, parse_timestamp
+from worker_client.errors import (
+    LEASE_LOST_ERRORS,
+    ClientError,
+    PayloadTooLarge,
+    ProtocolError,
+    Unauthorized,
+    ValidationFailed,
+    WorkerDisabled,
+)
+from worker_client.provider import ScrapeCancelled, ScrapeError
+
+logger = logging.getLogger("worker_client.worker")
+
+WORKER_VERSION = "reference-py/0.1.0"
+
+# The server read the report and refused it; sending the same bytes again cannot help.
+REJECTED_REPORT_ERRORS: tuple[type[ProtocolError], ...] = (ValidationFailed, PayloadTooLarge)
+MAX_DEFAULT_CONCURRENCY = 16
+
+
+class ScrapeProvider(Protocol):
+    def scrape(
+        self, payload: Mapping[str, Any], *, cancel: threading.Event | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """What the worker takes from GET /config, with the defaults it uses until it has an answer."""
+
+    config_version: int | None = None
+    poll_interval_s: float = 5.0
+    heartbeat_interval_s: float = 30.0
+    max_batch: int = 10
+    report_chunk_leads: int = 200
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
+        defaults = cls()
+        chunk = _positive(config.get("report_chunk_leads"), defaults.report_chunk_leads)
+        # A server that lowers the per-report limit below the chunk size would refuse every chunk.
+        chunk = min(chunk, _positive(config.get("max_leads_per_report"), chunk))
+        version = config.get("config_version")
+        return cls(
+            config_version=version if isinstance(version, int) else None,
+            poll_interval_s=_positive(config.get("poll_interval_s"), defaults.poll_interval_s),
+            heartbeat_interval_s=_positive(config.get("heartbeat_interval_s"), defaults.heartbeat_interval_s),
+            max_batch=int(_positive(config.get("max_batch"), defaults.max_batch)),
+            report_chunk_leads=int(chunk),
+        )
+
+
+def _positive(value: Any, default: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return value
+    return default
+
+
+class WorkerCounters:
+    """What a worker did, for summaries, heartbeat metrics and tests; safe across threads."""
+
+    FIELDS = ("jobs_done", "jobs_failed", "jobs_dropped", "jobs_abandoned", "jobs_released", "leads_sent",
+              "reports", "extensions", "heartbeats", "pulls", "errors")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(self.FIELDS, 0)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[name] += amount
+
+    def __getattr__(self, name: str) -> int:
+        if name in WorkerCounters.FIELDS:
+            with self._lock:
+                return self._values[name]
+        raise AttributeError(name)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+@dataclasses.dataclass
+class _Lease:
+    job_id: int
+    attempt_id: str
+    expires_at: dt.datetime
+    renew_at: float = 0.0  # time.monotonic() when the next extension is due
+    lost: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+class LeaseRenewer:
+    """Extends each tracked lease when half of what is left has passed, on one thread."""
+
+    def __init__(self, client: LeadOpsClient, counters: WorkerCounters, *, min_interval_s: float = 1.0,
+                 seconds: int | None = None) -> None:
+        self.client = client
+        self.counters = counters
+        self.min_interval_s = min_interval_s
+        self.seconds = seconds
+        self._leases: dict[str, _Lease] = {}
+        self._condition = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="lease-renewer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
+            self._condition.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def track(self, job_id: int, attempt_id: str, expires_at: dt.datetime) -> _Lease:
+        lease = _Lease(job_id=job_id, attempt_id=attempt_id, expires_at=expires_at)
+        with self._condition:
+            self._schedule(lease)
+            self._leases[attempt_id] = lease
+            self._condition.notify_all()
+        return lease
+
+    def update(self, attempt_id: str, expires_at: dt.datetime) -> None:
+        """A partial report moved the lease too: start counting from the new expiry."""
+        with self._condition:
+            lease = self._leases.get(attempt_id)
+            if lease is not None:
+                lease.expires_at = expires_at
+                self._schedule(lease)
+                self._condition.notify_all()
+
+    def forget(self, attempt_id: str) -> None:
+        with self._condition:
+            self._leases.pop(attempt_id, None)
+
+    def held(self) -> list[_Lease]:
+        """Leases still held: pulled but neither reported nor dropped."""
+        with self._condition:
+            return list(self._leases.values())
+
+    def _schedule(self, lease: _Lease) -> None:
+        remaining_s = (lease.expires_at - self.client.server_now()).total_seconds()
+        lease.renew_at = time.monotonic() + max(self.min_interval_s, remaining_s / 2)
+
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                due = self._wait_for_due()
+                if due is None:
+                    return
+            for lease in due:
+                try:
+                    self._renew(lease)
+                except Exception:
+                    # One odd answer must not end the thread that keeps every other lease alive.
+                    logger.exception("renewing the lease of job %s crashed", lease.job_id)
+                    with self._condition:
+                        self._schedule(lease)
+
+    def _wait_for_due(self) -> list[_Lease] | None:
+        """Block until some lease is due (returned) or the renewer stops (None). Holds the lock."""
+        while not self._stopped:
+            now = time.monotonic()
+            due = [lease for lease in self._leases.values() if lease.renew_at <= now]
+            if due:
+                return due
+            upcoming = min((lease.renew_at for lease in self._leases.values()), default=None)
+            self._condition.wait(timeout=None if upcoming is None else upcoming - now)
+        return None
+
+    def _renew(self, lease: _Lease) -> None:
+        try:
+            answer = self.client.extend(lease.job_id, lease.attempt_id, self.seconds)
+        except LEASE_LOST_ERRORS as exc:
+            logger.info("lease of job %s lost (%s); dropping it", lease.job_id, exc.code)
+            lease.lost.set()
+            self.forget(lease.attempt_id)
+            return
+        except ClientError as exc:
+            # Keep trying while there is time: the server takes an extension of a lapsed lease as
+            # long as nobody else claimed the job.
+            logger.warning("could not extend job %s: %s", lease.job_id, exc)
+            self.counters.add("errors")
+            with self._condition:
+                self._schedule(lease)
+            return
+        self.counters.add("extensions")
+        expires = answer.get("lease_expires_at")
+        with self._condition:
+            if isinstance(expires, str):
+                lease.expires_at = parse_timestamp(expires)
+            self._schedule(lease)
+
+
+class Worker:
+    """One reference worker: `run()` blocks; `start()` runs it on a thread; `stop()` ends it."""
+
+    def __init__(
+        self, client: LeadOpsClient, provider: ScrapeProvider, *, batch: int | None = None,
+        concurrency: int | None = None, providers: Sequence[str] | None = None, version: str = WORKER_VERSION,
+        min_renew_interval_s: float = 1.0, extend_seconds: int | None = None,
+    ) -> None:
+        self.client = client
+        self.provider = provider
+        self.requested_batch = batch
+        self.providers = list(providers) if providers is not None else None
+        self.version = version
+        self.counters = WorkerCounters()
+        self.settings = WorkerSettings()
+        self.last_error: str | None = None
+        self._concurrency = concurrency or MAX_DEFAULT_CONCURRENCY
+        self._stop = threading.Event()
+        self._renewer = LeaseRenewer(client, self.counters, min_interval_s=min_renew_interval_s,
+                                     seconds=extend_seconds)
+        self._thread: threading.Thread | None = None
+        self._ran = False
+
+    @property
+    def worker_id(self) -> str:
+        return self.client.worker_id
+
+    @property
+    def batch(self) -> int:
+        """Jobs per pull: what was asked for, never more than the server's max_batch."""
+        max_batch = self.settings.max_batch
+        return max(1, min(self.requested_batch or max_batch, max_batch))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        """True while the worker's own thread (from start()) is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self, duration: float | None = None) -> threading.Thread:
+        """Run the worker on a thread of its own and return that thread."""
+        self._thread = threading.Thread(target=self.run, kwargs={"duration": duration},
+                                        name=f"worker-{self.worker_id}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float | None = 60.0) -> bool:
+        """Ask the worker to stop; wait for its leases to be released when it runs on its own thread.
+
+        Jobs already scraped still get reported (the work is done and reporting is cheap); jobs not
+        scraped yet are given back with POST /jobs/release so another worker takes them at once.
+        """
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def run(self, duration: float | None = None) -> None:
+        """Work until stop() is called or `duration` seconds have passed, then clean up.
+
+        A Worker runs once: its threads and counters belong to that one run.
+        """
+        if self._ran:
+            raise RuntimeError("a Worker runs once; make a new one")
+        self._ran = True
+        timer = threading.Timer(duration, self._stop.set) if duration is not None else None
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}",
+                                     daemon=True)
+        executor = ThreadPoolExecutor(max_workers=self._concurrency,
+                                      thread_name_prefix=f"job-{self.worker_id}")
+        try:
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
+            self._config_load()
+            self._heartbeat_send()
+            heartbeat.start()
+            self._renewer.start()
+            while not self._stop.is_set():
+                self._pull_and_work(executor)
+        finally:
+            self._stop.set()
+            if timer is not None:
+                timer.cancel()
+            executor.shutdown(wait=True)
+            if heartbeat.is_alive():
+                heartbeat.join()
+            self._renewer.stop()
+            self._release_held()
+            self._heartbeat_send(final=True)
+
+    def summary(self) -> dict[str, Any]:
+        """Counters of the worker and of its HTTP client, as one flat dict."""
+        return {"worker_id": self.worker_id, **self.counters.snapshot(), **self.client.stats.snapshot()}
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def _pull_and_work(self, executor: ThreadPoolExecutor) -> None:
+        try:
+            answer = self.client.pull(max=self.batch, providers=self.providers)
+            self.counters.add("pulls")
+            jobs = [job for job in answer.get("jobs") or [] if isinstance(job, dict)]
+            if not jobs:
+                self._stop.wait(_positive(answer.get("retry_after_s"), self.settings.poll_interval_s))
+                return
+            leases = [self._track(job) for job in jobs]
+        except ClientError as exc:
+            self._note_error("pull", exc)
+            self._stop.wait(self.settings.poll_interval_s)
+            return
+        except Exception as exc:  # a bug must not end a worker that a fleet counts on
+            logger.exception("pull crashed")
+            self._note_error("pull", exc)
+            self._stop.wait(self.settings.poll_interval_s)
+            return
+        futures = [executor.submit(self._work, job, lease) for job, lease in zip(jobs, leases, strict=True)]
+        wait(futures)
+
+    def _track(self, job: Mapping[str, Any]) -> _Lease:
+        try:
+            expires_at = parse_timestamp(str(job.get("lease_expires_at")))
+        except ValueError:
+            # Without a readable expiry, renew soon rather than risk losing the lease.
+            expires_at = self.client.server_now() + dt.timedelta(seconds=30)
+        return self._renewer.track(int(job["id"]), str(job["attempt_id"]), expires_at)
+
+    def _work(self, job: Mapping[str, Any], lease: _Lease) -> None:
+        """Scrape and report one job; every way out of here either finishes, drops or holds it."""
+        if self._stop.is_set():
+            self.counters.add("jobs_abandoned")
+            return  # still held: released at shutdown
+        try:
+            leads = self.provider.scrape(job.get("payload") or {}, cancel=self._stop)
+        except ScrapeCancelled:
+            self.counters.add("jobs_abandoned")
+            return
+        except ScrapeError as exc:
+            report = functools.partial(self._report_failure, lease, exc.code, exc.message)
+        except Exception as exc:
+            logger.exception("provider crashed on job %s", lease.job_id)
+            message = f"{type(exc).__name__}: {exc}"[:500]
+            report = functools.partial(self._report_failure, lease, "worker_error", message)
+        else:
+            report = functools.partial(self._report_leads, lease, leads)
+        self._finish(lease, report)
+
+    def _finish(self, lease: _Lease, report: Callable[[], None]) -> None:
+        try:
+            if lease.lost.is_set():
+                raise _LeaseLost()
+            report()
+        except (_LeaseLost, *LEASE_LOST_ERRORS) as exc:
+            logger.info("dropping job %s: %s", lease.job_id, getattr(exc, "code", "lease_lost"))
+            self.counters.add("jobs_dropped")
+        except REJECTED_REPORT_ERRORS as exc:
+            self._note_error(f"report of job {lease.job_id}", exc)
+            self._report_rejected(lease, exc)
+        except ClientError as exc:
+            # The report could not get through even after retries: stop renewing so the lease
+            # lapses and the reaper gives the job to another worker.
+            self._note_error(f"report of job {lease.job_id}", exc)
+        finally:
+            self._renewer.forget(lease.attempt_id)
+
+    def _report_leads(self, lease: _Lease, leads: list[dict[str, Any]]) -> None:
+        size = self.settings.report_chunk_leads
+        chunks = [leads[start:start + size] for start in range(0, len(leads), size)] or [[]]
+        for index, chunk in enumerate(chunks):
+            if lease.lost.is_set():
+                raise _LeaseLost()
+            last = index == len(chunks) - 1
+            # One key per chunk, fixed before the first try: the client reuses it on every retry,
+            # which is what makes a retried chunk count once.
+            answer = self.client.report(lease.job_id, lease.attempt_id, "succeeded" if last else "partial",
+                                        chunk, idempotency_key=str(uuid.uuid4()))
+            self.counters.add("reports")
+            self.counters.add("leads_sent", len(chunk))
+            expires = answer.get("lease_expires_at")
+            if not last and isinstance(expires, str):
+                self._renewer.update(lease.attempt_id, parse_timestamp(expires))
+        self.counters.add("jobs_done")
+
+    def _report_rejected(self, lease: _Lease, rejected: ProtocolError) -> None:
+        """Tell the server that it refused our report, so the job's error says why.
+
+        Letting the lease lapse instead would retry the job until it is dead with nothing but
+        `lease_expired` as its reason, which sends an operator looking in the wrong place.
+        """
+        try:
+            message = f"{rejected.status} {rejected.code}: {rejected.message}"[:500]
+            self._report_failure(lease, "report_rejected", message)
+        except ClientError as exc:
+            self._note_error(f"failure report of job {lease.job_id}", exc)
+
+    def _report_failure(self, lease: _Lease, code: str, message: str) -> None:
+        error = {"code": code, "message": message, "retryable": True}
+        self.client.report(lease.job_id, lease.attempt_id, "failed", [], error=error,
+                           idempotency_key=str(uuid.uuid4()))
+        self.counters.add("reports")
+        self.counters.add("jobs_failed")
+
+    # --- config and heartbeat ----------------------------------------------------------------------
+
+    def _config_load(self) -> None:
+        try:
+            self.settings = WorkerSettings.from_config(self.client.config())
+        except ClientError as exc:
+            # Start on the defaults; the heartbeat loop loads the config once the server answers.
+            self._note_error("config", exc)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_interval_s):
+            try:
+                self._heartbeat_send()
+            except Exception as exc:  # keep reporting liveness whatever one answer looked like
+                logger.exception("heartbeat crashed")
+                self._note_error("heartbeat", exc)
+
+    def _heartbeat_send(self, *, final: bool = False) -> None:
+        running = 0 if final else len(self._renewer.held())
+        status = "stopped" if final else ("busy" if running else "idle")
+        try:
+            answer = self.client.heartbeat(version=self.version, status=status, running_jobs=running,
+                                           metrics=self.counters.snapshot())
+        except ClientError as exc:
+            self._note_error("heartbeat", exc)
+            return
+        self.counters.add("heartbeats")
+        version = answer.get("config_version")
+        if not final and isinstance(version, int) and version != self.settings.config_version:
+            self._config_load()
+
+    def _release_held(self) -> None:
+        held = self._renewer.held()
+        if not held:
+            return
+        try:
+            answer = self.client.release([lease.attempt_id for lease in held])
+        except ClientError as exc:
+            self._note_error("release", exc)
+            return
+        released = answer.get("released")
+        self.counters.add("jobs_released", released if isinstance(released, int) else 0)
+        for lease in held:
+            self._renewer.forget(lease.attempt_id)
+
+    def _note_error(self, what: str, exc: BaseException) -> None:
+        self.counters.add("errors")
+        self.last_error = f"{what}: {exc}"
+        level = logging.ERROR if isinstance(exc, (Unauthorized, WorkerDisabled)) else logging.WARNING
+        logger.log(level, "worker %s: %s failed: %s", self.worker_id, what, exc)
+
+
+class _LeaseLost(Exception):
+    """The renewer learned that another attempt owns the job now."""
