@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import path
+
+from ingestion.api import IngestionTelemetryView
+
+urlpatterns = [
+    path("telemetry/ingestion", IngestionTelemetryView.as_view(), name="telemetry-ingestion"),
+]

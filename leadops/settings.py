@@ -100,7 +100,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # BEGIN so two claims can never both read the same queued rows; the busy timeout makes a
     # writer wait for the lock instead of failing at once.
     # Tests keep their SQLite database in a file, so a live daphne process can share it.
-    _db.setdefault("TEST", {}).setdefault("NAME", str(BASE_DIR / ".test-db.sqlite3"))
+    # The process id keeps concurrent test runs in one checkout apart.
+    _db.setdefault("TEST", {}).setdefault("NAME", str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3"))
     _db.setdefault("OPTIONS", {}).update(
         {
             "transaction_mode": "IMMEDIATE",

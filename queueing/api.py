@@ -8,13 +8,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from ingestion.schema import LeadValidationError, parse_lead_rows
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ingestion.schema import LeadValidationError, parse_lead_rows
 from leadops.errors import MalformedRequest, ValidationFailed
 from leadops.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField, StrictIntegerField
 from queueing import services

@@ -17,9 +17,9 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, CharField, DateTimeField, F, Q, Value, When
+
 from ingestion.schema import LeadInput
 from ingestion.services import lead_batch_ingest
-
 from leadops.clock import now as clock_now
 from leadops.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from queueing.models import (

@@ -1,0 +1,532 @@
+"""`make bench`: the job path and ingestion of LeadOps on PostgreSQL, beside the raw-SQL ceiling
+and Procrastinate, in one run; one table on stdout, the same as JSON in bench/results/<date>.json.
+
+    .venv/bin/python -m bench.run                  # everything (about 6-8 minutes on 2 cores)
+    .venv/bin/python -m bench.run --quick          # a smoke run: a few seconds per metric
+    .venv/bin/python -m bench.run --only jobs      # jobs | ingest | raw | peer, or a comma list
+
+See docs/PERFORMANCE.md for what each number means and how to read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import common, peer, portal, raw_ingest, raw_queue
+from bench.api_load import client_kind_available, client_process
+
+SECTIONS = ("raw", "peer", "jobs", "ingest")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+WORKERS = 16
+CLIENT_PROCESSES = 4
+LEADS_PER_JOB = 5
+LEADS_PER_INGEST_REPORT = 500
+
+TARGET_BATCH10 = 2_000.0
+TARGET_INGEST = 10_000.0
+TARGET_INGEST_SHARE = 0.35
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    runs: int
+    api_seconds: float
+    trial_seconds: float
+    raw_seconds: float
+    peer_jobs: int
+    peer_runs: int
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(quick=True, runs=1, api_seconds=3, trial_seconds=2, raw_seconds=2, peer_jobs=300,
+                       peer_runs=1)
+        return cls(quick=False, runs=3, api_seconds=10, trial_seconds=6, raw_seconds=5, peer_jobs=1_500,
+                   peer_runs=3)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- the API: one measured window --------------------------------------------------------------------
+
+
+class Api:
+    """The portal under test and its fleet of bench workers."""
+
+    def __init__(self, *, redis: bool, pool: bool, client: str, profile_dir: Path | None) -> None:
+        self.log_dir = portal.new_log_dir()
+        self.env = portal.bench_env(redis=redis, pool=pool, log_dir=self.log_dir)
+        self.redis = redis
+        self.pool = pool
+        self.client = client_kind_available(client)
+        self.profile_dir = profile_dir
+        self.daphnes: list[portal.Daphne] = []
+        self.creds: list[dict[str, str]] = []
+        self.stream_counter = 0
+        self.profiles: dict[str, dict[str, float]] = {}
+
+    def setup(self) -> None:
+        log(f"portal: fresh database {portal.DB}, migrate (production settings, DEBUG=False)")
+        portal.setup_database(self.env)
+        log(f"portal: {WORKERS} workers through create_worker --rate-limit 1000000 --json")
+        self.creds = portal.create_workers(self.env, WORKERS)
+
+    def start(self, processes: int) -> None:
+        self.stop()
+        self.daphnes = [portal.Daphne(self.env, self.log_dir) for _ in range(processes)]
+        for daphne in self.daphnes:
+            daphne.wait_ready()
+        log(f"daphne x{processes} on ports {', '.join(str(d.port) for d in self.daphnes)}")
+
+    def stop(self) -> None:
+        for daphne in self.daphnes:
+            daphne.stop()
+        self.daphnes = []
+
+    def window(self, *, batch: int, seconds: float, leads_per_job: int, expected_jobs_per_s: float,
+               profile_name: str | None = None) -> dict[str, Any]:
+        """Top the queue up, run the fleet for `seconds`, return what completed inside the window."""
+        wanted = int(expected_jobs_per_s * seconds * 1.6) + WORKERS * batch * 2 + 50
+        added = portal.top_up(self.env, wanted)
+        per_process = WORKERS // CLIENT_PROCESSES
+        urls = [d.url for d in self.daphnes]
+        with common.Clients(CLIENT_PROCESSES) as clients:
+            for index in range(CLIENT_PROCESSES):
+                creds = self.creds[index * per_process:(index + 1) * per_process]
+                stream_base = 1 + self.stream_counter
+                self.stream_counter += per_process
+                ready_made = 0
+                if leads_per_job >= 100:
+                    # Enough ready-made reports for the expected rate, with room to spare.
+                    ready_made = int(expected_jobs_per_s * seconds * 1.5 / WORKERS) + 2
+                clients.submit(client_process, index=index, kind=self.client, creds=creds, base_urls=urls,
+                               batch=batch, leads_per_job=leads_per_job, stream_base=stream_base,
+                               ready_made_reports=ready_made)
+            # One second of warm-up traffic (connections, caches) before the clock starts.
+            start_at, end_at = clients.start(warmup_s=1.0, seconds=seconds)
+            profilers = self._profilers(profile_name, start_at, seconds) if profile_name else []
+            common.wait_until(start_at)
+            pids = [d.pid for d in self.daphnes]
+            daphne0 = common.cpu_snapshot(pids)
+            pg0 = common.cpu_snapshot(common.postgres_pids(portal.DB))
+            machine0 = common.machine_cpu_seconds()
+            db0 = portal.db_stats()
+            common.wait_until(end_at)
+            daphne1 = common.cpu_snapshot(pids)
+            pg1 = common.cpu_snapshot(common.postgres_pids(portal.DB))
+            machine1 = common.machine_cpu_seconds()
+            db1 = portal.db_stats()
+            load = os.getloadavg()[0]
+            results = clients.results(timeout=seconds + 180)
+        for proc in profilers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if profilers:
+            from bench import hotspots
+
+            files = [str(p) for p in sorted(self.profile_dir.glob(f"{profile_name}-daphne*.txt"))]
+            if files:
+                self.profiles[profile_name] = {k: round(v, 4) for k, v in hotspots.summarize(files).items()}
+        jobs = sum(r["jobs"] for r in results)
+        leads = sum(r["leads"] for r in results)
+        pull_ms = [x for r in results for x in r["pull_ms"]]
+        report_ms = [x for r in results for x in r["report_ms"]]
+        errors: dict[str, int] = {}
+        samples: list[str] = []
+        for r in results:
+            for key, value in r["errors"].items():
+                errors[key] = errors.get(key, 0) + value
+            samples.extend(r["error_samples"])
+        counts = {name: sum(r["counts"].get(name, 0) for r in results) for name in ("added", "duplicates", "invalid")}
+        server_cpu = common.cpu_used(daphne0, daphne1)
+        pg_cpu = common.cpu_used(pg0, pg1)
+        client_cpu = sum(r["cpu_s"] for r in results)
+        busy = machine1 - machine0
+        db_delta = {k: db1[k] - db0[k] for k in db0}
+        empty = sum(r["empty_pulls"] for r in results)
+        return {
+            "batch": batch, "seconds": seconds, "daphne_processes": len(self.daphnes),
+            "jobs": jobs, "jobs_per_s": jobs / seconds, "leads": leads, "leads_per_s": leads / seconds,
+            "pulls": sum(r["pulls"] for r in results), "empty_pulls": empty, "queue_ran_dry": empty > 0,
+            "pull_ms": pull_ms, "report_ms": report_ms,
+            "counts": counts, "errors": errors, "error_samples": samples[:5], "jobs_enqueued_before": added,
+            "cpu_s": {"daphne": round(server_cpu, 2), "postgres": round(pg_cpu, 2), "clients": round(client_cpu, 2),
+                      # everything else on the machine: other people's work on a shared host
+                      "other": round(max(0.0, busy - server_cpu - pg_cpu - client_cpu), 2),
+                      "machine_busy": round(busy, 2), "machine_capacity": round(seconds * (os.cpu_count() or 1), 2)},
+            "load_average_1m": round(load, 2),
+            "db": db_delta,
+        }
+
+    def _profilers(self, name: str, start_at: float, seconds: float) -> list[subprocess.Popen]:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not self.profile_dir or not Path(spy).exists():
+            return []
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        procs = []
+        delay = max(0.0, start_at - time.time())
+        for daphne in self.daphnes:
+            out = self.profile_dir / f"{name}-daphne{daphne.port}.txt"
+            cmd = (f"sleep {delay:.2f}; exec {spy} record --nonblocking --gil --rate 250 --format raw "
+                   f"--duration {int(seconds)} --pid {daphne.pid} --output {out}")
+            procs.append(subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return procs
+
+
+def summarize_windows(windows: list[dict[str, Any]], *, rate_key: str) -> dict[str, Any]:
+    rates = [w[rate_key] for w in windows]
+    pull_ms = [x for w in windows for x in w["pull_ms"]]
+    report_ms = [x for w in windows for x in w["report_ms"]]
+    jobs = sum(w["jobs"] for w in windows) or 1
+    cpu = {k: sum(w["cpu_s"][k] for w in windows) for k in windows[0]["cpu_s"]}
+    db = {k: sum(w["db"][k] for w in windows) for k in windows[0]["db"]}
+    errors: dict[str, int] = {}
+    for w in windows:
+        for key, value in w["errors"].items():
+            errors[key] = errors.get(key, 0) + value
+    counts = {k: sum(w["counts"][k] for w in windows) for k in ("added", "duplicates", "invalid")}
+    total = sum(counts.values()) or 1
+    return {
+        rate_key: common.median(rates), "runs": rates, "spread": common.spread(rates),
+        "pull_p50_ms": common.percentile(pull_ms, 50), "pull_p99_ms": common.percentile(pull_ms, 99),
+        "report_p50_ms": common.percentile(report_ms, 50), "report_p99_ms": common.percentile(report_ms, 99),
+        "errors": errors, "error_samples": [s for w in windows for s in w["error_samples"]][:5],
+        "queue_ran_dry": any(w["queue_ran_dry"] for w in windows),
+        "lead_counts": counts, "duplicate_share": counts["duplicates"] / total,
+        "per_job": {
+            "daphne_cpu_ms": round(cpu["daphne"] * 1000 / jobs, 3),
+            "postgres_cpu_ms": round(cpu["postgres"] * 1000 / jobs, 3),
+            "client_cpu_ms": round(cpu["clients"] * 1000 / jobs, 3),
+            "db_commits": round(db["xact_commit"] / jobs, 2),
+            "rows_inserted": round(db["tup_inserted"] / jobs, 2),
+            "rows_updated": round(db["tup_updated"] / jobs, 2),
+        },
+        "cpu_share": {k: round(cpu[k] / cpu["machine_capacity"], 3)
+                      for k in ("daphne", "postgres", "clients", "other", "machine_busy")},
+        "windows": [{k: v for k, v in w.items() if k not in ("pull_ms", "report_ms")} for w in windows],
+    }
+
+
+def measure_jobs(api: Api, plan: Plan, daphne_choice: str, results: dict[str, Any]) -> None:
+    expected = {1: 300.0, 10: 600.0}
+    if daphne_choice == "auto":
+        trials = {}
+        for processes in (1, 2):
+            api.start(processes)
+            w = api.window(batch=1, seconds=plan.trial_seconds, leads_per_job=LEADS_PER_JOB,
+                           expected_jobs_per_s=expected[1])
+            trials[processes] = w["jobs_per_s"]
+            expected[1] = max(expected[1], w["jobs_per_s"] * 1.3)
+            log(f"trial: daphne x{processes}, batch 1: {w['jobs_per_s']:.0f} jobs/s")
+        chosen = max(trials, key=lambda k: trials[k])
+        results["daphne"] = {"chosen": chosen, "trial_batch1_jobs_per_s": trials, "how": "trial at batch 1, higher wins"}
+    else:
+        chosen = int(daphne_choice)
+        results["daphne"] = {"chosen": chosen, "how": "--daphne"}
+    if len(api.daphnes) != chosen:
+        api.start(chosen)
+    for batch in (1, 10):
+        if batch == 10:
+            expected[10] = max(expected[10], results.get("batch1", {}).get("jobs_per_s", 0) * 4)
+        windows = []
+        for run in range(plan.runs):
+            w = api.window(batch=batch, seconds=plan.api_seconds, leads_per_job=LEADS_PER_JOB,
+                           expected_jobs_per_s=expected[batch])
+            if w["queue_ran_dry"]:
+                log("  the queue ran dry during the run; repeating it with more jobs")
+                expected[batch] = w["jobs_per_s"] * 3 + 500
+                w = api.window(batch=batch, seconds=plan.api_seconds, leads_per_job=LEADS_PER_JOB,
+                               expected_jobs_per_s=expected[batch])
+            expected[batch] = max(expected[batch], w["jobs_per_s"] * 1.3)
+            windows.append(w)
+            log(f"jobs batch {batch} run {run + 1}: {w['jobs_per_s']:.0f} jobs/s, pull p50 "
+                f"{common.percentile(w['pull_ms'], 50):.1f} ms p99 {common.percentile(w['pull_ms'], 99):.1f} ms"
+                + (f", errors {w['errors']}" if w["errors"] else ""))
+        if api.profile_dir:
+            api.window(batch=batch, seconds=plan.api_seconds, leads_per_job=LEADS_PER_JOB,
+                       expected_jobs_per_s=expected[batch], profile_name=f"jobs-batch{batch}")
+        results[f"batch{batch}"] = summarize_windows(windows, rate_key="jobs_per_s")
+
+
+def measure_ingest(api: Api, plan: Plan, daphne_choice: str, results: dict[str, Any]) -> None:
+    if not api.daphnes:
+        api.start(2 if daphne_choice == "auto" else int(daphne_choice))
+    windows = []
+    expected_jobs = 20.0
+    for run in range(plan.runs):
+        w = api.window(batch=10, seconds=plan.api_seconds, leads_per_job=LEADS_PER_INGEST_REPORT,
+                       expected_jobs_per_s=expected_jobs)
+        expected_jobs = max(expected_jobs, w["jobs_per_s"] * 1.3)
+        windows.append(w)
+        log(f"ingest run {run + 1}: {w['leads_per_s']:.0f} leads/s ({w['jobs_per_s']:.1f} reports/s), "
+            f"report p50 {common.percentile(w['report_ms'], 50):.0f} ms" + (f", errors {w['errors']}" if w["errors"] else ""))
+    if api.profile_dir:
+        api.window(batch=10, seconds=plan.api_seconds, leads_per_job=LEADS_PER_INGEST_REPORT,
+                   expected_jobs_per_s=expected_jobs, profile_name="ingest")
+    results.update(summarize_windows(windows, rate_key="leads_per_s"))
+    results["daphne_processes"] = len(api.daphnes)
+    results["leads_per_report"] = LEADS_PER_INGEST_REPORT
+
+
+def measure_queries(api: Api) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "bench.queries"], cwd=common.ROOT, env=api.env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:] or proc.stdout[-2000:])
+    return json.loads(proc.stdout)
+
+
+# --- the table ------------------------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
+        return None
+    return a / b
+
+
+def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    api = res.get("api", {})
+    raw = res.get("raw", {})
+    peer_res = res.get("peer", {})
+    rows: list[dict[str, Any]] = []
+
+    def get(d: dict[str, Any], *path: str) -> float | None:
+        for key in path:
+            if not isinstance(d, dict) or key not in d:
+                return None
+            d = d[key]
+        return d
+
+    peer2 = get(peer_res, "two_processes", "jobs_per_s")
+    peer1 = get(peer_res, "one_process", "jobs_per_s")
+    b1 = get(api, "batch1", "jobs_per_s")
+    b10 = get(api, "batch10", "jobs_per_s")
+    raw1 = get(raw, "queue_batch1", "jobs_per_s")
+    raw10 = get(raw, "queue_batch10", "jobs_per_s")
+    rows.append({"metric": "jobs/s, batch 1 (pull + report, 5 leads)", "leadops": b1, "ceiling": raw1, "peer": peer2,
+                 "ratio": _ratio(b1, raw1), "target": "≥ peer (Procrastinate 2×8)",
+                 "pass": None if b1 is None or peer2 is None else b1 >= peer2, "unit": "jobs/s"})
+    rows.append({"metric": "jobs/s, batch 10", "leadops": b10, "ceiling": raw10, "peer": None,
+                 "ratio": _ratio(b10, raw10), "target": f"≥ {TARGET_BATCH10:,.0f}",
+                 "pass": None if b10 is None else b10 >= TARGET_BATCH10, "unit": "jobs/s"})
+    for batch in (1, 10):
+        p50 = get(api, f"batch{batch}", "pull_p50_ms")
+        p99 = get(api, f"batch{batch}", "pull_p99_ms")
+        rows.append({"metric": f"pull latency p50 / p99, batch {batch} (ms)",
+                     "leadops": None if p50 is None else f"{p50:.1f} / {p99:.1f}", "ceiling": None, "peer": None,
+                     "ratio": None, "target": "-", "pass": None, "unit": "ms"})
+    ing = get(api, "ingest", "leads_per_s")
+    ceil = get(raw, "ingest", "leads_per_s")
+    share = _ratio(ing, ceil)
+    rows.append({"metric": "ingestion leads/s (reports of 500, 30% dup)", "leadops": ing, "ceiling": ceil, "peer": None,
+                 "ratio": share, "target": f"≥ {TARGET_INGEST:,.0f}",
+                 "pass": None if ing is None else ing >= TARGET_INGEST, "unit": "leads/s"})
+    rows.append({"metric": "ingestion share of the raw ceiling", "leadops": share, "ceiling": None, "peer": None,
+                 "ratio": None, "target": f"≥ {TARGET_INGEST_SHARE:.0%}",
+                 "pass": None if share is None else share >= TARGET_INGEST_SHARE, "unit": "ratio"})
+    if peer1 is not None:
+        rows.append({"metric": "peer: Procrastinate, 1 process × 8", "leadops": None, "ceiling": None, "peer": peer1,
+                     "ratio": None, "target": "-", "pass": None, "unit": "jobs/s"})
+    return rows
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    header = ["metric", "LeadOps", "ceiling", "peer", "ratio", "target", "pass/fail"]
+    body = []
+    for row in rows:
+        leadops = row["leadops"]
+        if row["unit"] == "ratio":
+            leadops_text = "-" if leadops is None else f"{leadops:.0%}"
+        elif isinstance(leadops, str):
+            leadops_text = leadops
+        else:
+            leadops_text = _num(leadops)
+        ratio = row["ratio"]
+        body.append([
+            row["metric"], leadops_text, _num(row["ceiling"]), _num(row["peer"]),
+            "-" if ratio is None else f"{ratio:.0%}", row["target"],
+            "-" if row["pass"] is None else ("PASS" if row["pass"] else "FAIL"),
+        ])
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    lines = ["| " + " | ".join(h.ljust(widths[i]) for i, h in enumerate(header)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    for r in body:
+        lines.append("| " + " | ".join(str(c).ljust(widths[i]) if i == 0 or i == 5 else str(c).rjust(widths[i])
+                                       for i, c in enumerate(r)) + " |")
+    return "\n".join(lines)
+
+
+# --- main ----------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: one short run per metric")
+    parser.add_argument("--only", default="", help="jobs, ingest, raw or peer (comma-separated for several)")
+    parser.add_argument("--client", choices=("auto", "reference", "mini"), default="auto",
+                        help="auto: worker_client.LeadOpsClient when it imports, else bench.miniclient")
+    parser.add_argument("--daphne", choices=("auto", "1", "2", "3", "4"), default="auto",
+                        help="daphne processes; auto tries 1 and 2 at batch 1 and keeps the faster")
+    parser.add_argument("--no-redis", action="store_true", help="nonces and rate limits in PostgreSQL instead")
+    parser.add_argument("--no-pool", action="store_true", help="LEADOPS_DB_POOL=False (persistent connections)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="also run one py-spy window per API metric and write raw stacks to this folder")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/<date>.json)")
+    parser.add_argument("--keep-db", action="store_true", help="leave the bench databases behind")
+    args = parser.parse_args(argv)
+    only = {part.strip() for part in args.only.split(",") if part.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only takes {', '.join(SECTIONS)}; not {', '.join(sorted(unknown))}")
+    args.sections = only or set(SECTIONS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = Plan.make(args.quick)
+    started = time.time()
+    res: dict[str, Any] = {
+        "date": dt.date.today().isoformat(), "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "quick": plan.quick, "sections": sorted(args.sections), "machine": common.machine_info(),
+        "setup": {"workers": WORKERS, "client_processes": CLIENT_PROCESSES, "threads_per_process": WORKERS // CLIENT_PROCESSES,
+                  "leads_per_job": LEADS_PER_JOB, "leads_per_ingest_report": LEADS_PER_INGEST_REPORT,
+                  "runs_per_metric": plan.runs, "api_seconds_per_run": plan.api_seconds,
+                  "raw_seconds_per_run": plan.raw_seconds, "peer_jobs_per_run": plan.peer_jobs},
+        "notes": [],
+    }
+    log(f"machine: {res['machine']['cpu_count']} CPUs, PostgreSQL {res['machine']['postgresql']}, "
+        f"load {res['machine']['load_average_at_start']}, commit {res['machine']['git_commit'][:10]}")
+    failures: list[str] = []
+
+    def section(name: str, fn) -> None:
+        try:
+            fn()
+        except Exception as exc:
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            log(f"{name} FAILED: {exc}")
+            res["notes"].append(f"{name} failed: {type(exc).__name__}: {str(exc)[:2000]}")
+            traceback.print_exc()
+
+    if "raw" in args.sections or "ingest" in args.sections:
+        res["raw"] = {}
+
+    if "raw" in args.sections:
+        def _raw_queue() -> None:
+            raw_queue.setup()
+            for batch in (1, 10):
+                r = raw_queue.measure(batch=batch, seconds=plan.raw_seconds, runs=plan.runs, processes=4)
+                res["raw"][f"queue_batch{batch}"] = r
+                log(f"raw claim+complete batch {batch}: {r['jobs_per_s']:,.0f} jobs/s (runs {', '.join(f'{x:,.0f}' for x in r['runs'])})")
+        section("raw queue ceiling", _raw_queue)
+
+    if "raw" in args.sections or "ingest" in args.sections:
+        def _raw_ingest() -> None:
+            raw_ingest.setup()
+            r = raw_ingest.measure(seconds=plan.raw_seconds, runs=plan.runs, processes=4)
+            r["parse_e164_per_s_one_core"] = raw_ingest.parse_rate(0.5 if plan.quick else 1.0)
+            res["raw"]["ingest"] = r
+            log(f"raw ingest ceiling: {r['leads_per_s']:,.0f} leads/s (runs {', '.join(f'{x:,.0f}' for x in r['runs'])}); "
+                f"parse+E.164 on one core {r['parse_e164_per_s_one_core']:,.0f}/s")
+        section("raw ingestion ceiling", _raw_ingest)
+
+    if "peer" in args.sections:
+        def _peer() -> None:
+            if not peer.available():
+                raise RuntimeError("procrastinate is not installed: pip install -r requirements-bench.lock")
+            peer.setup()
+            two = peer.measure(jobs=plan.peer_jobs, processes=2, concurrency=8, runs=plan.peer_runs)
+            log(f"peer Procrastinate {two['version']} 2×8: {two['jobs_per_s']:,.0f} jobs/s (runs {', '.join(f'{x:,.0f}' for x in two['runs'])})")
+            one = peer.measure(jobs=plan.peer_jobs, processes=1, concurrency=8, runs=plan.peer_runs)
+            log(f"peer Procrastinate 1×8: {one['jobs_per_s']:,.0f} jobs/s (runs {', '.join(f'{x:,.0f}' for x in one['runs'])})")
+            res["peer"] = {"name": "procrastinate", "version": two["version"], "two_processes": two, "one_process": one}
+        section("peer", _peer)
+
+    if {"jobs", "ingest"} & args.sections:
+        use_redis = not args.no_redis and portal.redis_reachable()
+        if not args.no_redis and not use_redis:
+            res["notes"].append("Redis not reachable: nonces and rate limits went to PostgreSQL")
+        api = Api(redis=use_redis, pool=not args.no_pool, client=args.client, profile_dir=args.profile)
+        res["api"] = {"client": api.client, "redis": use_redis, "db_pool": not args.no_pool}
+        log(f"API: client {api.client}, redis {'on' if use_redis else 'off'}, pool {'on' if not args.no_pool else 'off'}; "
+            f"logs in {api.log_dir}")
+        try:
+            section("portal setup", api.setup)
+            if api.creds:
+                if "jobs" in args.sections:
+                    section("API job path", lambda: measure_jobs(api, plan, args.daphne, res["api"]))
+                if "ingest" in args.sections:
+                    res["api"]["ingest"] = {}
+                    section("API ingestion", lambda: measure_ingest(api, plan, args.daphne, res["api"]["ingest"]))
+                section("queries per request", lambda: res["api"].__setitem__("queries_per_request", measure_queries(api)))
+            for daphne in api.daphnes:
+                if "Traceback" in daphne.log_tail(200_000):
+                    res["notes"].append(f"daphne on {daphne.port} logged a traceback; see {daphne.log_path}")
+        finally:
+            api.stop()
+        if api.profiles:
+            res["api"]["profile_shares"] = api.profiles
+        if "daphne" in res["api"]:
+            res["daphne"] = res["api"]["daphne"]
+
+    if not args.keep_db:
+        for db in (raw_queue.DB, raw_ingest.DB, peer.DB, portal.DB):
+            with contextlib.suppress(Exception):
+                common.drop_database(db)
+
+    rows = build_rows(res)
+    res["table"] = rows
+    res["table_text"] = render_table(rows)
+    res["elapsed_s"] = round(time.time() - started, 1)
+    res["failures"] = failures
+    out = args.out or RESULTS_DIR / f"{res['date']}.json"
+    common.dump_json(out, res)
+
+    print()
+    print(res["table_text"])
+    print("ratio = LeadOps / ceiling (same run); peer = Procrastinate draining no-op jobs, 2 processes × 8")
+    api_res = res.get("api", {})
+    if "daphne" in res:
+        print(f"\ndaphne processes: {res['daphne']['chosen']} ({res['daphne']['how']}"
+              + (f"; trial {res['daphne'].get('trial_batch1_jobs_per_s')}" if "trial_batch1_jobs_per_s" in res["daphne"] else "") + ")")
+    for key in ("batch1", "batch10", "ingest"):
+        part = api_res.get(key)
+        if part and "runs" in part:
+            print(f"{key}: runs {', '.join(f'{x:,.0f}' for x in part['runs'])} (spread {part['spread']:.0%}); "
+                  f"per job: {part['per_job']}; CPU share {part['cpu_share']}"
+                  + (f"; ERRORS {part['errors']}" if part["errors"] else ""))
+    for note in res["notes"]:
+        print(f"note: {note.splitlines()[0][:300]}")
+    print(f"\nwritten to {out} in {res['elapsed_s']:.0f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Admin of ingestion: leads (search by any phone format, filters, streaming export) and read-only
+fingerprints and counters.
+
+The lead table grows to millions of rows, so nothing here asks it for DISTINCT values: provider and
+worker filters read the small counter table, the city filter only the latest leads, and the day
+filter offers fixed choices instead of a date hierarchy (which would scan every row for its dates).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
+
+from ingestion.models import IngestCounter, Lead, LeadFingerprint
+from ingestion.selectors import counter_providers, counter_worker_ids, lead_recent_cities, lead_search
+
+EXPORT_CHUNK = 2000
+EXPORT_FIELDS = (
+    "id", "name", "phone_raw", "phone_e164", "phone_valid", "phone_type", "phone_region", "city",
+    "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating", "extra",
+    "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
+)
+# A cell a spreadsheet would run as a formula. A plain phone such as "+966 50 123 4567" starts with
+# "+" too, so "+" and "-" count only when something other than digits and separators follows.
+_FORMULA_START = re.compile(r"^[=@\t\r]|^[+\-](?![0-9 ()\-.]*$)")
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for csv.writer inside a generator."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _export_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, (dt.date,)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if value is None:
+        return ""
+    return str(value) if not isinstance(value, (int, float, bool)) else value
+
+
+def _csv_cell(value: Any) -> Any:
+    value = _export_value(value)
+    if isinstance(value, str) and _FORMULA_START.search(value):
+        return "'" + value
+    return value
+
+
+def _lead_rows(queryset: QuerySet[Lead]) -> Iterator[tuple[Any, ...]]:
+    yield from queryset.order_by("id").values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK)
+
+
+def _export_name(extension: str) -> str:
+    return f"leads-{timezone.localtime():%Y%m%d-%H%M%S}.{extension}"
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in counter_providers()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(provider=self.value()) if self.value() else queryset
+
+
+class WorkerFilter(admin.SimpleListFilter):
+    title = "worker"
+    parameter_name = "worker_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(worker_id, worker_id) for worker_id in counter_worker_ids()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(worker_id=self.value()) if self.value() else queryset
+
+
+class CityFilter(admin.SimpleListFilter):
+    title = "city (most frequent lately)"
+    parameter_name = "city"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(city, city) for city in lead_recent_cities()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(city_normalized=self.value()) if self.value() else queryset
+
+
+class LocalDayFilter(admin.SimpleListFilter):
+    """Filter by the local day of TIME_ZONE the lead was received on."""
+
+    title = "day received (local)"
+    parameter_name = "day"
+    _CHOICES = (
+        ("today", "Today"), ("yesterday", "Yesterday"), ("7d", "Last 7 days"), ("30d", "Last 30 days"),
+    )
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> tuple[tuple[str, str], ...]:
+        return self._CHOICES
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        today = timezone.localdate()
+        value = self.value()
+        if value == "today":
+            return queryset.filter(local_day=today)
+        if value == "yesterday":
+            return queryset.filter(local_day=today - dt.timedelta(days=1))
+        if value == "7d":
+            return queryset.filter(local_day__gte=today - dt.timedelta(days=6))
+        if value == "30d":
+            return queryset.filter(local_day__gte=today - dt.timedelta(days=29))
+        return queryset
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "phone_e164", "phone_valid", "phone_type", "city", "provider", "worker_id",
+                    "local_day", "created_at")
+    list_filter = (ProviderFilter, WorkerFilter, CityFilter, "phone_valid", "phone_type", LocalDayFilter)
+    # The search box shows when search_fields is set; `get_search_results` does the real work.
+    search_fields = ("name_normalized", "phone_e164")
+    search_help_text = "A phone in any format (0501234567, +966 50 123 4567, ٠٥٠١٢٣٤٥٦٧) or part of a name."
+    ordering = ("-id",)
+    list_per_page = 100
+    # Counting millions of rows twice per page is what makes large changelists slow.
+    show_full_result_count = False
+    actions = ("export_csv", "export_jsonl")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        return lead_search(queryset=queryset, term=search_term), False
+
+    # Leads come only from ingestion, which normalizes them; an edit here would skip that.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Lead | None = None) -> bool:
+        return False
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("ingestion.export_lead")
+
+    @admin.action(permissions=["export"], description="Export selected leads as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
+        writer = csv.writer(_Echo())
+
+        def lines() -> Iterator[str]:
+            yield writer.writerow(EXPORT_FIELDS)
+            for row in _lead_rows(queryset):
+                yield writer.writerow([_csv_cell(value) for value in row])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{_export_name("csv")}"'
+        return response
+
+    @admin.action(permissions=["export"], description="Export selected leads as JSON Lines")
+    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
+        def lines() -> Iterator[str]:
+            for row in _lead_rows(queryset):
+                record = dict(zip(EXPORT_FIELDS, row, strict=True))
+                for key, value in record.items():
+                    if isinstance(value, (dt.date, dt.datetime)):
+                        record[key] = value.isoformat()
+                    elif key == "attempt_id" and value is not None:
+                        record[key] = str(value)
+                yield json.dumps(record, ensure_ascii=False) + "\n"
+
+        response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{_export_name("jsonl")}"'
+        return response
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Audit and telemetry rows are written by services only: the admin only shows them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
+
+@admin.register(LeadFingerprint)
+class LeadFingerprintAdmin(ReadOnlyAdmin):
+    list_display = ("fingerprint", "scope", "lead_id", "created_at")
+    search_fields = ("=fingerprint",)
+    # The primary key orders by its index; an order by created_at would sort millions of rows.
+    ordering = ("fingerprint",)
+    show_full_result_count = False
+
+
+@admin.register(IngestCounter)
+class IngestCounterAdmin(ReadOnlyAdmin):
+    list_display = ("hour", "local_day", "provider", "worker_id", "added", "duplicates",
+                    "duplicates_in_batch", "duplicates_existing", "invalid")
+    list_filter = ("provider", "local_day")
+    search_fields = ("=worker_id", "=provider")
+    ordering = ("-hour", "provider", "worker_id")

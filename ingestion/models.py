@@ -1,0 +1,149 @@
+"""Leads, their dedup fingerprints and the hourly ingestion counters.
+
+Only leads that were *added* (first of their fingerprint) or *invalid* (no usable phone) become
+`Lead` rows. A duplicate is counted in `IngestCounter` but never stored: storing it would grow the
+table by the duplicate rate (about 30% of what the fleet reports) for no use, and keep personal data
+the portal already holds once. Every reported lead is therefore in exactly one of: a `Lead` with a
+fingerprint (added), a `Lead` without one (invalid), or a duplicate count.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class PhoneType(models.TextChoices):
+    """The line type phonenumbers reports; `unknown` for invalid or unclassifiable numbers."""
+
+    MOBILE = "mobile", "Mobile"
+    FIXED_LINE = "fixed_line", "Fixed line"
+    FIXED_LINE_OR_MOBILE = "fixed_line_or_mobile", "Fixed line or mobile"
+    TOLL_FREE = "toll_free", "Toll free"
+    PREMIUM_RATE = "premium_rate", "Premium rate"
+    SHARED_COST = "shared_cost", "Shared cost"
+    VOIP = "voip", "VoIP"
+    PERSONAL_NUMBER = "personal_number", "Personal number"
+    PAGER = "pager", "Pager"
+    UAN = "uan", "Universal access number"
+    VOICEMAIL = "voicemail", "Voicemail"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Lead(models.Model):
+    """One business lead as a worker reported it, with its phone normalized once at ingestion.
+
+    The reported `phone` is kept verbatim in `phone_raw`; `phone_e164` is null when the phone is not
+    usable (not even a possible number), which is what makes the lead count as invalid.
+    """
+
+    # The reported fields (DESIGN section 4).
+    name = models.CharField(max_length=500)
+    phone_raw = models.CharField(max_length=100, blank=True)
+    city = models.CharField(max_length=200, blank=True)
+    category = models.CharField(max_length=200, blank=True)
+    address = models.CharField(max_length=1000, blank=True)
+    website = models.CharField(max_length=2048, blank=True)
+    # Provenance: scraped leads rely on having come from a public source (PDPL Art. 10).
+    source_url = models.CharField(max_length=2048, blank=True)
+    external_id = models.CharField(max_length=255, blank=True)
+    lat = models.FloatField(null=True, blank=True)
+    lng = models.FloatField(null=True, blank=True)
+    rating = models.FloatField(null=True, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+
+    # Normalized once at the boundary.
+    # NULL, not "", means "no usable phone": it is what makes a lead invalid, and what keeps it out of
+    # phone lookups.
+    phone_e164 = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    phone_valid = models.BooleanField(default=False)
+    phone_type = models.CharField(max_length=24, choices=PhoneType.choices, default=PhoneType.UNKNOWN)
+    phone_region = models.CharField(max_length=3, blank=True)
+    name_normalized = models.CharField(max_length=500, blank=True)
+    city_normalized = models.CharField(max_length=200, blank=True)
+
+    # Where the lead came from. Plain values, not foreign keys: ingestion depends on no other app.
+    provider = models.CharField(max_length=63)
+    worker_id = models.CharField(max_length=63)
+    job_id = models.BigIntegerField(null=True, blank=True)
+    attempt_id = models.UUIDField(null=True, blank=True)
+
+    # The calendar day of TIME_ZONE when the lead was received: per-day dedup, retention and the
+    # admin day filter all follow it, not the UTC date.
+    local_day = models.DateField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["provider"], name="ingestion_lead_provider_idx"),
+            models.Index(fields=["worker_id"], name="ingestion_lead_worker_idx"),
+            models.Index(fields=["city_normalized"], name="ingestion_lead_city_idx"),
+            models.Index(fields=["local_day"], name="ingestion_lead_day_idx"),
+            models.Index(fields=["phone_e164"], name="ingestion_lead_e164_idx"),
+        ]
+        permissions = [("export_lead", "Can export leads (CSV, JSONL)")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.phone_e164 or 'invalid phone'})"
+
+    @property
+    def phone(self) -> str:
+        """Return the phone as reported (the protocol's `phone` field)."""
+        return self.phone_raw
+
+    @property
+    def is_invalid(self) -> bool:
+        return self.phone_e164 is None
+
+
+class LeadFingerprint(models.Model):
+    """The dedup key of an added lead: HMAC-SHA256(key, scope + "|" + E.164), unique.
+
+    The unique constraint is the truth about what was added: the ingest service counts the rows
+    its insert actually created. `lead` points at the lead that was added first; it becomes null
+    when that lead is erased, while the fingerprint keeps deduplicating (it holds no phone).
+    """
+
+    # The fingerprint is the primary key: one unique index instead of two on the table every
+    # report inserts into.
+    fingerprint = models.CharField(max_length=64, primary_key=True)
+    # The local date (ISO) for per-day dedup, or "all" for cross-day dedup. Not indexed on purpose:
+    # only a daily retention purge filters on it, and every report would pay for the index.
+    scope = models.CharField(max_length=10)
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint[:12]}… ({self.scope})"
+
+
+class IngestCounter(models.Model):
+    """Counts of one hour of ingestion for one provider and worker, upserted in the ingest transaction.
+
+    The hour is truncated in local time (then stored as an aware datetime), so every bucket lies
+    inside one local day even in time zones with a half-hour offset; `local_day` names that day and
+    lets the 7-day trend group without any time-zone arithmetic in SQL.
+    """
+
+    hour = models.DateTimeField()
+    local_day = models.DateField()
+    provider = models.CharField(max_length=63)
+    worker_id = models.CharField(max_length=63)
+    added = models.BigIntegerField(default=0)
+    # duplicates == duplicates_in_batch + duplicates_existing, kept whole for cheap reads.
+    duplicates = models.BigIntegerField(default=0)
+    duplicates_in_batch = models.BigIntegerField(default=0)
+    duplicates_existing = models.BigIntegerField(default=0)
+    invalid = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "provider", "worker_id"], name="ingestion_counter_bucket_uniq"
+            ),
+        ]
+        indexes = [models.Index(fields=["local_day"], name="ingestion_counter_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.provider}/{self.worker_id}"

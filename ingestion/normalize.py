@@ -1,0 +1,193 @@
+"""Normalize what workers report, once, at the boundary: Saudi-first phones, Arabic names and cities.
+
+Phones go through `phonenumbers.parse(raw, "SA")`. Digits are translated to ASCII by an explicit
+table (never `int()` or a regex `\\d`, which accept every script's digits and would let odd
+characters through silently), so Arabic-Indic, Persian and mixed-script numbers all work.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+from ingestion.models import PhoneType
+
+ARABIC_INDIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"  # U+0660..U+0669
+PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"  # U+06F0..U+06F9 (Extended Arabic-Indic)
+
+# Direction marks and zero-width characters: they ride along when numbers are copied from
+# right-to-left pages and would otherwise make phonenumbers reject a good number.
+_INVISIBLES = (
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00a0"
+)
+
+_PHONE_TABLE = str.maketrans(
+    {
+        **{ord(ch): str(i) for i, ch in enumerate(ARABIC_INDIC_DIGITS)},
+        **{ord(ch): str(i) for i, ch in enumerate(PERSIAN_DIGITS)},
+        # The Arabic comma, decimal and thousands separators and full stop count as spaces, and a
+        # fullwidth plus as a plus.
+        "\u060c": " ",
+        "\u066b": " ",
+        "\u066c": " ",
+        "\u06d4": " ",
+        "\uff0b": "+",
+        **{ord(ch): " " if ch == "\u00a0" else None for ch in _INVISIBLES},
+    }
+)
+
+_TEL_PREFIX = re.compile(r"^\s*tel:\s*", re.IGNORECASE)
+# "00" then a country code, written the international way without the plus.
+_DOUBLE_ZERO = re.compile(r"^\s*00(?=\s*[1-9])")
+# "966" at the start with no plus or 00 (a common copy of the international form), followed by a
+# Saudi national number of 8 to 10 digits (10 for 800 numbers), optionally after a trunk "0".
+_BARE_966 = re.compile(r"^\s*966(?=[\s.\-()]*(?:0[\s.\-()]*)?[1-9](?:[\s.\-()]*[0-9]){7,9}\s*$)")
+# "(0)" after a country code, as in "+966 (0) 50 ...": the trunk zero is not dialled from abroad.
+_PAREN_ZERO = re.compile(r"\(\s*0\s*\)")
+# "+9660..." (the trunk zero kept after the country code).
+_SA_TRUNK_ZERO = re.compile(r"^(\s*\+\s*966[\s.\-()]*)0(?=[\s.\-()]*[1-9])")
+
+_E164 = PhoneNumberFormat.E164
+# Plain strings (the choices' values), so results compare and serialize as text.
+_TYPE_NAMES: dict[int, str] = {
+    PhoneNumberType.MOBILE: PhoneType.MOBILE.value,
+    PhoneNumberType.FIXED_LINE: PhoneType.FIXED_LINE.value,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: PhoneType.FIXED_LINE_OR_MOBILE.value,
+    PhoneNumberType.TOLL_FREE: PhoneType.TOLL_FREE.value,
+    PhoneNumberType.PREMIUM_RATE: PhoneType.PREMIUM_RATE.value,
+    PhoneNumberType.SHARED_COST: PhoneType.SHARED_COST.value,
+    PhoneNumberType.VOIP: PhoneType.VOIP.value,
+    PhoneNumberType.PERSONAL_NUMBER: PhoneType.PERSONAL_NUMBER.value,
+    PhoneNumberType.PAGER: PhoneType.PAGER.value,
+    PhoneNumberType.UAN: PhoneType.UAN.value,
+    PhoneNumberType.VOICEMAIL: PhoneType.VOICEMAIL.value,
+    PhoneNumberType.UNKNOWN: PhoneType.UNKNOWN.value,
+}
+
+# Longer than any phone anyone types, with its separators; beyond this it is junk, and bounding it
+# keeps the parser's work per lead bounded too.
+MAX_PHONE_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneResult:
+    raw: str
+    e164: str | None
+    valid: bool
+    type: str
+    region: str
+    usable: bool
+
+
+def phone_digits_ascii(text: str) -> str:
+    """Translate Arabic-Indic and Persian digits to ASCII and drop invisible direction marks."""
+    return text.translate(_PHONE_TABLE)
+
+
+def _prepare(raw: str) -> str:
+    text = phone_digits_ascii(raw).strip()
+    # Cheap character tests guard each rewrite: most reported phones need none of them, and this
+    # runs for every lead.
+    if text[:4].lower() == "tel:":
+        text = _TEL_PREFIX.sub("", text)
+    if "(" in text:
+        text = _PAREN_ZERO.sub(" ", text)
+    if text.startswith("00"):
+        text = _DOUBLE_ZERO.sub("+", text, count=1)
+    elif text.startswith("966"):
+        text = _BARE_966.sub("+966", text, count=1)
+    if text.startswith("+"):
+        text = _SA_TRUNK_ZERO.sub(r"\1", text, count=1)
+    return text
+
+
+def _unusable(raw: str) -> PhoneResult:
+    return PhoneResult(raw=raw, e164=None, valid=False, type=PhoneType.UNKNOWN.value, region="", usable=False)
+
+
+@lru_cache(maxsize=65536)
+def normalize_phone(raw: str) -> PhoneResult:
+    """Parse a reported phone (Saudi by default) into E.164, validity, type and region.
+
+    A number is usable when it is at least possible (right length for its country); usable but
+    invalid numbers are kept with `valid=False`. The result is cached: fleets report the same
+    numbers again and again (that is what dedup is for), and a `PhoneResult` is immutable.
+    """
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_PHONE_CHARS:
+        return _unusable(raw if isinstance(raw, str) else "")
+    try:
+        number = phonenumbers.parse(_prepare(raw), "SA")
+    except phonenumbers.NumberParseException:
+        return _unusable(raw)
+    if not phonenumbers.is_possible_number(number):
+        return _unusable(raw)
+    # `number_type` is what `is_valid_number` decides validity with (a number is valid exactly when
+    # its national number matches one of its region's type patterns), so one call gives both.
+    number_type = phonenumbers.number_type(number)
+    region = phonenumbers.region_code_for_number(number) or ""
+    valid = number_type != PhoneNumberType.UNKNOWN and bool(region)
+    return PhoneResult(
+        raw=raw,
+        e164=phonenumbers.format_number(number, _E164),
+        valid=valid,
+        type=_TYPE_NAMES.get(number_type, PhoneType.UNKNOWN.value),
+        region=region or phonenumbers.region_code_for_country_code(number.country_code) or "",
+        usable=True,
+    )
+
+
+# Arabic marks removed from names and cities: tashkeel (fathatan .. sukun), the superscript alef,
+# Quranic annotation marks, and the tatweel (kashida) used to stretch words.
+_ARABIC_MARKS = (
+    [chr(cp) for cp in range(0x064B, 0x0660)]  # tashkeel U+064B..U+0652 and the extended marks to U+065F
+    + ["\u0670", "\u0640"]  # superscript alef, tatweel
+    + [chr(cp) for cp in range(0x06D6, 0x06DD)]  # Quranic small high marks
+    + [chr(cp) for cp in range(0x06DF, 0x06E5)]
+    + [chr(cp) for cp in range(0x06E7, 0x06E9)]
+    + [chr(cp) for cp in range(0x06EA, 0x06EE)]
+)
+_INVISIBLE_TEXT = "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+# One compiled character class removes every mark in one C-level pass; str.translate with a dict
+# costs several microseconds per name on non-ASCII text, and this runs for every lead.
+_REMOVE = re.compile("[" + "".join(_ARABIC_MARKS) + _INVISIBLE_TEXT + "]")
+_LETTERS = (
+    # Alef forms: with hamza above / below, with madda, wasla -> bare alef.
+    ("أ", "ا"),
+    ("إ", "ا"),
+    ("آ", "ا"),
+    ("ٱ", "ا"),
+    # Ta marbuta -> ha, alef maqsura -> ya: written interchangeably in names and on signs.
+    ("ة", "ه"),
+    ("ى", "ي"),
+    # Persian letter forms that NFKC keeps apart from their Arabic twins.
+    ("ی", "ي"),
+    ("ک", "ك"),
+)
+_ANY_LETTER = re.compile("[" + "".join(old for old, _ in _LETTERS) + "]")
+
+
+def _normalize_text(text: str) -> str:
+    if not text:
+        return ""
+    text = _REMOVE.sub("", unicodedata.normalize("NFKC", text).casefold())
+    if _ANY_LETTER.search(text):
+        for old, new in _LETTERS:
+            text = text.replace(old, new)
+    # str.split() without an argument splits on every Unicode space and drops the ends: the same
+    # collapse as a regex, several times faster on non-ASCII text.
+    return " ".join(text.split())
+
+
+def normalize_name(text: str) -> str:
+    """Return a business name as a comparison key: NFKC, case-folded, Arabic marks and forms unified."""
+    return _normalize_text(text)
+
+
+def normalize_city(text: str) -> str:
+    """Return a city as a comparison and filter key, normalized like a name."""
+    return _normalize_text(text)
