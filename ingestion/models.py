@@ -12,22 +12,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-
-class PhoneType(models.TextChoices):
-    """The line type phonenumbers reports; `unknown` for invalid or unclassifiable numbers."""
-
-    MOBILE = "mobile", "Mobile"
-    FIXED_LINE = "fixed_line", "Fixed line"
-    FIXED_LINE_OR_MOBILE = "fixed_line_or_mobile", "Fixed line or mobile"
-    TOLL_FREE = "toll_free", "Toll free"
-    PREMIUM_RATE = "premium_rate", "Premium rate"
-    SHARED_COST = "shared_cost", "Shared cost"
-    VOIP = "voip", "VoIP"
-    PERSONAL_NUMBER = "personal_number", "Personal number"
-    PAGER = "pager", "Pager"
-    UAN = "uan", "Universal access number"
-    VOICEMAIL = "voicemail", "Voicemail"
-    UNKNOWN = "unknown", "Unknown"
+from ingestion.choices import PhoneType
 
 
 class Lead(models.Model):

@@ -87,19 +87,22 @@ def main() -> int:
         return child
 
     def stop_all(*_: object) -> None:
-        for child in children:
+        # Newest first: the simulated workers release their leases while daphne still answers.
+        for child in reversed(children):
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for child in children:
             try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        start(sys.executable, "-m", "daphne", "-b", HOST, "-p", str(PORT), "leadops.asgi:application")
+        access_log = BASE_DIR / "storage" / "logs" / "access.log"
+        access_log.parent.mkdir(parents=True, exist_ok=True)
+        start(sys.executable, "-m", "daphne", "-b", HOST, "-p", str(PORT), "--access-log", str(access_log),
+              "leadops.asgi:application")
         if not wait_for_port(HOST, PORT):
             print("daphne did not start; see the output above.", file=sys.stderr)
             return 1

@@ -433,6 +433,11 @@ def _attempt_checked(*, job: Job, worker: Worker, attempt_id: uuid.UUID) -> JobA
         raise AttemptSuperseded()
     if job.state in FINISHED_STATES:
         raise JobFinished()
+    # A failed or released attempt stays the job's latest until the next claim, but its outcome
+    # is decided: a late extend or report must not re-lease or finish a job waiting out backoff.
+    # A lost attempt (lease lapsed, reaper ran) may still report: the work was done.
+    if attempt.state not in (AttemptState.RUNNING, AttemptState.LOST):
+        raise AttemptSuperseded("This attempt already ended; wait for the next claim.")
     return attempt
 
 

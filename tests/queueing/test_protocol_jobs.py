@@ -262,3 +262,24 @@ def test_reaper_never_touches_a_live_lease(signed):
     pull_one(signed)
     assert leases_reap() == 0
     assert Job.objects.get().state == JobState.LEASED
+
+
+def test_a_failed_attempt_cannot_be_extended_or_reported_again(signed):
+    job_id = make_jobs(1)[0].pk
+    claim = pull_one(signed)
+    signed.report(job_id, {"attempt_id": claim["attempt_id"], "outcome": "failed", "leads": [],
+                           "error": {"code": "x", "message": "y", "retryable": True}})
+    extend = signed.post(f"/api/v1/jobs/{job_id}/extend", {"attempt_id": claim["attempt_id"]})
+    assert extend.status_code == 409 and extend.json()["error"]["code"] == "attempt_superseded"
+    late = signed.report(job_id, {"attempt_id": claim["attempt_id"], "outcome": "succeeded", "leads": []})
+    assert late.status_code == 409
+    assert Job.objects.get(pk=job_id).state == JobState.QUEUED
+
+
+def test_a_released_attempt_cannot_be_reported(signed):
+    job_id = make_jobs(1)[0].pk
+    claim = pull_one(signed)
+    signed.post("/api/v1/jobs/release", {})
+    late = signed.report(job_id, {"attempt_id": claim["attempt_id"], "outcome": "succeeded", "leads": []})
+    assert late.status_code == 409
+    assert Job.objects.get(pk=job_id).state == JobState.QUEUED
