@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,8 @@ class IssuedCredential:
 
     worker_id: str
     key_id: str
-    secret: str
+    # Kept out of repr() so a traceback or an error report never prints it.
+    secret: str = field(repr=False)
 
     def as_dict(self) -> dict[str, str]:
         return {"worker_id": self.worker_id, "key_id": self.key_id, "secret": self.secret}

@@ -1,0 +1,70 @@
+"""The admin monitor pages: staff only, numbers from the queue and the ingestion counters."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from ingestion.schema import parse_lead_rows
+from ingestion.services import lead_batch_ingest
+from queueing.models import Job, JobState
+from tests.factories import make_jobs, make_provider, make_worker
+
+pytestmark = pytest.mark.django_db
+
+
+def metric(html: str, name: str) -> str:
+    marker = f'data-metric="{name}">'
+    start = html.index(marker) + len(marker)
+    return html[start:html.index("<", start)].strip()
+
+
+def test_monitor_shows_queue_depth_dlq_and_todays_leads(admin_client):
+    provider = make_provider("maps")
+    jobs = make_jobs(5, provider=provider)
+    Job.objects.filter(pk=jobs[0].pk).update(state=JobState.DEAD, finished_at=timezone.now())
+    Job.objects.filter(pk=jobs[1].pk).update(state=JobState.SUCCEEDED, finished_at=timezone.now())
+    rows = parse_lead_rows([{"name": "a", "phone": "0501111111"}, {"name": "b", "phone": "0501111111"},
+                            {"name": "c", "phone": "junk"}], max_leads=10)
+    lead_batch_ingest(rows=rows, provider="maps", worker_id="w-1")
+
+    response = admin_client.get("/admin/monitor/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert metric(html, "queue.queued") == "3"
+    assert metric(html, "dlq_size") == "1"
+    assert metric(html, "succeeded_last_hour") == "1"
+    assert (metric(html, "today.added"), metric(html, "today.duplicates"), metric(html, "today.invalid")) == (
+        "1", "1", "1")
+    assert metric(html, "dup_ratio_24h") == "50.0%"
+    assert "<svg" in html and "cdn" not in html.lower()
+
+
+def test_monitor_workers_marks_overdue_heartbeats_offline(admin_client):
+    fresh, _ = make_worker(worker_id="fresh")
+    stale, _ = make_worker(worker_id="stale")
+    now = timezone.now()
+    type(fresh).objects.filter(pk="fresh").update(last_heartbeat_at=now - dt.timedelta(seconds=10))
+    type(stale).objects.filter(pk="stale").update(last_heartbeat_at=now - dt.timedelta(minutes=10))
+    html = admin_client.get("/admin/monitor/workers/").content.decode()
+    assert metric(html, "workers_online") == "1"
+    fresh_row = html[html.index('data-worker="fresh"'):]
+    stale_row = html[html.index('data-worker="stale"'):]
+    assert "lo-online" in fresh_row[:fresh_row.index("</tr>")]
+    assert "lo-offline" in stale_row[:stale_row.index("</tr>")]
+
+
+@pytest.mark.parametrize("path", ["/admin/monitor/", "/admin/monitor/workers/"])
+def test_monitor_pages_are_staff_only(client, django_user_model, path):
+    assert client.get(path).status_code == 302
+    client.force_login(django_user_model.objects.create_user("viewer", password="pw-123456789"))
+    response = client.get(path)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_monitor_query_count_does_not_grow_with_data(admin_client, django_assert_max_num_queries):
+    make_jobs(200, provider=make_provider("maps"))
+    with django_assert_max_num_queries(12):
+        assert admin_client.get("/admin/monitor/").status_code == 200
