@@ -67,8 +67,13 @@ class ExtendIn(serializers.Serializer):
     seconds = StrictIntegerField(min_value=5, max_value=12 * 3600, required=False)
 
 
+class ExtendOut(serializers.Serializer):
+    lease_expires_at = serializers.DateTimeField()
+
+
 class ExtendView(WorkerAPIView):
-    @extend_schema(request=ExtendIn, operation_id="jobs_extend", summary="Extend the lease of a job.")
+    @extend_schema(request=ExtendIn, responses={200: ExtendOut}, operation_id="jobs_extend",
+                   summary="Extend the lease of a job.")
     def post(self, request: Request, job_id: int) -> Response:
         data = self.body(request, ExtendIn)
         expires = services.job_lease_extend(worker=self.worker, job_id=job_id,
@@ -80,8 +85,12 @@ class ReleaseIn(serializers.Serializer):
     attempt_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
 
 
+class ReleaseOut(serializers.Serializer):
+    released = serializers.IntegerField()
+
+
 class ReleaseView(WorkerAPIView):
-    @extend_schema(request=ReleaseIn, operation_id="jobs_release",
+    @extend_schema(request=ReleaseIn, responses={200: ReleaseOut}, operation_id="jobs_release",
                    summary="Give back this worker's leases (all when attempt_ids is absent).")
     def post(self, request: Request) -> Response:
         data = self.body(request, ReleaseIn)
@@ -158,12 +167,18 @@ class EnqueueIn(serializers.Serializer):
         return attrs
 
 
+class EnqueueOut(serializers.Serializer):
+    created = serializers.IntegerField()
+    job_ids = serializers.ListField(child=serializers.IntegerField(), help_text="The first 1,000 ids.")
+
+
 class EnqueueView(APIView):
     """Staff only (session or token): create jobs for a provider."""
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=EnqueueIn, operation_id="jobs_enqueue", summary="Enqueue jobs (staff).")
+    @extend_schema(request=EnqueueIn, responses={201: EnqueueOut}, operation_id="jobs_enqueue",
+                   summary="Enqueue jobs (staff).")
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise ValidationFailed("The body must be a JSON object.")

@@ -73,8 +73,23 @@ class HeartbeatView(WorkerAPIView):
         })
 
 
+class ConfigOut(serializers.Serializer):
+    config_version = serializers.IntegerField()
+    poll_interval_s = serializers.IntegerField()
+    heartbeat_interval_s = serializers.IntegerField()
+    update_check_interval_s = serializers.IntegerField()
+    max_batch = serializers.IntegerField()
+    report_chunk_leads = serializers.IntegerField()
+    max_body_bytes = serializers.IntegerField()
+    max_leads_per_report = serializers.IntegerField()
+    enabled_providers = serializers.ListField(child=serializers.CharField())
+    channel = serializers.CharField()
+    rate_limit_per_min = serializers.IntegerField()
+    extra = serializers.DictField()
+
+
 class ConfigView(WorkerAPIView):
-    @extend_schema(operation_id="config", summary="The worker's configuration.")
+    @extend_schema(responses={200: ConfigOut}, operation_id="config", summary="The worker's configuration.")
     def get(self, request: Request) -> Response:
         from django.conf import settings
 

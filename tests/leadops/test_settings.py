@@ -1,0 +1,39 @@
+"""Production settings: refuse to start without real keys; `check --deploy` is clean with them."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+KEYS = ("SECRET_KEY", "LEADOPS_SECRETS_KEY", "LEADOPS_FINGERPRINT_KEY", "LEADOPS_SIGNING_KEY")
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {name: value for name, value in os.environ.items() if name not in KEYS and name != "DEBUG"}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, capture_output=True,
+                          text=True, timeout=120, env={**clean, **env})
+
+
+def production_keys() -> dict[str, str]:
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "LEADOPS_SECRETS_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "LEADOPS_FINGERPRINT_KEY": secrets.token_urlsafe(32),
+        "LEADOPS_SIGNING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    }
+
+
+def test_production_refuses_to_start_without_keys():
+    result = run_manage("check", env={"DEBUG": "False"})
+    assert result.returncode != 0
+    assert "LEADOPS_SECRETS_KEY" in result.stderr
+
+
+def test_check_deploy_is_clean_with_real_keys():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env={"DEBUG": "False", **production_keys()})
+    assert result.returncode == 0, result.stdout + result.stderr
