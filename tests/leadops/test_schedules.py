@@ -1,0 +1,36 @@
+"""The periodic tasks exist in django-q2 after migrate, and each runs its service."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django_q.models import Schedule
+
+from leadops.schedules import PERIODIC_TASKS
+from queueing.models import Job, JobState
+from tests.factories import make_jobs, make_provider, make_worker
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_periodic_task_is_scheduled_and_importable():
+    scheduled = {s.func: s for s in Schedule.objects.all()}
+    for _, func, minutes in PERIODIC_TASKS:
+        assert func in scheduled, func
+        assert scheduled[func].minutes == minutes and scheduled[func].repeats == -1
+        assert callable(import_string(func))
+
+
+def test_scheduled_reaper_requeues_lapsed_leases():
+    from queueing.services import job_claim
+
+    make_jobs(2, provider=make_provider("maps", lease_seconds=30))
+    worker, _ = make_worker(worker_id="r-1")
+    job_claim(worker=worker, max_jobs=2)
+    Job.objects.update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    reaper = import_string(Schedule.objects.get(func="queueing.tasks.reap_expired_leases").func)
+    assert reaper() == 2
+    assert Job.objects.filter(state=JobState.QUEUED).count() == 2
