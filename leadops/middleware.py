@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from leadops.errors import error_response
 
 
-class BodySizeLimitMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+def _too_large(request: HttpRequest) -> HttpResponse | None:
+    limit = settings.LEADOPS_MAX_BODY_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or "0")
+    except ValueError:
+        return error_response("malformed_request", "Content-Length is not a number.", 400)
+    if length > limit:
+        return error_response("payload_too_large", f"The body is larger than {limit} bytes.", 413)
+    return None
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.LEADOPS_MAX_BODY_BYTES
-        raw_length = request.META.get("CONTENT_LENGTH") or "0"
-        try:
-            length = int(raw_length)
-        except ValueError:
-            return error_response("malformed_request", "Content-Length is not a number.", 400)
-        if length > limit:
-            return error_response(
-                "payload_too_large", f"The body is larger than {limit} bytes.", 413
-            )
-        return self.get_response(request)
+
+class BodySizeLimitMiddleware:
+    # Both sync and async: under daphne a sync-only middleware at the top of the stack would make
+    # Django hop between the event loop and the sync thread around every other middleware.
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self._acall(request)
+        return _too_large(request) or self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        refused = _too_large(request)
+        if refused is not None:
+            return refused
+        return await self.get_response(request)

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from leadops.models import RateLimitState
+from leadops.redis import redis_client
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,10 @@ return {0, tostring(new_tat - burst_window - now)}
 """
 
 
-@lru_cache(maxsize=1)
-def _redis_script():
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    return client.register_script(_LUA)
+@lru_cache(maxsize=4)
+def _redis_script(url: str):
+    # Cached per URL so a settings change in tests gets its own script object.
+    return redis_client().register_script(_LUA)
 
 
 def gcra_acquire(*, key: str, per_minute: float, burst: int = 1, now: float | None = None) -> Decision:
@@ -56,7 +55,8 @@ def gcra_acquire(*, key: str, per_minute: float, burst: int = 1, now: float | No
     now = time.time() if now is None else now
     if settings.REDIS_URL:
         redis_key = f"{settings.LEADOPS_REDIS_PREFIX}:gcra:{key}"
-        allowed, wait = _redis_script()(keys=[redis_key], args=[now, interval, burst_window])
+        script = _redis_script(settings.REDIS_URL)
+        allowed, wait = script(keys=[redis_key], args=[now, interval, burst_window])
         return Decision(bool(allowed), float(wait))
     return _db_acquire(key, now, interval, burst_window)
 

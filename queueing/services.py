@@ -325,14 +325,11 @@ def job_report(
     error: dict[str, Any] | None, idempotency_key: str, request_hash: str,
 ) -> ReportResult:
     """Take a worker's report of an attempt: ingest its leads and move the job, exactly once."""
-    receipt = _receipt_find(worker=worker, key=idempotency_key, request_hash=request_hash)
-    if receipt is not None:
-        return receipt
     now = clock_now()
     with transaction.atomic():
         job = _job_locked(job_id)
-        # Under the job's lock, look again: a concurrent copy of this very report may have just
-        # committed, and its answer is the one to give.
+        # The receipt is looked up under the job's lock, so a concurrent copy of this very report
+        # that just committed is seen, and its answer is the one given.
         receipt = _receipt_find(worker=worker, key=idempotency_key, request_hash=request_hash)
         if receipt is not None:
             return receipt

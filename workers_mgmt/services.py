@@ -69,10 +69,10 @@ def _credential_add(*, worker: Worker, state: str) -> IssuedCredential:
 def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime) -> bool:
     """Remember a request nonce; False when this worker already used it (a replay)."""
     if settings.REDIS_URL:
-        from django.core.cache import cache
+        from leadops.redis import redis_client
 
-        cache_key = f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
-        return bool(cache.add(cache_key, 1, timeout=settings.LEADOPS_NONCE_TTL_S))
+        key = f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
+        return bool(redis_client().set(key, b"1", nx=True, ex=settings.LEADOPS_NONCE_TTL_S))
     # One statement on both databases: the unique constraint decides, RETURNING says who won.
     table = RequestNonce._meta.db_table
     with connection.cursor() as cursor:
