@@ -3,7 +3,7 @@ and Procrastinate, in one run; one table on stdout, the same as JSON in bench/re
 
     .venv/bin/python -m bench.run                  # everything (about 6-8 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick          # a smoke run: a few seconds per metric
-    .venv/bin/python -m bench.run --only jobs      # jobs | ingest | raw | peer, or a comma list
+    .venv/bin/python -m bench.run --only jobs      # jobs | ingest | raw | peer | monitor, or a comma list
 
 See docs/PERFORMANCE.md for what each number means and how to read it.
 """
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import common, peer, portal, raw_ingest, raw_queue
+from bench import common, monitor_pages, peer, portal, raw_ingest, raw_queue
 from bench.api_load import client_kind_available, client_process
 
-SECTIONS = ("raw", "peer", "jobs", "ingest")
+SECTIONS = ("raw", "peer", "jobs", "ingest", "monitor")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 WORKERS = 16
@@ -350,6 +350,10 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     rows.append({"metric": "ingestion share of the raw ceiling", "leadops": share, "ceiling": None, "peer": None,
                  "ratio": None, "target": f"≥ {TARGET_INGEST_SHARE:.0%}",
                  "pass": None if share is None else share >= TARGET_INGEST_SHARE, "unit": "ratio"})
+    for path, page in (res.get("monitor", {}).get("pages") or {}).items():
+        rows.append({"metric": f"{path} p95 ms ({res['monitor']['leads_stored']:,} leads)", "leadops": page["p95_ms"],
+                     "ceiling": None, "peer": None, "ratio": None,
+                     "target": f"< {monitor_pages.TARGET_MS:.0f} ms", "pass": page["pass"], "unit": "ms"})
     if peer1 is not None:
         rows.append({"metric": "peer: Procrastinate, 1 process × 8", "leadops": None, "ceiling": None, "peer": peer1,
                      "ratio": None, "target": "-", "pass": None, "unit": "jobs/s"})
@@ -365,6 +369,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
             leadops_text = "-" if leadops is None else f"{leadops:.0%}"
         elif isinstance(leadops, str):
             leadops_text = leadops
+        elif row["unit"] == "ms":
+            leadops_text = _num(leadops, 1)
         else:
             leadops_text = _num(leadops)
         ratio = row["ratio"]
@@ -389,7 +395,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: one short run per metric")
-    parser.add_argument("--only", default="", help="jobs, ingest, raw or peer (comma-separated for several)")
+    parser.add_argument("--only", default="", help="jobs, ingest, raw, peer or monitor (comma-separated for several)")
     parser.add_argument("--client", choices=("auto", "reference", "mini"), default="auto",
                         help="auto: worker_client.LeadOpsClient when it imports, else bench.miniclient")
     parser.add_argument("--daphne", choices=("auto", "1", "2", "3", "4"), default="auto",
@@ -495,6 +501,15 @@ def main(argv: list[str] | None = None) -> int:
             res["api"]["profile_shares"] = api.profiles
         if "daphne" in res["api"]:
             res["daphne"] = res["api"]["daphne"]
+
+    if "monitor" in args.sections:
+        def _monitor() -> None:
+            leads = 100_000 if plan.quick else 1_000_000
+            r = monitor_pages.measure(leads=leads, requests=5 if plan.quick else 20, keep_db=args.keep_db)
+            res["monitor"] = r
+            log("monitor pages with " + f"{r['leads_stored']:,} leads: "
+                + ", ".join(f"{path} p50 {p['median_ms']} ms / p95 {p['p95_ms']} ms" for path, p in r["pages"].items()))
+        section("monitor pages", _monitor)
 
     if not args.keep_db:
         for db in (raw_queue.DB, raw_ingest.DB, peer.DB, portal.DB):

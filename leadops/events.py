@@ -1,0 +1,96 @@
+"""Monitor events: one place that names them and defines their fields, published on commit.
+
+Services call `publish("job.succeeded", job_id=..., ...)` inside their transaction; the event leaves
+only when that transaction commits (`transaction.on_commit`), so a dashboard never shows a change
+that was rolled back. Delivery to live viewers (Channels group, SSE replay) is the job of the
+live-monitoring code; this module fixes the names and shapes every app publishes against.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    fields: tuple[str, ...]
+    description: str
+
+
+# Each event's required fields. Publishers may not add others: viewers and docs rely on the shape.
+EVENT_TYPES: dict[str, EventType] = {
+    t.name: t
+    for t in (
+        EventType("job.claimed", ("job_id", "attempt_id", "attempt", "provider", "worker_id"),
+                  "A worker leased a job."),
+        EventType("job.succeeded",
+                  ("job_id", "attempt", "provider", "worker_id", "added", "duplicates", "invalid"),
+                  "A job finished successfully."),
+        EventType("job.failed", ("job_id", "attempt", "provider", "worker_id", "error_code", "retry_at"),
+                  "An attempt failed; the job waits for its backoff and runs again."),
+        EventType("job.dead", ("job_id", "attempt", "provider", "worker_id", "reason"),
+                  "A job reached the dead-letter queue."),
+        EventType("leads.ingested", ("job_id", "provider", "worker_id", "added", "duplicates", "invalid"),
+                  "A report's leads were ingested (every chunk, partial or final)."),
+        EventType("worker.heartbeat", ("worker_id", "version", "status", "running_jobs"),
+                  "A worker's heartbeat (coalesced for viewers)."),
+        EventType("worker.online", ("worker_id",), "A worker was heard from after being offline or new."),
+        EventType("worker.offline", ("worker_id", "last_heartbeat_at"), "A worker's heartbeat is overdue."),
+        EventType("breaker.changed", ("scope", "key", "from_state", "to_state", "reason"),
+                  "A circuit breaker changed state (scope: provider or worker)."),
+        EventType("alert.firing", ("rule", "fingerprint", "labels", "summary"), "An alert started firing."),
+        EventType("alert.resolved", ("rule", "fingerprint", "labels"), "A firing alert resolved."),
+        EventType("rollout.changed", ("channel", "version", "from_state", "to_state"),
+                  "A release rollout changed stage."),
+    )
+}
+
+# Who receives committed events. The live-monitoring code registers its sink here (the Channels
+# group and the replay log); tests can register their own to observe what was published.
+_sinks: list[Callable[[dict[str, Any]], None]] = []
+
+
+def sink_register(sink: Callable[[dict[str, Any]], None]) -> None:
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+def sink_unregister(sink: Callable[[dict[str, Any]], None]) -> None:
+    if sink in _sinks:
+        _sinks.remove(sink)
+
+
+def event_build(event_type: str, **fields: Any) -> dict[str, Any]:
+    """Check `fields` against the event's shape and return the event as a JSON-able dict."""
+    spec = EVENT_TYPES.get(event_type)
+    if spec is None:
+        raise ValueError(f"unknown monitor event type {event_type!r}")
+    missing = set(spec.fields) - set(fields)
+    extra = set(fields) - set(spec.fields)
+    if missing or extra:
+        raise ValueError(f"{event_type}: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    return {"type": event_type, "at": timezone.now().isoformat(), "data": fields}
+
+
+def publish(event_type: str, **fields: Any) -> None:
+    """Publish a monitor event when the current transaction commits (at once outside one)."""
+    event = event_build(event_type, **fields)
+    transaction.on_commit(lambda: _deliver(event))
+
+
+def _deliver(event: dict[str, Any]) -> None:
+    for sink in list(_sinks):
+        try:
+            sink(event)
+        except Exception:
+            # A broken viewer path must never fail the request that changed the state.
+            logger.exception("monitor event sink failed for %s", event["type"])

@@ -1,0 +1,54 @@
+"""Monitor events leave only on commit, and only in their declared shape."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from leadops import events
+
+
+@pytest.fixture
+def received():
+    got: list[dict] = []
+    events.sink_register(got.append)
+    yield got
+    events.sink_unregister(got.append)
+
+
+def test_event_is_delivered_after_commit_not_before(transactional_db, received):
+    with transaction.atomic():
+        events.publish("worker.online", worker_id="w-1")
+        assert received == []
+    assert [e["type"] for e in received] == ["worker.online"]
+    assert received[0]["data"] == {"worker_id": "w-1"}
+
+
+def test_event_of_a_rolled_back_transaction_is_never_delivered(transactional_db, received):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        events.publish("worker.online", worker_id="w-1")
+        raise RuntimeError("roll back")
+    assert received == []
+
+
+@pytest.mark.parametrize("fields", [{}, {"worker_id": "w-1", "surprise": 1}])
+def test_event_with_wrong_fields_is_refused(fields):
+    with pytest.raises(ValueError):
+        events.publish("worker.online", **fields)
+
+
+def test_unknown_event_type_is_refused():
+    with pytest.raises(ValueError, match="unknown"):
+        events.event_build("job.vanished", job_id=1)
+
+
+def test_a_failing_sink_does_not_stop_the_others(transactional_db, received):
+    def broken(event):
+        raise RuntimeError("viewer gone")
+
+    events.sink_register(broken)
+    try:
+        events.publish("worker.online", worker_id="w-2")
+    finally:
+        events.sink_unregister(broken)
+    assert [e["data"]["worker_id"] for e in received] == ["w-2"]
