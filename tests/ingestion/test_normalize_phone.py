@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ingestion.normalize import normalize_phone
@@ -109,3 +111,30 @@ def test_every_saudi_form_of_one_number_gives_one_e164():
 def test_non_string_input_is_unusable_not_an_error():
     assert normalize_phone(None).usable is False  # type: ignore[arg-type]
 
+
+
+def _written_forms(national: str) -> list[str]:
+    return ["0" + national, national, "+966" + national, f"+966 {national[:2]} {national[2:5]} {national[5:]}",
+            f"0{national[:2]}-{national[2:5]}-{national[5:]}", "00966" + national,
+            ("0" + national).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))]
+
+
+def test_fast_path_for_plain_saudi_mobiles_agrees_with_the_full_parser():
+    # The fast path skips phonenumbers.parse for 05XXXXXXXX-shaped input; it must give exactly
+    # what the full parser gives, for every second digit and many numbers of each.
+    from ingestion.normalize import _parse_full, _prepare, _saudi_mobile_fast
+
+    rng = random.Random(20261129)
+    nationals = [f"5{second}{rng.randrange(10_000_000):07d}" for second in range(10) for _ in range(300)]
+    fast_taken = 0
+    for national in nationals:
+        for raw in _written_forms(national):
+            text = _prepare(raw)
+            fast = _saudi_mobile_fast(raw, text)
+            full = _parse_full(raw, text)
+            if fast is not None:
+                fast_taken += 1
+                assert fast == full, raw
+            assert normalize_phone.__wrapped__(raw) == full, raw
+    # The fast path is really used for the common shapes (most second digits are mobile ranges).
+    assert fast_taken > len(nationals) * 4
