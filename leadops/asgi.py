@@ -1,5 +1,6 @@
 """ASGI entry point served by daphne: HTTP through Django, WebSockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -27,3 +28,11 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything built so far (Django, the apps, URL patterns, phonenumbers' metadata) lives as long as
+# the process. Freezing it keeps the cyclic garbage collector from scanning it again and again:
+# a 500-lead report creates thousands of short-lived containers, and without this each report paid
+# several milliseconds of full collections over objects that can never be garbage. Young
+# collections also run less often; request objects are freed by reference counting anyway.
+gc.freeze()
+gc.set_threshold(10_000, 20, 20)
