@@ -160,9 +160,9 @@ def _auth_failure_limits(keys: list[str]) -> list[tuple[str, tuple[float, int]]]
     from django.conf import settings
 
     ip_key, worker_key = keys
-    burst = settings.LEADOPS_AUTH_FAILURES_BURST
-    return [(ip_key, (settings.LEADOPS_AUTH_FAILURES_PER_MIN_PER_IP, burst)),
-            (worker_key, (settings.LEADOPS_AUTH_FAILURES_PER_MIN_PER_WORKER, burst))]
+    return [(ip_key, (settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN, settings.LEADOPS_AUTH_FAILURES_IP_BURST)),
+            (worker_key, (settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN,
+                          settings.LEADOPS_AUTH_FAILURES_WORKER_BURST))]
 
 
 def auth_failure_count(keys: list[str]) -> None:
