@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def worker(db):
-    worker, issued = make_worker(worker_id="w-panel")
+    worker, _ = make_worker(worker_id="w-panel")
     return worker
 
 
