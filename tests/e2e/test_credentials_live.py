@@ -1,0 +1,93 @@
+"""End to end: push rotation and enrollment with reference workers against a live daphne portal."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from queueing.models import Job, JobState
+from tests.factories import make_jobs, make_provider, make_worker
+from worker_client.client import LeadOpsClient, enroll
+from worker_client.errors import Unauthorized
+from worker_client.provider import SimulatedProvider
+from worker_client.worker import Worker as ReferenceWorker
+from workers_mgmt.models import CredentialEvent, CredentialState, WorkerConfig, WorkerCredential
+from workers_mgmt.services import credential_rotate, worker_create_for_enrollment
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url):
+    # Heartbeat every second so the push arrives quickly (the admin form's minimum is 5 s).
+    WorkerConfig.objects.update_or_create(pk=1, defaults={"heartbeat_interval_s": 1, "poll_interval_s": 1})
+    make_jobs(40, provider=make_provider("maps"))
+    workers, old_keys = [], {}
+    for i in range(5):
+        worker, issued = make_worker(worker_id=f"rot-{i}", rate_limit_per_min=100_000)
+        old_keys[worker.pk] = issued.key_id
+        client = LeadOpsClient(live_portal_url, issued.worker_id, issued.key_id, issued.secret, timeout=10)
+        provider = SimulatedProvider(rng=random.Random(i), leads_per_job=(2, 5), delay_s=0.05)
+        workers.append((worker, ReferenceWorker(client, provider, batch=2)))
+    for _, reference in workers:
+        reference.start()
+    try:
+        assert wait_until(lambda: Job.objects.filter(state=JobState.SUCCEEDED).count() >= 5, timeout=60)
+        new_keys = {worker.pk: credential_rotate(worker=worker, actor="e2e").key_id for worker, _ in workers}
+
+        def all_promoted() -> bool:
+            return (WorkerCredential.objects.filter(key_id__in=new_keys.values(),
+                                                    state=CredentialState.CURRENT).count() == 5
+                    and all(ref.client.key_id == new_keys[w.pk] for w, ref in workers))
+
+        assert wait_until(all_promoted, timeout=60)
+        assert wait_until(lambda: Job.objects.filter(state=JobState.SUCCEEDED).count() == 40, timeout=90)
+    finally:
+        for _, reference in workers:
+            reference.stop(timeout=30)
+    summaries = [reference.summary() for _, reference in workers]
+    assert sum(s["failed_requests"] for s in summaries) == 0, summaries
+    assert all(s["requests"] > 5 for s in summaries), summaries
+    for worker, _ in workers:
+        states = dict(WorkerCredential.objects.filter(worker=worker).values_list("key_id", "state"))
+        assert states == {old_keys[worker.pk]: "previous", new_keys[worker.pk]: "current"}
+        kinds = sorted(CredentialEvent.objects.filter(key_id=new_keys[worker.pk]).values_list("kind", flat=True))
+        assert kinds == ["created", "delivered", "promoted", "verified"]
+    assert not CredentialEvent.objects.filter(kind="auth_failed").exists()
+
+
+def test_a_worker_enrolls_with_its_token_once_and_then_works(live_portal_url, tmp_path):
+    _, issued = worker_create_for_enrollment(worker_id="enrolled-1", actor="e2e")
+    credentials = tmp_path / "credentials.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "worker_client", "--url", live_portal_url, "--credentials-file", str(credentials),
+         "--duration", "2", "--log-level", "WARNING"],
+        cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "LEADOPS_ENROLLMENT_TOKEN": issued.token},
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["worker_id"] == "enrolled-1" and summary["failed_requests"] == 0
+    stored = json.loads(credentials.read_text())
+    assert stored["worker_id"] == "enrolled-1"
+    assert WorkerCredential.objects.get(key_id=stored["key_id"]).state == CredentialState.CURRENT
+    assert issued.token not in result.stdout + result.stderr and stored["secret"] not in result.stderr
+
+    with pytest.raises(Unauthorized):
+        enroll(live_portal_url, issued.token)
