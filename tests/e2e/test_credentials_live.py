@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -91,3 +92,65 @@ def test_a_worker_enrolls_with_its_token_once_and_then_works(live_portal_url, tm
 
     with pytest.raises(Unauthorized):
         enroll(live_portal_url, issued.token)
+
+
+def database_dump() -> str:
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        return "\n".join(connection.connection.iterdump())
+    settings_dict = connection.settings_dict
+    result = subprocess.run(
+        ["pg_dump", "--data-only", "-h", settings_dict.get("HOST") or "127.0.0.1",
+         "-p", str(settings_dict.get("PORT") or 5432), "-U", settings_dict.get("USER") or "postgres",
+         settings_dict["NAME"]],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    return result.stdout
+
+
+def test_no_secret_in_plain_text_in_the_database_dump_or_the_logs(live_portal_url, caplog):
+    import logging
+
+    from django.core.management import call_command
+
+    from workers_mgmt.models import Worker
+    from workers_mgmt.services import credential_rotate_emergency, enrollment_exchange
+
+    caplog.set_level(logging.DEBUG)
+    secrets: list[str] = []
+    worker, issued = make_worker(worker_id="dump-1")
+    secrets.append(issued.secret)
+    client = LeadOpsClient(live_portal_url, issued.worker_id, issued.key_id, issued.secret, timeout=10)
+    # Push rotation end to end: the pushed secret crosses the wire, the client switches to it.
+    pushed = credential_rotate(worker=worker, actor="e2e")
+    secrets.append(pushed.secret)
+    answer = client.heartbeat(version="1", status="idle", running_jobs=0)
+    assert answer["credentials"] == {"pending": {"key_id": pushed.key_id}}  # the secret is not handed on
+    client.config()
+    assert WorkerCredential.objects.get(key_id=pushed.key_id).state == CredentialState.CURRENT
+    # A wrong secret, a manual and an emergency rotation, an enrollment.
+    bad = LeadOpsClient(live_portal_url, issued.worker_id, pushed.key_id, "wrong-secret-xyz", timeout=10)
+    with pytest.raises(Unauthorized):
+        bad.config()
+    client.close()
+    bad.close()
+    secrets.append(credential_rotate(worker=worker, actor="e2e", mode="manual").secret)
+    secrets.append(credential_rotate_emergency(worker=worker, actor="e2e").secret)
+    _, enrollment = worker_create_for_enrollment(worker_id="dump-2", actor="e2e")
+    secrets.append(enrollment.token)
+    secrets.append(enrollment_exchange(token=enrollment.token).secret)
+    call_command("reencrypt_secrets", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    assert Worker.objects.count() == 2
+
+    dump = database_dump()
+    assert "workers_mgmt_workercredential" in dump and len(dump) > 1000
+    port = live_portal_url.rsplit(":", 1)[1]
+    server_log = (BASE_DIR / "test-artifacts" / f"daphne-{port}.log").read_text(errors="replace")
+    assert "worker auth refused" in server_log  # the log was written, and is the portal's
+    logs = caplog.text
+    for secret in secrets:
+        assert secret not in dump
+        assert secret not in server_log
+        assert secret not in logs
