@@ -56,6 +56,18 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def is_under_first_key(token: str) -> bool:
+    """Whether the first key of LEADOPS_SECRETS_KEY (the one that encrypts) decrypts this token."""
+    from cryptography.fernet import InvalidToken
+
+    first = settings.LEADOPS_SECRETS_KEY.split(",")[0].strip()
+    try:
+        Fernet(first.encode()).decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def reencrypt(token: str) -> str:
     """The same secret under the first key of LEADOPS_SECRETS_KEY (MultiFernet.rotate)."""
     return fernet().rotate(token.encode()).decode()

@@ -6,18 +6,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.fernet import InvalidToken
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from leadops.clock import now as clock_now
 from workers_mgmt.crypto import (
+    decrypt_secret,
     encrypt_secret,
-    fernet,
+    is_under_first_key,
     new_enrollment_token,
     new_key_id,
     new_secret,
+    reencrypt,
     token_hash,
 )
 from workers_mgmt.models import (
@@ -233,8 +234,6 @@ def credential_rotate(
         raise ValueError("The grace period cannot be negative.")
     if mode not in DeliveryMode.values:
         raise ValueError(f"Unknown delivery mode {mode!r}.")
-    from django.db import IntegrityError
-
     try:
         with transaction.atomic():
             if WorkerCredential.objects.filter(worker=worker, state=CredentialState.PENDING).exists():
@@ -271,8 +270,6 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
     )
     if pending is None:
         return None
-    from workers_mgmt.crypto import decrypt_secret
-
     at = clock_now()
     with transaction.atomic():
         first = CredentialRotation.objects.filter(credential_id=pending.key_id, delivered_at__isnull=True
@@ -360,16 +357,10 @@ def credentials_reencrypt() -> int:
     Each row is a compare-and-swap on its old ciphertext, so a key rotated at the same moment is
     never overwritten with a stale secret (the next run picks it up).
     """
-    from workers_mgmt.crypto import reencrypt
-
-    primary = fernet()._fernets[0]  # the key that encrypts
     changed = 0
     for key_id, token in WorkerCredential.objects.values_list("key_id", "secret_encrypted").iterator():
-        try:
-            primary.decrypt(token.encode())
-            continue  # already under the first key
-        except InvalidToken:
-            pass  # encrypted under an older key of the list
+        if is_under_first_key(token):
+            continue
         changed += WorkerCredential.objects.filter(key_id=key_id, secret_encrypted=token).update(
             secret_encrypted=reencrypt(token)
         )

@@ -35,7 +35,10 @@ def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:
     return predicate()
 
 
-def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url):
+def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
     # Heartbeat every second so the push arrives quickly (the admin form's minimum is 5 s).
     WorkerConfig.objects.update_or_create(pk=1, defaults={"heartbeat_interval_s": 1, "poll_interval_s": 1})
     make_jobs(40, provider=make_provider("maps"))
@@ -50,7 +53,8 @@ def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url
         reference.start()
     try:
         assert wait_until(lambda: Job.objects.filter(state=JobState.SUCCEEDED).count() >= 5, timeout=60)
-        new_keys = {worker.pk: credential_rotate(worker=worker, actor="e2e").key_id for worker, _ in workers}
+        rotations = {worker.pk: credential_rotate(worker=worker, actor="e2e") for worker, _ in workers}
+        new_keys = {worker_id: issued.key_id for worker_id, issued in rotations.items()}
 
         def all_promoted() -> bool:
             return (WorkerCredential.objects.filter(key_id__in=new_keys.values(),
@@ -71,6 +75,12 @@ def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url
         kinds = sorted(CredentialEvent.objects.filter(key_id=new_keys[worker.pk]).values_list("kind", flat=True))
         assert kinds == ["created", "delivered", "promoted", "verified"]
     assert not CredentialEvent.objects.filter(kind="auth_failed").exists()
+    # The pushed secrets crossed the wire but reached no log: not the workers', not the portal's.
+    assert "switched to pushed key" in caplog.text
+    port = live_portal_url.rsplit(":", 1)[1]
+    server_log = (BASE_DIR / "test-artifacts" / f"daphne-{port}.log").read_text(errors="replace")
+    for issued in rotations.values():
+        assert issued.secret not in caplog.text and issued.secret not in server_log
 
 
 def test_a_worker_enrolls_with_its_token_once_and_then_works(live_portal_url, tmp_path):
