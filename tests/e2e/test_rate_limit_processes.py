@@ -62,7 +62,9 @@ def portals(request, django_db_blocker):
     # A small pool per process: the PostgreSQL server is shared, and a connection per request
     # thread would run it out of connections before the limiter is ever tested.
     env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "leadops.settings",
-           "LEADOPS_DB_POOL": "true", "LEADOPS_DB_POOL_MIN": "1", "LEADOPS_DB_POOL_MAX": "3"}
+           "LEADOPS_DB_POOL": "true", "LEADOPS_DB_POOL_MIN": "1", "LEADOPS_DB_POOL_MAX": "3",
+           # One key space shared by the four processes (that is the point), fresh for this test.
+           "LEADOPS_REDIS_PREFIX": f"leadops-rl-{os.getpid()}-{time.time_ns()}"}
     if request.param == "database":
         env["REDIS_URL"] = ""
     urls, processes = start_portals(PROCESSES, env)
