@@ -103,6 +103,23 @@ def test_a_worker_enrolls_with_its_token_once_and_then_works(live_portal_url, tm
     with pytest.raises(Unauthorized):
         enroll(live_portal_url, issued.token)
 
+    # A push rotation reaches the same worker after a restart: it stores the pushed key in its
+    # credentials file, switches, and the server promotes it, without one failed request.
+    from workers_mgmt.models import Worker
+
+    pushed = credential_rotate(worker=Worker.objects.get(pk="enrolled-1"), actor="e2e")
+    again = subprocess.run(
+        [sys.executable, "-m", "worker_client", "--url", live_portal_url, "--credentials-file", str(credentials),
+         "--duration", "2", "--log-level", "WARNING"],
+        cwd=BASE_DIR, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["failed_requests"] == 0
+    assert json.loads(credentials.read_text()) == {"worker_id": "enrolled-1", "key_id": pushed.key_id,
+                                                   "secret": pushed.secret}
+    assert WorkerCredential.objects.get(key_id=pushed.key_id).state == CredentialState.CURRENT
+    assert pushed.secret not in again.stdout + again.stderr
+
 
 def database_dump() -> str:
     from django.db import connection
