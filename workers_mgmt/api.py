@@ -177,7 +177,7 @@ class EnrollView(APIView):
 
         ip = client_ip(request)
         # The same failure budget as signed requests: a token guesser is slowed per source IP.
-        keys = auth_failure_keys(ip=ip, worker_id="enroll")
+        keys = auth_failure_keys(ip=ip, worker_id="-enroll")  # no worker id can start with "-"
         blocked = auth_failures_blocked(keys)
         if not blocked.allowed:
             raise RateLimited(blocked.retry_after_s)
