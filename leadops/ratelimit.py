@@ -80,3 +80,29 @@ def _db_acquire(key: str, now: float, interval: float, burst_window: float) -> D
         tat_row = cursor.fetchone()
     tat = tat_row[0] if tat_row else now
     return Decision(False, max(0.0, max(tat, now) + interval - burst_window - now))
+
+
+
+def gcra_peek(*, limits: dict[str, tuple[float, int]], now: float | None = None) -> Decision:
+    """Whether one more token could be taken from every key, without taking it (one round trip).
+
+    `limits` maps each key to its (per_minute, burst). For limits on events counted after the
+    fact, such as failed authentications: the caller asks before doing the work, and calls
+    gcra_acquire only when the event happened.
+    """
+    now = time.time() if now is None else now
+    keys = list(limits)
+    if settings.REDIS_URL:
+        values = redis_client().mget([f"{settings.LEADOPS_REDIS_PREFIX}:gcra:{key}" for key in keys])
+        tats = {key: float(value) for key, value in zip(keys, values, strict=True) if value is not None}
+    else:
+        tats = dict(RateLimitState.objects.filter(key__in=keys).values_list("key", "tat"))
+    wait = 0.0
+    for key, (per_minute, burst) in limits.items():
+        if per_minute <= 0:
+            return Decision(False, 60.0)
+        interval = 60.0 / per_minute
+        tat = tats.get(key)
+        if tat is not None:
+            wait = max(wait, max(tat, now) + interval - interval * max(1, burst) - now)
+    return Decision(wait <= 0, max(0.0, wait))

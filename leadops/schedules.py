@@ -13,6 +13,7 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("queueing: reap expired leases", "queueing.tasks.reap_expired_leases", 1),
     ("queueing: purge old report receipts", "queueing.tasks.purge_report_receipts", 60),
     ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
+    ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),
 ]
 
 

@@ -189,6 +189,15 @@ LEADOPS_IDEMPOTENCY_TTL_H = env.int("LEADOPS_IDEMPOTENCY_TTL_H", default=48)
 LEADOPS_DEDUP_SCOPE = env.str("LEADOPS_DEDUP_SCOPE", default="day")
 LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = env.int("LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN", default=600)
 LEADOPS_MAX_PULL = 50
+# Worker secrets (issue 5): the grace of a rotated-out key, the life of an enrollment token, and
+# the budget of failed authentications (GCRA: per minute, with a burst) per source IP and per
+# claimed worker id, so guessing is slow.
+LEADOPS_ROTATION_GRACE_HOURS = env.float("LEADOPS_ROTATION_GRACE_HOURS", default=24.0)
+LEADOPS_ENROLLMENT_TTL_HOURS = env.float("LEADOPS_ENROLLMENT_TTL_HOURS", default=24.0)
+LEADOPS_AUTH_FAILURES_IP_PER_MIN = env.int("LEADOPS_AUTH_FAILURES_IP_PER_MIN", default=20)
+LEADOPS_AUTH_FAILURES_IP_BURST = env.int("LEADOPS_AUTH_FAILURES_IP_BURST", default=10)
+LEADOPS_AUTH_FAILURES_WORKER_PER_MIN = env.int("LEADOPS_AUTH_FAILURES_WORKER_PER_MIN", default=60)
+LEADOPS_AUTH_FAILURES_WORKER_BURST = env.int("LEADOPS_AUTH_FAILURES_WORKER_BURST", default=30)
 # Django refuses to read a larger body; the middleware answers 413 before that in the protocol shape.
 DATA_UPLOAD_MAX_MEMORY_SIZE = LEADOPS_MAX_BODY_BYTES
 

@@ -1,8 +1,11 @@
 """python -m worker_client --url URL --worker-id ID --key-id K [--secret S] [--batch N] [--duration S]
+   python -m worker_client --url URL --enroll-token T --credentials-file F [...]
 
 The secret is better given in the environment (LEADOPS_WORKER_SECRET) than on the command line,
 where other users of the machine can read it in the process list. With --credentials-file, a key
 pushed by the server (heartbeat `credentials.pending`) is stored there and used after a restart.
+With --enroll-token (or LEADOPS_ENROLLMENT_TOKEN) the worker first exchanges the one-time token for
+its credential at POST /api/v1/enroll and stores it in --credentials-file.
 """
 
 from __future__ import annotations
@@ -19,21 +22,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from worker_client.client import LeadOpsClient
+from worker_client.client import LeadOpsClient, enroll
 from worker_client.provider import SimulatedProvider
 from worker_client.worker import Worker
 
 SECRET_ENV = "LEADOPS_WORKER_SECRET"
+ENROLLMENT_TOKEN_ENV = "LEADOPS_ENROLLMENT_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m worker_client", description="LeadOps reference worker.")
     parser.add_argument("--url", required=True, help="Portal base URL, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--worker-id", help="Worker id (or from --credentials-file).")
     parser.add_argument("--key-id", help="Credential key id (or from --credentials-file).")
     parser.add_argument("--secret", help=f"Credential secret; prefer the {SECRET_ENV} environment variable.")
     parser.add_argument("--credentials-file", type=Path,
-                        help='JSON {"key_id", "secret"}: read at start, rewritten on a pushed key.')
+                        help='JSON {"worker_id"?, "key_id", "secret"}: read at start, '
+                             'rewritten on a pushed key.')
+    parser.add_argument("--enroll-token",
+                        help=f"One-time enrollment token (prefer {ENROLLMENT_TOKEN_ENV}); "
+                             "needs --credentials-file.")
     parser.add_argument("--batch", type=int, default=None, help="Jobs per pull (capped by the server's max).")
     parser.add_argument("--concurrency", type=int, default=None, help="Jobs worked on at once.")
     parser.add_argument("--duration", type=float, default=None, help="Seconds to run (forever when absent).")
@@ -51,27 +59,39 @@ def parse_leads_per_job(text: str) -> int | tuple[int, int]:
     return int(low), int(high)
 
 
-def load_credentials(args: argparse.Namespace) -> tuple[str, str]:
-    key_id, secret = args.key_id, args.secret or os.environ.get(SECRET_ENV)
+def load_credentials(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(worker_id, key_id, secret) from the arguments, the environment or the credentials file."""
+    worker_id, key_id, secret = args.worker_id, args.key_id, args.secret or os.environ.get(SECRET_ENV)
     if args.credentials_file and args.credentials_file.exists():
         stored = json.loads(args.credentials_file.read_text())
         key_id, secret = stored["key_id"], stored["secret"]
-    if not key_id or not secret:
-        raise SystemExit(f"error: give --key-id and the secret ({SECRET_ENV} or --secret), "
-                         "or --credentials-file")
-    return key_id, secret
+        worker_id = worker_id or stored.get("worker_id")
+    if not worker_id or not key_id or not secret:
+        raise SystemExit(f"error: give --worker-id, --key-id and the secret ({SECRET_ENV} or --secret), "
+                         "or --credentials-file, or --enroll-token")
+    return worker_id, key_id, secret
 
 
-def credentials_writer(path: Path):
+def enroll_into(url: str, token: str, path: Path) -> str:
+    """Spend the enrollment token and store the credential; return the worker id."""
+    credential = enroll(url, token)
+    credentials_writer(path, worker_id=credential["worker_id"])(credential["key_id"], credential["secret"])
+    return credential["worker_id"]
+
+
+def credentials_writer(path: Path, *, worker_id: str | None = None):
     """Store a pushed key atomically (write, fsync, rename), readable by this user only."""
 
     def write(key_id: str, secret: str) -> None:
+        stored = {"key_id": key_id, "secret": secret}
+        if worker_id:
+            stored = {"worker_id": worker_id, **stored}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w") as handle:
-                json.dump({"key_id": key_id, "secret": secret}, handle)
+                json.dump(stored, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, path)
@@ -95,9 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         leads_per_job = parse_leads_per_job(args.leads)
     except ValueError:
         raise SystemExit("error: --leads must be N or MIN-MAX") from None
-    key_id, secret = load_credentials(args)
-    on_credentials = credentials_writer(args.credentials_file) if args.credentials_file else None
-    client = LeadOpsClient(args.url, args.worker_id, key_id, secret, on_credentials=on_credentials)
+    token = args.enroll_token or os.environ.get(ENROLLMENT_TOKEN_ENV)
+    if token:
+        if not args.credentials_file:
+            raise SystemExit("error: --enroll-token needs --credentials-file to keep the credential")
+        if not args.credentials_file.exists():
+            enroll_into(args.url, token, args.credentials_file)
+    worker_id, key_id, secret = load_credentials(args)
+    on_credentials = (credentials_writer(args.credentials_file, worker_id=worker_id)
+                      if args.credentials_file else None)
+    client = LeadOpsClient(args.url, worker_id, key_id, secret, on_credentials=on_credentials)
     provider = SimulatedProvider(rng=random.Random(args.seed), failure_rate=args.failure_rate,
                                  leads_per_job=leads_per_job, delay_s=(0.2, 1.5))
     worker = Worker(client, provider, batch=args.batch, concurrency=args.concurrency)

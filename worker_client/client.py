@@ -113,6 +113,30 @@ def parse_timestamp(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def enroll(base_url: str, token: str, *, timeout: float = 15.0,
+           transport: httpx.BaseTransport | None = None) -> dict[str, str]:
+    """POST /enroll (unsigned): spend a one-time enrollment token; return {worker_id, key_id, secret}.
+
+    Not retried: the token works once, and a lost answer means staff issue a new token.
+    """
+    body = encode_json({"token": token})
+    with httpx.Client(timeout=timeout, transport=transport,
+                      headers={"User-Agent": USER_AGENT, "Accept": "application/json"}) as http:
+        try:
+            response = http.post(f"{base_url.rstrip('/')}{API_PREFIX}/enroll", content=body,
+                                 headers={"Content-Type": "application/json"})
+        except httpx.TransportError as exc:
+            raise TransportFailure(f"POST /enroll: {type(exc).__name__}: {exc}") from exc
+    if not response.is_success:
+        raise error_from_response(response.status_code, response.content,
+                                  retry_after_s=parse_retry_after(response.headers.get("Retry-After")))
+    answer = _json_object(response)
+    names = ("worker_id", "key_id", "secret")
+    if not all(isinstance(answer.get(name), str) and answer[name] for name in names):
+        raise ProtocolError(response.status_code, "invalid_response", "The enroll answer lacks a credential.")
+    return {"worker_id": answer["worker_id"], "key_id": answer["key_id"], "secret": answer["secret"]}
+
+
 class LeadOpsClient:
     """One worker's signed connection to the portal."""
 

@@ -16,18 +16,32 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_variables
 
 from leadops.clock import now as clock_now
-from workers_mgmt.models import Worker, WorkerConfig, WorkerCredential
+from workers_mgmt.models import (
+    CredentialEvent,
+    CredentialState,
+    DeliveryMode,
+    Worker,
+    WorkerConfig,
+    WorkerCredential,
+)
 from workers_mgmt.services import (
     IssuedCredential,
+    RotationInProgress,
+    credential_revoke,
+    credential_rotate,
+    credential_rotate_emergency,
+    enrollment_issue,
     worker_config_save,
     worker_create,
     worker_credential_issue,
@@ -38,6 +52,9 @@ HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
 
 EDITABLE_WORKER_FIELDS = ("name", "enabled", "channel", "rate_limit_per_min", "notes")
 CREDENTIAL_ISSUED_TEMPLATE = "admin/workers_mgmt/credential_issued.html"
+ENROLLMENT_ISSUED_TEMPLATE = "admin/workers_mgmt/enrollment_issued.html"
+# How many audit rows the worker page shows; the full trail is in the credential events admin.
+AUDIT_TRAIL_ROWS = 50
 ISSUE_CONFIRM_TEMPLATE = "admin/workers_mgmt/issue_key_confirmation.html"
 
 
@@ -89,7 +106,7 @@ def _issue_keys_view(model_admin: admin.ModelAdmin, request: HttpRequest,
         return TemplateResponse(request, ISSUE_CONFIRM_TEMPLATE, context)
     issued = []
     for worker in workers:
-        credential, secret = worker_credential_issue(worker=worker)
+        credential, secret = worker_credential_issue(worker=worker, actor=request.user.get_username())
         issued.append(IssuedCredential(worker_id=worker.pk, key_id=credential.key_id, secret=secret))
         model_admin.log_change(request, worker, f"Issued key {credential.key_id}; revoked all older keys.")
     return credential_issued_response(model_admin, request, issued, title="New keys issued")
@@ -147,7 +164,7 @@ class WorkerAdmin(admin.ModelAdmin):
                     "reported_version", "reported_status", "running_jobs", "last_ip")
     list_filter = ("enabled", "channel")
     search_fields = ("id", "name")
-    actions = ("enable_workers", "disable_workers", "issue_new_key")
+    actions = ("enable_workers", "disable_workers", "rotate_secrets", "issue_new_key")
     add_form = WorkerAddForm
     readonly_fields = ("id", "last_heartbeat_at", "reported_version", "reported_status", "running_jobs",
                        "last_metrics", "last_ip", "created_at", "updated_at")
@@ -175,7 +192,104 @@ class WorkerAdmin(admin.ModelAdmin):
         return () if obj is None else self.readonly_fields
 
     def get_inlines(self, request: HttpRequest, obj: Worker | None) -> Any:
-        return [] if obj is None else [WorkerCredentialInline]
+        # The credentials are shown by the panel under the form (change_form.html), with their
+        # grace left and their buttons; an inline would repeat them.
+        return []
+
+    change_form_template = "admin/workers_mgmt/worker/change_form.html"
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/rotate/", view(self.rotate_view), name="workers_mgmt_worker_rotate"),
+            path("<path:object_id>/revoke/<str:key_id>/", view(self.revoke_view),
+                 name="workers_mgmt_worker_revoke"),
+            path("<path:object_id>/enroll/", view(self.enroll_view), name="workers_mgmt_worker_enroll"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        worker = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if worker is not None:
+            context.update(credential_panel_context(worker, can_manage=_issue_permission(request)))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def _worker_for_action(self, request: HttpRequest, object_id: str) -> Worker:
+        worker = self.get_object(request, unquote(object_id))
+        if worker is None:
+            raise Http404("No such worker.")
+        if not (_issue_permission(request) and self.has_change_permission(request, worker)):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        return worker
+
+    def _back(self, worker: Worker) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:workers_mgmt_worker_change", args=[quote(worker.pk)]))
+
+    @sensitive_variables("issued")
+    def rotate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: start a push or manual rotation, or an emergency one; show a new secret once."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        worker = self._worker_for_action(request, object_id)
+        mode = request.POST.get("mode", DeliveryMode.PUSH)
+        actor = request.user.get_username()
+        ip = request.META.get("REMOTE_ADDR")
+        if mode == "emergency":
+            issued = credential_rotate_emergency(worker=worker, actor=actor, ip=ip)
+            self.log_change(request, worker,
+                            f"Emergency rotation: revoked every key, issued {issued.key_id}.")
+            return credential_issued_response(self, request, [issued],
+                                              title=f"Emergency rotation of {worker.pk}")
+        try:
+            grace_hours = float(request.POST.get("grace_hours") or settings_grace_hours())
+            if mode not in DeliveryMode.values or not 0 <= grace_hours <= 24 * 90:
+                raise ValueError
+        except ValueError:
+            self.message_user(request, "Choose push, manual or emergency, and a grace of 0 to 2160 hours.",
+                              messages.ERROR)
+            return self._back(worker)
+        try:
+            issued = credential_rotate(worker=worker, actor=actor, mode=mode, grace_hours=grace_hours, ip=ip)
+        except RotationInProgress as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return self._back(worker)
+        self.log_change(request, worker, f"Started a {mode} rotation to key {issued.key_id} "
+                                         f"(grace {grace_hours:g} h).")
+        if mode == DeliveryMode.MANUAL:
+            return credential_issued_response(self, request, [issued], title=f"Pending key for {worker.pk}")
+        self.message_user(request, f"Key {issued.key_id} is pending: the worker gets it in its next "
+                                   "heartbeat and switches to it.", messages.SUCCESS)
+        return self._back(worker)
+
+    def revoke_view(self, request: HttpRequest, object_id: str, key_id: str) -> HttpResponse:
+        """POST: revoke one key of this worker at once."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        worker = self._worker_for_action(request, object_id)
+        credential = get_object_or_404(WorkerCredential, key_id=key_id, worker=worker)
+        if credential_revoke(credential=credential, actor=request.user.get_username(),
+                             ip=request.META.get("REMOTE_ADDR")):
+            self.log_change(request, worker, f"Revoked key {key_id}.")
+            self.message_user(request, f"Key {key_id} is revoked.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"Key {key_id} was already revoked.", messages.WARNING)
+        return self._back(worker)
+
+    @sensitive_variables("issued")
+    def enroll_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: a one-time enrollment token for this worker, shown once."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        worker = self._worker_for_action(request, object_id)
+        issued = enrollment_issue(worker=worker, actor=request.user.get_username(),
+                                  ip=request.META.get("REMOTE_ADDR"))
+        self.log_change(request, worker,
+                        f"Issued an enrollment token (expires {issued.expires_at:%Y-%m-%d %H:%M}).")
+        return enrollment_issued_response(self, request, issued)
 
     @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
     def heartbeat(self, obj: Worker) -> str:
@@ -197,7 +311,7 @@ class WorkerAdmin(admin.ModelAdmin):
             return
         worker, issued = worker_create(
             worker_id=obj.id, name=obj.name, channel=obj.channel,
-            rate_limit_per_min=obj.rate_limit_per_min, notes=obj.notes,
+            rate_limit_per_min=obj.rate_limit_per_min, notes=obj.notes, actor=request.user.get_username(),
         )
         # The admin goes on logging and answering with `obj`: make it the saved row.
         for field in Worker._meta.concrete_fields:
@@ -242,6 +356,25 @@ class WorkerAdmin(admin.ModelAdmin):
     @admin.action(permissions=["issue"], description="Issue a new key (revokes all old keys)")
     def issue_new_key(self, request: HttpRequest, queryset: QuerySet[Worker]) -> HttpResponse | None:
         return _issue_keys_view(self, request, list(queryset.order_by("pk")))
+
+    @admin.action(permissions=["issue"], description="Rotate secrets (push in the next heartbeat)")
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Worker]) -> None:
+        started, refused = [], []
+        for worker in queryset.order_by("pk"):
+            try:
+                issued = credential_rotate(worker=worker, actor=request.user.get_username(),
+                                           ip=request.META.get("REMOTE_ADDR"))
+            except RotationInProgress:
+                refused.append(worker.pk)
+                continue
+            self.log_change(request, worker, f"Started a push rotation to key {issued.key_id}.")
+            started.append(worker.pk)
+        if started:
+            self.message_user(request, f"{len(started)} rotation(s) started; each worker switches at its "
+                                       "next heartbeat.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Already rotating (a pending key exists): " + ", ".join(refused),
+                              messages.WARNING)
 
     def has_issue_permission(self, request: HttpRequest) -> bool:
         return _issue_permission(request)
@@ -307,3 +440,76 @@ class WorkerConfigAdmin(admin.ModelAdmin):
         obj.version = saved.version
         self.message_user(request, f"Workers will load configuration version {saved.version}.",
                           messages.INFO)
+
+
+def settings_grace_hours() -> float:
+    from django.conf import settings
+
+    return settings.LEADOPS_ROTATION_GRACE_HOURS
+
+
+def grace_left_text(credential: WorkerCredential, now: dt.datetime) -> str:
+    if credential.state != CredentialState.PREVIOUS or credential.grace_until is None:
+        return ""
+    left = credential.grace_until - now
+    if left.total_seconds() <= 0:
+        return "ended"
+    return age_text(left).replace(" ago", " left")
+
+
+def credential_panel_context(worker: Worker, *, can_manage: bool) -> dict[str, Any]:
+    """What the worker page shows under its form: keys with their state, and the audit trail."""
+    now = clock_now()
+    credentials = list(worker.credentials.select_related("rotation").order_by("-created_at"))
+    for credential in credentials:
+        credential.grace_left = grace_left_text(credential, now)  # type: ignore[attr-defined]
+        credential.revoke_url = reverse("admin:workers_mgmt_worker_revoke",  # type: ignore[attr-defined]
+                                        args=[quote(worker.pk), credential.key_id])
+    return {
+        "credentials": credentials,
+        "credential_events": CredentialEvent.objects.filter(worker_id=worker.pk)[:AUDIT_TRAIL_ROWS],
+        "credential_events_url": reverse("admin:workers_mgmt_credentialevent_changelist")
+        + f"?worker_id={worker.pk}",
+        "can_manage_credentials": can_manage,
+        "rotation_pending": any(c.state == CredentialState.PENDING for c in credentials),
+        "rotate_url": reverse("admin:workers_mgmt_worker_rotate", args=[quote(worker.pk)]),
+        "enroll_url": reverse("admin:workers_mgmt_worker_enroll", args=[quote(worker.pk)]),
+        "default_grace_hours": settings_grace_hours(),
+    }
+
+
+@sensitive_variables("issued")
+def enrollment_issued_response(model_admin: admin.ModelAdmin, request: HttpRequest,
+                               issued: Any) -> HttpResponse:
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Enrollment token for {issued.worker_id}",
+        "opts": model_admin.opts,
+        "issued": issued,
+        "worker_url": reverse("admin:workers_mgmt_worker_change", args=[quote(issued.worker_id)]),
+    }
+    response = TemplateResponse(request, ENROLLMENT_ISSUED_TEMPLATE, context)
+    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@admin.register(CredentialEvent)
+class CredentialEventAdmin(admin.ModelAdmin):
+    """The credential audit trail: read-only (on PostgreSQL a trigger refuses changes as well)."""
+
+    list_display = ("created_at", "worker_id", "kind", "key_id", "reason", "count", "actor", "ip")
+    list_filter = ("kind", "reason", "actor")
+    search_fields = ("=worker_id", "=key_id", "=ip")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "worker_id", "kind", "key_id", "reason", "count", "minute", "actor", "ip")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

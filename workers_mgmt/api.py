@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -15,7 +16,15 @@ from leadops.errors import ValidationFailed
 from leadops.fields import SafeJSONObjectField, SafeJSONValueField, StrictCharField, StrictIntegerField
 from workers_mgmt.auth import IsWorker, WorkerSignatureAuthentication
 from workers_mgmt.models import Worker
-from workers_mgmt.services import worker_config_get, worker_heartbeat
+from workers_mgmt.services import (
+    EnrollmentRefused,
+    credential_deliver,
+    enrollment_exchange,
+    worker_config_get,
+    worker_heartbeat,
+)
+
+logger = logging.getLogger("leadops.auth")
 
 
 class WorkerAPIView(APIView):
@@ -46,10 +55,22 @@ class HeartbeatIn(serializers.Serializer):
     self_test = SafeJSONValueField(required=False)
 
 
+class PendingCredentialOut(serializers.Serializer):
+    key_id = serializers.CharField()
+    secret = serializers.CharField()
+
+
+class CredentialsOut(serializers.Serializer):
+    pending = PendingCredentialOut()
+
+
 class HeartbeatOut(serializers.Serializer):
     server_time = serializers.DateTimeField()
     poll_interval_s = serializers.IntegerField()
     config_version = serializers.IntegerField()
+    credentials = CredentialsOut(required=False, help_text=(
+        "Present only during a push rotation, and only to a request signed with the current key: "
+        "sign the next requests with this key; the first one promotes it."))
 
 
 def client_ip(request: Request) -> str | None:
@@ -66,11 +87,16 @@ class HeartbeatView(WorkerAPIView):
             running_jobs=data["running_jobs"], metrics=data.get("metrics"), ip=client_ip(request),
         )
         config = worker_config_get()
-        return Response({
+        answer = {
             "server_time": clock_now().isoformat(),
             "poll_interval_s": config.poll_interval_s,
             "config_version": config.version,
-        })
+        }
+        # Push rotation (issue 5): the one place a secret ever leaves the server in an API answer.
+        pending = credential_deliver(credential=request.auth, ip=client_ip(request))
+        if pending is not None:
+            answer["credentials"] = {"pending": {"key_id": pending.key_id, "secret": pending.secret}}
+        return Response(answer, headers={"Cache-Control": "no-store"} if pending else None)
 
 
 class ConfigOut(serializers.Serializer):
@@ -125,3 +151,46 @@ _provider_lookup = None
 def register_provider_lookup(lookup) -> None:
     global _provider_lookup
     _provider_lookup = lookup
+
+
+class EnrollIn(serializers.Serializer):
+    token = StrictCharField(max_length=200)
+
+
+class EnrollOut(serializers.Serializer):
+    worker_id = serializers.CharField()
+    key_id = serializers.CharField()
+    secret = serializers.CharField()
+
+
+class EnrollView(APIView):
+    """POST /enroll: unsigned; a one-time enrollment token buys the worker its first key."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(request=EnrollIn, responses={200: EnrollOut}, operation_id="enroll", auth=[],
+                   summary="Exchange a one-time enrollment token for the worker's id, key id and secret.")
+    def post(self, request: Request) -> Response:
+        from leadops.errors import RateLimited, Unauthorized
+        from workers_mgmt.auth import auth_failure_count, auth_failure_keys, auth_failures_blocked
+
+        ip = client_ip(request)
+        # The same failure budget as signed requests: a token guesser is slowed per source IP.
+        keys = auth_failure_keys(ip=ip, worker_id="-enroll")  # no worker id can start with "-"
+        blocked = auth_failures_blocked(keys)
+        if not blocked.allowed:
+            raise RateLimited(blocked.retry_after_s)
+        data = request.data if request.body else {}
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token or len(token) > 200:
+            auth_failure_count(keys)
+            raise Unauthorized()
+        try:
+            issued = enrollment_exchange(token=token, ip=ip)
+        except EnrollmentRefused:
+            auth_failure_count(keys)
+            logger.warning("enrollment refused: ip=%s", ip)
+            raise Unauthorized() from None
+        logger.info("worker %s enrolled with key %s", issued.worker_id, issued.key_id)
+        return Response(issued.as_dict(), headers={"Cache-Control": "no-store"})

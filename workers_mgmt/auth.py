@@ -21,10 +21,10 @@ from rest_framework.request import Request
 
 from leadops.clock import now as clock_now
 from leadops.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
-from leadops.ratelimit import gcra_acquire
+from leadops.ratelimit import gcra_acquire, gcra_peek
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
-from workers_mgmt.services import credential_touch, nonce_record
+from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch, nonce_record
 
 logger = logging.getLogger("leadops.auth")
 
@@ -75,9 +75,19 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         match = _SIGNATURE_RE.match(meta.get("HTTP_AUTHORIZATION", ""))
         ip = meta.get("REMOTE_ADDR")
 
+        # Failed authentications are limited per source IP and per claimed worker id, and the
+        # limit is asked before any key is tried, so a guesser gets 429s instead of answers.
+        failure_keys = auth_failure_keys(ip=ip, worker_id=worker_id)
+        blocked = auth_failures_blocked(failure_keys)
+        if not blocked.allowed:
+            logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
+            raise RateLimited(blocked.retry_after_s)
+
         def fail(reason: str) -> Unauthorized:
             logger.warning("worker auth refused: reason=%s worker=%.63s key=%.40s ip=%s",
                            reason, worker_id, key_id, ip)
+            auth_failure_count(failure_keys)
+            auth_failure_record(worker_id=worker_id or "-", reason=reason, ip=_ip_or_none(ip), key_id=key_id)
             return Unauthorized()
 
         if not (worker_id and key_id and timestamp and nonce and content_sha256 and match):
@@ -126,8 +136,47 @@ class WorkerSignatureAuthentication(BaseAuthentication):
                                 burst=max(1, per_minute // 10))
         if not decision.allowed:
             raise RateLimited(decision.retry_after_s)
+        if credential.state == CredentialState.PENDING and not credential_promote(
+            credential=credential, ip=_ip_or_none(ip)
+        ):
+            # Another request promoted it first (fine), or staff revoked it meanwhile (refused).
+            credential.refresh_from_db(fields=["state", "grace_until"])
+            if not _key_usable(credential, now):
+                raise fail(f"key_{credential.state}")
         credential_touch(credential=credential, at=now)
         return worker, credential
+
+
+def auth_failure_keys(*, ip: str | None, worker_id: str) -> list[str]:
+    return [f"authfail:ip:{ip or '-'}", f"authfail:worker:{worker_id[:63] or '-'}"]
+
+
+def auth_failures_blocked(keys: list[str]):
+    """Whether the source IP or the claimed worker has used up its budget of failures."""
+    return gcra_peek(limits=dict(_auth_failure_limits(keys)))
+
+
+def _auth_failure_limits(keys: list[str]) -> list[tuple[str, tuple[float, int]]]:
+    from django.conf import settings
+
+    ip_key, worker_key = keys
+    return [(ip_key, (settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN, settings.LEADOPS_AUTH_FAILURES_IP_BURST)),
+            (worker_key, (settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN,
+                          settings.LEADOPS_AUTH_FAILURES_WORKER_BURST))]
+
+
+def auth_failure_count(keys: list[str]) -> None:
+    for key, (per_minute, burst) in _auth_failure_limits(keys):
+        gcra_acquire(key=key, per_minute=per_minute, burst=burst)
+
+
+def _ip_or_none(ip: str | None) -> str | None:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:
+        return None
 
 
 def _skew_limit() -> int:

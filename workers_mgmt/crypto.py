@@ -43,3 +43,31 @@ def new_secret() -> str:
 
 def new_key_id() -> str:
     return "k_" + secrets.token_hex(8)
+
+
+def new_enrollment_token() -> str:
+    return "enr_" + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of an enrollment token: the token has 256 random bits, so no slow hash is needed."""
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def is_under_first_key(token: str) -> bool:
+    """Whether the first key of LEADOPS_SECRETS_KEY (the one that encrypts) decrypts this token."""
+    from cryptography.fernet import InvalidToken
+
+    first = settings.LEADOPS_SECRETS_KEY.split(",")[0].strip()
+    try:
+        Fernet(first.encode()).decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
+def reencrypt(token: str) -> str:
+    """The same secret under the first key of LEADOPS_SECRETS_KEY (MultiFernet.rotate)."""
+    return fernet().rotate(token.encode()).decode()

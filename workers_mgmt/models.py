@@ -69,6 +69,11 @@ class WorkerCredential(models.Model):
     class Meta:
         ordering = ["worker_id", "-created_at"]
         indexes = [models.Index(fields=["worker", "state"])]
+        constraints = [
+            # One rotation per worker at a time: the database refuses a second pending key.
+            models.UniqueConstraint(fields=["worker"], condition=models.Q(state="pending"),
+                                    name="one_pending_credential_per_worker"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key_id} ({self.state})"
@@ -106,3 +111,88 @@ class WorkerConfig(models.Model):
 
     def __str__(self) -> str:
         return f"Worker configuration v{self.version}"
+
+
+class DeliveryMode(models.TextChoices):
+    PUSH = "push", "Push (next heartbeat)"
+    MANUAL = "manual", "Manual (shown once to staff)"
+
+
+class CredentialRotation(models.Model):
+    """How a pending credential reaches its worker and how long the key it replaces stays valid.
+
+    One row per pending credential, written with it; kept after promotion as the rotation's record.
+    """
+
+    credential = models.OneToOneField(WorkerCredential, on_delete=models.CASCADE, primary_key=True,
+                                      related_name="rotation")
+    mode = models.CharField(max_length=10, choices=DeliveryMode.choices, default=DeliveryMode.PUSH)
+    grace_seconds = models.PositiveIntegerField(default=24 * 3600)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"rotation to {self.credential_id} ({self.mode})"
+
+
+class CredentialEventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    DELIVERED = "delivered", "Delivered"
+    VERIFIED = "verified", "Verified"
+    PROMOTED = "promoted", "Promoted"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+    AUTH_FAILED = "auth_failed", "Authentication failed"
+    ENROLLMENT_ISSUED = "enrollment_issued", "Enrollment token issued"
+    ENROLLED = "enrolled", "Enrolled"
+
+
+class CredentialEvent(models.Model):
+    """The append-only audit trail of worker credentials.
+
+    `worker_id` is plain text, not a foreign key: a failed authentication names whatever worker the
+    caller claimed, which may not exist, and the trail must outlive a deleted worker. Failed
+    authentications are aggregated: one row per worker, reason and minute, whose `count` grows; on
+    PostgreSQL a trigger refuses every other UPDATE and every DELETE (migration 0003).
+    """
+
+    worker_id = models.CharField(max_length=63, db_index=True)
+    key_id = models.CharField(max_length=40, blank=True)
+    kind = models.CharField(max_length=20, choices=CredentialEventKind.choices)
+    reason = models.CharField(max_length=60, blank=True)
+    actor = models.CharField(max_length=150, blank=True,
+                             help_text="Staff username, 'worker', 'system' or 'enrollment'.")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    # The start of the minute an auth_failed row counts; null for every other kind.
+    minute = models.DateTimeField(null=True, blank=True)
+    count = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["worker_id", "reason", "minute"],
+                                    condition=models.Q(kind="auth_failed"),
+                                    name="uniq_auth_failed_per_minute"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.worker_id} {self.kind}"
+
+
+class EnrollmentToken(models.Model):
+    """A one-time token a new worker exchanges for its credential; only its SHA-256 is stored."""
+
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="enrollment_tokens")
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"enrollment of {self.worker_id} (expires {self.expires_at:%Y-%m-%d %H:%M})"

@@ -41,7 +41,10 @@ def live_portal_url(django_db_setup, django_db_blocker):
         pytest.skip("the live portal needs a file or server database")
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "leadops.settings",
-           "LEADOPS_DB_POOL": "false"}
+           "LEADOPS_DB_POOL": "false",
+           # Its own key space in a shared Redis: limiter state (e.g. the failed-authentication
+           # budget of 127.0.0.1) of an earlier portal or run must not leak into this one.
+           "LEADOPS_REDIS_PREFIX": f"leadops-e2e-{os.getpid()}-{port}"}
     log_path = BASE_DIR / "test-artifacts" / f"daphne-{port}.log"
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "wb") as log:

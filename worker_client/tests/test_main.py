@@ -14,7 +14,7 @@ def test_secret_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("LEADOPS_WORKER_SECRET", "from-env")
     args = build_parser().parse_args(["--url", "http://x", "--worker-id", "w", "--key-id", "k"])
 
-    assert load_credentials(args) == ("k", "from-env")
+    assert load_credentials(args) == ("w", "k", "from-env")
 
 
 def test_missing_secret_is_a_one_line_error(monkeypatch):
@@ -36,9 +36,19 @@ def test_a_pushed_key_is_stored_privately_and_used_after_a_restart(tmp_path, mon
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     args = build_parser().parse_args(["--url", "http://x", "--worker-id", "w", "--key-id", "k-1", "--secret", "old",
                                       "--credentials-file", str(path)])
-    assert load_credentials(args) == ("k-2", "new-secret")
+    assert load_credentials(args) == ("w", "k-2", "new-secret")
 
 
 def test_leads_per_job_is_n_or_a_range():
     assert parse_leads_per_job("7") == 7
     assert parse_leads_per_job("5-40") == (5, 40)
+
+
+def test_an_enrolled_credentials_file_names_its_worker(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEADOPS_WORKER_SECRET", raising=False)
+    path = tmp_path / "credentials.json"
+
+    credentials_writer(path, worker_id="w-enrolled")("k-1", "s-1")
+
+    args = build_parser().parse_args(["--url", "http://x", "--credentials-file", str(path)])
+    assert load_credentials(args) == ("w-enrolled", "k-1", "s-1")

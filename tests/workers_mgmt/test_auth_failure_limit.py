@@ -1,0 +1,67 @@
+"""Failed authentications are limited per source IP and per claimed worker id, so guessing is slow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.signing import signed_headers
+
+pytestmark = pytest.mark.django_db
+
+HEARTBEAT = {"version": "1.0.0", "status": "idle", "running_jobs": 0}
+
+
+def heartbeat(client, issued, *, secret: str | None = None, ip: str = "10.0.0.1", worker_id: str | None = None):
+    body = json.dumps(HEARTBEAT).encode()
+    headers = signed_headers(method="POST", path="/api/v1/heartbeat", body=body,
+                             worker_id=worker_id or issued.worker_id, key_id=issued.key_id,
+                             secret=secret or issued.secret)
+    return client.generic("POST", "/api/v1/heartbeat", data=body, content_type="application/json",
+                          headers=headers, REMOTE_ADDR=ip)
+
+
+@pytest.fixture
+def strict(settings):
+    settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN = 6
+    settings.LEADOPS_AUTH_FAILURES_IP_BURST = 3
+    settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN = 12
+    settings.LEADOPS_AUTH_FAILURES_WORKER_BURST = 6
+
+
+def test_after_the_burst_of_failures_an_ip_gets_429_even_with_the_right_key(client, strict):
+    from tests.factories import make_worker
+
+    _, issued = make_worker(worker_id="w-guessed")
+    codes = [heartbeat(client, issued, secret=f"guess-{i}").status_code for i in range(4)]
+    assert codes == [401, 401, 401, 429]
+    # The right key from the guessing IP is refused unseen: a guess that happens to be right
+    # cannot be told apart from a wrong one while the budget is spent.
+    throttled = heartbeat(client, issued)
+    assert throttled.status_code == 429
+    assert throttled.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(throttled["Retry-After"]) <= 10
+    # Another source with the right key is not affected by this IP's budget.
+    assert heartbeat(client, issued, ip="10.0.0.2").status_code == 200
+
+
+def test_failures_for_one_worker_id_from_many_ips_are_limited_too(client, strict):
+    from tests.factories import make_worker
+
+    _, issued = make_worker(worker_id="w-target")
+    codes = [heartbeat(client, issued, secret="guess", ip=f"10.0.1.{i}").status_code for i in range(7)]
+    assert codes == [401] * 6 + [429]
+
+
+def test_successful_requests_do_not_spend_the_failure_budget(client, strict):
+    from tests.factories import make_worker
+
+    _, issued = make_worker(worker_id="w-busy", rate_limit_per_min=100_000)
+    assert {heartbeat(client, issued).status_code for _ in range(20)} == {200}
+
+
+def test_enrollment_guesses_share_the_per_ip_budget(client, strict):
+    codes = [client.post("/api/v1/enroll", {"token": f"enr_guess{i}"}, content_type="application/json",
+                         REMOTE_ADDR="10.0.2.1").status_code for i in range(4)]
+    assert codes == [401, 401, 401, 429]
