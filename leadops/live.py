@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -167,7 +168,14 @@ class MonitorConsumer(AsyncJsonWebsocketConsumer):
             return
         from leadops.selectors import monitor_event_last_id
 
-        self.viewer = Viewer(await database_sync_to_async(monitor_event_last_id)())
+        # A reconnecting page resumes where it left off (`?last_event_id=`); a new one starts now.
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        resume = (query.get("last_event_id") or [""])[0]
+        if resume.isdigit():
+            position = int(resume)
+        else:
+            position = await database_sync_to_async(monitor_event_last_id)()
+        self.viewer = Viewer(position)
         await self.channel_layer.group_add(GROUP, self.channel_name)
         await self.accept()
         self.ticker = asyncio.create_task(self._tick())
