@@ -137,7 +137,8 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Groups (the live monitor's) are namespaced like every other key in a shared Redis.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{LEADOPS_REDIS_PREFIX}:asgi"},
         }
     }
 else:

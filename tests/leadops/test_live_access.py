@@ -126,3 +126,62 @@ def test_sse_replays_after_last_event_id(transactional_db, staff_user, how):
     got = async_to_sync(scenario)()
     assert [event["sse_id"] for event in got] == ids[2:]
     assert [event["data"]["worker_id"] for event in got] == ["w-2", "w-3", "w-4"]
+
+
+def _publish_heartbeats(rounds: int, workers: int) -> None:
+    for round_ in range(rounds):
+        with transaction.atomic():
+            for index in range(workers):
+                events.publish("worker.heartbeat", worker_id=f"w-{index}", version="1", status="ok",
+                               running_jobs=round_)
+
+
+def test_websocket_viewer_gets_heartbeats_coalesced(transactional_db, client, staff_user):
+    communicator = _ws(client, staff_user)
+
+    async def scenario():
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        started = asyncio.get_running_loop().time()
+        await database_sync_to_async(_publish_heartbeats)(3, 200)  # 600 heartbeats
+        messages = [await communicator.receive_json_from(timeout=5)]
+        while not await communicator.receive_nothing(timeout=0.3):
+            messages.append(await communicator.receive_json_from(timeout=1))
+        elapsed = asyncio.get_running_loop().time() - started
+        await communicator.disconnect()
+        return messages, elapsed
+
+    messages, elapsed = async_to_sync(scenario)()
+    assert {message["type"] for message in messages} == {"worker.heartbeat.batch"}
+    # At most one batch a second (plus the first), each with one heartbeat per worker.
+    assert len(messages) <= 1 + int(elapsed)
+    for message in messages:
+        workers = [event["data"]["worker_id"] for event in message["events"]]
+        assert len(workers) == len(set(workers)) <= 200
+    latest = {}
+    for message in messages:
+        latest.update({e["data"]["worker_id"]: e["data"]["running_jobs"] for e in message["events"]})
+    assert len(latest) == 200 and set(latest.values()) == {2}
+
+
+def test_websocket_resumes_after_last_event_id(transactional_db, client, staff_user):
+    for index in range(3):
+        _publish_online(f"w-{index}")
+    from leadops.models import MonitorEvent
+
+    ids = list(MonitorEvent.objects.order_by("id").values_list("id", flat=True))
+    client.force_login(staff_user)
+    communicator = WebsocketCommunicator(
+        application, f"/ws/monitor/?last_event_id={ids[0]}",
+        headers=[(b"origin", b"http://testserver"), (b"host", b"testserver"),
+                 (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())])
+
+    async def scenario():
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        got = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+        assert await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+        return got
+
+    assert [event["id"] for event in async_to_sync(scenario)()] == ids[1:]
