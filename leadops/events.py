@@ -124,3 +124,13 @@ def _deliver(batch: list[dict[str, Any]]) -> None:
                 sink(event)
             except Exception:
                 logger.exception("monitor event sink failed for %s", event["type"])
+
+
+def event_types_markdown() -> str:
+    """The event table of docs/API.md, generated here so the docs cannot drift from the code."""
+    lines = ["| type | fields of `data` | stored for replay | meaning |", "|---|---|---|---|"]
+    for spec in EVENT_TYPES.values():
+        fields = ", ".join(f"`{name}`" for name in spec.fields)
+        stored = "no (coalesced)" if spec.name in EPHEMERAL_TYPES else "yes"
+        lines.append(f"| `{spec.name}` | {fields} | {stored} | {spec.description} |")
+    return "\n".join(lines)
