@@ -200,6 +200,8 @@ class Hub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self.subscriptions.discard(subscription)
+        if not self.subscriptions and self.task is not None and not self.task.done():
+            self.task.cancel()  # the last viewer left: leave the group now, not at the next tick
 
     def _broadcast(self, items: list[dict[str, Any]]) -> None:
         for item in items:
@@ -221,6 +223,7 @@ class Hub:
         # Receiving runs on its own and is never cancelled mid-call (a cancelled receive of the Redis
         # layer costs a round trip and may drop a message); the tick catches up and flushes heartbeats.
         receiver = asyncio.create_task(self._receive(layer, channel, viewer))
+        loop_closing = False
         try:
             last_catch_up = time.monotonic()
             while self.subscriptions and not receiver.done():
@@ -238,11 +241,15 @@ class Hub:
                     out.append(batch)
                 if out:
                     self._broadcast(out)
+        except GeneratorExit:
+            loop_closing = True  # the event loop is going away (a test's loop): nothing to clean up
+            raise
         finally:
-            receiver.cancel()
-            with contextlib.suppress(Exception):
-                await layer.group_discard(GROUP, channel)
-            if self.subscriptions and self.task is asyncio.current_task():
+            if not loop_closing:
+                receiver.cancel()
+                with contextlib.suppress(Exception):
+                    await layer.group_discard(GROUP, channel)
+            if not loop_closing and self.subscriptions and self.task is asyncio.current_task():
                 # A viewer arrived while this hub was winding down: hand over to a new one.
                 self.started = asyncio.Event()
                 self.task = asyncio.create_task(self._run(self.started))
