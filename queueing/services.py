@@ -414,7 +414,8 @@ def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added
     if state == JobState.DEAD:
         events.publish("job.dead", **who, reason=reason)
     else:
-        events.publish("job.failed", **who, error_code=str((error or {}).get("code") or "unknown"),
+        # The code is the worker's own string: capped, and never the free-text message.
+        events.publish("job.failed", **who, error_code=str((error or {}).get("code") or "unknown")[:64],
                        retry_at=update["run_at"].isoformat())
     return state
 

@@ -142,26 +142,28 @@ def test_websocket_viewer_gets_heartbeats_coalesced(transactional_db, client, st
     async def scenario():
         connected, _ = await communicator.connect(timeout=5)
         assert connected
-        started = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         await database_sync_to_async(_publish_heartbeats)(3, 200)  # 600 heartbeats
-        messages = [await communicator.receive_json_from(timeout=5)]
-        while not await communicator.receive_nothing(timeout=0.3):
-            messages.append(await communicator.receive_json_from(timeout=1))
-        elapsed = asyncio.get_running_loop().time() - started
+        messages, latest = [], {}
+        while not (len(latest) == 200 and set(latest.values()) == {2}) and loop.time() - started < 8:
+            message = await communicator.receive_json_from(timeout=5)
+            messages.append((loop.time(), message))
+            latest.update({e["data"]["worker_id"]: e["data"]["running_jobs"] for e in message["events"]})
+        quiet = await communicator.receive_nothing(timeout=1.2)  # nothing new: nothing more is sent
         await communicator.disconnect()
-        return messages, elapsed
+        return messages, latest, quiet
 
-    messages, elapsed = async_to_sync(scenario)()
-    assert {message["type"] for message in messages} == {"worker.heartbeat.batch"}
-    # At most one batch a second (plus the first), each with one heartbeat per worker.
-    assert len(messages) <= 1 + int(elapsed)
-    for message in messages:
+    messages, latest, quiet = async_to_sync(scenario)()
+    assert len(latest) == 200 and set(latest.values()) == {2}  # the latest heartbeat of each worker
+    assert quiet
+    assert {message["type"] for _, message in messages} == {"worker.heartbeat.batch"}
+    for _, message in messages:
         workers = [event["data"]["worker_id"] for event in message["events"]]
-        assert len(workers) == len(set(workers)) <= 200
-    latest = {}
-    for message in messages:
-        latest.update({e["data"]["worker_id"]: e["data"]["running_jobs"] for e in message["events"]})
-    assert len(latest) == 200 and set(latest.values()) == {2}
+        assert len(workers) == len(set(workers)) <= 200  # one entry per worker in a batch
+    # 600 heartbeats became a few batches: at most one a second (the interval itself is unit-tested in
+    # test_live_events; receive times here include the wait while the test was publishing).
+    assert len(messages) <= 3
 
 
 def test_websocket_resumes_after_last_event_id(transactional_db, client, staff_user):
