@@ -87,3 +87,17 @@ def test_staff_session_may_scrape_and_families_exist_without_samples(client, adm
     assert response.status_code == 200
     names = {family.name for family in text_string_to_metric_families(response.content.decode())}
     assert {"leadops_breaker_state", "leadops_alerts_firing", "leadops_queue_jobs"} <= names
+
+
+def test_latency_histogram_is_labelled_by_route_pattern_not_path(client, token, signed):
+    signed.post("/api/v1/jobs/987654/report", {"attempt_id": "00000000-0000-0000-0000-000000000000",
+                                               "outcome": "succeeded", "leads": []})
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).content.decode()
+    routes = {
+        sample.labels["route"]
+        for family in text_string_to_metric_families(text)
+        if family.name == "leadops_http_request_duration_seconds"
+        for sample in family.samples if "route" in sample.labels
+    }
+    assert "api/v1/jobs/<int:job_id>/report" in routes
+    assert not any("987654" in route for route in routes)
