@@ -3,7 +3,7 @@ and Procrastinate, in one run; one table on stdout, the same as JSON in bench/re
 
     .venv/bin/python -m bench.run                  # everything (about 6-8 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick          # a smoke run: a few seconds per metric
-    .venv/bin/python -m bench.run --only jobs      # jobs | ingest | raw | peer | monitor, or a comma list
+    .venv/bin/python -m bench.run --only jobs      # jobs | ingest | raw | peer | monitor | live, or a comma list
 
 See docs/PERFORMANCE.md for what each number means and how to read it.
 """
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import common, monitor_pages, peer, portal, raw_ingest, raw_queue
+from bench import common, live_latency, monitor_pages, peer, portal, raw_ingest, raw_queue
 from bench.api_load import client_kind_available, client_process
 
-SECTIONS = ("raw", "peer", "jobs", "ingest", "monitor")
+SECTIONS = ("raw", "peer", "jobs", "ingest", "monitor", "live")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 WORKERS = 16
@@ -354,6 +354,13 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"metric": f"{path} p95 ms ({res['monitor']['leads_stored']:,} leads)", "leadops": page["p95_ms"],
                      "ceiling": None, "peer": None, "ratio": None,
                      "target": f"< {monitor_pages.TARGET_MS:.0f} ms", "pass": page["pass"], "unit": "ms"})
+    live = res.get("live") or {}
+    if live.get("p95_ms") is not None:
+        rows.append({"metric": f"live: commit -> WebSocket p50 / p95 ms ({live['viewers']} viewers, "
+                               f"{live['rate_per_s']:.0f} ev/s)",
+                     "leadops": f"{live['p50_ms']:.1f} / {live['p95_ms']:.1f}", "ceiling": None, "peer": None,
+                     "ratio": None, "target": f"p95 <= {live_latency.TARGET_P95_MS:.0f} ms", "pass": live["pass"],
+                     "unit": "ms"})
     if peer1 is not None:
         rows.append({"metric": "peer: Procrastinate, 1 process × 8", "leadops": None, "ceiling": None, "peer": peer1,
                      "ratio": None, "target": "-", "pass": None, "unit": "jobs/s"})
@@ -395,7 +402,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: one short run per metric")
-    parser.add_argument("--only", default="", help="jobs, ingest, raw, peer or monitor (comma-separated for several)")
+    parser.add_argument("--only", default="", help="jobs, ingest, raw, peer, monitor or live (comma-separated for several)")
     parser.add_argument("--client", choices=("auto", "reference", "mini"), default="auto",
                         help="auto: worker_client.LeadOpsClient when it imports, else bench.miniclient")
     parser.add_argument("--daphne", choices=("auto", "1", "2", "3", "4"), default="auto",
@@ -511,8 +518,16 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{path} p50 {p['median_ms']} ms / p95 {p['p95_ms']} ms" for path, p in r["pages"].items()))
         section("monitor pages", _monitor)
 
+    if "live" in args.sections:
+        def _live() -> None:
+            r = live_latency.measure(seconds=5 if plan.quick else 20, keep_db=args.keep_db)
+            res["live"] = r
+            log(f"live monitor: {r['viewers']} viewers at {r['rate_per_s']:.0f} events/s: p50 {r['p50_ms']} ms, "
+                f"p95 {r['p95_ms']} ms, {r['deliveries']:,} of {r['deliveries_expected']:,} deliveries")
+        section("live latency", _live)
+
     if not args.keep_db:
-        for db in (raw_queue.DB, raw_ingest.DB, peer.DB, portal.DB):
+        for db in (raw_queue.DB, raw_ingest.DB, peer.DB, portal.DB, live_latency.DATABASE):
             with contextlib.suppress(Exception):
                 common.drop_database(db)
 

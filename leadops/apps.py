@@ -7,6 +7,10 @@ class LeadopsConfig(AppConfig):
     verbose_name = "LeadOps"
 
     def ready(self) -> None:
+        from leadops import events
+        from leadops.live import live_sink
         from leadops.schedules import ensure_schedules
+
+        events.batch_sink_register(live_sink)
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="leadops-schedules")

@@ -54,9 +54,15 @@ EVENT_TYPES: dict[str, EventType] = {
     )
 }
 
+# Events that describe a state snapshot rather than a change: they go to live viewers (coalesced)
+# but are not kept in the replay log, so 1,000 heartbeating workers cost no database writes.
+EPHEMERAL_TYPES: frozenset[str] = frozenset({"worker.heartbeat"})
+
 # Who receives committed events. The live-monitoring code registers its sink here (the Channels
 # group and the replay log); tests can register their own to observe what was published.
 _sinks: list[Callable[[dict[str, Any]], None]] = []
+# Sinks that take every event of one commit at once (one INSERT, one group message for a claim of 50).
+_batch_sinks: list[Callable[[list[dict[str, Any]]], None]] = []
 
 
 def sink_register(sink: Callable[[dict[str, Any]], None]) -> None:
@@ -67,6 +73,16 @@ def sink_register(sink: Callable[[dict[str, Any]], None]) -> None:
 def sink_unregister(sink: Callable[[dict[str, Any]], None]) -> None:
     if sink in _sinks:
         _sinks.remove(sink)
+
+
+def batch_sink_register(sink: Callable[[list[dict[str, Any]]], None]) -> None:
+    if sink not in _batch_sinks:
+        _batch_sinks.append(sink)
+
+
+def batch_sink_unregister(sink: Callable[[list[dict[str, Any]]], None]) -> None:
+    if sink in _batch_sinks:
+        _batch_sinks.remove(sink)
 
 
 def event_build(event_type: str, **fields: Any) -> dict[str, Any]:
@@ -84,13 +100,37 @@ def event_build(event_type: str, **fields: Any) -> dict[str, Any]:
 def publish(event_type: str, **fields: Any) -> None:
     """Publish a monitor event when the current transaction commits (at once outside one)."""
     event = event_build(event_type, **fields)
-    transaction.on_commit(lambda: _deliver(event))
+    transaction.on_commit(lambda: _deliver([event]))
 
 
-def _deliver(event: dict[str, Any]) -> None:
-    for sink in list(_sinks):
+def publish_many(event_type: str, rows: list[dict[str, Any]]) -> None:
+    """Publish one event per row of fields, delivered together on commit (one store, one push)."""
+    if not rows:
+        return
+    batch = [event_build(event_type, **fields) for fields in rows]
+    transaction.on_commit(lambda: _deliver(batch))
+
+
+def _deliver(batch: list[dict[str, Any]]) -> None:
+    for batch_sink in list(_batch_sinks):
         try:
-            sink(event)
+            batch_sink(batch)
         except Exception:
             # A broken viewer path must never fail the request that changed the state.
-            logger.exception("monitor event sink failed for %s", event["type"])
+            logger.exception("monitor batch sink failed for %d events", len(batch))
+    for event in batch:
+        for sink in list(_sinks):
+            try:
+                sink(event)
+            except Exception:
+                logger.exception("monitor event sink failed for %s", event["type"])
+
+
+def event_types_markdown() -> str:
+    """The event table of docs/API.md, generated here so the docs cannot drift from the code."""
+    lines = ["| type | fields of `data` | stored for replay | meaning |", "|---|---|---|---|"]
+    for spec in EVENT_TYPES.values():
+        fields = ", ".join(f"`{name}`" for name in spec.fields)
+        stored = "no (coalesced)" if spec.name in EPHEMERAL_TYPES else "yes"
+        lines.append(f"| `{spec.name}` | {fields} | {stored} | {spec.description} |")
+    return "\n".join(lines)

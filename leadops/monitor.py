@@ -21,7 +21,6 @@ from workers_mgmt.models import Worker
 # Dup-ratio badge thresholds: a scraper that mostly re-finds what it found is wasting its quota.
 DUP_RATIO_WARN = 0.5
 DUP_RATIO_ALERT = 0.8
-HEARTBEAT_OVERDUE = dt.timedelta(minutes=2)
 
 
 def dup_ratio_badge(ratio: float | None) -> dict[str, Any]:
@@ -60,7 +59,13 @@ def monitor_context() -> dict[str, Any]:
         "dup_badge": dup_ratio_badge(telemetry.get("dup_ratio_24h")),
         "chart": trend_chart(telemetry.get("trend", [])),
         "time_zone": settings.TIME_ZONE,
+        **_live_context(),
     }
+
+
+def _live_context() -> dict[str, Any]:
+    """What the live script needs: the overdue threshold and the server's clock."""
+    return {"overdue_s": settings.LEADOPS_HEARTBEAT_OVERDUE_S, "server_now": clock_now()}
 
 
 def monitor_view(request: HttpRequest) -> HttpResponse:
@@ -70,6 +75,7 @@ def monitor_view(request: HttpRequest) -> HttpResponse:
 
 def workers_context() -> dict[str, Any]:
     now = clock_now()
+    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
     stats = worker_job_stats_24h(now=now)
     telemetry = ingestion_telemetry(now=now)
     ratios = {row["worker_id"]: row.get("dup_ratio_24h") for row in telemetry.get("by_worker", [])}
@@ -79,12 +85,13 @@ def workers_context() -> dict[str, Any]:
         rows.append({
             "worker": worker,
             "heartbeat_age_s": int(age.total_seconds()) if age is not None else None,
-            "online": age is not None and age <= HEARTBEAT_OVERDUE and worker.enabled,
+            "online": age is not None and age <= overdue and worker.enabled,
             "done_24h": stats.get(worker.id, {}).get("done", 0),
             "failed_24h": stats.get(worker.id, {}).get("failed", 0),
             "dup_badge": dup_ratio_badge(ratios.get(worker.id)),
         })
-    return {"rows": rows, "online": sum(1 for row in rows if row["online"]), "total": len(rows)}
+    return {"rows": rows, "online": sum(1 for row in rows if row["online"]), "total": len(rows),
+            **_live_context()}
 
 
 def monitor_workers_view(request: HttpRequest) -> HttpResponse:

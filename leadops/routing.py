@@ -1,3 +1,9 @@
-"""WebSocket routes. The live monitor stream is added by the live-monitoring work."""
+"""WebSocket routes (leadops/asgi.py wraps them in AuthMiddlewareStack + AllowedHostsOriginValidator)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from leadops.live import MonitorConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/monitor/", MonitorConsumer.as_asgi()),
+]

@@ -14,6 +14,8 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("queueing: purge old report receipts", "queueing.tasks.purge_report_receipts", 60),
     ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),
+    ("monitor: announce offline workers", "leadops.tasks.announce_offline_workers", 1),
+    ("monitor: trim the event replay log", "leadops.tasks.trim_monitor_events", 10),
 ]
 
 

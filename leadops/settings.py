@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "leadops.middleware.BodySizeLimitMiddleware",
+    "leadops.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -136,7 +137,8 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Groups (the live monitor's) are namespaced like every other key in a shared Redis.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{LEADOPS_REDIS_PREFIX}:asgi"},
         }
     }
 else:
@@ -198,6 +200,12 @@ LEADOPS_AUTH_FAILURES_IP_PER_MIN = env.int("LEADOPS_AUTH_FAILURES_IP_PER_MIN", d
 LEADOPS_AUTH_FAILURES_IP_BURST = env.int("LEADOPS_AUTH_FAILURES_IP_BURST", default=10)
 LEADOPS_AUTH_FAILURES_WORKER_PER_MIN = env.int("LEADOPS_AUTH_FAILURES_WORKER_PER_MIN", default=60)
 LEADOPS_AUTH_FAILURES_WORKER_BURST = env.int("LEADOPS_AUTH_FAILURES_WORKER_BURST", default=30)
+# Live monitoring (issue 4): a worker is offline when its heartbeat is older than this; the replay
+# log keeps this many newest events for SSE Last-Event-ID; /metrics accepts this bearer token (empty:
+# staff sessions only).
+LEADOPS_HEARTBEAT_OVERDUE_S = env.int("LEADOPS_HEARTBEAT_OVERDUE_S", default=120)
+LEADOPS_MONITOR_EVENTS_KEEP = env.int("LEADOPS_MONITOR_EVENTS_KEEP", default=10_000)
+LEADOPS_METRICS_TOKEN = env.str("LEADOPS_METRICS_TOKEN", default="")
 # Django refuses to read a larger body; the middleware answers 413 before that in the protocol shape.
 DATA_UPLOAD_MAX_MEMORY_SIZE = LEADOPS_MAX_BODY_BYTES
 

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from leadops import monitor, views
+from leadops import live, metrics, monitor, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("admin/monitor/workers/", admin.site.admin_view(monitor.monitor_workers_view),
          name="leadops-monitor-workers"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics.metrics_view, name="metrics"),
+    path("api/v1/monitor/events", live.monitor_events_sse, name="monitor-events"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("workers_mgmt.urls")),
     path("api/v1/", include("queueing.urls")),

@@ -21,6 +21,7 @@ from django.db.models import Case, CharField, DateTimeField, F, Q, Value, When
 
 from ingestion.schema import LeadInput
 from ingestion.services import lead_batch_ingest
+from leadops import events
 from leadops.clock import now as clock_now
 from leadops.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from queueing.models import (
@@ -166,6 +167,12 @@ def job_claim(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
                 ],
                 batch_size=100,
             )
+            # One batch for the whole claim: one stored INSERT and one group message on commit.
+            events.publish_many("job.claimed", [
+                {"job_id": c.job_id, "attempt_id": str(c.attempt_id), "attempt": c.attempt,
+                 "provider": c.provider, "worker_id": worker.pk}
+                for c in claims
+            ])
     return claims
 
 
@@ -353,6 +360,9 @@ def job_report(
         body: dict[str, Any] = {
             "added": result.added, "duplicates": result.duplicates, "invalid": result.invalid,
         }
+        who = {"job_id": job.pk, "provider": job.provider.name, "worker_id": worker.pk}
+        events.publish("leads.ingested", **who, added=result.added, duplicates=result.duplicates,
+                       invalid=result.invalid)
         if outcome == ReportOutcome.PARTIAL:
             expires = now + dt.timedelta(seconds=job.provider.lease_seconds)
             _lease_renew(job=job, attempt=attempt, worker=worker, expires=expires, now=now)
@@ -368,11 +378,17 @@ def job_report(
                 leads_added=F("leads_added") + result.added, updated_at=now,
             )
             body["job_state"] = JobState.SUCCEEDED
+            # The attempt's totals over all its chunks (the row was read before this report's update).
+            events.publish("job.succeeded", **who, attempt=attempt.number,
+                           added=attempt.leads_added + result.added,
+                           duplicates=attempt.leads_duplicates + result.duplicates,
+                           invalid=attempt.leads_invalid + result.invalid)
         else:
             JobAttempt.objects.filter(pk=attempt.pk).update(
                 state=AttemptState.FAILED, finished_at=now, error=error, **attempt_counts
             )
-            body["job_state"] = _job_fail(job=job, error=error, now=now, added=result.added)
+            body["job_state"] = _job_fail(job=job, error=error, now=now, added=result.added,
+                                          worker_id=worker.pk, attempt=attempt.number)
         ReportReceipt.objects.create(
             worker_id=worker.pk, idempotency_key=idempotency_key, request_hash=request_hash,
             job=job, response=body, created_at=now,
@@ -380,7 +396,8 @@ def job_report(
     return ReportResult(status=200, body=body)
 
 
-def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added: int) -> str:
+def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added: int, worker_id: str,
+              attempt: int) -> str:
     """Retry with backoff, or move the job to the dead-letter queue with its reason."""
     retryable = True if error is None else bool(error.get("retryable", True))
     if not retryable:
@@ -401,6 +418,13 @@ def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added
                                 cap_s=provider.backoff_cap_s)
         update["run_at"] = now + dt.timedelta(seconds=delay)
     Job.objects.filter(pk=job.pk).update(**update)
+    who = {"job_id": job.pk, "attempt": attempt, "provider": job.provider.name, "worker_id": worker_id}
+    if state == JobState.DEAD:
+        events.publish("job.dead", **who, reason=reason)
+    else:
+        # The code is the worker's own string: capped, and never the free-text message.
+        events.publish("job.failed", **who, error_code=str((error or {}).get("code") or "unknown")[:64],
+                       retry_at=update["run_at"].isoformat())
     return state
 
 
@@ -464,7 +488,11 @@ def leases_reap(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
         if not expired:
             return 0
         lapsed = Q(pk__in=expired, state=JobState.LEASED, lease_expires_at__lt=now)
-        attempt_ids = list(Job.objects.filter(lapsed).values_list("current_attempt_id", flat=True))
+        # Locked so the rows read are exactly the rows the UPDATE changes (and the events say so).
+        lapsed_rows = list(Job.objects.filter(lapsed).select_for_update(of=("self",)).values_list(
+            "pk", "current_attempt_id", "attempts", "max_attempts", "provider__name", "leased_by_id"
+        ))
+        attempt_ids = [row[1] for row in lapsed_rows]
         error = {"code": "lease_expired", "message": "The worker's lease lapsed before a report.",
                  "retryable": True}
         spent = Q(attempts__gte=F("max_attempts"))
@@ -480,6 +508,16 @@ def leases_reap(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
         JobAttempt.objects.filter(pk__in=attempt_ids, state=AttemptState.RUNNING).update(
             state=AttemptState.LOST, finished_at=now, error=error
         )
+        # The rows were read under the same conditions as the UPDATE, inside this transaction.
+        dead, failed = [], []
+        for job_id, _, attempts, max_attempts, provider, worker_id in lapsed_rows:
+            who = {"job_id": job_id, "attempt": attempts, "provider": provider, "worker_id": worker_id or ""}
+            if attempts >= max_attempts:
+                dead.append({**who, "reason": "lease_expired"})
+            else:
+                failed.append({**who, "error_code": "lease_expired", "retry_at": now.isoformat()})
+        events.publish_many("job.dead", dead)
+        events.publish_many("job.failed", failed)
     return reaped
 
 

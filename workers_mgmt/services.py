@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
+from leadops import events
 from leadops.clock import now as clock_now
 from workers_mgmt.crypto import (
     decrypt_secret,
@@ -150,14 +151,20 @@ def worker_heartbeat(
     *, worker: Worker, version: str, status: str, running_jobs: int, metrics: dict[str, Any] | None,
     ip: str | None,
 ) -> Worker:
-    """Store what a worker says about itself; one UPDATE."""
+    """Store what a worker says about itself; one UPDATE (and live monitor events, no writes)."""
     at = clock_now()
+    previous = worker.last_heartbeat_at
     Worker.objects.filter(pk=worker.pk).update(
         last_heartbeat_at=at, reported_version=version, reported_status=status,
         running_jobs=running_jobs, last_metrics=metrics or {}, last_ip=ip, updated_at=at,
     )
     worker.last_heartbeat_at = at
     worker.reported_version = version
+    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
+    if previous is None or at - previous > overdue:
+        events.publish("worker.online", worker_id=worker.pk)
+    events.publish("worker.heartbeat", worker_id=worker.pk, version=version, status=status,
+                   running_jobs=running_jobs)
     return worker
 
 

@@ -1,0 +1,63 @@
+"""Reads of the leadops helpers: the replay log, worker presence, and the numbers /metrics exposes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import Count, Sum
+
+from leadops.models import MonitorEvent
+
+
+def monitor_events_after(
+    *, after_id: int, limit: int = 1000, ids: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """Stored events with id > after_id (oldest first), plus any of `ids` (late commits in a gap)."""
+    rows = list(MonitorEvent.objects.filter(id__gt=after_id).order_by("id")[:limit])
+    if ids:
+        rows += list(MonitorEvent.objects.filter(id__in=ids, id__lte=after_id))
+        rows.sort(key=lambda row: row.pk)
+    return [row.as_event() for row in rows]
+
+
+def monitor_event_last_id() -> int:
+    return MonitorEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def workers_overdue(*, cutoff: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    """(worker id, last heartbeat) of enabled workers heard from once but not since `cutoff`."""
+    from workers_mgmt.models import Worker
+
+    return list(
+        Worker.objects.filter(enabled=True, last_heartbeat_at__lt=cutoff)
+        .order_by("id").values_list("id", "last_heartbeat_at")
+    )
+
+
+def workers_online_count(*, cutoff: dt.datetime) -> int:
+    from workers_mgmt.models import Worker
+
+    return Worker.objects.filter(enabled=True, last_heartbeat_at__gte=cutoff).count()
+
+
+def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
+    """Every database-backed number of /metrics, read at scrape time so all processes agree."""
+    from ingestion.models import IngestCounter
+    from queueing.models import JobAttempt
+    from queueing.selectors import queue_depth_by_state_and_provider
+
+    attempts = JobAttempt.objects.aggregate(claims=Count("id"), reports=Sum("reports"))
+    leads = IngestCounter.objects.aggregate(added=Sum("added"), duplicates=Sum("duplicates"),
+                                            invalid=Sum("invalid"))
+    leads = {key: int(value or 0) for key, value in leads.items()}
+    seen = leads["added"] + leads["duplicates"]
+    return {
+        "depth": [(row["provider__name"], row["state"], row["count"])
+                  for row in queue_depth_by_state_and_provider()],
+        "claims": attempts["claims"] or 0,
+        "reports": int(attempts["reports"] or 0),
+        "leads": leads,
+        "dup_ratio": (leads["duplicates"] / seen) if seen else 0.0,
+        "workers_online": workers_online_count(cutoff=now - dt.timedelta(seconds=overdue_s)),
+    }

@@ -1,0 +1,144 @@
+/* Live updates of the admin monitor pages over WebSocket /ws/monitor/ (no framework, no CDN).
+ *
+ * The page marks what may change with data attributes: [data-metric] counters on the overview,
+ * [data-worker] rows with [data-heartbeat-at] on the workers page. Counters move by the deltas the
+ * events carry; a worker turns offline when its heartbeat is overdue (client timer) or when a
+ * worker.offline event arrives.
+ */
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-live-monitor]");
+  if (!root || !window.WebSocket) { return; }
+  var overdueMs = (parseInt(root.getAttribute("data-overdue-s"), 10) || 120) * 1000;
+  // Browser clock minus server clock, so "overdue" does not depend on the viewer's clock.
+  var skewMs = Date.now() - (Date.parse(root.getAttribute("data-server-now")) || Date.now());
+  var statusEl = document.getElementById("lo-live-status");
+  var lastId = 0;
+  var finished = [];
+
+  function setStatus(text, level) {
+    if (!statusEl) { return; }
+    statusEl.textContent = text;
+    statusEl.className = "lo-badge " + level;
+  }
+
+  function el(name) {
+    return document.querySelector('[data-metric="' + (window.CSS && CSS.escape ? CSS.escape(name) : name) + '"]');
+  }
+
+  function bump(name, delta) {
+    var node = el(name);
+    if (!node || !delta) { return; }
+    var value = parseInt(node.textContent, 10) || 0;
+    node.textContent = String(Math.max(0, value + delta));
+    node.classList.remove("lo-flash");
+    void node.offsetWidth;
+    node.classList.add("lo-flash");
+  }
+
+  function move(provider, from, to) {
+    if (from) { bump("queue." + from, -1); bump("provider." + provider + "." + from, -1); }
+    if (to) { bump("queue." + to, 1); bump("provider." + provider + "." + to, 1); }
+  }
+
+  function throughput() {
+    var node = el("live.per_minute");
+    var cutoff = Date.now() - 60000;
+    while (finished.length && finished[0] < cutoff) { finished.shift(); }
+    if (node) { node.textContent = String(finished.length); }
+  }
+
+  function workerRow(id) {
+    return document.querySelector('tr[data-worker="' + (window.CSS && CSS.escape ? CSS.escape(id) : id) + '"]');
+  }
+
+  function markWorker(row, online) {
+    var cell = row.querySelector("[data-worker-status]");
+    if (!cell || row.getAttribute("data-enabled") !== "true") { return; }
+    cell.setAttribute("data-worker-status", online ? "online" : "offline");
+    cell.innerHTML = online ? '<span class="lo-online">online</span>' : '<span class="lo-offline">offline</span>';
+  }
+
+  function refreshWorkers() {
+    var rows = document.querySelectorAll("tr[data-worker]");
+    var online = 0;
+    var now = Date.now() - skewMs;
+    for (var i = 0; i < rows.length; i++) {
+      var row = rows[i];
+      var at = Date.parse(row.getAttribute("data-heartbeat-at") || "");
+      var age = isNaN(at) ? null : now - at;
+      var ageCell = row.querySelector("[data-heartbeat-age]");
+      if (ageCell && age !== null) { ageCell.textContent = Math.max(0, Math.round(age / 1000)) + " s ago"; }
+      var cell = row.querySelector("[data-worker-status]");
+      if (age === null || age > overdueMs) {
+        markWorker(row, false);
+      } else if (row.getAttribute("data-offline-event") !== "true") {
+        markWorker(row, true);
+      }
+      if (cell && cell.getAttribute("data-worker-status") === "online") { online++; }
+    }
+    var counter = el("workers_online");
+    if (counter) { counter.textContent = String(online); }
+  }
+
+  function heartbeat(event) {
+    var row = workerRow(event.data.worker_id);
+    if (!row) { return; }
+    row.setAttribute("data-heartbeat-at", event.at);
+    row.removeAttribute("data-offline-event");
+    var version = row.querySelector("[data-worker-version]");
+    if (version) { version.textContent = event.data.version || "-"; }
+  }
+
+  var handlers = {
+    "job.claimed": function (e) { move(e.data.provider, "queued", "leased"); },
+    "job.succeeded": function (e) {
+      move(e.data.provider, "leased", "succeeded");
+      bump("succeeded_last_hour", 1);
+      finished.push(Date.now());
+      throughput();
+    },
+    "job.failed": function (e) { move(e.data.provider, "leased", "queued"); },
+    "job.dead": function (e) { move(e.data.provider, "leased", "dead"); bump("dlq_size", 1); },
+    "leads.ingested": function (e) {
+      bump("today.added", e.data.added);
+      bump("today.duplicates", e.data.duplicates);
+      bump("today.invalid", e.data.invalid);
+    },
+    "worker.heartbeat.batch": function (m) { m.events.forEach(heartbeat); refreshWorkers(); },
+    "worker.online": function (e) {
+      var row = workerRow(e.data.worker_id);
+      if (row) { row.setAttribute("data-heartbeat-at", e.at); row.removeAttribute("data-offline-event"); }
+      refreshWorkers();
+    },
+    "worker.offline": function (e) {
+      var row = workerRow(e.data.worker_id);
+      if (row) { row.setAttribute("data-offline-event", "true"); markWorker(row, false); }
+      refreshWorkers();
+    }
+  };
+
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    var url = scheme + "//" + location.host + "/ws/monitor/" + (lastId ? "?last_event_id=" + lastId : "");
+    var socket = new WebSocket(url);
+    socket.onopen = function () { setStatus("live", "ok"); root.setAttribute("data-live-ready", "true"); };
+    socket.onmessage = function (message) {
+      var event = JSON.parse(message.data);
+      if (event.id && event.id > lastId) { lastId = event.id; }
+      var handle = handlers[event.type];
+      if (handle) { handle(event); }
+    };
+    socket.onclose = function (closed) {
+      root.removeAttribute("data-live-ready");
+      if (closed.code === 4401 || closed.code === 4403) { setStatus("not allowed", "alert"); return; }
+      setStatus("reconnecting", "warn");
+      setTimeout(connect, 2000);
+    };
+  }
+
+  setStatus("connecting", "none");
+  connect();
+  if (document.querySelector("tr[data-worker]")) { refreshWorkers(); setInterval(refreshWorkers, 2000); }
+  setInterval(throughput, 5000);
+})();

@@ -1,0 +1,143 @@
+"""A real browser (Debian chromium through Playwright) watches the monitor page update live."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.factories import make_jobs, make_provider, make_worker
+from worker_client.client import LeadOpsClient
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "storage" / "test-artifacts"
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium (never a downloaded browser)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def _metric(page, name: str) -> int:
+    return int(page.locator(f'[data-metric="{name}"]').inner_text().strip())
+
+
+@pytest.fixture
+def seeded(live_portal_url, django_user_model):
+    # Database work happens before the browser starts: Playwright's sync API runs an event loop in
+    # this thread, where Django refuses synchronous ORM calls.
+    django_user_model.objects.create_user("watcher", password="watch-the-fleet-123", is_staff=True)
+    make_jobs(2, provider=make_provider("maps"))
+    _, issued = make_worker(worker_id="browser-w", rate_limit_per_min=100_000)
+    return issued
+
+
+def test_monitor_counters_change_live_when_a_job_completes(live_portal_url, seeded, browser):
+    issued = seeded
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{live_portal_url}/admin/login/?next=/admin/monitor/")
+    page.fill("#id_username", "watcher")
+    page.fill("#id_password", "watch-the-fleet-123")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/monitor/")
+    page.wait_for_selector("[data-live-ready]", timeout=10_000)
+    before = {name: _metric(page, name) for name in ("queue.queued", "queue.succeeded", "today.added")}
+    assert before == {"queue.queued": 2, "queue.succeeded": 0, "today.added": 0}
+
+    with LeadOpsClient(live_portal_url, issued.worker_id, issued.key_id, issued.secret) as worker:
+        claim = worker.pull(max=1)["jobs"][0]
+        answer = worker.report(claim["id"], claim["attempt_id"], "succeeded",
+                               [{"name": "Cafe One", "phone": "0501234567"},
+                                {"name": "Cafe Two", "phone": "0507654321"}])
+        reported_at = time.monotonic()
+    assert answer["added"] == 2
+
+    # Within 2 s of the report the page shows the job finished and the leads added, without reload.
+    page.wait_for_function(
+        """() => {
+            const v = (n) => parseInt(document.querySelector(`[data-metric="${n}"]`).textContent, 10);
+            return v("queue.succeeded") === 1 && v("today.added") === 2 && v("queue.queued") === 1;
+        }""",
+        timeout=2_000,
+    )
+    elapsed = time.monotonic() - reported_at
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "monitor-live.png"), full_page=True)
+    assert elapsed < 2.0
+    assert _metric(page, "queue.leased") == 0
+    assert page.locator("#lo-live-status").inner_text() == "live"
+
+
+@pytest.fixture
+def fleet(live_portal_url, django_user_model):
+    import datetime as dt
+
+    from workers_mgmt.models import Worker
+
+    django_user_model.objects.create_user("watcher", password="watch-the-fleet-123", is_staff=True)
+    now = dt.datetime.now(dt.UTC)
+    make_worker(worker_id="fading")
+    make_worker(worker_id="steady")
+    # "fading" goes overdue in a few seconds by the page's own timer; "steady" stays fresh.
+    Worker.objects.filter(pk="fading").update(last_heartbeat_at=now - dt.timedelta(seconds=117))
+    Worker.objects.filter(pk="steady").update(last_heartbeat_at=now - dt.timedelta(seconds=5))
+
+
+def _announce_steady_offline() -> list[str]:
+    import datetime as dt
+
+    from django.db import connection
+
+    from leadops.services import workers_offline_announce
+    from workers_mgmt.models import Worker
+
+    try:
+        Worker.objects.filter(pk="steady").update(
+            last_heartbeat_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+        return workers_offline_announce()
+    finally:
+        connection.close()
+
+
+def test_workers_turn_offline_by_timer_and_by_event_from_another_process(live_portal_url, fleet, browser):
+    from concurrent.futures import ThreadPoolExecutor
+
+    page = browser.new_page(viewport={"width": 1280, "height": 700})
+    page.goto(f"{live_portal_url}/admin/login/?next=/admin/monitor/workers/")
+    page.fill("#id_username", "watcher")
+    page.fill("#id_password", "watch-the-fleet-123")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/monitor/workers/")
+    page.wait_for_selector("[data-live-ready]", timeout=10_000)
+    status = 'tr[data-worker="{}"] [data-worker-status]'
+    assert page.locator(status.format("fading")).get_attribute("data-worker-status") == "online"
+    assert page.locator(status.format("steady")).get_attribute("data-worker-status") == "online"
+
+    # The client-side timer notices the overdue heartbeat without any event.
+    page.wait_for_selector(status.format("fading") + '[data-worker-status="offline"]', timeout=8_000)
+
+    # worker.offline published by another process (here: the test, as the qcluster would) reaches the
+    # page through the stored log even with the in-memory channel layer.
+    with ThreadPoolExecutor(1) as pool:  # the ORM may not run in Playwright's event-loop thread
+        announced = pool.submit(_announce_steady_offline).result()
+    assert "steady" in announced
+    page.wait_for_selector(status.format("steady") + '[data-worker-status="offline"]', timeout=3_000)
+    assert page.locator('[data-metric="workers_online"]').inner_text() == "0"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "monitor-workers-live.png"), full_page=True)

@@ -1,0 +1,36 @@
+"""Fixtures of the live-monitor tests: a fresh in-memory channel layer, users, a receiving sink."""
+
+from __future__ import annotations
+
+import pytest
+
+from leadops import events
+
+
+@pytest.fixture
+def fresh_layer():
+    # The in-memory layer's queues belong to the event loop that first used them; every test runs
+    # its own loop, so each starts with a new layer.
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def received():
+    got: list[dict] = []
+    events.sink_register(got.append)
+    yield got
+    events.sink_unregister(got.append)
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("ops", password="pw-ops-123", is_staff=True)
+
+
+@pytest.fixture
+def plain_user(django_user_model):
+    return django_user_model.objects.create_user("someone", password="pw-someone-123", is_staff=False)
