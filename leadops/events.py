@@ -99,16 +99,39 @@ def event_build(event_type: str, **fields: Any) -> dict[str, Any]:
 
 def publish(event_type: str, **fields: Any) -> None:
     """Publish a monitor event when the current transaction commits (at once outside one)."""
-    event = event_build(event_type, **fields)
-    transaction.on_commit(lambda: _deliver([event]))
+    _enqueue([event_build(event_type, **fields)])
 
 
 def publish_many(event_type: str, rows: list[dict[str, Any]]) -> None:
     """Publish one event per row of fields, delivered together on commit (one store, one push)."""
-    if not rows:
-        return
-    batch = [event_build(event_type, **fields) for fields in rows]
-    transaction.on_commit(lambda: _deliver(batch))
+    if rows:
+        _enqueue([event_build(event_type, **fields) for fields in rows])
+
+
+def _enqueue(batch: list[dict[str, Any]]) -> None:
+    """Deliver `batch` on commit, together with what this transaction has already published.
+
+    A report publishes two or three events; delivered one callback each, every one of them cost the
+    replay log its own INSERT and commit. So a transaction gets one pending list and one on_commit
+    callback: later events join the list when they were published at the same savepoint depth as the
+    callback was registered. Django drops a callback when the savepoint it was registered in rolls
+    back, so joining only at the same depth keeps that rule exactly (an event published inside a
+    nested savepoint gets its own callback, dropped with that savepoint).
+    """
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and connection.run_on_commit:
+        savepoints, callback, _robust = connection.run_on_commit[-1]
+        pending = getattr(callback, "monitor_events", None)
+        if pending is not None and savepoints == set(connection.savepoint_ids):
+            pending.extend(batch)
+            return
+    pending = list(batch)
+
+    def deliver() -> None:
+        _deliver(pending)
+
+    deliver.monitor_events = pending  # type: ignore[attr-defined]
+    transaction.on_commit(deliver)
 
 
 def _deliver(batch: list[dict[str, Any]]) -> None:
