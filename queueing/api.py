@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -49,10 +50,18 @@ class PullView(WorkerAPIView):
                    summary="Lease up to `max` ready jobs.")
     def post(self, request: Request) -> Response:
         data = self.body(request, PullIn)
-        claims = services.job_claim(worker=self.worker, max_jobs=data["max"],
+        result = services.jobs_pull(worker=self.worker, max_jobs=data["max"],
                                     providers=data.get("providers") or None)
+        claims = result.claims
         # An empty answer tells the worker when to come back; a full one, to come back at once.
-        retry_after_s = 0 if claims else _poll_interval()
+        # A throttled worker (its breaker is open, or quotas/breakers hold back every ready job)
+        # waits until the earliest moment that can change, never less than a second.
+        retry_after_s = 0
+        if not claims:
+            retry_after_s = _poll_interval()
+            if result.throttled_for_s is not None:
+                wait = max(1, math.ceil(result.throttled_for_s))
+                retry_after_s = wait if result.worker_blocked else min(retry_after_s, wait)
         return Response({"jobs": [claim.as_dict() for claim in claims], "retry_after_s": retry_after_s})
 
 
