@@ -26,7 +26,7 @@ from leadops.clock import local_date
 from leadops.clock import now as clock_now
 from leadops.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from leadops.events import publish
-from leadops.ratelimit import gcra_tokens_available, gcra_tat_after, gcra_wait_s
+from leadops.ratelimit import gcra_tat_after, gcra_tokens_available, gcra_wait_s
 from queueing.models import (
     FINISHED_STATES,
     AttemptState,
@@ -237,9 +237,9 @@ SELECT 'quota', p.name, '', NULL, p.id, p.quota_per_min, p.quota_burst, p.daily_
 
 
 def _as_datetime(value: Any) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
-        return value
-    parsed = parse_datetime(value)
+    if value is None:
+        return None
+    parsed = value if isinstance(value, dt.datetime) else parse_datetime(value)
     if parsed is not None and timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, dt.UTC)
     return parsed
@@ -259,9 +259,9 @@ def _claim_guard(*, worker: Worker, max_jobs: int, now: dt.datetime) -> _Guard:
             quota_rows.append((key, provider_id, per_min, burst, cap))
             continue
         retry_at = _as_datetime(retry_at)
-        if state == BreakerState.OPEN and retry_at is not None and retry_at <= now:
-            if _breaker_half_open(scope=scope, key=key, now=now):
-                state = BreakerState.HALF_OPEN
+        if (state == BreakerState.OPEN and retry_at is not None and retry_at <= now
+                and _breaker_half_open(scope=scope, key=key, now=now)):
+            state = BreakerState.HALF_OPEN
         if state == BreakerState.HALF_OPEN:
             half_open.append((scope, key))
         elif scope == BreakerScope.WORKER:
