@@ -104,6 +104,31 @@ def provider_get_or_create(*, name: str) -> Provider:
     return candidate
 
 
+def provider_policy_set(
+    *, name: str, enabled: bool | None = None, max_attempts: int | None = None,
+    lease_seconds: int | None = None, quota_per_min: int | None = None, quota_burst: int | None = None,
+    daily_cap: int | None = None,
+) -> tuple[Provider, bool]:
+    """Create or change a provider's policy; a quota or cap of 0 removes it. Returns (provider, created)."""
+    with transaction.atomic():
+        provider = Provider.objects.select_for_update().filter(name=name).first()
+        created = provider is None
+        if created:
+            provider = Provider(name=name)
+        changes = {"enabled": enabled, "max_attempts": max_attempts, "lease_seconds": lease_seconds,
+                   "quota_burst": quota_burst}
+        for field, value in changes.items():
+            if value is not None:
+                setattr(provider, field, value)
+        if quota_per_min is not None:
+            provider.quota_per_min = quota_per_min or None
+        if daily_cap is not None:
+            provider.daily_cap = daily_cap or None
+        provider.full_clean()
+        provider.save()
+    return provider, created
+
+
 def jobs_enqueue(
     *, provider: Provider, payloads: Sequence[dict[str, Any]], priority: int = 0,
     campaign: Campaign | None = None, run_at: dt.datetime | None = None,
@@ -876,6 +901,54 @@ def jobs_requeue(*, job_ids: Iterable[int], reset_attempts: bool = True, priorit
         update["priority"] = priority
     with transaction.atomic():
         return Job.objects.filter(pk__in=list(job_ids), state__in=FINISHED_STATES).update(**update)
+
+
+def dead_jobs_requeue(*, job_ids: Iterable[int], priority: int | None = None) -> int:
+    """DLQ: send dead jobs back to the queue with their attempts reset (optionally a new priority)."""
+    now = clock_now()
+    update: dict[str, Any] = {
+        "state": JobState.QUEUED, "run_at": now, "finished_at": None, "dead_reason": "", "attempts": 0,
+        "leased_by": None, "lease_expires_at": None, "updated_at": now,
+    }
+    if priority is not None:
+        update["priority"] = priority
+    with transaction.atomic():
+        return Job.objects.filter(pk__in=list(job_ids), state=JobState.DEAD).update(**update)
+
+
+def dead_jobs_delete(*, job_ids: Iterable[int]) -> int:
+    """DLQ: delete dead jobs for good (their attempts and receipts go with them)."""
+    with transaction.atomic():
+        deleted, _ = Job.objects.filter(pk__in=list(job_ids), state=JobState.DEAD).delete()
+    return deleted
+
+
+def _dead_ids(provider: str | None, chunk: int = 1000) -> Iterable[list[int]]:
+    dead = Job.objects.filter(state=JobState.DEAD)
+    if provider:
+        dead = dead.filter(provider__name=provider)
+    last = 0
+    while True:
+        ids = list(dead.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def dlq_requeue(*, provider: str | None = None) -> int:
+    """Requeue every dead job (of one provider), a chunk per transaction."""
+    return sum(dead_jobs_requeue(job_ids=ids) for ids in _dead_ids(provider))
+
+
+def dlq_purge(*, provider: str | None = None) -> int:
+    """Delete every dead job (of one provider), a chunk per transaction."""
+    total = 0
+    for ids in _dead_ids(provider):
+        with transaction.atomic():
+            total += Job.objects.filter(pk__in=ids, state=JobState.DEAD).count()
+            Job.objects.filter(pk__in=ids, state=JobState.DEAD).delete()
+    return total
 
 
 def receipts_purge(*, older_than: dt.datetime) -> int:

@@ -74,7 +74,7 @@ def test_eight_concurrent_pullers_never_exceed_rate_times_elapsed_plus_burst():
                 with cond:
                     pulled_at_step[index] = current
                     cond.notify_all()
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             errors.append(exc)
             with cond:
                 cond.notify_all()
