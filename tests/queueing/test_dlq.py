@@ -116,3 +116,12 @@ def test_dlq_size_and_growth():
     make_dead(2, finished_at=timezone.now() - dt.timedelta(hours=3))
     make_dead(1)
     assert dlq_stats() == {"size": 3, "last_hour": 1, "last_24h": 3}
+
+
+def test_monitor_page_shows_dlq_size_and_growth(admin_client):
+    make_dead(4)
+    page = admin_client.get("/admin/monitor/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="lo-dlq"' in html and "<strong>4</strong> dead job(s)" in html
+    assert "4 in the last hour" in html
