@@ -303,6 +303,8 @@ def _claim_guard(*, worker: Worker, max_jobs: int, now: dt.datetime) -> _Guard:
         )
         guard.probes = {}
         for breaker in locked:
+            if breaker.probes_left == 0:
+                _breaker_probes_renew(breaker=breaker, now=now)
             if breaker.scope == BreakerScope.WORKER:
                 guard.max_jobs = min(guard.max_jobs, breaker.probes_left)
                 guard.probes[""] = breaker.pk
@@ -375,7 +377,8 @@ def _claim_guard_settle(*, guard: _Guard, claims: list[Claim], now: dt.datetime)
     for name, breaker_pk in (guard.probes or {}).items():
         taken = len(claims) if name == "" else per_provider.get(name, 0)
         if taken:
-            Breaker.objects.filter(pk=breaker_pk).update(probes_left=F("probes_left") - taken)
+            Breaker.objects.filter(pk=breaker_pk).update(probes_left=F("probes_left") - taken,
+                                                         updated_at=now)
 
 
 _CLAIM_SQL = """
@@ -558,6 +561,16 @@ def _breaker_half_open(*, scope: str, key: str, now: dt.datetime) -> bool:
     return bool(moved)
 
 
+def _breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
+    """Probes handed out but never reported (their worker died) must not hold a breaker half-open
+    for ever: after another cooldown with no probe left, reserve the missing probes again."""
+    policy = _breaker_policy(scope=breaker.scope, key=breaker.key)
+    if breaker.updated_at > now - dt.timedelta(seconds=policy["cooldown_s"]):
+        return
+    breaker.probes_left = max(1, policy["probes"] - breaker.probes_succeeded)
+    Breaker.objects.filter(pk=breaker.pk).update(probes_left=breaker.probes_left, updated_at=now)
+
+
 def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: dt.datetime) -> None:
     """Count a finished attempt for the provider's and the worker's breakers, and move them."""
     bucket = now.replace(second=now.second - now.second % BREAKER_BUCKET_S, microsecond=0)
@@ -597,7 +610,7 @@ def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: d
                               reason=f"{policy['probes']} probe jobs succeeded", now=now, policy=policy)
             else:
                 Breaker.objects.filter(pk=breaker.pk, state=state).update(
-                    probes_succeeded=F("probes_succeeded") + 1)
+                    probes_succeeded=F("probes_succeeded") + 1, updated_at=now)
         elif state == BreakerState.CLOSED and failed:
             since = now - dt.timedelta(seconds=policy["window_s"])
             if breaker is not None and breaker.counting_since and breaker.counting_since > since:

@@ -144,3 +144,22 @@ def test_staff_force_open_close_and_reset_are_audited():
     assert list(BreakerTransition.objects.order_by("id").values_list("to_state", flat=True)) == [
         "open", "closed", "closed"]
     assert Job.objects.filter(state=JobState.LEASED).count() == 2
+
+
+def test_probes_lost_with_their_worker_are_reserved_again_after_a_cooldown():
+    provider = make_provider("lost", breaker_min_outcomes=2, breaker_cooldown_s=60, breaker_probes=1)
+    make_jobs(10, provider=provider)
+    worker, _ = make_worker(worker_id="l-1")
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(2):
+            (claim,) = job_claim(worker=worker, max_jobs=1)
+            _report(worker, claim, ok=False)
+        # The worker breaker does not open on 2 outcomes; the provider's does.
+        assert _state("provider", "lost") == BreakerState.OPEN
+        clock.shift(dt.timedelta(seconds=61))
+        assert len(job_claim(worker=worker, max_jobs=5)) == 1  # the probe; its worker then vanishes
+        clock.shift(dt.timedelta(seconds=30))
+        assert job_claim(worker=worker, max_jobs=5) == []
+        clock.shift(dt.timedelta(seconds=31))
+        assert len(job_claim(worker=worker, max_jobs=5)) == 1
+        assert _state("provider", "lost") == BreakerState.HALF_OPEN
