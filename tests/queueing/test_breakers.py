@@ -163,3 +163,23 @@ def test_probes_lost_with_their_worker_are_reserved_again_after_a_cooldown():
         clock.shift(dt.timedelta(seconds=31))
         assert len(job_claim(worker=worker, max_jobs=5)) == 1
         assert _state("provider", "lost") == BreakerState.HALF_OPEN
+
+
+def test_a_worker_breaker_half_opens_with_three_probes_and_closes_on_their_success(signed, worker_and_secret):
+    worker, _ = worker_and_secret
+    make_jobs(60, provider=make_provider("maps", breaker_min_outcomes=1000))
+    with time_machine.travel(T0, tick=False) as clock:
+        for _ in range(20):
+            claim = signed.pull(1).json()["jobs"][0]
+            signed.report(claim["id"], {"attempt_id": claim["attempt_id"], "outcome": "failed",
+                                        "error": {"code": "crash", "message": "x"}})
+        assert _state("worker", worker.pk) == BreakerState.OPEN
+        clock.shift(dt.timedelta(seconds=121))
+        probes = signed.pull(10).json()["jobs"]
+        assert len(probes) == 3 and _state("worker", worker.pk) == BreakerState.HALF_OPEN
+        assert signed.pull(10).json()["jobs"] == []  # no more than the probes
+        for claim in probes:
+            assert signed.report(claim["id"], {"attempt_id": claim["attempt_id"],
+                                               "outcome": "succeeded"}).status_code == 200
+        assert _state("worker", worker.pk) == BreakerState.CLOSED
+        assert len(signed.pull(10).json()["jobs"]) == 10
