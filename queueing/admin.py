@@ -154,6 +154,30 @@ class ProviderAdmin(admin.ModelAdmin):
         kwargs.setdefault("form", ProviderForm)
         return super().get_changelist_form(request, **kwargs)
 
+    actions = ("breaker_force_open", "breaker_force_close", "breaker_reset")
+
+    def _breakers(self, request: HttpRequest, queryset: QuerySet[Provider], to_state: str | None) -> None:
+        user = request.user
+        for provider in queryset:
+            if to_state is None:
+                breaker_reset(scope="provider", key=provider.name, actor=user)
+            else:
+                breaker_force(scope="provider", key=provider.name, to_state=to_state, actor=user,
+                              reason=f"forced {to_state} by {user.get_username()}")
+        self.message_user(request, f"Breaker of {queryset.count()} provider(s) changed.", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Force the breaker open (no jobs handed out)")
+    def breaker_force_open(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        self._breakers(request, queryset, BreakerState.OPEN)
+
+    @admin.action(permissions=["change"], description="Force the breaker closed (failures ignored)")
+    def breaker_force_close(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        self._breakers(request, queryset, BreakerState.CLOSED)
+
+    @admin.action(permissions=["change"], description="Reset the breaker (closed, counting afresh)")
+    def breaker_reset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        self._breakers(request, queryset, None)
+
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Bulk delete would gather every protected job of every provider for its confirmation page.
         actions = super().get_actions(request)

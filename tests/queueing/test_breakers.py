@@ -183,3 +183,24 @@ def test_a_worker_breaker_half_opens_with_three_probes_and_closes_on_their_succe
                                                "outcome": "succeeded"}).status_code == 200
         assert _state("worker", worker.pk) == BreakerState.CLOSED
         assert len(signed.pull(10).json()["jobs"]) == 10
+
+
+def test_staff_force_a_provider_breaker_from_admin_and_the_audit_is_read_only(admin_client, admin_user):
+    provider = make_provider("maps")
+    make_jobs(3, provider=provider)
+    worker, _ = make_worker(worker_id="w-adm")
+    admin_client.post("/admin/queueing/provider/", {"action": "breaker_force_open",
+                                                    "_selected_action": [provider.pk]})
+    assert _state("provider", "maps") == BreakerState.OPEN
+    assert job_claim(worker=worker, max_jobs=3) == []
+    breaker = Breaker.objects.get(key="maps")
+    admin_client.post("/admin/queueing/breaker/", {"action": "reset", "_selected_action": [breaker.pk]})
+    assert _state("provider", "maps") == BreakerState.CLOSED
+    assert len(job_claim(worker=worker, max_jobs=3)) == 3
+    audit = list(BreakerTransition.objects.order_by("id"))
+    assert [(a.to_state, a.actor_id) for a in audit] == [("open", admin_user.pk), ("closed", admin_user.pk)]
+    assert admin_client.get("/admin/queueing/breakertransition/").status_code == 200
+    assert admin_client.get(f"/admin/queueing/breakertransition/{audit[0].pk}/delete/").status_code == 403
+    assert admin_client.post(f"/admin/queueing/breakertransition/{audit[0].pk}/change/",
+                             {"reason": "rewritten"}).status_code == 403
+    assert BreakerTransition.objects.get(pk=audit[0].pk).reason != "rewritten"
