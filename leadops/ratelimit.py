@@ -106,3 +106,28 @@ def gcra_peek(*, limits: dict[str, tuple[float, int]], now: float | None = None)
         if tat is not None:
             wait = max(wait, max(tat, now) + interval - interval * max(1, burst) - now)
     return Decision(wait <= 0, max(0.0, wait))
+
+
+# --- taking several tokens at once, on state the caller holds locked ------------------------------
+# Provider quotas keep their TAT in a row the claim locks for its transaction; these pure functions
+# are the same GCRA arithmetic as above, for n tokens at a time.
+
+
+def gcra_tokens_available(*, tat: float, now: float, per_minute: float, burst: int, wanted: int) -> int:
+    """How many of `wanted` tokens may be taken at `now` (0 when throttled)."""
+    if wanted <= 0 or per_minute <= 0:
+        return 0
+    interval = 60.0 / per_minute
+    room = now + interval * max(1, burst) - max(tat, now)
+    return max(0, min(wanted, int(room // interval)))
+
+
+def gcra_tat_after(*, tat: float, now: float, per_minute: float, taken: int) -> float:
+    """The TAT once `taken` tokens were taken at `now`."""
+    return max(tat, now) + taken * (60.0 / per_minute)
+
+
+def gcra_wait_s(*, tat: float, now: float, per_minute: float, burst: int) -> float:
+    """Seconds until one more token may be taken."""
+    interval = 60.0 / per_minute
+    return max(0.0, max(tat, now) + interval - interval * max(1, burst) - now)

@@ -8,6 +8,7 @@ changelists never count the whole table, and filters read the small related tabl
 from __future__ import annotations
 
 import calendar
+import csv
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -16,10 +17,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
@@ -27,9 +30,28 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from leadops.errors import Conflict
-from queueing.models import AttemptState, Campaign, Job, JobAttempt, JobState, Provider
+from queueing.models import (
+    AttemptState,
+    Breaker,
+    BreakerState,
+    BreakerTransition,
+    Campaign,
+    DeadJob,
+    Job,
+    JobAttempt,
+    JobState,
+    Provider,
+)
 from queueing.selectors import campaign_progress
-from queueing.services import campaign_enqueue, jobs_cancel, jobs_requeue
+from queueing.services import (
+    breaker_force,
+    breaker_reset,
+    campaign_enqueue,
+    dead_jobs_delete,
+    dead_jobs_requeue,
+    jobs_cancel,
+    jobs_requeue,
+)
 
 # Actions over "all N jobs" hand the services their ids in slices, so no statement carries more
 # parameters than a database accepts (PostgreSQL stops at 65,535).
@@ -102,7 +124,9 @@ def _int_term(search_term: str) -> int | None:
 class ProviderForm(forms.ModelForm):
     class Meta:
         model = Provider
-        fields = ("name", "enabled", "max_attempts", "backoff_base_s", "backoff_cap_s", "lease_seconds")
+        fields = ("name", "enabled", "max_attempts", "backoff_base_s", "backoff_cap_s", "lease_seconds",
+                  "quota_per_min", "quota_burst", "daily_cap", "breaker_failure_pct",
+                  "breaker_min_outcomes", "breaker_window_s", "breaker_cooldown_s", "breaker_probes")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -116,7 +140,7 @@ class ProviderForm(forms.ModelForm):
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
     list_display = ("name", "enabled", "max_attempts", "backoff_base_s", "backoff_cap_s", "lease_seconds",
-                    "updated_at")
+                    "quota_per_min", "quota_burst", "daily_cap", "updated_at")
     list_editable = ("enabled", "max_attempts", "backoff_base_s", "backoff_cap_s", "lease_seconds")
     list_filter = ("enabled",)
     search_fields = ("name",)
@@ -129,6 +153,30 @@ class ProviderAdmin(admin.ModelAdmin):
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> Any:
         kwargs.setdefault("form", ProviderForm)
         return super().get_changelist_form(request, **kwargs)
+
+    actions = ("breaker_force_open", "breaker_force_close", "breaker_reset")
+
+    def _breakers(self, request: HttpRequest, queryset: QuerySet[Provider], to_state: str | None) -> None:
+        user = request.user
+        for provider in queryset:
+            if to_state is None:
+                breaker_reset(scope="provider", key=provider.name, actor=user)
+            else:
+                breaker_force(scope="provider", key=provider.name, to_state=to_state, actor=user,
+                              reason=f"forced {to_state} by {user.get_username()}")
+        self.message_user(request, f"Breaker of {queryset.count()} provider(s) changed.", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Force the breaker open (no jobs handed out)")
+    def breaker_force_open(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        self._breakers(request, queryset, BreakerState.OPEN)
+
+    @admin.action(permissions=["change"], description="Force the breaker closed (failures ignored)")
+    def breaker_force_close(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        self._breakers(request, queryset, BreakerState.CLOSED)
+
+    @admin.action(permissions=["change"], description="Reset the breaker (closed, counting afresh)")
+    def breaker_reset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        self._breakers(request, queryset, None)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Bulk delete would gather every protected job of every provider for its confirmation page.
@@ -463,3 +511,164 @@ class JobAttemptAdmin(admin.ModelAdmin):
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: JobAttempt) -> SafeString:
         return state_badge(obj.get_state_display(), ATTEMPT_STATE_COLOURS.get(obj.state, "#757575"))
+
+
+# --- dead-letter queue ---------------------------------------------------------------------------
+
+
+class RequeueForm(forms.Form):
+    priority = forms.IntegerField(required=False, min_value=-32768, max_value=32767,
+                                  help_text="Leave empty to keep each job's priority.")
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@admin.register(DeadJob)
+class DeadJobAdmin(admin.ModelAdmin):
+    """The DLQ: dead jobs with their reason, last error and attempt history."""
+
+    list_display = ("id", "provider", "dead_reason", "attempts_display", "error_code", "finished_at",
+                    "priority")
+    list_filter = ("provider", "dead_reason", "campaign")
+    list_select_related = ("provider",)
+    search_fields = ("payload", "last_error")
+    show_full_result_count = False
+    list_per_page = 100
+    actions = ("requeue", "requeue_matching", "export_csv", "delete_selected")
+    inlines = (JobAttemptInline,)
+    fields = ("id", "provider", "campaign", "dead_reason", "last_error", "attempts", "max_attempts",
+              "priority", "payload", "finished_at", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeadJob]:
+        return super().get_queryset(request).filter(state=JobState.DEAD)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # "change" lets staff run the requeue actions; a dead job's own page stays read-only.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="attempts", ordering="attempts")
+    def attempts_display(self, obj: Job) -> str:
+        return f"{obj.attempts}/{obj.max_attempts}"
+
+    @admin.display(description="last error")
+    def error_code(self, obj: Job) -> str:
+        return obj.last_error.get("code", "") if isinstance(obj.last_error, dict) else ""
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
+        for ids in _id_chunks(queryset):
+            dead_jobs_delete(job_ids=ids)
+
+    def delete_model(self, request: HttpRequest, obj: DeadJob) -> None:
+        dead_jobs_delete(job_ids=[obj.pk])
+
+    @admin.action(permissions=["change"], description="Requeue selected dead jobs (attempts reset)...")
+    def requeue(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> HttpResponse | None:
+        # An intermediate page asks for an optional new priority; "apply" does the requeue.
+        if "apply" in request.POST:
+            form = RequeueForm(request.POST)
+            if form.is_valid():
+                priority = form.cleaned_data["priority"]
+                done = sum(dead_jobs_requeue(job_ids=ids, priority=priority) for ids in _id_chunks(queryset))
+                self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
+                return None
+        else:
+            form = RequeueForm()
+        context = {
+            **self.admin_site.each_context(request), "title": "Requeue dead jobs", "form": form,
+            "opts": self.model._meta, "queryset_count": queryset.count(),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/queueing/deadjob/requeue.html", context)
+
+    @admin.action(permissions=["change"],
+                  description="Requeue every dead job matching the current filter (attempts reset)")
+    def requeue_matching(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
+        changelist = self.get_changelist_instance(request)
+        matching = changelist.get_queryset(request)
+        done = sum(dead_jobs_requeue(job_ids=ids) for ids in _id_chunks(matching))
+        self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
+
+    @admin.action(permissions=["view"], description="Export selected dead jobs as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> StreamingHttpResponse:
+        writer = csv.writer(_Echo())
+
+        def rows() -> Iterator[str]:
+            yield writer.writerow(["id", "provider", "dead_reason", "attempts", "max_attempts",
+                                   "error_code", "finished_at", "priority"])
+            for job in queryset.select_related("provider").order_by("pk").iterator(chunk_size=1000):
+                yield writer.writerow([job.pk, job.provider.name, job.dead_reason, job.attempts,
+                                       job.max_attempts, self.error_code(job),
+                                       job.finished_at.isoformat() if job.finished_at else "",
+                                       job.priority])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="dead-jobs.csv"'
+        return response
+
+
+# --- circuit breakers ----------------------------------------------------------------------------
+
+
+@admin.register(Breaker)
+class BreakerAdmin(admin.ModelAdmin):
+    list_display = ("scope", "key", "state", "forced", "opened_at", "retry_at", "probes_left",
+                    "probes_succeeded", "updated_at")
+    list_filter = ("scope", "state", "forced")
+    search_fields = ("key",)
+    actions = ("force_open", "force_close", "reset")
+    readonly_fields = ("scope", "key", "state", "forced", "opened_at", "retry_at", "counting_since",
+                       "probes_left", "probes_succeeded", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Breaker], verb: str, move: Any) -> None:
+        done = sum(1 for breaker in queryset if move(breaker))
+        self.message_user(request, f"{done} breaker(s) {verb}.", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Force open (held open until closed or reset)")
+    def force_open(self, request: HttpRequest, queryset: QuerySet[Breaker]) -> None:
+        self._apply(request, queryset, "forced open", lambda b: breaker_force(
+            scope=b.scope, key=b.key, to_state=BreakerState.OPEN, actor=request.user,
+            reason=f"forced open by {request.user.get_username()}"))
+
+    @admin.action(permissions=["change"], description="Force closed (failures ignored until reset)")
+    def force_close(self, request: HttpRequest, queryset: QuerySet[Breaker]) -> None:
+        self._apply(request, queryset, "forced closed", lambda b: breaker_force(
+            scope=b.scope, key=b.key, to_state=BreakerState.CLOSED, actor=request.user,
+            reason=f"forced closed by {request.user.get_username()}"))
+
+    @admin.action(permissions=["change"], description="Reset (closed, counting outcomes afresh)")
+    def reset(self, request: HttpRequest, queryset: QuerySet[Breaker]) -> None:
+        self._apply(request, queryset, "reset", lambda b: breaker_reset(
+            scope=b.scope, key=b.key, actor=request.user))
+
+
+@admin.register(BreakerTransition)
+class BreakerTransitionAdmin(admin.ModelAdmin):
+    """Append-only audit of breaker changes."""
+
+    list_display = ("at", "scope", "key", "from_state", "to_state", "reason", "actor")
+    list_filter = ("scope", "to_state")
+    search_fields = ("key",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +30,7 @@ class PullIn(serializers.Serializer):
     max = StrictIntegerField(min_value=1, max_value=50, required=False, default=1)
     providers = serializers.ListField(child=StrictCharField(max_length=63), required=False,
                                       allow_empty=True, max_length=100)
+    wait_s = StrictIntegerField(min_value=0, max_value=60, required=False, default=0)
 
 
 class ClaimOut(serializers.Serializer):
@@ -49,11 +52,46 @@ class PullView(WorkerAPIView):
                    summary="Lease up to `max` ready jobs.")
     def post(self, request: Request) -> Response:
         data = self.body(request, PullIn)
-        claims = services.job_claim(worker=self.worker, max_jobs=data["max"],
-                                    providers=data.get("providers") or None)
+        providers = data.get("providers") or None
+        result = services.jobs_pull(worker=self.worker, max_jobs=data["max"], providers=providers)
+        if not result.claims and data["wait_s"] and not result.worker_blocked:
+            result = _long_poll(worker=self.worker, max_jobs=data["max"], providers=providers,
+                                wait_s=data["wait_s"])
+        claims = result.claims
         # An empty answer tells the worker when to come back; a full one, to come back at once.
-        retry_after_s = 0 if claims else _poll_interval()
+        # A throttled worker (its breaker is open, or quotas/breakers hold back every ready job)
+        # waits until the earliest moment that can change, never less than a second.
+        retry_after_s = 0
+        if not claims:
+            retry_after_s = _poll_interval()
+            if result.throttled_for_s is not None:
+                wait = max(1, math.ceil(result.throttled_for_s))
+                retry_after_s = wait if result.worker_blocked else min(retry_after_s, wait)
         return Response({"jobs": [claim.as_dict() for claim in claims], "retry_after_s": retry_after_s})
+
+
+def _long_poll(*, worker: Any, max_jobs: int, providers: list[str] | None, wait_s: int
+               ) -> services.PullResult:
+    """Optional long poll: retry the claim about once a second, up to the configured wait.
+
+    Each retry is its own short transaction; nothing is held open while the request sleeps.
+    """
+    from workers_mgmt.services import worker_config_get
+
+    deadline = time.monotonic() + min(wait_s, worker_config_get().long_poll_wait_s)
+    result = services.PullResult(claims=[])
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        result = services.jobs_pull(worker=worker, max_jobs=max_jobs, providers=providers)
+        if result.claims or result.worker_blocked:
+            break
+    return result
+
+
+def _max_leads_per_report() -> int:
+    from workers_mgmt.services import worker_config_get
+
+    return min(worker_config_get().max_leads_per_report, settings.LEADOPS_MAX_LEADS_PER_REPORT)
 
 
 def _poll_interval() -> int:
@@ -141,7 +179,7 @@ class ReportView(WorkerAPIView):
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = serializer.validated_data
         try:
-            leads = parse_lead_rows(raw_leads, max_leads=settings.LEADOPS_MAX_LEADS_PER_REPORT)
+            leads = parse_lead_rows(raw_leads, max_leads=_max_leads_per_report())
         except LeadValidationError as exc:
             raise ValidationFailed("Some leads are not valid.", fields=exc.fields) from None
         error = dict(data["error"]) if data.get("error") else None

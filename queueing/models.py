@@ -27,6 +27,27 @@ class Provider(models.Model):
     lease_seconds = models.PositiveIntegerField(
         default=120, validators=[MinValueValidator(5), MaxValueValidator(12 * 3600)]
     )
+    # Quota (GCRA, enforced inside the claim): empty means unlimited.
+    quota_per_min = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Jobs handed out per minute on average (empty: no rate limit).",
+    )
+    quota_burst = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Jobs that may be handed out at once."
+    )
+    daily_cap = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Jobs handed out per local day (TIME_ZONE midnight); empty: no cap.",
+    )
+    # Circuit breaker policy (DESIGN.md section 7 defaults).
+    breaker_failure_pct = models.PositiveSmallIntegerField(
+        default=50, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Open when at least this share of outcomes in the window failed.",
+    )
+    breaker_min_outcomes = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
+    breaker_window_s = models.PositiveIntegerField(default=300, validators=[MinValueValidator(10)])
+    breaker_cooldown_s = models.PositiveIntegerField(default=120, validators=[MinValueValidator(1)])
+    breaker_probes = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -174,3 +195,97 @@ class ReportReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker_id}:{self.idempotency_key}"
+
+
+class DeadJob(Job):
+    """The dead-letter queue: jobs that ran out of attempts or failed for good."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead job"
+        verbose_name_plural = "dead jobs (DLQ)"
+
+
+class ProviderQuotaState(models.Model):
+    """A provider's quota bookkeeping: its GCRA arrival time and today's count (row-locked by claims)."""
+
+    provider = models.OneToOneField(Provider, primary_key=True, on_delete=models.CASCADE,
+                                    related_name="quota_state")
+    tat = models.FloatField(default=0.0, help_text="GCRA theoretical arrival time (epoch seconds).")
+    day = models.DateField(null=True, blank=True)
+    day_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"quota state of provider {self.provider_id}"
+
+
+class BreakerScope(models.TextChoices):
+    PROVIDER = "provider", "Provider"
+    WORKER = "worker", "Worker"
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed", "Closed"
+    OPEN = "open", "Open"
+    HALF_OPEN = "half_open", "Half-open"
+
+
+class Breaker(models.Model):
+    """One circuit breaker (a provider's or a worker's); a missing row means closed."""
+
+    scope = models.CharField(max_length=10, choices=BreakerScope.choices)
+    key = models.CharField(max_length=63)
+    state = models.CharField(max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    # OPEN: when it may turn half-open. CLOSED/HALF_OPEN: outcomes before this do not count.
+    retry_at = models.DateTimeField(null=True, blank=True)
+    counting_since = models.DateTimeField(null=True, blank=True)
+    probes_left = models.PositiveIntegerField(default=0)
+    probes_succeeded = models.PositiveIntegerField(default=0)
+    forced = models.BooleanField(default=False, help_text="Held in this state by staff.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "key"]
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="uniq_breaker")]
+        indexes = [models.Index(fields=["state"], name="breaker_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}: {self.state}"
+
+
+class BreakerOutcome(models.Model):
+    """Outcomes of one breaker in one time bucket, upserted by reports (shared by all processes)."""
+
+    scope = models.CharField(max_length=10, choices=BreakerScope.choices)
+    key = models.CharField(max_length=63)
+    bucket = models.DateTimeField()
+    successes = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key", "bucket"], name="uniq_breaker_bucket")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} @ {self.bucket}"
+
+
+class BreakerTransition(models.Model):
+    """Audit row of every breaker change (append-only)."""
+
+    scope = models.CharField(max_length=10, choices=BreakerScope.choices)
+    key = models.CharField(max_length=63)
+    from_state = models.CharField(max_length=10, choices=BreakerState.choices)
+    to_state = models.CharField(max_length=10, choices=BreakerState.choices)
+    reason = models.CharField(max_length=200)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}: {self.from_state} -> {self.to_state}"

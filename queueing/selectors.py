@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import Count, Q
 
+from leadops.clock import now as clock_now
 from queueing.models import Campaign, Job, JobState, Provider
 
 
@@ -88,3 +91,20 @@ def worker_job_stats_24h(*, now=None) -> dict[str, dict[str, int]]:
         )
     )
     return {row["worker_id"]: {"done": row["done"], "failed": row["failed"]} for row in rows}
+
+
+def dlq_stats() -> dict[str, int]:
+    """DLQ size and growth: dead jobs now, and how many died in the last hour and 24 hours."""
+    now = clock_now()
+    return Job.objects.filter(state=JobState.DEAD).aggregate(
+        size=Count("id"),
+        last_hour=Count("id", filter=Q(finished_at__gte=now - dt.timedelta(hours=1))),
+        last_24h=Count("id", filter=Q(finished_at__gte=now - dt.timedelta(hours=24))),
+    )
+
+
+def dead_jobs(*, provider: str | None = None):
+    dead = Job.objects.filter(state=JobState.DEAD).select_related("provider").order_by("-finished_at", "-id")
+    if provider:
+        dead = dead.filter(provider__name=provider)
+    return dead

@@ -17,21 +17,32 @@ from typing import Any
 
 import orjson
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Q, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, Q, Sum, Value, When
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from ingestion.schema import LeadInput
 from ingestion.services import lead_batch_ingest
 from leadops import events
+from leadops.clock import local_date
 from leadops.clock import now as clock_now
 from leadops.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from leadops.events import publish
+from leadops.ratelimit import gcra_tat_after, gcra_tokens_available, gcra_wait_s
 from queueing.models import (
     FINISHED_STATES,
     AttemptState,
+    Breaker,
+    BreakerOutcome,
+    BreakerScope,
+    BreakerState,
+    BreakerTransition,
     Campaign,
     Job,
     JobAttempt,
     JobState,
     Provider,
+    ProviderQuotaState,
     ReportReceipt,
 )
 from workers_mgmt.models import Worker
@@ -95,6 +106,31 @@ def provider_get_or_create(*, name: str) -> Provider:
     return candidate
 
 
+def provider_policy_set(
+    *, name: str, enabled: bool | None = None, max_attempts: int | None = None,
+    lease_seconds: int | None = None, quota_per_min: int | None = None, quota_burst: int | None = None,
+    daily_cap: int | None = None,
+) -> tuple[Provider, bool]:
+    """Create or change a provider's policy; a quota or cap of 0 removes it. Returns (provider, created)."""
+    with transaction.atomic():
+        provider = Provider.objects.select_for_update().filter(name=name).first()
+        created = provider is None
+        if created:
+            provider = Provider(name=name)
+        changes = {"enabled": enabled, "max_attempts": max_attempts, "lease_seconds": lease_seconds,
+                   "quota_burst": quota_burst}
+        for field, value in changes.items():
+            if value is not None:
+                setattr(provider, field, value)
+        if quota_per_min is not None:
+            provider.quota_per_min = quota_per_min or None
+        if daily_cap is not None:
+            provider.daily_cap = daily_cap or None
+        provider.full_clean()
+        provider.save()
+    return provider, created
+
+
 def jobs_enqueue(
     *, provider: Provider, payloads: Sequence[dict[str, Any]], priority: int = 0,
     campaign: Campaign | None = None, run_at: dt.datetime | None = None,
@@ -148,16 +184,42 @@ class Claim:
         }
 
 
+@dataclass(frozen=True)
+class PullResult:
+    claims: list[Claim]
+    # Seconds a throttled worker should wait (its breaker is open, or every ready provider is at
+    # its quota or breaker limit); None when nothing throttled this pull.
+    throttled_for_s: float | None = None
+    # True when the worker's own breaker is open: it should wait the whole throttled_for_s.
+    worker_blocked: bool = False
+
+
 def job_claim(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None = None) -> list[Claim]:
     """Lease up to `max_jobs` ready jobs to `worker`, creating one attempt per job."""
+    return jobs_pull(worker=worker, max_jobs=max_jobs, providers=providers).claims
+
+
+def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None = None) -> PullResult:
+    """The claim with its guards: breakers (provider and worker) and provider quotas.
+
+    One read finds every non-closed breaker that concerns this pull and every provider with a
+    quota; only when one exists do the guard rows get locked (half-open probes, quota state), so
+    the common pull costs one statement more than the bare claim. Quota tokens and probes are
+    taken for the jobs actually handed out, in the claim's transaction.
+    """
     if max_jobs < 1:
-        return []
+        return PullResult(claims=[])
     now = clock_now()
     with transaction.atomic():
+        guard = _claim_guard(worker=worker, max_jobs=max_jobs, now=now)
+        if guard.max_jobs < 1:
+            return PullResult(claims=[], throttled_for_s=guard.wait_s, worker_blocked=guard.worker_blocked)
         if connection.vendor == "postgresql":
-            claims = _claim_postgresql(worker=worker, max_jobs=max_jobs, providers=providers, now=now)
+            claims = _claim_postgresql(worker=worker, max_jobs=guard.max_jobs, providers=providers,
+                                       now=now, skip=guard.skip, limited=guard.limited)
         else:
-            claims = _claim_serialized(worker=worker, max_jobs=max_jobs, providers=providers, now=now)
+            claims = _claim_serialized(worker=worker, max_jobs=guard.max_jobs, providers=providers,
+                                       now=now, skip=guard.skip, limited=guard.limited)
         if claims:
             JobAttempt.objects.bulk_create(
                 [
@@ -173,19 +235,162 @@ def job_claim(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
                  "provider": c.provider, "worker_id": worker.pk}
                 for c in claims
             ])
-    return claims
+            _claim_guard_settle(guard=guard, claims=claims, now=now)
+    return PullResult(claims=claims, throttled_for_s=None if claims else guard.wait_s)
+
+
+@dataclass
+class _Guard:
+    max_jobs: int
+    skip: set[str]  # providers that hand out nothing now (open breaker, no quota left)
+    limited: dict[str, int]  # provider -> most jobs this pull may take from it
+    wait_s: float | None = None
+    worker_blocked: bool = False
+    quotas: dict[str, tuple[int, int | None, int, int | None, float, dt.date, int]] | None = None
+    probes: dict[str, int] | None = None  # provider name or "" (the worker) -> breaker pk
+
+    def limit(self, name: str, most: int, wait_s: float | None = None) -> None:
+        most = min(most, self.limited.get(name, most))
+        self.limited[name] = most
+        if most < 1:
+            self.skip.add(name)
+            if wait_s is not None:
+                self.wait_s = wait_s if self.wait_s is None else min(self.wait_s, wait_s)
+
+
+_GUARD_SQL = """
+SELECT b.scope, b.key, b.state, b.retry_at, 0, NULL, NULL, NULL
+  FROM queueing_breaker b
+ WHERE b.state <> 'closed' AND (b.scope = 'provider' OR (b.scope = 'worker' AND b.key = %s))
+UNION ALL
+SELECT 'quota', p.name, '', NULL, p.id, p.quota_per_min, p.quota_burst, p.daily_cap
+  FROM queueing_provider p
+ WHERE p.enabled AND (p.quota_per_min IS NOT NULL OR p.daily_cap IS NOT NULL)
+"""
+
+
+def _as_datetime(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    parsed = value if isinstance(value, dt.datetime) else parse_datetime(value)
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, dt.UTC)
+    return parsed
+
+
+def _claim_guard(*, worker: Worker, max_jobs: int, now: dt.datetime) -> _Guard:
+    guard = _Guard(max_jobs=max_jobs, skip=set(), limited={})
+    with connection.cursor() as cursor:
+        cursor.execute(_GUARD_SQL, [worker.pk])
+        rows = cursor.fetchall()
+    if not rows:
+        return guard
+    half_open: list[tuple[str, str]] = []
+    quota_rows = []
+    for scope, key, state, retry_at, provider_id, per_min, burst, cap in rows:
+        if scope == "quota":
+            quota_rows.append((key, provider_id, per_min, burst, cap))
+            continue
+        retry_at = _as_datetime(retry_at)
+        if (state == BreakerState.OPEN and retry_at is not None and retry_at <= now
+                and _breaker_half_open(scope=scope, key=key, now=now)):
+            state = BreakerState.HALF_OPEN
+        if state == BreakerState.HALF_OPEN:
+            half_open.append((scope, key))
+        elif scope == BreakerScope.WORKER:
+            guard.max_jobs, guard.worker_blocked = 0, True
+            guard.wait_s = (retry_at - now).total_seconds() if retry_at else None
+            return guard
+        else:
+            guard.limit(key, 0)
+    if half_open:
+        # Probes are reserved under the breaker's row lock, so concurrent pulls never hand out
+        # more than N probe jobs between them.
+        locked = Breaker.objects.select_for_update().filter(state=BreakerState.HALF_OPEN).filter(
+            Q(*[Q(scope=scope, key=key) for scope, key in half_open], _connector=Q.OR)
+        )
+        guard.probes = {}
+        for breaker in locked:
+            if breaker.probes_left == 0:
+                _breaker_probes_renew(breaker=breaker, now=now)
+            if breaker.scope == BreakerScope.WORKER:
+                guard.max_jobs = min(guard.max_jobs, breaker.probes_left)
+                guard.probes[""] = breaker.pk
+            else:
+                guard.limit(breaker.key, breaker.probes_left)
+                guard.probes[breaker.key] = breaker.pk
+        if guard.max_jobs < 1:
+            return guard
+    if quota_rows:
+        _claim_guard_quotas(guard=guard, quota_rows=quota_rows, now=now)
+    return guard
+
+
+def _claim_guard_quotas(*, guard: _Guard, quota_rows: list, now: dt.datetime) -> None:
+    # An UPSERT that changes nothing still locks the row: every claim of a quota provider waits
+    # for the one before it, and reads the TAT it left.
+    table = ProviderQuotaState._meta.db_table
+    values = ", ".join(["(%s, 0.0, 0)"] * len(quota_rows))
+    ids = sorted(row[1] for row in quota_rows)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (provider_id, tat, day_count) VALUES {values} "
+            f"ON CONFLICT (provider_id) DO UPDATE SET tat = {table}.tat "
+            f"RETURNING provider_id, tat, day, day_count",
+            ids,
+        )
+        states = {row[0]: row[1:] for row in cursor.fetchall()}
+    today = local_date(now)
+    now_s = now.timestamp()
+    guard.quotas = {}
+    for name, provider_id, per_min, burst, cap in quota_rows:
+        tat, day, day_count = states[provider_id]
+        if isinstance(day, str):
+            day = dt.date.fromisoformat(day)
+        used = day_count if day == today else 0
+        most = guard.max_jobs
+        wait = None
+        if per_min:
+            most = gcra_tokens_available(tat=tat, now=now_s, per_minute=per_min, burst=burst, wanted=most)
+            wait = gcra_wait_s(tat=tat, now=now_s, per_minute=per_min, burst=burst)
+        if cap is not None and cap - used < most:
+            most = max(0, cap - used)
+            if most < 1:
+                wait = _seconds_to_local_midnight(now)
+        guard.limit(name, most, wait)
+        guard.quotas[name] = (provider_id, per_min, burst, cap, tat, today, used)
+
+
+def _seconds_to_local_midnight(now: dt.datetime) -> float:
+    local = timezone.localtime(now)
+    midnight = (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - local).total_seconds()
+
+
+def _claim_guard_settle(*, guard: _Guard, claims: list[Claim], now: dt.datetime) -> None:
+    """Take the quota tokens and probes of the jobs handed out (the guard rows are still locked)."""
+    if not guard.quotas and not guard.probes:
+        return
+    per_provider: dict[str, int] = {}
+    for claim in claims:
+        per_provider[claim.provider] = per_provider.get(claim.provider, 0) + 1
+    for name, (provider_id, per_min, _burst, _cap, tat, today, used) in (guard.quotas or {}).items():
+        taken = per_provider.get(name, 0)
+        if taken:
+            new_tat = gcra_tat_after(tat=tat, now=now.timestamp(), per_minute=per_min, taken=taken) \
+                if per_min else tat
+            ProviderQuotaState.objects.filter(provider_id=provider_id).update(
+                tat=new_tat, day=today, day_count=used + taken
+            )
+    for name, breaker_pk in (guard.probes or {}).items():
+        taken = len(claims) if name == "" else per_provider.get(name, 0)
+        if taken:
+            Breaker.objects.filter(pk=breaker_pk).update(probes_left=F("probes_left") - taken,
+                                                         updated_at=now)
 
 
 _CLAIM_SQL = """
-WITH ready AS MATERIALIZED (
-    SELECT j.id
-      FROM queueing_job j
-      JOIN queueing_provider p ON p.id = j.provider_id
-     WHERE j.state = 'queued' AND j.run_at <= %(now)s AND p.enabled {provider_filter}
-     ORDER BY j.priority DESC, j.run_at, j.id
-     LIMIT %(limit)s
-       FOR UPDATE OF j SKIP LOCKED
-)
+WITH {ready_ctes}
 UPDATE queueing_job j
    SET state = 'leased',
        attempts = j.attempts + 1,
@@ -198,19 +403,50 @@ UPDATE queueing_job j
 RETURNING j.id, j.current_attempt_id, j.attempts, p.name, j.payload, j.lease_expires_at
 """
 
+# The head of the ready queue, locked; {extra} narrows it (provider choice, breakers, quotas).
+_READY_SQL = """
+    SELECT j.id, j.priority, j.run_at
+      FROM queueing_job j
+      JOIN queueing_provider p ON p.id = j.provider_id
+     WHERE j.state = 'queued' AND j.run_at <= %(now)s AND p.enabled {extra}
+     ORDER BY j.priority DESC, j.run_at, j.id
+     LIMIT %({limit})s
+       FOR UPDATE OF j SKIP LOCKED
+"""
+
 
 def _claim_postgresql(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None,
-                      now: dt.datetime) -> list[Claim]:
-    # One statement: the materialized CTE picks and locks the head of the queue (skipping rows
-    # other claimers hold), and the UPDATE leases exactly those rows. Eligibility is filtered
-    # inside the CTE so an ineligible row never takes a LIMIT slot.
+                      now: dt.datetime, skip: set[str] | None = None,
+                      limited: dict[str, int] | None = None) -> list[Claim]:
+    # One statement: materialized CTEs pick and lock the head of the queue (skipping rows other
+    # claimers hold), and the UPDATE leases exactly those rows. Eligibility is filtered inside
+    # the CTEs so an ineligible row never takes a LIMIT slot. A provider held to fewer jobs (its
+    # quota, its half-open probes) gets its own CTE with its own LIMIT; the best `max_jobs` of
+    # all CTEs are leased (rows locked but not picked stay queued).
     params: dict[str, Any] = {"now": now, "limit": max_jobs, "worker_id": worker.pk}
     provider_filter = ""
     if providers:
         provider_filter = "AND p.name = ANY(%(providers)s)"
         params["providers"] = list(providers)
+    skip = set(skip or ())
+    capped = {name: most for name, most in (limited or {}).items() if most > 0 and name not in skip}
+    if not skip and not capped:
+        ready_ctes = "ready AS MATERIALIZED (" + _READY_SQL.format(extra=provider_filter, limit="limit") + ")"
+    else:
+        params["skip"] = sorted(skip | set(capped))
+        parts = ["r0 AS MATERIALIZED (" + _READY_SQL.format(
+            extra=f"{provider_filter} AND NOT (p.name = ANY(%(skip)s))", limit="limit") + ")"]
+        for index, (name, most) in enumerate(sorted(capped.items()), start=1):
+            params[f"name{index}"] = name
+            params[f"limit{index}"] = min(most, max_jobs)
+            parts.append(f"r{index} AS MATERIALIZED (" + _READY_SQL.format(
+                extra=f"{provider_filter} AND p.name = %(name{index})s", limit=f"limit{index}") + ")")
+        union = " UNION ALL ".join(f"SELECT * FROM r{index}" for index in range(len(parts)))
+        parts.append(f"ready AS MATERIALIZED (SELECT u.id FROM ({union}) u "
+                     "ORDER BY u.priority DESC, u.run_at, u.id LIMIT %(limit)s)")
+        ready_ctes = ",\n".join(parts)
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL.format(provider_filter=provider_filter), params)
+        cursor.execute(_CLAIM_SQL.format(ready_ctes=ready_ctes), params)
         rows = cursor.fetchall()
     claims = [
         Claim(job_id=row[0], attempt_id=row[1], attempt=row[2], provider=row[3],
@@ -223,23 +459,35 @@ def _claim_postgresql(*, worker: Worker, max_jobs: int, providers: Sequence[str]
 
 
 def _claim_serialized(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None,
-                      now: dt.datetime) -> list[Claim]:
+                      now: dt.datetime, skip: set[str] | None = None,
+                      limited: dict[str, int] | None = None) -> list[Claim]:
     # SQLite has no row locks (select_for_update is silently dropped). Settings open every
     # transaction with BEGIN IMMEDIATE, which takes the database's write lock up front, so no
     # other claim can read the same queued rows until this one commits.
     ready = Job.objects.filter(state=JobState.QUEUED, run_at__lte=now, provider__enabled=True)
     if providers:
         ready = ready.filter(provider__name__in=list(providers))
-    rows = list(
-        ready.order_by("-priority", "run_at", "id")
-        .values_list("id", "attempts", "payload", "provider__name", "provider__lease_seconds")[:max_jobs]
-    )
+    skip = set(skip or ())
+    capped = {name: most for name, most in (limited or {}).items() if most > 0 and name not in skip}
+    columns = ("id", "attempts", "payload", "provider__name", "provider__lease_seconds", "priority",
+               "run_at")
+    order = ("-priority", "run_at", "id")
+    if skip or capped:
+        rows = list(ready.exclude(provider__name__in=skip | set(capped)).order_by(*order)
+                    .values_list(*columns)[:max_jobs])
+        for name, most in capped.items():
+            rows += list(ready.filter(provider__name=name).order_by(*order)
+                         .values_list(*columns)[:min(most, max_jobs)])
+        rows.sort(key=lambda row: (-row[5], row[6], row[0]))
+        rows = rows[:max_jobs]
+    else:
+        rows = list(ready.order_by(*order).values_list(*columns)[:max_jobs])
     if not rows:
         return []
     claims = [
         Claim(job_id=job_id, attempt_id=uuid.uuid4(), attempt=attempts + 1, provider=provider_name,
               payload=payload, lease_expires_at=now + dt.timedelta(seconds=lease_seconds))
-        for job_id, attempts, payload, provider_name, lease_seconds in rows
+        for job_id, attempts, payload, provider_name, lease_seconds, _priority, _run_at in rows
     ]
     Job.objects.filter(pk__in=[claim.job_id for claim in claims], state=JobState.QUEUED).update(
         state=JobState.LEASED,
@@ -250,6 +498,165 @@ def _claim_serialized(*, worker: Worker, max_jobs: int, providers: Sequence[str]
         updated_at=now,
     )
     return claims
+
+
+# --- circuit breakers ----------------------------------------------------------------------------
+
+# DESIGN.md section 7; a provider's own policy lives on its row, workers use these.
+WORKER_BREAKER_POLICY = {"failure_pct": 50, "min_outcomes": 20, "window_s": 300, "cooldown_s": 120,
+                         "probes": 3}
+BREAKER_BUCKET_S = 10
+
+
+def _provider_breaker_policy(provider: Provider) -> dict[str, int]:
+    return {"failure_pct": provider.breaker_failure_pct, "min_outcomes": provider.breaker_min_outcomes,
+            "window_s": provider.breaker_window_s, "cooldown_s": provider.breaker_cooldown_s,
+            "probes": provider.breaker_probes}
+
+
+def _breaker_policy(*, scope: str, key: str) -> dict[str, int]:
+    if scope == BreakerScope.PROVIDER:
+        provider = Provider.objects.filter(name=key).first()
+        if provider is not None:
+            return _provider_breaker_policy(provider)
+    return WORKER_BREAKER_POLICY
+
+
+def _breaker_move(*, scope: str, key: str, from_state: str, to_state: str, reason: str,
+                  now: dt.datetime, policy: dict[str, int] | None = None, actor: Any = None,
+                  forced: bool = False) -> bool:
+    """Compare-and-set one breaker from `from_state` to `to_state`, with its audit row and event."""
+    policy = policy or _breaker_policy(scope=scope, key=key)
+    fields: dict[str, Any] = {"state": to_state, "forced": forced, "probes_succeeded": 0,
+                              "updated_at": now}
+    if to_state == BreakerState.OPEN:
+        fields.update(opened_at=now, probes_left=0,
+                      retry_at=None if forced else now + dt.timedelta(seconds=policy["cooldown_s"]))
+    elif to_state == BreakerState.HALF_OPEN:
+        fields.update(probes_left=policy["probes"], retry_at=None, counting_since=now)
+    else:
+        fields.update(opened_at=None, probes_left=0, retry_at=None, counting_since=now)
+    moved = Breaker.objects.filter(scope=scope, key=key, state=from_state).update(**fields)
+    if not moved:
+        if from_state != BreakerState.CLOSED:
+            return False
+        # A breaker that never left CLOSED has no row yet.
+        try:
+            with transaction.atomic():
+                Breaker.objects.create(scope=scope, key=key, **fields)
+        except IntegrityError:
+            return False
+    BreakerTransition.objects.create(scope=scope, key=key, from_state=from_state, to_state=to_state,
+                                     reason=reason[:200], actor=actor, at=now)
+    publish("breaker.changed", scope=scope, key=key, from_state=from_state, to_state=to_state,
+            reason=reason)
+    return True
+
+
+def _breaker_half_open(*, scope: str, key: str, now: dt.datetime) -> bool:
+    """OPEN -> HALF_OPEN once the cooldown is over, reserving the probe jobs (one claim wins)."""
+    policy = _breaker_policy(scope=scope, key=key)
+    moved = Breaker.objects.filter(scope=scope, key=key, state=BreakerState.OPEN,
+                                   retry_at__lte=now).update(
+        state=BreakerState.HALF_OPEN, probes_left=policy["probes"], probes_succeeded=0, retry_at=None,
+        counting_since=now, updated_at=now,
+    )
+    if moved:
+        BreakerTransition.objects.create(scope=scope, key=key, from_state=BreakerState.OPEN,
+                                         to_state=BreakerState.HALF_OPEN, reason="cooldown over", at=now)
+        publish("breaker.changed", scope=scope, key=key, from_state=BreakerState.OPEN,
+                to_state=BreakerState.HALF_OPEN, reason="cooldown over")
+    return bool(moved)
+
+
+def _breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
+    """Probes handed out but never reported (their worker died) must not hold a breaker half-open
+    for ever: after another cooldown with no probe left, reserve the missing probes again."""
+    policy = _breaker_policy(scope=breaker.scope, key=breaker.key)
+    if breaker.updated_at > now - dt.timedelta(seconds=policy["cooldown_s"]):
+        return
+    breaker.probes_left = max(1, policy["probes"] - breaker.probes_succeeded)
+    Breaker.objects.filter(pk=breaker.pk).update(probes_left=breaker.probes_left, updated_at=now)
+
+
+def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: dt.datetime) -> None:
+    """Count a finished attempt for the provider's and the worker's breakers, and move them."""
+    bucket = now.replace(second=now.second - now.second % BREAKER_BUCKET_S, microsecond=0)
+    table = BreakerOutcome._meta.db_table
+    ok, bad = (0, 1) if failed else (1, 0)
+    at = connection.ops.adapt_datetimefield_value(bucket)
+    scopes = ((BreakerScope.PROVIDER, provider.name), (BreakerScope.WORKER, worker.pk))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (scope, key, bucket, successes, failures) "
+            f"VALUES (%s, %s, %s, %s, %s), (%s, %s, %s, %s, %s) "
+            f"ON CONFLICT (scope, key, bucket) DO UPDATE SET "
+            f"successes = {table}.successes + excluded.successes, "
+            f"failures = {table}.failures + excluded.failures",
+            [scopes[0][0], scopes[0][1], at, ok, bad, scopes[1][0], scopes[1][1], at, ok, bad],
+        )
+    breakers = {
+        (b.scope, b.key): b
+        for b in Breaker.objects.filter(Q(scope=scopes[0][0], key=scopes[0][1])
+                                        | Q(scope=scopes[1][0], key=scopes[1][1]))
+    }
+    policies = {BreakerScope.PROVIDER: _provider_breaker_policy(provider),
+                BreakerScope.WORKER: WORKER_BREAKER_POLICY}
+    to_check = []
+    for scope, key in scopes:
+        breaker = breakers.get((scope, key))
+        state = breaker.state if breaker else BreakerState.CLOSED
+        policy = policies[scope]
+        if breaker is not None and breaker.forced:
+            continue
+        if state == BreakerState.HALF_OPEN:
+            if failed:
+                _breaker_move(scope=scope, key=key, from_state=state, to_state=BreakerState.OPEN,
+                              reason="a probe job failed", now=now, policy=policy)
+            elif breaker.probes_succeeded + 1 >= policy["probes"]:
+                _breaker_move(scope=scope, key=key, from_state=state, to_state=BreakerState.CLOSED,
+                              reason=f"{policy['probes']} probe jobs succeeded", now=now, policy=policy)
+            else:
+                Breaker.objects.filter(pk=breaker.pk, state=state).update(
+                    probes_succeeded=F("probes_succeeded") + 1, updated_at=now)
+        elif state == BreakerState.CLOSED and failed:
+            since = now - dt.timedelta(seconds=policy["window_s"])
+            if breaker is not None and breaker.counting_since and breaker.counting_since > since:
+                since = breaker.counting_since
+            to_check.append((scope, key, since, policy))
+    if not to_check:
+        return
+    sums: dict[str, Any] = {}
+    match = Q()
+    for index, (scope, key, since, _policy) in enumerate(to_check):
+        window = Q(scope=scope, key=key, bucket__gte=since)
+        match |= window
+        sums[f"ok{index}"] = Sum("successes", filter=window)
+        sums[f"bad{index}"] = Sum("failures", filter=window)
+    totals = BreakerOutcome.objects.filter(match).aggregate(**sums)
+    for index, (scope, key, _since, policy) in enumerate(to_check):
+        bad_count = totals[f"bad{index}"] or 0
+        seen = (totals[f"ok{index}"] or 0) + bad_count
+        if seen >= policy["min_outcomes"] and bad_count * 100 >= policy["failure_pct"] * seen:
+            _breaker_move(scope=scope, key=key, from_state=BreakerState.CLOSED,
+                          to_state=BreakerState.OPEN, now=now, policy=policy,
+                          reason=f"{bad_count} of {seen} outcomes failed in {policy['window_s']} s")
+
+
+def breaker_force(*, scope: str, key: str, to_state: str, actor: Any = None, reason: str = "") -> bool:
+    """Staff: force a breaker open or closed (held there), or reset it (closed, counting afresh)."""
+    now = clock_now()
+    with transaction.atomic():
+        current = Breaker.objects.select_for_update().filter(scope=scope, key=key).first()
+        from_state = current.state if current else BreakerState.CLOSED
+        forced = reason != "reset"
+        return _breaker_move(scope=scope, key=key, from_state=from_state, to_state=to_state,
+                             reason=reason or f"forced {to_state} by staff", now=now, actor=actor,
+                             forced=forced)
+
+
+def breaker_reset(*, scope: str, key: str, actor: Any = None) -> bool:
+    return breaker_force(scope=scope, key=key, to_state=BreakerState.CLOSED, actor=actor, reason="reset")
 
 
 # --- extend / release ----------------------------------------------------------------------------
@@ -383,12 +790,14 @@ def job_report(
                            added=attempt.leads_added + result.added,
                            duplicates=attempt.leads_duplicates + result.duplicates,
                            invalid=attempt.leads_invalid + result.invalid)
+            _breaker_outcome(provider=job.provider, worker=worker, failed=False, now=now)
         else:
             JobAttempt.objects.filter(pk=attempt.pk).update(
                 state=AttemptState.FAILED, finished_at=now, error=error, **attempt_counts
             )
             body["job_state"] = _job_fail(job=job, error=error, now=now, added=result.added,
                                           worker_id=worker.pk, attempt=attempt.number)
+            _breaker_outcome(provider=job.provider, worker=worker, failed=True, now=now)
         ReportReceipt.objects.create(
             worker_id=worker.pk, idempotency_key=idempotency_key, request_hash=request_hash,
             job=job, response=body, created_at=now,
@@ -551,6 +960,54 @@ def jobs_requeue(*, job_ids: Iterable[int], reset_attempts: bool = True, priorit
         update["priority"] = priority
     with transaction.atomic():
         return Job.objects.filter(pk__in=list(job_ids), state__in=FINISHED_STATES).update(**update)
+
+
+def dead_jobs_requeue(*, job_ids: Iterable[int], priority: int | None = None) -> int:
+    """DLQ: send dead jobs back to the queue with their attempts reset (optionally a new priority)."""
+    now = clock_now()
+    update: dict[str, Any] = {
+        "state": JobState.QUEUED, "run_at": now, "finished_at": None, "dead_reason": "", "attempts": 0,
+        "leased_by": None, "lease_expires_at": None, "updated_at": now,
+    }
+    if priority is not None:
+        update["priority"] = priority
+    with transaction.atomic():
+        return Job.objects.filter(pk__in=list(job_ids), state=JobState.DEAD).update(**update)
+
+
+def dead_jobs_delete(*, job_ids: Iterable[int]) -> int:
+    """DLQ: delete dead jobs for good (their attempts and receipts go with them)."""
+    with transaction.atomic():
+        deleted, _ = Job.objects.filter(pk__in=list(job_ids), state=JobState.DEAD).delete()
+    return deleted
+
+
+def _dead_ids(provider: str | None, chunk: int = 1000) -> Iterable[list[int]]:
+    dead = Job.objects.filter(state=JobState.DEAD)
+    if provider:
+        dead = dead.filter(provider__name=provider)
+    last = 0
+    while True:
+        ids = list(dead.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk])
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def dlq_requeue(*, provider: str | None = None) -> int:
+    """Requeue every dead job (of one provider), a chunk per transaction."""
+    return sum(dead_jobs_requeue(job_ids=ids) for ids in _dead_ids(provider))
+
+
+def dlq_purge(*, provider: str | None = None) -> int:
+    """Delete every dead job (of one provider), a chunk per transaction."""
+    total = 0
+    for ids in _dead_ids(provider):
+        with transaction.atomic():
+            total += Job.objects.filter(pk__in=ids, state=JobState.DEAD).count()
+            Job.objects.filter(pk__in=ids, state=JobState.DEAD).delete()
+    return total
 
 
 def receipts_purge(*, older_than: dt.datetime) -> int:

@@ -413,8 +413,9 @@ class WorkerCredentialAdmin(admin.ModelAdmin):
 class WorkerConfigAdmin(admin.ModelAdmin):
     """One row (pk=1); every save bumps its version so workers reload it."""
 
-    fields = ("poll_interval_s", "heartbeat_interval_s", "max_batch", "report_chunk_leads",
-              "update_check_interval_s", "extra", "version", "updated_at")
+    fields = ("poll_interval_s", "long_poll_wait_s", "heartbeat_interval_s", "max_batch",
+              "report_chunk_leads", "max_leads_per_report", "max_body_bytes", "update_check_interval_s",
+              "extra", "version", "updated_at")
     readonly_fields = ("version", "updated_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -102,6 +102,7 @@ class HeartbeatView(WorkerAPIView):
 class ConfigOut(serializers.Serializer):
     config_version = serializers.IntegerField()
     poll_interval_s = serializers.IntegerField()
+    long_poll_wait_s = serializers.IntegerField()
     heartbeat_interval_s = serializers.IntegerField()
     update_check_interval_s = serializers.IntegerField()
     max_batch = serializers.IntegerField()
@@ -123,12 +124,15 @@ class ConfigView(WorkerAPIView):
         return Response({
             "config_version": config.version,
             "poll_interval_s": config.poll_interval_s,
+            "long_poll_wait_s": config.long_poll_wait_s,
             "heartbeat_interval_s": config.heartbeat_interval_s,
             "update_check_interval_s": config.update_check_interval_s,
             "max_batch": min(config.max_batch, settings.LEADOPS_MAX_PULL),
-            "report_chunk_leads": min(config.report_chunk_leads, settings.LEADOPS_MAX_LEADS_PER_REPORT),
-            "max_body_bytes": settings.LEADOPS_MAX_BODY_BYTES,
-            "max_leads_per_report": settings.LEADOPS_MAX_LEADS_PER_REPORT,
+            "report_chunk_leads": min(config.report_chunk_leads, config.max_leads_per_report,
+                                      settings.LEADOPS_MAX_LEADS_PER_REPORT),
+            # Tuned in admin, never above the server's hard limits.
+            "max_body_bytes": min(config.max_body_bytes, settings.LEADOPS_MAX_BODY_BYTES),
+            "max_leads_per_report": min(config.max_leads_per_report, settings.LEADOPS_MAX_LEADS_PER_REPORT),
             "enabled_providers": enabled_provider_names(),
             "channel": self.worker.channel,
             "rate_limit_per_min": self.worker.rate_limit_per_min,

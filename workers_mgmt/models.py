@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 worker_id_validator = RegexValidator(
@@ -101,6 +101,19 @@ class WorkerConfig(models.Model):
     max_batch = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     report_chunk_leads = models.PositiveIntegerField(default=200, validators=[MinValueValidator(1)])
     update_check_interval_s = models.PositiveIntegerField(default=3600)
+    # Tuning (issue 6): how long a pull may wait for work, and the payload limits workers obey.
+    long_poll_wait_s = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(30)],
+        help_text="Longest a pull with wait_s waits for a job (0: pulls never wait).",
+    )
+    max_leads_per_report = models.PositiveIntegerField(
+        default=1000, validators=[MinValueValidator(1)],
+        help_text="Leads accepted in one report (never above LEADOPS_MAX_LEADS_PER_REPORT).",
+    )
+    max_body_bytes = models.PositiveIntegerField(
+        default=5 * 1024 * 1024, validators=[MinValueValidator(1024)],
+        help_text="Largest request body a worker sends (never above LEADOPS_MAX_BODY_BYTES).",
+    )
     extra = models.JSONField(default=dict, blank=True, help_text="Free-form settings passed to workers.")
     version = models.PositiveIntegerField(default=1, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

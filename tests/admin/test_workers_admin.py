@@ -184,13 +184,17 @@ def test_credential_panel_lists_keys_but_hides_the_secret(admin_client, rows):
     assert decrypt_secret(rows.credential.secret_encrypted) not in page
 
 
+# The tuning fields of issue 6 (long poll, payload limits), at their defaults.
+TUNING = {"long_poll_wait_s": 0, "max_leads_per_report": 1000, "max_body_bytes": 5 * 1024 * 1024}
+
+
 def test_worker_config_save_bumps_the_version(admin_client, rows):
     url = reverse("admin:workers_mgmt_workerconfig_change", args=[rows.config.pk])
     before = WorkerConfig.objects.get().version
 
     response = admin_client.post(url, {"poll_interval_s": 7, "heartbeat_interval_s": 30, "max_batch": 20,
                                        "report_chunk_leads": 200, "update_check_interval_s": 3600,
-                                       "extra": "{}"})
+                                       "extra": "{}", **TUNING})
     assert response.status_code == 302
     config = WorkerConfig.objects.get()
     assert (config.poll_interval_s, config.max_batch, config.version) == (7, 20, before + 1)
@@ -208,7 +212,7 @@ def test_worker_config_is_added_as_the_single_row_when_missing(admin_client, db)
         "admin:workers_mgmt_workerconfig_add")
     response = admin_client.post(reverse("admin:workers_mgmt_workerconfig_add"), {
         "poll_interval_s": 5, "heartbeat_interval_s": 30, "max_batch": 10, "report_chunk_leads": 200,
-        "update_check_interval_s": 3600, "extra": "{}"})
+        "update_check_interval_s": 3600, "extra": "{}", **TUNING})
     assert response.status_code == 302
     assert WorkerConfig.objects.get().pk == 1
 

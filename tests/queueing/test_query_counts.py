@@ -38,3 +38,15 @@ def test_heartbeat_query_count(signed, django_assert_max_num_queries):
     # and the look-up of a pending key to push (issue 5).
     with django_assert_max_num_queries(9):
         assert signed.post("/api/v1/heartbeat", {"version": "1", "status": "ok", "running_jobs": 0}).status_code == 200
+
+
+@pytest.mark.parametrize("batch", [1, 10, 50])
+def test_pull_of_a_provider_with_a_quota_is_flat_too(signed, django_assert_max_num_queries, batch):
+    # The guard adds: lock the quota row, then (SQLite) one read per limited provider, and the
+    # write of the tokens taken; none of it grows with the batch.
+    from tests.factories import make_provider
+
+    make_jobs(batch, provider=make_provider("maps", quota_per_min=6000, quota_burst=100))
+    with django_assert_max_num_queries(PULL_BUDGET + 3):
+        response = signed.pull(batch)
+    assert len(response.json()["jobs"]) == batch

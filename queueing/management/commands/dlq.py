@@ -1,0 +1,46 @@
+"""dlq list|requeue|purge [--provider P]: the dead-letter queue for operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from queueing.models import Provider
+from queueing.selectors import dead_jobs
+from queueing.services import dlq_purge, dlq_requeue
+
+
+class Command(BaseCommand):
+    help = "List, requeue (attempts reset) or purge dead jobs, optionally of one provider."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # DESIGN.md section 5: a one-line error; argparse would print its usage first.
+        parser.print_usage = lambda file=None: None
+        return parser
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["list", "requeue", "purge"])
+        parser.add_argument("--provider")
+        parser.add_argument("--limit", type=int, default=100, help="Rows shown by `list` (default 100).")
+
+    def handle(self, *args, action: str, provider: str | None, limit: int, **options):
+        if provider is not None and not Provider.objects.filter(name=provider).exists():
+            raise CommandError(f"No provider named {provider!r}.")
+        if limit < 1:
+            raise CommandError("--limit must be at least 1.")
+        if action == "list":
+            jobs = dead_jobs(provider=provider)
+            total = jobs.count()
+            for job in jobs[:limit]:
+                error = job.last_error or {}
+                code = error.get("code", "") if isinstance(error, dict) else ""
+                self.stdout.write(f"{job.pk}\t{job.provider.name}\t{job.dead_reason}\t"
+                                  f"{job.attempts}/{job.max_attempts}\t{code}\t"
+                                  f"{job.finished_at.isoformat() if job.finished_at else ''}")
+            self.stdout.write(f"{total} dead job(s).")
+        elif action == "requeue":
+            self.stdout.write(f"Requeued {dlq_requeue(provider=provider)} dead job(s).")
+        else:
+            self.stdout.write(f"Purged {dlq_purge(provider=provider)} dead job(s).")
