@@ -606,7 +606,7 @@ class DeadJobAdmin(admin.ModelAdmin):
                                    "error_code", "finished_at", "priority"])
             for job in queryset.select_related("provider").order_by("pk").iterator(chunk_size=1000):
                 yield writer.writerow([job.pk, job.provider.name, job.dead_reason, job.attempts,
-                                       job.max_attempts, self.error_code(job),
+                                       job.max_attempts, _spreadsheet_safe(self.error_code(job)),
                                        job.finished_at.isoformat() if job.finished_at else "",
                                        job.priority])
 
@@ -672,3 +672,8 @@ class BreakerTransitionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """Keep a worker-supplied cell from running as a spreadsheet formula when the CSV is opened."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

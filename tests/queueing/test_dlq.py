@@ -97,6 +97,14 @@ def test_dlq_shows_only_dead_jobs_and_exports_csv(admin_client):
     assert "blocked" in lines[1] and "captcha" not in lines[1]
 
 
+def test_dlq_csv_defuses_a_worker_error_code_that_looks_like_a_formula(admin_client):
+    ids = make_dead(1)
+    Job.objects.filter(pk__in=ids).update(last_error={"code": "=HYPERLINK(\"http://x\")", "message": ""})
+    response = admin_client.post(DLQ, {"action": "export_csv", "_selected_action": ids})
+    body = b"".join(response.streaming_content).decode()
+    assert "'=HYPERLINK" in body and ",=HYPERLINK" not in body and ',"=HYPERLINK' not in body
+
+
 def test_dlq_command_lists_requeues_and_purges_per_provider():
     maps = make_dead(3, "maps")
     make_dead(2, "dir")
