@@ -49,8 +49,10 @@ FROM generate_series(0, 7 * 24 - 1) AS h, generate_series(0, 2) AS p, generate_s
 
 JOBS_SQL = """
 INSERT INTO queueing_provider (name, enabled, max_attempts, backoff_base_s, backoff_cap_s, lease_seconds,
-    created_at, updated_at)
-SELECT 'prov-' || p, true, 5, 30, 3600, 120, now(), now() FROM generate_series(0, 2) AS p;
+    quota_burst, breaker_failure_pct, breaker_min_outcomes, breaker_window_s, breaker_cooldown_s,
+    breaker_probes, created_at, updated_at)
+SELECT 'prov-' || p, true, 5, 30, 3600, 120, 1, 50, 20, 300, 120, 3, now(), now()
+FROM generate_series(0, 2) AS p;
 INSERT INTO workers_mgmt_worker (id, name, enabled, channel, rate_limit_per_min, reported_version,
     reported_status, running_jobs, last_metrics, notes, last_heartbeat_at, created_at, updated_at)
 SELECT 'w-' || w, 'w-' || w, true, 'stable', 600, '1.0.0', 'ok', 0, '{}'::jsonb, '',
