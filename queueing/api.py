@@ -89,9 +89,9 @@ def _long_poll(*, worker: Any, max_jobs: int, providers: list[str] | None, wait_
 
 
 def _max_leads_per_report() -> int:
-    from workers_mgmt.services import worker_config_get
+    from workers_mgmt.services import worker_config_recent
 
-    return min(worker_config_get().max_leads_per_report, settings.LEADOPS_MAX_LEADS_PER_REPORT)
+    return min(worker_config_recent().max_leads_per_report, settings.LEADOPS_MAX_LEADS_PER_REPORT)
 
 
 def _poll_interval() -> int:

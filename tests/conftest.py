@@ -51,3 +51,14 @@ def _isolated_redis_keys(settings):
     import uuid
 
     settings.LEADOPS_REDIS_PREFIX = f"leadops-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_worker_config_cache():
+    # The hot-path copy of the worker configuration lives for two seconds per process; a test's
+    # rolled-back configuration must never leak into the next test through it.
+    from workers_mgmt import services
+
+    services._config_cache = None
+    yield
+    services._config_cache = None

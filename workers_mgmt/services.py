@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,11 +174,32 @@ def worker_config_get() -> WorkerConfig:
     return config
 
 
+# The hot paths (every report checks its lead limit) read the configuration through a copy at most
+# this old, instead of one query per request. A change made in this process clears it at once; other
+# server processes see it within these seconds, still "without a restart".
+WORKER_CONFIG_MAX_AGE_S = 2.0
+_config_cache: tuple[float, WorkerConfig] | None = None
+
+
+def worker_config_recent() -> WorkerConfig:
+    """The worker configuration as of at most WORKER_CONFIG_MAX_AGE_S ago (read-only: do not save)."""
+    global _config_cache
+    cached = _config_cache
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < WORKER_CONFIG_MAX_AGE_S:
+        return cached[1]
+    config = worker_config_get()
+    _config_cache = (now, config)
+    return config
+
+
 def worker_config_save(*, config: WorkerConfig) -> WorkerConfig:
     """Save a config change and bump its version so workers know to reload."""
+    global _config_cache
     with transaction.atomic():
         config.save()
         WorkerConfig.objects.filter(pk=config.pk).update(version=F("version") + 1)
+    _config_cache = None
     config.refresh_from_db()
     return config
 
