@@ -133,3 +133,8 @@ def test_monitor_page_shows_dlq_size_and_growth(admin_client):
     html = page.content.decode()
     assert 'id="lo-dlq"' in html and "<strong>4</strong> dead job(s)" in html
     assert "4 in the last hour" in html
+
+
+def test_monitor_page_links_to_the_dead_job_admin(admin_client):
+    html = admin_client.get("/admin/monitor/").content.decode()
+    assert 'href="/admin/queueing/deadjob/">Dead-letter queue' in html
