@@ -29,6 +29,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from leadops.admin_tools import ReadOnlyModelAdmin
 from leadops.errors import Conflict
 from queueing.models import (
     AttemptState,
@@ -463,7 +464,7 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobAttempt)
-class JobAttemptAdmin(admin.ModelAdmin):
+class JobAttemptAdmin(ReadOnlyModelAdmin):
     """The log of leases: read-only, like every log."""
 
     list_display = ("id", "job_link", "number", "worker_link", "state_badge", "claimed_at",
@@ -486,15 +487,6 @@ class JobAttemptAdmin(admin.ModelAdmin):
             return queryset.filter(pk=uuid.UUID(search_term.strip())), False
         except ValueError:
             return queryset.none(), False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="job", ordering="job_id")
     def job_link(self, obj: JobAttempt) -> SafeString:
@@ -657,21 +649,12 @@ class BreakerAdmin(admin.ModelAdmin):
 
 
 @admin.register(BreakerTransition)
-class BreakerTransitionAdmin(admin.ModelAdmin):
+class BreakerTransitionAdmin(ReadOnlyModelAdmin):
     """Append-only audit of breaker changes."""
 
     list_display = ("at", "scope", "key", "from_state", "to_state", "reason", "actor")
     list_filter = ("scope", "to_state")
     search_fields = ("key",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _spreadsheet_safe(text: str) -> str:

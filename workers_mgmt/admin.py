@@ -26,6 +26,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_variables
 
+from leadops.admin_tools import ReadOnlyModelAdmin
 from leadops.clock import now as clock_now
 from workers_mgmt.models import (
     CredentialEvent,
@@ -381,7 +382,7 @@ class WorkerAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkerCredential)
-class WorkerCredentialAdmin(admin.ModelAdmin):
+class WorkerCredentialAdmin(ReadOnlyModelAdmin):
     list_display = ("key_id", "worker", "state", "grace_until", "last_used_at", "created_at")
     list_filter = ("state",)
     search_fields = ("=key_id", "=worker__id")
@@ -389,15 +390,6 @@ class WorkerCredentialAdmin(admin.ModelAdmin):
     fields = ("key_id", "worker", "state", "grace_until", "last_used_at", "created_at", "updated_at")
     readonly_fields = fields
     actions = ("issue_new_key",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_issue_permission(self, request: HttpRequest) -> bool:
         return _issue_permission(request)
@@ -496,7 +488,7 @@ def enrollment_issued_response(model_admin: admin.ModelAdmin, request: HttpReque
 
 
 @admin.register(CredentialEvent)
-class CredentialEventAdmin(admin.ModelAdmin):
+class CredentialEventAdmin(ReadOnlyModelAdmin):
     """The credential audit trail: read-only (on PostgreSQL a trigger refuses changes as well)."""
 
     list_display = ("created_at", "worker_id", "kind", "key_id", "reason", "count", "actor", "ip")
@@ -505,12 +497,3 @@ class CredentialEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ("created_at", "worker_id", "kind", "key_id", "reason", "count", "minute", "actor", "ip")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
