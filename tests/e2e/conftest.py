@@ -72,3 +72,50 @@ def live_portal_url(django_db_setup, django_db_blocker):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# --- headless Debian chromium through Playwright (never a downloaded browser) --------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "storage" / "test-artifacts"
+
+
+@pytest.fixture
+def browser():
+    """A headless chromium; skipped on a developer machine without it, a failure on CI."""
+    if not Path(CHROMIUM).exists():
+        message = "Debian chromium is missing: apt-get install -y chromium (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def admin_login(browser, base_url: str, next_path: str, username: str, password: str, *, height: int = 1000):
+    """Open a page, sign in to admin and land on `next_path`."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    page.goto(f"{base_url}/admin/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"**{next_path}")
+    return page
+
+
+def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

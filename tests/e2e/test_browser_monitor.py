@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import ARTIFACTS, admin_login
 from tests.factories import make_jobs, make_provider, make_worker
 from worker_client.client import LeadOpsClient
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "storage" / "test-artifacts"
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.fail("Debian chromium is missing: apt-get install -y chromium (never a downloaded browser)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
 
 def _metric(page, name: str) -> int:
     return int(page.locator(f'[data-metric="{name}"]').inner_text().strip())
@@ -50,12 +29,7 @@ def seeded(live_portal_url, django_user_model):
 def test_monitor_counters_change_live_when_a_job_completes(live_portal_url, seeded, browser):
     issued = seeded
 
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(f"{live_portal_url}/admin/login/?next=/admin/monitor/")
-    page.fill("#id_username", "watcher")
-    page.fill("#id_password", "watch-the-fleet-123")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/monitor/")
+    page = admin_login(browser, live_portal_url, "/admin/monitor/", "watcher", "watch-the-fleet-123")
     page.wait_for_selector("[data-live-ready]", timeout=10_000)
     before = {name: _metric(page, name) for name in ("queue.queued", "queue.succeeded", "today.added")}
     assert before == {"queue.queued": 2, "queue.succeeded": 0, "today.added": 0}
@@ -118,12 +92,8 @@ def _announce_steady_offline() -> list[str]:
 def test_workers_turn_offline_by_timer_and_by_event_from_another_process(live_portal_url, fleet, browser):
     from concurrent.futures import ThreadPoolExecutor
 
-    page = browser.new_page(viewport={"width": 1280, "height": 700})
-    page.goto(f"{live_portal_url}/admin/login/?next=/admin/monitor/workers/")
-    page.fill("#id_username", "watcher")
-    page.fill("#id_password", "watch-the-fleet-123")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/monitor/workers/")
+    page = admin_login(browser, live_portal_url, "/admin/monitor/workers/", "watcher", "watch-the-fleet-123",
+                       height=700)
     page.wait_for_selector("[data-live-ready]", timeout=10_000)
     status = 'tr[data-worker="{}"] [data-worker-status]'
     assert page.locator(status.format("fading")).get_attribute("data-worker-status") == "online"

@@ -7,12 +7,12 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from queueing.models import Job, JobState
+from tests.e2e.conftest import wait_until
 from tests.factories import make_jobs, make_provider, make_worker
 from worker_client.client import LeadOpsClient, enroll
 from worker_client.errors import Unauthorized
@@ -24,15 +24,6 @@ from workers_mgmt.services import credential_rotate, worker_create_for_enrollmen
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url, caplog):

@@ -14,6 +14,7 @@ import pytest
 
 from queueing.models import AttemptState, Job, JobAttempt, JobState
 from queueing.services import leases_reap
+from tests.e2e.conftest import wait_until
 from tests.factories import make_jobs, make_provider, make_worker
 from worker_client.client import LeadOpsClient
 from worker_client.provider import SimulatedProvider
@@ -28,15 +29,6 @@ def reference_worker(url: str, worker_id: str, **provider_options) -> ReferenceW
     provider = SimulatedProvider(rng=random.Random(worker_id), leads_per_job=(3, 8), delay_s=0.0,
                                  **provider_options)
     return ReferenceWorker(client, provider, batch=5)
-
-
-def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_reference_workers_drain_the_queue_over_http(live_portal_url):
