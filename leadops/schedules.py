@@ -19,11 +19,16 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
 ]
 
 
-def ensure_schedules(**kwargs: Any) -> None:
+def ensure_schedules(*, using: str = "default", **kwargs: Any) -> None:
+    from django.db import connections
     from django_q.models import Schedule
 
+    # `migrate some_app 0002` on a fresh database also sends post_migrate: django-q2's tables may
+    # not exist yet, and the next full migrate creates the rows.
+    if Schedule._meta.db_table not in connections[using].introspection.table_names():
+        return
     for name, func, minutes in PERIODIC_TASKS:
-        Schedule.objects.get_or_create(
+        Schedule.objects.using(using).get_or_create(
             name=name,
             defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
         )

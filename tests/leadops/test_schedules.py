@@ -34,3 +34,19 @@ def test_scheduled_reaper_requeues_lapsed_leases():
     reaper = import_string(Schedule.objects.get(func="queueing.tasks.reap_expired_leases").func)
     assert reaper() == 2
     assert Job.objects.filter(state=JobState.QUEUED).count() == 2
+
+
+def test_partial_migrate_of_a_fresh_database_does_not_fail_on_missing_schedule_table(tmp_path):
+    # `migrate ingestion 0001` on an empty database sends post_migrate before django-q2's tables exist.
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}", "DEBUG": "True"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    run = subprocess.run([sys.executable, "manage.py", "migrate", "ingestion", "0001", "-v0"],
+                         cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "fresh.sqlite3").exists()
