@@ -100,6 +100,18 @@ def test_added_equals_fingerprints_created_and_each_links_its_lead(fixed_key):
         assert len(fingerprint.fingerprint) == 64
 
 
+def test_deleting_a_lead_unlinks_its_fingerprint_which_keeps_deduplicating():
+    # The link has no database constraint (ingest creates both in one statement); the ORM's
+    # SET_NULL still unlinks it, and the fingerprint, which holds no phone, still counts repeats.
+    ingest([lead("Erased", "0501234567"), lead("Kept", "0559876543")])
+    Lead.objects.filter(name="Erased").delete()
+    assert Lead.objects.count() == 1
+    fingerprints = {fp.lead.name if fp.lead_id else None for fp in LeadFingerprint.objects.select_related("lead")}
+    assert fingerprints == {"Kept", None}
+    again = ingest([lead("Erased again", "+966 50 123 4567")])
+    assert (again.added, again.duplicates_existing) == (0, 1)
+
+
 def test_fingerprint_is_hmac_of_scope_and_e164(fixed_key):
     import hashlib
     import hmac
