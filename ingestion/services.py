@@ -236,10 +236,26 @@ def _db_value(model: type, field_name: str, value: Any) -> Any:
     return model._meta.get_field(field_name).get_db_prep_value(value, connection, prepared=False)
 
 
+def _server_binding_cursor() -> Any:
+    """A Django cursor on the current connection that sends parameters apart from the statement.
+
+    Django's default psycopg cursor binds on the client: it escapes every parameter into the SQL
+    text, and PostgreSQL then parses that text. For one 150 KB JSON batch that is about 0.7 ms of
+    CPU on each side per report; sent as a parameter, neither side looks at it until json_to_recordset.
+    The cursor is wrapped like Django's own, so query logging and execute wrappers still see it.
+    """
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = ServerBindingCursor(connection.connection)
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+
+
 def _insert_postgresql(*, stored: list[_Candidate], scope: str, batch: tuple[Any, ...],
                        now_db: Any) -> tuple[int, int]:
     params = [_batch_json([_row_object(candidate) for candidate in stored]), scope, now_db, *batch]
-    with connection.cursor() as cursor:
+    with _server_binding_cursor() as cursor:
         cursor.execute(_PG_INGEST_SQL, params)
         added, stored_count = cursor.fetchone()
     return added, stored_count
