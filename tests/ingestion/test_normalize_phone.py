@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import phonenumbers
 import pytest
 
 from ingestion.normalize import normalize_phone
@@ -126,6 +127,8 @@ def test_fast_path_for_plain_saudi_mobiles_agrees_with_the_full_parser():
 
     rng = random.Random(20261129)
     nationals = [f"5{second}{rng.randrange(10_000_000):07d}" for second in range(10) for _ in range(300)]
+    # Every four-digit prefix too, so each boundary of the mobile ranges (5790-5798, 57x, ...) is hit.
+    nationals += [f"5{prefix:03d}{rng.randrange(100_000):05d}" for prefix in range(1000)]
     fast_taken = 0
     for national in nationals:
         for raw in _written_forms(national):
@@ -138,3 +141,23 @@ def test_fast_path_for_plain_saudi_mobiles_agrees_with_the_full_parser():
             assert normalize_phone.__wrapped__(raw) == full, raw
     # The fast path is really used for the common shapes (most second digits are mobile ranges).
     assert fast_taken > len(nationals) * 4
+
+
+def test_saudi_type_matches_phonenumbers_number_type_for_every_prefix():
+    # The precompiled type check must decide like phonenumbers for all kinds of Saudi numbers,
+    # not only mobiles: every 3-digit prefix of 8 to 10 digits, with a few random tails each.
+    from ingestion.normalize import _saudi_type
+
+    rng = random.Random(7)
+    checked = set()
+    for length in (8, 9, 10):
+        for prefix in range(1000):
+            for _ in range(3):
+                national = f"{prefix:03d}{rng.randrange(10 ** (length - 3)):0{length - 3}d}"
+                if national[0] == "0":
+                    continue
+                number = phonenumbers.PhoneNumber(country_code=966, national_number=int(national))
+                assert _saudi_type(national) == phonenumbers.number_type(number), national
+                checked.add(_saudi_type(national))
+    # Mobile, fixed line, toll free, premium rate, shared cost and unknown are all among them.
+    assert len(checked) >= 6
