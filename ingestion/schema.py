@@ -132,6 +132,70 @@ def _size_bound(value: object) -> int:
     return 24
 
 
+def _has_bad_chars(text: str) -> bool:
+    """Tell whether text holds a NUL or a lone surrogate (a memchr and an encode: twice the regex's speed)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_TEXT_LIMITS: tuple[tuple[str, int], ...] = tuple(STRING_FIELDS.items())
+_NUMBER_LIMITS: tuple[tuple[str, float, float], ...] = tuple(
+    (key, low, high) for key, (low, high) in NUMBER_FIELDS.items()
+)
+
+
+def _clean_row(row: dict[str, Any]) -> LeadInput | None:
+    """Return a lead that passes every check, typed, or None for `_parse_row` to name the problems.
+
+    Nearly every reported lead is clean, and this is the check a 1,000-lead report runs 1,000
+    times, so it tests exact types (`bool` is not a number, a `str` subclass is not a string) with
+    no per-field calls, and leaves every message to the slow path.
+    """
+    name = row.get("name")
+    phone = row.get("phone")
+    if type(name) is not str or type(phone) is not str or len(name) > NAME_MAX or len(phone) > PHONE_MAX:
+        return None
+    lead = LeadInput(name, phone)
+    texts = [name, phone]
+    for key, max_length in _TEXT_LIMITS:
+        value = row.get(key)
+        if value is None:
+            continue
+        if type(value) is not str or len(value) > max_length:
+            return None
+        setattr(lead, key, value)
+        texts.append(value)
+    if _has_bad_chars("".join(texts)):
+        return None
+    for key, low, high in _NUMBER_LIMITS:
+        value = row.get(key)
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is float:
+            # NaN fails both comparisons; infinities fail one.
+            if not low <= value <= high:
+                return None
+        elif kind is int:
+            if not low <= value <= high:
+                return None
+            value = float(value)
+        else:
+            return None
+        setattr(lead, key, value)
+    extra = row.get("extra")
+    if extra is not None:
+        if _extra_problem(extra):
+            return None
+        lead.extra = extra
+    return lead
+
+
 def _parse_row(row: dict[str, Any], prefix: str, errors: dict[str, list[str]]) -> LeadInput | None:
     """Check one lead; record its problems in `errors` and return None, or return it typed."""
     problems: dict[str, str] = {}
@@ -214,7 +278,7 @@ def parse_lead_rows(raw: object, *, max_leads: int, field_name: str = "leads") -
         if not isinstance(row, dict):
             errors[f"{field_name}[{index}]"] = ["Must be an object."]
             continue
-        lead = _parse_row(row, f"{field_name}[{index}]", errors)
+        lead = _clean_row(row) or _parse_row(row, f"{field_name}[{index}]", errors)
         if lead is not None:
             leads.append(lead)
     if errors:
