@@ -267,6 +267,8 @@ class BreakerOutcome(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["scope", "key", "bucket"], name="uniq_breaker_bucket")
         ]
+        # For the purge of old buckets; a bucket row is inserted once and then only counted up.
+        indexes = [models.Index(fields=["bucket"], name="queueing_breakeroutcome_bucket")]
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key} @ {self.bucket}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Q, Sum, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, Max, Q, Sum, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -641,6 +641,20 @@ def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: d
             _breaker_move(scope=scope, key=key, from_state=BreakerState.CLOSED,
                           to_state=BreakerState.OPEN, now=now, policy=policy,
                           reason=f"{bad_count} of {seen} outcomes failed in {policy['window_s']} s")
+
+
+def breaker_outcomes_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete outcome buckets older than the longest breaker window: no breaker counts them again.
+
+    Reports add a bucket per provider and per worker every 10 s, so a fleet of 1,000 busy workers
+    would otherwise keep about 8.6 million rows a day.
+    """
+    now = now or clock_now()
+    longest_s = max(Provider.objects.aggregate(longest=Max("breaker_window_s"))["longest"] or 0,
+                    WORKER_BREAKER_POLICY["window_s"])
+    cutoff = now - dt.timedelta(seconds=longest_s + BREAKER_BUCKET_S)
+    deleted, _ = BreakerOutcome.objects.filter(bucket__lt=cutoff).delete()
+    return deleted
 
 
 def breaker_force(*, scope: str, key: str, to_state: str, actor: Any = None, reason: str = "") -> bool:

@@ -8,7 +8,7 @@ import logging
 from django.conf import settings
 
 from leadops.clock import now as clock_now
-from queueing.services import leases_reap, receipts_purge
+from queueing.services import breaker_outcomes_purge, leases_reap, receipts_purge
 
 logger = logging.getLogger(__name__)
 
@@ -23,3 +23,7 @@ def reap_expired_leases() -> int:
 def purge_report_receipts() -> int:
     cutoff = clock_now() - dt.timedelta(hours=settings.LEADOPS_IDEMPOTENCY_TTL_H)
     return receipts_purge(older_than=cutoff)
+
+
+def purge_breaker_outcomes() -> int:
+    return breaker_outcomes_purge()

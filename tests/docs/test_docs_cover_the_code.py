@@ -68,3 +68,11 @@ def test_api_doc_lists_every_protocol_error_code():
 def test_every_operator_doc_exists():
     for name in ("API.md", "SYSTEM_OVERVIEW.md", "RUNBOOK.md", "DEPLOY.md", "PRIVACY.md", "CHANGELOG.md"):
         assert read(name).startswith("# "), name
+
+
+def test_system_overview_lists_every_periodic_task():
+    from leadops.schedules import PERIODIC_TASKS
+
+    doc = read("SYSTEM_OVERVIEW.md")
+    missing = [name for name, _func, _minutes in PERIODIC_TASKS if f"| {name} |" not in doc]
+    assert not missing, missing

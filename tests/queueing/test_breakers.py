@@ -204,3 +204,17 @@ def test_staff_force_a_provider_breaker_from_admin_and_the_audit_is_read_only(ad
     assert admin_client.post(f"/admin/queueing/breakertransition/{audit[0].pk}/change/",
                              {"reason": "rewritten"}).status_code == 403
     assert BreakerTransition.objects.get(pk=audit[0].pk).reason != "rewritten"
+
+
+def test_outcome_buckets_older_than_the_longest_window_are_purged_and_newer_ones_kept():
+    from queueing.models import BreakerOutcome
+    from queueing.services import breaker_outcomes_purge
+
+    make_provider("slow-window", breaker_window_s=900)  # the longest window: 15 minutes
+    # A bucket starting 905 s ago still holds outcomes of the last 900 s; one from 915 s ago does not.
+    for age_s in (60, 905, 915, 3600):
+        BreakerOutcome.objects.create(scope=BreakerScope.PROVIDER, key="slow-window",
+                                      bucket=T0 - dt.timedelta(seconds=age_s), successes=1)
+    assert breaker_outcomes_purge(now=T0) == 2
+    kept = sorted((T0 - b).total_seconds() for b in BreakerOutcome.objects.values_list("bucket", flat=True))
+    assert kept == [60, 905]
