@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
 from ingestion.selectors import ingestion_telemetry
@@ -65,8 +65,38 @@ def monitor_context() -> dict[str, Any]:
 
 
 def _live_context() -> dict[str, Any]:
-    """What the live script needs: the overdue threshold and the server's clock."""
-    return {"overdue_s": settings.LEADOPS_HEARTBEAT_OVERDUE_S, "server_now": clock_now()}
+    """What the live script needs: the overdue threshold, the server's clock, the resync period."""
+    return {"overdue_s": settings.LEADOPS_HEARTBEAT_OVERDUE_S, "server_now": clock_now(),
+            "resync_s": RESYNC_S}
+
+
+# The overview page moves its counters by the deltas of live events, but staff actions (enqueue,
+# cancel, requeue, DLQ purge) publish none, and a viewer may miss events while reconnecting; so the
+# page also re-reads every counter from this snapshot now and then, as Sidekiq's dashboard polls.
+RESYNC_S = 30
+
+
+def monitor_snapshot() -> dict[str, Any]:
+    """Every counter of the overview page by its `data-metric` name, read now (aggregates only)."""
+    queue = queue_overview()
+    telemetry = ingestion_telemetry()
+    metrics: dict[str, int] = {f"queue.{state}": count for state, count in queue["totals"].items()}
+    for row in queue["by_provider"]:
+        for state in queue["states"]:
+            metrics[f"provider.{row['provider']}.{state}"] = row[state]
+    metrics.update({
+        "succeeded_last_hour": queue["succeeded_last_hour"], "dlq_size": queue["dlq_size"],
+        "stuck_leases": queue["stuck_leases"],
+        **{f"today.{key}": telemetry["today"][key] for key in ("added", "duplicates", "invalid")},
+    })
+    return {"at": clock_now().isoformat(), "metrics": metrics,
+            "dup_ratio_24h": dup_ratio_badge(telemetry.get("dup_ratio_24h"))}
+
+
+def monitor_snapshot_view(request: HttpRequest) -> HttpResponse:
+    response = JsonResponse(monitor_snapshot())
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def monitor_view(request: HttpRequest) -> HttpResponse:

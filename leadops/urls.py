@@ -9,6 +9,8 @@ from leadops import live, metrics, monitor, views
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/monitor/", admin.site.admin_view(monitor.monitor_view), name="leadops-monitor"),
+    path("admin/monitor/snapshot/", admin.site.admin_view(monitor.monitor_snapshot_view),
+         name="leadops-monitor-snapshot"),
     path("admin/monitor/workers/", admin.site.admin_view(monitor.monitor_workers_view),
          name="leadops-monitor-workers"),
     path("admin/", admin.site.urls),

@@ -42,6 +42,37 @@ def test_monitor_shows_queue_depth_dlq_and_todays_leads(admin_client):
     assert "<svg" in html and "cdn" not in html.lower()
 
 
+def test_snapshot_has_every_counter_of_the_page_with_the_same_values(admin_client):
+    test_monitor_shows_queue_depth_dlq_and_todays_leads(admin_client)
+    html = admin_client.get("/admin/monitor/").content.decode()
+    snapshot = admin_client.get("/admin/monitor/snapshot/").json()
+    page_metrics = {name.split('"')[0] for name in html.split('data-metric="')[1:]}
+    # live.per_minute is counted by the page itself; the badge travels with its colour.
+    assert set(snapshot["metrics"]) | {"live.per_minute", "dup_ratio_24h"} == page_metrics
+    for name, value in snapshot["metrics"].items():
+        assert metric(html, name) == str(value), name
+    assert snapshot["dup_ratio_24h"] == {"text": "50.0%", "level": "warn"}
+
+
+def test_snapshot_follows_changes_that_publish_no_event(admin_client):
+    from queueing.services import jobs_cancel
+
+    jobs = make_jobs(4, provider=make_provider("maps"))
+    assert admin_client.get("/admin/monitor/snapshot/").json()["metrics"]["queue.queued"] == 4
+    jobs_cancel(job_ids=[jobs[0].pk, jobs[1].pk])
+    make_jobs(3, provider=make_provider("maps"))
+    metrics = admin_client.get("/admin/monitor/snapshot/").json()["metrics"]
+    assert (metrics["queue.queued"], metrics["queue.cancelled"], metrics["provider.maps.queued"]) == (5, 2, 5)
+
+
+def test_snapshot_is_staff_only(client, django_user_model):
+    assert client.get("/admin/monitor/snapshot/").status_code == 302
+    django_user_model.objects.create_user("plain", password="not-staff-123")
+    client.login(username="plain", password="not-staff-123")
+    response = client.get("/admin/monitor/snapshot/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
 def test_monitor_workers_marks_overdue_heartbeats_offline(admin_client):
     fresh, _ = make_worker(worker_id="fresh")
     stale, _ = make_worker(worker_id="stale")

@@ -3,7 +3,9 @@
  * The page marks what may change with data attributes: [data-metric] counters on the overview,
  * [data-worker] rows with [data-heartbeat-at] on the workers page. Counters move by the deltas the
  * events carry; a worker turns offline when its heartbeat is overdue (client timer) or when a
- * worker.offline event arrives.
+ * worker.offline event arrives. The overview also re-reads every counter from its snapshot URL
+ * every [data-resync-s] seconds and after a reconnect: staff actions (enqueue, cancel, requeue)
+ * publish no events, and events sent while the socket was down are not all replayed.
  */
 (function () {
   "use strict";
@@ -14,6 +16,7 @@
   var skewMs = Date.now() - (Date.parse(root.getAttribute("data-server-now")) || Date.now());
   var statusEl = document.getElementById("lo-live-status");
   var lastId = 0;
+  var reconnecting = false;
   var finished = [];
 
   function setStatus(text, level) {
@@ -90,6 +93,30 @@
     if (version) { version.textContent = event.data.version || "-"; }
   }
 
+  var snapshotUrl = root.getAttribute("data-snapshot-url");
+  var resyncMs = (parseInt(root.getAttribute("data-resync-s"), 10) || 30) * 1000;
+
+  function resync() {
+    if (!snapshotUrl || !window.fetch) { return Promise.resolve(); }
+    return fetch(snapshotUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (snapshot) {
+        if (!snapshot) { return; }
+        Object.keys(snapshot.metrics).forEach(function (name) {
+          var node = el(name);
+          if (node && name !== "dup_ratio_24h") { node.textContent = String(snapshot.metrics[name]); }
+        });
+        var badge = el("dup_ratio_24h");
+        if (badge && snapshot.dup_ratio_24h) {
+          badge.textContent = snapshot.dup_ratio_24h.text;
+          badge.className = "lo-badge " + snapshot.dup_ratio_24h.level;
+        }
+        root.setAttribute("data-resynced-at", snapshot.at);
+      })
+      .catch(function () { /* the next period tries again */ });
+  }
+  window.LeadOpsMonitor = { resync: resync };
+
   var handlers = {
     "job.claimed": function (e) { move(e.data.provider, "queued", "leased"); },
     "job.succeeded": function (e) {
@@ -122,7 +149,12 @@
     var scheme = location.protocol === "https:" ? "wss:" : "ws:";
     var url = scheme + "//" + location.host + "/ws/monitor/" + (lastId ? "?last_event_id=" + lastId : "");
     var socket = new WebSocket(url);
-    socket.onopen = function () { setStatus("live", "ok"); root.setAttribute("data-live-ready", "true"); };
+    socket.onopen = function () {
+      setStatus("live", "ok");
+      root.setAttribute("data-live-ready", "true");
+      if (reconnecting) { resync(); }
+      reconnecting = false;
+    };
     socket.onmessage = function (message) {
       var event = JSON.parse(message.data);
       if (event.id && event.id > lastId) { lastId = event.id; }
@@ -133,6 +165,7 @@
       root.removeAttribute("data-live-ready");
       if (closed.code === 4401 || closed.code === 4403) { setStatus("not allowed", "alert"); return; }
       setStatus("reconnecting", "warn");
+      reconnecting = true;
       setTimeout(connect, 2000);
     };
   }
@@ -141,4 +174,5 @@
   connect();
   if (document.querySelector("tr[data-worker]")) { refreshWorkers(); setInterval(refreshWorkers, 2000); }
   setInterval(throughput, 5000);
+  if (snapshotUrl) { setInterval(resync, resyncMs); }
 })();
