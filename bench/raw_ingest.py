@@ -105,10 +105,12 @@ def _client(*, index: int, run: int, key: bytes, max_batches: int, sync) -> dict
             "ran_out": ran_out}
 
 
-def measure(*, seconds: float, runs: int, processes: int = 4, expected_rate: float = 60_000) -> dict[str, Any]:
+def measure(*, seconds: float, runs: int, processes: int = 4, expected_rate: float = 60_000,
+            first_run: int = 0) -> dict[str, Any]:
+    """Run the ceiling `runs` times; `first_run` numbers the runs so later calls get fresh leads."""
     key = secrets.token_bytes(32)
     samples = []
-    for run in range(runs):
+    for run in range(first_run, first_run + runs):
         max_batches = int(expected_rate * seconds * 1.5 / processes / BATCH) + 4
         with Clients(processes) as clients:
             for i in range(processes):
