@@ -180,3 +180,50 @@ def test_staff_enqueue_creates_jobs(admin_client):
 def test_unstorable_json_text_in_stored_objects_is_422(signed, bad):
     raw = ('{"version": "1", "status": "ok", "running_jobs": 0, "metrics": {"x": %s}}' % bad).encode()
     assert_error_shape(signed.post("/api/v1/heartbeat", raw=raw), 422)
+
+
+# Values of every JSON type and a few edges, for the seeded fuzz of lead rows below.
+_FUZZ_VALUES = [None, True, False, 0, -1, 7, 90, 91, 2**63, 10**30, 0.5, -180.0, 1e308, "", "x", "0501234567",
+                "٠٥٠١٢٣٤٥٦٧", "+966 50 123 4567", "a" * 501, "b" * 2049, "tel:0501234567", [], [1, "a"], {},
+                {"k": "v"}, {"k": {"k": [None, 1.5]}}, {"deep": [[[[[[[[[[1]]]]]]]]]]}]
+_FUZZ_KEYS = ["name", "phone", "city", "category", "address", "website", "source_url", "external_id", "lat",
+              "lng", "rating", "extra", "unknown"]
+
+
+def test_randomly_broken_lead_rows_get_422_or_are_counted_exactly_never_500(make_signed):
+    # Seeded, so a failure repeats. Every row mixes valid and invalid values of every field; a
+    # report either fails whole with 422 (nothing stored) or counts each of its leads exactly once.
+    import random
+
+    from ingestion.models import IngestCounter
+    from queueing.models import Job, JobState
+
+    signed = make_signed("fuzzer", rate_limit_per_min=1_000_000)
+    rng = random.Random(20261129)
+    make_jobs(40)
+    accepted = rejected = 0
+    for report in range(40):
+        claim = signed.pull(1).json()["jobs"][0]
+        leads = []
+        for _ in range(rng.randrange(1, 6)):
+            row = {"name": "Shop", "phone": f"05{rng.randrange(10**8):08d}"}
+            for key in rng.sample(_FUZZ_KEYS, rng.choice((0, 0, 0, 0, 1, 2))):
+                row[key] = rng.choice(_FUZZ_VALUES)
+            leads.append(row)
+        before = sum(c.added + c.duplicates + c.invalid for c in IngestCounter.objects.all())
+        response = signed.report(claim["id"], {"attempt_id": claim["attempt_id"], "outcome": "succeeded",
+                                               "leads": leads}, key=f"fuzz-{report}")
+        after = sum(c.added + c.duplicates + c.invalid for c in IngestCounter.objects.all())
+        if response.status_code == 200:
+            accepted += 1
+            body = response.json()
+            assert body["added"] + body["duplicates"] + body["invalid"] == len(leads) == after - before
+            assert Job.objects.get(pk=claim["id"]).state == JobState.SUCCEEDED
+        else:
+            rejected += 1
+            assert_error_shape(response, 422)
+            assert after == before
+            assert Job.objects.get(pk=claim["id"]).state == JobState.LEASED
+            signed.post("/api/v1/jobs/release", {"attempt_ids": [claim["attempt_id"]]})
+    # The palette makes both outcomes common; a fuzz that only ever hit one would prove little.
+    assert accepted >= 5 and rejected >= 5, (accepted, rejected)
