@@ -25,7 +25,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("auth: HMAC + body hash", ("compute_signature",)),
     ("request JSON parsing (request.data)", ("Request.data",)),
     ("serializer validation", ("Serializer.is_valid",)),
-    ("pull: job_claim", ("job_claim",)),
+    ("pull: jobs_pull (guards + claim)", ("jobs_pull",)),
     ("report: job_report (all)", ("job_report",)),
     ("report: idempotency receipt lookups", ("_receipt_find",)),
     ("report: request hash", ("report_request_hash",)),
