@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import random
 import uuid
 from collections.abc import Iterable, Sequence
@@ -46,6 +47,8 @@ from queueing.models import (
     ReportReceipt,
 )
 from workers_mgmt.models import Worker
+
+logger = logging.getLogger(__name__)
 
 
 class AttemptSuperseded(Conflict):
@@ -117,6 +120,7 @@ def provider_policy_set(
         created = provider is None
         if created:
             provider = Provider(name=name)
+        before = {} if created else {field: getattr(provider, field) for field in _POLICY_FIELDS}
         changes = {"enabled": enabled, "max_attempts": max_attempts, "lease_seconds": lease_seconds,
                    "quota_burst": quota_burst}
         for field, value in changes.items():
@@ -128,7 +132,19 @@ def provider_policy_set(
             provider.daily_cap = daily_cap or None
         provider.full_clean()
         provider.save()
+    if changed := _policy_changes(before, provider):
+        # The command line has no admin user to record a LogEntry for; the log keeps the trail.
+        logger.info("provider %s %s: %s", name, "created" if created else "changed",
+                    ", ".join(f"{field} {old!r} -> {new!r}" for field, (old, new) in changed.items()))
     return provider, created
+
+
+_POLICY_FIELDS = ("enabled", "max_attempts", "lease_seconds", "quota_per_min", "quota_burst", "daily_cap")
+
+
+def _policy_changes(before: dict[str, Any], provider: Provider) -> dict[str, tuple[Any, Any]]:
+    return {field: (before.get(field), getattr(provider, field)) for field in _POLICY_FIELDS
+            if before.get(field) != getattr(provider, field)}
 
 
 def jobs_enqueue(

@@ -39,3 +39,16 @@ def test_bad_arguments_exit_non_zero_with_one_line(args):
     result = subprocess.run([sys.executable, "manage.py", *args], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_policy_changes_are_logged_field_by_field_and_a_no_op_logs_nothing(caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="queueing.services")
+    call_command("provider_set", "maps", "--quota-per-min", "30", stdout=StringIO())
+    call_command("provider_set", "maps", "--quota-per-min", "60", "--disable", stdout=StringIO())
+    call_command("provider_set", "maps", "--quota-per-min", "60", stdout=StringIO())
+    lines = [r.getMessage() for r in caplog.records if r.name == "queueing.services"]
+    assert lines[0].startswith("provider maps created: ") and "quota_per_min None -> 30" in lines[0]
+    assert lines[1] == "provider maps changed: enabled True -> False, quota_per_min 30 -> 60"
+    assert len(lines) == 2
