@@ -13,6 +13,7 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("queueing: reap expired leases", "queueing.tasks.reap_expired_leases", 1),
     ("queueing: purge old report receipts", "queueing.tasks.purge_report_receipts", 60),
     ("queueing: purge old breaker outcomes", "queueing.tasks.purge_breaker_outcomes", 10),
+    ("queueing: prune finished jobs", "queueing.tasks.prune_finished_jobs", 60),
     ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),
     ("monitor: announce offline workers", "leadops.tasks.announce_offline_workers", 1),

@@ -188,6 +188,8 @@ LEADOPS_MAX_LEADS_PER_REPORT = env.int("LEADOPS_MAX_LEADS_PER_REPORT", default=1
 LEADOPS_CLOCK_SKEW_S = env.int("LEADOPS_CLOCK_SKEW_S", default=300)
 LEADOPS_NONCE_TTL_S = env.int("LEADOPS_NONCE_TTL_S", default=600)
 LEADOPS_IDEMPOTENCY_TTL_H = env.int("LEADOPS_IDEMPOTENCY_TTL_H", default=48)
+# Succeeded and cancelled jobs are deleted this many days after they finished (0: kept for good).
+LEADOPS_JOB_RETENTION_DAYS = env.int("LEADOPS_JOB_RETENTION_DAYS", default=30)
 LEADOPS_DEDUP_SCOPE = env.str("LEADOPS_DEDUP_SCOPE", default="day")
 LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = env.int("LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN", default=600)
 LEADOPS_MAX_PULL = 50

@@ -8,7 +8,7 @@ import logging
 from django.conf import settings
 
 from leadops.clock import now as clock_now
-from queueing.services import breaker_outcomes_purge, leases_reap, receipts_purge
+from queueing.services import breaker_outcomes_purge, finished_jobs_prune, leases_reap, receipts_purge
 
 logger = logging.getLogger(__name__)
 
@@ -27,3 +27,19 @@ def purge_report_receipts() -> int:
 
 def purge_breaker_outcomes() -> int:
     return breaker_outcomes_purge()
+
+
+def prune_finished_jobs() -> int:
+    """Delete succeeded and cancelled jobs older than LEADOPS_JOB_RETENTION_DAYS (0 keeps them all).
+
+    Never sooner than the idempotency window: a worker retrying a report of a pruned job would get
+    404 instead of the answer it missed.
+    """
+    days = settings.LEADOPS_JOB_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    keep = max(dt.timedelta(days=days), dt.timedelta(hours=settings.LEADOPS_IDEMPOTENCY_TTL_H))
+    pruned = finished_jobs_prune(older_than=clock_now() - keep)
+    if pruned:
+        logger.info("pruned %d finished jobs older than %s", pruned, keep)
+    return pruned
