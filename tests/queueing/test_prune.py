@@ -8,7 +8,13 @@ import pytest
 from django.utils import timezone
 
 from queueing.models import Job, JobAttempt, JobState, ReportReceipt
-from queueing.services import dead_jobs_delete, finished_jobs_prune, job_claim, job_report, report_request_hash
+from queueing.services import (
+    dead_jobs_delete,
+    finished_jobs_prune,
+    job_claim,
+    job_report,
+    report_request_hash,
+)
 from tests.factories import make_jobs, make_provider, make_worker
 
 pytestmark = pytest.mark.django_db
