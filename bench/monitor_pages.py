@@ -2,7 +2,8 @@
 
 Issue 3 asks that `admin/monitor/` and `admin/monitor/workers/` answer in under 300 ms with a
 million leads stored. They read the hourly counters and the job states, never the lead table; this
-measures that claim on a database that really holds the leads.
+measures that claim on a database that really holds the leads, and also 1,000,000 jobs (30 days of
+finished jobs, as the pruner keeps them, each with its attempt): the pages do count every job.
 
 Run alone with `python -m bench.monitor_pages [--leads N]`; `bench.run` calls `measure()`.
 It runs Django in a child process (its own settings, on its own database), so the bench's own
@@ -62,8 +63,13 @@ INSERT INTO queueing_job (provider_id, payload, priority, state, run_at, attempt
     dead_reason, leads_added, created_at, updated_at, finished_at)
 SELECT (SELECT id FROM queueing_provider ORDER BY id LIMIT 1 OFFSET (g %% 3)), '{}'::jsonb, 0,
     (ARRAY['queued','succeeded','succeeded','dead'])[1 + g %% 4], now(), 1, 5, '', 5, now(), now(),
-    CASE WHEN g %% 4 IN (1, 2, 3) THEN now() - ((g %% 120) || ' minutes')::interval END
-FROM generate_series(1, %(jobs)s) AS g
+    CASE WHEN g %% 4 IN (1, 2, 3) THEN now() - ((g %% 43200) || ' minutes')::interval END
+FROM generate_series(1, %(jobs)s) AS g;
+INSERT INTO queueing_jobattempt (id, job_id, number, state, claimed_at, lease_expires_at, finished_at,
+    reports, leads_added, leads_duplicates, leads_invalid, worker_id)
+SELECT gen_random_uuid(), j.id, 1, CASE WHEN j.id %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,
+    j.finished_at - interval '1 minute', j.finished_at, j.finished_at, 1, 5, 2, 0, 'w-' || (j.id %% 16)
+FROM queueing_job j WHERE j.finished_at IS NOT NULL
 """
 
 CHILD = r"""
@@ -103,7 +109,7 @@ def _env() -> dict[str, str]:
     }
 
 
-def measure(*, leads: int = 1_000_000, jobs: int = 20_000, requests: int = 20, keep_db: bool = False) -> dict:
+def measure(*, leads: int = 1_000_000, jobs: int = 1_000_000, requests: int = 20, keep_db: bool = False) -> dict:
     """Fill a fresh database with `leads` leads and time both monitor pages."""
     recreate_database(DATABASE)
     env = _env()

@@ -540,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     if "monitor" in args.sections:
         def _monitor() -> None:
             leads = 100_000 if plan.quick else 1_000_000
-            r = monitor_pages.measure(leads=leads, requests=5 if plan.quick else 20, keep_db=args.keep_db)
+            r = monitor_pages.measure(leads=leads, jobs=leads, requests=5 if plan.quick else 20,
+                                      keep_db=args.keep_db)
             res["monitor"] = r
             log("monitor pages with " + f"{r['leads_stored']:,} leads: "
                 + ", ".join(f"{path} p50 {p['median_ms']} ms / p95 {p['p95_ms']} ms" for path, p in r["pages"].items()))
