@@ -820,18 +820,21 @@ def job_report(
                            added=attempt.leads_added + result.added,
                            duplicates=attempt.leads_duplicates + result.duplicates,
                            invalid=attempt.leads_invalid + result.invalid)
-            _breaker_outcome(provider=job.provider, worker=worker, failed=False, now=now)
         else:
             JobAttempt.objects.filter(pk=attempt.pk).update(
                 state=AttemptState.FAILED, finished_at=now, error=error, **attempt_counts
             )
             body["job_state"] = _job_fail(job=job, error=error, now=now, added=result.added,
                                           worker_id=worker.pk, attempt=attempt.number)
-            _breaker_outcome(provider=job.provider, worker=worker, failed=True, now=now)
         ReportReceipt.objects.create(
             worker_id=worker.pk, idempotency_key=idempotency_key, request_hash=request_hash,
             job=job, response=body, created_at=now,
         )
+        if outcome != ReportOutcome.PARTIAL:
+            # Last before COMMIT: the provider's outcome bucket is one row that every report of the
+            # provider updates within 10 s, so its row lock should be held for as short as possible.
+            _breaker_outcome(provider=job.provider, worker=worker, failed=outcome == ReportOutcome.FAILED,
+                             now=now)
     return ReportResult(status=200, body=body)
 
 
