@@ -8,11 +8,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 
-class ReadOnlyModelAdmin(admin.ModelAdmin):
-    """An admin for rows written by services only (audit trails, attempts): it shows, never edits.
+class ReadOnlyMixin:
+    """Refuse add, change and delete to everyone, superusers included: for admins and inlines of
+    rows written by services only (audit trails, attempts, credentials).
 
-    Actions that need a permission of their own (`has_<name>_permission`) still work; add, change
-    and delete are refused for everyone, superusers included.
+    Actions that need a permission of their own (`has_<name>_permission`) still work.
     """
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -23,3 +23,7 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyModelAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """An admin for rows written by services only: it shows, never edits."""

@@ -29,7 +29,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from leadops.admin_tools import ReadOnlyModelAdmin
+from leadops.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
 from leadops.errors import Conflict
 from queueing.models import (
     AttemptState,
@@ -303,7 +303,7 @@ class CampaignAdmin(admin.ModelAdmin):
 # --- jobs and attempts ---------------------------------------------------------------------------
 
 
-class JobAttemptInline(admin.TabularInline):
+class JobAttemptInline(ReadOnlyMixin, admin.TabularInline):
     model = JobAttempt
     fields = ("number", "worker", "state", "claimed_at", "lease_expires_at", "finished_at", "reports",
               "leads_added", "leads_duplicates", "leads_invalid", "error")
@@ -315,15 +315,6 @@ class JobAttemptInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobAttempt]:
         return super().get_queryset(request).select_related("worker")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class JobChangeList(ChangeList):

@@ -26,7 +26,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_variables
 
-from leadops.admin_tools import ReadOnlyModelAdmin
+from leadops.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
 from leadops.clock import now as clock_now
 from workers_mgmt.models import (
     CredentialEvent,
@@ -133,7 +133,7 @@ def credential_issued_response(model_admin: admin.ModelAdmin, request: HttpReque
     return response
 
 
-class WorkerCredentialInline(admin.TabularInline):
+class WorkerCredentialInline(ReadOnlyMixin, admin.TabularInline):
     model = WorkerCredential
     fields = ("key_id", "state", "grace_until", "last_used_at", "created_at")
     readonly_fields = fields
@@ -141,15 +141,6 @@ class WorkerCredentialInline(admin.TabularInline):
     can_delete = False
     ordering = ("-created_at",)
     verbose_name_plural = "credentials (secrets are never shown again)"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class WorkerAddForm(forms.ModelForm):
