@@ -1,9 +1,46 @@
-"""Fixtures shared by the whole suite: database vendor markers, a signed worker client."""
+"""Fixtures shared by the whole suite: database vendor markers, a signed worker client, the clock shift."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+import time_machine
 from django.db import connection
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--clock-shift", type=int, default=0, metavar="DAYS",
+        help="run with the wall clock moved DAYS days (negative: back) from the real now; CI runs the "
+             "clock-sensitive tests a year ahead and a year back so no test depends on today's date "
+             "(docs/CONTRIBUTING.md, 'Tests and the clock')")
+
+
+def pytest_configure(config):
+    days = config.getoption("--clock-shift")
+    if days:
+        # The clock keeps ticking from the shifted instant, so code that measures elapsed time still
+        # sees time pass; tests that freeze or move the clock themselves nest inside this travel.
+        traveller = time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=days), tick=True)
+        traveller.start()
+        config.stash[_clock_shift_key] = traveller
+
+
+def pytest_unconfigure(config):
+    traveller = config.stash.get(_clock_shift_key, None)
+    if traveller is not None:
+        traveller.stop()
+
+
+def pytest_report_header(config):
+    days = config.getoption("--clock-shift")
+    if days:
+        return f"clock shifted {days:+d} days: now is {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    return None
+
+
+_clock_shift_key = pytest.StashKey[time_machine.travel]()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -14,6 +51,19 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture
+def clock():
+    """The clock frozen at a round instant near now for the whole test.
+
+    Request it before any fixture that makes data (`signed`, `worker_and_secret`), so everything the
+    test reads was made in frozen time; move it with `clock.shift(...)` or `clock.move_to(...)`.
+    """
+    from tests.clock import minute_start
+
+    with time_machine.travel(minute_start(), tick=False) as traveller:
+        yield traveller
 
 
 @pytest.fixture

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 
 from ingestion.schema import parse_lead_rows
 from ingestion.services import IngestResult, lead_batch_ingest
-
-# 2026-03-01 21:00 UTC is midnight in Riyadh (UTC+3): the local day changes there, not at 00:00 UTC.
-RIYADH_MIDNIGHT_UTC = dt.datetime(2026, 3, 1, 21, 0, tzinfo=dt.UTC)
 
 
 def lead(name: str = "Cafe", phone: str = "0501234567", **extra: Any) -> dict[str, Any]:

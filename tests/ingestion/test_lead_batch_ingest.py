@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.services import EMPTY_RESULT, dedup_scope, lead_batch_ingest, lead_fingerprint
-from tests.ingestion.conftest import RIYADH_MIDNIGHT_UTC, ingest, lead, saudi_mobiles
+from tests.ingestion.conftest import ingest, lead, saudi_mobiles
+from tests.ingestion.days import DAY_AFTER, DAY_BEFORE, RIYADH_MIDNIGHT_UTC
 
 pytestmark = pytest.mark.django_db
 
@@ -116,11 +117,13 @@ def test_fingerprint_is_hmac_of_scope_and_e164(fixed_key):
     import hashlib
     import hmac
 
-    with time_machine.travel(dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC), tick=False):
+    # Noon UTC is 15:00 in Riyadh: the same calendar day in both zones.
+    with time_machine.travel(RIYADH_MIDNIGHT_UTC - dt.timedelta(hours=9), tick=False):
         ingest([lead("A", "0501234567")])
-    expected = hmac.new(b"test-fingerprint-key", b"2026-03-01|+966501234567", hashlib.sha256).hexdigest()
+    scope = DAY_BEFORE.isoformat()
+    expected = hmac.new(b"test-fingerprint-key", f"{scope}|+966501234567".encode(), hashlib.sha256).hexdigest()
     assert LeadFingerprint.objects.get().fingerprint == expected
-    assert LeadFingerprint.objects.get().scope == "2026-03-01"
+    assert LeadFingerprint.objects.get().scope == scope
 
 
 def test_a_simulated_run_counts_every_lead_once_and_counters_agree_with_tables():
@@ -153,18 +156,19 @@ def test_a_simulated_run_counts_every_lead_once_and_counters_agree_with_tables()
 
 
 def test_counter_rows_are_hourly_per_provider_and_worker():
-    base = dt.datetime(2026, 3, 1, 9, 10, tzinfo=dt.UTC)
+    nine_utc = RIYADH_MIDNIGHT_UTC - dt.timedelta(hours=12)  # 09:00 UTC, 12:00 in Riyadh
+    base = nine_utc + dt.timedelta(minutes=10)
     ingest([lead("A", "0501111111")], received_at=base)
     ingest([lead("B", "0502222222")], received_at=base + dt.timedelta(minutes=40))
     ingest([lead("C", "0503333333")], received_at=base + dt.timedelta(minutes=55))
     ingest([lead("D", "0504444444")], received_at=base, worker_id="w-2")
     rows = list(IngestCounter.objects.order_by("hour", "worker_id").values_list("hour", "worker_id", "added"))
     assert rows == [
-        (dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC), "w-1", 2),
-        (dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC), "w-2", 1),
-        (dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC), "w-1", 1),
+        (nine_utc, "w-1", 2),
+        (nine_utc, "w-2", 1),
+        (nine_utc + dt.timedelta(hours=1), "w-1", 1),
     ]
-    assert set(IngestCounter.objects.values_list("local_day", flat=True)) == {dt.date(2026, 3, 1)}
+    assert set(IngestCounter.objects.values_list("local_day", flat=True)) == {DAY_BEFORE}
 
 
 def test_empty_batch_does_nothing(django_assert_num_queries):
@@ -193,8 +197,8 @@ def test_runs_inside_the_callers_transaction_and_rolls_back_with_it():
 
 
 # Per-day scope, across the Riyadh midnight (21:00 UTC), not the UTC one.
-BEFORE_MIDNIGHT = RIYADH_MIDNIGHT_UTC - dt.timedelta(minutes=1)  # 2026-03-01 23:59 in Riyadh
-AFTER_MIDNIGHT = RIYADH_MIDNIGHT_UTC + dt.timedelta(minutes=1)  # 2026-03-02 00:01 in Riyadh
+BEFORE_MIDNIGHT = RIYADH_MIDNIGHT_UTC - dt.timedelta(minutes=1)  # 23:59 in Riyadh, on DAY_BEFORE
+AFTER_MIDNIGHT = RIYADH_MIDNIGHT_UTC + dt.timedelta(minutes=1)  # 00:01 in Riyadh, on DAY_AFTER
 
 
 def test_day_scope_same_phone_next_local_day_is_added_again(settings):
@@ -204,18 +208,20 @@ def test_day_scope_same_phone_next_local_day_is_added_again(settings):
     with time_machine.travel(AFTER_MIDNIGHT, tick=False):
         second = ingest([lead("A", "+966 50 123 4567")])
     assert first.added == 1 and second.added == 1 and second.duplicates == 0
-    assert set(LeadFingerprint.objects.values_list("scope", flat=True)) == {"2026-03-01", "2026-03-02"}
-    assert sorted(Lead.objects.values_list("local_day", flat=True)) == [dt.date(2026, 3, 1), dt.date(2026, 3, 2)]
+    assert set(LeadFingerprint.objects.values_list("scope", flat=True)) == {DAY_BEFORE.isoformat(),
+                                                                             DAY_AFTER.isoformat()}
+    assert sorted(Lead.objects.values_list("local_day", flat=True)) == [DAY_BEFORE, DAY_AFTER]
     days = dict(IngestCounter.objects.values_list("local_day", "added"))
-    assert days == {dt.date(2026, 3, 1): 1, dt.date(2026, 3, 2): 1}
+    assert days == {DAY_BEFORE: 1, DAY_AFTER: 1}
 
 
 def test_day_scope_utc_midnight_is_not_a_new_day(settings):
     settings.LEADOPS_DEDUP_SCOPE = "day"
-    # 23:59 and 00:01 UTC are both 2026-03-02 in Riyadh (02:59 and 03:01).
-    with time_machine.travel(dt.datetime(2026, 3, 1, 23, 59, tzinfo=dt.UTC), tick=False):
+    # 23:59 and 00:01 UTC are both on DAY_AFTER in Riyadh (02:59 and 03:01).
+    utc_midnight = RIYADH_MIDNIGHT_UTC + dt.timedelta(hours=3)
+    with time_machine.travel(utc_midnight - dt.timedelta(minutes=1), tick=False):
         first = ingest([lead("A", "0501234567")])
-    with time_machine.travel(dt.datetime(2026, 3, 2, 0, 1, tzinfo=dt.UTC), tick=False):
+    with time_machine.travel(utc_midnight + dt.timedelta(minutes=1), tick=False):
         second = ingest([lead("A", "0501234567")])
     assert first.added == 1 and second.duplicates_existing == 1
 
@@ -233,7 +239,7 @@ def test_all_scope_same_phone_next_local_day_is_a_duplicate(settings):
 
 def test_dedup_scope_follows_the_setting(settings):
     settings.LEADOPS_DEDUP_SCOPE = "day"
-    assert dedup_scope(received_at=AFTER_MIDNIGHT) == "2026-03-02"
+    assert dedup_scope(received_at=AFTER_MIDNIGHT) == DAY_AFTER.isoformat()
     settings.LEADOPS_DEDUP_SCOPE = "all"
     assert dedup_scope(received_at=AFTER_MIDNIGHT) == "all"
     settings.LEADOPS_DEDUP_SCOPE = "week"

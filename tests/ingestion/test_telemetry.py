@@ -10,13 +10,20 @@ from django.contrib.auth import get_user_model
 
 from ingestion.models import IngestCounter, Lead
 from ingestion.selectors import counters_today, dup_ratio, ingestion_telemetry
-from tests.ingestion.conftest import RIYADH_MIDNIGHT_UTC, ingest, lead, saudi_mobiles
+from tests.ingestion.conftest import ingest, lead, saudi_mobiles
+from tests.ingestion.days import DAY_AFTER, RIYADH_MIDNIGHT_UTC
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/telemetry/ingestion"
-# "Now" for these tests: 2026-03-05 10:30 in Riyadh.
+# "Now" for these tests: 10:30 in Riyadh on the fourth local day of the history (day_offset 4).
 NOW = RIYADH_MIDNIGHT_UTC + dt.timedelta(days=3, hours=10, minutes=30)
+TODAY = DAY_AFTER + dt.timedelta(days=3)
+
+
+def day(offset: int) -> str:
+    """The ISO local day `offset` days from the tests' today (0 is today, -1 yesterday)."""
+    return (TODAY + dt.timedelta(days=offset)).isoformat()
 
 
 def day_batch(*, day_offset: int, added: int, dup: int, invalid: int, provider: str = "maps",
@@ -31,7 +38,7 @@ def day_batch(*, day_offset: int, added: int, dup: int, invalid: int, provider: 
 
 @pytest.fixture
 def history():
-    # Local days 2026-03-02 .. 2026-03-05 (day_offset 1 = 2026-03-02).
+    # Four local days, day_offset 1 (three days before today) .. 4 (today).
     day_batch(day_offset=1, added=10, dup=2, invalid=1, start=0)
     day_batch(day_offset=3, added=8, dup=8, invalid=0, start=100, provider="yellow", worker_id="w-2")
     # Yesterday 23:00 local: inside the last 24 hours, but not today.
@@ -43,8 +50,8 @@ def history():
 
 def test_today_trend_and_ratio(history):
     data = ingestion_telemetry(now=NOW)
-    today = dt.date(2026, 3, 5)
-    assert data["today"]["day"] == "2026-03-05"
+    today = TODAY
+    assert data["today"]["day"] == day(0)
     assert (data["today"]["added"], data["today"]["duplicates"], data["today"]["invalid"]) == (11, 3, 3)
     # Today's counts agree with the lead table (duplicates are only counted, never stored).
     assert Lead.objects.filter(local_day=today, phone_e164__isnull=False).count() == 11
@@ -53,14 +60,14 @@ def test_today_trend_and_ratio(history):
     assert (data["last_24h"]["added"], data["last_24h"]["duplicates"]) == (15, 7)
     assert data["dup_ratio_24h"] == pytest.approx(7 / 22)
     trend = data["trend"]
-    assert [day["day"] for day in trend] == [f"2026-02-{d}" for d in (27, 28)] + [f"2026-03-0{d}" for d in range(1, 6)]
-    by_day = {day["day"]: day for day in trend}
-    assert by_day["2026-03-02"] == {"day": "2026-03-02", "added": 10, "duplicates": 2, "invalid": 1,
-                                    "dup_ratio": pytest.approx(2 / 12)}
-    assert (by_day["2026-03-04"]["added"], by_day["2026-03-04"]["duplicates"]) == (12, 12)
-    assert by_day["2026-03-03"] == {"day": "2026-03-03", "added": 0, "duplicates": 0, "invalid": 0,
-                                    "dup_ratio": None}
-    assert sum(day["added"] for day in trend) == Lead.objects.filter(phone_e164__isnull=False).count()
+    assert [row["day"] for row in trend] == [day(offset) for offset in range(-6, 1)]
+    by_day = {row["day"]: row for row in trend}
+    assert by_day[day(-3)] == {"day": day(-3), "added": 10, "duplicates": 2, "invalid": 1,
+                               "dup_ratio": pytest.approx(2 / 12)}
+    assert (by_day[day(-1)]["added"], by_day[day(-1)]["duplicates"]) == (12, 12)
+    assert by_day[day(-2)] == {"day": day(-2), "added": 0, "duplicates": 0, "invalid": 0,
+                               "dup_ratio": None}
+    assert sum(row["added"] for row in trend) == Lead.objects.filter(phone_e164__isnull=False).count()
 
 
 def test_per_provider_and_worker(history):
@@ -97,7 +104,7 @@ def test_telemetry_reads_only_the_counter_table(history, django_assert_max_num_q
 
 def test_counters_today(history):
     data = counters_today(now=NOW)
-    assert data["day"] == "2026-03-05"
+    assert data["day"] == day(0)
     assert data["totals"]["added"] == 11 and data["totals"]["invalid"] == 3 and data["totals"]["duplicates"] == 3
     assert {row["provider"]: row["added"] for row in data["by_provider"]} == {"maps": 6, "yellow": 5}
     assert {row["worker_id"]: row["invalid"] for row in data["by_worker"]} == {"w-1": 1, "w-2": 2}
@@ -110,7 +117,7 @@ def test_staff_gets_the_numbers(admin_client, history):
         response = admin_client.get(URL)
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["today"]["added"] == Lead.objects.filter(local_day=dt.date(2026, 3, 5),
+    assert body["today"]["added"] == Lead.objects.filter(local_day=TODAY,
                                                          phone_e164__isnull=False).count()
     assert body["dup_ratio_24h"] == pytest.approx(7 / 22)
     assert len(body["trend"]) == 7

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from leadops.live import HeartbeatCoalescer, ReplayCursor, Viewer
 from leadops.models import MonitorEvent, WorkerOfflineNotice
@@ -76,7 +77,7 @@ def test_failure_then_dead_are_published(signed, received, django_capture_on_com
     assert received[-1]["data"]["error_code"] == "captcha"
     from queueing.models import Job
 
-    Job.objects.filter(pk=job.pk).update(run_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    Job.objects.filter(pk=job.pk).update(run_at=timezone.now() - dt.timedelta(hours=1))  # ready again now
     received.clear()
     with django_capture_on_commit_callbacks(execute=True):
         claim = signed.pull(1).json()["jobs"][0]
@@ -116,8 +117,9 @@ def _heartbeat(signed):
     return signed.post("/api/v1/heartbeat", {"version": "1.2", "status": "ok", "running_jobs": 1})
 
 
-def test_worker_offline_is_published_once_per_transition(signed, received, django_capture_on_commit_callbacks):
-    start = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+def test_worker_offline_is_published_once_per_transition(clock, signed, received,
+                                                         django_capture_on_commit_callbacks):
+    start = timezone.now()
     with time_machine.travel(start, tick=False), django_capture_on_commit_callbacks(execute=True):
         assert _heartbeat(signed).status_code == 200
     assert _types(received) == ["worker.online", "worker.heartbeat"]

@@ -15,9 +15,6 @@ from tests.factories import make_jobs, make_provider, make_worker
 
 pytestmark = pytest.mark.django_db
 
-T0 = dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
-
-
 @pytest.fixture
 def events():
     seen: list[dict] = []
@@ -40,15 +37,14 @@ def _state(scope: str, key: str) -> str:
 
 
 def test_storm_opens_the_provider_breaker_skips_it_and_closes_through_half_open(
-        events, django_capture_on_commit_callbacks):
+        clock, events, django_capture_on_commit_callbacks):
     storm = make_provider("storm")
     calm = make_provider("calm")
     make_jobs(200, provider=storm, priority=5)  # storm jobs come first whenever they may
     make_jobs(200, provider=calm)
     # Many workers, so no single worker sees 20 outcomes and only the provider's breaker trips.
     workers = [make_worker(worker_id=f"s-{i}")[0] for i in range(12)]
-    with (django_capture_on_commit_callbacks(execute=True),
-          time_machine.travel(T0, tick=False) as clock):
+    with django_capture_on_commit_callbacks(execute=True):
         outcomes = 0
         while _state("provider", "storm") == BreakerState.CLOSED:
             worker = workers[outcomes % len(workers)]
@@ -93,40 +89,38 @@ def test_storm_opens_the_provider_breaker_skips_it_and_closes_through_half_open(
     assert changed[0]["scope"] == "provider" and changed[0]["key"] == "storm"
 
 
-def test_a_failed_probe_opens_the_breaker_again():
+def test_a_failed_probe_opens_the_breaker_again(clock):
     provider = make_provider("flaky", breaker_min_outcomes=4, breaker_cooldown_s=30, breaker_probes=2)
     make_jobs(20, provider=provider)
     workers = [make_worker(worker_id=f"f-{i}")[0] for i in range(4)]
-    with time_machine.travel(T0, tick=False) as clock:
-        for worker in workers:
-            (claim,) = job_claim(worker=worker, max_jobs=1)
-            _report(worker, claim, ok=False)
-        assert _state("provider", "flaky") == BreakerState.OPEN
-        clock.shift(dt.timedelta(seconds=31))
-        claims = job_claim(worker=workers[0], max_jobs=10)
-        assert len(claims) == 2  # the provider's own probe count
-        _report(workers[0], claims[0], ok=False)
-        assert _state("provider", "flaky") == BreakerState.OPEN
-        assert job_claim(worker=workers[1], max_jobs=10) == []
+    for worker in workers:
+        (claim,) = job_claim(worker=worker, max_jobs=1)
+        _report(worker, claim, ok=False)
+    assert _state("provider", "flaky") == BreakerState.OPEN
+    clock.shift(dt.timedelta(seconds=31))
+    claims = job_claim(worker=workers[0], max_jobs=10)
+    assert len(claims) == 2  # the provider's own probe count
+    _report(workers[0], claims[0], ok=False)
+    assert _state("provider", "flaky") == BreakerState.OPEN
+    assert job_claim(worker=workers[1], max_jobs=10) == []
 
 
-def test_a_failing_worker_gets_no_jobs_and_a_retry_after(signed, worker_and_secret):
+def test_a_failing_worker_gets_no_jobs_and_a_retry_after(clock, signed, worker_and_secret):
     worker, _ = worker_and_secret
     make_jobs(60, provider=make_provider("maps", breaker_min_outcomes=1000))
-    with time_machine.travel(T0, tick=False) as clock:
-        for _ in range(20):
-            claim = signed.pull(1).json()["jobs"][0]
-            response = signed.report(claim["id"], {"attempt_id": claim["attempt_id"], "outcome": "failed",
-                                                   "error": {"code": "crash", "message": "x"}})
-            assert response.status_code == 200
-            clock.shift(dt.timedelta(seconds=1))
-        assert _state("worker", worker.pk) == BreakerState.OPEN
-        body = signed.pull(5).json()
-        assert body["jobs"] == []
-        assert 100 <= body["retry_after_s"] <= 120
-        # Another worker still gets jobs: the provider's breaker was not involved.
-        other, _ = make_worker(worker_id="w-other")
-        assert len(job_claim(worker=other, max_jobs=5)) == 5
+    for _ in range(20):
+        claim = signed.pull(1).json()["jobs"][0]
+        response = signed.report(claim["id"], {"attempt_id": claim["attempt_id"], "outcome": "failed",
+                                               "error": {"code": "crash", "message": "x"}})
+        assert response.status_code == 200
+        clock.shift(dt.timedelta(seconds=1))
+    assert _state("worker", worker.pk) == BreakerState.OPEN
+    body = signed.pull(5).json()
+    assert body["jobs"] == []
+    assert 100 <= body["retry_after_s"] <= 120
+    # Another worker still gets jobs: the provider's breaker was not involved.
+    other, _ = make_worker(worker_id="w-other")
+    assert len(job_claim(worker=other, max_jobs=5)) == 5
 
 
 def test_staff_force_open_close_and_reset_are_audited():
@@ -146,43 +140,42 @@ def test_staff_force_open_close_and_reset_are_audited():
     assert Job.objects.filter(state=JobState.LEASED).count() == 2
 
 
-def test_probes_lost_with_their_worker_are_reserved_again_after_a_cooldown():
+def test_probes_lost_with_their_worker_are_reserved_again_after_a_cooldown(clock):
     provider = make_provider("lost", breaker_min_outcomes=2, breaker_cooldown_s=60, breaker_probes=1)
     make_jobs(10, provider=provider)
     worker, _ = make_worker(worker_id="l-1")
-    with time_machine.travel(T0, tick=False) as clock:
-        for _ in range(2):
-            (claim,) = job_claim(worker=worker, max_jobs=1)
-            _report(worker, claim, ok=False)
-        # The worker breaker does not open on 2 outcomes; the provider's does.
-        assert _state("provider", "lost") == BreakerState.OPEN
-        clock.shift(dt.timedelta(seconds=61))
-        assert len(job_claim(worker=worker, max_jobs=5)) == 1  # the probe; its worker then vanishes
-        clock.shift(dt.timedelta(seconds=30))
-        assert job_claim(worker=worker, max_jobs=5) == []
-        clock.shift(dt.timedelta(seconds=31))
-        assert len(job_claim(worker=worker, max_jobs=5)) == 1
-        assert _state("provider", "lost") == BreakerState.HALF_OPEN
+    for _ in range(2):
+        (claim,) = job_claim(worker=worker, max_jobs=1)
+        _report(worker, claim, ok=False)
+    # The worker breaker does not open on 2 outcomes; the provider's does.
+    assert _state("provider", "lost") == BreakerState.OPEN
+    clock.shift(dt.timedelta(seconds=61))
+    assert len(job_claim(worker=worker, max_jobs=5)) == 1  # the probe; its worker then vanishes
+    clock.shift(dt.timedelta(seconds=30))
+    assert job_claim(worker=worker, max_jobs=5) == []
+    clock.shift(dt.timedelta(seconds=31))
+    assert len(job_claim(worker=worker, max_jobs=5)) == 1
+    assert _state("provider", "lost") == BreakerState.HALF_OPEN
 
 
-def test_a_worker_breaker_half_opens_with_three_probes_and_closes_on_their_success(signed, worker_and_secret):
+def test_a_worker_breaker_half_opens_with_three_probes_and_closes_on_their_success(
+        clock, signed, worker_and_secret):
     worker, _ = worker_and_secret
     make_jobs(60, provider=make_provider("maps", breaker_min_outcomes=1000))
-    with time_machine.travel(T0, tick=False) as clock:
-        for _ in range(20):
-            claim = signed.pull(1).json()["jobs"][0]
-            signed.report(claim["id"], {"attempt_id": claim["attempt_id"], "outcome": "failed",
-                                        "error": {"code": "crash", "message": "x"}})
-        assert _state("worker", worker.pk) == BreakerState.OPEN
-        clock.shift(dt.timedelta(seconds=121))
-        probes = signed.pull(10).json()["jobs"]
-        assert len(probes) == 3 and _state("worker", worker.pk) == BreakerState.HALF_OPEN
-        assert signed.pull(10).json()["jobs"] == []  # no more than the probes
-        for claim in probes:
-            assert signed.report(claim["id"], {"attempt_id": claim["attempt_id"],
-                                               "outcome": "succeeded"}).status_code == 200
-        assert _state("worker", worker.pk) == BreakerState.CLOSED
-        assert len(signed.pull(10).json()["jobs"]) == 10
+    for _ in range(20):
+        claim = signed.pull(1).json()["jobs"][0]
+        signed.report(claim["id"], {"attempt_id": claim["attempt_id"], "outcome": "failed",
+                                    "error": {"code": "crash", "message": "x"}})
+    assert _state("worker", worker.pk) == BreakerState.OPEN
+    clock.shift(dt.timedelta(seconds=121))
+    probes = signed.pull(10).json()["jobs"]
+    assert len(probes) == 3 and _state("worker", worker.pk) == BreakerState.HALF_OPEN
+    assert signed.pull(10).json()["jobs"] == []  # no more than the probes
+    for claim in probes:
+        assert signed.report(claim["id"], {"attempt_id": claim["attempt_id"],
+                                           "outcome": "succeeded"}).status_code == 200
+    assert _state("worker", worker.pk) == BreakerState.CLOSED
+    assert len(signed.pull(10).json()["jobs"]) == 10
 
 
 def test_staff_force_a_provider_breaker_from_admin_and_the_audit_is_read_only(admin_client, admin_user):
@@ -212,9 +205,10 @@ def test_outcome_buckets_older_than_the_longest_window_are_purged_and_newer_ones
 
     make_provider("slow-window", breaker_window_s=900)  # the longest window: 15 minutes
     # A bucket starting 905 s ago still holds outcomes of the last 900 s; one from 915 s ago does not.
+    now = timezone.now()
     for age_s in (60, 905, 915, 3600):
         BreakerOutcome.objects.create(scope=BreakerScope.PROVIDER, key="slow-window",
-                                      bucket=T0 - dt.timedelta(seconds=age_s), successes=1)
-    assert breaker_outcomes_purge(now=T0) == 2
-    kept = sorted((T0 - b).total_seconds() for b in BreakerOutcome.objects.values_list("bucket", flat=True))
+                                      bucket=now - dt.timedelta(seconds=age_s), successes=1)
+    assert breaker_outcomes_purge(now=now) == 2
+    kept = sorted((now - b).total_seconds() for b in BreakerOutcome.objects.values_list("bucket", flat=True))
     assert kept == [60, 905]

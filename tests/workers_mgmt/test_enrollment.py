@@ -8,13 +8,15 @@ import hashlib
 import pytest
 import time_machine
 
+from tests.clock import minute_start
 from tests.signing import SignedClient
 from workers_mgmt.models import CredentialEvent, EnrollmentToken, Worker, WorkerCredential
 from workers_mgmt.services import enrollment_issue, worker_create_for_enrollment
 
 pytestmark = pytest.mark.django_db
 
-T0 = dt.datetime(2026, 3, 1, 9, 0, 0, tzinfo=dt.UTC)
+# A round instant near the real now; tests freeze the clock there before they make any data.
+T0 = minute_start()
 UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "Authentication failed."}}
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 import time_machine
 
+from tests.clock import minute_start
 from tests.signing import SignedClient
 from workers_mgmt.models import CredentialEvent, CredentialState, WorkerCredential
 from workers_mgmt.services import (
@@ -23,7 +24,8 @@ from workers_mgmt.services import (
 pytestmark = pytest.mark.django_db
 
 HEARTBEAT = {"version": "1.0.0", "status": "idle", "running_jobs": 0}
-T0 = dt.datetime(2026, 3, 1, 9, 0, 0, tzinfo=dt.UTC)
+# A round instant near the real now; tests freeze the clock there before they make any data.
+T0 = minute_start()
 
 
 @pytest.fixture
