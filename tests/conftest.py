@@ -51,6 +51,13 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+    # A second process runs on the real clock while this one is shifted: the two would disagree by
+    # the shift. Such tests run in the unshifted legs only.
+    if config.getoption("--clock-shift"):
+        skip = pytest.mark.skip(reason="starts a process on the real clock; runs unshifted in make test")
+        for item in items:
+            if "real_clock" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from queueing.models import Breaker, BreakerScope, BreakerState
 from queueing.services import breaker_force, job_claim
 from tests.factories import make_jobs, make_provider, make_worker
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.slow,
+              pytest.mark.real_clock]
 
 SCRIPT = """
 import json
