@@ -220,7 +220,8 @@ def channel_get_or_create(*, name: str, actor: str) -> Channel:
 
 
 def _lock_channel(name: str) -> Channel:
-    channel = (Channel.objects.select_for_update().select_related("current", "previous")
+    # `of=("self",)`: lock the channel row only (PostgreSQL cannot lock the nullable side of the joins).
+    channel = (Channel.objects.select_for_update(of=("self",)).select_related("current", "previous")
                .filter(name=name).first())
     if channel is None:
         raise ReleaseRefused(f"no channel {name!r}")
@@ -455,7 +456,7 @@ def rollout_start(
 
 def _locked_active_rollout(channel_name: str) -> tuple[Channel, Rollout]:
     channel = _lock_channel(channel_name)
-    rollout = Rollout.objects.select_for_update().select_related("release", "channel").filter(
+    rollout = Rollout.objects.select_for_update(of=("self",)).select_related("release", "channel").filter(
         channel=channel, state__in=ACTIVE_ROLLOUT_STATES).first()
     if rollout is None:
         raise ReleaseRefused(f"channel {channel_name} has no rollout in progress")
