@@ -274,7 +274,7 @@ class LeadOpsClient:
             payload["details"] = dict(details)
         return self.request("POST", "/updates/report", payload)
 
-    def download(self, path: str, sink: Any, *, offset: int = 0, chunk_size: int = 256 * 1024) -> int:
+    def download(self, path: str, sink: Any, *, offset: int = 0) -> int:
         """Signed GET of an artifact (a path under /api/v1) into `sink` from byte `offset`.
 
         With an offset, asks for `Range: bytes=offset-`; a server that answers 200 instead sends the
@@ -305,7 +305,9 @@ class LeadOpsClient:
                 if response.status_code == 200 and offset:
                     sink.seek(0)
                     sink.truncate()
-                for chunk in response.iter_bytes(chunk_size):
+                # No chunk size: httpx would buffer up to it, and a cut connection would lose what
+                # was buffered instead of leaving it on disk for the resume.
+                for chunk in response.iter_bytes():
                     sink.write(chunk)
                     written += len(chunk)
             finally:
