@@ -29,6 +29,7 @@ from releases_app.models import (
     ReleaseAuditEvent,
     ReleaseState,
     Rollout,
+    RolloutState,
     WorkerPin,
     WorkerReleaseStatus,
 )
@@ -253,7 +254,9 @@ class RolloutAdmin(admin.ModelAdmin):
             "progress": selectors.rollout_progress(rollout=rollout),
             "targets": rollout.targets.order_by("step_index", "worker_id"), "audit": audit,
             "gate": rollout.last_gate_result, "active": rollout.state in ACTIVE_ROLLOUT_STATES,
-            "verbs": [(verb, label) for verb, (label, _call) in ROLLOUT_VERBS.items()],
+            "verbs": [(verb, label) for verb, (label, _call) in ROLLOUT_VERBS.items()
+                      if not (verb == "resume" and rollout.state != RolloutState.PAUSED)
+                      and not (verb == "pause" and rollout.state == RolloutState.PAUSED)],
             "can_operate": self.has_operate_permission(request),
         }
         return TemplateResponse(request, "admin/releases_app/rollout/detail.html", context)
