@@ -107,3 +107,20 @@ def test_audit_and_status_admins_are_read_only(admin_client, rollout):
     assert response.status_code == 403
     assert admin_client.post(reverse("admin:releases_app_releaseauditevent_delete", args=[row.pk]),
                              {"post": "yes"}).status_code == 403
+
+
+def test_monitor_page_shows_adoption_rollout_and_failed_installs(admin_client, rollout, fleet):
+    from workers_mgmt.models import Worker
+
+    Worker.objects.filter(pk="w-01").update(reported_version="1.1.0")
+    Worker.objects.exclude(pk="w-01").update(reported_version="1.0.0")
+    from releases_app.services import update_report_record
+
+    update_report_record(worker=Worker.objects.get(pk="w-02"), version="1.1.0", stage="self_test", ok=False,
+                         details={})
+    page = admin_client.get(reverse("leadops-monitor")).content.decode()
+    assert 'id="lo-releases"' in page
+    assert '<span data-version="1.0.0">1.0.0: 3</span>' in page
+    assert '<span data-version="1.1.0">1.1.0: 1</span>' in page
+    assert f'data-rollout="{rollout.pk}"' in page and "canary w-01: 1/1 installed" in page
+    assert "w-02 (1.1.0, self_test)" in page
