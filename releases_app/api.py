@@ -41,8 +41,12 @@ class UpdateCheckOut(serializers.Serializer):
     manifest = serializers.DictField(allow_null=True)
 
 
-def _channel_for(name: str) -> Channel:
-    return services.channel_get_or_create(name=name, actor="system")
+def _channel_for(name: str) -> Channel | None:
+    """The worker's channel, created on first use; None when staff gave it an impossible name."""
+    try:
+        return services.channel_get_or_create(name=name, actor="system")
+    except services.ReleaseRefused:
+        return None
 
 
 class UpdateCheckView(WorkerAPIView):
@@ -54,6 +58,9 @@ class UpdateCheckView(WorkerAPIView):
     def get(self, request: Request) -> Response:
         worker = self.worker
         channel = _channel_for(worker.channel)
+        if channel is None:
+            return Response({"target": None, "reason": "channel", "manifest": None},
+                            headers={"Cache-Control": "no-store"})
         manifest = services.channel_manifest_ensure(channel=channel)
         running = request.query_params.get("version") or selectors.running_version_of(worker=worker)
         decision = selectors.update_decision(worker=worker, channel=channel, running_version=running[:63])

@@ -207,7 +207,7 @@ def channel_get_or_create(*, name: str, actor: str) -> Channel:
         channel_name_validator(name)
     except ValidationError:
         raise ReleaseRefused(f"invalid channel name {name[:50]!r}") from None
-    channel = Channel.objects.filter(name=name).first()
+    channel = Channel.objects.select_related("current", "previous").filter(name=name).first()
     if channel is not None:
         return channel
     try:

@@ -139,3 +139,14 @@ def test_audit_rows_cannot_be_changed_or_deleted(db):
         row.save()
     with pytest.raises(ValueError):
         row.delete()
+
+
+@pytest.mark.postgres
+def test_database_refuses_changes_to_audit_rows(db):
+    from django.db import DatabaseError, transaction
+
+    channel_manifest_sign(channel_name="stable", actor="tests")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        ReleaseAuditEvent.objects.update(actor="someone else")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        ReleaseAuditEvent.objects.all().delete()

@@ -140,7 +140,9 @@ def test_update_check_query_count_is_bounded(db, fleet, stable_on, publish, djan
     publish("1.1.0")
     rollout_start(version="1.1.0", channel_name="stable", canary=["w-01"], actor="tests")
     workers[0].check()  # warm the channel's manifest
-    with django_assert_max_num_queries(14):
+    # Authentication (5: failure budget, key, nonce, rate limit, key last use) + channel with its
+    # releases, pin, rollout, this worker's target.
+    with django_assert_max_num_queries(9):
         workers[1].check()
 
 
@@ -151,3 +153,17 @@ def test_expired_manifest_is_signed_again_on_the_next_check(clock, fleet, stable
     Channel.objects.filter(name="stable").update(manifest_expires_at=timezone.now() - dt.timedelta(seconds=1))
     again = member.check()["manifest"]["signed"]
     assert again["sequence"] == first + 1
+
+
+def test_worker_on_an_impossible_channel_name_gets_no_target_not_a_500(db, fleet):
+    (member,) = fleet(1)
+    Worker.objects.filter(pk=member.worker_id).update(channel="Not A Channel!")
+    assert member.check() == {"target": None, "reason": "channel", "manifest": None}
+
+
+def test_garbage_range_headers_never_500(db, fleet, publish):
+    publish("1.0.0")
+    (member,) = fleet(1)
+    for value in ("bytes=abc", "items=0-1", "bytes=-", "bytes=99999999999999999999-", "bytes=5-2", "bytes=-0"):
+        response = member.signed.get("/api/v1/releases/1.0.0/download", headers={"Range": value})
+        assert response.status_code in (200, 206, 416), value
