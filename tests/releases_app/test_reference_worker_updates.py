@@ -196,3 +196,21 @@ def test_verifier_refuses_each_bad_manifest_offline():
         verifier.verify(tampered)
     with pytest.raises(UpdateRefused, match="manifest_wrong_channel"):
         verifier.verify(envelope(9), channel="beta")
+
+
+def test_worker_loop_updates_itself_and_heartbeats_its_self_test(portal, tmp_path):
+    import random
+
+    from worker_client.provider import SimulatedProvider
+    from worker_client.worker import Worker as ReferenceWorker
+    from workers_mgmt.models import Worker
+
+    client = portal()
+    updater = _updater(client, tmp_path)
+    worker = ReferenceWorker(client, SimulatedProvider(rng=random.Random(1)), updater=updater,
+                             version=updater.current_version)
+    worker.run(duration=3)
+    assert worker.version == "1.0.0"
+    stored = Worker.objects.get(pk="w-live")
+    assert stored.reported_version == "1.0.0"
+    assert stored.last_self_test == {"version": "1.0.0", "ok": True, "entrypoint": "bin/worker.js"}
