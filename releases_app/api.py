@@ -35,10 +35,21 @@ class TargetOut(serializers.Serializer):
     size = serializers.IntegerField()
 
 
+class SignatureOut(serializers.Serializer):
+    keyid = serializers.CharField(help_text="First 16 hex digits of SHA-256 of the raw Ed25519 public key.")
+    sig = serializers.CharField(help_text="Base64 Ed25519 signature over the canonical JSON of `signed`.")
+
+
+class ManifestOut(serializers.Serializer):
+    signed = serializers.DictField(help_text="schema, channel, sequence, issued_at, expires_at, release, "
+                                             "previous, rollout, pinned (docs/RELEASES.md).")
+    signatures = SignatureOut(many=True)
+
+
 class UpdateCheckOut(serializers.Serializer):
     target = TargetOut(allow_null=True)
     reason = serializers.ChoiceField(choices=["pin", "canary", "cohort", "channel", "current"])
-    manifest = serializers.DictField(allow_null=True)
+    manifest = ManifestOut(allow_null=True)
 
 
 def _channel_for(name: str) -> Channel | None:
@@ -73,7 +84,7 @@ class UpdateCheckView(WorkerAPIView):
 
 
 class ManifestView(WorkerAPIView):
-    @extend_schema(responses={200: serializers.DictField()}, operation_id="releases_manifest",
+    @extend_schema(responses={200: ManifestOut}, operation_id="releases_manifest",
                    summary="The signed manifest of a channel.")
     def get(self, request: Request, channel: str) -> Response:
         found = Channel.objects.filter(name=channel).first()

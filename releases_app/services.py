@@ -124,8 +124,8 @@ def release_publish(
         if Release.objects.filter(version=version).exists():
             raise ReleaseRefused(f"version {version} already exists")
         name = _artifact_storage_name(version, filename)
-        if default_storage.exists(name):
-            default_storage.delete(name)
+        # Never delete or overwrite: when the name is taken (a crashed earlier upload, a concurrent
+        # one), the storage picks a free name and the release records whichever it got.
         stored_name = default_storage.save(name, File(spool, name=name))
     try:
         with transaction.atomic():
@@ -378,7 +378,9 @@ def _step_targets_apply(*, rollout: Rollout, step_index: int) -> int:
     """Add the workers step `step_index` reaches; earlier targets stay, so steps only ever add."""
     steps = rollout.steps
     canaries = [name for step in steps[: step_index + 1] for name in step.get("canary", [])]
-    fleet = list(Worker.objects.filter(channel=rollout.channel.name, enabled=True)
+    # Pinned workers are left out of the ranking: a pin outranks the rollout, so reaching them would
+    # only leave the gates waiting for installs that never come.
+    fleet = list(Worker.objects.filter(channel=rollout.channel.name, enabled=True, release_pin__isnull=True)
                  .values_list("id", flat=True))
     step = steps[step_index]
     if "count" in step:

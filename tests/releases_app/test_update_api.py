@@ -167,3 +167,14 @@ def test_garbage_range_headers_never_500(db, fleet, publish):
     for value in ("bytes=abc", "items=0-1", "bytes=-", "bytes=99999999999999999999-", "bytes=5-2", "bytes=-0"):
         response = member.signed.get("/api/v1/releases/1.0.0/download", headers={"Range": value})
         assert response.status_code in (200, 206, 416), value
+
+
+def test_pinned_workers_are_not_reached_by_rollout_steps(db, fleet, stable_on, publish):
+    stable_on("1.0.0")
+    workers = fleet(4)
+    publish("0.9.0")
+    publish("1.1.0")
+    worker_pin_set(worker=Worker.objects.get(pk="w-02"), version="0.9.0", actor="staff")
+    rollout = rollout_start(version="1.1.0", channel_name="stable", steps=[{"percent": 100}], actor="tests")
+    assert set(rollout.targets.values_list("worker_id", flat=True)) == {"w-01", "w-03", "w-04"}
+    assert workers[1].check()["reason"] == "pin"
