@@ -178,3 +178,13 @@ def test_pinned_workers_are_not_reached_by_rollout_steps(db, fleet, stable_on, p
     rollout = rollout_start(version="1.1.0", channel_name="stable", steps=[{"percent": 100}], actor="tests")
     assert set(rollout.targets.values_list("worker_id", flat=True)) == {"w-01", "w-03", "w-04"}
     assert workers[1].check()["reason"] == "pin"
+
+
+def test_heartbeat_self_test_is_stored_and_kept_until_the_next_one(db, fleet):
+    (member,) = fleet(1)
+    member.heartbeat(self_test={"ok": False, "version": "1.1.0", "error": "chromium did not start"})
+    assert Worker.objects.get(pk=member.worker_id).last_self_test["error"] == "chromium did not start"
+    member.heartbeat()  # a heartbeat without a self-test does not erase the last one
+    assert Worker.objects.get(pk=member.worker_id).last_self_test["ok"] is False
+    member.heartbeat(self_test={"ok": True, "version": "1.1.0"})
+    assert Worker.objects.get(pk=member.worker_id).last_self_test == {"ok": True, "version": "1.1.0"}
