@@ -1,7 +1,10 @@
 """`make run`: the whole portal on its embedded defaults, in one command.
 
 Migrates, creates a demo staff login, seeds a demo campaign, then starts daphne, the django-q2
-cluster and three simulated workers. Ctrl-C (or SIGTERM) stops every process it started.
+cluster and three simulated workers. It also publishes a demo worker release and rolls it out on the
+channel `demo` to three updating demo workers (threads here, running the reference updater), so a
+newcomer sees a rollout move in Admin › Rollouts (docs/RELEASES.md). Ctrl-C (or SIGTERM) stops every
+process it started.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +62,49 @@ def top_up_demo_jobs(minimum: int = 30) -> int:
     return len(jobs_enqueue(provider=provider, payloads=payloads))
 
 
+UPDATERS = 3
+UPDATE_EVERY_S = 15
+
+
+def demo_updaters() -> list[tuple[str, str, str]]:
+    """The updating demo workers (channel `demo`), each with a fresh key: (worker id, key id, secret)."""
+    from workers_mgmt.models import Worker
+    from workers_mgmt.services import worker_create, worker_credential_issue
+
+    credentials = []
+    for index in range(1, UPDATERS + 1):
+        worker_id = f"demo-updater-{index}"
+        worker = Worker.objects.filter(pk=worker_id).first()
+        if worker is None:
+            _, issued = worker_create(worker_id=worker_id, channel="demo", actor="make run")
+            credentials.append((worker_id, issued.key_id, issued.secret))
+        else:
+            credential, secret = worker_credential_issue(worker=worker, actor="make run")
+            credentials.append((worker_id, credential.key_id, secret))
+    return credentials
+
+
+def run_updater(url: str, worker_id: str, key_id: str, secret: str, stop: threading.Event) -> None:
+    """One demo worker that only heartbeats and updates itself, as a real worker would."""
+    from releases_app.signing import signing_keys
+    from worker_client.client import LeadOpsClient
+    from worker_client.errors import ClientError
+    from worker_client.updater import Updater, trusted_keys_from
+
+    trusted = trusted_keys_from({key.key_id: key.public_b64 for key in signing_keys()})
+    root = BASE_DIR / "storage" / "demo-workers" / worker_id
+    with LeadOpsClient(url, worker_id, key_id, secret) as client:
+        updater = Updater(client, root=root, trusted_keys=trusted, current_version="none")
+        while not stop.is_set():
+            try:
+                client.heartbeat(version=updater.current_version, status="idle", running_jobs=0,
+                                 self_test=updater.last_self_test)
+                updater.check_once()
+            except ClientError as exc:
+                print(f"{worker_id}: {exc}", file=sys.stderr)
+            stop.wait(UPDATE_EVERY_S)
+
+
 def wait_for_port(host: str, port: int, timeout: float = 30) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -76,7 +123,12 @@ def main() -> int:
 
     username, password = demo_login()
     top_up_demo_jobs()
+    from releases_app.demo import demo_rollout_seed
+
+    updaters = demo_updaters()
+    demo_rollout = demo_rollout_seed(canary=updaters[0][0])
     connections.close_all()
+    updaters_stop = threading.Event()
 
     children: list[subprocess.Popen] = []
 
@@ -109,11 +161,16 @@ def main() -> int:
         start(sys.executable, "manage.py", "qcluster")
         start(sys.executable, "manage.py", "simulate_fleet", "--url", f"http://{HOST}:{PORT}",
               "--workers", str(WORKERS))
+        for credentials in updaters:
+            threading.Thread(target=run_updater, args=(f"http://{HOST}:{PORT}", *credentials, updaters_stop),
+                             daemon=True).start()
         print(
             f"\nLeadOps is running: http://{HOST}:{PORT}/admin/\n"
             f"  login: {username} / {password}\n"
             f"  {WORKERS} simulated workers are pulling jobs of provider '{DEMO_PROVIDER}'.\n"
-            "  Press Ctrl-C to stop everything.\n",
+            + (f"  A demo release ({demo_rollout.release.version}) is rolling out on channel 'demo': "
+               f"/admin/releases_app/rollout/{demo_rollout.pk}/change/\n" if demo_rollout else "")
+            + "  Press Ctrl-C to stop everything.\n",
             flush=True,
         )
         while True:
@@ -126,6 +183,7 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        updaters_stop.set()
         stop_all()
 
 

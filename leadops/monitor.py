@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from ingestion.selectors import ingestion_telemetry
 from leadops.clock import now as clock_now
 from queueing.selectors import dlq_stats, queue_overview, worker_job_stats_24h
+from releases_app.selectors import releases_overview
 from workers_mgmt.models import Worker
 
 # Dup-ratio badge thresholds: a scraper that mostly re-finds what it found is wasting its quota.
@@ -61,6 +62,7 @@ def monitor_context() -> dict[str, Any]:
         "time_zone": settings.TIME_ZONE,
         **_live_context(),
         "dlq": dlq_stats(),
+        "releases": releases_overview(),
     }
 
 

@@ -18,6 +18,8 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),
     ("monitor: announce offline workers", "leadops.tasks.announce_offline_workers", 1),
     ("monitor: trim the event replay log", "leadops.tasks.trim_monitor_events", 10),
+    ("releases: evaluate rollout health gates", "releases_app.tasks.evaluate_rollouts", 1),
+    ("releases: re-sign manifests before expiry", "releases_app.tasks.refresh_manifests", 60),
 ]
 
 

@@ -178,6 +178,18 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STORAGE_DIR = Path(env.str("LEADOPS_STORAGE_DIR", default=str(BASE_DIR / "storage")))
 
+# Release artifacts (issue 13) go through Django's storage API: a folder by default (git-ignored),
+# an S3 bucket through django-storages when several app nodes serve downloads (docs/DEPLOY.md).
+MEDIA_ROOT = env.str("LEADOPS_MEDIA_ROOT", default=str(BASE_DIR / "media"))
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# The largest artifact accepted, and the most its members may unpack to (a zip bomb stops here).
+LEADOPS_MAX_RELEASE_BYTES = env.int("LEADOPS_MAX_RELEASE_BYTES", default=300 * 1024 * 1024)
+LEADOPS_MAX_RELEASE_UNPACKED_BYTES = env.int("LEADOPS_MAX_RELEASE_UNPACKED_BYTES", default=2 * 1024 ** 3)
+
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadops@localhost")

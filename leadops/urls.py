@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("workers_mgmt.urls")),
     path("api/v1/", include("queueing.urls")),
     path("api/v1/", include("ingestion.urls")),
+    path("api/v1/", include("releases_app.urls")),
 ]
 
 handler404 = "leadops.views.not_found"

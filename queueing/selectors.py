@@ -118,3 +118,28 @@ def dead_jobs(*, provider: str | None = None):
     if provider:
         dead = dead.filter(provider__name=provider)
     return dead
+
+
+def attempt_outcomes_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[str, dict[str, int]]:
+    """Finished attempts per worker since that worker's own instant: {worker_id: {done, failed}}.
+
+    Read by the release health gates (docs/SYSTEM_OVERVIEW.md, "Releases read the queue"): the
+    error rate of a version is the failed share of the attempts its workers finished after they
+    installed it. `failed` counts failed and lost attempts, as `worker_job_stats_24h` does.
+    """
+    from queueing.models import AttemptState, JobAttempt
+
+    outcomes: dict[str, dict[str, int]] = {}
+    items = list(since_by_worker.items())
+    # Each worker has its own window; a few hundred per query keeps the OR list reasonable.
+    for start in range(0, len(items), 200):
+        windows = Q()
+        for worker_id, since in items[start:start + 200]:
+            windows |= Q(worker_id=worker_id, finished_at__gte=since)
+        rows = JobAttempt.objects.filter(windows).values("worker_id").annotate(
+            done=Count("id", filter=Q(state=AttemptState.SUCCEEDED)),
+            failed=Count("id", filter=Q(state__in=[AttemptState.FAILED, AttemptState.LOST])),
+        ).order_by()
+        for row in rows:
+            outcomes[row["worker_id"]] = {"done": row["done"], "failed": row["failed"]}
+    return outcomes

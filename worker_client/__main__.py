@@ -24,7 +24,7 @@ from typing import Any
 
 from worker_client.client import LeadOpsClient, enroll
 from worker_client.provider import SimulatedProvider
-from worker_client.worker import Worker
+from worker_client.worker import WORKER_VERSION, Worker
 
 SECRET_ENV = "LEADOPS_WORKER_SECRET"
 ENROLLMENT_TOKEN_ENV = "LEADOPS_ENROLLMENT_TOKEN"
@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--failure-rate", type=float, default=0.05, help="Share of scrapes that fail.")
     parser.add_argument("--leads", default="20-60", help="Leads per job: N or MIN-MAX.")
     parser.add_argument("--seed", type=int, default=None, help="Seed of the simulated provider.")
+    parser.add_argument("--trust-key", action="append", default=[], metavar="KEYID:BASE64",
+                        help="A manifest key to trust (manage.py signing_public_key); with --install-dir, "
+                             "the worker updates itself (docs/RELEASES.md). Repeat during a key rotation.")
+    parser.add_argument("--install-dir", type=Path, default=None,
+                        help="Where versions are installed (versions/<version>/) and downloads kept.")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -127,7 +132,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = LeadOpsClient(args.url, worker_id, key_id, secret, on_credentials=on_credentials)
     provider = SimulatedProvider(rng=random.Random(args.seed), failure_rate=args.failure_rate,
                                  leads_per_job=leads_per_job, delay_s=(0.2, 1.5))
-    worker = Worker(client, provider, batch=args.batch, concurrency=args.concurrency)
+    updater = None
+    if args.trust_key or args.install_dir:
+        if not (args.trust_key and args.install_dir):
+            raise SystemExit("error: self-update needs both --trust-key and --install-dir")
+        from worker_client.updater import Updater, trusted_keys_from
+
+        try:
+            trusted = trusted_keys_from(dict(entry.split(":", 1) for entry in args.trust_key))
+        except ValueError as exc:
+            raise SystemExit(f"error: --trust-key: {exc}") from None
+        updater = Updater(client, root=args.install_dir, trusted_keys=trusted, current_version=WORKER_VERSION)
+    worker = Worker(client, provider, batch=args.batch, concurrency=args.concurrency, updater=updater,
+                    version=updater.current_version if updater else WORKER_VERSION)
 
     def request_stop(signum: int, frame: Any) -> None:
         worker.stop(timeout=0)

@@ -256,6 +256,66 @@ class LeadOpsClient:
             payload["attempt_ids"] = [str(attempt_id) for attempt_id in attempt_ids]
         return self.request("POST", "/jobs/release", payload)
 
+    def update_check(self, version: str | None = None) -> dict[str, Any]:
+        """GET /updates/check -> {target, reason, manifest}; `version` is what this worker runs."""
+        from urllib.parse import urlencode
+
+        return self.request("GET", "/updates/check", query=urlencode({"version": version}) if version else "")
+
+    def manifest(self, channel: str) -> dict[str, Any]:
+        """GET /releases/{channel}/latest.json: the channel's signed manifest."""
+        return self.request("GET", f"/releases/{channel}/latest.json")
+
+    def update_report(self, version: str, stage: str, ok: bool,
+                      details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """POST /updates/report: one stage of an update (downloaded, installed, self_test, rolled_back)."""
+        payload: dict[str, Any] = {"version": version, "stage": stage, "ok": ok}
+        if details is not None:
+            payload["details"] = dict(details)
+        return self.request("POST", "/updates/report", payload)
+
+    def download(self, path: str, sink: Any, *, offset: int = 0) -> int:
+        """Signed GET of an artifact (a path under /api/v1) into `sink` from byte `offset`.
+
+        With an offset, asks for `Range: bytes=offset-`; a server that answers 200 instead sends the
+        whole body, so the sink is rewound and truncated first. Returns the bytes written by this
+        call. A dropped connection raises TransportFailure; what was written stays, and the next
+        call resumes from there.
+        """
+        if path.startswith(API_PREFIX):
+            path = path[len(API_PREFIX):]
+        url = f"{self.base_url}{API_PREFIX}{path}"
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        request = self._http.build_request("GET", url, headers=headers)
+        raw_path, _, raw_query = request.url.raw_path.decode("ascii").partition("?")
+        with self._credentials_lock:
+            credentials = self._credentials
+        request.headers.update(sign_request(
+            method="GET", path=raw_path, query=raw_query, body=b"", worker_id=self.worker_id,
+            key_id=credentials.key_id, secret=credentials.secret,
+        ))
+        written = 0
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                self.stats.add(requests=1, failed_requests=0 if response.is_success else 1)
+                if not response.is_success:
+                    response.read()
+                    raise error_from_response(response.status_code, response.content)
+                if response.status_code == 200 and offset:
+                    sink.seek(0)
+                    sink.truncate()
+                # No chunk size: httpx would buffer up to it, and a cut connection would lose what
+                # was buffered instead of leaving it on disk for the resume.
+                for chunk in response.iter_bytes():
+                    sink.write(chunk)
+                    written += len(chunk)
+            finally:
+                response.close()
+        except httpx.TransportError as exc:
+            raise TransportFailure(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+        return written
+
     # --- transport ---------------------------------------------------------------------------------
 
     def request(

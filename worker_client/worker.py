@@ -58,6 +58,7 @@ class WorkerSettings:
     heartbeat_interval_s: float = 30.0
     max_batch: int = 10
     report_chunk_leads: int = 200
+    update_check_interval_s: float = 3600.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
@@ -72,6 +73,8 @@ class WorkerSettings:
             heartbeat_interval_s=_positive(config.get("heartbeat_interval_s"), defaults.heartbeat_interval_s),
             max_batch=int(_positive(config.get("max_batch"), defaults.max_batch)),
             report_chunk_leads=int(chunk),
+            update_check_interval_s=_positive(config.get("update_check_interval_s"),
+                                              defaults.update_check_interval_s),
         )
 
 
@@ -225,7 +228,7 @@ class Worker:
     def __init__(
         self, client: LeadOpsClient, provider: ScrapeProvider, *, batch: int | None = None,
         concurrency: int | None = None, providers: Sequence[str] | None = None, version: str = WORKER_VERSION,
-        min_renew_interval_s: float = 1.0, extend_seconds: int | None = None,
+        min_renew_interval_s: float = 1.0, extend_seconds: int | None = None, updater: Any = None,
     ) -> None:
         self.client = client
         self.provider = provider
@@ -241,6 +244,8 @@ class Worker:
                                      seconds=extend_seconds)
         self._thread: threading.Thread | None = None
         self._ran = False
+        # An `updater.Updater`: asks /updates/check on the configured interval (docs/RELEASES.md).
+        self.updater = updater
 
     @property
     def worker_id(self) -> str:
@@ -302,6 +307,9 @@ class Worker:
             self._config_load()
             self._heartbeat_send()
             heartbeat.start()
+            if self.updater is not None:
+                threading.Thread(target=self._update_loop, name=f"update-{self.worker_id}",
+                                 daemon=True).start()
             self._renewer.start()
             while not self._stop.is_set():
                 self._pull_and_work(executor)
@@ -443,12 +451,24 @@ class Worker:
                 logger.exception("heartbeat crashed")
                 self._note_error("heartbeat", exc)
 
+    def _update_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                outcome = self.updater.check_once()
+                if outcome.action == "installed":
+                    self.version = self.updater.current_version
+            except Exception as exc:  # an update problem must never stop the work
+                self._note_error("update check", exc)
+            if self._stop.wait(self.settings.update_check_interval_s):
+                return
+
     def _heartbeat_send(self, *, final: bool = False) -> None:
         running = 0 if final else len(self._renewer.held())
         status = "stopped" if final else ("busy" if running else "idle")
+        self_test = self.updater.last_self_test if self.updater is not None else None
         try:
             answer = self.client.heartbeat(version=self.version, status=status, running_jobs=running,
-                                           metrics=self.counters.snapshot())
+                                           metrics=self.counters.snapshot(), self_test=self_test)
         except ClientError as exc:
             self._note_error("heartbeat", exc)
             return

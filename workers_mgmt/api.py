@@ -85,6 +85,7 @@ class HeartbeatView(WorkerAPIView):
         worker_heartbeat(
             worker=self.worker, version=data["version"], status=data["status"],
             running_jobs=data["running_jobs"], metrics=data.get("metrics"), ip=client_ip(request),
+            self_test=data.get("self_test"),
         )
         config = worker_config_get()
         answer = {

@@ -150,14 +150,19 @@ def credential_touch(*, credential: WorkerCredential, at: dt.datetime) -> None:
 
 def worker_heartbeat(
     *, worker: Worker, version: str, status: str, running_jobs: int, metrics: dict[str, Any] | None,
-    ip: str | None,
+    ip: str | None, self_test: Any = None,
 ) -> Worker:
     """Store what a worker says about itself; one UPDATE (and live monitor events, no writes)."""
     at = clock_now()
     previous = worker.last_heartbeat_at
+    changes: dict[str, Any] = {}
+    if self_test is not None:
+        # Kept, not dropped: the release health gates read the latest self-test (docs/RELEASES.md).
+        changes["last_self_test"] = self_test
+        worker.last_self_test = self_test
     Worker.objects.filter(pk=worker.pk).update(
         last_heartbeat_at=at, reported_version=version, reported_status=status,
-        running_jobs=running_jobs, last_metrics=metrics or {}, last_ip=ip, updated_at=at,
+        running_jobs=running_jobs, last_metrics=metrics or {}, last_ip=ip, updated_at=at, **changes,
     )
     worker.last_heartbeat_at = at
     worker.reported_version = version

@@ -29,10 +29,25 @@ def succeeded_jobs(db_path: Path) -> int:
         return 0
 
 
+def demo_canary_installs(db_path: Path) -> int:
+    """Installs of the demo rollout's new release reported by its canary (issue 13)."""
+    try:
+        with sqlite3.connect(db_path, timeout=5) as db:
+            return db.execute(
+                "SELECT count(*) FROM releases_app_workerreleasestatus s JOIN releases_app_rollout r"
+                " ON r.id = (SELECT max(id) FROM releases_app_rollout)"
+                " JOIN releases_app_release v ON v.id = r.release_id"
+                " WHERE s.worker_id = 'demo-updater-1' AND s.version = v.version AND s.install_ok"
+            ).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def test_devserver_serves_admin_and_moves_jobs_then_stops_everything(tmp_path):
     db_path = tmp_path / "run.sqlite3"
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_path}", "LEADOPS_PORT": str(port)}
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db_path}", "LEADOPS_PORT": str(port),
+           "LEADOPS_MEDIA_ROOT": str(tmp_path / "media")}
     env.pop("REDIS_URL", None)
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
@@ -44,7 +59,12 @@ def test_devserver_serves_admin_and_moves_jobs_then_stops_everything(tmp_path):
             assert process.poll() is None, log_path.read_text()[-3000:]
             time.sleep(1)
         assert succeeded_jobs(db_path) >= 5, log_path.read_text()[-3000:]
+        # The demo release reached its canary: a rollout a newcomer can watch (docs/RELEASES.md).
+        while time.monotonic() < deadline + 30 and not demo_canary_installs(db_path):
+            time.sleep(1)
+        assert demo_canary_installs(db_path) == 1, log_path.read_text()[-3000:]
         output = log_path.read_text()
+        assert "is rolling out on channel 'demo'" in output
         login = re.search(r"login: (\S+) / (\S+)", output)
         assert login, output[-2000:]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:

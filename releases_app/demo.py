@@ -1,0 +1,67 @@
+"""The demo release of `make run` (leadops/devserver.py): a rollout a newcomer can watch move.
+
+It uses a channel of its own, `demo`, whose workers are the devserver's updating demo workers, so
+the channels of the real (or simulated) fleet are never changed by starting the development server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+from django.utils import timezone
+
+from releases_app.models import ACTIVE_ROLLOUT_STATES, Channel, Release, Rollout
+from releases_app.services import ReleaseRefused, release_publish, rollout_promote, rollout_start
+
+DEMO_PREFIX = "demo-"
+DEMO_CHANNEL = "demo"
+
+
+def demo_artifact(version: str) -> bytes:
+    """A tiny but real worker artifact: worker-manifest.json and an entrypoint."""
+    buffer = io.BytesIO()
+    files = {
+        "worker-manifest.json": json.dumps({"version": version, "entrypoint": "bin/worker.js",
+                                            "node": "20.11.1"}).encode(),
+        "bin/worker.js": f"console.log('LeadOps demo worker {version}');\n".encode(),
+    }
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _publish(version: str) -> Release:
+    existing = Release.objects.filter(version=version).first()
+    if existing is not None:
+        return existing
+    return release_publish(version=version, fileobj=io.BytesIO(demo_artifact(version)),
+                           filename=f"{version}.tar.gz", notes="Demo release of make run", actor="make run")
+
+
+def demo_rollout_seed(*, canary: str, hold_s: int = 45) -> Rollout | None:
+    """Put the demo channel on a demo release and start rolling a new one out, canary first."""
+    channel = Channel.objects.filter(name=DEMO_CHANNEL).select_related("current").first()
+    if Rollout.objects.filter(channel__name=DEMO_CHANNEL, state__in=ACTIVE_ROLLOUT_STATES).exists():
+        return None
+    try:
+        if channel is None or channel.current is None:
+            _publish(f"{DEMO_PREFIX}1.0.0")
+            rollout_start(version=f"{DEMO_PREFIX}1.0.0", channel_name=DEMO_CHANNEL, steps=[{"percent": 100}],
+                          actor="make run")
+            rollout_promote(channel_name=DEMO_CHANNEL, actor="make run")
+        version = f"{DEMO_PREFIX}{timezone.now():%Y%m%d.%H%M%S}"
+        _publish(version)
+        return rollout_start(
+            version=version, channel_name=DEMO_CHANNEL, canary=[canary], actor="make run",
+            steps=[{"canary": [canary], "hold_s": hold_s}, {"percent": 50, "hold_s": hold_s},
+                   {"percent": 100, "hold_s": hold_s}],
+            # The demo's updating workers run no jobs: judge installs, heartbeats and self-tests only.
+            gates={"min_attempts": 0},
+        )
+    except ReleaseRefused:
+        return None
