@@ -39,7 +39,7 @@ class HttpReceiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with outer.lock:
@@ -107,7 +107,7 @@ class SmtpReceiver:
         outer = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 mail = Mail(envelope.mail_from, list(envelope.rcpt_tos),
                             email.message_from_bytes(envelope.original_content or envelope.content), time.time())
                 with outer.arrived:
