@@ -191,6 +191,7 @@ def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) 
     became_pending: list[Alert] = []
     fired: list[Alert] = []
     resolved: list[Alert] = []
+    steady: list[Alert] = []
     timeline: list[AlertEvent] = []
     for fp, (labels, condition) in wanted.items():
         annotations = {"summary": condition.summary, **condition.annotations}
@@ -220,23 +221,24 @@ def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) 
             counts[alert.state] += 1
             (fired if firing_now else became_pending).append(alert)
             continue
-        previous = alert.state
-        update: dict[str, Any] = {
-            "value": condition.value,
-            "annotations": annotations,
-            "last_evaluated_at": now,
-        }
-        if previous == AlertState.PENDING and now - alert.active_since >= hold:
-            update.update(state=AlertState.FIRING, starts_at=now)
-        # Compare-and-swap on the state we read: a concurrent change is never overwritten.
-        if (
-            Alert.objects.filter(pk=alert.pk, state=previous).update(**update, updated_at=now)
-            and "state" in update
-        ):
-            for name, value in update.items():
-                setattr(alert, name, value)
-            counts["firing"] += 1
-            fired.append(alert)
+        alert.value, alert.annotations, alert.last_evaluated_at = condition.value, annotations, now
+        if alert.state == AlertState.PENDING and now - alert.active_since >= hold:
+            # Compare-and-swap on the state we read: a concurrent change is never overwritten.
+            if Alert.objects.filter(pk=alert.pk, state=AlertState.PENDING).update(
+                state=AlertState.FIRING,
+                starts_at=now,
+                value=alert.value,
+                annotations=annotations,
+                last_evaluated_at=now,
+                updated_at=now,
+            ):
+                alert.state, alert.starts_at = AlertState.FIRING, now
+                counts["firing"] += 1
+                fired.append(alert)
+            continue
+        steady.append(alert)
+    # Alerts that stay as they were: one UPDATE for all of them, however many workers are silent.
+    Alert.objects.bulk_update(steady, ["value", "annotations", "last_evaluated_at"], batch_size=500)
     if created:
         Alert.objects.bulk_create(created)
         if any(alert.pk is None for alert in created):

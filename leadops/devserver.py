@@ -1,7 +1,8 @@
 """`make run`: the whole portal on its embedded defaults, in one command.
 
 Migrates, creates a demo staff login, seeds a demo campaign, then starts daphne, the django-q2
-cluster and three simulated workers. Ctrl-C (or SIGTERM) stops every process it started.
+cluster, the alert evaluator and three simulated workers. Ctrl-C (or SIGTERM) stops every process it
+started.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def main() -> int:
             print("daphne did not start; see the output above.", file=sys.stderr)
             return 1
         start(sys.executable, "manage.py", "qcluster")
+        # The alert evaluator runs every 10 s, more often than django-q2 schedules can (docs/DEPLOY.md).
+        start(sys.executable, "manage.py", "alerts_evaluate")
         start(sys.executable, "manage.py", "simulate_fleet", "--url", f"http://{HOST}:{PORT}",
               "--workers", str(WORKERS))
         print(

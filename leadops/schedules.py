@@ -18,6 +18,9 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),
     ("monitor: announce offline workers", "leadops.tasks.announce_offline_workers", 1),
     ("monitor: trim the event replay log", "leadops.tasks.trim_monitor_events", 10),
+    # A fallback beside the `alerts_evaluate` process (the real 10 s evaluator): schedules run at most
+    # once a minute. Row locks make a round here and one there never double-send.
+    ("alerts: evaluate rules and deliver", "alerts.tasks.evaluate_alerts", 1),
 ]
 
 
