@@ -13,7 +13,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from alerts.selectors import next_due_at
@@ -26,12 +26,19 @@ logger = logging.getLogger(__name__)
 MIN_SLEEP_S = 0.05
 
 
+def _refresh_connections() -> None:
+    # A long-lived process must drop broken or expired connections between rounds (as Django does
+    # between requests); inside a transaction (a test calling one round) there is nothing to drop.
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
 def evaluator_run(*, once: bool = False, stop: threading.Event | None = None) -> None:
     """Run evaluator rounds until `stop` is set (or one round with `once`)."""
     stop = stop or threading.Event()
     next_evaluation = 0.0
     while not stop.is_set():
-        close_old_connections()
+        _refresh_connections()
         started = time.monotonic()
         evaluate = started >= next_evaluation
         if evaluate:
@@ -51,4 +58,4 @@ def evaluator_run(*, once: bool = False, stop: threading.Event | None = None) ->
         if due is not None:
             sleep = min(sleep, (due - timezone.now()).total_seconds())
         stop.wait(max(MIN_SLEEP_S, min(sleep, settings.LEADOPS_ALERT_EVAL_INTERVAL_S)))
-    close_old_connections()
+    _refresh_connections()
