@@ -510,9 +510,10 @@ def _group_flush(
         needs = needs or group.last_notified_at <= now - interval
     if not needs:
         return None
-    sent_resolved = resolved_alerts if (receiver.send_resolved or not firing_alerts) else []
-    if not firing_alerts and not receiver.send_resolved:
-        # All resolved, but this receiver does not want to hear it: clear the log, send nothing.
+    sent_resolved = resolved_alerts if receiver.send_resolved else []
+    if not firing_alerts and not sent_resolved:
+        # Nothing left to tell this receiver (everything resolved and it does not want resolved
+        # notifications, or what still fires is silenced): clear the log, send nothing.
         AlertGroup.objects.filter(pk=group.pk).update(
             last_firing=[],
             last_resolved=sorted(resolved),
@@ -520,8 +521,6 @@ def _group_flush(
             next_flush_at=None,
             updated_at=now,
         )
-        return None
-    if not firing_alerts and not sent_resolved:
         return None
     message = message_build(
         receiver=receiver,

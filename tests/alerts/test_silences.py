@@ -82,3 +82,24 @@ def test_a_recurring_window_mutes_only_on_its_weekday_and_hours(db):
     assert not silence_is_active(silence, local_time(4, 0, days=1))
     assert not silence_is_active(silence, local_time(2, 30, days=2))  # another weekday
     assert silence_is_active(silence, local_time(3, 59, days=8))  # the same weekday a week later
+
+
+def test_silencing_a_notified_alert_sends_nothing_and_it_returns_when_the_silence_is_expired(clock, hook):
+    [worker] = silent_workers(1, silent_for_s=61)
+    evaluator_tick()
+    clock.shift(16)
+    evaluator_tick()
+    assert len(hook.at("/hook")) == 1
+    silence = silence_create(matchers=[{"name": "worker", "op": "=", "value": worker}],
+                             ends_at=timezone.now() + dt.timedelta(hours=1), created_by="ops", comment="on it")
+    for _ in range(3):
+        clock.shift(121)
+        evaluator_tick()
+    assert len(hook.at("/hook")) == 1  # silenced: no resolved message either, it did not resolve
+    silence_expire(silence=silence)
+    clock.shift(1)
+    evaluator_tick()
+    clock.shift(121)
+    evaluator_tick()
+    assert len(hook.at("/hook")) == 2
+    assert hook.at("/hook")[1].json()["status"] == "firing"
