@@ -888,3 +888,20 @@ def silence_expire(*, silence: Silence, now: dt.datetime | None = None) -> bool:
             ends_at=now, expired_early_at=now, updated_at=now
         )
     )
+
+
+def alerts_history_purge(*, older_than: dt.datetime) -> dict[str, int]:
+    """Forget resolved alerts, finished notifications (with their attempts) and expired silences
+    that ended before `older_than`; firing and pending alerts and live silences are kept."""
+    finished = [NotificationStatus.DELIVERED, NotificationStatus.FAILED]
+    with transaction.atomic():
+        # delete() counts the cascaded rows too; take each model's own count.
+        _, gone_notifications = Notification.objects.filter(
+            status__in=finished, created_at__lt=older_than
+        ).delete()
+        _, gone_alerts = Alert.objects.filter(state=AlertState.RESOLVED, ends_at__lt=older_than).delete()
+        _, gone_silences = Silence.objects.filter(ends_at__lt=older_than).delete()
+    notifications = gone_notifications.get(Notification._meta.label, 0)
+    alerts = gone_alerts.get(Alert._meta.label, 0)
+    silences = gone_silences.get(Silence._meta.label, 0)
+    return {"notifications": notifications, "alerts": alerts, "silences": silences}

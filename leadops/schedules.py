@@ -21,6 +21,7 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     # A fallback beside the `alerts_evaluate` process (the real 10 s evaluator): schedules run at most
     # once a minute. Row locks make a round here and one there never double-send.
     ("alerts: evaluate rules and deliver", "alerts.tasks.evaluate_alerts", 1),
+    ("alerts: purge old alert history", "alerts.tasks.purge_alert_history", 60),
 ]
 
 

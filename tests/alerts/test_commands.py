@@ -79,3 +79,31 @@ def test_a_bad_argument_is_one_line_on_stderr_and_a_nonzero_exit():
                             timeout=60)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_old_alert_history_is_purged_and_live_state_kept(clock, db):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from alerts.models import Silence
+    from alerts.services import alerts_history_purge, silence_create
+    from alerts.tasks import purge_alert_history
+    from tests.alerts.factories import heartbeat
+    from workers_mgmt.models import Worker
+
+    workers = silent_workers(2, silent_for_s=61)
+    evaluator_tick()
+    silence_create(matchers=[{"name": "worker", "op": "=", "value": "w-x"}], ends_at=timezone.now() + dt.timedelta(hours=1),
+                   created_by="ops", comment="old")
+    clock.shift(10)
+    heartbeat(workers[:1])
+    evaluator_tick()
+    Worker.objects.filter(id=workers[0]).update(enabled=False)  # retired: never overdue again
+    assert purge_alert_history() == {"notifications": 0, "alerts": 0, "silences": 0}
+    clock.shift(3600 * 24 * 31)
+    heartbeat(workers[1:])  # the other fired all month and resolves only now: it is kept
+    evaluator_tick()
+    result = alerts_history_purge(older_than=timezone.now() - dt.timedelta(days=30))
+    assert result["alerts"] == 1 and result["silences"] == 1
+    assert Alert.objects.count() == 1 and not Silence.objects.exists()
