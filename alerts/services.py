@@ -724,6 +724,14 @@ def receiver_set(
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise AlertsError("the receiver URL must be an http(s) URL")
+        host = (parts.hostname or "").lower()
+        if kind == ReceiverKind.TEAMS and (
+            host.endswith("webhook.office.com") or host == "outlook.office.com"
+        ):
+            # Microsoft retired Office 365 connectors (docs/RUNBOOK.md, Alerts): only Workflows URLs work.
+            raise AlertsError(
+                "that is a retired Office 365 connector URL; create a Teams Workflows webhook instead"
+            )
     with transaction.atomic():
         receiver = Receiver.objects.select_for_update().filter(name=name).first()
         if receiver is None:

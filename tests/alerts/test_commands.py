@@ -33,6 +33,7 @@ def test_alert_receiver_set_creates_then_changes_a_receiver(db, capsys):
     (["x", "--slack", "https://a", "--secret", "s"], "--secret goes with --webhook only"),
     (["x", "--email", "not-an-address"], "addresses"),
     (["x", "--slack", "https://a", "--teams", "https://b"], "not allowed with"),
+    (["x", "--teams", "https://contoso.webhook.office.com/webhookb2/abc"], "retired Office 365 connector"),
 ])
 def test_alert_receiver_set_refuses_bad_arguments(db, args, message):
     with pytest.raises(CommandError, match=message):
