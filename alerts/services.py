@@ -334,9 +334,9 @@ def _plan(now: dt.datetime) -> dict[tuple[int, str], GroupPlan]:
 def groups_sync(*, now: dt.datetime | None = None) -> dict[tuple[int, str], GroupPlan]:
     """Create or re-arm the group of every unsilenced firing alert; return the routing plan.
 
-    A new group is flushed after its group wait; an idle group (nothing sent since it went quiet,
-    e.g. everything in it was silenced) is armed again: at once plus the group wait when it never
-    sent, else no sooner than a group interval after its last notification.
+    A new group is flushed after its group wait; an idle group (it had nothing to send, e.g. all of
+    it was resolved or silenced) is armed again the same way, but no sooner than a group interval
+    after its last notification.
     """
     now = _now(now)
     plans = _plan(now)
@@ -363,10 +363,11 @@ def groups_sync(*, now: dt.datetime | None = None) -> dict[tuple[int, str], Grou
                 )
             )
         elif group.next_flush_at is None:
-            if group.last_notified_at is None:
-                at = now + dt.timedelta(seconds=timers.group_wait_s)
-            else:
-                at = max(now, group.last_notified_at + dt.timedelta(seconds=timers.group_interval_s))
+            # A group that went quiet starts again like a new one (it waits its group wait), but never
+            # sends sooner than a group interval after its last notification.
+            at = now + dt.timedelta(seconds=timers.group_wait_s)
+            if group.last_notified_at is not None:
+                at = max(at, group.last_notified_at + dt.timedelta(seconds=timers.group_interval_s))
             # Compare-and-swap: a concurrent evaluator that armed it first wins.
             AlertGroup.objects.filter(pk=group.pk, next_flush_at__isnull=True).update(
                 next_flush_at=at, updated_at=now
