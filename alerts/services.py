@@ -615,9 +615,7 @@ def notification_send(*, notification: Notification) -> DeliveryAttempt | None:
         else:
             delay = max(_backoff_s(number), outcome.retry_after_s or 0.0)
             retry_at = finished + dt.timedelta(seconds=delay)
-            gave_up = retry_at > notification.give_up_at and not notification.is_test
-            if notification.is_test:
-                gave_up = True
+            gave_up = notification.is_test or retry_at > notification.give_up_at
             Notification.objects.filter(pk=notification.pk).update(
                 status=NotificationStatus.FAILED if gave_up else NotificationStatus.PENDING,
                 attempts=number,
