@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -100,6 +101,21 @@ class AlertRuleForm(forms.ModelForm):
     class Meta:
         model = AlertRule
         fields = ["enabled", "threshold", "for_seconds", "severity", "labels"]
+
+    def clean_threshold(self) -> float:
+        if self.cleaned_data["threshold"] < 0:
+            raise forms.ValidationError("Zero or more.")
+        return self.cleaned_data["threshold"]
+
+    def clean_labels(self) -> dict[str, str]:
+        labels = self.cleaned_data.get("labels") or {}
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
+            raise forms.ValidationError('Labels are a JSON object of text to text, e.g. {"team": "fleet"}.')
+        if {"alertname", "severity"} & set(labels):
+            raise forms.ValidationError("alertname and severity are set by the rule itself.")
+        return labels
 
 
 @admin.register(AlertRule)
@@ -434,11 +450,16 @@ class ReceiverForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if (
-            data.get("kind") != ReceiverKind.EMAIL
-            and not data.get("url")
-            and not (self.instance.pk and self.instance.url_encrypted)
-        ):
+        kind = data.get("kind")
+        if kind == ReceiverKind.EMAIL:
+            addresses = [a.strip() for a in (data.get("addresses") or "").split(",") if a.strip()]
+            if not addresses or any("@" not in a or " " in a for a in addresses):
+                self.add_error("addresses", "One or more email addresses, comma-separated.")
+        elif data.get("url"):
+            parts = urlsplit(data["url"])
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                self.add_error("url", "An http(s) URL.")
+        elif not (self.instance.pk and self.instance.url_encrypted):
             self.add_error("url", "This kind of receiver needs its URL.")
         return data
 

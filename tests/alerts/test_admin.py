@@ -116,3 +116,30 @@ def test_one_click_views_keep_csrf(db, admin_user, firing):
 def test_staff_only(client, firing):
     response = client.get(reverse("admin:alerts_alert_changelist"))
     assert response.status_code == 302 and "/login/" in response.url
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"name": "m", "kind": "email", "addresses": "nobody", "url": "", "secret": "", "enabled": "on"}, "addresses"),
+    ({"name": "h", "kind": "webhook", "addresses": "", "url": "ftp://x", "secret": "", "enabled": "on"}, "url"),
+    ({"name": "h", "kind": "slack", "addresses": "", "url": "", "secret": "", "enabled": "on"}, "url"),
+])
+def test_a_bad_receiver_form_is_an_error_on_the_page_not_a_crash(admin_client, db, data, field):
+    response = admin_client.post(reverse("admin:alerts_receiver_add"), data)
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert not Receiver.objects.exists()
+
+
+def test_rule_labels_may_not_replace_alertname(admin_client, db):
+    from alerts.models import AlertRule
+
+    rule = AlertRule.objects.get(kind="dlq_growth")
+    response = admin_client.post(reverse("admin:alerts_alertrule_change", args=[rule.pk]), {
+        "enabled": "on", "threshold": "5", "for_seconds": "0", "severity": "warning",
+        "labels": '{"alertname": "x"}'})
+    assert response.status_code == 200 and "set by the rule itself" in response.content.decode()
+    response = admin_client.post(reverse("admin:alerts_alertrule_change", args=[rule.pk]), {
+        "enabled": "on", "threshold": "5", "for_seconds": "30", "severity": "critical", "labels": '{"team": "queue"}'})
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.threshold, rule.for_seconds, rule.severity, rule.labels) == (5, 30, "critical", {"team": "queue"})
