@@ -3,7 +3,7 @@ and Procrastinate, in one run; one table on stdout, the same as JSON in bench/re
 
     .venv/bin/python -m bench.run                  # everything (about 6-8 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick          # a smoke run: a few seconds per metric
-    .venv/bin/python -m bench.run --only jobs      # jobs | ingest | raw | peer | monitor | live, or a comma list
+    .venv/bin/python -m bench.run --only jobs      # jobs | ingest | raw | peer | monitor | live | alerts, or a comma list
 
 See docs/PERFORMANCE.md for what each number means and how to read it.
 """
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import common, live_latency, monitor_pages, peer, portal, raw_ingest, raw_queue
+from bench import alert_latency, common, live_latency, monitor_pages, peer, portal, raw_ingest, raw_queue
 from bench.api_load import client_kind_available, client_process
 
-SECTIONS = ("raw", "peer", "jobs", "ingest", "monitor", "live")
+SECTIONS = ("raw", "peer", "jobs", "ingest", "monitor", "live", "alerts")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 WORKERS = 16
@@ -385,6 +385,12 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                      "leadops": f"{live['p50_ms']:.1f} / {live['p95_ms']:.1f}", "ceiling": None, "peer": None,
                      "ratio": None, "target": f"p95 <= {live_latency.TARGET_P95_MS:.0f} ms", "pass": live["pass"],
                      "unit": "ms"})
+    alerts = res.get("alerts") or {}
+    if alerts.get("p99_s") is not None:
+        rows.append({"metric": f"alerts: condition -> receipt p50 / p99 s ({alerts['alerts']} alerts, default timings)",
+                     "leadops": f"{alerts['p50_s']:.1f} / {alerts['p99_s']:.1f}", "ceiling": None, "peer": None,
+                     "ratio": None, "target": f"p99 <= {alert_latency.TARGET_P99_S:.0f} s", "pass": alerts["pass"],
+                     "unit": "s"})
     if peer1 is not None:
         rows.append({"metric": "peer: Procrastinate, 1 process × 8", "leadops": None, "ceiling": None, "peer": peer1,
                      "ratio": None, "target": "-", "pass": None, "unit": "jobs/s"})
@@ -426,7 +432,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: one short run per metric")
-    parser.add_argument("--only", default="", help="jobs, ingest, raw, peer, monitor or live (comma-separated for several)")
+    parser.add_argument("--only", default="", help="jobs, ingest, raw, peer, monitor, live or alerts (comma-separated for several)")
     parser.add_argument("--client", choices=("auto", "reference", "mini"), default="auto",
                         help="auto: worker_client.LeadOpsClient when it imports, else bench.miniclient")
     parser.add_argument("--daphne", choices=("auto", "1", "2", "3", "4"), default="auto",
@@ -555,8 +561,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"p95 {r['p95_ms']} ms, {r['deliveries']:,} of {r['deliveries_expected']:,} deliveries")
         section("live latency", _live)
 
+    if "alerts" in args.sections:
+        def _alerts() -> None:
+            r = alert_latency.measure(alerts=20 if plan.quick else 100, spread_s=5 if plan.quick else 30,
+                                      keep_db=args.keep_db)
+            res["alerts"] = r
+            log(f"alerts: {r['delivered']} of {r['alerts']} delivered, condition -> receipt p50 {r['p50_s']} s, "
+                f"p99 {r['p99_s']} s")
+        section("alert delivery latency", _alerts)
+
     if not args.keep_db:
-        for db in (raw_queue.DB, raw_ingest.DB, peer.DB, portal.DB, live_latency.DATABASE):
+        for db in (raw_queue.DB, raw_ingest.DB, peer.DB, portal.DB, live_latency.DATABASE, alert_latency.DATABASE):
             with contextlib.suppress(Exception):
                 common.drop_database(db)
 

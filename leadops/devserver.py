@@ -1,10 +1,10 @@
 """`make run`: the whole portal on its embedded defaults, in one command.
 
 Migrates, creates a demo staff login, seeds a demo campaign, then starts daphne, the django-q2
-cluster and three simulated workers. It also publishes a demo worker release and rolls it out on the
-channel `demo` to three updating demo workers (threads here, running the reference updater), so a
-newcomer sees a rollout move in Admin › Rollouts (docs/RELEASES.md). Ctrl-C (or SIGTERM) stops every
-process it started.
+cluster, the alert evaluator and three simulated workers. It also publishes a demo worker release and
+rolls it out on the channel `demo` to three updating demo workers (threads here, running the reference
+updater), so a newcomer sees a rollout move in Admin › Rollouts (docs/RELEASES.md). Ctrl-C (or
+SIGTERM) stops every process it started.
 """
 
 from __future__ import annotations
@@ -159,6 +159,8 @@ def main() -> int:
             print("daphne did not start; see the output above.", file=sys.stderr)
             return 1
         start(sys.executable, "manage.py", "qcluster")
+        # The alert evaluator runs every 10 s, more often than django-q2 schedules can (docs/DEPLOY.md).
+        start(sys.executable, "manage.py", "alerts_evaluate")
         start(sys.executable, "manage.py", "simulate_fleet", "--url", f"http://{HOST}:{PORT}",
               "--workers", str(WORKERS))
         for credentials in updaters:

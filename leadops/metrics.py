@@ -53,12 +53,15 @@ class DatabaseCollector(Collector):
                                 value=snap["dup_ratio"])
         yield GaugeMetricFamily("leadops_workers_online", "Enabled workers with a heartbeat in time.",
                                 value=snap["workers_online"])
-        # Families of issue 6 (breakers) and the alert evaluator: exposed without samples until
-        # those tables exist, so dashboards and alert rules can be written against the names now.
+        # The breakers' family (issue 6) is exposed without samples until that table is read here, so
+        # dashboards can be written against the name now.
         yield GaugeMetricFamily("leadops_breaker_state",
                                 "Circuit breaker state (0 closed, 1 half-open, 2 open).",
                                 labels=["scope", "key"])
-        yield GaugeMetricFamily("leadops_alerts_firing", "Alerts firing, by rule.", labels=["rule"])
+        firing = GaugeMetricFamily("leadops_alerts_firing", "Alerts firing, by rule.", labels=["rule"])
+        for rule, count in snap["alerts_firing"].items():
+            firing.add_metric([rule], count)
+        yield firing
 
 
 _registry = CollectorRegistry(auto_describe=False)

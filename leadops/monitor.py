@@ -13,6 +13,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
+from alerts.selectors import alerts_firing_count
 from ingestion.selectors import ingestion_telemetry
 from leadops.clock import now as clock_now
 from queueing.selectors import dlq_stats, queue_overview, worker_job_stats_24h
@@ -63,6 +64,7 @@ def monitor_context() -> dict[str, Any]:
         **_live_context(),
         "dlq": dlq_stats(),
         "releases": releases_overview(),
+        "alerts_firing": alerts_firing_count(),
     }
 
 
@@ -88,7 +90,7 @@ def monitor_snapshot() -> dict[str, Any]:
             metrics[f"provider.{row['provider']}.{state}"] = row[state]
     metrics.update({
         "succeeded_last_hour": queue["succeeded_last_hour"], "dlq_size": queue["dlq_size"],
-        "stuck_leases": queue["stuck_leases"],
+        "stuck_leases": queue["stuck_leases"], "alerts.firing": alerts_firing_count(),
         **{f"today.{key}": telemetry["today"][key] for key in ("added", "duplicates", "invalid")},
     })
     return {"at": clock_now().isoformat(), "metrics": metrics,

@@ -20,6 +20,10 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("monitor: trim the event replay log", "leadops.tasks.trim_monitor_events", 10),
     ("releases: evaluate rollout health gates", "releases_app.tasks.evaluate_rollouts", 1),
     ("releases: re-sign manifests before expiry", "releases_app.tasks.refresh_manifests", 60),
+    # A fallback beside the `alerts_evaluate` process (the real 10 s evaluator): schedules run at most
+    # once a minute. Row locks make a round here and one there never double-send.
+    ("alerts: evaluate rules and deliver", "alerts.tasks.evaluate_alerts", 1),
+    ("alerts: purge old alert history", "alerts.tasks.purge_alert_history", 60),
 ]
 
 

@@ -43,6 +43,7 @@ def workers_online_count(*, cutoff: dt.datetime) -> int:
 
 def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
     """Every database-backed number of /metrics, read at scrape time so all processes agree."""
+    from alerts.selectors import alerts_firing_by_rule
     from ingestion.models import IngestCounter
     from queueing.models import JobAttempt
     from queueing.selectors import queue_depth_by_state_and_provider
@@ -60,4 +61,5 @@ def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
         "leads": leads,
         "dup_ratio": (leads["duplicates"] / seen) if seen else 0.0,
         "workers_online": workers_online_count(cutoff=now - dt.timedelta(seconds=overdue_s)),
+        "alerts_firing": alerts_firing_by_rule(),
     }

@@ -220,6 +220,14 @@ LEADOPS_AUTH_FAILURES_WORKER_BURST = env.int("LEADOPS_AUTH_FAILURES_WORKER_BURST
 LEADOPS_HEARTBEAT_OVERDUE_S = env.int("LEADOPS_HEARTBEAT_OVERDUE_S", default=120)
 LEADOPS_MONITOR_EVENTS_KEEP = env.int("LEADOPS_MONITOR_EVENTS_KEEP", default=10_000)
 LEADOPS_METRICS_TOKEN = env.str("LEADOPS_METRICS_TOKEN", default="")
+# Alerts (issue 14, docs/DEPLOY.md): Alertmanager's three timers and how often the evaluator looks.
+# Seconds, fractions allowed (tests and benches shorten them).
+LEADOPS_ALERT_GROUP_WAIT_S = env.float("LEADOPS_ALERT_GROUP_WAIT_S", default=15.0)
+LEADOPS_ALERT_GROUP_INTERVAL_S = env.float("LEADOPS_ALERT_GROUP_INTERVAL_S", default=120.0)
+LEADOPS_ALERT_REPEAT_INTERVAL_S = env.float("LEADOPS_ALERT_REPEAT_INTERVAL_S", default=14400.0)
+LEADOPS_ALERT_EVAL_INTERVAL_S = env.float("LEADOPS_ALERT_EVAL_INTERVAL_S", default=10.0)
+# An SMTP server that does not answer must not stall the evaluator (Django's default is no timeout).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # Django refuses to read a larger body; the middleware answers 413 before that in the protocol shape.
 DATA_UPLOAD_MAX_MEMORY_SIZE = LEADOPS_MAX_BODY_BYTES
 
@@ -257,6 +265,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # httpx logs every request's full URL at INFO; a Slack or Teams webhook URL is a credential.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 

@@ -143,3 +143,84 @@ def attempt_outcomes_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[s
         for row in rows:
             outcomes[row["worker_id"]] = {"done": row["done"], "failed": row["failed"]}
     return outcomes
+
+
+# Reads for the alert rules (alerts reads the queue only through these). Each is one aggregate query.
+
+
+def report_outcomes_since(*, since: dt.datetime) -> list[tuple[str, str, int, int]]:
+    """(scope, key, successes, failures) of report outcomes since `since`, per provider and per worker.
+
+    Read from the breaker's outcome buckets, which every finished report feeds for both scopes.
+    """
+    from django.db.models import Sum
+
+    from queueing.models import BreakerOutcome
+
+    rows = (
+        BreakerOutcome.objects.filter(bucket__gte=since).values("scope", "key")
+        .annotate(successes=Sum("successes"), failures=Sum("failures")).order_by("scope", "key")
+    )
+    return [(row["scope"], row["key"], int(row["successes"] or 0), int(row["failures"] or 0)) for row in rows]
+
+
+def failed_attempts_by_provider(*, since: dt.datetime) -> dict[str, int]:
+    """Attempts that failed (each one a retry or a death) since `since`, per provider name."""
+    from queueing.models import AttemptState, JobAttempt
+
+    rows = (
+        JobAttempt.objects.filter(finished_at__gte=since, state=AttemptState.FAILED)
+        .values("job__provider__name").annotate(count=Count("id")).order_by()
+    )
+    return {row["job__provider__name"]: row["count"] for row in rows}
+
+
+def dead_jobs_by_provider(*, since: dt.datetime) -> dict[str, int]:
+    """Jobs that reached the dead-letter queue since `since`, per provider name."""
+    rows = (
+        Job.objects.filter(state=JobState.DEAD, finished_at__gte=since)
+        .values("provider__name").annotate(count=Count("id")).order_by()
+    )
+    return {row["provider__name"]: row["count"] for row in rows}
+
+
+def stuck_jobs_by_provider(*, now: dt.datetime, grace_s: float) -> dict[str, dict[str, int]]:
+    """Per provider: jobs leased past their lease + `grace_s`, and ready jobs unclaimed for `grace_s`.
+
+    Only enabled providers count as unclaimed: a disabled provider's queue waits on purpose.
+    """
+    cutoff = now - dt.timedelta(seconds=grace_s)
+    rows = (
+        Job.objects.filter(
+            Q(state=JobState.LEASED, lease_expires_at__lt=cutoff)
+            | Q(state=JobState.QUEUED, run_at__lt=cutoff, provider__enabled=True)
+        )
+        .values("provider__name")
+        .annotate(leased=Count("id", filter=Q(state=JobState.LEASED)),
+                  unclaimed=Count("id", filter=Q(state=JobState.QUEUED)))
+        .order_by()
+    )
+    return {row["provider__name"]: {"leased": row["leased"], "unclaimed": row["unclaimed"]} for row in rows}
+
+
+def breakers_open() -> list[tuple[str, str, dt.datetime | None]]:
+    """(scope, key, opened_at) of every breaker that is open now."""
+    from queueing.models import Breaker, BreakerState
+
+    return list(Breaker.objects.filter(state=BreakerState.OPEN).order_by("scope", "key")
+                .values_list("scope", "key", "opened_at"))
+
+
+def succeeded_attempts_by_provider(*, since: dt.datetime) -> dict[str, dict[str, int]]:
+    """Per provider: attempts that succeeded since `since` and the leads they added."""
+    from django.db.models import Sum
+
+    from queueing.models import AttemptState, JobAttempt
+
+    rows = (
+        JobAttempt.objects.filter(finished_at__gte=since, state=AttemptState.SUCCEEDED)
+        .values("job__provider__name")
+        .annotate(succeeded=Count("id"), added=Sum("leads_added")).order_by()
+    )
+    return {row["job__provider__name"]: {"succeeded": row["succeeded"], "added": int(row["added"] or 0)}
+            for row in rows}

@@ -93,6 +93,12 @@
     if (version) { version.textContent = event.data.version || "-"; }
   }
 
+  // The number of firing alerts: red while any fires (alert.firing / alert.resolved move it).
+  function alertBadge() {
+    var node = el("alerts.firing");
+    if (node) { node.className = "lo-badge " + ((parseInt(node.textContent, 10) || 0) > 0 ? "alert" : "ok"); }
+  }
+
   var snapshotUrl = root.getAttribute("data-snapshot-url");
   var resyncMs = (parseInt(root.getAttribute("data-resync-s"), 10) || 30) * 1000;
 
@@ -111,6 +117,7 @@
           badge.textContent = snapshot.dup_ratio_24h.text;
           badge.className = "lo-badge " + snapshot.dup_ratio_24h.level;
         }
+        alertBadge();
         root.setAttribute("data-resynced-at", snapshot.at);
       })
       .catch(function () { /* the next period tries again */ });
@@ -132,6 +139,8 @@
       bump("today.duplicates", e.data.duplicates);
       bump("today.invalid", e.data.invalid);
     },
+    "alert.firing": function () { bump("alerts.firing", 1); alertBadge(); },
+    "alert.resolved": function () { bump("alerts.firing", -1); alertBadge(); },
     "worker.heartbeat.batch": function (m) { m.events.forEach(heartbeat); refreshWorkers(); },
     "worker.online": function (e) {
       var row = workerRow(e.data.worker_id);

@@ -1,0 +1,277 @@
+"""How a notification is written and sent to each kind of receiver (payloads: docs/RUNBOOK.md, Alerts).
+
+A notification's `message` is built once when its group is flushed (`message_build`); each notifier
+renders it in its receiver's format and sends it over the real protocol: HTTP POST with httpx (Slack,
+Teams Workflows, the signed webhook, an Alertmanager's API) or SMTP through Django's mail backend.
+A send returns an `Outcome`; it never raises for the receiver's failures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.utils import timezone
+
+from alerts.crypto import decrypt_text
+from alerts.models import Receiver, ReceiverKind
+
+HTTP_TIMEOUT_S = 10.0
+SIGNATURE_HEADER = "X-LeadOps-Signature"
+# Alertmanager writes a firing alert's end as the zero time.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+# Messages name at most this many alerts (Slack allows 50 blocks; a Teams card must stay under 28 KB).
+MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status_code: int | None
+    error: str
+    retry_after_s: float | None
+    latency_ms: int
+
+
+def iso(moment: Any) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else ZERO_TIME
+
+
+def summary_line(message: dict[str, Any]) -> str:
+    firing = sum(1 for alert in message["alerts"] if alert["status"] == "firing")
+    name = message["common_labels"].get("alertname") or message["group_labels"].get("alertname") or "alerts"
+    count = firing if message["status"] == "firing" else len(message["alerts"])
+    return f"[{message['status'].upper()}:{count}] {name}"
+
+
+def _alert_line(alert: dict[str, Any]) -> str:
+    summary = alert["annotations"].get("summary", "")
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k != "alertname")
+    return f"{alert['status'].upper()} {alert['labels'].get('alertname', '')}: {summary} ({labels})"
+
+
+# ----- payloads ---------------------------------------------------------------------------------
+
+
+def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
+    """Slack incoming webhook: `text` (the fallback and the notification line) and Block Kit `blocks`."""
+    title = summary_line(message)
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
+    for alert in message["alerts"][:MAX_LISTED]:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _alert_line(alert)[:3000]}})
+    if len(message["alerts"]) > MAX_LISTED:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"and {len(message['alerts']) - MAX_LISTED} more"}],
+            }
+        )
+    return {"text": title, "blocks": blocks}
+
+
+def teams_payload(message: dict[str, Any]) -> dict[str, Any]:
+    """Teams Workflows webhook: one Adaptive Card (version 1.4, the highest Teams accepts)."""
+    firing = message["status"] == "firing"
+    body: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": summary_line(message),
+            "weight": "Bolder",
+            "size": "Medium",
+            "color": "Attention" if firing else "Good",
+            "wrap": True,
+        }
+    ]
+    for alert in message["alerts"][:MAX_LISTED]:
+        body.append({"type": "TextBlock", "text": alert["annotations"].get("summary", ""), "wrap": True})
+        body.append(
+            {
+                "type": "FactSet",
+                "facts": [
+                    {"title": key, "value": str(value)} for key, value in sorted(alert["labels"].items())
+                ],
+            }
+        )
+    if len(message["alerts"]) > MAX_LISTED:
+        body.append(
+            {"type": "TextBlock", "text": f"and {len(message['alerts']) - MAX_LISTED} more", "wrap": True}
+        )
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "msteams": {"width": "Full"},
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
+
+
+def webhook_payload(message: dict[str, Any]) -> dict[str, Any]:
+    """Alertmanager's webhook JSON, version 4."""
+    return {
+        "version": "4",
+        "groupKey": message["group_key"],
+        "truncatedAlerts": 0,
+        "status": message["status"],
+        "receiver": message["receiver"],
+        "groupLabels": message["group_labels"],
+        "commonLabels": message["common_labels"],
+        "commonAnnotations": message["common_annotations"],
+        "externalURL": message.get("external_url", ""),
+        "alerts": [
+            {
+                "status": a["status"],
+                "labels": a["labels"],
+                "annotations": a["annotations"],
+                "startsAt": a["startsAt"],
+                "endsAt": a["endsAt"],
+                "generatorURL": a.get("generatorURL", ""),
+                "fingerprint": a["fingerprint"],
+            }
+            for a in message["alerts"]
+        ],
+    }
+
+
+def alertmanager_payload(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Alertmanager's `POST /api/v2/alerts` body: the alerts themselves; it does its own routing.
+
+    A firing alert carries an end a few group intervals ahead: the portal re-posts firing alerts every
+    group interval (as Prometheus re-sends), so the Alertmanager resolves them by itself if we stop.
+    """
+    return [
+        {
+            "labels": a["labels"],
+            "annotations": a["annotations"],
+            "startsAt": a["startsAt"],
+            "endsAt": a["endsAt"] if a["status"] == "resolved" else a["validUntil"],
+            "generatorURL": a.get("generatorURL", ""),
+        }
+        for a in message["alerts"]
+    ]
+
+
+def email_subject(message: dict[str, Any]) -> str:
+    return f"{summary_line(message)} (LeadOps)"
+
+
+def email_body(message: dict[str, Any]) -> str:
+    lines = [summary_line(message), ""]
+    for alert in message["alerts"]:
+        lines.append(_alert_line(alert))
+        lines.append(
+            f"  since {alert['startsAt']}"
+            + (f", resolved {alert['endsAt']}" if alert["status"] == "resolved" else "")
+        )
+    lines += ["", "What to do first: docs/RUNBOOK.md, section Alerts."]
+    return "\n".join(lines)
+
+
+# ----- sending ----------------------------------------------------------------------------------
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    started = time.perf_counter()
+    try:
+        response = httpx.post(
+            url,
+            content=body,
+            headers={"Content-Type": "application/json", **headers},
+            timeout=HTTP_TIMEOUT_S,
+            follow_redirects=False,
+        )
+    except httpx.HTTPError as exc:
+        return Outcome(
+            False,
+            None,
+            f"{type(exc).__name__}: {exc}"[:500],
+            None,
+            int((time.perf_counter() - started) * 1000),
+        )
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    ok = 200 <= response.status_code < 300
+    error = "" if ok else f"HTTP {response.status_code}: {response.text[:200]}"
+    return Outcome(
+        ok, response.status_code, error, _retry_after(response.headers.get("Retry-After")), latency_ms
+    )
+
+
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def send(receiver: Receiver, message: dict[str, Any]) -> Outcome:
+    """Deliver `message` to `receiver` once; the caller records the attempt and retries."""
+    if receiver.kind == ReceiverKind.EMAIL:
+        return _send_email(receiver, message)
+    url = decrypt_text(receiver.url_encrypted)
+    headers: dict[str, str] = {}
+    if receiver.kind == ReceiverKind.SLACK:
+        body = _json_bytes(slack_payload(message))
+    elif receiver.kind == ReceiverKind.TEAMS:
+        body = _json_bytes(teams_payload(message))
+    elif receiver.kind == ReceiverKind.ALERTMANAGER:
+        body = _json_bytes(alertmanager_payload(message))
+        if not url.rstrip("/").endswith("/api/v2/alerts"):
+            url = url.rstrip("/") + "/api/v2/alerts"
+    else:
+        body = _json_bytes(webhook_payload(message))
+        secret = decrypt_text(receiver.secret_encrypted)
+        if secret:
+            headers[SIGNATURE_HEADER] = webhook_signature(secret, body)
+    return _post(url, body, headers)
+
+
+def _send_email(receiver: Receiver, message: dict[str, Any]) -> Outcome:
+    started = time.perf_counter()
+    recipients = [address.strip() for address in receiver.addresses.split(",") if address.strip()]
+    try:
+        connection = get_connection(timeout=getattr(settings, "EMAIL_TIMEOUT", None) or HTTP_TIMEOUT_S)
+        EmailMessage(
+            subject=email_subject(message),
+            body=email_body(message),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=recipients,
+            connection=connection,
+        ).send()
+    except Exception as exc:  # smtplib, socket and backend errors alike: the attempt failed
+        return Outcome(
+            False,
+            None,
+            f"{type(exc).__name__}: {exc}"[:500],
+            None,
+            int((time.perf_counter() - started) * 1000),
+        )
+    return Outcome(True, None, "", None, int((time.perf_counter() - started) * 1000))

@@ -1,0 +1,176 @@
+"""The built-in rules: what each one reads (through the other apps' selectors only) and when it holds.
+
+Each condition function returns one `Condition` per alert that should be active now: the labels that
+identify it (besides `alertname` and `severity`), the measured value, and when the condition began
+when the data says so (a heartbeat is overdue from last heartbeat + threshold, not from the moment
+the evaluator noticed). docs/RUNBOOK.md ("Alerts") says what each rule means and what to do first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from alerts.models import RuleKind, Severity
+from queueing import selectors as queue_selectors
+from workers_mgmt import selectors as worker_selectors
+
+# The error-rate rule needs this many outcomes in its window before a share means anything
+# (docs: "failed share of reports over 5 minutes, at least 20").
+ERROR_RATE_WINDOW_S = 300
+ERROR_RATE_MIN_OUTCOMES = 20
+RETRY_WINDOW_S = 600
+DLQ_WINDOW_S = 600
+
+
+@dataclass(frozen=True)
+class RuleDefault:
+    threshold: float
+    for_seconds: int
+    severity: str
+    meaning: str
+
+
+DEFAULTS: dict[str, RuleDefault] = {
+    RuleKind.HEARTBEAT_MISSING: RuleDefault(
+        60, 0, Severity.CRITICAL, "seconds since the worker's last heartbeat"
+    ),
+    RuleKind.ERROR_RATE: RuleDefault(
+        0.5, 60, Severity.WARNING, "failed share of reports over 5 minutes (at least 20 reports)"
+    ),
+    RuleKind.RETRY_SPIKE: RuleDefault(50, 0, Severity.WARNING, "failed attempts of a provider in 10 minutes"),
+    RuleKind.DLQ_GROWTH: RuleDefault(10, 0, Severity.WARNING, "jobs of a provider that died in 10 minutes"),
+    RuleKind.STUCK_JOBS: RuleDefault(
+        600, 0, Severity.WARNING, "seconds a job is leased past its lease, or ready and unclaimed"
+    ),
+    RuleKind.BREAKER_OPEN: RuleDefault(0, 0, Severity.WARNING, "unused: any open breaker"),
+    RuleKind.ZERO_RESULTS: RuleDefault(
+        30, 0, Severity.WARNING, "minutes in which a provider's jobs succeed and add no lead"
+    ),
+}
+
+
+@dataclass
+class Condition:
+    labels: dict[str, str]
+    value: float
+    summary: str
+    since: dt.datetime | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def heartbeat_missing(threshold: float, now: dt.datetime) -> list[Condition]:
+    overdue = dt.timedelta(seconds=threshold)
+    return [
+        Condition(
+            labels={"worker": worker_id},
+            value=round((now - last).total_seconds(), 1),
+            summary=f"Worker {worker_id} sent no heartbeat for {int((now - last).total_seconds())} s",
+            since=last + overdue,
+        )
+        for worker_id, last in worker_selectors.workers_heartbeat_overdue(cutoff=now - overdue)
+    ]
+
+
+def error_rate(threshold: float, now: dt.datetime) -> list[Condition]:
+    since = now - dt.timedelta(seconds=ERROR_RATE_WINDOW_S)
+    found = []
+    for scope, key, successes, failures in queue_selectors.report_outcomes_since(since=since):
+        total = successes + failures
+        if total < ERROR_RATE_MIN_OUTCOMES or failures / total < threshold:
+            continue
+        share = failures / total
+        found.append(
+            Condition(
+                labels={scope: key},
+                value=round(share, 3),
+                summary=f"{scope.capitalize()} {key}: {share:.0%} of {total} reports failed in 5 minutes",
+            )
+        )
+    return found
+
+
+def retry_spike(threshold: float, now: dt.datetime) -> list[Condition]:
+    since = now - dt.timedelta(seconds=RETRY_WINDOW_S)
+    return [
+        Condition(
+            labels={"provider": provider},
+            value=count,
+            summary=f"Provider {provider}: {count} failed attempts in 10 minutes",
+        )
+        for provider, count in sorted(queue_selectors.failed_attempts_by_provider(since=since).items())
+        if count >= threshold
+    ]
+
+
+def dlq_growth(threshold: float, now: dt.datetime) -> list[Condition]:
+    since = now - dt.timedelta(seconds=DLQ_WINDOW_S)
+    return [
+        Condition(
+            labels={"provider": provider},
+            value=count,
+            summary=f"Provider {provider}: {count} jobs went to the dead-letter queue in 10 minutes",
+        )
+        for provider, count in sorted(queue_selectors.dead_jobs_by_provider(since=since).items())
+        if count >= threshold
+    ]
+
+
+def stuck_jobs(threshold: float, now: dt.datetime) -> list[Condition]:
+    found = []
+    for provider, counts in sorted(
+        queue_selectors.stuck_jobs_by_provider(now=now, grace_s=threshold).items()
+    ):
+        total = counts["leased"] + counts["unclaimed"]
+        if total:
+            found.append(
+                Condition(
+                    labels={"provider": provider},
+                    value=total,
+                    summary=(
+                        f"Provider {provider}: {counts['leased']} jobs leased past their lease and "
+                        f"{counts['unclaimed']} ready but unclaimed for over {int(threshold)} s"
+                    ),
+                )
+            )
+    return found
+
+
+def breaker_open(threshold: float, now: dt.datetime) -> list[Condition]:
+    return [
+        Condition(
+            labels={scope: key},
+            value=1,
+            since=opened_at,
+            summary=f"The circuit breaker of {scope} {key} is open",
+        )
+        for scope, key, opened_at in queue_selectors.breakers_open()
+    ]
+
+
+def zero_results(threshold: float, now: dt.datetime) -> list[Condition]:
+    since = now - dt.timedelta(minutes=threshold)
+    return [
+        Condition(
+            labels={"provider": provider},
+            value=counts["succeeded"],
+            summary=(
+                f"Provider {provider}: {counts['succeeded']} jobs succeeded in the last "
+                f"{int(threshold)} minutes and added no lead"
+            ),
+        )
+        for provider, counts in sorted(queue_selectors.succeeded_attempts_by_provider(since=since).items())
+        if counts["succeeded"] and not counts["added"]
+    ]
+
+
+CONDITIONS: dict[str, Callable[[float, dt.datetime], list[Condition]]] = {
+    RuleKind.HEARTBEAT_MISSING: heartbeat_missing,
+    RuleKind.ERROR_RATE: error_rate,
+    RuleKind.RETRY_SPIKE: retry_spike,
+    RuleKind.DLQ_GROWTH: dlq_growth,
+    RuleKind.STUCK_JOBS: stuck_jobs,
+    RuleKind.BREAKER_OPEN: breaker_open,
+    RuleKind.ZERO_RESULTS: zero_results,
+}

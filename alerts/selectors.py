@@ -1,0 +1,201 @@
+"""Reads of the alerting state: active silences, the route tree, firing counts, the next due moment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from alerts.matchers import matches
+from alerts.models import (
+    Alert,
+    AlertGroup,
+    AlertRule,
+    AlertState,
+    Notification,
+    NotificationStatus,
+    Receiver,
+    Route,
+    Silence,
+)
+
+
+@dataclass(frozen=True)
+class Timers:
+    group_wait_s: float
+    group_interval_s: float
+    repeat_interval_s: float
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one alert goes: a receiver, the route that chose it, and how that route groups."""
+
+    receiver_id: int
+    route_id: int | None
+    group_by: tuple[str, ...]
+    timers: Timers
+
+
+def default_timers() -> Timers:
+    return Timers(
+        float(settings.LEADOPS_ALERT_GROUP_WAIT_S),
+        float(settings.LEADOPS_ALERT_GROUP_INTERVAL_S),
+        float(settings.LEADOPS_ALERT_REPEAT_INTERVAL_S),
+    )
+
+
+DEFAULT_GROUP_BY: tuple[str, ...] = ("alertname",)
+
+
+def fingerprint_of(labels: dict[str, str]) -> str:
+    """The identity of an alert: a hash of its sorted labels (annotations are not part of it)."""
+    text = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def group_key_of(*, receiver_id: int, route_id: int | None, group_labels: dict[str, str]) -> str:
+    text = json.dumps(
+        [receiver_id, route_id, sorted(group_labels.items())], separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def group_labels_of(labels: dict[str, str], group_by: tuple[str, ...]) -> dict[str, str]:
+    """The labels an alert is grouped by; `...` groups by every label (no grouping at all)."""
+    if "..." in group_by:
+        return dict(labels)
+    return {name: labels[name] for name in group_by if name in labels}
+
+
+# ----- silences ---------------------------------------------------------------------------------
+
+
+def silence_is_active(silence: Silence, now: dt.datetime) -> bool:
+    """Whether the silence mutes now: inside its window and, when recurring, inside its local hours."""
+    if not (silence.starts_at <= now < silence.ends_at):
+        return False
+    if not silence.weekdays:
+        return True
+    local = timezone.localtime(now)
+    if local.weekday() not in silence.weekdays:
+        return False
+    start = silence.hour_start if silence.hour_start is not None else 0
+    end = silence.hour_end if silence.hour_end is not None else 24
+    return start <= local.hour < end
+
+
+def silence_state(silence: Silence, now: dt.datetime) -> str:
+    if now >= silence.ends_at:
+        return "expired"
+    if now < silence.starts_at:
+        return "pending"
+    return "active" if silence_is_active(silence, now) else "waiting for its window"
+
+
+def silences_active(*, now: dt.datetime) -> list[Silence]:
+    candidates = Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).order_by("id")
+    return [silence for silence in candidates if silence_is_active(silence, now)]
+
+
+def labels_silenced(labels: dict[str, str], silences: list[Silence]) -> bool:
+    return any(matches(silence.matchers, labels) for silence in silences)
+
+
+# ----- routing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RouteNode:
+    route: Route
+    children: list[RouteNode]
+
+
+def route_tree() -> list[RouteNode]:
+    """The top-level routes with their children, in matching order (one query)."""
+    routes = list(Route.objects.order_by("position", "id"))
+    nodes = {route.pk: RouteNode(route, []) for route in routes}
+    top: list[RouteNode] = []
+    for route in routes:
+        (nodes[route.parent_id].children if route.parent_id in nodes else top).append(nodes[route.pk])
+    return top
+
+
+def _inherit(
+    route: Route, parent: tuple[int | None, tuple[str, ...], Timers]
+) -> tuple[int | None, tuple[str, ...], Timers]:
+    receiver_id, group_by, timers = parent
+    return (
+        route.receiver_id or receiver_id,
+        tuple(route.group_by) if route.group_by else group_by,
+        Timers(
+            float(route.group_wait_s) if route.group_wait_s is not None else timers.group_wait_s,
+            float(route.group_interval_s) if route.group_interval_s is not None else timers.group_interval_s,
+            float(route.repeat_interval_s)
+            if route.repeat_interval_s is not None
+            else timers.repeat_interval_s,
+        ),
+    )
+
+
+def _route_match(
+    nodes: list[RouteNode], labels: dict[str, str], parent: tuple[int | None, tuple[str, ...], Timers]
+) -> list[Destination]:
+    """Depth first, like Alertmanager: the first matching node wins unless it says continue."""
+    found: list[Destination] = []
+    for node in nodes:
+        if not matches(node.route.matchers or [], labels):
+            continue
+        settings_here = _inherit(node.route, parent)
+        deeper = _route_match(node.children, labels, settings_here)
+        if deeper:
+            found.extend(deeper)
+        elif settings_here[0] is not None:
+            found.append(Destination(settings_here[0], node.route.pk, settings_here[1], settings_here[2]))
+        if not node.route.continue_matching:
+            break
+    return found
+
+
+def alert_destinations(
+    labels: dict[str, str], *, tree: list[RouteNode], receiver_ids: list[int], timers: Timers
+) -> list[Destination]:
+    """Where an alert goes: the routes it matches, or every enabled receiver when it matches none."""
+    found = _route_match(tree, labels, (None, DEFAULT_GROUP_BY, timers))
+    enabled = set(receiver_ids)
+    found = [d for d in found if d.receiver_id in enabled]
+    if found:
+        return found
+    return [Destination(rid, None, DEFAULT_GROUP_BY, timers) for rid in receiver_ids]
+
+
+def receivers_enabled_ids() -> list[int]:
+    return list(Receiver.objects.filter(enabled=True).order_by("id").values_list("id", flat=True))
+
+
+# ----- counts and timing ------------------------------------------------------------------------
+
+
+def alerts_firing_count() -> int:
+    return Alert.objects.filter(state=AlertState.FIRING).count()
+
+
+def alerts_firing_by_rule() -> dict[str, int]:
+    """Firing alerts per rule kind, every rule listed (zero included) so a metric never disappears."""
+    rows = AlertRule.objects.annotate(firing=Count("alerts", filter=Q(alerts__state=AlertState.FIRING)))
+    return {rule.kind: rule.firing for rule in rows.order_by("kind")}
+
+
+def next_due_at() -> dt.datetime | None:
+    """The earliest group flush or delivery retry that is scheduled (the evaluator sleeps until then)."""
+    flush = AlertGroup.objects.filter(next_flush_at__isnull=False).aggregate(at=Min("next_flush_at"))["at"]
+    retry = Notification.objects.filter(status=NotificationStatus.PENDING).aggregate(
+        at=Min("next_attempt_at")
+    )["at"]
+    moments = [moment for moment in (flush, retry) if moment is not None]
+    return min(moments) if moments else None

@@ -1,0 +1,38 @@
+"""Fixtures of the alerting tests: local receivers (HTTP and SMTP) and SMTP settings pointing at them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.alerts.receivers import HttpReceiver, SmtpReceiver
+
+
+@pytest.fixture
+def http_receiver():
+    receiver = HttpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def smtp_receiver(settings):
+    receiver = SmtpReceiver()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = receiver.port
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def fast_timers(settings):
+    """Alert timers short enough for a test to watch a whole lifecycle in seconds."""
+    settings.LEADOPS_ALERT_GROUP_WAIT_S = 1.0
+    settings.LEADOPS_ALERT_GROUP_INTERVAL_S = 3.0
+    settings.LEADOPS_ALERT_REPEAT_INTERVAL_S = 3600.0
+    settings.LEADOPS_ALERT_EVAL_INTERVAL_S = 0.5
+    return settings
