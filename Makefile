@@ -32,7 +32,7 @@ test: lint
 # The clock-sensitive tests again with the wall clock a year ahead and a year back: a test that only
 # passes near the day it was written fails here (docs/CONTRIBUTING.md, "Tests and the clock").
 CLOCK_SENSITIVE := tests/test_clock.py tests/queueing tests/ingestion tests/workers_mgmt tests/leadops tests/admin \
-	tests/releases_app
+	tests/releases_app tests/alerts
 test-clock: $(STAMP)
 	$(VENV)/bin/pytest -q $(CLOCK_SENSITIVE) --clock-shift=365
 	$(VENV)/bin/pytest -q $(CLOCK_SENSITIVE) --clock-shift=-365
