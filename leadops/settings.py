@@ -202,6 +202,8 @@ LEADOPS_AUTH_FAILURES_IP_PER_MIN = env.int("LEADOPS_AUTH_FAILURES_IP_PER_MIN", d
 LEADOPS_AUTH_FAILURES_IP_BURST = env.int("LEADOPS_AUTH_FAILURES_IP_BURST", default=10)
 LEADOPS_AUTH_FAILURES_WORKER_PER_MIN = env.int("LEADOPS_AUTH_FAILURES_WORKER_PER_MIN", default=60)
 LEADOPS_AUTH_FAILURES_WORKER_BURST = env.int("LEADOPS_AUTH_FAILURES_WORKER_BURST", default=30)
+LEADOPS_ENROLL_FAILURES_IP_PER_MIN = env.int("LEADOPS_ENROLL_FAILURES_IP_PER_MIN", default=10)
+LEADOPS_ENROLL_FAILURES_IP_BURST = env.int("LEADOPS_ENROLL_FAILURES_IP_BURST", default=5)
 # Live monitoring (issue 4): a worker is offline when its heartbeat is older than this; the replay
 # log keeps this many newest events for SSE Last-Event-ID; /metrics accepts this bearer token (empty:
 # staff sessions only).

@@ -177,11 +177,12 @@ class EnrollView(APIView):
                    summary="Exchange a one-time enrollment token for the worker's id, key id and secret.")
     def post(self, request: Request) -> Response:
         from leadops.errors import RateLimited, Unauthorized
-        from workers_mgmt.auth import auth_failure_count, auth_failure_keys, auth_failures_blocked
+        from workers_mgmt.auth import auth_failure_count, auth_failures_blocked, enroll_failure_key
 
         ip = client_ip(request)
-        # The same failure budget as signed requests: a token guesser is slowed per source IP.
-        keys = auth_failure_keys(ip=ip, worker_id="-enroll")  # no worker id can start with "-"
+        # Its own per-IP budget: a token guesser is slowed, and a fleet's enrollments from one NAT
+        # never spend the budget its signed requests rely on (or the other way round).
+        keys = [enroll_failure_key(ip=ip)]
         blocked = auth_failures_blocked(keys)
         if not blocked.allowed:
             raise RateLimited(blocked.retry_after_s)

@@ -21,7 +21,7 @@ from rest_framework.request import Request
 
 from leadops.clock import now as clock_now
 from leadops.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
-from leadops.ratelimit import gcra_acquire, gcra_peek
+from leadops.ratelimit import Decision, gcra_acquire, gcra_peek
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
 from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch, nonce_record
@@ -75,9 +75,12 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         match = _SIGNATURE_RE.match(meta.get("HTTP_AUTHORIZATION", ""))
         ip = meta.get("REMOTE_ADDR")
 
-        # Failed authentications are limited per source IP and per claimed worker id, and the
-        # limit is asked before any key is tried, so a guesser gets 429s instead of answers.
-        failure_keys = auth_failure_keys(ip=ip, worker_id=worker_id)
+        # Failed authentications are limited per source IP, asked before any key is tried, so a
+        # guesser gets 429s instead of answers. The per-worker budget is asked and spent only once
+        # the request names one of that worker's own key ids: a stranger who merely knows a worker
+        # id cannot lock that worker out (docs/API.md, "Failed authentications").
+        ip_key, worker_key = auth_failure_keys(ip=ip, worker_id=worker_id)
+        failure_keys = [ip_key]
         blocked = auth_failures_blocked(failure_keys)
         if not blocked.allowed:
             logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
@@ -113,6 +116,13 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         )
         if credential is None or credential.worker_id != worker_id:
             raise fail("unknown_key")
+        # From here on the request holds one of this worker's key ids: its failures are the
+        # worker's too, and a worker whose budget is spent is refused before the signature check.
+        failure_keys.append(worker_key)
+        blocked = auth_failures_blocked([worker_key])
+        if not blocked.allowed:
+            logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
+            raise RateLimited(blocked.retry_after_s)
         if not _key_usable(credential, now):
             raise fail(f"key_{credential.state}")
 
@@ -148,21 +158,35 @@ class WorkerSignatureAuthentication(BaseAuthentication):
 
 
 def auth_failure_keys(*, ip: str | None, worker_id: str) -> list[str]:
+    """The rate-limit keys of a failed authentication: [per source IP, per claimed worker id]."""
     return [f"authfail:ip:{ip or '-'}", f"authfail:worker:{worker_id[:63] or '-'}"]
 
 
-def auth_failures_blocked(keys: list[str]):
-    """Whether the source IP or the claimed worker has used up its budget of failures."""
-    return gcra_peek(limits=dict(_auth_failure_limits(keys)))
+def enroll_failure_key(*, ip: str | None) -> str:
+    """Enrollment guesses have their own per-IP budget, apart from signed requests'."""
+    return f"enrollfail:ip:{ip or '-'}"
+
+
+def _limits() -> dict[str, tuple[float, int]]:
+    from django.conf import settings
+
+    return {
+        "authfail:ip": (settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN, settings.LEADOPS_AUTH_FAILURES_IP_BURST),
+        "authfail:worker": (settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN,
+                            settings.LEADOPS_AUTH_FAILURES_WORKER_BURST),
+        "enrollfail:ip": (settings.LEADOPS_ENROLL_FAILURES_IP_PER_MIN, settings.LEADOPS_ENROLL_FAILURES_IP_BURST),
+    }
 
 
 def _auth_failure_limits(keys: list[str]) -> list[tuple[str, tuple[float, int]]]:
-    from django.conf import settings
+    limits = _limits()
+    # A key is "<family>:<kind>:<who>"; the who part may hold colons (IPv6), the family never does.
+    return [(key, limits[":".join(key.split(":", 2)[:2])]) for key in keys]
 
-    ip_key, worker_key = keys
-    return [(ip_key, (settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN, settings.LEADOPS_AUTH_FAILURES_IP_BURST)),
-            (worker_key, (settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN,
-                          settings.LEADOPS_AUTH_FAILURES_WORKER_BURST))]
+
+def auth_failures_blocked(keys: list[str]) -> Decision:
+    """Whether any of these failure budgets (per IP, per worker, per enrolling IP) is used up."""
+    return gcra_peek(limits=dict(_auth_failure_limits(keys)))
 
 
 def auth_failure_count(keys: list[str]) -> None:
