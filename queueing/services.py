@@ -964,20 +964,32 @@ def leases_reap(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
 
 
 def jobs_cancel(*, job_ids: Iterable[int]) -> int:
-    """Cancel jobs that are not finished; a leased job's late report then gets 409 job_finished."""
+    """Cancel jobs that are not finished; a leased job's late report then gets 409 job_finished.
+
+    One UPDATE ... RETURNING names the attempts of exactly the rows it cancelled: a job claimed
+    between a separate read and the write would otherwise be cancelled with its new attempt left
+    `running`.
+    """
     now = clock_now()
-    with transaction.atomic():
-        ids = list(job_ids)
-        attempts = list(Job.objects.filter(pk__in=ids, state=JobState.LEASED)
-                        .values_list("current_attempt_id", flat=True))
-        count = Job.objects.filter(pk__in=ids, state__in=[JobState.QUEUED, JobState.LEASED]).update(
-            state=JobState.CANCELLED, finished_at=now, leased_by=None, lease_expires_at=None,
-            updated_at=now,
+    ids = [int(job_id) for job_id in job_ids]
+    if not ids:
+        return 0
+    table = Job._meta.db_table
+    marks = ", ".join(["%s"] * len(ids))
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET state = %s, finished_at = %s, leased_by_id = NULL, "  # noqa: S608
+            f"lease_expires_at = NULL, updated_at = %s "
+            f"WHERE id IN ({marks}) AND state IN (%s, %s) RETURNING id, current_attempt_id",
+            [JobState.CANCELLED.value, stamp, stamp, *ids, JobState.QUEUED.value, JobState.LEASED.value],
         )
+        rows = cursor.fetchall()
+        attempts = [attempt_id for _, attempt_id in rows if attempt_id is not None]
         JobAttempt.objects.filter(pk__in=attempts, state=AttemptState.RUNNING).update(
             state=AttemptState.CANCELLED, finished_at=now
         )
-    return count
+    return len(rows)
 
 
 def jobs_requeue(*, job_ids: Iterable[int], reset_attempts: bool = True, priority: int | None = None) -> int:

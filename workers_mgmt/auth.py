@@ -21,7 +21,7 @@ from rest_framework.request import Request
 
 from leadops.clock import now as clock_now
 from leadops.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
-from leadops.ratelimit import Decision, gcra_acquire, gcra_peek
+from leadops.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
 from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch, nonce_record
@@ -81,7 +81,8 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         # id cannot lock that worker out (docs/API.md, "Failed authentications").
         ip_key, worker_key = auth_failure_keys(ip=ip, worker_id=worker_id)
         failure_keys = [ip_key]
-        blocked = auth_failures_blocked(failure_keys)
+        budgets = gcra_peek_each(limits=dict(_auth_failure_limits([ip_key, worker_key])))
+        blocked = budgets[ip_key]
         if not blocked.allowed:
             logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
             raise RateLimited(blocked.retry_after_s)
@@ -119,7 +120,7 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         # From here on the request holds one of this worker's key ids: its failures are the
         # worker's too, and a worker whose budget is spent is refused before the signature check.
         failure_keys.append(worker_key)
-        blocked = auth_failures_blocked([worker_key])
+        blocked = budgets[worker_key]
         if not blocked.allowed:
             logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
             raise RateLimited(blocked.retry_after_s)
