@@ -979,7 +979,7 @@ def jobs_cancel(*, job_ids: Iterable[int]) -> int:
     stamp = connection.ops.adapt_datetimefield_value(now)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET state = %s, finished_at = %s, leased_by_id = NULL, "  # noqa: S608
+            f"UPDATE {table} SET state = %s, finished_at = %s, leased_by_id = NULL, "
             f"lease_expires_at = NULL, updated_at = %s "
             f"WHERE id IN ({marks}) AND state IN (%s, %s) RETURNING id, current_attempt_id",
             [JobState.CANCELLED.value, stamp, stamp, *ids, JobState.QUEUED.value, JobState.LEASED.value],

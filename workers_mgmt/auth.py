@@ -175,7 +175,8 @@ def _limits() -> dict[str, tuple[float, int]]:
         "authfail:ip": (settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN, settings.LEADOPS_AUTH_FAILURES_IP_BURST),
         "authfail:worker": (settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN,
                             settings.LEADOPS_AUTH_FAILURES_WORKER_BURST),
-        "enrollfail:ip": (settings.LEADOPS_ENROLL_FAILURES_IP_PER_MIN, settings.LEADOPS_ENROLL_FAILURES_IP_BURST),
+        "enrollfail:ip": (settings.LEADOPS_ENROLL_FAILURES_IP_PER_MIN,
+                          settings.LEADOPS_ENROLL_FAILURES_IP_BURST),
     }
 
 
