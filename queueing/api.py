@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
@@ -74,13 +75,17 @@ def _long_poll(*, worker: Any, max_jobs: int, providers: list[str] | None, wait_
                ) -> services.PullResult:
     """Optional long poll: retry the claim about once a second, up to the configured wait.
 
-    Each retry is its own short transaction; nothing is held open while the request sleeps.
+    Each retry is its own short transaction, and the database connection goes back to the pool
+    before every sleep: a pooled connection held by a sleeping request would let a few dozen
+    waiting pollers starve the whole process (docs/PERFORMANCE.md, "Long polls and the pool").
     """
     from workers_mgmt.services import worker_config_get
 
     deadline = time.monotonic() + min(wait_s, worker_config_get().long_poll_wait_s)
     result = services.PullResult(claims=[])
     while (left := deadline - time.monotonic()) > 0:
+        if not connection.in_atomic_block:
+            connection.close()
         time.sleep(min(1.0, left))
         result = services.jobs_pull(worker=worker, max_jobs=max_jobs, providers=providers)
         if result.claims or result.worker_blocked:
