@@ -22,12 +22,19 @@ WORKERS = int(os.environ.get("LEADOPS_DEMO_WORKERS", "3"))
 DEMO_PROVIDER = "demo-maps"
 
 
+def _development_mode() -> None:
+    # DEBUG defaults to off; the demo is development, and every process it starts inherits this.
+    os.environ.setdefault("DEBUG", "true")
+
+
 def manage(*args: str) -> None:
+    _development_mode()
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
 
 def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadops.settings")
+    _development_mode()
     import django
 
     django.setup()

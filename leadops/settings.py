@@ -21,7 +21,9 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: `make run` and the test suite turn development mode on themselves
+# (docs/DEPLOY.md, "Development mode").
+DEBUG = env.bool("DEBUG", default=False)
 
 # Keys: in production they must be real environment values; in development a local file keeps them
 # stable across restarts so encrypted worker secrets stay readable.
