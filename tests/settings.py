@@ -10,4 +10,4 @@ import os
 
 os.environ.setdefault("DEBUG", "true")
 
-from leadops.settings import *  # noqa: E402, F403
+from leadops.settings import *  # noqa: F403
