@@ -52,3 +52,23 @@ class WorkerOfflineNotice(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+class MetricCounter(models.Model):
+    """A monotonic total for /metrics (claims, reports, leads by outcome), kept in a few shards.
+
+    Prometheus counters must never go down: totals derived from rows the pruner deletes would
+    look like resets. Each event adds to one of a few shard rows of its name (chosen at random) in
+    the transaction of the state change, so concurrent claims rarely wait on one row; a scrape sums
+    a handful of rows instead of aggregating the attempts table.
+    """
+
+    name = models.CharField(max_length=63)
+    shard = models.PositiveSmallIntegerField()
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "shard"], name="metric_counter_name_shard")]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.shard}] = {self.value}"

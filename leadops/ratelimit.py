@@ -83,6 +83,17 @@ def _db_acquire(key: str, now: float, interval: float, burst_window: float) -> D
 
 
 
+def ratelimit_states_purge(*, now: float | None = None) -> int:
+    """Delete limiter rows whose TAT has passed: such a key has its whole burst again, as if absent.
+
+    Every key ever limited (per worker, per source IP of a failed authentication) leaves a row in
+    the database store; without this the table only grows. Redis keys expire by themselves.
+    """
+    now = time.time() if now is None else now
+    deleted, _ = RateLimitState.objects.filter(tat__lt=now).delete()
+    return deleted
+
+
 def gcra_peek(*, limits: dict[str, tuple[float, int]], now: float | None = None) -> Decision:
     """Whether one more token could be taken from every key, without taking it (one round trip).
 

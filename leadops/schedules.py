@@ -15,9 +15,11 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("queueing: purge old breaker outcomes", "queueing.tasks.purge_breaker_outcomes", 10),
     ("queueing: prune finished jobs", "queueing.tasks.prune_finished_jobs", 60),
     ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
+    ("workers: purge old failed authentications", "workers_mgmt.tasks.purge_auth_failures", 60),
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),
     ("monitor: announce offline workers", "leadops.tasks.announce_offline_workers", 1),
     ("monitor: trim the event replay log", "leadops.tasks.trim_monitor_events", 10),
+    ("limits: purge spent rate-limit states", "leadops.tasks.purge_rate_limit_states", 10),
 ]
 
 

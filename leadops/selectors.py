@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Count, Sum
-
+from leadops.counters import counters_read
 from leadops.models import MonitorEvent
 
 
@@ -42,21 +41,20 @@ def workers_online_count(*, cutoff: dt.datetime) -> int:
 
 
 def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
-    """Every database-backed number of /metrics, read at scrape time so all processes agree."""
-    from ingestion.models import IngestCounter
-    from queueing.models import JobAttempt
+    """Every database-backed number of /metrics, read at scrape time so all processes agree.
+
+    The counters come from monotonic totals (`MetricCounter`), never from rows the pruner deletes.
+    """
     from queueing.selectors import queue_depth_by_state_and_provider
 
-    attempts = JobAttempt.objects.aggregate(claims=Count("id"), reports=Sum("reports"))
-    leads = IngestCounter.objects.aggregate(added=Sum("added"), duplicates=Sum("duplicates"),
-                                            invalid=Sum("invalid"))
-    leads = {key: int(value or 0) for key, value in leads.items()}
+    totals = counters_read()
+    leads = {outcome: totals.get(f"leads_{outcome}", 0) for outcome in ("added", "duplicates", "invalid")}
     seen = leads["added"] + leads["duplicates"]
     return {
         "depth": [(row["provider__name"], row["state"], row["count"])
                   for row in queue_depth_by_state_and_provider()],
-        "claims": attempts["claims"] or 0,
-        "reports": int(attempts["reports"] or 0),
+        "claims": totals.get("claims", 0),
+        "reports": totals.get("reports", 0),
         "leads": leads,
         "dup_ratio": (leads["duplicates"] / seen) if seen else 0.0,
         "workers_online": workers_online_count(cutoff=now - dt.timedelta(seconds=overdue_s)),

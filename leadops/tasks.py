@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from leadops.ratelimit import ratelimit_states_purge
 from leadops.services import monitor_events_trim, workers_offline_announce
 
 
@@ -11,3 +12,7 @@ def announce_offline_workers() -> int:
 
 def trim_monitor_events() -> int:
     return monitor_events_trim()
+
+
+def purge_rate_limit_states() -> int:
+    return ratelimit_states_purge()

@@ -27,6 +27,7 @@ from ingestion.services import lead_batch_ingest
 from leadops import events
 from leadops.clock import local_date
 from leadops.clock import now as clock_now
+from leadops.counters import counters_add
 from leadops.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from leadops.events import publish
 from leadops.ratelimit import gcra_tat_after, gcra_tokens_available, gcra_wait_s
@@ -245,6 +246,7 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
                 ],
                 batch_size=100,
             )
+            counters_add(amounts={"claims": len(claims)})
             # One batch for the whole claim: one stored INSERT and one group message on commit.
             events.publish_many("job.claimed", [
                 {"job_id": c.job_id, "attempt_id": str(c.attempt_id), "attempt": c.attempt,
@@ -830,6 +832,8 @@ def job_report(
             worker_id=worker.pk, idempotency_key=idempotency_key, request_hash=request_hash,
             job=job, response=body, created_at=now,
         )
+        counters_add(amounts={"reports": 1, "leads_added": result.added,
+                              "leads_duplicates": result.duplicates, "leads_invalid": result.invalid})
         if outcome != ReportOutcome.PARTIAL:
             # Last before COMMIT: the provider's outcome bucket is one row that every report of the
             # provider updates within 10 s, so its row lock should be held for as short as possible.

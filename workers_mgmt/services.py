@@ -226,6 +226,13 @@ def credential_event_add(
     )
 
 
+def auth_failures_purge(*, older_than: dt.datetime) -> int:
+    """Delete failed-authentication rows older than `older_than` (the other credential events stay)."""
+    deleted, _ = CredentialEvent.objects.filter(kind=CredentialEventKind.AUTH_FAILED,
+                                                created_at__lt=older_than).delete()
+    return deleted
+
+
 def auth_failure_record(*, worker_id: str, reason: str, ip: str | None, key_id: str = "",
                         at: dt.datetime | None = None) -> None:
     """Count one failed authentication in its worker+reason+minute row (one statement).
