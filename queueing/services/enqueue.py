@@ -1,0 +1,115 @@
+"""Backoff, providers and their policy, enqueueing jobs and campaigns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from leadops.clock import now as clock_now
+from leadops.errors import Conflict
+from queueing.models import (
+    Campaign,
+    Job,
+    JobState,
+    Provider,
+)
+
+logger = logging.getLogger("queueing.services")  # one logger name for the whole package
+
+
+def backoff_delay_s(*, attempt: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
+    """DESIGN.md section 7: d = min(cap, base * 2**(attempt-1)); wait d/2 + random(0, d/2)."""
+    exponent = max(0, attempt - 1)
+    # Cap the exponent before computing 2**n so a huge attempt number cannot overflow a float.
+    d = float(cap_s) if exponent >= 62 else min(float(cap_s), float(base_s) * (2**exponent))
+    return d / 2 + (rng or random).uniform(0, d / 2)
+
+
+def provider_get_or_create(*, name: str) -> Provider:
+    provider = Provider.objects.filter(name=name).first()
+    if provider is not None:
+        return provider
+    candidate = Provider(name=name)
+    candidate.full_clean()
+    try:
+        with transaction.atomic():
+            candidate.save(force_insert=True)
+    except IntegrityError:
+        return Provider.objects.get(name=name)
+    return candidate
+
+
+def provider_policy_set(
+    *, name: str, enabled: bool | None = None, max_attempts: int | None = None,
+    lease_seconds: int | None = None, quota_per_min: int | None = None, quota_burst: int | None = None,
+    daily_cap: int | None = None,
+) -> tuple[Provider, bool]:
+    """Create or change a provider's policy; a quota or cap of 0 removes it. Returns (provider, created)."""
+    with transaction.atomic():
+        provider = Provider.objects.select_for_update().filter(name=name).first()
+        created = provider is None
+        if created:
+            provider = Provider(name=name)
+        before = {} if created else {field: getattr(provider, field) for field in _POLICY_FIELDS}
+        changes = {"enabled": enabled, "max_attempts": max_attempts, "lease_seconds": lease_seconds,
+                   "quota_burst": quota_burst}
+        for field, value in changes.items():
+            if value is not None:
+                setattr(provider, field, value)
+        if quota_per_min is not None:
+            provider.quota_per_min = quota_per_min or None
+        if daily_cap is not None:
+            provider.daily_cap = daily_cap or None
+        provider.full_clean()
+        provider.save()
+    if changed := _policy_changes(before, provider):
+        # The command line has no admin user to record a LogEntry for; the log keeps the trail.
+        logger.info("provider %s %s: %s", name, "created" if created else "changed",
+                    ", ".join(f"{field} {old!r} -> {new!r}" for field, (old, new) in changed.items()))
+    return provider, created
+
+
+_POLICY_FIELDS = ("enabled", "max_attempts", "lease_seconds", "quota_per_min", "quota_burst", "daily_cap")
+
+
+def _policy_changes(before: dict[str, Any], provider: Provider) -> dict[str, tuple[Any, Any]]:
+    return {field: (before.get(field), getattr(provider, field)) for field in _POLICY_FIELDS
+            if before.get(field) != getattr(provider, field)}
+
+
+def jobs_enqueue(
+    *, provider: Provider, payloads: Sequence[dict[str, Any]], priority: int = 0,
+    campaign: Campaign | None = None, run_at: dt.datetime | None = None,
+) -> list[Job]:
+    """Create queued jobs, ready at `run_at` (now by default)."""
+    at = run_at or clock_now()
+    jobs = [
+        Job(provider=provider, campaign=campaign, payload=payload, priority=priority, run_at=at,
+            max_attempts=provider.max_attempts, state=JobState.QUEUED)
+        for payload in payloads
+    ]
+    with transaction.atomic():
+        return Job.objects.bulk_create(jobs, batch_size=1000)
+
+
+def campaign_enqueue(*, campaign: Campaign) -> int:
+    """Turn a campaign into one job per (query, city); a campaign is enqueued once."""
+    with transaction.atomic():
+        claimed = Campaign.objects.filter(pk=campaign.pk, enqueued_at__isnull=True).update(
+            enqueued_at=clock_now()
+        )
+        if not claimed:
+            raise Conflict("This campaign was already enqueued.", code="campaign_already_enqueued")
+        payloads = [
+            {"query": query, "city": city, "campaign": campaign.pk}
+            for query in campaign.query_list() for city in campaign.city_list()
+        ]
+        jobs_enqueue(provider=campaign.provider, payloads=payloads, priority=campaign.priority,
+                     campaign=campaign)
+        Campaign.objects.filter(pk=campaign.pk).update(jobs_created=len(payloads))
+    return len(payloads)
