@@ -34,7 +34,6 @@ from leadops.errors import Conflict
 from queueing.models import (
     AttemptState,
     Breaker,
-    BreakerState,
     BreakerTransition,
     Campaign,
     DeadJob,
@@ -45,6 +44,7 @@ from queueing.models import (
 )
 from queueing.selectors import campaign_progress
 from queueing.services import (
+    BreakerAction,
     breaker_force,
     breaker_reset,
     campaign_enqueue,
@@ -157,27 +157,24 @@ class ProviderAdmin(admin.ModelAdmin):
 
     actions = ("breaker_force_open", "breaker_force_close", "breaker_reset")
 
-    def _breakers(self, request: HttpRequest, queryset: QuerySet[Provider], to_state: str | None) -> None:
+    def _breakers(self, request: HttpRequest, queryset: QuerySet[Provider], action: BreakerAction) -> None:
         user = request.user
         for provider in queryset:
-            if to_state is None:
-                breaker_reset(scope="provider", key=provider.name, actor=user)
-            else:
-                breaker_force(scope="provider", key=provider.name, to_state=to_state, actor=user,
-                              reason=f"forced {to_state} by {user.get_username()}")
+            breaker_force(scope="provider", key=provider.name, action=action, actor=user,
+                          reason=f"{action.label.lower()} by {user.get_username()}")
         self.message_user(request, f"Breaker of {queryset.count()} provider(s) changed.", messages.SUCCESS)
 
     @admin.action(permissions=["change"], description="Force the breaker open (no jobs handed out)")
     def breaker_force_open(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
-        self._breakers(request, queryset, BreakerState.OPEN)
+        self._breakers(request, queryset, BreakerAction.FORCE_OPEN)
 
     @admin.action(permissions=["change"], description="Force the breaker closed (failures ignored)")
     def breaker_force_close(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
-        self._breakers(request, queryset, BreakerState.CLOSED)
+        self._breakers(request, queryset, BreakerAction.FORCE_CLOSED)
 
     @admin.action(permissions=["change"], description="Reset the breaker (closed, counting afresh)")
     def breaker_reset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
-        self._breakers(request, queryset, None)
+        self._breakers(request, queryset, BreakerAction.RESET)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Bulk delete would gather every protected job of every provider for its confirmation page.
@@ -624,13 +621,13 @@ class BreakerAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Force open (held open until closed or reset)")
     def force_open(self, request: HttpRequest, queryset: QuerySet[Breaker]) -> None:
         self._apply(request, queryset, "forced open", lambda b: breaker_force(
-            scope=b.scope, key=b.key, to_state=BreakerState.OPEN, actor=request.user,
+            scope=b.scope, key=b.key, action=BreakerAction.FORCE_OPEN, actor=request.user,
             reason=f"forced open by {request.user.get_username()}"))
 
     @admin.action(permissions=["change"], description="Force closed (failures ignored until reset)")
     def force_close(self, request: HttpRequest, queryset: QuerySet[Breaker]) -> None:
         self._apply(request, queryset, "forced closed", lambda b: breaker_force(
-            scope=b.scope, key=b.key, to_state=BreakerState.CLOSED, actor=request.user,
+            scope=b.scope, key=b.key, action=BreakerAction.FORCE_CLOSED, actor=request.user,
             reason=f"forced closed by {request.user.get_username()}"))
 
     @admin.action(permissions=["change"], description="Reset (closed, counting outcomes afresh)")

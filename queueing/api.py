@@ -149,7 +149,7 @@ class ReportErrorIn(serializers.Serializer):
 
 class ReportIn(serializers.Serializer):
     attempt_id = serializers.UUIDField()
-    outcome = serializers.ChoiceField(choices=services.ReportOutcome.ALL)
+    outcome = serializers.ChoiceField(choices=services.ReportOutcome.values)
     leads = serializers.ListField(child=serializers.DictField(), required=False)
     error = ReportErrorIn(required=False, allow_null=True)
 

@@ -10,6 +10,7 @@ One module per concern; the public names are re-exported here, so callers import
 from queueing.services.breakers import (
     BREAKER_BUCKET_S,
     WORKER_BREAKER_POLICY,
+    BreakerAction,
     breaker_force,
     breaker_outcomes_purge,
     breaker_reset,
@@ -49,6 +50,7 @@ __all__ = [
     "AttemptNotFound",
     "AttemptNotOwned",
     "AttemptSuperseded",
+    "BreakerAction",
     "Claim",
     "IdempotencyKeyReused",
     "JobFinished",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Max, Q, Sum
 
 from leadops.clock import now as clock_now
@@ -177,17 +177,35 @@ def breaker_outcomes_purge(*, now: dt.datetime | None = None) -> int:
     return deleted
 
 
-def breaker_force(*, scope: str, key: str, to_state: str, actor: Any = None, reason: str = "") -> bool:
+class BreakerAction(models.TextChoices):
+    """What staff do to a breaker: hold it open, hold it closed, or reset it (closed, counting afresh)."""
+
+    FORCE_OPEN = "force_open", "Force open"
+    FORCE_CLOSED = "force_closed", "Force closed"
+    RESET = "reset", "Reset"
+
+
+_ACTION_TARGET = {
+    BreakerAction.FORCE_OPEN: BreakerState.OPEN,
+    BreakerAction.FORCE_CLOSED: BreakerState.CLOSED,
+    BreakerAction.RESET: BreakerState.CLOSED,
+}
+
+
+def breaker_force(*, scope: str, key: str, action: BreakerAction, actor: Any = None,
+                  reason: str = "") -> bool:
     """Staff: force a breaker open or closed (held there), or reset it (closed, counting afresh)."""
+    action = BreakerAction(action)
+    to_state = _ACTION_TARGET[action]
     now = clock_now()
     with transaction.atomic():
         current = Breaker.objects.select_for_update().filter(scope=scope, key=key).first()
         from_state = current.state if current else BreakerState.CLOSED
-        forced = reason != "reset"
+        default_reason = "reset" if action == BreakerAction.RESET else f"forced {to_state} by staff"
         return _breaker_move(scope=scope, key=key, from_state=from_state, to_state=to_state,
-                             reason=reason or f"forced {to_state} by staff", now=now, actor=actor,
-                             forced=forced)
+                             reason=reason or default_reason, now=now, actor=actor,
+                             forced=action != BreakerAction.RESET)
 
 
 def breaker_reset(*, scope: str, key: str, actor: Any = None) -> bool:
-    return breaker_force(scope=scope, key=key, to_state=BreakerState.CLOSED, actor=actor, reason="reset")
+    return breaker_force(scope=scope, key=key, action=BreakerAction.RESET, actor=actor)

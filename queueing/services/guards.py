@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db import connection
 from django.db.models import F, Q
@@ -27,6 +27,18 @@ if TYPE_CHECKING:
 
 
 
+class QuotaHold(NamedTuple):
+    """A provider quota as the claim read it, under its locked row, to settle after the claim."""
+
+    provider_id: int
+    per_min: int | None
+    burst: int
+    daily_cap: int | None
+    tat: float
+    today: dt.date
+    used_today: int
+
+
 @dataclass
 class _Guard:
     max_jobs: int
@@ -34,7 +46,7 @@ class _Guard:
     limited: dict[str, int]  # provider -> most jobs this pull may take from it
     wait_s: float | None = None
     worker_blocked: bool = False
-    quotas: dict[str, tuple[int, int | None, int, int | None, float, dt.date, int]] | None = None
+    quotas: dict[str, QuotaHold] | None = None
     probes: dict[str, int] | None = None  # provider name or "" (the worker) -> breaker pk
 
     def limit(self, name: str, most: int, wait_s: float | None = None) -> None:
@@ -146,7 +158,8 @@ def _claim_guard_quotas(*, guard: _Guard, quota_rows: list, now: dt.datetime) ->
             if most < 1:
                 wait = _seconds_to_local_midnight(now)
         guard.limit(name, most, wait)
-        guard.quotas[name] = (provider_id, per_min, burst, cap, tat, today, used)
+        guard.quotas[name] = QuotaHold(provider_id=provider_id, per_min=per_min, burst=burst, daily_cap=cap,
+                                       tat=tat, today=today, used_today=used)
 
 
 def _seconds_to_local_midnight(now: dt.datetime) -> float:
@@ -162,13 +175,15 @@ def _claim_guard_settle(*, guard: _Guard, claims: list[Claim], now: dt.datetime)
     per_provider: dict[str, int] = {}
     for claim in claims:
         per_provider[claim.provider] = per_provider.get(claim.provider, 0) + 1
-    for name, (provider_id, per_min, _burst, _cap, tat, today, used) in (guard.quotas or {}).items():
+    for name, hold in (guard.quotas or {}).items():
         taken = per_provider.get(name, 0)
         if taken:
-            new_tat = gcra_tat_after(tat=tat, now=now.timestamp(), per_minute=per_min, taken=taken) \
-                if per_min else tat
-            ProviderQuotaState.objects.filter(provider_id=provider_id).update(
-                tat=new_tat, day=today, day_count=used + taken
+            new_tat = hold.tat
+            if hold.per_min:
+                new_tat = gcra_tat_after(tat=hold.tat, now=now.timestamp(), per_minute=hold.per_min,
+                                         taken=taken)
+            ProviderQuotaState.objects.filter(provider_id=hold.provider_id).update(
+                tat=new_tat, day=hold.today, day_count=hold.used_today + taken
             )
     for name, breaker_pk in (guard.probes or {}).items():
         taken = len(claims) if name == "" else per_provider.get(name, 0)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 
 from ingestion.schema import LeadInput
@@ -32,11 +32,10 @@ from queueing.services.leases import _attempt_checked, _job_locked, _lease_renew
 from workers_mgmt.models import Worker
 
 
-class ReportOutcome:
+class ReportOutcome(models.TextChoices):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     PARTIAL = "partial"
-    ALL = (SUCCEEDED, FAILED, PARTIAL)
 
 
 @dataclass(frozen=True)

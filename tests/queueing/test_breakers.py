@@ -10,7 +10,14 @@ from django.utils import timezone
 
 from leadops.events import sink_register, sink_unregister
 from queueing.models import Breaker, BreakerScope, BreakerState, BreakerTransition, Job, JobState
-from queueing.services import breaker_force, breaker_reset, job_claim, job_report, report_request_hash
+from queueing.services import (
+    BreakerAction,
+    breaker_force,
+    breaker_reset,
+    job_claim,
+    job_report,
+    report_request_hash,
+)
 from tests.factories import make_jobs, make_provider, make_worker
 
 pytestmark = pytest.mark.django_db
@@ -127,11 +134,11 @@ def test_staff_force_open_close_and_reset_are_audited():
     provider = make_provider("maps")
     make_jobs(5, provider=provider)
     worker, _ = make_worker(worker_id="w-f")
-    assert breaker_force(scope=BreakerScope.PROVIDER, key="maps", to_state=BreakerState.OPEN)
+    assert breaker_force(scope=BreakerScope.PROVIDER, key="maps", action=BreakerAction.FORCE_OPEN)
     with time_machine.travel(timezone.now() + dt.timedelta(hours=3), tick=False):
         # Forced open stays open past any cooldown.
         assert job_claim(worker=worker, max_jobs=5) == []
-    assert breaker_force(scope=BreakerScope.PROVIDER, key="maps", to_state=BreakerState.CLOSED)
+    assert breaker_force(scope=BreakerScope.PROVIDER, key="maps", action=BreakerAction.FORCE_CLOSED)
     assert len(job_claim(worker=worker, max_jobs=2)) == 2
     assert breaker_reset(scope=BreakerScope.PROVIDER, key="maps")
     assert not Breaker.objects.get(scope="provider", key="maps").forced
