@@ -16,31 +16,9 @@ import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from phonenumbers.phonemetadata import PhoneMetadata
 
+# The digit tables live in the kernel (the PII log filter reads them too); re-exported here.
+from core.digits import ARABIC_INDIC_DIGITS, PERSIAN_DIGITS, phone_digits_ascii  # noqa: F401
 from ingestion.choices import PhoneType
-
-ARABIC_INDIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"  # U+0660..U+0669
-PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"  # U+06F0..U+06F9 (Extended Arabic-Indic)
-
-# Direction marks and zero-width characters: they ride along when numbers are copied from
-# right-to-left pages and would otherwise make phonenumbers reject a good number.
-_INVISIBLES = (
-    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00a0"
-)
-
-_PHONE_TABLE = str.maketrans(
-    {
-        **{ord(ch): str(i) for i, ch in enumerate(ARABIC_INDIC_DIGITS)},
-        **{ord(ch): str(i) for i, ch in enumerate(PERSIAN_DIGITS)},
-        # The Arabic comma, decimal and thousands separators and full stop count as spaces, and a
-        # fullwidth plus as a plus.
-        "\u060c": " ",
-        "\u066b": " ",
-        "\u066c": " ",
-        "\u06d4": " ",
-        "\uff0b": "+",
-        **{ord(ch): " " if ch == "\u00a0" else None for ch in _INVISIBLES},
-    }
-)
 
 _TEL_PREFIX = re.compile(r"^\s*tel:\s*", re.IGNORECASE)
 # "00" then a country code, written the international way without the plus.
@@ -87,11 +65,6 @@ class PhoneResult(NamedTuple):
     type: str
     region: str
     usable: bool
-
-
-def phone_digits_ascii(text: str) -> str:
-    """Translate Arabic-Indic and Persian digits to ASCII and drop invisible direction marks."""
-    return text.translate(_PHONE_TABLE)
 
 
 def _prepare(raw: str) -> str:

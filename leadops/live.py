@@ -30,8 +30,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from leadops import events
-from leadops.errors import error_response
+from core import events
+from core.errors import error_response
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.timezone import now as clock_now
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from leadops.clock import now as clock_now
-from leadops.errors import error_response
+from core.errors import error_response
 
 REQUEST_LATENCY = Histogram(
     "leadops_http_request_duration_seconds", "Time to answer an HTTP request, by route and method.",

@@ -8,7 +8,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from leadops.errors import error_response
+from core.errors import error_response
 
 
 def _too_large(request: HttpRequest) -> HttpResponse | None:

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
+from django.utils.timezone import now as clock_now
 
 from ingestion.selectors import ingestion_telemetry
-from leadops.clock import now as clock_now
 from queueing.selectors import dlq_stats, queue_overview, worker_job_stats_24h
 from workers_mgmt.models import Worker
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from leadops.counters import counters_read
+from core.counters import counters_read
 from leadops.models import MonitorEvent
+from workers_mgmt.selectors import workers_online_count
 
 
 def monitor_events_after(
@@ -22,22 +23,6 @@ def monitor_events_after(
 
 def monitor_event_last_id() -> int:
     return MonitorEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
-def workers_overdue(*, cutoff: dt.datetime) -> list[tuple[str, dt.datetime]]:
-    """(worker id, last heartbeat) of enabled workers heard from once but not since `cutoff`."""
-    from workers_mgmt.models import Worker
-
-    return list(
-        Worker.objects.filter(enabled=True, last_heartbeat_at__lt=cutoff)
-        .order_by("id").values_list("id", "last_heartbeat_at")
-    )
-
-
-def workers_online_count(*, cutoff: dt.datetime) -> int:
-    from workers_mgmt.models import Worker
-
-    return Worker.objects.filter(enabled=True, last_heartbeat_at__gte=cutoff).count()
 
 
 def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import MalformedRequest, ValidationFailed
+from core.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField, StrictIntegerField
 from ingestion.schema import LeadValidationError, parse_lead_rows
-from leadops.errors import MalformedRequest, ValidationFailed
-from leadops.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField, StrictIntegerField
 from queueing import services
 from queueing.models import Provider
 from workers_mgmt.api import WorkerAPIView

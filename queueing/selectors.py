@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Count, Q
+from django.utils.timezone import now as clock_now
 
-from leadops.clock import now as clock_now
 from queueing.models import Campaign, Job, JobState, Provider
 
 
@@ -59,7 +59,7 @@ def queue_overview(*, now=None) -> dict:
     """What the monitor page shows of the queue: depth by state and provider, last hour, DLQ."""
     import datetime as dt
 
-    from leadops.clock import now as clock_now
+    from django.utils.timezone import now as clock_now
 
     now = now or clock_now()
     depth_rows = queue_depth_by_state_and_provider()
@@ -90,7 +90,8 @@ def worker_job_stats_24h(*, now=None) -> dict[str, dict[str, int]]:
     """Attempts finished per worker in the last 24 hours: done, failed (failed or lease lost)."""
     import datetime as dt
 
-    from leadops.clock import now as clock_now
+    from django.utils.timezone import now as clock_now
+
     from queueing.models import AttemptState, JobAttempt
 
     since = (now or clock_now()) - dt.timedelta(hours=24)

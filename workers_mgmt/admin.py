@@ -24,10 +24,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.timezone import now as clock_now
 from django.views.decorators.debug import sensitive_variables
 
-from leadops.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
-from leadops.clock import now as clock_now
+from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
 from workers_mgmt.models import (
     CredentialEvent,
     CredentialState,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.utils.timezone import now as clock_now
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadops.clock import now as clock_now
-from leadops.errors import ValidationFailed
-from leadops.fields import SafeJSONObjectField, SafeJSONValueField, StrictCharField, StrictIntegerField
+from core.errors import ValidationFailed
+from core.fields import SafeJSONObjectField, SafeJSONValueField, StrictCharField, StrictIntegerField
 from workers_mgmt.auth import IsWorker, WorkerSignatureAuthentication
 from workers_mgmt.models import Worker
 from workers_mgmt.services import (
@@ -176,7 +176,7 @@ class EnrollView(APIView):
     @extend_schema(request=EnrollIn, responses={200: EnrollOut}, operation_id="enroll", auth=[],
                    summary="Exchange a one-time enrollment token for the worker's id, key id and secret.")
     def post(self, request: Request) -> Response:
-        from leadops.errors import RateLimited, Unauthorized
+        from core.errors import RateLimited, Unauthorized
         from workers_mgmt.auth import auth_failure_count, auth_failures_blocked, enroll_failure_key
 
         ip = client_ip(request)

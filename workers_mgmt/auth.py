@@ -15,13 +15,13 @@ import re
 
 from django.core.exceptions import RequestDataTooBig
 from django.utils.encoding import escape_uri_path
+from django.utils.timezone import now as clock_now
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from leadops.clock import now as clock_now
-from leadops.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
-from leadops.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
+from core.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
+from core.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
 from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch, nonce_record

@@ -209,3 +209,23 @@ class EnrollmentToken(models.Model):
 
     def __str__(self) -> str:
         return f"enrollment of {self.worker_id} (expires {self.expires_at:%Y-%m-%d %H:%M})"
+
+
+class WorkerOfflineNotice(models.Model):
+    """The overdue heartbeat a `worker.offline` event was published for: one event per transition.
+
+    A worker's silent streak is named by its last heartbeat time; a row that already holds that time
+    means the offline event for this streak went out.
+    """
+
+    worker_id = models.CharField(primary_key=True, max_length=63)
+    last_heartbeat_at = models.DateTimeField(null=True)
+    announced_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "worker offline notice"
+        # Created by the leadops app before worker presence moved here; the table keeps its name.
+        db_table = "leadops_workerofflinenotice"
+
+    def __str__(self) -> str:
+        return self.worker_id

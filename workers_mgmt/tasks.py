@@ -7,7 +7,12 @@ import datetime as dt
 from django.conf import settings
 from django.utils import timezone
 
-from workers_mgmt.services import auth_failures_purge, credentials_expire, nonce_purge
+from workers_mgmt.services import (
+    auth_failures_purge,
+    credentials_expire,
+    nonce_purge,
+    workers_offline_announce,
+)
 
 
 def purge_old_nonces() -> int:
@@ -23,3 +28,7 @@ def purge_auth_failures() -> int:
     """Delete `auth_failed` audit rows older than LEADOPS_AUTH_FAILURE_RETENTION_DAYS."""
     days = settings.LEADOPS_AUTH_FAILURE_RETENTION_DAYS
     return auth_failures_purge(older_than=timezone.now() - dt.timedelta(days=days))
+
+
+def announce_offline_workers() -> int:
+    return len(workers_offline_announce())

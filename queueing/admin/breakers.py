@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from leadops.admin_tools import ReadOnlyModelAdmin
+from core.admin_tools import ReadOnlyModelAdmin
 from queueing.models import (
     Breaker,
     BreakerTransition,

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from leadops.errors import Conflict
+from core.errors import Conflict
 from queueing.admin.changelists import CampaignChangeList, EnqueuedFilter
 from queueing.admin.html import progress_bar
 from queueing.models import (

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from leadops.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
 from queueing.admin.changelists import JobChangeList
 from queueing.admin.common import _id_chunks, _int_term
 from queueing.admin.html import ATTEMPT_STATE_COLOURS, JOB_STATE_COLOURS, state_badge

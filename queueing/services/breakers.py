@@ -7,9 +7,9 @@ from typing import Any
 
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Max, Q, Sum
+from django.utils.timezone import now as clock_now
 
-from leadops.clock import now as clock_now
-from leadops.events import publish
+from core.events import publish
 from queueing.models import (
     Breaker,
     BreakerOutcome,

@@ -11,10 +11,10 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
+from django.utils.timezone import now as clock_now
 
-from leadops import events
-from leadops.clock import now as clock_now
-from leadops.counters import counters_add
+from core import events
+from core.counters import counters_add
 from queueing.models import (
     Job,
     JobAttempt,

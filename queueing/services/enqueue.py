@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils.timezone import now as clock_now
 
-from leadops.clock import now as clock_now
-from leadops.errors import Conflict
+from core.errors import Conflict
 from queueing.models import (
     Campaign,
     Job,

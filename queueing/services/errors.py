@@ -1,8 +1,8 @@
-"""Typed errors of the queue services, mapped to protocol error codes by leadops.errors."""
+"""Typed errors of the queue services, mapped to protocol error codes by core.errors."""
 
 from __future__ import annotations
 
-from leadops.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 
 class AttemptSuperseded(Conflict):

@@ -10,9 +10,9 @@ from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.timezone import localdate as local_date
 
-from leadops.clock import local_date
-from leadops.ratelimit import gcra_tat_after, gcra_tokens_available, gcra_wait_s
+from core.ratelimit import gcra_tat_after, gcra_tokens_available, gcra_wait_s
 from queueing.models import (
     Breaker,
     BreakerScope,

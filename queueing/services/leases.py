@@ -8,9 +8,9 @@ from collections.abc import Iterable
 
 from django.db import transaction
 from django.db.models import Case, CharField, DateTimeField, F, Q, Value, When
+from django.utils.timezone import now as clock_now
 
-from leadops import events
-from leadops.clock import now as clock_now
+from core import events
 from queueing.models import (
     FINISHED_STATES,
     AttemptState,

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 from django.db import models, transaction
 from django.db.models import F
+from django.utils.timezone import now as clock_now
 
+from core import events
+from core.counters import counters_add
 from ingestion.schema import LeadInput
 from ingestion.services import lead_batch_ingest
-from leadops import events
-from leadops.clock import now as clock_now
-from leadops.counters import counters_add
 from queueing.models import (
     AttemptState,
     Job,

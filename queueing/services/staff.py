@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils.timezone import now as clock_now
 
-from leadops.clock import now as clock_now
 from queueing.models import (
     FINISHED_STATES,
     AttemptState,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leadops import events
+from core import events
 
 
 @pytest.fixture

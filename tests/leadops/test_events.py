@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from leadops import events
+from core import events
 
 
 @pytest.fixture

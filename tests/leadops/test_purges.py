@@ -8,14 +8,14 @@ import time
 import pytest
 from django.utils import timezone
 
-from leadops.models import RateLimitState
+from core.models import RateLimitState
 from leadops.schedules import PERIODIC_TASKS
 
 pytestmark = pytest.mark.django_db
 
 
 def test_spent_limiter_states_are_purged_and_live_ones_kept(settings):
-    from leadops.ratelimit import gcra_acquire, ratelimit_states_purge
+    from core.ratelimit import gcra_acquire, ratelimit_states_purge
 
     settings.REDIS_URL = ""
     now = time.time()
@@ -46,3 +46,19 @@ def test_old_failed_authentications_are_purged_and_other_audit_rows_kept(setting
     assert failed.count() == 1
     assert CredentialEvent.objects.filter(kind=CredentialEventKind.CREATED).exists()
     assert any(func == "workers_mgmt.tasks.purge_auth_failures" for _, func, _ in PERIODIC_TASKS)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_trigger_lets_old_auth_failures_go_and_keeps_the_rest(settings, clock):
+    from django.db import DatabaseError, transaction
+
+    from tests.factories import make_worker
+    from workers_mgmt.models import CredentialEvent, CredentialEventKind
+    from workers_mgmt.services import auth_failure_record, auth_failures_purge
+
+    make_worker(worker_id="w-pg-audited")
+    auth_failure_record(worker_id="w-pg-audited", reason="bad_signature", ip="10.0.0.1",
+                        at=timezone.now() - dt.timedelta(days=40))
+    assert auth_failures_purge(older_than=timezone.now() - dt.timedelta(days=30)) == 1
+    with pytest.raises(DatabaseError), transaction.atomic():
+        CredentialEvent.objects.filter(kind=CredentialEventKind.CREATED).delete()

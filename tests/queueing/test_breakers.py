@@ -8,7 +8,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from leadops.events import sink_register, sink_unregister
+from core.events import sink_register, sink_unregister
 from queueing.models import Breaker, BreakerScope, BreakerState, BreakerTransition, Job, JobState
 from queueing.services import (
     BreakerAction,

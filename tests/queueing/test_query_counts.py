@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 # Each signed request also reads its failed-authentication budget before the signature is checked
 # one query with the database store, none with Redis. A claim and a report each add one statement to
-# the monotonic /metrics totals (leadops/counters.py).
+# the monotonic /metrics totals (core/counters.py).
 PULL_BUDGET = 12
 REPORT_BUDGET = 20
 

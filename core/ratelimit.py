@@ -15,8 +15,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import connection
 
-from leadops.models import RateLimitState
-from leadops.redis import redis_client
+from core.models import RateLimitState
+from core.redis import redis_client
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import random
 from django.db import connection
 from django.db.models import Sum
 
-from leadops.models import MetricCounter
+from core.models import MetricCounter
 
 SHARDS = 8
 
