@@ -17,8 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.audit import Actor
 from core.errors import MalformedRequest, ValidationFailed
 from core.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField, StrictIntegerField
+from core.models import StaffSource
 from ingestion.schema import LeadValidationError, parse_lead_rows
 from queueing import services
 from queueing.models import Provider
@@ -236,5 +238,6 @@ class EnqueueView(APIView):
                 raise ValidationFailed("Not a valid provider name.",
                                        fields={"provider": [str(exc)]}) from None
         payloads = data.get("payloads") or [data.get("payload", {})] * data["count"]
-        jobs = services.jobs_enqueue(provider=provider, payloads=payloads, priority=data["priority"])
+        jobs = services.jobs_enqueue(provider=provider, payloads=payloads, priority=data["priority"],
+                                     actor=Actor.from_user(request.user, source=StaffSource.API))
         return Response({"created": len(jobs), "job_ids": [job.pk for job in jobs[:1000]]}, status=201)

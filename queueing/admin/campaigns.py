@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from core.audit import Actor
 from core.errors import Conflict
 from queueing.admin.changelists import CampaignChangeList, EnqueuedFilter
 from queueing.admin.html import progress_bar
@@ -20,7 +21,9 @@ from queueing.models import (
 )
 from queueing.selectors import campaign_progress
 from queueing.services import (
+    campaign_create,
     campaign_enqueue,
+    campaign_update,
 )
 
 
@@ -84,21 +87,21 @@ class CampaignAdmin(admin.ModelAdmin):
         return progress_bar(progress)
 
     def save_model(self, request: HttpRequest, obj: Campaign, form: Any, change: bool) -> None:
+        actor = Actor.from_user(request.user)
         if not change:
-            obj.created_by = request.user
-            super().save_model(request, obj, form, change)
+            campaign_create(campaign=obj, actor=actor)
             return
         # Only what the form changed: `enqueued_at` and `jobs_created` belong to campaign_enqueue,
         # which may have run since this form was loaded.
-        changed = [name for name in form.changed_data if name in form.base_fields]
-        if changed:
-            obj.save(update_fields=[*changed, "updated_at"])
+        values = {name: getattr(obj, name) for name in form.changed_data if name in form.base_fields}
+        if values:
+            campaign_update(campaign=obj, values=values, actor=actor)
 
     @admin.action(permissions=["change"], description="Enqueue (one job per query and city)")
     def enqueue(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         for campaign in queryset.select_related("provider"):
             try:
-                created = campaign_enqueue(campaign=campaign)
+                created = campaign_enqueue(campaign=campaign, actor=Actor.from_user(request.user))
             except Conflict as exc:
                 self.message_user(request, f"{campaign}: {exc.message}", messages.ERROR)
                 continue

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 
+from core.audit import Actor
 from queueing.admin.common import _id_chunks
 from queueing.admin.jobs import JobAttemptInline
 from queueing.models import (
@@ -73,10 +74,10 @@ class DeadJobAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
         for ids in _id_chunks(queryset):
-            dead_jobs_delete(job_ids=ids)
+            dead_jobs_delete(job_ids=ids, actor=Actor.from_user(request.user))
 
     def delete_model(self, request: HttpRequest, obj: DeadJob) -> None:
-        dead_jobs_delete(job_ids=[obj.pk])
+        dead_jobs_delete(job_ids=[obj.pk], actor=Actor.from_user(request.user))
 
     @admin.action(permissions=["change"], description="Requeue selected dead jobs (attempts reset)...")
     def requeue(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> HttpResponse | None:
@@ -85,7 +86,9 @@ class DeadJobAdmin(admin.ModelAdmin):
             form = RequeueForm(request.POST)
             if form.is_valid():
                 priority = form.cleaned_data["priority"]
-                done = sum(dead_jobs_requeue(job_ids=ids, priority=priority) for ids in _id_chunks(queryset))
+                actor = Actor.from_user(request.user)
+                done = sum(dead_jobs_requeue(job_ids=ids, priority=priority, actor=actor)
+                           for ids in _id_chunks(queryset))
                 self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
                 return None
         else:
@@ -104,7 +107,8 @@ class DeadJobAdmin(admin.ModelAdmin):
     def requeue_matching(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
         changelist = self.get_changelist_instance(request)
         matching = changelist.get_queryset(request)
-        done = sum(dead_jobs_requeue(job_ids=ids) for ids in _id_chunks(matching))
+        actor = Actor.from_user(request.user)
+        done = sum(dead_jobs_requeue(job_ids=ids, actor=actor) for ids in _id_chunks(matching))
         self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
 
     @admin.action(permissions=["view"], description="Export selected dead jobs as CSV")

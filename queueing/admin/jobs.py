@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
 from queueing.admin.common import _id_chunks, _int_term
 from queueing.admin.html import ATTEMPT_STATE_COLOURS, JOB_STATE_COLOURS, state_badge
@@ -103,7 +104,7 @@ class JobAdmin(admin.ModelAdmin):
         selected = cancelled = 0
         for ids in _id_chunks(queryset):
             selected += len(ids)
-            cancelled += jobs_cancel(job_ids=ids)
+            cancelled += jobs_cancel(job_ids=ids, actor=Actor.from_user(request.user))
         self._report(request, done=cancelled, selected=selected, verb="cancelled",
                      skipped="already finished")
 
@@ -112,7 +113,7 @@ class JobAdmin(admin.ModelAdmin):
         selected = requeued = 0
         for ids in _id_chunks(queryset):
             selected += len(ids)
-            requeued += jobs_requeue(job_ids=ids, reset_attempts=True)
+            requeued += jobs_requeue(job_ids=ids, reset_attempts=True, actor=Actor.from_user(request.user))
         self._report(request, done=requeued, selected=selected, verb="requeued", skipped="not finished")
 
     def _report(self, request: HttpRequest, *, done: int, selected: int, verb: str, skipped: str) -> None:

@@ -9,12 +9,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.audit import Actor
 from queueing.models import (
     Provider,
 )
 from queueing.services import (
     BreakerAction,
     breaker_force,
+    provider_policy_set,
+    provider_update,
 )
 
 
@@ -71,6 +74,23 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Reset the breaker (closed, counting afresh)")
     def breaker_reset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         self._breakers(request, queryset, BreakerAction.RESET)
+
+    def save_model(self, request: HttpRequest, obj: Provider, form: Any, change: bool) -> None:
+        # The form page and the changelist's editable columns both land here: through the service,
+        # so every change has its audit row.
+        actor = Actor.from_user(request.user)
+        if not change:
+            provider, _ = provider_policy_set(name=obj.name, actor=actor)
+            values = {name: getattr(obj, name) for name in form.changed_data if name != "name"}
+            if values:
+                provider_update(provider=provider, values=values, actor=actor)
+            obj.pk = provider.pk
+            obj._state.adding = False
+            obj._state.db = provider._state.db
+            return
+        values = {name: getattr(obj, name) for name in form.changed_data if name in form.base_fields}
+        if values:
+            provider_update(provider=obj, values=values, actor=actor)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Bulk delete would gather every protected job of every provider for its confirmation page.

@@ -18,10 +18,13 @@ from queueing.services.breakers import (
 from queueing.services.claim import Claim, PullResult, job_claim, jobs_pull
 from queueing.services.enqueue import (
     backoff_delay_s,
+    campaign_create,
     campaign_enqueue,
+    campaign_update,
     jobs_enqueue,
     provider_get_or_create,
     provider_policy_set,
+    provider_update,
 )
 from queueing.services.errors import (
     AttemptNotFound,
@@ -40,6 +43,7 @@ from queueing.services.staff import (
     dlq_purge,
     dlq_requeue,
     jobs_cancel,
+    jobs_moved_publish,
     jobs_requeue,
 )
 
@@ -62,7 +66,9 @@ __all__ = [
     "breaker_force",
     "breaker_outcomes_purge",
     "breaker_reset",
+    "campaign_create",
     "campaign_enqueue",
+    "campaign_update",
     "dead_jobs_delete",
     "dead_jobs_requeue",
     "dlq_purge",
@@ -73,12 +79,14 @@ __all__ = [
     "job_report",
     "jobs_cancel",
     "jobs_enqueue",
+    "jobs_moved_publish",
     "jobs_pull",
     "jobs_release",
     "jobs_requeue",
     "leases_reap",
     "provider_get_or_create",
     "provider_policy_set",
+    "provider_update",
     "receipts_purge",
     "report_request_hash",
 ]

@@ -11,6 +11,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.timezone import now as clock_now
 
+from core import events
+from core.audit import Actor, field_changes, field_values, staff_action_record
 from core.errors import Conflict
 from queueing.models import (
     Campaign,
@@ -47,15 +49,17 @@ def provider_get_or_create(*, name: str) -> Provider:
 def provider_policy_set(
     *, name: str, enabled: bool | None = None, max_attempts: int | None = None,
     lease_seconds: int | None = None, quota_per_min: int | None = None, quota_burst: int | None = None,
-    daily_cap: int | None = None,
+    daily_cap: int | None = None, actor: Actor | None = None,
 ) -> tuple[Provider, bool]:
     """Create or change a provider's policy; a quota or cap of 0 removes it. Returns (provider, created)."""
     with transaction.atomic():
         provider = Provider.objects.select_for_update().filter(name=name).first()
         created = provider is None
-        if created:
+        if provider is None:
             provider = Provider(name=name)
-        before = {} if created else {field: getattr(provider, field) for field in _POLICY_FIELDS}
+        before = field_values(provider, _POLICY_FIELDS)
+        if created:
+            before = dict.fromkeys(_POLICY_FIELDS)
         changes = {"enabled": enabled, "max_attempts": max_attempts, "lease_seconds": lease_seconds,
                    "quota_burst": quota_burst}
         for field, value in changes.items():
@@ -67,26 +71,74 @@ def provider_policy_set(
             provider.daily_cap = daily_cap or None
         provider.full_clean()
         provider.save()
-    if changed := _policy_changes(before, provider):
-        # The command line has no admin user to record a LogEntry for; the log keeps the trail.
+        changed = field_changes(before, provider)
+        if changed and actor is not None:
+            staff_action_record(actor=actor, action="provider.create" if created else "provider.policy_set",
+                                object_type=PROVIDER_TYPE, object_ids=[provider.name], changes=changed)
+    if changed:
         logger.info("provider %s %s: %s", name, "created" if created else "changed",
                     ", ".join(f"{field} {old!r} -> {new!r}" for field, (old, new) in changed.items()))
     return provider, created
 
 
 _POLICY_FIELDS = ("enabled", "max_attempts", "lease_seconds", "quota_per_min", "quota_burst", "daily_cap")
+PROVIDER_TYPE = "queueing.provider"
+CAMPAIGN_TYPE = "queueing.campaign"
 
 
-def _policy_changes(before: dict[str, Any], provider: Provider) -> dict[str, tuple[Any, Any]]:
-    return {field: (before.get(field), getattr(provider, field)) for field in _POLICY_FIELDS
-            if before.get(field) != getattr(provider, field)}
+def provider_update(*, provider: Provider, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
+    """Staff: change a provider's settings (admin form or changelist); return {field: [before, after]}."""
+    with transaction.atomic():
+        locked = Provider.objects.select_for_update().get(pk=provider.pk)
+        before = field_values(locked, values)
+        for field, value in values.items():
+            setattr(locked, field, value)
+        locked.full_clean()
+        changed = field_changes(before, locked)
+        if changed:
+            locked.save(update_fields=[*changed, "updated_at"])
+            staff_action_record(actor=actor, action="provider.update", object_type=PROVIDER_TYPE,
+                                object_ids=[locked.name], changes=changed)
+    for field in values:
+        setattr(provider, field, getattr(locked, field))
+    return changed
+
+
+def campaign_create(*, campaign: Campaign, actor: Actor) -> Campaign:
+    """Staff: save a new (draft) campaign; enqueueing it is a separate action."""
+    with transaction.atomic():
+        campaign.created_by_id = actor.user_id
+        campaign.save(force_insert=True)
+        staff_action_record(actor=actor, action="campaign.create", object_type=CAMPAIGN_TYPE,
+                            object_ids=[campaign.pk], detail={"name": campaign.name})
+    return campaign
+
+
+def campaign_update(*, campaign: Campaign, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
+    """Staff: change a campaign's fields; `enqueued_at` and `jobs_created` belong to campaign_enqueue."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        before = field_values(locked, values)
+        for field, value in values.items():
+            setattr(locked, field, value)
+        changed = field_changes(before, locked)
+        if changed:
+            locked.save(update_fields=[*changed, "updated_at"])
+            staff_action_record(actor=actor, action="campaign.update", object_type=CAMPAIGN_TYPE,
+                                object_ids=[locked.pk], changes=_json_safe(changed))
+    return changed
+
+
+def _json_safe(changed: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    # A foreign key's value is a model instance: the audit keeps its primary key.
+    return {field: [getattr(value, "pk", value) for value in pair] for field, pair in changed.items()}
 
 
 def jobs_enqueue(
     *, provider: Provider, payloads: Sequence[dict[str, Any]], priority: int = 0,
-    campaign: Campaign | None = None, run_at: dt.datetime | None = None,
+    campaign: Campaign | None = None, run_at: dt.datetime | None = None, actor: Actor | None = None,
 ) -> list[Job]:
-    """Create queued jobs, ready at `run_at` (now by default)."""
+    """Create queued jobs, ready at `run_at` (now by default); the monitor hears of them on commit."""
     at = run_at or clock_now()
     jobs = [
         Job(provider=provider, campaign=campaign, payload=payload, priority=priority, run_at=at,
@@ -94,10 +146,18 @@ def jobs_enqueue(
         for payload in payloads
     ]
     with transaction.atomic():
-        return Job.objects.bulk_create(jobs, batch_size=1000)
+        created = Job.objects.bulk_create(jobs, batch_size=1000)
+        if created:
+            events.publish("jobs.moved", action="jobs.enqueue", provider=provider.name, from_state="",
+                           to_state=JobState.QUEUED, count=len(created))
+        if actor is not None and created:
+            staff_action_record(actor=actor, action="jobs.enqueue", object_type="queueing.job",
+                                object_ids=[job.pk for job in created],
+                                detail={"provider": provider.name, "priority": priority})
+    return created
 
 
-def campaign_enqueue(*, campaign: Campaign) -> int:
+def campaign_enqueue(*, campaign: Campaign, actor: Actor | None = None) -> int:
     """Turn a campaign into one job per (query, city); a campaign is enqueued once."""
     with transaction.atomic():
         claimed = Campaign.objects.filter(pk=campaign.pk, enqueued_at__isnull=True).update(
@@ -112,4 +172,7 @@ def campaign_enqueue(*, campaign: Campaign) -> int:
         jobs_enqueue(provider=campaign.provider, payloads=payloads, priority=campaign.priority,
                      campaign=campaign)
         Campaign.objects.filter(pk=campaign.pk).update(jobs_created=len(payloads))
+        if actor is not None:
+            staff_action_record(actor=actor, action="campaign.enqueue", object_type=CAMPAIGN_TYPE,
+                                object_ids=[campaign.pk], detail={"jobs_created": len(payloads)})
     return len(payloads)

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.audit import Actor
 from queueing.services import provider_policy_set
 
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
             provider, created = provider_policy_set(
                 name=name, enabled=True if enable else False if disable else None,
                 max_attempts=max_attempts, lease_seconds=lease_seconds, quota_per_min=quota_per_min,
-                quota_burst=burst, daily_cap=daily_cap,
+                quota_burst=burst, daily_cap=daily_cap, actor=Actor.command("provider_set"),
             )
         except ValidationError as exc:
             problems = [f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()]
