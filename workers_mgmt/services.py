@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.db.models import F
 from django.utils.timezone import now as clock_now
 
 from core import events
+from core.audit import Actor, field_changes, field_values, staff_action_record
 from workers_mgmt.crypto import (
     decrypt_secret,
     encrypt_secret,
@@ -195,15 +197,59 @@ def worker_config_recent() -> WorkerConfig:
     return config
 
 
-def worker_config_save(*, config: WorkerConfig) -> WorkerConfig:
+def worker_config_save(*, config: WorkerConfig, actor: Actor | None = None,
+                       changed: dict[str, list[Any]] | None = None) -> WorkerConfig:
     """Save a config change and bump its version so workers know to reload."""
     global _config_cache
     with transaction.atomic():
         config.save()
         WorkerConfig.objects.filter(pk=config.pk).update(version=F("version") + 1)
+        if actor is not None:
+            staff_action_record(actor=actor, action="worker_config.save",
+                                object_type="workers_mgmt.workerconfig", object_ids=[config.pk],
+                                changes=changed or {})
     _config_cache = None
     config.refresh_from_db()
     return config
+
+
+WORKER_TYPE = "workers_mgmt.worker"
+
+
+def workers_set_enabled(*, worker_ids: Iterable[str], enabled: bool, actor: Actor) -> int:
+    """Staff: enable or disable workers (compare-and-swap: only rows in the other state change)."""
+    with transaction.atomic():
+        ids = list(Worker.objects.select_for_update().filter(pk__in=list(worker_ids), enabled=not enabled)
+                   .values_list("pk", flat=True))
+        if not ids:
+            return 0
+        changed = Worker.objects.filter(pk__in=ids, enabled=not enabled).update(
+            enabled=enabled, updated_at=clock_now()
+        )
+        staff_action_record(actor=actor, action="worker.enable" if enabled else "worker.disable",
+                            object_type=WORKER_TYPE, object_ids=ids,
+                            changes={"enabled": [not enabled, enabled]})
+    return changed
+
+
+def worker_update(*, worker: Worker, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
+    """Staff: change a worker's operator settings (name, channel, rate limit, notes, enabled).
+
+    Only those columns are written: the heartbeat columns belong to the worker, which may have
+    reported since the form was loaded.
+    """
+    with transaction.atomic():
+        locked = Worker.objects.select_for_update().get(pk=worker.pk)
+        before = field_values(locked, values)
+        for field, value in values.items():
+            setattr(locked, field, value)
+        changed = field_changes(before, locked)
+        if changed:
+            locked.updated_at = clock_now()
+            locked.save(update_fields=[*changed, "updated_at"])
+            staff_action_record(actor=actor, action="worker.update", object_type=WORKER_TYPE,
+                                object_ids=[locked.pk], changes=changed)
+    return changed
 
 
 # --- rotation, revocation, audit, enrollment (issue 5) ----------------------------------------------
