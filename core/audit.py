@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from core import events
@@ -54,6 +54,37 @@ def staff_action_record(
     events.publish("staff.action", action=action, actor=row.actor_name, object_type=object_type,
                    object_count=count, staff_action_id=row.pk)
     return row
+
+
+def audited_update(
+    *, instance: models.Model, values: dict[str, Any], actor: Actor, action: str, object_type: str,
+    clean: bool = False,
+) -> dict[str, list[Any]]:
+    """Change `values` of a row under its lock, save only what changed, audit it; return the changes.
+
+    A foreign key's value is recorded by its primary key. Call inside the caller's transaction or on
+    its own (it opens one).
+    """
+    with transaction.atomic():
+        locked = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+        before = field_values(locked, values)
+        for field, value in values.items():
+            setattr(locked, field, value)
+        if clean:
+            locked.full_clean()
+        changed = field_changes(before, locked)
+        if changed:
+            stamped = ["updated_at"] if hasattr(locked, "updated_at") else []
+            if stamped:
+                locked.updated_at = timezone.now()
+            locked.save(update_fields=[*changed, *stamped])
+            # A foreign key's value is a model instance: the audit keeps its primary key.
+            audit = {name: [getattr(value, "pk", value) for value in pair] for name, pair in changed.items()}
+            staff_action_record(actor=actor, action=action, object_type=object_type, object_ids=[locked.pk],
+                                changes=audit)
+    for field in values:
+        setattr(instance, field, getattr(locked, field))
+    return changed
 
 
 def field_values(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:

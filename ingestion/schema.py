@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from core.text import text_storable
 
 # Field limits. They match the columns of `Lead`, so a valid lead always fits its row.
 NAME_MAX = 500
@@ -35,8 +36,6 @@ NUMBER_FIELDS: dict[str, tuple[float, float]] = {
 # Stop collecting after this many problems: the answer stays small even for 1,000 bad leads.
 MAX_ERRORS = 50
 
-# NUL cannot be stored by PostgreSQL in text, and a lone surrogate cannot be encoded as UTF-8.
-_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which triples the cost
@@ -81,10 +80,10 @@ def _json_problem(value: object, depth: int = 0) -> str | None:
     if depth > EXTRA_MAX_DEPTH:
         return f"Nested deeper than {EXTRA_MAX_DEPTH} levels."
     if isinstance(value, str):
-        return "Contains a NUL character or an unpaired surrogate." if _BAD_CHARS.search(value) else None
+        return "Contains a NUL character or an unpaired surrogate." if _has_bad_chars(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or _BAD_CHARS.search(key):
+            if not isinstance(key, str) or _has_bad_chars(key):
                 return "Keys must be strings without NUL characters or unpaired surrogates."
             problem = _json_problem(item, depth + 1)
             if problem:
@@ -133,14 +132,8 @@ def _size_bound(value: object) -> int:
 
 
 def _has_bad_chars(text: str) -> bool:
-    """Tell whether text holds a NUL or a lone surrogate (a memchr and an encode: twice the regex's speed)."""
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """Tell whether text holds a NUL or a lone surrogate."""
+    return not text_storable(text)
 
 
 _TEXT_LIMITS: tuple[tuple[str, int], ...] = tuple(STRING_FIELDS.items())
@@ -233,9 +226,9 @@ def _parse_row(row: dict[str, Any], prefix: str, errors: dict[str, list[str]]) -
             texts.append(value)
     # One search over all of a lead's text instead of one per field: nearly every lead is clean,
     # and only a dirty one is searched again field by field to name the culprit.
-    if _BAD_CHARS.search("".join(texts)):
+    if _has_bad_chars("".join(texts)):
         for key, value in (("name", name), ("phone", phone), *values.items()):
-            if isinstance(value, str) and _BAD_CHARS.search(value):
+            if isinstance(value, str) and _has_bad_chars(value):
                 problems[key] = "Contains a NUL character or an unpaired surrogate."
     for key, (low, high) in NUMBER_FIELDS.items():
         value = row.get(key)

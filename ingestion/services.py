@@ -18,12 +18,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.text import json_bytes
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.normalize import PhoneResult, normalize_city, normalize_name, normalize_phone
 from ingestion.schema import LeadInput
@@ -222,13 +222,8 @@ def _row_object(candidate: _Candidate) -> dict[str, Any]:
 
 def _batch_json(objects: list[Any]) -> str:
     # UTF-8 text (half the bytes of \u escapes for Arabic); the schema has already refused NUL and
-    # lone surrogates, which neither database would take. orjson is several times faster than the
-    # standard library here, and this runs for every report; it refuses only integers beyond 64
-    # bits (possible inside `extra`), which the standard library then encodes.
-    try:
-        return orjson.dumps(objects).decode()
-    except TypeError:
-        return json.dumps(objects, ensure_ascii=False, separators=(",", ":"))
+    # lone surrogates, which neither database would take.
+    return json_bytes(objects).decode()
 
 
 def _db_value(model: type, field_name: str, value: Any) -> Any:

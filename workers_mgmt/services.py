@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils.timezone import now as clock_now
 
 from core import events
-from core.audit import Actor, field_changes, field_values, staff_action_record
+from core.audit import Actor, audited_update, staff_action_record
 from workers_mgmt.crypto import (
     decrypt_secret,
     encrypt_secret,
@@ -238,18 +238,8 @@ def worker_update(*, worker: Worker, values: dict[str, Any], actor: Actor) -> di
     Only those columns are written: the heartbeat columns belong to the worker, which may have
     reported since the form was loaded.
     """
-    with transaction.atomic():
-        locked = Worker.objects.select_for_update().get(pk=worker.pk)
-        before = field_values(locked, values)
-        for field, value in values.items():
-            setattr(locked, field, value)
-        changed = field_changes(before, locked)
-        if changed:
-            locked.updated_at = clock_now()
-            locked.save(update_fields=[*changed, "updated_at"])
-            staff_action_record(actor=actor, action="worker.update", object_type=WORKER_TYPE,
-                                object_ids=[locked.pk], changes=changed)
-    return changed
+    return audited_update(instance=worker, values=values, actor=actor, action="worker.update",
+                          object_type=WORKER_TYPE)
 
 
 # --- rotation, revocation, audit, enrollment (issue 5) ----------------------------------------------

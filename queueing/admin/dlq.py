@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any
 
 from django import forms
@@ -14,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 
 from core.audit import Actor
+from core.csv import csv_response
 from queueing.admin.common import _id_chunks
 from queueing.admin.jobs import JobAttemptInline
 from queueing.models import (
@@ -30,11 +29,6 @@ from queueing.services import (
 class RequeueForm(forms.Form):
     priority = forms.IntegerField(required=False, min_value=-32768, max_value=32767,
                                   help_text="Leave empty to keep each job's priority.")
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 @admin.register(DeadJob)
@@ -113,22 +107,10 @@ class DeadJobAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["view"], description="Export selected dead jobs as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> StreamingHttpResponse:
-        writer = csv.writer(_Echo())
-
-        def rows() -> Iterator[str]:
-            yield writer.writerow(["id", "provider", "dead_reason", "attempts", "max_attempts",
-                                   "error_code", "finished_at", "priority"])
-            for job in queryset.select_related("provider").order_by("pk").iterator(chunk_size=1000):
-                yield writer.writerow([job.pk, job.provider.name, job.dead_reason, job.attempts,
-                                       job.max_attempts, _spreadsheet_safe(self.error_code(job)),
-                                       job.finished_at.isoformat() if job.finished_at else "",
-                                       job.priority])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="dead-jobs.csv"'
-        return response
-
-
-def _spreadsheet_safe(text: str) -> str:
-    """Keep a worker-supplied cell from running as a spreadsheet formula when the CSV is opened."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        rows = (
+            [job.pk, job.provider.name, job.dead_reason, job.attempts, job.max_attempts, self.error_code(job),
+             job.finished_at, job.priority]
+            for job in queryset.select_related("provider").order_by("pk").iterator(chunk_size=1000)
+        )
+        return csv_response(header=["id", "provider", "dead_reason", "attempts", "max_attempts", "error_code",
+                                    "finished_at", "priority"], rows=rows, filename="dead-jobs.csv")

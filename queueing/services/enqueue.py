@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils.timezone import now as clock_now
 
 from core import events
-from core.audit import Actor, field_changes, field_values, staff_action_record
+from core.audit import Actor, audited_update, field_changes, field_values, staff_action_record
 from core.errors import Conflict
 from queueing.models import (
     Campaign,
@@ -88,20 +88,8 @@ CAMPAIGN_TYPE = "queueing.campaign"
 
 def provider_update(*, provider: Provider, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
     """Staff: change a provider's settings (admin form or changelist); return {field: [before, after]}."""
-    with transaction.atomic():
-        locked = Provider.objects.select_for_update().get(pk=provider.pk)
-        before = field_values(locked, values)
-        for field, value in values.items():
-            setattr(locked, field, value)
-        locked.full_clean()
-        changed = field_changes(before, locked)
-        if changed:
-            locked.save(update_fields=[*changed, "updated_at"])
-            staff_action_record(actor=actor, action="provider.update", object_type=PROVIDER_TYPE,
-                                object_ids=[locked.name], changes=changed)
-    for field in values:
-        setattr(provider, field, getattr(locked, field))
-    return changed
+    return audited_update(instance=provider, values=values, actor=actor, action="provider.update",
+                          object_type=PROVIDER_TYPE, clean=True)
 
 
 def campaign_create(*, campaign: Campaign, actor: Actor) -> Campaign:
@@ -116,22 +104,8 @@ def campaign_create(*, campaign: Campaign, actor: Actor) -> Campaign:
 
 def campaign_update(*, campaign: Campaign, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
     """Staff: change a campaign's fields; `enqueued_at` and `jobs_created` belong to campaign_enqueue."""
-    with transaction.atomic():
-        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        before = field_values(locked, values)
-        for field, value in values.items():
-            setattr(locked, field, value)
-        changed = field_changes(before, locked)
-        if changed:
-            locked.save(update_fields=[*changed, "updated_at"])
-            staff_action_record(actor=actor, action="campaign.update", object_type=CAMPAIGN_TYPE,
-                                object_ids=[locked.pk], changes=_json_safe(changed))
-    return changed
-
-
-def _json_safe(changed: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    # A foreign key's value is a model instance: the audit keeps its primary key.
-    return {field: [getattr(value, "pk", value) for value in pair] for field, pair in changed.items()}
+    return audited_update(instance=campaign, values=values, actor=actor, action="campaign.update",
+                          object_type=CAMPAIGN_TYPE)
 
 
 def jobs_enqueue(

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.db import models, transaction
 from django.db.models import F
 from django.utils.timezone import now as clock_now
 
 from core import events
 from core.counters import counters_add
+from core.text import json_bytes
 from ingestion.schema import LeadInput
 from ingestion.services import lead_batch_ingest
 from queueing.models import (
@@ -48,14 +47,7 @@ def report_request_hash(*, job_id: int, body: dict[str, Any]) -> str:
     """What makes two reports 'the same': the job and the parsed body, canonically encoded."""
     request = {"job": job_id, "body": body}
     # Sorted keys and no whitespace, so key order and spacing never make a retry look different.
-    # orjson encodes a 500-lead report several times faster than the standard library; it refuses
-    # only integers beyond 64 bits (possible inside a lead's `extra`), which the standard library
-    # then encodes. The same body always takes the same branch, so its hash never changes.
-    try:
-        canonical = orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return hashlib.sha256(canonical).hexdigest()
+    return hashlib.sha256(json_bytes(request, sort_keys=True)).hexdigest()
 
 
 def job_report(

@@ -13,7 +13,6 @@ from django.contrib.admin.utils import quote
 from django.core.management import call_command
 from django.urls import reverse
 
-from core import events
 from core.models import StaffAction
 from queueing.models import Campaign, Job, JobState, Provider
 from queueing.services import jobs_cancel
@@ -24,12 +23,8 @@ TUNING = {"long_poll_wait_s": 0, "max_leads_per_report": 1000, "max_body_bytes":
 
 
 @pytest.fixture
-def published():
-    """The events delivered (on commit) while the test runs."""
-    got: list[dict] = []
-    events.sink_register(got.append)
-    yield got
-    events.sink_unregister(got.append)
+def published(received):
+    return received
 
 
 @pytest.fixture
@@ -107,25 +102,17 @@ def _dead(count: int) -> list[Job]:
     return jobs
 
 
-def test_dlq_requeue_command_is_audited(db, published, commit):
+@pytest.mark.parametrize(("verb", "action", "to_state"), [("requeue", "dlq.requeue", "queued"),
+                                                         ("purge", "dlq.purge", "")])
+def test_dlq_command_is_audited(db, published, commit, verb, action, to_state):
     _dead(2)
     with commit():
-        call_command("dlq", "requeue", stdout=io.StringIO())
-    row = only_action("dlq.requeue")
+        call_command("dlq", verb, stdout=io.StringIO())
+    row = only_action(action)
     assert (row.actor_name, row.object_count) == ("command:dlq", 2)
-    assert moved(published, "dlq.requeue") == [("maps", "dead", "queued", 2)]
-    assert staff_events(published, "dlq.requeue")
-
-
-def test_dlq_purge_command_is_audited(db, published, commit):
-    _dead(2)
-    with commit():
-        call_command("dlq", "purge", stdout=io.StringIO())
-    row = only_action("dlq.purge")
-    assert (row.actor_name, row.object_count) == ("command:dlq", 2)
-    assert not Job.objects.exists()
-    assert moved(published, "dlq.purge") == [("maps", "dead", "", 2)]
-    assert staff_events(published, "dlq.purge")
+    assert moved(published, action) == [("maps", "dead", to_state, 2)]
+    assert staff_events(published, action)
+    assert Job.objects.filter(state=JobState.DEAD).count() == 0
 
 
 def test_admin_dead_job_delete_is_audited(admin_client, published, commit):

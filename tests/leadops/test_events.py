@@ -8,14 +8,6 @@ from django.db import transaction
 from core import events
 
 
-@pytest.fixture
-def received():
-    got: list[dict] = []
-    events.sink_register(got.append)
-    yield got
-    events.sink_unregister(got.append)
-
-
 def test_event_is_delivered_after_commit_not_before(transactional_db, received):
     with transaction.atomic():
         events.publish("worker.online", worker_id="w-1")
