@@ -42,6 +42,8 @@ class MetricCounter(models.Model):
 
 
 class StaffSource(models.TextChoices):
+    """The door a staff change came through."""
+
     ADMIN = "admin", "Admin"
     COMMAND = "command", "Management command"
     API = "api", "Staff API"

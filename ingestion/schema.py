@@ -189,28 +189,27 @@ def _clean_row(row: dict[str, Any]) -> LeadInput | None:
     return lead
 
 
+def _required_text(row: dict[str, Any], key: str, most: int, problems: dict[str, str],
+                   texts: list[str]) -> Any:
+    """Check a required string field; note its problem, or keep its text for the storable check."""
+    value = row.get(key)
+    if value is None:
+        problems[key] = "This field is required."
+    elif not isinstance(value, str):
+        problems[key] = "Must be a string."
+    elif len(value) > most:
+        problems[key] = f"At most {most} characters."
+    else:
+        texts.append(value)
+    return value
+
+
 def _parse_row(row: dict[str, Any], prefix: str, errors: dict[str, list[str]]) -> LeadInput | None:
     """Check one lead; record its problems in `errors` and return None, or return it typed."""
     problems: dict[str, str] = {}
     texts: list[str] = []
-    name = row.get("name")
-    if name is None:
-        problems["name"] = "This field is required."
-    elif not isinstance(name, str):
-        problems["name"] = "Must be a string."
-    elif len(name) > NAME_MAX:
-        problems["name"] = f"At most {NAME_MAX} characters."
-    else:
-        texts.append(name)
-    phone = row.get("phone")
-    if phone is None:
-        problems["phone"] = "This field is required."
-    elif not isinstance(phone, str):
-        problems["phone"] = "Must be a string."
-    elif len(phone) > PHONE_MAX:
-        problems["phone"] = f"At most {PHONE_MAX} characters."
-    else:
-        texts.append(phone)
+    name = _required_text(row, "name", NAME_MAX, problems, texts)
+    phone = _required_text(row, "phone", PHONE_MAX, problems, texts)
 
     values: dict[str, Any] = {}
     for key, max_length in STRING_FIELDS.items():

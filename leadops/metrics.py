@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.timezone import now as clock_now
@@ -20,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.errors import error_response
+from leadops.middleware import HybridMiddleware
 
 REQUEST_LATENCY = Histogram(
     "leadops_http_request_duration_seconds", "Time to answer an HTTP request, by route and method.",
@@ -90,20 +90,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(_registry), content_type=CONTENT_TYPE_LATEST)
 
 
-class RequestLatencyMiddleware:
+class RequestLatencyMiddleware(HybridMiddleware):
     """Observes every request's duration under its URL route (never the raw path: no ids, no PII).
 
     Sync and async capable, like every middleware here, so the async SSE view is never run in a thread.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest):
         if self.is_async:

@@ -22,9 +22,11 @@ def _too_large(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-class BodySizeLimitMiddleware:
-    # Both sync and async: under daphne a sync-only middleware at the top of the stack would make
-    # Django hop between the event loop and the sync thread around every other middleware.
+class HybridMiddleware:
+    """Both sync and async: under daphne a sync-only middleware in the stack would make Django hop
+    between the event loop and the sync thread around every other middleware (and run the async SSE
+    view in a thread)."""
+
     sync_capable = True
     async_capable = True
 
@@ -33,6 +35,9 @@ class BodySizeLimitMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+
+
+class BodySizeLimitMiddleware(HybridMiddleware):
 
     def __call__(self, request: HttpRequest):
         if self.is_async:

@@ -228,4 +228,4 @@ class WorkerOfflineNotice(models.Model):
         db_table = "leadops_workerofflinenotice"
 
     def __str__(self) -> str:
-        return self.worker_id
+        return f"{self.worker_id} silent since {self.last_heartbeat_at}"

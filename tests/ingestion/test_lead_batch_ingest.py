@@ -201,12 +201,18 @@ BEFORE_MIDNIGHT = RIYADH_MIDNIGHT_UTC - dt.timedelta(minutes=1)  # 23:59 in Riya
 AFTER_MIDNIGHT = RIYADH_MIDNIGHT_UTC + dt.timedelta(minutes=1)  # 00:01 in Riyadh, on DAY_AFTER
 
 
-def test_day_scope_same_phone_next_local_day_is_added_again(settings):
-    settings.LEADOPS_DEDUP_SCOPE = "day"
+def ingest_across_local_midnight(settings, scope: str, later_phone: str):
+    """The same lead a minute before and a minute after midnight in Riyadh, with this dedup scope."""
+    settings.LEADOPS_DEDUP_SCOPE = scope
     with time_machine.travel(BEFORE_MIDNIGHT, tick=False):
         first = ingest([lead("A", "0501234567")])
     with time_machine.travel(AFTER_MIDNIGHT, tick=False):
-        second = ingest([lead("A", "+966 50 123 4567")])
+        second = ingest([lead("A", later_phone)])
+    return first, second
+
+
+def test_day_scope_same_phone_next_local_day_is_added_again(settings):
+    first, second = ingest_across_local_midnight(settings, "day", "+966 50 123 4567")
     assert first.added == 1 and second.added == 1 and second.duplicates == 0
     assert set(LeadFingerprint.objects.values_list("scope", flat=True)) == {DAY_BEFORE.isoformat(),
                                                                              DAY_AFTER.isoformat()}
@@ -227,11 +233,7 @@ def test_day_scope_utc_midnight_is_not_a_new_day(settings):
 
 
 def test_all_scope_same_phone_next_local_day_is_a_duplicate(settings):
-    settings.LEADOPS_DEDUP_SCOPE = "all"
-    with time_machine.travel(BEFORE_MIDNIGHT, tick=False):
-        first = ingest([lead("A", "0501234567")])
-    with time_machine.travel(AFTER_MIDNIGHT, tick=False):
-        second = ingest([lead("A", "0501234567")])
+    first, second = ingest_across_local_midnight(settings, "all", "0501234567")
     assert first.added == 1
     assert second.added == 0 and second.duplicates_existing == 1
     assert list(LeadFingerprint.objects.values_list("scope", flat=True)) == ["all"]
