@@ -44,8 +44,11 @@ def _breaker_policy(*, scope: str, key: str) -> dict[str, int]:
 
 def _breaker_move(*, scope: str, key: str, from_state: str, to_state: str, reason: str,
                   now: dt.datetime, policy: dict[str, int] | None = None, actor: Any = None,
-                  forced: bool = False) -> bool:
-    """Compare-and-set one breaker from `from_state` to `to_state`, with its audit row and event."""
+                  forced: bool = False, only_when_due: bool = False) -> bool:
+    """Compare-and-set one breaker from `from_state` to `to_state`, with its audit row and event.
+
+    `only_when_due`: move only a breaker whose cooldown is over (`retry_at <= now`).
+    """
     policy = policy or _breaker_policy(scope=scope, key=key)
     fields: dict[str, Any] = {"state": to_state, "forced": forced, "probes_succeeded": 0,
                               "updated_at": now}
@@ -56,9 +59,12 @@ def _breaker_move(*, scope: str, key: str, from_state: str, to_state: str, reaso
         fields.update(probes_left=policy["probes"], retry_at=None, counting_since=now)
     else:
         fields.update(opened_at=None, probes_left=0, retry_at=None, counting_since=now)
-    moved = Breaker.objects.filter(scope=scope, key=key, state=from_state).update(**fields)
+    current = Breaker.objects.filter(scope=scope, key=key, state=from_state)
+    if only_when_due:
+        current = current.filter(retry_at__lte=now)
+    moved = current.update(**fields)
     if not moved:
-        if from_state != BreakerState.CLOSED:
+        if from_state != BreakerState.CLOSED or only_when_due:
             return False
         # A breaker that never left CLOSED has no row yet.
         try:
@@ -75,18 +81,8 @@ def _breaker_move(*, scope: str, key: str, from_state: str, to_state: str, reaso
 
 def _breaker_half_open(*, scope: str, key: str, now: dt.datetime) -> bool:
     """OPEN -> HALF_OPEN once the cooldown is over, reserving the probe jobs (one claim wins)."""
-    policy = _breaker_policy(scope=scope, key=key)
-    moved = Breaker.objects.filter(scope=scope, key=key, state=BreakerState.OPEN,
-                                   retry_at__lte=now).update(
-        state=BreakerState.HALF_OPEN, probes_left=policy["probes"], probes_succeeded=0, retry_at=None,
-        counting_since=now, updated_at=now,
-    )
-    if moved:
-        BreakerTransition.objects.create(scope=scope, key=key, from_state=BreakerState.OPEN,
-                                         to_state=BreakerState.HALF_OPEN, reason="cooldown over", at=now)
-        publish("breaker.changed", scope=scope, key=key, from_state=BreakerState.OPEN,
-                to_state=BreakerState.HALF_OPEN, reason="cooldown over")
-    return bool(moved)
+    return _breaker_move(scope=scope, key=key, from_state=BreakerState.OPEN, to_state=BreakerState.HALF_OPEN,
+                         reason="cooldown over", now=now, only_when_due=True)
 
 
 def _breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
