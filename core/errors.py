@@ -1,7 +1,7 @@
 """One JSON shape for every protocol error: {"error": {"code", "message", "fields"?}}.
 
 Services raise `ProtocolError` subclasses (or DRF exceptions); this module is the one place that
-turns them into HTTP answers, so the status codes of DESIGN.md section 4 live here and nowhere else.
+turns them into HTTP answers, so the status codes of docs/API.md live here and nowhere else.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Validate the leads of a report: a hand-written, fast check of DESIGN section 4's lead shape.
+"""Validate the leads of a report: a hand-written, fast check of docs/API.md's lead shape.
 
 A report holds up to 1,000 leads; a serializer per lead would cost more than ingesting them, so this
 checks types and sizes with plain Python (about a microsecond per field). What is wrong is reported

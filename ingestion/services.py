@@ -1,10 +1,10 @@
 """Every write of ingestion: a batch of reported leads becomes added leads, duplicates and invalid leads.
 
-The dedup fingerprint's unique constraint is the truth (DESIGN section 7): the counts come from what
-the database's insert actually created (`INSERT ... ON CONFLICT DO NOTHING RETURNING`), never from
-a read made before the insert, so two transactions reporting the same phone at the same moment get
-exactly one `added` and one duplicate. The number of queries does not grow with the batch: on
-PostgreSQL the fingerprints and the leads go in one statement, on SQLite in three.
+The dedup fingerprint's unique constraint is the truth (docs/SYSTEM_OVERVIEW.md, "Semantics"): the
+counts come from what the database's insert actually created (`INSERT ... ON CONFLICT DO NOTHING
+RETURNING`), never from a read made before the insert, so two transactions reporting the same phone
+at the same moment get exactly one `added` and one duplicate. The number of queries does not grow
+with the batch: on PostgreSQL the fingerprints and the leads go in one statement, on SQLite in three.
 """
 
 from __future__ import annotations

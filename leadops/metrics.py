@@ -28,6 +28,8 @@ REQUEST_LATENCY = Histogram(
 )
 
 
+BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -53,12 +55,13 @@ class DatabaseCollector(Collector):
                                 value=snap["dup_ratio"])
         yield GaugeMetricFamily("leadops_workers_online", "Enabled workers with a heartbeat in time.",
                                 value=snap["workers_online"])
-        # Families of issue 6 (breakers) and the alert evaluator: exposed without samples until
-        # those tables exist, so dashboards and alert rules can be written against the names now.
-        yield GaugeMetricFamily("leadops_breaker_state",
-                                "Circuit breaker state (0 closed, 1 half-open, 2 open).",
-                                labels=["scope", "key"])
-        yield GaugeMetricFamily("leadops_alerts_firing", "Alerts firing, by rule.", labels=["rule"])
+        # Only breakers that ever left closed have a row; a missing one is closed (0).
+        breakers = GaugeMetricFamily("leadops_breaker_state",
+                                     "Circuit breaker state (0 closed, 1 half-open, 2 open).",
+                                     labels=["scope", "key"])
+        for scope, key, state in snap["breakers"]:
+            breakers.add_metric([scope, key], BREAKER_STATE_VALUES.get(state, 0))
+        yield breakers
 
 
 _registry = CollectorRegistry(auto_describe=False)

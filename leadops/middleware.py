@@ -1,4 +1,4 @@
-"""Refuse oversized bodies before anything parses them (DESIGN.md section 4: 413 first)."""
+"""Refuse oversized bodies before anything parses them (docs/API.md: 413 first)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
 
     The counters come from monotonic totals (`MetricCounter`), never from rows the pruner deletes.
     """
-    from queueing.selectors import queue_depth_by_state_and_provider
+    from queueing.selectors import breaker_states, queue_depth_by_state_and_provider
 
     totals = counters_read()
     leads = {outcome: totals.get(f"leads_{outcome}", 0) for outcome in ("added", "duplicates", "invalid")}
@@ -42,5 +42,6 @@ def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
         "reports": totals.get("reports", 0),
         "leads": leads,
         "dup_ratio": (leads["duplicates"] / seen) if seen else 0.0,
+        "breakers": breaker_states(),
         "workers_online": workers_online_count(cutoff=now - dt.timedelta(seconds=overdue_s)),
     }

@@ -1,4 +1,4 @@
-"""Settings for LeadOps, read from the environment (DESIGN.md section 6).
+"""Settings for LeadOps, read from the environment (docs/DEPLOY.md).
 
 Every setting has exactly one place: here. A `.env` file in the project folder is read when
 present; in development, missing keys are generated once into `.dev-keys.env` (git-ignored).
@@ -185,7 +185,7 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadops@localhost")
 
-# Protocol limits (DESIGN.md section 4).
+# Protocol limits (docs/API.md).
 LEADOPS_MAX_BODY_BYTES = env.int("LEADOPS_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 LEADOPS_MAX_LEADS_PER_REPORT = env.int("LEADOPS_MAX_LEADS_PER_REPORT", default=1000)
 LEADOPS_CLOCK_SKEW_S = env.int("LEADOPS_CLOCK_SKEW_S", default=300)
@@ -196,7 +196,7 @@ LEADOPS_JOB_RETENTION_DAYS = env.int("LEADOPS_JOB_RETENTION_DAYS", default=30)
 LEADOPS_DEDUP_SCOPE = env.str("LEADOPS_DEDUP_SCOPE", default="day")
 LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = env.int("LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN", default=600)
 LEADOPS_MAX_PULL = 50
-# Worker secrets (issue 5): the grace of a rotated-out key, the life of an enrollment token, and
+# Worker secrets: the grace of a rotated-out key, the life of an enrollment token, and
 # the budget of failed authentications (GCRA: per minute, with a burst) per source IP and per
 # claimed worker id, so guessing is slow.
 LEADOPS_ROTATION_GRACE_HOURS = env.float("LEADOPS_ROTATION_GRACE_HOURS", default=24.0)
@@ -208,7 +208,7 @@ LEADOPS_AUTH_FAILURES_WORKER_BURST = env.int("LEADOPS_AUTH_FAILURES_WORKER_BURST
 LEADOPS_AUTH_FAILURE_RETENTION_DAYS = env.int("LEADOPS_AUTH_FAILURE_RETENTION_DAYS", default=30)
 LEADOPS_ENROLL_FAILURES_IP_PER_MIN = env.int("LEADOPS_ENROLL_FAILURES_IP_PER_MIN", default=10)
 LEADOPS_ENROLL_FAILURES_IP_BURST = env.int("LEADOPS_ENROLL_FAILURES_IP_BURST", default=5)
-# Live monitoring (issue 4): a worker is offline when its heartbeat is older than this; the replay
+# Live monitoring: a worker is offline when its heartbeat is older than this; the replay
 # log keeps this many newest events for SSE Last-Event-ID; /metrics accepts this bearer token (empty:
 # staff sessions only).
 LEADOPS_HEARTBEAT_OVERDUE_S = env.int("LEADOPS_HEARTBEAT_OVERDUE_S", default=120)

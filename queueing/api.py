@@ -1,4 +1,4 @@
-"""The queue's endpoints of the worker protocol (DESIGN.md section 4) and staff enqueue."""
+"""The queue's endpoints of the worker protocol (docs/API.md) and staff enqueue."""
 
 from __future__ import annotations
 

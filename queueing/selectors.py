@@ -7,7 +7,7 @@ import datetime as dt
 from django.db.models import Count, Q
 from django.utils.timezone import now as clock_now
 
-from queueing.models import Campaign, Job, JobState, Provider
+from queueing.models import Job, JobState, Provider
 
 
 def enabled_provider_names() -> list[str]:
@@ -47,12 +47,6 @@ def campaign_progress(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
         done = row["succeeded"] + row["dead"] + row["cancelled"]
         progress[row["campaign_id"]] = {**row, "remaining": row["total"] - done}
     return progress
-
-
-def campaigns_with_progress() -> list[tuple[Campaign, dict[str, int]]]:
-    campaigns = list(Campaign.objects.select_related("provider"))
-    progress = campaign_progress(campaign_ids=[c.pk for c in campaigns])
-    return [(c, progress.get(c.pk, {})) for c in campaigns]
 
 
 def queue_overview(*, now=None) -> dict:
@@ -119,3 +113,10 @@ def dead_jobs(*, provider: str | None = None):
     if provider:
         dead = dead.filter(provider__name=provider)
     return dead
+
+
+def breaker_states() -> list[tuple[str, str, str]]:
+    """(scope, key, state) of every breaker that ever left closed."""
+    from queueing.models import Breaker
+
+    return list(Breaker.objects.order_by("scope", "key").values_list("scope", "key", "state"))

@@ -92,7 +92,7 @@ class HeartbeatView(WorkerAPIView):
             "poll_interval_s": config.poll_interval_s,
             "config_version": config.version,
         }
-        # Push rotation (issue 5): the one place a secret ever leaves the server in an API answer.
+        # Push rotation: the one place a secret ever leaves the server in an API answer.
         pending = credential_deliver(credential=request.auth, ip=client_ip(request))
         if pending is not None:
             answer["credentials"] = {"pending": {"key_id": pending.key_id, "secret": pending.secret}}
@@ -144,7 +144,7 @@ def enabled_provider_names() -> list[str]:
     """The providers a worker may be asked to scrape.
 
     The fleet app does not own providers; the queue registers this lookup at start-up so the
-    dependency arrow stays queueing -> workers_mgmt (DESIGN.md section 2).
+    dependency arrow stays queueing -> workers_mgmt (docs/SYSTEM_OVERVIEW.md, "Layers").
     """
     return list(_provider_lookup()) if _provider_lookup else []
 

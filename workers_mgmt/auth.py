@@ -1,4 +1,4 @@
-"""Request signing for workers (DESIGN.md section 4), as a DRF authentication class.
+"""Request signing for workers (docs/API.md), as a DRF authentication class.
 
 The caller always gets the same generic 401; the real reason goes to the log. The order of checks
 matters: cheap checks first, the signature before anything that reveals state (a disabled worker,
@@ -41,7 +41,7 @@ _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 
 def string_to_sign(*, method: str, path: str, query: str, worker_id: str, key_id: str,
                    timestamp: str, nonce: str, content_sha256: str) -> str:
-    """The canonical string of DESIGN.md section 4: nine lines, no trailing newline."""
+    """The canonical string of docs/API.md: nine lines, no trailing newline."""
     return "\n".join(
         [SCHEME, method.upper(), path, query, worker_id, key_id, timestamp, nonce, content_sha256]
     )

@@ -101,7 +101,7 @@ class WorkerConfig(models.Model):
     max_batch = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     report_chunk_leads = models.PositiveIntegerField(default=200, validators=[MinValueValidator(1)])
     update_check_interval_s = models.PositiveIntegerField(default=3600)
-    # Tuning (issue 6): how long a pull may wait for work, and the payload limits workers obey.
+    # Tuning: how long a pull may wait for work, and the payload limits workers obey.
     long_poll_wait_s = models.PositiveIntegerField(
         default=0, validators=[MaxValueValidator(30)],
         help_text="Longest a pull with wait_s waits for a job (0: pulls never wait).",

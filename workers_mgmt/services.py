@@ -242,7 +242,7 @@ def worker_update(*, worker: Worker, values: dict[str, Any], actor: Actor) -> di
                           object_type=WORKER_TYPE)
 
 
-# --- rotation, revocation, audit, enrollment (issue 5) ----------------------------------------------
+# --- rotation, revocation, audit, enrollment ---------------------------------------------------------
 
 
 class RotationInProgress(Exception):

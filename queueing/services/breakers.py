@@ -20,7 +20,7 @@ from queueing.models import (
 )
 from workers_mgmt.models import Worker
 
-# DESIGN.md section 7; a provider's own policy lives on its row, workers use these.
+# docs/SYSTEM_OVERVIEW.md, "Semantics"; a provider's own policy lives on its row, workers use these.
 WORKER_BREAKER_POLICY = {"failure_pct": 50, "min_outcomes": 20, "window_s": 300, "cooldown_s": 120,
                          "probes": 3}
 

@@ -25,7 +25,10 @@ logger = logging.getLogger("queueing.services")  # one logger name for the whole
 
 
 def backoff_delay_s(*, attempt: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
-    """DESIGN.md section 7: d = min(cap, base * 2**(attempt-1)); wait d/2 + random(0, d/2)."""
+    """d = min(cap, base * 2**(attempt-1)), then wait d/2 + random(0, d/2).
+
+    The formula and its defaults: docs/SYSTEM_OVERVIEW.md, "Semantics".
+    """
     exponent = max(0, attempt - 1)
     # Cap the exponent before computing 2**n so a huge attempt number cannot overflow a float.
     d = float(cap_s) if exponent >= 62 else min(float(cap_s), float(base_s) * (2**exponent))

@@ -93,7 +93,7 @@ def _job_locked(job_id: int) -> Job:
 
 
 def _attempt_checked(*, job: Job, worker: Worker, attempt_id: uuid.UUID) -> JobAttempt:
-    """The attempt rules of DESIGN.md section 4, in the order a worker can act on them."""
+    """The attempt rules of docs/API.md, in the order a worker can act on them."""
     attempt = JobAttempt.objects.filter(pk=attempt_id, job_id=job.pk).first()
     if attempt is None:
         raise AttemptNotFound()

@@ -81,12 +81,17 @@ def test_numbers_agree_with_the_database(client, token, signed, make_signed):
     assert "leadops_http_request_duration_seconds_bucket" in samples
 
 
-def test_staff_session_may_scrape_and_families_exist_without_samples(client, admin_user):
+def test_staff_session_may_scrape_and_breaker_states_are_exposed(client, admin_user):
+    from queueing.services import BreakerAction, breaker_force
+
+    make_provider("maps")
+    breaker_force(scope="provider", key="maps", action=BreakerAction.FORCE_OPEN)
     client.force_login(admin_user)
     response = client.get("/metrics")
     assert response.status_code == 200
-    names = {family.name for family in text_string_to_metric_families(response.content.decode())}
-    assert {"leadops_breaker_state", "leadops_alerts_firing", "leadops_queue_jobs"} <= names
+    samples = _scrape(response)
+    assert samples["leadops_breaker_state"][(("key", "maps"), ("scope", "provider"))] == 2
+    assert "leadops_workers_online" in samples
 
 
 def test_latency_histogram_is_labelled_by_route_pattern_not_path(client, token, signed):

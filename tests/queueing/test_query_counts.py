@@ -38,7 +38,7 @@ def test_report_query_count_is_flat(signed, django_assert_max_num_queries, leads
 
 def test_heartbeat_query_count(signed, django_assert_max_num_queries):
     # 7, plus the failed-authentication budget read before the signature (one query without Redis)
-    # and the look-up of a pending key to push (issue 5).
+    # and the look-up of a pending key to push.
     with django_assert_max_num_queries(9):
         assert signed.post("/api/v1/heartbeat", {"version": "1", "status": "ok", "running_jobs": 0}).status_code == 200
 

@@ -21,7 +21,8 @@ class Command(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # The contract of DESIGN.md section 5 is a one-line error; argparse would print its usage first.
+        # A bad argument is a one-line error (docs/RUNBOOK.md, "Management commands"); argparse would
+        # print its usage first.
         parser.print_usage = lambda file=None: None
         return parser
 

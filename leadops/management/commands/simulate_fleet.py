@@ -35,13 +35,14 @@ class Command(BaseCommand):
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # argparse prints its whole usage block before an error such as an unknown option; the
-        # contract of DESIGN.md section 5 is a one-line error. `--help` still prints the usage.
+        # contract (docs/RUNBOOK.md, "Management commands") is a one-line error. `--help` still prints
+        # the usage.
         parser.print_usage = lambda file=None: None
         return parser
 
     def add_arguments(self, parser):
         # Values are parsed in handle(), not by argparse, so that a bad one ends in the one-line
-        # error of DESIGN.md section 5 rather than argparse's usage block.
+        # error of docs/RUNBOOK.md, "Management commands" rather than argparse's usage block.
         parser.add_argument("--url", help="Base URL of the portal, e.g. http://127.0.0.1:8000")
         parser.add_argument("--workers", help="How many workers to run (1..1000).")
         parser.add_argument("--duration", help="Seconds to run; forever when absent.")

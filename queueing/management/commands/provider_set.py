@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # DESIGN.md section 5: a one-line error; argparse would print its usage first.
+        # docs/RUNBOOK.md, "Management commands": a one-line error; argparse would print its usage first.
         parser.print_usage = lambda file=None: None
         return parser
 
