@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
+from core.admin_tools import ReadOnlyModelAdmin
 from core.csv import csv_response
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.selectors import counter_providers, counter_worker_ids, lead_recent_cities, lead_search
@@ -145,24 +146,8 @@ class LeadAdmin(admin.ModelAdmin):
         return response
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Audit and telemetry rows are written by services only: the admin only shows them."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
-
-
 @admin.register(LeadFingerprint)
-class LeadFingerprintAdmin(ReadOnlyAdmin):
+class LeadFingerprintAdmin(ReadOnlyModelAdmin):
     list_display = ("fingerprint", "scope", "lead_id", "created_at")
     search_fields = ("=fingerprint",)
     # The primary key orders by its index; an order by created_at would sort millions of rows.
@@ -171,7 +156,7 @@ class LeadFingerprintAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IngestCounter)
-class IngestCounterAdmin(ReadOnlyAdmin):
+class IngestCounterAdmin(ReadOnlyModelAdmin):
     list_display = ("hour", "local_day", "provider", "worker_id", "added", "duplicates",
                     "duplicates_in_batch", "duplicates_existing", "invalid")
     list_filter = ("provider", "local_day")

@@ -169,13 +169,6 @@ def _fingerprint_hasher() -> Any:
     return hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256)
 
 
-def lead_fingerprint(*, scope: str, e164: str) -> str:
-    """Return the dedup fingerprint of a phone in a scope: hex HMAC-SHA256(key, scope + "|" + E.164)."""
-    hasher = _fingerprint_hasher()
-    hasher.update(f"{scope}|{e164}".encode())
-    return hasher.hexdigest()
-
-
 def _classify(*, rows: list[LeadInput], scope: str) -> tuple[list[_Candidate], int, int]:
     """Normalize each row and drop repeats inside the batch (the first of a fingerprint stays).
 

@@ -15,7 +15,7 @@ from queueing.services.breakers import (
     breaker_outcomes_purge,
     breaker_reset,
 )
-from queueing.services.claim import Claim, PullResult, job_claim, jobs_pull
+from queueing.services.claim import Claim, PullResult, jobs_pull
 from queueing.services.enqueue import (
     backoff_delay_s,
     campaign_create,
@@ -74,7 +74,6 @@ __all__ = [
     "dlq_purge",
     "dlq_requeue",
     "finished_jobs_prune",
-    "job_claim",
     "job_lease_extend",
     "job_report",
     "jobs_cancel",

@@ -51,11 +51,6 @@ class PullResult:
     worker_blocked: bool = False
 
 
-def job_claim(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None = None) -> list[Claim]:
-    """Lease up to `max_jobs` ready jobs to `worker`, creating one attempt per job."""
-    return jobs_pull(worker=worker, max_jobs=max_jobs, providers=providers).claims
-
-
 def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None = None) -> PullResult:
     """The claim with its guards: breakers (provider and worker) and provider quotas.
 

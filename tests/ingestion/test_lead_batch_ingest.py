@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import random
 import uuid
 
@@ -12,7 +14,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
-from ingestion.services import EMPTY_RESULT, dedup_scope, lead_batch_ingest, lead_fingerprint
+from ingestion.services import EMPTY_RESULT, dedup_scope, lead_batch_ingest
 from tests.ingestion.conftest import ingest, lead, saudi_mobiles
 from tests.ingestion.days import DAY_AFTER, DAY_BEFORE, RIYADH_MIDNIGHT_UTC
 
@@ -88,6 +90,14 @@ def test_lead_fields_and_provenance_are_stored():
     assert (stored.website, stored.source_url, stored.external_id, stored.address, stored.category) == (
         "https://example.com", "https://maps.example/1", "e-1", "طريق", "مطاعم")
     assert stored.phone == "0501234567"
+
+
+def lead_fingerprint(*, scope: str, e164: str) -> str:
+    """The fingerprint as docs/SYSTEM_OVERVIEW.md defines it, computed here, not by the server."""
+    from django.conf import settings
+
+    key = settings.LEADOPS_FINGERPRINT_KEY.encode()
+    return hmac.new(key, f"{scope}|{e164}".encode(), hashlib.sha256).hexdigest()
 
 
 def test_added_equals_fingerprints_created_and_each_links_its_lead(fixed_key):
