@@ -76,7 +76,7 @@ def audited_update(
         if changed:
             stamped = ["updated_at"] if hasattr(locked, "updated_at") else []
             if stamped:
-                locked.updated_at = timezone.now()
+                setattr(locked, "updated_at", timezone.now())  # noqa: B010 - not every model has it
             locked.save(update_fields=[*changed, *stamped])
             # A foreign key's value is a model instance: the audit keeps its primary key.
             audit = {name: [getattr(value, "pk", value) for value in pair] for name, pair in changed.items()}

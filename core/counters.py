@@ -20,7 +20,7 @@ def counters_add(*, amounts: dict[str, int]) -> None:
     table = MetricCounter._meta.db_table
     shard = random.randrange(SHARDS)
     values = ", ".join(["(%s, %s, %s)"] * len(rows))
-    params: list[object] = []
+    params: list[str | int] = []
     for name, amount in rows:
         params += [name, shard, int(amount)]
     with connection.cursor() as cursor:

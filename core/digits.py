@@ -15,20 +15,19 @@ _INVISIBLES = (
     "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00a0"
 )
 
-_PHONE_TABLE = str.maketrans(
-    {
-        **{ord(ch): str(i) for i, ch in enumerate(ARABIC_INDIC_DIGITS)},
-        **{ord(ch): str(i) for i, ch in enumerate(PERSIAN_DIGITS)},
-        # The Arabic comma, decimal and thousands separators and full stop count as spaces, and a
-        # fullwidth plus as a plus.
-        "\u060c": " ",
-        "\u066b": " ",
-        "\u066c": " ",
-        "\u06d4": " ",
-        "\uff0b": "+",
-        **{ord(ch): " " if ch == "\u00a0" else None for ch in _INVISIBLES},
-    }
-)
+_TABLE: dict[int | str, str | None] = {
+    **{ord(ch): str(i) for i, ch in enumerate(ARABIC_INDIC_DIGITS)},
+    **{ord(ch): str(i) for i, ch in enumerate(PERSIAN_DIGITS)},
+    # The Arabic comma, decimal and thousands separators and full stop count as spaces, and a
+    # fullwidth plus as a plus.
+    "\u060c": " ",
+    "\u066b": " ",
+    "\u066c": " ",
+    "\u06d4": " ",
+    "\uff0b": "+",
+    **{ord(ch): " " if ch == "\u00a0" else None for ch in _INVISIBLES},
+}
+_PHONE_TABLE = str.maketrans(_TABLE)
 
 
 def phone_digits_ascii(text: str) -> str:

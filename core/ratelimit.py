@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -41,7 +42,7 @@ return {0, tostring(new_tat - burst_window - now)}
 
 
 @lru_cache(maxsize=4)
-def _redis_script(url: str):
+def _redis_script(url: str) -> Any:
     # Cached per URL so a settings change in tests gets its own script object.
     return redis_client().register_script(_LUA)
 

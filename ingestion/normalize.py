@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
@@ -116,7 +116,7 @@ _SPACES_AND_DASHES = str.maketrans("", "", " -")
 _Check = tuple[tuple[int, ...], re.Pattern[str]]
 
 
-def _check(desc: object) -> _Check | None:
+def _check(desc: Any) -> _Check | None:
     """A number description's possible lengths and its pattern, compiled once; None if it has none."""
     pattern = getattr(desc, "national_number_pattern", None)
     if not pattern:
@@ -133,7 +133,7 @@ def _matches(check: _Check | None, national: str) -> bool:
 
 # The Saudi number types in the order `phonenumbers.number_type` tries them, from the installed
 # phonenumbers metadata (nothing about Saudi numbering is written here).
-_SA_METADATA = PhoneMetadata.metadata_for_region("SA")
+_SA_METADATA: Any = PhoneMetadata.metadata_for_region("SA")  # always present: SA is in phonenumbers
 _SA_GENERAL = _check(_SA_METADATA.general_desc)
 _SA_SPECIAL = [
     (number_type, check) for number_type, check in (
@@ -209,7 +209,7 @@ def _parse_full(raw: str, text: str) -> PhoneResult:
         e164=phonenumbers.format_number(number, _E164),
         valid=valid,
         type=_TYPE_NAMES.get(number_type, PhoneType.UNKNOWN.value),
-        region=region or phonenumbers.region_code_for_country_code(number.country_code) or "",
+        region=region or phonenumbers.region_code_for_country_code(number.country_code or 0) or "",
         usable=True,
     )
 

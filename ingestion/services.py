@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from core.text import json_bytes
@@ -185,7 +185,7 @@ def _classify(*, rows: list[LeadInput], scope: str) -> tuple[list[_Candidate], i
     in_batch = 0
     for row in rows:
         phone = normalize_phone(row.phone)
-        if not phone.usable:
+        if not phone.usable or phone.e164 is None:
             invalid.append(_Candidate(row=row, phone=phone, fingerprint=None))
             continue
         if phone.e164 in seen:
@@ -219,9 +219,10 @@ def _batch_json(objects: list[Any]) -> str:
     return json_bytes(objects).decode()
 
 
-def _db_value(model: type, field_name: str, value: Any) -> Any:
+def _db_value(model: type[models.Model], field_name: str, value: Any) -> Any:
     """Adapt a value the way the ORM would for this column (SQLite stores dates, UUIDs as text)."""
-    return model._meta.get_field(field_name).get_db_prep_value(value, connection, prepared=False)
+    field: Any = model._meta.get_field(field_name)
+    return field.get_db_prep_value(value, connection, prepared=False)
 
 
 def _server_binding_cursor() -> Any:
@@ -238,7 +239,8 @@ def _server_binding_cursor() -> Any:
 
     connection.ensure_connection()
     connection.validate_thread_sharing()
-    raw = ServerBindingCursor(connection.connection)
+    # The stubs know only Django's own cursor wrapper; psycopg's server-binding cursor is one too.
+    raw: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
     return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
 
 

@@ -109,7 +109,7 @@ class RequestLatencyMiddleware(HybridMiddleware):
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        response = await self.get_response(request)
+        response = await self.get_response(request)  # type: ignore[misc]
         _observe(request, started)
         return response
 

@@ -34,7 +34,7 @@ class HybridMiddleware:
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
-            markcoroutinefunction(self)
+            markcoroutinefunction(self)  # type: ignore[type-var]
 
 
 class BodySizeLimitMiddleware(HybridMiddleware):
@@ -48,4 +48,4 @@ class BodySizeLimitMiddleware(HybridMiddleware):
         refused = _too_large(request)
         if refused is not None:
             return refused
-        return await self.get_response(request)
+        return await self.get_response(request)  # type: ignore[misc]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils.timezone import now as clock_now
 
 from queueing.models import Job, JobState, Provider
@@ -49,11 +49,8 @@ def campaign_progress(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
     return progress
 
 
-def queue_overview(*, now=None) -> dict:
+def queue_overview(*, now: dt.datetime | None = None) -> dict:
     """What the monitor page shows of the queue: depth by state and provider, last hour, DLQ."""
-    import datetime as dt
-
-    from django.utils.timezone import now as clock_now
 
     now = now or clock_now()
     depth_rows = queue_depth_by_state_and_provider()
@@ -80,11 +77,8 @@ def queue_overview(*, now=None) -> dict:
     }
 
 
-def worker_job_stats_24h(*, now=None) -> dict[str, dict[str, int]]:
+def worker_job_stats_24h(*, now: dt.datetime | None = None) -> dict[str, dict[str, int]]:
     """Attempts finished per worker in the last 24 hours: done, failed (failed or lease lost)."""
-    import datetime as dt
-
-    from django.utils.timezone import now as clock_now
 
     from queueing.models import AttemptState, JobAttempt
 
@@ -108,7 +102,7 @@ def dlq_stats() -> dict[str, int]:
     )
 
 
-def dead_jobs(*, provider: str | None = None):
+def dead_jobs(*, provider: str | None = None) -> QuerySet[Job]:
     dead = Job.objects.filter(state=JobState.DEAD).select_related("provider").order_by("-finished_at", "-id")
     if provider:
         dead = dead.filter(provider__name=provider)

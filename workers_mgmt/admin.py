@@ -174,7 +174,7 @@ class WorkerAdmin(admin.ModelAdmin):
                        "on the next page, and never again.",
     }),)
 
-    def get_form(self, request: HttpRequest, obj: Worker | None = None, **kwargs: Any) -> Any:
+    def get_form(self, request: HttpRequest, obj: Worker | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         if obj is None:
             kwargs["form"] = self.add_form
         return super().get_form(request, obj, **kwargs)

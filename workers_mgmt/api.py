@@ -35,7 +35,7 @@ class WorkerAPIView(APIView):
 
     @property
     def worker(self) -> Worker:
-        return self.request.user
+        return self.request.user  # type: ignore[return-value]
 
     def body(self, request: Request, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
         data = request.data if request.body else {}
@@ -93,7 +93,7 @@ class HeartbeatView(WorkerAPIView):
             "config_version": config.version,
         }
         # Push rotation: the one place a secret ever leaves the server in an API answer.
-        pending = credential_deliver(credential=request.auth, ip=client_ip(request))
+        pending = credential_deliver(credential=request.auth, ip=client_ip(request))  # type: ignore[arg-type]
         if pending is not None:
             answer["credentials"] = {"pending": {"key_id": pending.key_id, "secret": pending.secret}}
         return Response(answer, headers={"Cache-Control": "no-store"} if pending else None)

@@ -7,7 +7,7 @@ import datetime as dt
 from workers_mgmt.models import Worker
 
 
-def workers_overdue(*, cutoff: dt.datetime) -> list[tuple[str, dt.datetime]]:
+def workers_overdue(*, cutoff: dt.datetime) -> list[tuple[str, dt.datetime | None]]:
     """(worker id, last heartbeat) of enabled workers heard from once but not since `cutoff`."""
     return list(
         Worker.objects.filter(enabled=True, last_heartbeat_at__lt=cutoff)

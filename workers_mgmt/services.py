@@ -493,7 +493,7 @@ def enrollment_exchange(*, token: str, ip: str | None = None) -> IssuedCredentia
         spent = row is not None and row.worker.enabled and EnrollmentToken.objects.filter(
             pk=row.pk, used_at__isnull=True, expires_at__gt=at
         ).update(used_at=at)
-        if not spent:
+        if not spent or row is None:
             raise EnrollmentRefused()
         worker = row.worker
         _credentials_revoke_all(worker_id=worker.pk, actor="enrollment", reason="enrolled", ip=ip)
@@ -545,7 +545,7 @@ def workers_offline_announce(*, now: dt.datetime | None = None) -> list[str]:
             ):
                 announced.append(wid)
         events.publish_many("worker.offline", [
-            {"worker_id": wid, "last_heartbeat_at": overdue[wid].isoformat() if overdue[wid] else None}
+            {"worker_id": wid, "last_heartbeat_at": seen.isoformat() if (seen := overdue[wid]) else None}
             for wid in announced
         ])
     return announced

@@ -35,10 +35,10 @@ class CampaignForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         for field in ("queries", "cities"):
-            text = cleaned.get(field)
+            text = cleaned.get(field)  # type: ignore[union-attr]
             if text is not None and not any(line.strip() for line in text.splitlines()):
                 self.add_error(field, "Give at least one non-empty line.")
-        return cleaned
+        return cleaned  # type: ignore[return-value]
 
 
 @admin.register(Campaign)

@@ -43,7 +43,7 @@ def state_badge(label: str, colour: str) -> SafeString:
 def progress_bar(progress: dict[str, int] | None) -> SafeString:
     """A stacked bar of succeeded / dead / cancelled over all jobs, with the numbers under it."""
     total = (progress or {}).get("total", 0)
-    if not total:
+    if not progress or not total:
         return format_html('<span style="color:var(--body-quiet-color)">{}</span>', "no jobs")
     segments = format_html_join(
         "", '<span style="width:{}%;background:{}" title="{} {}"></span>',

@@ -93,7 +93,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Job) -> SafeString:
-        return state_badge(obj.get_state_display(), JOB_STATE_COLOURS.get(obj.state, "#757575"))
+        return state_badge(obj.get_state_display(), JOB_STATE_COLOURS.get(obj.state, "#757575"))  # type: ignore[call-overload]
 
     @admin.display(description="attempts", ordering="attempts")
     def attempts_display(self, obj: Job) -> str:
@@ -162,4 +162,4 @@ class JobAttemptAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: JobAttempt) -> SafeString:
-        return state_badge(obj.get_state_display(), ATTEMPT_STATE_COLOURS.get(obj.state, "#757575"))
+        return state_badge(obj.get_state_display(), ATTEMPT_STATE_COLOURS.get(obj.state, "#757575"))  # type: ignore[call-overload]

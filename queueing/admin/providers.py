@@ -30,10 +30,10 @@ class ProviderForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        base, cap = cleaned.get("backoff_base_s"), cleaned.get("backoff_cap_s")
+        base, cap = cleaned.get("backoff_base_s"), cleaned.get("backoff_cap_s")  # type: ignore[union-attr]
         if base and cap and cap < base:
             self.add_error("backoff_cap_s", "The backoff cap must not be below the backoff base.")
-        return cleaned
+        return cleaned  # type: ignore[return-value]
 
 
 @admin.register(Provider)

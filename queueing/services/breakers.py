@@ -129,7 +129,7 @@ def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: d
             if failed:
                 _breaker_move(scope=scope, key=key, from_state=state, to_state=BreakerState.OPEN,
                               reason="a probe job failed", now=now, policy=policy)
-            elif breaker.probes_succeeded + 1 >= policy["probes"]:
+            elif breaker is None or breaker.probes_succeeded + 1 >= policy["probes"]:
                 _breaker_move(scope=scope, key=key, from_state=state, to_state=BreakerState.CLOSED,
                               reason=f"{policy['probes']} probe jobs succeeded", now=now, policy=policy)
             else:

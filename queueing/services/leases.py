@@ -63,7 +63,8 @@ def jobs_release(*, worker: Worker, attempt_ids: Iterable[uuid.UUID] | None = No
         leased = Job.objects.filter(leased_by=worker, state=JobState.LEASED)
         if attempt_ids is not None:
             leased = leased.filter(current_attempt_id__in=list(attempt_ids))
-        released_attempts = list(leased.select_for_update().values_list("current_attempt_id", flat=True))
+        locked = leased.select_for_update().values_list("current_attempt_id", flat=True)
+        released_attempts = [pk for pk in locked if pk is not None]
         if not released_attempts:
             return 0
         count = Job.objects.filter(
@@ -143,7 +144,7 @@ def leases_reap(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
                              output_field=DateTimeField()),
             run_at=now, leased_by=None, lease_expires_at=None, last_error=error, updated_at=now,
         )
-        JobAttempt.objects.filter(pk__in=attempt_ids, state=AttemptState.RUNNING).update(
+        JobAttempt.objects.filter(pk__in=[pk for pk in attempt_ids if pk], state=AttemptState.RUNNING).update(
             state=AttemptState.LOST, finished_at=now, error=error
         )
         # The rows were read under the same conditions as the UPDATE, inside this transaction.

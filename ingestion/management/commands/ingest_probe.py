@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # A bad argument is a one-line error (docs/RUNBOOK.md, "Management commands"); argparse would
         # print its usage first.
-        parser.print_usage = lambda file=None: None
+        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
         return parser
 
     def add_arguments(self, parser) -> None:

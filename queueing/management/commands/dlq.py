@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # docs/RUNBOOK.md, "Management commands": a one-line error; argparse would print its usage first.
-        parser.print_usage = lambda file=None: None
+        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
         return parser
 
     def add_arguments(self, parser):
