@@ -24,7 +24,8 @@ from core.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabl
 from core.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
-from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch, nonce_record
+from workers_mgmt.nonces import nonce_record
+from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch
 
 logger = logging.getLogger("leadops.auth")
 

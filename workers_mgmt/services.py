@@ -32,13 +32,10 @@ from workers_mgmt.models import (
     CredentialState,
     DeliveryMode,
     EnrollmentToken,
-    RequestNonce,
     Worker,
     WorkerConfig,
     WorkerCredential,
-    WorkerOfflineNotice,
 )
-from workers_mgmt.selectors import workers_overdue
 
 
 @dataclass(frozen=True)
@@ -118,31 +115,6 @@ def _credentials_revoke_all(*, worker_id: str, actor: str, reason: str, ip: str 
                                  actor=actor, reason=reason, ip=ip, at=at)
             revoked.append(key_id)
     return revoked
-
-
-def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime) -> bool:
-    """Remember a request nonce; False when this worker already used it (a replay)."""
-    if settings.REDIS_URL:
-        from core.redis import redis_client
-
-        key = f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
-        return bool(redis_client().set(key, b"1", nx=True, ex=settings.LEADOPS_NONCE_TTL_S))
-    # One statement on both databases: the unique constraint decides, RETURNING says who won.
-    table = RequestNonce._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (worker_id, nonce, seen_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (worker_id, nonce) DO NOTHING RETURNING id",
-            [worker_id, nonce, seen_at],
-        )
-        return cursor.fetchone() is not None
-
-
-def nonce_purge(*, older_than: dt.datetime | None = None) -> int:
-    """Forget nonces past their window; a replay that old fails the timestamp check anyway."""
-    cutoff = older_than or clock_now() - dt.timedelta(seconds=settings.LEADOPS_NONCE_TTL_S)
-    deleted, _ = RequestNonce.objects.filter(seen_at__lt=cutoff).delete()
-    return deleted
 
 
 def credential_touch(*, credential: WorkerCredential, at: dt.datetime) -> None:
@@ -502,50 +474,3 @@ def enrollment_exchange(*, token: str, ip: str | None = None) -> IssuedCredentia
         credential_event_add(worker_id=worker.pk, key_id=issued.key_id, kind=CredentialEventKind.ENROLLED,
                              actor="enrollment", ip=ip, at=at)
     return issued
-
-
-# --- presence: one worker.offline event per silent streak ------------------------------------------
-
-
-def workers_offline_announce(*, now: dt.datetime | None = None) -> list[str]:
-    """Publish `worker.offline` once for each worker whose heartbeat became overdue since last time.
-
-    A silent streak is named by the worker's last heartbeat; the notice row remembers which streak was
-    announced, so running this every minute (or twice at once) publishes one event per transition.
-    """
-    now = now or clock_now()
-    cutoff = now - dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
-    announced: list[str] = []
-    with transaction.atomic():
-        overdue = dict(workers_overdue(cutoff=cutoff))
-        if not overdue:
-            return []
-        notices = dict(
-            WorkerOfflineNotice.objects.filter(worker_id__in=list(overdue))
-            .values_list("worker_id", "last_heartbeat_at")
-        )
-        fresh = [wid for wid in overdue if wid not in notices]
-        # ignore_conflicts names no winners; the re-read does (a concurrent run has its own now).
-        WorkerOfflineNotice.objects.bulk_create(
-            [WorkerOfflineNotice(worker_id=wid, last_heartbeat_at=overdue[wid], announced_at=now)
-             for wid in fresh],
-            ignore_conflicts=True,
-        )
-        won = set(
-            WorkerOfflineNotice.objects.filter(worker_id__in=fresh, announced_at=now)
-            .values_list("worker_id", flat=True)
-        )
-        announced.extend(sorted(won))
-        for wid, seen in notices.items():
-            if seen == overdue[wid]:
-                continue  # this streak was announced already
-            # Compare-and-swap: only the run that moves the notice to this streak announces it.
-            if WorkerOfflineNotice.objects.filter(worker_id=wid, last_heartbeat_at=seen).update(
-                last_heartbeat_at=overdue[wid], announced_at=now
-            ):
-                announced.append(wid)
-        events.publish_many("worker.offline", [
-            {"worker_id": wid, "last_heartbeat_at": seen.isoformat() if (seen := overdue[wid]) else None}
-            for wid in announced
-        ])
-    return announced

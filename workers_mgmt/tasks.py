@@ -7,12 +7,9 @@ import datetime as dt
 from django.conf import settings
 from django.utils import timezone
 
-from workers_mgmt.services import (
-    auth_failures_purge,
-    credentials_expire,
-    nonce_purge,
-    workers_offline_announce,
-)
+from workers_mgmt.nonces import nonce_purge
+from workers_mgmt.presence import workers_offline_announce
+from workers_mgmt.services import auth_failures_purge, credentials_expire
 
 
 def purge_old_nonces() -> int:

@@ -80,7 +80,7 @@ def _announce_steady_offline() -> list[str]:
     from django.db import connection
 
     from workers_mgmt.models import Worker
-    from workers_mgmt.services import workers_offline_announce
+    from workers_mgmt.presence import workers_offline_announce
 
     try:
         Worker.objects.filter(pk="steady").update(

@@ -13,7 +13,7 @@ from leadops.models import MonitorEvent
 from leadops.services import monitor_events_trim
 from tests.factories import lead, make_jobs, make_provider
 from workers_mgmt.models import WorkerOfflineNotice
-from workers_mgmt.services import workers_offline_announce
+from workers_mgmt.presence import workers_offline_announce
 
 pytestmark = pytest.mark.django_db
 
