@@ -47,7 +47,7 @@ from alerts.services import (
     silence_expire,
     silence_from_alert,
 )
-from leadops.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
 
 STATE_COLOURS = {
     "firing": "#c62828",
@@ -156,8 +156,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 class AlertEventInline(ReadOnlyMixin, admin.TabularInline):
     model = AlertEvent
-    fields = ["at", "kind", "detail"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "kind", "detail")
     extra = 0
     verbose_name_plural = "timeline"
 
@@ -177,7 +176,7 @@ class AlertAdmin(ReadOnlyModelAdmin):
     search_fields = ["fingerprint"]
     date_hierarchy = "updated_at"
     inlines = [AlertEventInline]
-    fields = [
+    fields = readonly_fields = (
         "alertname",
         "state_badge",
         "labels_text",
@@ -189,8 +188,7 @@ class AlertAdmin(ReadOnlyModelAdmin):
         "ends_at",
         "last_evaluated_at",
         "one_click",
-    ]
-    readonly_fields = fields
+    )
     actions = ["silence_selected"]
 
     @admin.display(description="alert")
@@ -283,7 +281,7 @@ class SilenceForm(forms.ModelForm):
         fields = ["starts_at", "ends_at", "comment", "weekdays", "hour_start", "hour_end"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         starts_at, ends_at = data.get("starts_at"), data.get("ends_at")
         if starts_at and ends_at and ends_at <= starts_at:
             self.add_error("ends_at", "A silence must end after it starts.")
@@ -320,10 +318,10 @@ class SilenceAdmin(admin.ModelAdmin):
     search_fields = ["comment", "created_by"]
     actions = ["expire_selected"]
 
-    def get_fields(self, request: HttpRequest, obj: Silence | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Silence | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["matchers_text", "starts_at", "ends_at", "comment", "weekdays", "hour_start", "hour_end"]
-        return [
+            return ("matchers_text", "starts_at", "ends_at", "comment", "weekdays", "hour_start", "hour_end")
+        return (
             "state_badge",
             "matchers_display",
             "starts_at",
@@ -333,10 +331,10 @@ class SilenceAdmin(admin.ModelAdmin):
             "comment",
             "expired_early_at",
             "one_click",
-        ]
+        )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Silence | None = None) -> list[str]:
-        return [] if obj is None else self.get_fields(request, obj)
+    def get_readonly_fields(self, request: HttpRequest, obj: Silence | None = None) -> tuple[str, ...]:
+        return () if obj is None else self.get_fields(request, obj)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         now = timezone.now()
@@ -449,7 +447,7 @@ class ReceiverForm(forms.ModelForm):
         fields = ["name", "kind", "url", "secret", "addresses", "send_resolved", "enabled"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         kind = data.get("kind")
         if kind == ReceiverKind.EMAIL:
             addresses = [a.strip() for a in (data.get("addresses") or "").split(",") if a.strip()]
@@ -471,9 +469,9 @@ class ReceiverAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled"]
     actions = ["send_test"]
 
-    def get_fields(self, request: HttpRequest, obj: Receiver | None = None) -> list[str]:
-        fields = ["name", "kind", "url", "secret", "addresses", "send_resolved", "enabled"]
-        return fields if obj is None else [*fields, "destination", "one_click"]
+    def get_fields(self, request: HttpRequest, obj: Receiver | None = None) -> tuple[str, ...]:
+        fields = ("name", "kind", "url", "secret", "addresses", "send_resolved", "enabled")
+        return fields if obj is None else (*fields, "destination", "one_click")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Receiver | None = None) -> list[str]:
         # The name is how commands find a receiver (alert_receiver_set, alert_test): fixed once made.
@@ -652,7 +650,7 @@ class RouteAdmin(admin.ModelAdmin):
 
         def walk(parent_id: int | None, depth: int) -> None:
             for route in children.get(parent_id, []):
-                route.tree_depth = depth
+                route.tree_depth = depth  # type: ignore[attr-defined]  # read by the changelist's indent
                 ordered.append(route)
                 walk(route.pk, depth + 1)
 
@@ -686,8 +684,8 @@ class RouteAdmin(admin.ModelAdmin):
 
 class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["number", "started_at", "ok", "status_code", "latency_ms", "retry_after_s", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "number", "started_at", "ok", "status_code", "latency_ms", "retry_after_s", "error")
     extra = 0
 
 
@@ -706,7 +704,7 @@ class NotificationAdmin(ReadOnlyModelAdmin):
     list_filter = ["status", "receiver", "is_test"]
     date_hierarchy = "created_at"
     inlines = [DeliveryAttemptInline]
-    fields = [
+    fields = readonly_fields = (
         "summary",
         "receiver",
         "status",
@@ -718,8 +716,7 @@ class NotificationAdmin(ReadOnlyModelAdmin):
         "next_attempt_at",
         "give_up_at",
         "message",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="condition -> delivered")
     def latency(self, notification: Notification) -> str:
@@ -730,7 +727,7 @@ class NotificationAdmin(ReadOnlyModelAdmin):
 
 @admin.register(DeliveryAttempt)
 class DeliveryAttemptAdmin(ReadOnlyModelAdmin):
-    list_display = [
+    list_display = fields = readonly_fields = (
         "started_at",
         "receiver",
         "notification",
@@ -740,8 +737,6 @@ class DeliveryAttemptAdmin(ReadOnlyModelAdmin):
         "latency_ms",
         "retry_after_s",
         "error",
-    ]
+    )
     list_filter = ["ok", "receiver"]
     date_hierarchy = "started_at"
-    fields = list_display
-    readonly_fields = list_display

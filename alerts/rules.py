@@ -69,7 +69,8 @@ def heartbeat_missing(threshold: float, now: dt.datetime) -> list[Condition]:
             summary=f"Worker {worker_id} sent no heartbeat for {int((now - last).total_seconds())} s",
             since=last + overdue,
         )
-        for worker_id, last in worker_selectors.workers_heartbeat_overdue(cutoff=now - overdue)
+        for worker_id, last in worker_selectors.workers_overdue(cutoff=now - overdue)
+        if last is not None
     ]
 
 

@@ -57,7 +57,7 @@ from alerts.selectors import (
     route_tree,
     silences_active,
 )
-from leadops import events
+from core import events
 
 logger = logging.getLogger(__name__)
 
@@ -638,7 +638,8 @@ def notification_send(*, notification: Notification) -> DeliveryAttempt | None:
 
 def _log_delivered(notification: Notification, at: dt.datetime) -> None:
     """Write the group's notification log (what the receiver now knows) and the alerts' timelines."""
-    AlertGroup.objects.filter(pk=notification.group_id).update(
+    # A group deleted meanwhile (history purge) has no log left to write; the timelines still are.
+    AlertGroup.objects.filter(pk__in=[notification.group_id] if notification.group_id else []).update(
         last_firing=notification.firing,
         last_resolved=notification.resolved,
         last_notified_at=at,

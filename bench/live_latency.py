@@ -49,7 +49,7 @@ import sys, time
 import django
 django.setup()
 from django.db import transaction
-from leadops import events
+from core import events
 rate, count = float(sys.argv[1]), int(sys.argv[2])
 start = time.monotonic()
 for n in range(count):

@@ -1,4 +1,4 @@
-"""A minimal signed client of the worker protocol (DESIGN.md section 4) on `http.client`.
+"""A minimal signed client of the worker protocol (docs/API.md) on `http.client`.
 
 The bench drives the portal with the reference worker (`worker_client.LeadOpsClient`). This file
 is the fallback when that package cannot be imported, and `--client mini` uses it on purpose: it

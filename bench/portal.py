@@ -1,5 +1,5 @@
 """The portal under test: a fresh database, migrations, workers and jobs through the management
-commands of DESIGN section 5, and daphne processes in production mode (DEBUG=False)."""
+commands of docs/RUNBOOK.md, "Management commands", and daphne processes in production mode (DEBUG=False)."""
 
 from __future__ import annotations
 

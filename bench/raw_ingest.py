@@ -2,7 +2,7 @@
 DO NOTHING in batches of 500, psycopg 3, no framework.
 
 Each client process takes the same kind of leads the API bench sends (30% repeated numbers, mixed
-formats), normalizes each phone exactly as DESIGN section 7 says (`phonenumbers.parse(raw, "SA")`,
+formats), normalizes each phone exactly as docs/SYSTEM_OVERVIEW.md, "Semantics" says (`phonenumbers.parse(raw, "SA")`,
 usable when at least possible), fingerprints it (HMAC-SHA256 of scope|E.164), drops in-batch
 repeats and inserts the batch in one statement; the database's unique constraint decides what was
 added. It stores only the fingerprint row: the portal also stores every lead and its counters,
@@ -131,7 +131,7 @@ def measure(*, seconds: float, runs: int, processes: int = 4, expected_rate: flo
 
 
 def parse_rate(seconds: float = 1.0) -> float:
-    """phonenumbers parse + E.164 on one core (the DESIGN section 9 reference figure)."""
+    """phonenumbers parse + E.164 on one core (the docs/PERFORMANCE.md reference figure)."""
     phones = [lead["phone"] for lead in LeadStream(690).leads(5_000)]
     done = 0
     start = time.perf_counter()

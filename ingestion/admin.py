@@ -8,10 +8,8 @@ filter offers fixed choices instead of a date hierarchy (which would scan every 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +18,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
+from core.admin_tools import ReadOnlyModelAdmin
+from core.csv import csv_response
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.selectors import counter_providers, counter_worker_ids, lead_recent_cities, lead_search
 
@@ -29,37 +29,6 @@ EXPORT_FIELDS = (
     "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating", "extra",
     "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
 )
-# A cell a spreadsheet would run as a formula. A plain phone such as "+966 50 123 4567" starts with
-# "+" too, so "+" and "-" count only when something other than digits and separators follows.
-_FORMULA_START = re.compile(r"^[=@\t\r]|^[+\-](?![0-9 ()\-.]*$)")
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for csv.writer inside a generator."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _export_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, (dt.date,)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if value is None:
-        return ""
-    return str(value) if not isinstance(value, (int, float, bool)) else value
-
-
-def _csv_cell(value: Any) -> Any:
-    value = _export_value(value)
-    if isinstance(value, str) and _FORMULA_START.search(value):
-        return "'" + value
-    return value
-
-
 def _lead_rows(queryset: QuerySet[Lead]) -> Iterator[tuple[Any, ...]]:
     yield from queryset.order_by("id").values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK)
 
@@ -158,16 +127,7 @@ class LeadAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["export"], description="Export selected leads as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
-        writer = csv.writer(_Echo())
-
-        def lines() -> Iterator[str]:
-            yield writer.writerow(EXPORT_FIELDS)
-            for row in _lead_rows(queryset):
-                yield writer.writerow([_csv_cell(value) for value in row])
-
-        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{_export_name("csv")}"'
-        return response
+        return csv_response(header=EXPORT_FIELDS, rows=_lead_rows(queryset), filename=_export_name("csv"))
 
     @admin.action(permissions=["export"], description="Export selected leads as JSON Lines")
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
@@ -186,24 +146,8 @@ class LeadAdmin(admin.ModelAdmin):
         return response
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Audit and telemetry rows are written by services only: the admin only shows them."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
-
-
 @admin.register(LeadFingerprint)
-class LeadFingerprintAdmin(ReadOnlyAdmin):
+class LeadFingerprintAdmin(ReadOnlyModelAdmin):
     list_display = ("fingerprint", "scope", "lead_id", "created_at")
     search_fields = ("=fingerprint",)
     # The primary key orders by its index; an order by created_at would sort millions of rows.
@@ -212,7 +156,7 @@ class LeadFingerprintAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IngestCounter)
-class IngestCounterAdmin(ReadOnlyAdmin):
+class IngestCounterAdmin(ReadOnlyModelAdmin):
     list_display = ("hour", "local_day", "provider", "worker_id", "added", "duplicates",
                     "duplicates_in_batch", "duplicates_existing", "invalid")
     list_filter = ("provider", "local_day")

@@ -22,7 +22,7 @@ class Lead(models.Model):
     usable (not even a possible number), which is what makes the lead count as invalid.
     """
 
-    # The reported fields (DESIGN section 4).
+    # The reported fields (docs/API.md).
     name = models.CharField(max_length=500)
     phone_raw = models.CharField(max_length=100, blank=True)
     city = models.CharField(max_length=200, blank=True)

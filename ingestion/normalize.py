@@ -10,37 +10,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from phonenumbers.phonemetadata import PhoneMetadata
 
+# The digit tables live in the kernel (the PII log filter reads them too); re-exported here.
+from core.digits import ARABIC_INDIC_DIGITS, PERSIAN_DIGITS, phone_digits_ascii  # noqa: F401
 from ingestion.choices import PhoneType
-
-ARABIC_INDIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"  # U+0660..U+0669
-PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"  # U+06F0..U+06F9 (Extended Arabic-Indic)
-
-# Direction marks and zero-width characters: they ride along when numbers are copied from
-# right-to-left pages and would otherwise make phonenumbers reject a good number.
-_INVISIBLES = (
-    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00a0"
-)
-
-_PHONE_TABLE = str.maketrans(
-    {
-        **{ord(ch): str(i) for i, ch in enumerate(ARABIC_INDIC_DIGITS)},
-        **{ord(ch): str(i) for i, ch in enumerate(PERSIAN_DIGITS)},
-        # The Arabic comma, decimal and thousands separators and full stop count as spaces, and a
-        # fullwidth plus as a plus.
-        "\u060c": " ",
-        "\u066b": " ",
-        "\u066c": " ",
-        "\u06d4": " ",
-        "\uff0b": "+",
-        **{ord(ch): " " if ch == "\u00a0" else None for ch in _INVISIBLES},
-    }
-)
 
 _TEL_PREFIX = re.compile(r"^\s*tel:\s*", re.IGNORECASE)
 # "00" then a country code, written the international way without the plus.
@@ -87,11 +65,6 @@ class PhoneResult(NamedTuple):
     type: str
     region: str
     usable: bool
-
-
-def phone_digits_ascii(text: str) -> str:
-    """Translate Arabic-Indic and Persian digits to ASCII and drop invisible direction marks."""
-    return text.translate(_PHONE_TABLE)
 
 
 def _prepare(raw: str) -> str:
@@ -143,7 +116,7 @@ _SPACES_AND_DASHES = str.maketrans("", "", " -")
 _Check = tuple[tuple[int, ...], re.Pattern[str]]
 
 
-def _check(desc: object) -> _Check | None:
+def _check(desc: Any) -> _Check | None:
     """A number description's possible lengths and its pattern, compiled once; None if it has none."""
     pattern = getattr(desc, "national_number_pattern", None)
     if not pattern:
@@ -160,7 +133,7 @@ def _matches(check: _Check | None, national: str) -> bool:
 
 # The Saudi number types in the order `phonenumbers.number_type` tries them, from the installed
 # phonenumbers metadata (nothing about Saudi numbering is written here).
-_SA_METADATA = PhoneMetadata.metadata_for_region("SA")
+_SA_METADATA: Any = PhoneMetadata.metadata_for_region("SA")  # always present: SA is in phonenumbers
 _SA_GENERAL = _check(_SA_METADATA.general_desc)
 _SA_SPECIAL = [
     (number_type, check) for number_type, check in (
@@ -236,7 +209,7 @@ def _parse_full(raw: str, text: str) -> PhoneResult:
         e164=phonenumbers.format_number(number, _E164),
         valid=valid,
         type=_TYPE_NAMES.get(number_type, PhoneType.UNKNOWN.value),
-        region=region or phonenumbers.region_code_for_country_code(number.country_code) or "",
+        region=region or phonenumbers.region_code_for_country_code(number.country_code or 0) or "",
         usable=True,
     )
 

@@ -79,8 +79,8 @@ def ingestion_telemetry(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """
     now, today, since = _window(now)
     first_day = today - dt.timedelta(days=TREND_DAYS - 1)
-    per_day = {
-        row["local_day"]: row
+    per_day: dict[dt.date, dict[str, Any]] = {
+        row["local_day"]: dict(row)
         for row in IngestCounter.objects.filter(local_day__gte=first_day, local_day__lte=today)
         .values("local_day")
         .annotate(**_sums("sum_", None))

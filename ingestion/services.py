@@ -1,10 +1,10 @@
 """Every write of ingestion: a batch of reported leads becomes added leads, duplicates and invalid leads.
 
-The dedup fingerprint's unique constraint is the truth (DESIGN section 7): the counts come from what
-the database's insert actually created (`INSERT ... ON CONFLICT DO NOTHING RETURNING`), never from
-a read made before the insert, so two transactions reporting the same phone at the same moment get
-exactly one `added` and one duplicate. The number of queries does not grow with the batch: on
-PostgreSQL the fingerprints and the leads go in one statement, on SQLite in three.
+The dedup fingerprint's unique constraint is the truth (docs/SYSTEM_OVERVIEW.md, "Semantics"): the
+counts come from what the database's insert actually created (`INSERT ... ON CONFLICT DO NOTHING
+RETURNING`), never from a read made before the insert, so two transactions reporting the same phone
+at the same moment get exactly one `added` and one duplicate. The number of queries does not grow
+with the batch: on PostgreSQL the fingerprints and the leads go in one statement, on SQLite in three.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
+from core.text import json_bytes
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.normalize import PhoneResult, normalize_city, normalize_name, normalize_phone
 from ingestion.schema import LeadInput
@@ -169,13 +169,6 @@ def _fingerprint_hasher() -> Any:
     return hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256)
 
 
-def lead_fingerprint(*, scope: str, e164: str) -> str:
-    """Return the dedup fingerprint of a phone in a scope: hex HMAC-SHA256(key, scope + "|" + E.164)."""
-    hasher = _fingerprint_hasher()
-    hasher.update(f"{scope}|{e164}".encode())
-    return hasher.hexdigest()
-
-
 def _classify(*, rows: list[LeadInput], scope: str) -> tuple[list[_Candidate], int, int]:
     """Normalize each row and drop repeats inside the batch (the first of a fingerprint stays).
 
@@ -192,7 +185,7 @@ def _classify(*, rows: list[LeadInput], scope: str) -> tuple[list[_Candidate], i
     in_batch = 0
     for row in rows:
         phone = normalize_phone(row.phone)
-        if not phone.usable:
+        if not phone.usable or phone.e164 is None:
             invalid.append(_Candidate(row=row, phone=phone, fingerprint=None))
             continue
         if phone.e164 in seen:
@@ -222,18 +215,14 @@ def _row_object(candidate: _Candidate) -> dict[str, Any]:
 
 def _batch_json(objects: list[Any]) -> str:
     # UTF-8 text (half the bytes of \u escapes for Arabic); the schema has already refused NUL and
-    # lone surrogates, which neither database would take. orjson is several times faster than the
-    # standard library here, and this runs for every report; it refuses only integers beyond 64
-    # bits (possible inside `extra`), which the standard library then encodes.
-    try:
-        return orjson.dumps(objects).decode()
-    except TypeError:
-        return json.dumps(objects, ensure_ascii=False, separators=(",", ":"))
+    # lone surrogates, which neither database would take.
+    return json_bytes(objects).decode()
 
 
-def _db_value(model: type, field_name: str, value: Any) -> Any:
+def _db_value(model: type[models.Model], field_name: str, value: Any) -> Any:
     """Adapt a value the way the ORM would for this column (SQLite stores dates, UUIDs as text)."""
-    return model._meta.get_field(field_name).get_db_prep_value(value, connection, prepared=False)
+    field: Any = model._meta.get_field(field_name)
+    return field.get_db_prep_value(value, connection, prepared=False)
 
 
 def _server_binding_cursor() -> Any:
@@ -250,7 +239,8 @@ def _server_binding_cursor() -> Any:
 
     connection.ensure_connection()
     connection.validate_thread_sharing()
-    raw = ServerBindingCursor(connection.connection)
+    # The stubs know only Django's own cursor wrapper; psycopg's server-binding cursor is one too.
+    raw: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
     return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
 
 

@@ -7,7 +7,7 @@ class LeadopsConfig(AppConfig):
     verbose_name = "LeadOps"
 
     def ready(self) -> None:
-        from leadops import events
+        from core import events
         from leadops.live import live_sink
         from leadops.schedules import ensure_schedules
 

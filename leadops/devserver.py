@@ -26,12 +26,19 @@ WORKERS = int(os.environ.get("LEADOPS_DEMO_WORKERS", "3"))
 DEMO_PROVIDER = "demo-maps"
 
 
+def _development_mode() -> None:
+    # DEBUG defaults to off; the demo is development, and every process it starts inherits this.
+    os.environ.setdefault("DEBUG", "true")
+
+
 def manage(*args: str) -> None:
+    _development_mode()
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
 
 
 def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadops.settings")
+    _development_mode()
     import django
 
     django.setup()
@@ -49,17 +56,29 @@ def demo_login() -> tuple[str, str]:
 
 
 def top_up_demo_jobs(minimum: int = 30) -> int:
-    """Keep some work in the demo queue so the dashboards always show jobs moving."""
-    from queueing.models import Job, JobState
-    from queueing.services import jobs_enqueue, provider_get_or_create
+    """Keep some work in the demo queue, enqueued through a campaign like staff would.
+
+    A newcomer then sees the campaign's progress bar move and the staff-action trail fill
+    (Campaigns and Kernel > Staff actions in admin).
+    """
+    from django.contrib.auth import get_user_model
+
+    from core.audit import Actor
+    from queueing.models import Campaign, Job, JobState
+    from queueing.services import campaign_create, campaign_enqueue, provider_get_or_create
 
     provider = provider_get_or_create(name=DEMO_PROVIDER)
     if Job.objects.filter(provider=provider, state=JobState.QUEUED).count() >= minimum:
         return 0
-    queries = ["مطعم", "coffee shop", "صيدلية", "car repair", "بقالة", "dentist"]
-    cities = ["Riyadh", "جدة", "Dammam", "مكة", "Medina"]
-    payloads = [{"query": q, "city": c} for q in queries for c in cities]
-    return len(jobs_enqueue(provider=provider, payloads=payloads))
+    admin = get_user_model().objects.filter(username="admin").first()
+    actor = Actor.from_user(admin) if admin else Actor.command("devserver")
+    number = Campaign.objects.filter(provider=provider).count() + 1
+    campaign = campaign_create(campaign=Campaign(
+        name=f"Demo campaign {number}", provider=provider,
+        queries="\n".join(["مطعم", "coffee shop", "صيدلية", "car repair", "بقالة", "dentist"]),
+        cities="\n".join(["Riyadh", "جدة", "Dammam", "مكة", "Medina"]),
+    ), actor=actor)
+    return campaign_enqueue(campaign=campaign, actor=actor)
 
 
 UPDATERS = 3

@@ -30,8 +30,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from leadops import events
-from leadops.errors import error_response
+from core import events
+from core.errors import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ class MonitorConsumer(AsyncJsonWebsocketConsumer):
         resume = _position((query.get("last_event_id") or [""])[0])
         replay = resume is not None and resume >= 0
         position = resume if replay else await database_sync_to_async(monitor_event_last_id)()
-        self.stream = Stream(position)
+        self.stream = Stream(position)  # type: ignore[arg-type]
         replayed = await self.stream.open(replay=replay)
         await self.accept()
         for _, text in replayed:
@@ -420,4 +420,4 @@ async def monitor_events_sse(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(_sse_stream(Stream(last_id)), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
-    return response
+    return response  # type: ignore[return-value]

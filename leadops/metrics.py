@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.timezone import now as clock_now
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from leadops.clock import now as clock_now
-from leadops.errors import error_response
+from core.errors import error_response
+from leadops.middleware import HybridMiddleware
 
 REQUEST_LATENCY = Histogram(
     "leadops_http_request_duration_seconds", "Time to answer an HTTP request, by route and method.",
@@ -27,6 +27,8 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+
+BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -53,11 +55,13 @@ class DatabaseCollector(Collector):
                                 value=snap["dup_ratio"])
         yield GaugeMetricFamily("leadops_workers_online", "Enabled workers with a heartbeat in time.",
                                 value=snap["workers_online"])
-        # The breakers' family (issue 6) is exposed without samples until that table is read here, so
-        # dashboards can be written against the name now.
-        yield GaugeMetricFamily("leadops_breaker_state",
-                                "Circuit breaker state (0 closed, 1 half-open, 2 open).",
-                                labels=["scope", "key"])
+        # Only breakers that ever left closed have a row; a missing one is closed (0).
+        breakers = GaugeMetricFamily("leadops_breaker_state",
+                                     "Circuit breaker state (0 closed, 1 half-open, 2 open).",
+                                     labels=["scope", "key"])
+        for scope, key, state in snap["breakers"]:
+            breakers.add_metric([scope, key], BREAKER_STATE_VALUES.get(state, 0))
+        yield breakers
         firing = GaugeMetricFamily("leadops_alerts_firing", "Alerts firing, by rule.", labels=["rule"])
         for rule, count in snap["alerts_firing"].items():
             firing.add_metric([rule], count)
@@ -93,20 +97,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(_registry), content_type=CONTENT_TYPE_LATEST)
 
 
-class RequestLatencyMiddleware:
+class RequestLatencyMiddleware(HybridMiddleware):
     """Observes every request's duration under its URL route (never the raw path: no ids, no PII).
 
     Sync and async capable, like every middleware here, so the async SSE view is never run in a thread.
     """
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest):
         if self.is_async:
@@ -118,7 +113,7 @@ class RequestLatencyMiddleware:
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        response = await self.get_response(request)
+        response = await self.get_response(request)  # type: ignore[misc]
         _observe(request, started)
         return response
 

@@ -1,4 +1,4 @@
-"""Refuse oversized bodies before anything parses them (DESIGN.md section 4: 413 first)."""
+"""Refuse oversized bodies before anything parses them (docs/API.md: 413 first)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from leadops.errors import error_response
+from core.errors import error_response
 
 
 def _too_large(request: HttpRequest) -> HttpResponse | None:
@@ -22,9 +22,11 @@ def _too_large(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-class BodySizeLimitMiddleware:
-    # Both sync and async: under daphne a sync-only middleware at the top of the stack would make
-    # Django hop between the event loop and the sync thread around every other middleware.
+class HybridMiddleware:
+    """Both sync and async: under daphne a sync-only middleware in the stack would make Django hop
+    between the event loop and the sync thread around every other middleware (and run the async SSE
+    view in a thread)."""
+
     sync_capable = True
     async_capable = True
 
@@ -32,7 +34,10 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
-            markcoroutinefunction(self)
+            markcoroutinefunction(self)  # type: ignore[type-var]
+
+
+class BodySizeLimitMiddleware(HybridMiddleware):
 
     def __call__(self, request: HttpRequest):
         if self.is_async:
@@ -43,4 +48,4 @@ class BodySizeLimitMiddleware:
         refused = _too_large(request)
         if refused is not None:
             return refused
-        return await self.get_response(request)
+        return await self.get_response(request)  # type: ignore[misc]

@@ -1,18 +1,6 @@
-"""Shared state of the leadops helpers: the GCRA limiter's theoretical arrival times."""
+"""The live monitor's replay log (the project's only model)."""
 
 from django.db import models
-
-
-class RateLimitState(models.Model):
-    key = models.CharField(primary_key=True, max_length=200)
-    # Unix seconds as a float: the limiter does its arithmetic in SQL on both databases.
-    tat = models.FloatField()
-
-    class Meta:
-        verbose_name = "rate limit state"
-
-    def __str__(self) -> str:
-        return self.key
 
 
 class MonitorEvent(models.Model):
@@ -34,21 +22,3 @@ class MonitorEvent(models.Model):
 
     def as_event(self) -> dict:
         return {"id": self.pk, "type": self.type, "at": self.at.isoformat(), "data": self.data}
-
-
-class WorkerOfflineNotice(models.Model):
-    """The overdue heartbeat a `worker.offline` event was published for: one event per transition.
-
-    A worker's silent streak is named by its last heartbeat time; a row that already holds that time
-    means the offline event for this streak went out.
-    """
-
-    worker_id = models.CharField(primary_key=True, max_length=63)
-    last_heartbeat_at = models.DateTimeField(null=True)
-    announced_at = models.DateTimeField()
-
-    class Meta:
-        verbose_name = "worker offline notice"
-
-    def __str__(self) -> str:
-        return self.worker_id

@@ -12,10 +12,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
+from django.utils.timezone import now as clock_now
 
 from alerts.selectors import alerts_firing_count
 from ingestion.selectors import ingestion_telemetry
-from leadops.clock import now as clock_now
 from queueing.selectors import dlq_stats, queue_overview, worker_job_stats_24h
 from releases_app.selectors import releases_overview
 from workers_mgmt.models import Worker
@@ -68,16 +68,14 @@ def monitor_context() -> dict[str, Any]:
     }
 
 
-# The overview page moves its counters by the deltas of live events, but staff actions (enqueue,
-# cancel, requeue, DLQ purge) publish none, and a viewer may miss events while reconnecting; so the
-# page also re-reads every counter from this snapshot now and then, as Sidekiq's dashboard polls.
-RESYNC_S = 30
+# The overview page moves its counters by the deltas of live events (staff actions publish
+# jobs.moved); after a reconnect, when events may have been missed, it re-reads every counter from
+# the snapshot below.
 
 
 def _live_context() -> dict[str, Any]:
-    """What the live script needs: the overdue threshold, the server's clock, the resync period."""
-    return {"overdue_s": settings.LEADOPS_HEARTBEAT_OVERDUE_S, "server_now": clock_now(),
-            "resync_s": RESYNC_S}
+    """What the live script needs: the overdue threshold and the server's clock."""
+    return {"overdue_s": settings.LEADOPS_HEARTBEAT_OVERDUE_S, "server_now": clock_now()}
 
 
 def monitor_snapshot() -> dict[str, Any]:

@@ -15,8 +15,9 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("queueing: purge old breaker outcomes", "queueing.tasks.purge_breaker_outcomes", 10),
     ("queueing: prune finished jobs", "queueing.tasks.prune_finished_jobs", 60),
     ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
+    ("workers: purge old failed authentications", "workers_mgmt.tasks.purge_auth_failures", 60),
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),
-    ("monitor: announce offline workers", "leadops.tasks.announce_offline_workers", 1),
+    ("monitor: announce offline workers", "workers_mgmt.tasks.announce_offline_workers", 1),
     ("monitor: trim the event replay log", "leadops.tasks.trim_monitor_events", 10),
     ("releases: evaluate rollout health gates", "releases_app.tasks.evaluate_rollouts", 1),
     ("releases: re-sign manifests before expiry", "releases_app.tasks.refresh_manifests", 60),
@@ -24,6 +25,7 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     # once a minute. Row locks make a round here and one there never double-send.
     ("alerts: evaluate rules and deliver", "alerts.tasks.evaluate_alerts", 1),
     ("alerts: purge old alert history", "alerts.tasks.purge_alert_history", 60),
+    ("limits: purge spent rate-limit states", "leadops.tasks.purge_rate_limit_states", 10),
 ]
 
 
@@ -36,7 +38,11 @@ def ensure_schedules(*, using: str = "default", **kwargs: Any) -> None:
     if Schedule._meta.db_table not in connections[using].introspection.table_names():
         return
     for name, func, minutes in PERIODIC_TASKS:
-        Schedule.objects.using(using).get_or_create(
+        schedule, created = Schedule.objects.using(using).get_or_create(
             name=name,
             defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
         )
+        if not created and schedule.func != func:
+            # The task moved module (worker presence went to workers_mgmt); the interval is the
+            # operator's and stays.
+            Schedule.objects.using(using).filter(pk=schedule.pk).update(func=func)

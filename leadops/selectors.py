@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Count, Sum
-
+from alerts.selectors import alerts_firing_by_rule
+from core.counters import counters_read
 from leadops.models import MonitorEvent
+from workers_mgmt.selectors import workers_online_count
 
 
 def monitor_events_after(
@@ -25,41 +26,24 @@ def monitor_event_last_id() -> int:
     return MonitorEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
-def workers_overdue(*, cutoff: dt.datetime) -> list[tuple[str, dt.datetime]]:
-    """(worker id, last heartbeat) of enabled workers heard from once but not since `cutoff`."""
-    from workers_mgmt.models import Worker
-
-    return list(
-        Worker.objects.filter(enabled=True, last_heartbeat_at__lt=cutoff)
-        .order_by("id").values_list("id", "last_heartbeat_at")
-    )
-
-
-def workers_online_count(*, cutoff: dt.datetime) -> int:
-    from workers_mgmt.models import Worker
-
-    return Worker.objects.filter(enabled=True, last_heartbeat_at__gte=cutoff).count()
-
-
 def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
-    """Every database-backed number of /metrics, read at scrape time so all processes agree."""
-    from alerts.selectors import alerts_firing_by_rule
-    from ingestion.models import IngestCounter
-    from queueing.models import JobAttempt
-    from queueing.selectors import queue_depth_by_state_and_provider
+    """Every database-backed number of /metrics, read at scrape time so all processes agree.
 
-    attempts = JobAttempt.objects.aggregate(claims=Count("id"), reports=Sum("reports"))
-    leads = IngestCounter.objects.aggregate(added=Sum("added"), duplicates=Sum("duplicates"),
-                                            invalid=Sum("invalid"))
-    leads = {key: int(value or 0) for key, value in leads.items()}
+    The counters come from monotonic totals (`MetricCounter`), never from rows the pruner deletes.
+    """
+    from queueing.selectors import breaker_states, queue_depth_by_state_and_provider
+
+    totals = counters_read()
+    leads = {outcome: totals.get(f"leads_{outcome}", 0) for outcome in ("added", "duplicates", "invalid")}
     seen = leads["added"] + leads["duplicates"]
     return {
         "depth": [(row["provider__name"], row["state"], row["count"])
                   for row in queue_depth_by_state_and_provider()],
-        "claims": attempts["claims"] or 0,
-        "reports": int(attempts["reports"] or 0),
+        "claims": totals.get("claims", 0),
+        "reports": totals.get("reports", 0),
         "leads": leads,
         "dup_ratio": (leads["duplicates"] / seen) if seen else 0.0,
+        "breakers": breaker_states(),
         "workers_online": workers_online_count(cutoff=now - dt.timedelta(seconds=overdue_s)),
         "alerts_firing": alerts_firing_by_rule(),
     }

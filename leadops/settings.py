@@ -1,4 +1,4 @@
-"""Settings for LeadOps, read from the environment (DESIGN.md section 6).
+"""Settings for LeadOps, read from the environment (docs/DEPLOY.md).
 
 Every setting has exactly one place: here. A `.env` file in the project folder is read when
 present; in development, missing keys are generated once into `.dev-keys.env` (git-ignored).
@@ -21,7 +21,9 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: `make run` and the test suite turn development mode on themselves
+# (docs/DEPLOY.md, "Development mode").
+DEBUG = env.bool("DEBUG", default=False)
 
 # Keys: in production they must be real environment values; in development a local file keeps them
 # stable across restarts so encrypted worker secrets stay readable.
@@ -55,6 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_q",
     "channels",
+    "core",
     "leadops",
     "workers_mgmt",
     "ingestion",
@@ -194,7 +197,7 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadops@localhost")
 
-# Protocol limits (DESIGN.md section 4).
+# Protocol limits (docs/API.md).
 LEADOPS_MAX_BODY_BYTES = env.int("LEADOPS_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 LEADOPS_MAX_LEADS_PER_REPORT = env.int("LEADOPS_MAX_LEADS_PER_REPORT", default=1000)
 LEADOPS_CLOCK_SKEW_S = env.int("LEADOPS_CLOCK_SKEW_S", default=300)
@@ -205,7 +208,7 @@ LEADOPS_JOB_RETENTION_DAYS = env.int("LEADOPS_JOB_RETENTION_DAYS", default=30)
 LEADOPS_DEDUP_SCOPE = env.str("LEADOPS_DEDUP_SCOPE", default="day")
 LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = env.int("LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN", default=600)
 LEADOPS_MAX_PULL = 50
-# Worker secrets (issue 5): the grace of a rotated-out key, the life of an enrollment token, and
+# Worker secrets: the grace of a rotated-out key, the life of an enrollment token, and
 # the budget of failed authentications (GCRA: per minute, with a burst) per source IP and per
 # claimed worker id, so guessing is slow.
 LEADOPS_ROTATION_GRACE_HOURS = env.float("LEADOPS_ROTATION_GRACE_HOURS", default=24.0)
@@ -214,7 +217,10 @@ LEADOPS_AUTH_FAILURES_IP_PER_MIN = env.int("LEADOPS_AUTH_FAILURES_IP_PER_MIN", d
 LEADOPS_AUTH_FAILURES_IP_BURST = env.int("LEADOPS_AUTH_FAILURES_IP_BURST", default=10)
 LEADOPS_AUTH_FAILURES_WORKER_PER_MIN = env.int("LEADOPS_AUTH_FAILURES_WORKER_PER_MIN", default=60)
 LEADOPS_AUTH_FAILURES_WORKER_BURST = env.int("LEADOPS_AUTH_FAILURES_WORKER_BURST", default=30)
-# Live monitoring (issue 4): a worker is offline when its heartbeat is older than this; the replay
+LEADOPS_AUTH_FAILURE_RETENTION_DAYS = env.int("LEADOPS_AUTH_FAILURE_RETENTION_DAYS", default=30)
+LEADOPS_ENROLL_FAILURES_IP_PER_MIN = env.int("LEADOPS_ENROLL_FAILURES_IP_PER_MIN", default=10)
+LEADOPS_ENROLL_FAILURES_IP_BURST = env.int("LEADOPS_ENROLL_FAILURES_IP_BURST", default=5)
+# Live monitoring: a worker is offline when its heartbeat is older than this; the replay
 # log keeps this many newest events for SSE Last-Event-ID; /metrics accepts this bearer token (empty:
 # staff sessions only).
 LEADOPS_HEARTBEAT_OVERDUE_S = env.int("LEADOPS_HEARTBEAT_OVERDUE_S", default=120)
@@ -234,9 +240,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = LEADOPS_MAX_BODY_BYTES
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_PARSER_CLASSES": ["leadops.parsers.FastJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.FastJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "leadops.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -257,7 +263,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # The PII filter sits on the handler, so records propagated from every logger are masked.
-    "filters": {"pii": {"()": "ingestion.logging.PiiMaskingFilter"}},
+    "filters": {"pii": {"()": "core.logging.PiiMaskingFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["pii"]},
     },

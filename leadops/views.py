@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
-from leadops.errors import error_response
+from core.errors import error_response
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -1,4 +1,4 @@
-"""The queue's endpoints of the worker protocol (DESIGN.md section 4) and staff enqueue."""
+"""The queue's endpoints of the worker protocol (docs/API.md) and staff enqueue."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
@@ -16,9 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.audit import Actor
+from core.errors import MalformedRequest, ValidationFailed
+from core.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField, StrictIntegerField
+from core.models import StaffSource
 from ingestion.schema import LeadValidationError, parse_lead_rows
-from leadops.errors import MalformedRequest, ValidationFailed
-from leadops.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField, StrictIntegerField
 from queueing import services
 from queueing.models import Provider
 from workers_mgmt.api import WorkerAPIView
@@ -74,13 +77,17 @@ def _long_poll(*, worker: Any, max_jobs: int, providers: list[str] | None, wait_
                ) -> services.PullResult:
     """Optional long poll: retry the claim about once a second, up to the configured wait.
 
-    Each retry is its own short transaction; nothing is held open while the request sleeps.
+    Each retry is its own short transaction, and the database connection goes back to the pool
+    before every sleep: a pooled connection held by a sleeping request would let a few dozen
+    waiting pollers starve the whole process (docs/PERFORMANCE.md, "Long polls and the pool").
     """
     from workers_mgmt.services import worker_config_get
 
     deadline = time.monotonic() + min(wait_s, worker_config_get().long_poll_wait_s)
     result = services.PullResult(claims=[])
     while (left := deadline - time.monotonic()) > 0:
+        if not connection.in_atomic_block:
+            connection.close()
         time.sleep(min(1.0, left))
         result = services.jobs_pull(worker=worker, max_jobs=max_jobs, providers=providers)
         if result.claims or result.worker_blocked:
@@ -144,7 +151,7 @@ class ReportErrorIn(serializers.Serializer):
 
 class ReportIn(serializers.Serializer):
     attempt_id = serializers.UUIDField()
-    outcome = serializers.ChoiceField(choices=services.ReportOutcome.ALL)
+    outcome = serializers.ChoiceField(choices=services.ReportOutcome.values)
     leads = serializers.ListField(child=serializers.DictField(), required=False)
     error = ReportErrorIn(required=False, allow_null=True)
 
@@ -231,5 +238,6 @@ class EnqueueView(APIView):
                 raise ValidationFailed("Not a valid provider name.",
                                        fields={"provider": [str(exc)]}) from None
         payloads = data.get("payloads") or [data.get("payload", {})] * data["count"]
-        jobs = services.jobs_enqueue(provider=provider, payloads=payloads, priority=data["priority"])
+        jobs = services.jobs_enqueue(provider=provider, payloads=payloads, priority=data["priority"],
+                                     actor=Actor.from_user(request.user, source=StaffSource.API))
         return Response({"created": len(jobs), "job_ids": [job.pk for job in jobs[:1000]]}, status=201)

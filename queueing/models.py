@@ -39,7 +39,7 @@ class Provider(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="Jobs handed out per local day (TIME_ZONE midnight); empty: no cap.",
     )
-    # Circuit breaker policy (DESIGN.md section 7 defaults).
+    # Circuit breaker policy (docs/SYSTEM_OVERVIEW.md, "Semantics" defaults).
     breaker_failure_pct = models.PositiveSmallIntegerField(
         default=50, validators=[MinValueValidator(1), MaxValueValidator(100)],
         help_text="Open when at least this share of outcomes in the window failed.",

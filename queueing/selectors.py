@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
+from django.utils.timezone import now as clock_now
 
-from leadops.clock import now as clock_now
-from queueing.models import Campaign, Job, JobState, Provider
+from queueing.models import Job, JobState, Provider
 
 
 def enabled_provider_names() -> list[str]:
@@ -49,17 +49,8 @@ def campaign_progress(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
     return progress
 
 
-def campaigns_with_progress() -> list[tuple[Campaign, dict[str, int]]]:
-    campaigns = list(Campaign.objects.select_related("provider"))
-    progress = campaign_progress(campaign_ids=[c.pk for c in campaigns])
-    return [(c, progress.get(c.pk, {})) for c in campaigns]
-
-
-def queue_overview(*, now=None) -> dict:
+def queue_overview(*, now: dt.datetime | None = None) -> dict:
     """What the monitor page shows of the queue: depth by state and provider, last hour, DLQ."""
-    import datetime as dt
-
-    from leadops.clock import now as clock_now
 
     now = now or clock_now()
     depth_rows = queue_depth_by_state_and_provider()
@@ -86,11 +77,9 @@ def queue_overview(*, now=None) -> dict:
     }
 
 
-def worker_job_stats_24h(*, now=None) -> dict[str, dict[str, int]]:
+def worker_job_stats_24h(*, now: dt.datetime | None = None) -> dict[str, dict[str, int]]:
     """Attempts finished per worker in the last 24 hours: done, failed (failed or lease lost)."""
-    import datetime as dt
 
-    from leadops.clock import now as clock_now
     from queueing.models import AttemptState, JobAttempt
 
     since = (now or clock_now()) - dt.timedelta(hours=24)
@@ -113,7 +102,7 @@ def dlq_stats() -> dict[str, int]:
     )
 
 
-def dead_jobs(*, provider: str | None = None):
+def dead_jobs(*, provider: str | None = None) -> QuerySet[Job]:
     dead = Job.objects.filter(state=JobState.DEAD).select_related("provider").order_by("-finished_at", "-id")
     if provider:
         dead = dead.filter(provider__name=provider)
@@ -224,3 +213,10 @@ def succeeded_attempts_by_provider(*, since: dt.datetime) -> dict[str, dict[str,
     )
     return {row["job__provider__name"]: {"succeeded": row["succeeded"], "added": int(row["added"] or 0)}
             for row in rows}
+
+
+def breaker_states() -> list[tuple[str, str, str]]:
+    """(scope, key, state) of every breaker that ever left closed."""
+    from queueing.models import Breaker
+
+    return list(Breaker.objects.order_by("scope", "key").values_list("scope", "key", "state"))

@@ -6,8 +6,8 @@ import datetime as dt
 import logging
 
 from django.conf import settings
+from django.utils.timezone import now as clock_now
 
-from leadops.clock import now as clock_now
 from queueing.services import breaker_outcomes_purge, finished_jobs_prune, leases_reap, receipts_purge
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from leadops.admin_tools import ReadOnlyModelAdmin
+from core.admin_tools import ReadOnlyModelAdmin
 from releases_app import selectors, services
 from releases_app.models import (
     ACTIVE_ROLLOUT_STATES,
@@ -333,7 +333,9 @@ class WorkerPinForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["release"].queryset = Release.objects.filter(state=ReleaseState.READY)
+        release = self.fields["release"]
+        assert isinstance(release, forms.ModelChoiceField)
+        release.queryset = Release.objects.filter(state=ReleaseState.READY)
 
 
 @admin.register(WorkerPin)

@@ -13,8 +13,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leadops.errors import NotFound, ProtocolError
-from leadops.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField
+from core.errors import NotFound, ProtocolError
+from core.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField
 from releases_app import selectors, services
 from releases_app.models import Channel, Release, ReleaseState, UpdateStage
 from workers_mgmt.api import WorkerAPIView

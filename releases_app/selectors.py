@@ -69,9 +69,9 @@ def update_decision(*, worker: Worker, channel: Channel, running_version: str) -
 def running_version_of(*, worker: Worker) -> str:
     """The version a worker runs: its latest install report, else what its heartbeat said."""
     latest = WorkerReleaseStatus.objects.filter(worker_id=worker.pk).order_by("-updated_at").first()
-    installed = (latest is not None and latest.last_ok and latest.install_ok
-                 and latest.rolled_back_at is None)
-    if installed and (worker.last_heartbeat_at is None or latest.updated_at >= worker.last_heartbeat_at):
+    if latest is None or not (latest.last_ok and latest.install_ok and latest.rolled_back_at is None):
+        return worker.reported_version
+    if worker.last_heartbeat_at is None or latest.updated_at >= worker.last_heartbeat_at:
         return latest.version
     return worker.reported_version
 

@@ -26,7 +26,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from leadops import events
+from core import events
 from queueing.selectors import attempt_outcomes_since
 from releases_app.artifacts import artifact_self_test
 from releases_app.models import (
@@ -304,7 +304,8 @@ def channel_manifest_ensure(*, channel: Channel) -> dict[str, Any]:
         locked = _lock_channel(channel.name)
         if not (locked.manifest and locked.manifest_expires_at and locked.manifest_expires_at > now):
             locked = _manifest_sign(channel=locked, actor="system", reason="missing or expired")
-    return locked.manifest
+    assert locked.manifest is not None  # signed just above when it was missing
+    return dict(locked.manifest)
 
 
 def manifests_refresh() -> list[str]:
@@ -691,8 +692,10 @@ def rollout_gate_check(*, rollout: Rollout) -> GateResult:
 
     interval = worker_config_get().heartbeat_interval_s
     late_after = dt.timedelta(seconds=interval * gates["heartbeat_factor"])
-    silent = sorted(w for w in targets if w in workers and (
-        workers[w].last_heartbeat_at is None or now - workers[w].last_heartbeat_at > late_after))
+    def heard_late(worker: Worker) -> bool:
+        return worker.last_heartbeat_at is None or now - worker.last_heartbeat_at > late_after
+
+    silent = sorted(w for w in targets if w in workers and heard_late(workers[w]))
     if silent:
         fails.append(f"heartbeat late from {', '.join(silent)}")
     bad_self_test = sorted(

@@ -119,3 +119,14 @@ def _fresh_worker_config_cache():
     services._config_cache = None
     yield
     services._config_cache = None
+
+
+@pytest.fixture
+def received():
+    """The monitor events delivered (on commit) while the test runs."""
+    from core import events
+
+    got: list[dict] = []
+    events.sink_register(got.append)
+    yield got
+    events.sink_unregister(got.append)

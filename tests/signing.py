@@ -1,4 +1,4 @@
-"""An independent implementation of the request signing of DESIGN.md section 4, for tests.
+"""An independent implementation of the request signing of docs/API.md, for tests.
 
 It is written from the contract, not imported from the server, so a bug in the server's canonical
 string cannot hide behind the same bug in the test.

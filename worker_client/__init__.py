@@ -1,6 +1,6 @@
 """The LeadOps reference worker: plain Python (httpx), no Django and nothing of the project.
 
-It speaks the worker wire protocol v1 of DESIGN.md section 4 and is what `simulate_fleet`, the
+It speaks the worker wire protocol v1 of docs/API.md and is what `simulate_fleet`, the
 end-to-end tests and the benchmarks drive. Real fleet workers are written in Node against the same
 contract; this package is the executable reference for it.
 """

@@ -1,4 +1,4 @@
-"""A signed HTTP client for the worker protocol v1 (DESIGN.md section 4), on one `httpx.Client`.
+"""A signed HTTP client for the worker protocol v1 (docs/API.md), on one `httpx.Client`.
 
 Every call serializes its JSON body once and signs exactly those bytes, so the body hash the server
 computes always matches. Network errors, 5xx and 429 are retried with exponential backoff and

@@ -1,7 +1,7 @@
 """Typed errors of the reference worker, one class per protocol error a worker acts on.
 
 The server answers every error as `{"error": {"code", "message", "fields"?}}` with the HTTP status
-of DESIGN.md section 4. `error_from_response` is the one place that maps that shape to a class: by
+of docs/API.md. `error_from_response` is the one place that maps that shape to a class: by
 code first (the code is the contract), then by status for codes this client does not know yet.
 """
 

@@ -1,4 +1,4 @@
-"""Request signing of the worker protocol (DESIGN.md section 4).
+"""Request signing of the worker protocol (docs/API.md).
 
 The canonical string is nine lines joined by "\\n" with no trailing newline. The path and the query
 are signed exactly as they go on the wire (percent-encoding included), because that is what the

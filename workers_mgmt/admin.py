@@ -15,7 +15,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
@@ -24,10 +23,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.timezone import now as clock_now
 from django.views.decorators.debug import sensitive_variables
 
-from leadops.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
-from leadops.clock import now as clock_now
+from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.audit import Actor
 from workers_mgmt.models import (
     CredentialEvent,
     CredentialState,
@@ -46,6 +46,8 @@ from workers_mgmt.services import (
     worker_config_save,
     worker_create,
     worker_credential_issue,
+    worker_update,
+    workers_set_enabled,
 )
 
 # A worker heartbeats every 30 s by default; four missed beats means someone should look.
@@ -172,7 +174,7 @@ class WorkerAdmin(admin.ModelAdmin):
                        "on the next page, and never again.",
     }),)
 
-    def get_form(self, request: HttpRequest, obj: Worker | None = None, **kwargs: Any) -> Any:
+    def get_form(self, request: HttpRequest, obj: Worker | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         if obj is None:
             kwargs["form"] = self.add_form
         return super().get_form(request, obj, **kwargs)
@@ -297,9 +299,10 @@ class WorkerAdmin(admin.ModelAdmin):
             # Name, channel, rate limit, notes and the enabled flag are plain operator settings.
             # Only those are written: the heartbeat columns shown beside them belong to the worker,
             # which may have reported since this form was loaded.
-            changed = [name for name in form.changed_data if name in EDITABLE_WORKER_FIELDS]
-            if changed:
-                obj.save(update_fields=[*changed, "updated_at"])
+            values = {name: getattr(obj, name) for name in form.changed_data
+                      if name in EDITABLE_WORKER_FIELDS}
+            if values:
+                worker_update(worker=obj, values=values, actor=Actor.from_user(request.user))
             return
         worker, issued = worker_create(
             worker_id=obj.id, name=obj.name, channel=obj.channel,
@@ -330,19 +333,9 @@ class WorkerAdmin(admin.ModelAdmin):
         self._set_enabled(request, queryset, enabled=False)
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Worker], *, enabled: bool) -> None:
-        # TODO: move into workers_mgmt.services (workers_set_enabled) with its audit row. Until then
-        # this is a compare-and-swap: only rows still in the other state change, and only those
-        # are logged and counted.
         word = "enabled" if enabled else "disabled"
-        ids = list(queryset.filter(enabled=not enabled).values_list("pk", flat=True))
-        changed = Worker.objects.filter(pk__in=ids, enabled=not enabled).update(
-            enabled=enabled, updated_at=clock_now()
-        )
-        if ids:
-            LogEntry.objects.log_actions(
-                user_id=request.user.pk, queryset=Worker.objects.filter(pk__in=ids), action_flag=CHANGE,
-                change_message=f"Worker {word}.",
-            )
+        changed = workers_set_enabled(worker_ids=queryset.values_list("pk", flat=True), enabled=enabled,
+                                      actor=Actor.from_user(request.user))
         self.message_user(request, f"{changed} worker(s) {word}.", messages.SUCCESS)
 
     @admin.action(permissions=["issue"], description="Issue a new key (revokes all old keys)")
@@ -420,7 +413,8 @@ class WorkerConfigAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: WorkerConfig, form: Any, change: bool) -> None:
         if not change:
             obj.pk = 1
-        saved = worker_config_save(config=obj)
+        changed = {name: [form.initial.get(name), getattr(obj, name)] for name in form.changed_data}
+        saved = worker_config_save(config=obj, actor=Actor.from_user(request.user), changed=changed)
         obj.version = saved.version
         self.message_user(request, f"Workers will load configuration version {saved.version}.",
                           messages.INFO)

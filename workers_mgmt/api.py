@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.utils.timezone import now as clock_now
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadops.clock import now as clock_now
-from leadops.errors import ValidationFailed
-from leadops.fields import SafeJSONObjectField, SafeJSONValueField, StrictCharField, StrictIntegerField
+from core.errors import ValidationFailed
+from core.fields import SafeJSONObjectField, SafeJSONValueField, StrictCharField, StrictIntegerField
 from workers_mgmt.auth import IsWorker, WorkerSignatureAuthentication
 from workers_mgmt.models import Worker
 from workers_mgmt.services import (
@@ -35,7 +35,7 @@ class WorkerAPIView(APIView):
 
     @property
     def worker(self) -> Worker:
-        return self.request.user
+        return self.request.user  # type: ignore[return-value]
 
     def body(self, request: Request, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
         data = request.data if request.body else {}
@@ -93,8 +93,8 @@ class HeartbeatView(WorkerAPIView):
             "poll_interval_s": config.poll_interval_s,
             "config_version": config.version,
         }
-        # Push rotation (issue 5): the one place a secret ever leaves the server in an API answer.
-        pending = credential_deliver(credential=request.auth, ip=client_ip(request))
+        # Push rotation: the one place a secret ever leaves the server in an API answer.
+        pending = credential_deliver(credential=request.auth, ip=client_ip(request))  # type: ignore[arg-type]
         if pending is not None:
             answer["credentials"] = {"pending": {"key_id": pending.key_id, "secret": pending.secret}}
         return Response(answer, headers={"Cache-Control": "no-store"} if pending else None)
@@ -145,7 +145,7 @@ def enabled_provider_names() -> list[str]:
     """The providers a worker may be asked to scrape.
 
     The fleet app does not own providers; the queue registers this lookup at start-up so the
-    dependency arrow stays queueing -> workers_mgmt (DESIGN.md section 2).
+    dependency arrow stays queueing -> workers_mgmt (docs/SYSTEM_OVERVIEW.md, "Layers").
     """
     return list(_provider_lookup()) if _provider_lookup else []
 
@@ -177,12 +177,13 @@ class EnrollView(APIView):
     @extend_schema(request=EnrollIn, responses={200: EnrollOut}, operation_id="enroll", auth=[],
                    summary="Exchange a one-time enrollment token for the worker's id, key id and secret.")
     def post(self, request: Request) -> Response:
-        from leadops.errors import RateLimited, Unauthorized
-        from workers_mgmt.auth import auth_failure_count, auth_failure_keys, auth_failures_blocked
+        from core.errors import RateLimited, Unauthorized
+        from workers_mgmt.auth import auth_failure_count, auth_failures_blocked, enroll_failure_key
 
         ip = client_ip(request)
-        # The same failure budget as signed requests: a token guesser is slowed per source IP.
-        keys = auth_failure_keys(ip=ip, worker_id="-enroll")  # no worker id can start with "-"
+        # Its own per-IP budget: a token guesser is slowed, and a fleet's enrollments from one NAT
+        # never spend the budget its signed requests rely on (or the other way round).
+        keys = [enroll_failure_key(ip=ip)]
         blocked = auth_failures_blocked(keys)
         if not blocked.allowed:
             raise RateLimited(blocked.retry_after_s)

@@ -1,4 +1,4 @@
-"""Request signing for workers (DESIGN.md section 4), as a DRF authentication class.
+"""Request signing for workers (docs/API.md), as a DRF authentication class.
 
 The caller always gets the same generic 401; the real reason goes to the log. The order of checks
 matters: cheap checks first, the signature before anything that reveals state (a disabled worker,
@@ -15,16 +15,17 @@ import re
 
 from django.core.exceptions import RequestDataTooBig
 from django.utils.encoding import escape_uri_path
+from django.utils.timezone import now as clock_now
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from leadops.clock import now as clock_now
-from leadops.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
-from leadops.ratelimit import gcra_acquire, gcra_peek
+from core.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
+from core.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
-from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch, nonce_record
+from workers_mgmt.nonces import nonce_record
+from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch
 
 logger = logging.getLogger("leadops.auth")
 
@@ -41,7 +42,7 @@ _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 
 def string_to_sign(*, method: str, path: str, query: str, worker_id: str, key_id: str,
                    timestamp: str, nonce: str, content_sha256: str) -> str:
-    """The canonical string of DESIGN.md section 4: nine lines, no trailing newline."""
+    """The canonical string of docs/API.md: nine lines, no trailing newline."""
     return "\n".join(
         [SCHEME, method.upper(), path, query, worker_id, key_id, timestamp, nonce, content_sha256]
     )
@@ -75,10 +76,14 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         match = _SIGNATURE_RE.match(meta.get("HTTP_AUTHORIZATION", ""))
         ip = meta.get("REMOTE_ADDR")
 
-        # Failed authentications are limited per source IP and per claimed worker id, and the
-        # limit is asked before any key is tried, so a guesser gets 429s instead of answers.
-        failure_keys = auth_failure_keys(ip=ip, worker_id=worker_id)
-        blocked = auth_failures_blocked(failure_keys)
+        # Failed authentications are limited per source IP, asked before any key is tried, so a
+        # guesser gets 429s instead of answers. The per-worker budget is asked and spent only once
+        # the request names one of that worker's own key ids: a stranger who merely knows a worker
+        # id cannot lock that worker out (docs/API.md, "Failed authentications").
+        ip_key, worker_key = auth_failure_keys(ip=ip, worker_id=worker_id)
+        failure_keys = [ip_key]
+        budgets = gcra_peek_each(limits=dict(_auth_failure_limits([ip_key, worker_key])))
+        blocked = budgets[ip_key]
         if not blocked.allowed:
             logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
             raise RateLimited(blocked.retry_after_s)
@@ -113,6 +118,13 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         )
         if credential is None or credential.worker_id != worker_id:
             raise fail("unknown_key")
+        # From here on the request holds one of this worker's key ids: its failures are the
+        # worker's too, and a worker whose budget is spent is refused before the signature check.
+        failure_keys.append(worker_key)
+        blocked = budgets[worker_key]
+        if not blocked.allowed:
+            logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
+            raise RateLimited(blocked.retry_after_s)
         if not _key_usable(credential, now):
             raise fail(f"key_{credential.state}")
 
@@ -148,21 +160,36 @@ class WorkerSignatureAuthentication(BaseAuthentication):
 
 
 def auth_failure_keys(*, ip: str | None, worker_id: str) -> list[str]:
+    """The rate-limit keys of a failed authentication: [per source IP, per claimed worker id]."""
     return [f"authfail:ip:{ip or '-'}", f"authfail:worker:{worker_id[:63] or '-'}"]
 
 
-def auth_failures_blocked(keys: list[str]):
-    """Whether the source IP or the claimed worker has used up its budget of failures."""
-    return gcra_peek(limits=dict(_auth_failure_limits(keys)))
+def enroll_failure_key(*, ip: str | None) -> str:
+    """Enrollment guesses have their own per-IP budget, apart from signed requests'."""
+    return f"enrollfail:ip:{ip or '-'}"
+
+
+def _limits() -> dict[str, tuple[float, int]]:
+    from django.conf import settings
+
+    return {
+        "authfail:ip": (settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN, settings.LEADOPS_AUTH_FAILURES_IP_BURST),
+        "authfail:worker": (settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN,
+                            settings.LEADOPS_AUTH_FAILURES_WORKER_BURST),
+        "enrollfail:ip": (settings.LEADOPS_ENROLL_FAILURES_IP_PER_MIN,
+                          settings.LEADOPS_ENROLL_FAILURES_IP_BURST),
+    }
 
 
 def _auth_failure_limits(keys: list[str]) -> list[tuple[str, tuple[float, int]]]:
-    from django.conf import settings
+    limits = _limits()
+    # A key is "<family>:<kind>:<who>"; the who part may hold colons (IPv6), the family never does.
+    return [(key, limits[":".join(key.split(":", 2)[:2])]) for key in keys]
 
-    ip_key, worker_key = keys
-    return [(ip_key, (settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN, settings.LEADOPS_AUTH_FAILURES_IP_BURST)),
-            (worker_key, (settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN,
-                          settings.LEADOPS_AUTH_FAILURES_WORKER_BURST))]
+
+def auth_failures_blocked(keys: list[str]) -> Decision:
+    """Whether any of these failure budgets (per IP, per worker, per enrolling IP) is used up."""
+    return gcra_peek(limits=dict(_auth_failure_limits(keys)))
 
 
 def auth_failure_count(keys: list[str]) -> None:

@@ -104,7 +104,7 @@ class WorkerConfig(models.Model):
     max_batch = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     report_chunk_leads = models.PositiveIntegerField(default=200, validators=[MinValueValidator(1)])
     update_check_interval_s = models.PositiveIntegerField(default=3600)
-    # Tuning (issue 6): how long a pull may wait for work, and the payload limits workers obey.
+    # Tuning: how long a pull may wait for work, and the payload limits workers obey.
     long_poll_wait_s = models.PositiveIntegerField(
         default=0, validators=[MaxValueValidator(30)],
         help_text="Longest a pull with wait_s waits for a job (0: pulls never wait).",
@@ -212,3 +212,23 @@ class EnrollmentToken(models.Model):
 
     def __str__(self) -> str:
         return f"enrollment of {self.worker_id} (expires {self.expires_at:%Y-%m-%d %H:%M})"
+
+
+class WorkerOfflineNotice(models.Model):
+    """The overdue heartbeat a `worker.offline` event was published for: one event per transition.
+
+    A worker's silent streak is named by its last heartbeat time; a row that already holds that time
+    means the offline event for this streak went out.
+    """
+
+    worker_id = models.CharField(primary_key=True, max_length=63)
+    last_heartbeat_at = models.DateTimeField(null=True)
+    announced_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "worker offline notice"
+        # Created by the leadops app before worker presence moved here; the table keeps its name.
+        db_table = "leadops_workerofflinenotice"
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} silent since {self.last_heartbeat_at}"

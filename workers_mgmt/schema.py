@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 SIGNING_DESCRIPTION = """\
-Every worker request carries six headers (DESIGN.md section 4, docs/API.md):
+Every worker request carries six headers (docs/API.md):
 
 - `X-LeadOps-Worker`: the worker id
 - `X-LeadOps-Key-Id`: the credential's key id

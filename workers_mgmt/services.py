@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils.timezone import now as clock_now
 
-from leadops import events
-from leadops.clock import now as clock_now
+from core import events
+from core.audit import Actor, audited_update, staff_action_record
 from workers_mgmt.crypto import (
     decrypt_secret,
     encrypt_secret,
@@ -30,7 +32,6 @@ from workers_mgmt.models import (
     CredentialState,
     DeliveryMode,
     EnrollmentToken,
-    RequestNonce,
     Worker,
     WorkerConfig,
     WorkerCredential,
@@ -116,31 +117,6 @@ def _credentials_revoke_all(*, worker_id: str, actor: str, reason: str, ip: str 
     return revoked
 
 
-def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime) -> bool:
-    """Remember a request nonce; False when this worker already used it (a replay)."""
-    if settings.REDIS_URL:
-        from leadops.redis import redis_client
-
-        key = f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
-        return bool(redis_client().set(key, b"1", nx=True, ex=settings.LEADOPS_NONCE_TTL_S))
-    # One statement on both databases: the unique constraint decides, RETURNING says who won.
-    table = RequestNonce._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (worker_id, nonce, seen_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (worker_id, nonce) DO NOTHING RETURNING id",
-            [worker_id, nonce, seen_at],
-        )
-        return cursor.fetchone() is not None
-
-
-def nonce_purge(*, older_than: dt.datetime | None = None) -> int:
-    """Forget nonces past their window; a replay that old fails the timestamp check anyway."""
-    cutoff = older_than or clock_now() - dt.timedelta(seconds=settings.LEADOPS_NONCE_TTL_S)
-    deleted, _ = RequestNonce.objects.filter(seen_at__lt=cutoff).delete()
-    return deleted
-
-
 def credential_touch(*, credential: WorkerCredential, at: dt.datetime) -> None:
     """Record that a key was used, at most once a minute per key to keep the hot path light."""
     if credential.last_used_at and at - credential.last_used_at < dt.timedelta(seconds=60):
@@ -198,18 +174,52 @@ def worker_config_recent() -> WorkerConfig:
     return config
 
 
-def worker_config_save(*, config: WorkerConfig) -> WorkerConfig:
+def worker_config_save(*, config: WorkerConfig, actor: Actor | None = None,
+                       changed: dict[str, list[Any]] | None = None) -> WorkerConfig:
     """Save a config change and bump its version so workers know to reload."""
     global _config_cache
     with transaction.atomic():
         config.save()
         WorkerConfig.objects.filter(pk=config.pk).update(version=F("version") + 1)
+        if actor is not None:
+            staff_action_record(actor=actor, action="worker_config.save",
+                                object_type="workers_mgmt.workerconfig", object_ids=[config.pk],
+                                changes=changed or {})
     _config_cache = None
     config.refresh_from_db()
     return config
 
 
-# --- rotation, revocation, audit, enrollment (issue 5) ----------------------------------------------
+WORKER_TYPE = "workers_mgmt.worker"
+
+
+def workers_set_enabled(*, worker_ids: Iterable[str], enabled: bool, actor: Actor) -> int:
+    """Staff: enable or disable workers (compare-and-swap: only rows in the other state change)."""
+    with transaction.atomic():
+        ids = list(Worker.objects.select_for_update().filter(pk__in=list(worker_ids), enabled=not enabled)
+                   .values_list("pk", flat=True))
+        if not ids:
+            return 0
+        changed = Worker.objects.filter(pk__in=ids, enabled=not enabled).update(
+            enabled=enabled, updated_at=clock_now()
+        )
+        staff_action_record(actor=actor, action="worker.enable" if enabled else "worker.disable",
+                            object_type=WORKER_TYPE, object_ids=ids,
+                            changes={"enabled": [not enabled, enabled]})
+    return changed
+
+
+def worker_update(*, worker: Worker, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
+    """Staff: change a worker's operator settings (name, channel, rate limit, notes, enabled).
+
+    Only those columns are written: the heartbeat columns belong to the worker, which may have
+    reported since the form was loaded.
+    """
+    return audited_update(instance=worker, values=values, actor=actor, action="worker.update",
+                          object_type=WORKER_TYPE)
+
+
+# --- rotation, revocation, audit, enrollment ---------------------------------------------------------
 
 
 class RotationInProgress(Exception):
@@ -229,6 +239,13 @@ def credential_event_add(
         worker_id=worker_id[:63], key_id=key_id[:40], kind=kind, reason=reason[:60], actor=actor[:150],
         ip=ip, created_at=at or clock_now(),
     )
+
+
+def auth_failures_purge(*, older_than: dt.datetime) -> int:
+    """Delete failed-authentication rows older than `older_than` (the other credential events stay)."""
+    deleted, _ = CredentialEvent.objects.filter(kind=CredentialEventKind.AUTH_FAILED,
+                                                created_at__lt=older_than).delete()
+    return deleted
 
 
 def auth_failure_record(*, worker_id: str, reason: str, ip: str | None, key_id: str = "",
@@ -453,7 +470,7 @@ def enrollment_exchange(*, token: str, ip: str | None = None) -> IssuedCredentia
         spent = row is not None and row.worker.enabled and EnrollmentToken.objects.filter(
             pk=row.pk, used_at__isnull=True, expires_at__gt=at
         ).update(used_at=at)
-        if not spent:
+        if not spent or row is None:
             raise EnrollmentRefused()
         worker = row.worker
         _credentials_revoke_all(worker_id=worker.pk, actor="enrollment", reason="enrolled", ip=ip)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from queueing.models import Campaign, Job, JobAttempt, Provider
-from queueing.services import campaign_enqueue, job_claim, job_report, jobs_cancel
+from queueing.services import campaign_enqueue, job_report, jobs_cancel, jobs_pull
 from tests.factories import make_jobs, make_provider, make_worker
 from workers_mgmt.models import Worker, WorkerConfig, WorkerCredential
 from workers_mgmt.services import worker_config_get, worker_heartbeat
@@ -42,7 +42,7 @@ def rows(db, admin_user) -> Rows:
     campaign_enqueue(campaign=campaign)
     draft = Campaign.objects.create(name="Draft", provider=provider, queries="bakery", cities="Dammam")
     make_jobs(2, provider=make_provider("yellow"))
-    claims = job_claim(worker=worker, max_jobs=3)
+    claims = jobs_pull(worker=worker, max_jobs=3).claims
     finish(worker, claims[0])
     finish(worker, claims[1], outcome="failed",
            error={"code": "blocked", "message": "captcha", "retryable": False})

@@ -131,7 +131,7 @@ def test_requeue_action_sends_finished_jobs_back_with_attempts_reset(admin_clien
 
 
 def test_actions_over_every_job_across_pages(admin_client, rows, monkeypatch):
-    monkeypatch.setattr("queueing.admin.ACTION_CHUNK", 2)  # the ids reach the service in slices
+    monkeypatch.setattr("queueing.admin.common.ACTION_CHUNK", 2)  # the ids reach the service in slices
     admin_client.post(JOBS, {"action": "cancel", "select_across": "1",
                              "_selected_action": [rows.jobs[0].pk]})
     assert not Job.objects.filter(state__in=[JobState.QUEUED, JobState.LEASED]).exists()

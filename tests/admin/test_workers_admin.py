@@ -184,7 +184,7 @@ def test_credential_panel_lists_keys_but_hides_the_secret(admin_client, rows):
     assert decrypt_secret(rows.credential.secret_encrypted) not in page
 
 
-# The tuning fields of issue 6 (long poll, payload limits), at their defaults.
+# The tuning fields (long poll, payload limits), at their defaults.
 TUNING = {"long_poll_wait_s": 0, "max_leads_per_report": 1000, "max_body_bytes": 5 * 1024 * 1024}
 
 

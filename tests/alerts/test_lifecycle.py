@@ -7,7 +7,7 @@ import pytest
 from alerts.models import Alert, AlertState
 from alerts.selectors import fingerprint_of
 from alerts.services import alerts_evaluate, rule_set
-from leadops import events
+from core import events
 from tests.alerts.factories import heartbeat, silent_workers
 
 

@@ -7,7 +7,7 @@ import pytest
 from alerts.models import Alert, AlertState
 from alerts.services import alerts_evaluate, rule_set
 from ingestion.schema import LeadInput
-from queueing.services import breaker_force, breaker_reset, job_claim, job_report
+from queueing.services import breaker_force, breaker_reset, job_report, jobs_pull
 from tests.factories import make_jobs, make_provider, make_worker
 
 RETRYABLE = {"code": "blocked", "message": "captcha", "retryable": True}
@@ -32,7 +32,7 @@ def test_error_rate_fires_per_provider_and_per_worker(clock, worker):
     rule_set(kind="error_rate", threshold=0.5, for_seconds=0)
     provider = make_provider("maps", breaker_min_outcomes=1000)
     make_jobs(25, provider=provider)
-    claims = job_claim(worker=worker, max_jobs=25)
+    claims = jobs_pull(worker=worker, max_jobs=25).claims
     for claim in claims[:20]:
         report(worker, claim, outcome="failed", error=RETRYABLE)
     for claim in claims[20:]:
@@ -47,7 +47,7 @@ def test_error_rate_fires_per_provider_and_per_worker(clock, worker):
 def test_error_rate_needs_twenty_reports(clock, worker):
     rule_set(kind="error_rate", threshold=0.5, for_seconds=0)
     make_jobs(19, provider=make_provider("maps"))
-    for claim in job_claim(worker=worker, max_jobs=19):
+    for claim in jobs_pull(worker=worker, max_jobs=19).claims:
         report(worker, claim, outcome="failed", error=RETRYABLE)
     alerts_evaluate()
     assert firing("error_rate") == []
@@ -56,7 +56,7 @@ def test_error_rate_needs_twenty_reports(clock, worker):
 def test_retry_spike_counts_failed_attempts_of_a_provider(clock, worker):
     rule_set(kind="retry_spike", threshold=5)
     make_jobs(6, provider=make_provider("maps", breaker_min_outcomes=1000))
-    for claim in job_claim(worker=worker, max_jobs=6):
+    for claim in jobs_pull(worker=worker, max_jobs=6).claims:
         report(worker, claim, outcome="failed", error=RETRYABLE)
     alerts_evaluate()
     assert firing("retry_spike") == [({"alertname": "retry_spike", "severity": "warning", "provider": "maps"}, 6)]
@@ -65,7 +65,7 @@ def test_retry_spike_counts_failed_attempts_of_a_provider(clock, worker):
 def test_dlq_growth_counts_jobs_that_died(clock, worker):
     rule_set(kind="dlq_growth", threshold=3)
     make_jobs(3, provider=make_provider("maps", max_attempts=1))
-    claims = job_claim(worker=worker, max_jobs=3)
+    claims = jobs_pull(worker=worker, max_jobs=3).claims
     for claim in claims[:2]:
         report(worker, claim, outcome="failed", error=RETRYABLE)
     alerts_evaluate()
@@ -79,7 +79,7 @@ def test_stuck_jobs_finds_unclaimed_and_overdue_leases(clock, worker):
     rule_set(kind="stuck_jobs", threshold=600)
     provider = make_provider("maps", lease_seconds=120)
     make_jobs(3, provider=provider)
-    job_claim(worker=worker, max_jobs=1)
+    jobs_pull(worker=worker, max_jobs=1).claims
     clock.shift(600)
     alerts_evaluate()
     assert firing("stuck_jobs") == []  # the lease lapsed 480 s ago, the ready jobs waited exactly 600 s
@@ -92,7 +92,7 @@ def test_stuck_jobs_finds_unclaimed_and_overdue_leases(clock, worker):
 
 def test_breaker_open_fires_while_the_breaker_is_open(clock, worker):
     make_provider("maps")
-    breaker_force(scope="provider", key="maps", to_state="open")
+    breaker_force(scope="provider", key="maps", action="force_open")
     alerts_evaluate()
     assert firing("breaker_open") == [({"alertname": "breaker_open", "severity": "warning", "provider": "maps"}, 1)]
     breaker_reset(scope="provider", key="maps")
@@ -106,9 +106,9 @@ def test_zero_results_fires_when_successes_add_no_lead(clock, worker):
     rule_set(kind="zero_results", threshold=30)
     make_jobs(2, provider=make_provider("empty"))
     make_jobs(1, provider=make_provider("good"))
-    claims = {c.provider: c for c in job_claim(worker=worker, max_jobs=3, providers=["good"])}
+    claims = {c.provider: c for c in jobs_pull(worker=worker, max_jobs=3, providers=["good"]).claims}
     report(worker, claims["good"], leads=[LeadInput(name="Cafe", phone="0501234567")])
-    for claim in job_claim(worker=worker, max_jobs=2, providers=["empty"]):
+    for claim in jobs_pull(worker=worker, max_jobs=2, providers=["empty"]).claims:
         report(worker, claim)
     alerts_evaluate()
     assert firing("zero_results") == [({"alertname": "zero_results", "severity": "warning", "provider": "empty"}, 2)]

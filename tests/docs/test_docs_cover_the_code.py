@@ -49,7 +49,7 @@ def test_runbook_documents_every_management_command(command):
 
 def protocol_error_codes() -> set[str]:
     import queueing.services  # noqa: F401  (defines the queue's error classes)
-    from leadops.errors import ProtocolError
+    from core.errors import ProtocolError
 
     codes, todo = set(), [ProtocolError]
     while todo:

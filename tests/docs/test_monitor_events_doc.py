@@ -1,10 +1,10 @@
-"""docs/API.md lists every monitor event with the exact fields leadops/events.py declares."""
+"""docs/API.md lists every monitor event with the exact fields core/events.py declares."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from leadops.events import EVENT_TYPES, event_types_markdown
+from core.events import EVENT_TYPES, event_types_markdown
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "API.md"
 
@@ -14,7 +14,7 @@ def test_api_doc_holds_the_generated_event_table():
     start = text.index("<!-- monitor-events:start -->") + len("<!-- monitor-events:start -->")
     end = text.index("<!-- monitor-events:end -->")
     assert text[start:end].strip() == event_types_markdown(), (
-        "docs/API.md's event table is out of date: paste leadops.events.event_types_markdown() between "
+        "docs/API.md's event table is out of date: paste core.events.event_types_markdown() between "
         "the monitor-events markers")
 
 

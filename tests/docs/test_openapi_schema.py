@@ -10,7 +10,7 @@ import pytest
 from queueing import urls as queueing_urls
 from workers_mgmt import urls as workers_urls
 
-# The worker paths of DESIGN.md section 4 (and staff enqueue) that this foundation builds.
+# The worker paths of docs/API.md (and staff enqueue) that this foundation builds.
 DESIGN_PATHS = {
     "/api/v1/heartbeat", "/api/v1/config", "/api/v1/jobs/pull", "/api/v1/jobs/{job_id}/extend",
     "/api/v1/jobs/release", "/api/v1/jobs/{job_id}/report", "/api/v1/jobs",

@@ -1,6 +1,6 @@
 """Four server processes against one PostgreSQL: a worker never gets more than its rate limit.
 
-The limiter is GCRA (leadops/ratelimit.py): with `rate` per minute and a burst of `b`, at most
+The limiter is GCRA (core/ratelimit.py): with `rate` per minute and a burst of `b`, at most
 `b + W * rate / 60` requests are accepted in any window of W seconds, whichever process answers.
 Both shared stores are checked: Redis (when REDIS_URL is set) and the database UPSERT.
 """

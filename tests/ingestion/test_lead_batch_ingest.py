@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import random
 import uuid
 
@@ -12,7 +14,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
-from ingestion.services import EMPTY_RESULT, dedup_scope, lead_batch_ingest, lead_fingerprint
+from ingestion.services import EMPTY_RESULT, dedup_scope, lead_batch_ingest
 from tests.ingestion.conftest import ingest, lead, saudi_mobiles
 from tests.ingestion.days import DAY_AFTER, DAY_BEFORE, RIYADH_MIDNIGHT_UTC
 
@@ -88,6 +90,14 @@ def test_lead_fields_and_provenance_are_stored():
     assert (stored.website, stored.source_url, stored.external_id, stored.address, stored.category) == (
         "https://example.com", "https://maps.example/1", "e-1", "طريق", "مطاعم")
     assert stored.phone == "0501234567"
+
+
+def lead_fingerprint(*, scope: str, e164: str) -> str:
+    """The fingerprint as docs/SYSTEM_OVERVIEW.md defines it, computed here, not by the server."""
+    from django.conf import settings
+
+    key = settings.LEADOPS_FINGERPRINT_KEY.encode()
+    return hmac.new(key, f"{scope}|{e164}".encode(), hashlib.sha256).hexdigest()
 
 
 def test_added_equals_fingerprints_created_and_each_links_its_lead(fixed_key):
@@ -201,12 +211,18 @@ BEFORE_MIDNIGHT = RIYADH_MIDNIGHT_UTC - dt.timedelta(minutes=1)  # 23:59 in Riya
 AFTER_MIDNIGHT = RIYADH_MIDNIGHT_UTC + dt.timedelta(minutes=1)  # 00:01 in Riyadh, on DAY_AFTER
 
 
-def test_day_scope_same_phone_next_local_day_is_added_again(settings):
-    settings.LEADOPS_DEDUP_SCOPE = "day"
+def ingest_across_local_midnight(settings, scope: str, later_phone: str):
+    """The same lead a minute before and a minute after midnight in Riyadh, with this dedup scope."""
+    settings.LEADOPS_DEDUP_SCOPE = scope
     with time_machine.travel(BEFORE_MIDNIGHT, tick=False):
         first = ingest([lead("A", "0501234567")])
     with time_machine.travel(AFTER_MIDNIGHT, tick=False):
-        second = ingest([lead("A", "+966 50 123 4567")])
+        second = ingest([lead("A", later_phone)])
+    return first, second
+
+
+def test_day_scope_same_phone_next_local_day_is_added_again(settings):
+    first, second = ingest_across_local_midnight(settings, "day", "+966 50 123 4567")
     assert first.added == 1 and second.added == 1 and second.duplicates == 0
     assert set(LeadFingerprint.objects.values_list("scope", flat=True)) == {DAY_BEFORE.isoformat(),
                                                                              DAY_AFTER.isoformat()}
@@ -227,11 +243,7 @@ def test_day_scope_utc_midnight_is_not_a_new_day(settings):
 
 
 def test_all_scope_same_phone_next_local_day_is_a_duplicate(settings):
-    settings.LEADOPS_DEDUP_SCOPE = "all"
-    with time_machine.travel(BEFORE_MIDNIGHT, tick=False):
-        first = ingest([lead("A", "0501234567")])
-    with time_machine.travel(AFTER_MIDNIGHT, tick=False):
-        second = ingest([lead("A", "0501234567")])
+    first, second = ingest_across_local_midnight(settings, "all", "0501234567")
     assert first.added == 1
     assert second.added == 0 and second.duplicates_existing == 1
     assert list(LeadFingerprint.objects.values_list("scope", flat=True)) == ["all"]

@@ -1,4 +1,4 @@
-"""Phones: every format workers send, parsed with phonenumbers for region SA (DESIGN section 7)."""
+"""Phones: every format workers send, parsed with phonenumbers for region SA (docs/SYSTEM_OVERVIEW.md, "Semantics")."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from ingestion.logging import PiiMaskingFilter, mask_pii
+from core.logging import PiiMaskingFilter, mask_pii
 
 
 @pytest.mark.parametrize(("text", "expected"), [

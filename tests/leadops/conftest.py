@@ -1,10 +1,8 @@
-"""Fixtures of the live-monitor tests: a fresh in-memory channel layer, users, a receiving sink."""
+"""Fixtures of the live-monitor tests: a fresh in-memory channel layer, users."""
 
 from __future__ import annotations
 
 import pytest
-
-from leadops import events
 
 
 @pytest.fixture
@@ -16,14 +14,6 @@ def fresh_layer():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
-
-
-@pytest.fixture
-def received():
-    got: list[dict] = []
-    events.sink_register(got.append)
-    yield got
-    events.sink_unregister(got.append)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Management command contracts (DESIGN.md section 5): JSON output and one-line errors."""
+"""Management command contracts (docs/RUNBOOK.md, "Management commands"): JSON output and one-line errors."""
 
 from __future__ import annotations
 

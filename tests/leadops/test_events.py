@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from leadops import events
-
-
-@pytest.fixture
-def received():
-    got: list[dict] = []
-    events.sink_register(got.append)
-    yield got
-    events.sink_unregister(got.append)
+from core import events
 
 
 def test_event_is_delivered_after_commit_not_before(transactional_db, received):

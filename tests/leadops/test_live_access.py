@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.test import AsyncClient
 
-from leadops import events
+from core import events
 from leadops.asgi import application
 
 pytestmark = pytest.mark.usefixtures("fresh_layer")

@@ -9,9 +9,11 @@ import time_machine
 from django.utils import timezone
 
 from leadops.live import HeartbeatCoalescer, ReplayCursor, Viewer
-from leadops.models import MonitorEvent, WorkerOfflineNotice
-from leadops.services import monitor_events_trim, workers_offline_announce
+from leadops.models import MonitorEvent
+from leadops.services import monitor_events_trim
 from tests.factories import lead, make_jobs, make_provider
+from workers_mgmt.models import WorkerOfflineNotice
+from workers_mgmt.presence import workers_offline_announce
 
 pytestmark = pytest.mark.django_db
 

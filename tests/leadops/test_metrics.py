@@ -81,12 +81,17 @@ def test_numbers_agree_with_the_database(client, token, signed, make_signed):
     assert "leadops_http_request_duration_seconds_bucket" in samples
 
 
-def test_staff_session_may_scrape_and_families_exist_without_samples(client, admin_user):
+def test_staff_session_may_scrape_and_breaker_states_are_exposed(client, admin_user):
+    from queueing.services import BreakerAction, breaker_force
+
+    make_provider("maps")
+    breaker_force(scope="provider", key="maps", action=BreakerAction.FORCE_OPEN)
     client.force_login(admin_user)
     response = client.get("/metrics")
     assert response.status_code == 200
-    names = {family.name for family in text_string_to_metric_families(response.content.decode())}
-    assert {"leadops_breaker_state", "leadops_alerts_firing", "leadops_queue_jobs"} <= names
+    samples = _scrape(response)
+    assert samples["leadops_breaker_state"][(("key", "maps"), ("scope", "provider"))] == 2
+    assert "leadops_workers_online" in samples
 
 
 def test_latency_histogram_is_labelled_by_route_pattern_not_path(client, token, signed):
@@ -101,3 +106,39 @@ def test_latency_histogram_is_labelled_by_route_pattern_not_path(client, token, 
     }
     assert "api/v1/jobs/<int:job_id>/report" in routes
     assert not any("987654" in route for route in routes)
+
+
+def test_counters_never_go_down_when_the_pruner_deletes_finished_jobs(client, token, signed):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from queueing.models import Job
+    from queueing.services import finished_jobs_prune
+
+    make_jobs(2)
+    for claim in signed.pull(2).json()["jobs"]:
+        assert signed.report(claim["id"], {"attempt_id": claim["attempt_id"], "outcome": "succeeded",
+                                           "leads": [lead("A", "0501111111")]}).status_code == 200
+    before = _scrape(client.get("/metrics", headers={"Authorization": f"Bearer {token}"}))
+    assert finished_jobs_prune(older_than=timezone.now() + dt.timedelta(days=1)) == 2
+    assert not Job.objects.exists()
+    after = _scrape(client.get("/metrics", headers={"Authorization": f"Bearer {token}"}))
+    for name in ("leadops_claims_total", "leadops_reports_total"):
+        assert after[name][()] == before[name][()] == 2
+    assert after["leadops_leads_total"] == before["leadops_leads_total"]
+
+
+def test_a_scrape_reads_the_totals_without_aggregating_the_attempts_table(client, token, signed,
+                                                                           django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from queueing.models import JobAttempt
+
+    make_jobs(1)
+    signed.pull(1)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    attempts_table = JobAttempt._meta.db_table
+    assert not [q["sql"] for q in queries.captured_queries if attempts_table in q["sql"]]

@@ -8,7 +8,7 @@ import pytest
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from leadops.parsers import FastJSONParser
+from core.parsers import FastJSONParser
 
 BODIES = [
     b'{"leads": [{"name": "\xd9\x85\xd8\xb7\xd8\xb9\xd9\x85", "phone": "0501234567"}]}',

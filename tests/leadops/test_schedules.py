@@ -25,11 +25,11 @@ def test_every_periodic_task_is_scheduled_and_importable():
 
 
 def test_scheduled_reaper_requeues_lapsed_leases():
-    from queueing.services import job_claim
+    from queueing.services import jobs_pull
 
     make_jobs(2, provider=make_provider("maps", lease_seconds=30))
     worker, _ = make_worker(worker_id="r-1")
-    job_claim(worker=worker, max_jobs=2)
+    jobs_pull(worker=worker, max_jobs=2).claims
     Job.objects.update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
     reaper = import_string(Schedule.objects.get(func="queueing.tasks.reap_expired_leases").func)
     assert reaper() == 2

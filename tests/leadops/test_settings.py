@@ -37,3 +37,16 @@ def test_production_refuses_to_start_without_keys():
 def test_check_deploy_is_clean_with_real_keys():
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env={"DEBUG": "False", **production_keys()})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_debug_defaults_to_off():
+    result = run_manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)",
+                        env={"DJANGO_SETTINGS_MODULE": "leadops.settings", **production_keys()})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_without_debug_and_keys_the_portal_refuses_to_start():
+    result = run_manage("check", env={"DJANGO_SETTINGS_MODULE": "leadops.settings"})
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr

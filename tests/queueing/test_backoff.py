@@ -1,4 +1,4 @@
-"""Backoff bounds of DESIGN.md section 7 for attempts 1..10."""
+"""Backoff bounds of docs/SYSTEM_OVERVIEW.md, "Semantics" for attempts 1..10."""
 
 from __future__ import annotations
 

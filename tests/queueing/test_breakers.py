@@ -8,9 +8,16 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from leadops.events import sink_register, sink_unregister
+from core.events import sink_register, sink_unregister
 from queueing.models import Breaker, BreakerScope, BreakerState, BreakerTransition, Job, JobState
-from queueing.services import breaker_force, breaker_reset, job_claim, job_report, report_request_hash
+from queueing.services import (
+    BreakerAction,
+    breaker_force,
+    breaker_reset,
+    job_report,
+    jobs_pull,
+    report_request_hash,
+)
 from tests.factories import make_jobs, make_provider, make_worker
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +55,7 @@ def test_storm_opens_the_provider_breaker_skips_it_and_closes_through_half_open(
         outcomes = 0
         while _state("provider", "storm") == BreakerState.CLOSED:
             worker = workers[outcomes % len(workers)]
-            (claim,) = job_claim(worker=worker, max_jobs=1, providers=["storm"])
+            (claim,) = jobs_pull(worker=worker, max_jobs=1, providers=["storm"]).claims
             _report(worker, claim, ok=outcomes % 5 == 0)  # 80% fail
             outcomes += 1
             clock.shift(dt.timedelta(seconds=5))
@@ -60,17 +67,17 @@ def test_storm_opens_the_provider_breaker_skips_it_and_closes_through_half_open(
 
         # While open (2 minutes), pulls hand out only the calm provider's jobs.
         for step in range(11):
-            claims = job_claim(worker=workers[step], max_jobs=10)
+            claims = jobs_pull(worker=workers[step], max_jobs=10).claims
             assert claims and {c.provider for c in claims} == {"calm"}
             clock.shift(dt.timedelta(seconds=10))
         assert timezone.now() - opened_at < dt.timedelta(seconds=120)
-        assert job_claim(worker=workers[0], max_jobs=5, providers=["storm"]) == []
+        assert jobs_pull(worker=workers[0], max_jobs=5, providers=["storm"]).claims == []
 
         # After the cooldown: half-open, and exactly 3 probe jobs between all pulls.
         clock.move_to(opened_at + dt.timedelta(seconds=121))
         probes = []
         for worker in workers[:4]:
-            probes += [c for c in job_claim(worker=worker, max_jobs=10) if c.provider == "storm"]
+            probes += [c for c in jobs_pull(worker=worker, max_jobs=10).claims if c.provider == "storm"]
         assert len(probes) == 3
         assert _state("provider", "storm") == BreakerState.HALF_OPEN
         by_id = {c.job_id: c for c in probes}
@@ -79,7 +86,7 @@ def test_storm_opens_the_provider_breaker_skips_it_and_closes_through_half_open(
             _report(worker, by_id[claim.job_id], ok=True)
         assert _state("provider", "storm") == BreakerState.CLOSED
         # Closed again: storm jobs flow (they have the higher priority).
-        assert {c.provider for c in job_claim(worker=workers[5], max_jobs=5)} == {"storm"}
+        assert {c.provider for c in jobs_pull(worker=workers[5], max_jobs=5).claims} == {"storm"}
 
     path = list(BreakerTransition.objects.filter(scope="provider", key="storm").order_by("at", "id")
                 .values_list("from_state", "to_state"))
@@ -94,15 +101,15 @@ def test_a_failed_probe_opens_the_breaker_again(clock):
     make_jobs(20, provider=provider)
     workers = [make_worker(worker_id=f"f-{i}")[0] for i in range(4)]
     for worker in workers:
-        (claim,) = job_claim(worker=worker, max_jobs=1)
+        (claim,) = jobs_pull(worker=worker, max_jobs=1).claims
         _report(worker, claim, ok=False)
     assert _state("provider", "flaky") == BreakerState.OPEN
     clock.shift(dt.timedelta(seconds=31))
-    claims = job_claim(worker=workers[0], max_jobs=10)
+    claims = jobs_pull(worker=workers[0], max_jobs=10).claims
     assert len(claims) == 2  # the provider's own probe count
     _report(workers[0], claims[0], ok=False)
     assert _state("provider", "flaky") == BreakerState.OPEN
-    assert job_claim(worker=workers[1], max_jobs=10) == []
+    assert jobs_pull(worker=workers[1], max_jobs=10).claims == []
 
 
 def test_a_failing_worker_gets_no_jobs_and_a_retry_after(clock, signed, worker_and_secret):
@@ -120,19 +127,19 @@ def test_a_failing_worker_gets_no_jobs_and_a_retry_after(clock, signed, worker_a
     assert 100 <= body["retry_after_s"] <= 120
     # Another worker still gets jobs: the provider's breaker was not involved.
     other, _ = make_worker(worker_id="w-other")
-    assert len(job_claim(worker=other, max_jobs=5)) == 5
+    assert len(jobs_pull(worker=other, max_jobs=5).claims) == 5
 
 
 def test_staff_force_open_close_and_reset_are_audited():
     provider = make_provider("maps")
     make_jobs(5, provider=provider)
     worker, _ = make_worker(worker_id="w-f")
-    assert breaker_force(scope=BreakerScope.PROVIDER, key="maps", to_state=BreakerState.OPEN)
+    assert breaker_force(scope=BreakerScope.PROVIDER, key="maps", action=BreakerAction.FORCE_OPEN)
     with time_machine.travel(timezone.now() + dt.timedelta(hours=3), tick=False):
         # Forced open stays open past any cooldown.
-        assert job_claim(worker=worker, max_jobs=5) == []
-    assert breaker_force(scope=BreakerScope.PROVIDER, key="maps", to_state=BreakerState.CLOSED)
-    assert len(job_claim(worker=worker, max_jobs=2)) == 2
+        assert jobs_pull(worker=worker, max_jobs=5).claims == []
+    assert breaker_force(scope=BreakerScope.PROVIDER, key="maps", action=BreakerAction.FORCE_CLOSED)
+    assert len(jobs_pull(worker=worker, max_jobs=2).claims) == 2
     assert breaker_reset(scope=BreakerScope.PROVIDER, key="maps")
     assert not Breaker.objects.get(scope="provider", key="maps").forced
     assert list(BreakerTransition.objects.order_by("id").values_list("to_state", flat=True)) == [
@@ -145,16 +152,16 @@ def test_probes_lost_with_their_worker_are_reserved_again_after_a_cooldown(clock
     make_jobs(10, provider=provider)
     worker, _ = make_worker(worker_id="l-1")
     for _ in range(2):
-        (claim,) = job_claim(worker=worker, max_jobs=1)
+        (claim,) = jobs_pull(worker=worker, max_jobs=1).claims
         _report(worker, claim, ok=False)
     # The worker breaker does not open on 2 outcomes; the provider's does.
     assert _state("provider", "lost") == BreakerState.OPEN
     clock.shift(dt.timedelta(seconds=61))
-    assert len(job_claim(worker=worker, max_jobs=5)) == 1  # the probe; its worker then vanishes
+    assert len(jobs_pull(worker=worker, max_jobs=5).claims) == 1  # the probe; its worker then vanishes
     clock.shift(dt.timedelta(seconds=30))
-    assert job_claim(worker=worker, max_jobs=5) == []
+    assert jobs_pull(worker=worker, max_jobs=5).claims == []
     clock.shift(dt.timedelta(seconds=31))
-    assert len(job_claim(worker=worker, max_jobs=5)) == 1
+    assert len(jobs_pull(worker=worker, max_jobs=5).claims) == 1
     assert _state("provider", "lost") == BreakerState.HALF_OPEN
 
 
@@ -185,11 +192,11 @@ def test_staff_force_a_provider_breaker_from_admin_and_the_audit_is_read_only(ad
     admin_client.post("/admin/queueing/provider/", {"action": "breaker_force_open",
                                                     "_selected_action": [provider.pk]})
     assert _state("provider", "maps") == BreakerState.OPEN
-    assert job_claim(worker=worker, max_jobs=3) == []
+    assert jobs_pull(worker=worker, max_jobs=3).claims == []
     breaker = Breaker.objects.get(key="maps")
     admin_client.post("/admin/queueing/breaker/", {"action": "reset", "_selected_action": [breaker.pk]})
     assert _state("provider", "maps") == BreakerState.CLOSED
-    assert len(job_claim(worker=worker, max_jobs=3)) == 3
+    assert len(jobs_pull(worker=worker, max_jobs=3).claims) == 3
     audit = list(BreakerTransition.objects.order_by("id"))
     assert [(a.to_state, a.actor_id) for a in audit] == [("open", admin_user.pk), ("closed", admin_user.pk)]
     assert admin_client.get("/admin/queueing/breakertransition/").status_code == 200

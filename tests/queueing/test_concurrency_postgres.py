@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from queueing.models import Job, JobAttempt, JobState
-from queueing.services import job_claim, job_report, report_request_hash
+from queueing.services import job_report, jobs_pull, report_request_hash
 from tests.factories import make_jobs, make_provider, make_worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -28,7 +28,7 @@ def test_sixteen_claimers_drain_two_thousand_jobs_each_exactly_once():
         try:
             barrier.wait()
             while True:
-                claims = job_claim(worker=worker, max_jobs=7)
+                claims = jobs_pull(worker=worker, max_jobs=7).claims
                 if not claims:
                     break
                 for claim in claims:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from queueing.models import Job, JobState
 from queueing.selectors import dlq_stats
-from queueing.services import job_claim, job_report, report_request_hash
+from queueing.services import job_report, jobs_pull, report_request_hash
 from tests.factories import make_jobs, make_provider, make_worker
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ def test_a_thousand_dead_jobs_requeued_in_one_admin_action_all_run_again(admin_c
     assert Job.objects.filter(pk__in=ids, state=JobState.QUEUED, attempts=0, priority=7).count() == 1000
     worker, _ = make_worker(worker_id="dlq-runner")
     ran = 0
-    while claims := job_claim(worker=worker, max_jobs=50):
+    while claims := jobs_pull(worker=worker, max_jobs=50).claims:
         for claim in claims:
             job_report(worker=worker, job_id=claim.job_id, attempt_id=claim.attempt_id,
                        outcome="succeeded", leads=[], error=None, idempotency_key=str(claim.attempt_id),

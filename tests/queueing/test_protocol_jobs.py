@@ -1,4 +1,4 @@
-"""The job path over the signed API: pull, extend, report, release (DESIGN.md section 4)."""
+"""The job path over the signed API: pull, extend, report, release (docs/API.md)."""
 
 from __future__ import annotations
 

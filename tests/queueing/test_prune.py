@@ -11,8 +11,8 @@ from queueing.models import Job, JobAttempt, JobState, ReportReceipt
 from queueing.services import (
     dead_jobs_delete,
     finished_jobs_prune,
-    job_claim,
     job_report,
+    jobs_pull,
     report_request_hash,
 )
 from tests.factories import make_jobs, make_provider, make_worker
@@ -30,7 +30,7 @@ def reported_job() -> Job:
     """A job that really ran: one attempt and a stored report receipt (call before other jobs exist)."""
     make_jobs(1, provider=make_provider("maps"))
     worker, _ = make_worker(worker_id="w-prune")
-    (claim,) = job_claim(worker=worker, max_jobs=1)
+    (claim,) = jobs_pull(worker=worker, max_jobs=1).claims
     body = {"ok": True}
     job_report(worker=worker, job_id=claim.job_id, attempt_id=claim.attempt_id, outcome="succeeded", leads=[],
                error=None, idempotency_key="k-1", request_hash=report_request_hash(job_id=claim.job_id, body=body))

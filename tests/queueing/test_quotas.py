@@ -11,7 +11,7 @@ import time_machine
 from django.db import connection
 
 from queueing.models import JobAttempt
-from queueing.services import job_claim, jobs_pull
+from queueing.services import jobs_pull
 from tests.clock import local_time
 from tests.factories import make_jobs, make_provider, make_worker
 
@@ -22,16 +22,16 @@ def test_rate_and_burst_hold_and_an_empty_queue_burns_no_tokens(clock, signed):
     worker, _ = make_worker(worker_id="q-1")
     # Nothing queued yet: pulls take no tokens.
     for _ in range(10):
-        assert job_claim(worker=worker, max_jobs=10) == []
+        assert jobs_pull(worker=worker, max_jobs=10).claims == []
     make_jobs(100, provider=provider)
-    assert len(job_claim(worker=worker, max_jobs=10)) == 5  # the burst
+    assert len(jobs_pull(worker=worker, max_jobs=10).claims) == 5  # the burst
     body = signed.pull(10).json()
     assert body == {"jobs": [], "retry_after_s": 1}
     clock.shift(dt.timedelta(seconds=3))
-    assert len(job_claim(worker=worker, max_jobs=10)) == 3
+    assert len(jobs_pull(worker=worker, max_jobs=10).claims) == 3
     # Another provider without a quota is not held back by this one.
     make_jobs(4, provider=make_provider("free"))
-    assert {c.provider for c in job_claim(worker=worker, max_jobs=10)} == {"free"}
+    assert {c.provider for c in jobs_pull(worker=worker, max_jobs=10).claims} == {"free"}
 
 
 @pytest.mark.django_db
@@ -42,11 +42,11 @@ def test_daily_cap_resets_at_local_midnight():
         provider = make_provider("maps", daily_cap=3)
         make_jobs(10, provider=provider)
         worker, _ = make_worker(worker_id="q-2")
-        assert len(job_claim(worker=worker, max_jobs=10)) == 3
+        assert len(jobs_pull(worker=worker, max_jobs=10).claims) == 3
         result = jobs_pull(worker=worker, max_jobs=10)
         assert result.claims == [] and result.throttled_for_s == 1800
         clock.shift(dt.timedelta(minutes=31))  # 00:01 local, still 21:01 UTC on the same UTC day
-        assert len(job_claim(worker=worker, max_jobs=10)) == 3
+        assert len(jobs_pull(worker=worker, max_jobs=10).claims) == 3
 
 
 @pytest.mark.postgres
@@ -69,7 +69,7 @@ def test_eight_concurrent_pullers_never_exceed_rate_times_elapsed_plus_burst(clo
                     if step["stop"]:
                         return
                     current = step["n"]
-                job_claim(worker=worker, max_jobs=3)
+                jobs_pull(worker=worker, max_jobs=3).claims
                 with cond:
                     pulled_at_step[index] = current
                     cond.notify_all()

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from queueing.models import Breaker, BreakerScope, BreakerState
-from queueing.services import breaker_force, job_claim
+from queueing.services import BreakerAction, breaker_force, jobs_pull
 from tests.factories import make_jobs, make_provider, make_worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.slow,
@@ -22,12 +22,12 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pyt
 SCRIPT = """
 import json
 from queueing.models import Breaker
-from queueing.services import breaker_force, jobs_pull
+from queueing.services import BreakerAction, breaker_force, jobs_pull
 from workers_mgmt.models import Worker
 result = jobs_pull(worker=Worker.objects.get(pk="w-b"), max_jobs=10)
 states = dict(Breaker.objects.values_list("key", "state"))
 if {close!r}:
-    breaker_force(scope="provider", key="dir", to_state="closed", reason="closed from process B")
+    breaker_force(scope="provider", key="dir", action="force_closed", reason="closed from process B")
 print(json.dumps({{"providers": sorted({{c.provider for c in result.claims}}), "jobs": len(result.claims),
                   "throttled_for_s": result.throttled_for_s, "breakers": states}}))
 """
@@ -52,8 +52,8 @@ def test_two_processes_share_breakers_and_quotas_and_a_restart_keeps_them():
     worker_a, _ = make_worker(worker_id="w-a")
     make_worker(worker_id="w-b")
     # Process A (this one) spends the quota's burst and opens the breaker of "dir".
-    assert len(job_claim(worker=worker_a, max_jobs=10, providers=["maps"])) == 2
-    breaker_force(scope=BreakerScope.PROVIDER, key="dir", to_state=BreakerState.OPEN)
+    assert len(jobs_pull(worker=worker_a, max_jobs=10, providers=["maps"]).claims) == 2
+    breaker_force(scope=BreakerScope.PROVIDER, key="dir", action=BreakerAction.FORCE_OPEN)
 
     # Process B sees both: nothing of "maps" (quota spent), nothing of "dir" (open), and is told
     # to come back when the next "maps" token is due (about a minute). It closes "dir" on its side.
@@ -63,7 +63,7 @@ def test_two_processes_share_breakers_and_quotas_and_a_restart_keeps_them():
 
     # A sees B's change at once.
     assert Breaker.objects.get(key="dir").state == BreakerState.CLOSED
-    assert {c.provider for c in job_claim(worker=worker_a, max_jobs=10)} == {"dir"}
+    assert {c.provider for c in jobs_pull(worker=worker_a, max_jobs=10).claims} == {"dir"}
 
     # A "restarted" process C starts with nothing in memory and finds the quota still spent.
     again = other_process()

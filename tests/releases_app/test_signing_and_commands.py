@@ -116,7 +116,7 @@ def test_rollback_after_a_finished_rollout_goes_to_previous(db, fleet, stable_on
 
 
 def test_rollout_events_are_published_on_commit(db, fleet, stable_on, publish, django_capture_on_commit_callbacks):
-    from leadops import events
+    from core import events
 
     seen = []
     events.sink_register(seen.append)

@@ -1,4 +1,4 @@
-"""Request signing (DESIGN.md section 4): every refusal reason, and the happy path."""
+"""Request signing (docs/API.md): every refusal reason, and the happy path."""
 
 from __future__ import annotations
 

@@ -28,6 +28,8 @@ def strict(settings):
     settings.LEADOPS_AUTH_FAILURES_IP_BURST = 3
     settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN = 12
     settings.LEADOPS_AUTH_FAILURES_WORKER_BURST = 6
+    settings.LEADOPS_ENROLL_FAILURES_IP_PER_MIN = 6
+    settings.LEADOPS_ENROLL_FAILURES_IP_BURST = 3
 
 
 def test_after_the_burst_of_failures_an_ip_gets_429_even_with_the_right_key(client, strict):
@@ -61,7 +63,46 @@ def test_successful_requests_do_not_spend_the_failure_budget(client, strict):
     assert {heartbeat(client, issued).status_code for _ in range(20)} == {200}
 
 
-def test_enrollment_guesses_share_the_per_ip_budget(client, strict):
+def test_enrollment_guesses_are_limited_per_ip(client, strict):
     codes = [client.post("/api/v1/enroll", {"token": f"enr_guess{i}"}, content_type="application/json",
                          REMOTE_ADDR="10.0.2.1").status_code for i in range(4)]
     assert codes == [401, 401, 401, 429]
+
+
+def test_enrollment_guesses_do_not_spend_the_signed_requests_ip_budget(client, strict):
+    from tests.factories import make_worker
+
+    _, issued = make_worker(worker_id="w-behind-nat")
+    for i in range(5):
+        client.post("/api/v1/enroll", {"token": f"enr_guess{i}"}, content_type="application/json",
+                    REMOTE_ADDR="10.0.2.9")
+    assert heartbeat(client, issued, ip="10.0.2.9").status_code == 200
+
+
+def test_unknown_key_ids_from_many_ips_never_lock_the_worker_out(client, strict):
+    from tests.factories import make_worker
+
+    _, issued = make_worker(worker_id="w-known-id")
+    # Someone who only knows the worker id signs with key ids that are not the worker's own.
+    for i in range(12):
+        body = json.dumps(HEARTBEAT).encode()
+        headers = signed_headers(method="POST", path="/api/v1/heartbeat", body=body, worker_id=issued.worker_id,
+                                 key_id=f"k_guess{i}", secret="guess")
+        response = client.generic("POST", "/api/v1/heartbeat", data=body, content_type="application/json",
+                                  headers=headers, REMOTE_ADDR=f"10.0.3.{i}")
+        assert response.status_code == 401
+    assert heartbeat(client, issued, ip="10.0.3.200").status_code == 200
+
+
+def test_key_of_another_worker_does_not_spend_the_claimed_workers_budget(client, strict):
+    from tests.factories import make_worker
+
+    _, target = make_worker(worker_id="w-victim")
+    _, other = make_worker(worker_id="w-other")
+    for i in range(12):
+        body = json.dumps(HEARTBEAT).encode()
+        headers = signed_headers(method="POST", path="/api/v1/heartbeat", body=body, worker_id=target.worker_id,
+                                 key_id=other.key_id, secret=other.secret)
+        client.generic("POST", "/api/v1/heartbeat", data=body, content_type="application/json",
+                       headers=headers, REMOTE_ADDR=f"10.0.4.{i}")
+    assert heartbeat(client, target, ip="10.0.4.200").status_code == 200

@@ -1,4 +1,4 @@
-"""rotate_worker_secret, reencrypt_secrets and create_worker --enroll (DESIGN.md section 5)."""
+"""rotate_worker_secret, reencrypt_secrets and create_worker --enroll (docs/RUNBOOK.md, "Management commands")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A minimal in-memory portal behind `httpx.MockTransport`, for the worker client's unit tests.
 
-It checks the signing of DESIGN.md section 4 with its own few lines of hmac/hashlib (not the
+It checks the signing of docs/API.md with its own few lines of hmac/hashlib (not the
 client's code), keeps jobs, attempts, leases and idempotent reports in dicts, and records every
 request so tests can look at what went over the wire. Faults are injected per path as a queue of
 responses (or exceptions) served before the normal handler.

@@ -1,7 +1,7 @@
 """The simulated provider: realistic Saudi leads, repeats, unusable numbers, failures.
 
 phonenumbers (a dependency of the portal, not of worker_client) is the judge here: it is what the
-portal's ingestion parses the numbers with (DESIGN.md section 7).
+portal's ingestion parses the numbers with (docs/SYSTEM_OVERVIEW.md, "Semantics").
 """
 
 from __future__ import annotations

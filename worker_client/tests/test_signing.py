@@ -1,4 +1,4 @@
-"""Signing of DESIGN.md section 4, checked against vectors computed here with hmac/hashlib."""
+"""Signing of docs/API.md, checked against vectors computed here with hmac/hashlib."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class Command(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.print_usage = lambda file=None: None
+        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
         return parser
 
     def handle(self, *args: Any, **options: Any) -> None:

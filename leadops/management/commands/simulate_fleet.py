@@ -35,13 +35,14 @@ class Command(BaseCommand):
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # argparse prints its whole usage block before an error such as an unknown option; the
-        # contract of DESIGN.md section 5 is a one-line error. `--help` still prints the usage.
-        parser.print_usage = lambda file=None: None
+        # contract (docs/RUNBOOK.md, "Management commands") is a one-line error. `--help` still prints
+        # the usage.
+        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
         return parser
 
     def add_arguments(self, parser):
         # Values are parsed in handle(), not by argparse, so that a bad one ends in the one-line
-        # error of DESIGN.md section 5 rather than argparse's usage block.
+        # error of docs/RUNBOOK.md, "Management commands" rather than argparse's usage block.
         parser.add_argument("--url", help="Base URL of the portal, e.g. http://127.0.0.1:8000")
         parser.add_argument("--workers", help="How many workers to run (1..1000).")
         parser.add_argument("--duration", help="Seconds to run; forever when absent.")
@@ -66,17 +67,17 @@ class Command(BaseCommand):
         leads_per_job = _range(options["leads"], "--leads", cast=int)
         scrape_delay = _range(options["scrape_delay"], "--scrape-delay", cast=float)
         seed = _int(options["seed"], "--seed", 0, 2**63)
-        prefix = _prefix(options["prefix"], count)
+        prefix = _prefix(options["prefix"], count)  # type: ignore[arg-type]
 
         workers = [
             self._reference_worker(
                 url=url, worker_id=f"{prefix}-{index}", batch=batch,
                 provider=SimulatedProvider(
-                    rng=random.Random(None if seed is None else seed + index), failure_rate=failure_rate,
+                    rng=random.Random(None if seed is None else seed + index), failure_rate=failure_rate,  # type: ignore[arg-type]
                     leads_per_job=leads_per_job, delay_s=scrape_delay,
                 ),
             )
-            for index in range(1, count + 1)
+            for index in range(1, count + 1)  # type: ignore[operator]
         ]
         self.stdout.write(f"simulate_fleet: {count} workers against {url}"
                           + (f" for {duration:g}s" if duration else " until Ctrl-C"))

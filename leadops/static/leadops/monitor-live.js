@@ -4,8 +4,8 @@
  * [data-worker] rows with [data-heartbeat-at] on the workers page. Counters move by the deltas the
  * events carry; a worker turns offline when its heartbeat is overdue (client timer) or when a
  * worker.offline event arrives. The overview also re-reads every counter from its snapshot URL
- * every [data-resync-s] seconds and after a reconnect: staff actions (enqueue, cancel, requeue)
- * publish no events, and events sent while the socket was down are not all replayed.
+ * after a reconnect (events sent while the socket was down are not all replayed). Staff actions
+ * (enqueue, cancel, requeue, purge) publish jobs.moved events, so the counters follow them live.
  */
 (function () {
   "use strict";
@@ -39,9 +39,12 @@
     node.classList.add("lo-flash");
   }
 
-  function move(provider, from, to) {
-    if (from) { bump("queue." + from, -1); bump("provider." + provider + "." + from, -1); }
-    if (to) { bump("queue." + to, 1); bump("provider." + provider + "." + to, 1); }
+  function move(provider, from, to, count) {
+    var n = count || 1;
+    if (from) { bump("queue." + from, -n); bump("provider." + provider + "." + from, -n); }
+    if (to) { bump("queue." + to, n); bump("provider." + provider + "." + to, n); }
+    if (from === "dead") { bump("dlq_size", -n); }
+    if (to === "dead") { bump("dlq_size", n); }
   }
 
   function throughput() {
@@ -100,7 +103,6 @@
   }
 
   var snapshotUrl = root.getAttribute("data-snapshot-url");
-  var resyncMs = (parseInt(root.getAttribute("data-resync-s"), 10) || 30) * 1000;
 
   function resync() {
     if (!snapshotUrl || !window.fetch) { return Promise.resolve(); }
@@ -133,7 +135,8 @@
       throughput();
     },
     "job.failed": function (e) { move(e.data.provider, "leased", "queued"); },
-    "job.dead": function (e) { move(e.data.provider, "leased", "dead"); bump("dlq_size", 1); },
+    "job.dead": function (e) { move(e.data.provider, "leased", "dead"); },
+    "jobs.moved": function (e) { move(e.data.provider, e.data.from_state, e.data.to_state, e.data.count); },
     "leads.ingested": function (e) {
       bump("today.added", e.data.added);
       bump("today.duplicates", e.data.duplicates);
@@ -183,5 +186,4 @@
   connect();
   if (document.querySelector("tr[data-worker]")) { refreshWorkers(); setInterval(refreshWorkers, 2000); }
   setInterval(throughput, 5000);
-  if (snapshotUrl) { setInterval(resync, resyncMs); }
 })();

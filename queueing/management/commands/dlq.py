@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.audit import Actor
 from queueing.models import Provider
 from queueing.selectors import dead_jobs
 from queueing.services import dlq_purge, dlq_requeue
@@ -16,8 +17,8 @@ class Command(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # DESIGN.md section 5: a one-line error; argparse would print its usage first.
-        parser.print_usage = lambda file=None: None
+        # docs/RUNBOOK.md, "Management commands": a one-line error; argparse would print its usage first.
+        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
         return parser
 
     def add_arguments(self, parser):
@@ -41,6 +42,8 @@ class Command(BaseCommand):
                                   f"{job.finished_at.isoformat() if job.finished_at else ''}")
             self.stdout.write(f"{total} dead job(s).")
         elif action == "requeue":
-            self.stdout.write(f"Requeued {dlq_requeue(provider=provider)} dead job(s).")
+            requeued = dlq_requeue(provider=provider, actor=Actor.command("dlq"))
+            self.stdout.write(f"Requeued {requeued} dead job(s).")
         else:
-            self.stdout.write(f"Purged {dlq_purge(provider=provider)} dead job(s).")
+            purged = dlq_purge(provider=provider, actor=Actor.command("dlq"))
+            self.stdout.write(f"Purged {purged} dead job(s).")

@@ -7,6 +7,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.audit import Actor
 from queueing.services import jobs_enqueue, provider_get_or_create
 
 
@@ -40,7 +41,7 @@ class Command(BaseCommand):
         for start in range(0, count, 10_000):
             size = min(10_000, count - start)
             created += len(jobs_enqueue(provider=provider_obj, payloads=[job_payload] * size,
-                                        priority=priority))
+                                        priority=priority, actor=Actor.command("enqueue_jobs")))
         if as_json:
             self.stdout.write(json.dumps({"provider": provider_obj.name, "created": created}))
         else:

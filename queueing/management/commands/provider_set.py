@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.audit import Actor
 from queueing.services import provider_policy_set
 
 
@@ -17,8 +18,8 @@ class Command(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # DESIGN.md section 5: a one-line error; argparse would print its usage first.
-        parser.print_usage = lambda file=None: None
+        # docs/RUNBOOK.md, "Management commands": a one-line error; argparse would print its usage first.
+        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
         return parser
 
     def add_arguments(self, parser):
@@ -42,7 +43,7 @@ class Command(BaseCommand):
             provider, created = provider_policy_set(
                 name=name, enabled=True if enable else False if disable else None,
                 max_attempts=max_attempts, lease_seconds=lease_seconds, quota_per_min=quota_per_min,
-                quota_burst=burst, daily_cap=daily_cap,
+                quota_burst=burst, daily_cap=daily_cap, actor=Actor.command("provider_set"),
             )
         except ValidationError as exc:
             problems = [f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()]

@@ -47,12 +47,9 @@ class Command(BaseCommand):
                                       rate_limit_per_min=rate_limit)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        if as_json:
-            self.stdout.write(json.dumps(issued.as_dict()))
-        else:
-            self.stdout.write(f"worker_id: {issued.worker_id}\nkey_id:    {issued.key_id}\n"
-                              f"secret:    {issued.secret}\n"
-                              "Store the secret now: it is not shown again.")
+        self._print(issued.as_dict(), as_json=as_json,
+                    text=f"worker_id: {issued.worker_id}\nkey_id:    {issued.key_id}\n"
+                         f"secret:    {issued.secret}\nStore the secret now: it is not shown again.")
 
     def _create_for_enrollment(self, *, worker_id: str, name: str, channel: str, rate_limit: int | None,
                                hours: float | None, as_json: bool) -> None:
@@ -65,10 +62,12 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        if as_json:
-            self.stdout.write(json.dumps(issued.as_dict()))
-        else:
-            self.stdout.write(f"worker_id:        {issued.worker_id}\nenrollment_token: {issued.token}\n"
-                              f"expires_at:       {issued.expires_at.isoformat()}\n"
-                              "Give the token to the worker (python -m worker_client --enroll-token ...); "
-                              "it works once and is not shown again.")
+        self._print(issued.as_dict(), as_json=as_json,
+                    text=f"worker_id:        {issued.worker_id}\nenrollment_token: {issued.token}\n"
+                         f"expires_at:       {issued.expires_at.isoformat()}\n"
+                         "Give the token to the worker (python -m worker_client --enroll-token ...); "
+                         "it works once and is not shown again.")
+
+    def _print(self, answer: dict, *, as_json: bool, text: str) -> None:
+        # What was issued is printed once, here, and never logged.
+        self.stdout.write(json.dumps(answer) if as_json else text)

@@ -1,4 +1,6 @@
-"""rotate_worker_secret ID [--grace-hours H] [--emergency] [--manual] [--json] (DESIGN.md section 5).
+"""rotate_worker_secret ID [--grace-hours H] [--emergency] [--manual] [--json].
+
+The contract: docs/RUNBOOK.md, "Management commands".
 
 Push mode (the default) prints only the new key id: the secret travels in the worker's next
 heartbeat answer. With --manual or --emergency the new credential is printed this once.

@@ -1,7 +1,7 @@
 """One JSON shape for every protocol error: {"error": {"code", "message", "fields"?}}.
 
 Services raise `ProtocolError` subclasses (or DRF exceptions); this module is the one place that
-turns them into HTTP answers, so the status codes of DESIGN.md section 4 live here and nowhere else.
+turns them into HTTP answers, so the status codes of docs/API.md live here and nowhere else.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return Response(error_body("method_not_allowed", str(exc.detail)), status=405)
     if isinstance(exc, drf_exceptions.Throttled):
-        wait = int(exc.wait or 1)
+        wait = int(getattr(exc, "wait", None) or 1)
         return Response(error_body("rate_limited", "Too many requests."), status=429,
                         headers={"Retry-After": str(max(1, wait))})
     if isinstance(exc, drf_exceptions.APIException):

@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
-from leadops.models import RateLimitState
-from leadops.redis import redis_client
+from core.models import RateLimitState
+from core.redis import redis_client
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ return {0, tostring(new_tat - burst_window - now)}
 
 
 @lru_cache(maxsize=4)
-def _redis_script(url: str):
+def _redis_script(url: str) -> Any:
     # Cached per URL so a settings change in tests gets its own script object.
     return redis_client().register_script(_LUA)
 
@@ -83,6 +84,17 @@ def _db_acquire(key: str, now: float, interval: float, burst_window: float) -> D
 
 
 
+def ratelimit_states_purge(*, now: float | None = None) -> int:
+    """Delete limiter rows whose TAT has passed: such a key has its whole burst again, as if absent.
+
+    Every key ever limited (per worker, per source IP of a failed authentication) leaves a row in
+    the database store; without this the table only grows. Redis keys expire by themselves.
+    """
+    now = time.time() if now is None else now
+    deleted, _ = RateLimitState.objects.filter(tat__lt=now).delete()
+    return deleted
+
+
 def gcra_peek(*, limits: dict[str, tuple[float, int]], now: float | None = None) -> Decision:
     """Whether one more token could be taken from every key, without taking it (one round trip).
 
@@ -90,6 +102,13 @@ def gcra_peek(*, limits: dict[str, tuple[float, int]], now: float | None = None)
     fact, such as failed authentications: the caller asks before doing the work, and calls
     gcra_acquire only when the event happened.
     """
+    decisions = gcra_peek_each(limits=limits, now=now).values()
+    wait = max((decision.retry_after_s for decision in decisions if not decision.allowed), default=0.0)
+    return Decision(all(decision.allowed for decision in decisions), wait)
+
+
+def gcra_peek_each(*, limits: dict[str, tuple[float, int]], now: float | None = None) -> dict[str, Decision]:
+    """gcra_peek per key, still one round trip: for callers that enforce the keys at different steps."""
     now = time.time() if now is None else now
     keys = list(limits)
     if settings.REDIS_URL:
@@ -97,15 +116,16 @@ def gcra_peek(*, limits: dict[str, tuple[float, int]], now: float | None = None)
         tats = {key: float(value) for key, value in zip(keys, values, strict=True) if value is not None}
     else:
         tats = dict(RateLimitState.objects.filter(key__in=keys).values_list("key", "tat"))
-    wait = 0.0
+    decisions = {}
     for key, (per_minute, burst) in limits.items():
         if per_minute <= 0:
-            return Decision(False, 60.0)
+            decisions[key] = Decision(False, 60.0)
+            continue
         interval = 60.0 / per_minute
         tat = tats.get(key)
-        if tat is not None:
-            wait = max(wait, max(tat, now) + interval - interval * max(1, burst) - now)
-    return Decision(wait <= 0, max(0.0, wait))
+        wait = 0.0 if tat is None else max(tat, now) + interval - interval * max(1, burst) - now
+        decisions[key] = Decision(wait <= 0, max(0.0, wait))
+    return decisions
 
 
 # --- taking several tokens at once, on state the caller holds locked ------------------------------

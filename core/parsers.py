@@ -12,6 +12,7 @@ directly (a phone number has at most 15).
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -24,7 +25,8 @@ _LONG_DIGIT_RUN = b"0" * 19
 
 
 class FastJSONParser(JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None,
+              parser_context: Mapping[str, Any] | None = None) -> Any:
         encoding = (parser_context or {}).get("encoding") or "utf-8"
         if encoding.lower().replace("-", "").replace("_", "") != "utf8":
             return super().parse(stream, media_type, parser_context)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-from ingestion.normalize import phone_digits_ascii
+from core.digits import phone_digits_ascii
 
 # Every digit a phone may be written with; explicit ranges, never `\d`.
 _D = "[0-9\u0660-\u0669\u06f0-\u06f9]"

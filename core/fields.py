@@ -6,17 +6,14 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.text import text_storable
+
 
 class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
-        if "\x00" in data:
-            raise serializers.ValidationError("NUL characters are not allowed.")
-        try:
-            data.encode("utf-8")
-        except UnicodeEncodeError:
-            raise serializers.ValidationError("Not valid Unicode text.") from None
+        _check_text(data)
         return super().to_internal_value(data)
 
 
@@ -34,17 +31,17 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+def _check_text(text: str) -> None:
+    if not text_storable(text):
+        raise serializers.ValidationError("NUL characters and unpaired surrogates are not allowed.")
+
+
 def _check_json_text(value: Any, depth: int = 0) -> None:
     """Refuse what a database cannot store in JSON: NUL characters, lone surrogates, deep nesting."""
     if depth > 20:
         raise serializers.ValidationError("Nested too deeply.")
     if isinstance(value, str):
-        if "\x00" in value:
-            raise serializers.ValidationError("NUL characters are not allowed.")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise serializers.ValidationError("Not valid Unicode text.") from None
+        _check_text(value)
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_json_text(key, depth + 1)

@@ -1,0 +1,98 @@
+"""The staff-action audit: who changed what, which objects, each field before and after, when.
+
+Every staff write is a service (Zulip's `do_*` actions are the model): it makes the change, writes
+one `StaffAction` row in the same transaction, and publishes a `staff.action` monitor event on
+commit. Admin, management commands and the staff API only call those services, handing them an
+`Actor` (docs/SYSTEM_OVERVIEW.md, "Staff actions").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from core import events
+from core.models import StaffAction, StaffSource
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for a staff change, and through which door."""
+
+    name: str
+    source: str
+    user_id: int | None = None
+
+    @classmethod
+    def from_user(cls, user: Any, *, source: str = StaffSource.ADMIN) -> Actor:
+        """A signed-in staff user (an admin page or the staff API)."""
+        return cls(name=user.get_username(), source=source, user_id=user.pk)
+
+    @classmethod
+    def command(cls, name: str) -> Actor:
+        """A management command: the operator's shell has no user row."""
+        return cls(name=f"command:{name}", source=StaffSource.COMMAND)
+
+
+def staff_action_record(
+    *, actor: Actor, action: str, object_type: str, object_ids: Sequence[Any] = (),
+    object_count: int | None = None, changes: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None,
+) -> StaffAction:
+    """Write the audit row of one staff change and publish its event on commit (call inside it)."""
+    ids = [str(object_id) for object_id in object_ids]
+    count = len(ids) if object_count is None else object_count
+    row = StaffAction.objects.create(
+        created_at=timezone.now(), actor_id=actor.user_id, actor_name=actor.name[:150], source=actor.source,
+        action=action, object_type=object_type, object_ids=" ".join(ids[:StaffAction.OBJECT_IDS_KEPT]),
+        object_count=count, changes=changes or {}, detail=detail or {},
+    )
+    events.publish("staff.action", action=action, actor=row.actor_name, object_type=object_type,
+                   object_count=count, staff_action_id=row.pk)
+    return row
+
+
+def audited_update(
+    *, instance: models.Model, values: dict[str, Any], actor: Actor, action: str, object_type: str,
+    clean: bool = False,
+) -> dict[str, list[Any]]:
+    """Change `values` of a row under its lock, save only what changed, audit it; return the changes.
+
+    A foreign key's value is recorded by its primary key. Call inside the caller's transaction or on
+    its own (it opens one).
+    """
+    with transaction.atomic():
+        locked = type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+        before = field_values(locked, values)
+        for field, value in values.items():
+            setattr(locked, field, value)
+        if clean:
+            locked.full_clean()
+        changed = field_changes(before, locked)
+        if changed:
+            stamped = ["updated_at"] if hasattr(locked, "updated_at") else []
+            if stamped:
+                setattr(locked, "updated_at", timezone.now())  # noqa: B010 - not every model has it
+            locked.save(update_fields=[*changed, *stamped])
+            # A foreign key's value is a model instance: the audit keeps its primary key.
+            audit = {name: [getattr(value, "pk", value) for value in pair] for name, pair in changed.items()}
+            staff_action_record(actor=actor, action=action, object_type=object_type, object_ids=[locked.pk],
+                                changes=audit)
+    for field in values:
+        setattr(instance, field, getattr(locked, field))
+    return changed
+
+
+def field_values(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    """The current values of `fields` (the "before" of a change)."""
+    return {name: getattr(instance, name) for name in fields}
+
+
+def field_changes(before: dict[str, Any], instance: models.Model) -> dict[str, list[Any]]:
+    """{field: [before, after]} for every field of `before` whose value differs on `instance` now."""
+    return {name: [old, getattr(instance, name)] for name, old in before.items()
+            if old != getattr(instance, name)}

@@ -1,0 +1,81 @@
+"""The kernel's tables: limiter state, monotonic /metrics totals, and the staff-action audit."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class RateLimitState(models.Model):
+    key = models.CharField(primary_key=True, max_length=200)
+    # Unix seconds as a float: the limiter does its arithmetic in SQL on both databases.
+    tat = models.FloatField()
+
+    class Meta:
+        verbose_name = "rate limit state"
+        # Created by the leadops app before the kernel existed; the table keeps its name.
+        db_table = "leadops_ratelimitstate"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class MetricCounter(models.Model):
+    """A monotonic total for /metrics (claims, reports, leads by outcome), kept in a few shards.
+
+    Prometheus counters must never go down: totals derived from rows the pruner deletes would
+    look like resets. Each event adds to one of a few shard rows of its name (chosen at random) in
+    the transaction of the state change, so concurrent claims rarely wait on one row; a scrape sums
+    a handful of rows instead of aggregating the attempts table.
+    """
+
+    name = models.CharField(max_length=63)
+    shard = models.PositiveSmallIntegerField()
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "shard"], name="metric_counter_name_shard")]
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.shard}] = {self.value}"
+
+
+class StaffSource(models.TextChoices):
+    """The door a staff change came through."""
+
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Management command"
+    API = "api", "Staff API"
+
+
+class StaffAction(models.Model):
+    """One staff change (who, what, which objects, each field before and after, when): append-only.
+
+    Written by the service that makes the change, in the same transaction (docs/SYSTEM_OVERVIEW.md,
+    "Staff actions"). Never edited or deleted from the admin.
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    # The username (or "command:<name>") as it was: the user row may be renamed or deleted later.
+    actor_name = models.CharField(max_length=150, db_index=True)
+    source = models.CharField(max_length=16, choices=StaffSource.choices)
+    action = models.CharField(max_length=63, db_index=True)
+    object_type = models.CharField(max_length=63, db_index=True)
+    # Space-separated ids of the objects touched (the first OBJECT_IDS_KEPT of them); `object_count`
+    # says how many there were in all.
+    object_ids = models.TextField(blank=True)
+    object_count = models.PositiveIntegerField(default=0)
+    changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    OBJECT_IDS_KEPT = 1000
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["object_type", "created_at"], name="staffaction_object_at")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"

@@ -1,0 +1,116 @@
+"""Admin of the dead-letter queue: requeue, purge, CSV export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+
+from core.audit import Actor
+from core.csv import csv_response
+from queueing.admin.common import _id_chunks
+from queueing.admin.jobs import JobAttemptInline
+from queueing.models import (
+    DeadJob,
+    Job,
+    JobState,
+)
+from queueing.services import (
+    dead_jobs_delete,
+    dead_jobs_requeue,
+)
+
+
+class RequeueForm(forms.Form):
+    priority = forms.IntegerField(required=False, min_value=-32768, max_value=32767,
+                                  help_text="Leave empty to keep each job's priority.")
+
+
+@admin.register(DeadJob)
+class DeadJobAdmin(admin.ModelAdmin):
+    """The DLQ: dead jobs with their reason, last error and attempt history."""
+
+    list_display = ("id", "provider", "dead_reason", "attempts_display", "error_code", "finished_at",
+                    "priority")
+    list_filter = ("provider", "dead_reason", "campaign")
+    list_select_related = ("provider",)
+    search_fields = ("payload", "last_error")
+    show_full_result_count = False
+    list_per_page = 100
+    actions = ("requeue", "requeue_matching", "export_csv", "delete_selected")
+    inlines = (JobAttemptInline,)
+    fields = ("id", "provider", "campaign", "dead_reason", "last_error", "attempts", "max_attempts",
+              "priority", "payload", "finished_at", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeadJob]:
+        return super().get_queryset(request).filter(state=JobState.DEAD)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # "change" lets staff run the requeue actions; a dead job's own page stays read-only.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="attempts", ordering="attempts")
+    def attempts_display(self, obj: Job) -> str:
+        return f"{obj.attempts}/{obj.max_attempts}"
+
+    @admin.display(description="last error")
+    def error_code(self, obj: Job) -> str:
+        return obj.last_error.get("code", "") if isinstance(obj.last_error, dict) else ""
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
+        for ids in _id_chunks(queryset):
+            dead_jobs_delete(job_ids=ids, actor=Actor.from_user(request.user))
+
+    def delete_model(self, request: HttpRequest, obj: DeadJob) -> None:
+        dead_jobs_delete(job_ids=[obj.pk], actor=Actor.from_user(request.user))
+
+    @admin.action(permissions=["change"], description="Requeue selected dead jobs (attempts reset)...")
+    def requeue(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> HttpResponse | None:
+        # An intermediate page asks for an optional new priority; "apply" does the requeue.
+        if "apply" in request.POST:
+            form = RequeueForm(request.POST)
+            if form.is_valid():
+                priority = form.cleaned_data["priority"]
+                actor = Actor.from_user(request.user)
+                done = sum(dead_jobs_requeue(job_ids=ids, priority=priority, actor=actor)
+                           for ids in _id_chunks(queryset))
+                self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
+                return None
+        else:
+            form = RequeueForm()
+        context = {
+            **self.admin_site.each_context(request), "title": "Requeue dead jobs", "form": form,
+            "opts": self.model._meta, "queryset_count": queryset.count(),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/queueing/deadjob/requeue.html", context)
+
+    @admin.action(permissions=["change"],
+                  description="Requeue every dead job matching the current filter (attempts reset)")
+    def requeue_matching(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
+        changelist = self.get_changelist_instance(request)
+        matching = changelist.get_queryset(request)
+        actor = Actor.from_user(request.user)
+        done = sum(dead_jobs_requeue(job_ids=ids, actor=actor) for ids in _id_chunks(matching))
+        self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
+
+    @admin.action(permissions=["view"], description="Export selected dead jobs as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> StreamingHttpResponse:
+        rows = (
+            [job.pk, job.provider.name, job.dead_reason, job.attempts, job.max_attempts, self.error_code(job),
+             job.finished_at, job.priority]
+            for job in queryset.select_related("provider").order_by("pk").iterator(chunk_size=1000)
+        )
+        return csv_response(header=["id", "provider", "dead_reason", "attempts", "max_attempts", "error_code",
+                                    "finished_at", "priority"], rows=rows, filename="dead-jobs.csv")

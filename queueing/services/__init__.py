@@ -1,0 +1,91 @@
+"""Every write of the job queue: enqueue, claim, extend, release, report, reap, cancel, requeue.
+
+Each function is one transaction. State changes are compare-and-swap (`filter(state=X).update()`
+with a count check) or happen under a row lock, never read-modify-write across two queries.
+
+One module per concern; the public names are re-exported here, so callers import
+`queueing.services` (or `from queueing import services`) and never a submodule.
+"""
+
+from queueing.services.breakers import (
+    BREAKER_BUCKET_S,
+    WORKER_BREAKER_POLICY,
+    BreakerAction,
+    breaker_force,
+    breaker_outcomes_purge,
+    breaker_reset,
+)
+from queueing.services.claim import Claim, PullResult, jobs_pull
+from queueing.services.enqueue import (
+    backoff_delay_s,
+    campaign_create,
+    campaign_enqueue,
+    campaign_update,
+    jobs_enqueue,
+    provider_get_or_create,
+    provider_policy_set,
+    provider_update,
+)
+from queueing.services.errors import (
+    AttemptNotFound,
+    AttemptNotOwned,
+    AttemptSuperseded,
+    IdempotencyKeyReused,
+    JobFinished,
+    JobNotFound,
+)
+from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
+from queueing.services.maintenance import PRUNABLE_STATES, finished_jobs_prune, receipts_purge
+from queueing.services.report import ReportOutcome, ReportResult, job_report, report_request_hash
+from queueing.services.staff import (
+    dead_jobs_delete,
+    dead_jobs_requeue,
+    dlq_purge,
+    dlq_requeue,
+    jobs_cancel,
+    jobs_moved_publish,
+    jobs_requeue,
+)
+
+__all__ = [
+    "BREAKER_BUCKET_S",
+    "PRUNABLE_STATES",
+    "WORKER_BREAKER_POLICY",
+    "AttemptNotFound",
+    "AttemptNotOwned",
+    "AttemptSuperseded",
+    "BreakerAction",
+    "Claim",
+    "IdempotencyKeyReused",
+    "JobFinished",
+    "JobNotFound",
+    "PullResult",
+    "ReportOutcome",
+    "ReportResult",
+    "backoff_delay_s",
+    "breaker_force",
+    "breaker_outcomes_purge",
+    "breaker_reset",
+    "campaign_create",
+    "campaign_enqueue",
+    "campaign_update",
+    "dead_jobs_delete",
+    "dead_jobs_requeue",
+    "dlq_purge",
+    "dlq_requeue",
+    "finished_jobs_prune",
+    "job_lease_extend",
+    "job_report",
+    "jobs_cancel",
+    "jobs_enqueue",
+    "jobs_moved_publish",
+    "jobs_pull",
+    "jobs_release",
+    "jobs_requeue",
+    "leases_reap",
+    "provider_get_or_create",
+    "provider_policy_set",
+    "provider_update",
+    "receipts_purge",
+    "report_request_hash",
+]

@@ -1,0 +1,204 @@
+"""The claim: one statement hands out ready jobs (docs/SYSTEM_OVERVIEW.md, "The claim")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Case, F, Value, When
+from django.utils.timezone import now as clock_now
+
+from core import events
+from core.counters import counters_add
+from queueing.models import (
+    Job,
+    JobAttempt,
+    JobState,
+)
+from queueing.services.guards import _claim_guard, _claim_guard_settle
+from workers_mgmt.models import Worker
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: int
+    attempt_id: uuid.UUID
+    attempt: int
+    provider: str
+    payload: dict[str, Any]
+    lease_expires_at: dt.datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.job_id, "attempt_id": str(self.attempt_id), "attempt": self.attempt,
+            "provider": self.provider, "payload": self.payload,
+            "lease_expires_at": self.lease_expires_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class PullResult:
+    claims: list[Claim]
+    # Seconds a throttled worker should wait (its breaker is open, or every ready provider is at
+    # its quota or breaker limit); None when nothing throttled this pull.
+    throttled_for_s: float | None = None
+    # True when the worker's own breaker is open: it should wait the whole throttled_for_s.
+    worker_blocked: bool = False
+
+
+def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None = None) -> PullResult:
+    """The claim with its guards: breakers (provider and worker) and provider quotas.
+
+    One read finds every non-closed breaker that concerns this pull and every provider with a
+    quota; only when one exists do the guard rows get locked (half-open probes, quota state), so
+    the common pull costs one statement more than the bare claim. Quota tokens and probes are
+    taken for the jobs actually handed out, in the claim's transaction.
+    """
+    if max_jobs < 1:
+        return PullResult(claims=[])
+    now = clock_now()
+    with transaction.atomic():
+        guard = _claim_guard(worker=worker, max_jobs=max_jobs, now=now)
+        if guard.max_jobs < 1:
+            return PullResult(claims=[], throttled_for_s=guard.wait_s, worker_blocked=guard.worker_blocked)
+        if connection.vendor == "postgresql":
+            claims = _claim_postgresql(worker=worker, max_jobs=guard.max_jobs, providers=providers,
+                                       now=now, skip=guard.skip, limited=guard.limited)
+        else:
+            claims = _claim_serialized(worker=worker, max_jobs=guard.max_jobs, providers=providers,
+                                       now=now, skip=guard.skip, limited=guard.limited)
+        if claims:
+            JobAttempt.objects.bulk_create(
+                [
+                    JobAttempt(id=claim.attempt_id, job_id=claim.job_id, number=claim.attempt,
+                               worker=worker, claimed_at=now, lease_expires_at=claim.lease_expires_at)
+                    for claim in claims
+                ],
+                batch_size=100,
+            )
+            counters_add(amounts={"claims": len(claims)})
+            # One batch for the whole claim: one stored INSERT and one group message on commit.
+            events.publish_many("job.claimed", [
+                {"job_id": c.job_id, "attempt_id": str(c.attempt_id), "attempt": c.attempt,
+                 "provider": c.provider, "worker_id": worker.pk}
+                for c in claims
+            ])
+            _claim_guard_settle(guard=guard, claims=claims, now=now)
+    return PullResult(claims=claims, throttled_for_s=None if claims else guard.wait_s)
+
+
+_CLAIM_SQL = """
+WITH {ready_ctes}
+UPDATE queueing_job j
+   SET state = 'leased',
+       attempts = j.attempts + 1,
+       leased_by_id = %(worker_id)s,
+       current_attempt_id = gen_random_uuid(),
+       lease_expires_at = %(now)s + p.lease_seconds * interval '1 second',
+       updated_at = %(now)s
+  FROM ready, queueing_provider p
+ WHERE j.id = ready.id AND p.id = j.provider_id
+RETURNING j.id, j.current_attempt_id, j.attempts, p.name, j.payload, j.lease_expires_at
+"""
+
+
+# The head of the ready queue, locked; {extra} narrows it (provider choice, breakers, quotas).
+_READY_SQL = """
+    SELECT j.id, j.priority, j.run_at
+      FROM queueing_job j
+      JOIN queueing_provider p ON p.id = j.provider_id
+     WHERE j.state = 'queued' AND j.run_at <= %(now)s AND p.enabled {extra}
+     ORDER BY j.priority DESC, j.run_at, j.id
+     LIMIT %({limit})s
+       FOR UPDATE OF j SKIP LOCKED
+"""
+
+
+def _claim_postgresql(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None,
+                      now: dt.datetime, skip: set[str] | None = None,
+                      limited: dict[str, int] | None = None) -> list[Claim]:
+    # One statement: materialized CTEs pick and lock the head of the queue (skipping rows other
+    # claimers hold), and the UPDATE leases exactly those rows. Eligibility is filtered inside
+    # the CTEs so an ineligible row never takes a LIMIT slot. A provider held to fewer jobs (its
+    # quota, its half-open probes) gets its own CTE with its own LIMIT; the best `max_jobs` of
+    # all CTEs are leased (rows locked but not picked stay queued).
+    params: dict[str, Any] = {"now": now, "limit": max_jobs, "worker_id": worker.pk}
+    provider_filter = ""
+    if providers:
+        provider_filter = "AND p.name = ANY(%(providers)s)"
+        params["providers"] = list(providers)
+    skip = set(skip or ())
+    capped = {name: most for name, most in (limited or {}).items() if most > 0 and name not in skip}
+    if not skip and not capped:
+        ready_ctes = "ready AS MATERIALIZED (" + _READY_SQL.format(extra=provider_filter, limit="limit") + ")"
+    else:
+        params["skip"] = sorted(skip | set(capped))
+        parts = ["r0 AS MATERIALIZED (" + _READY_SQL.format(
+            extra=f"{provider_filter} AND NOT (p.name = ANY(%(skip)s))", limit="limit") + ")"]
+        for index, (name, most) in enumerate(sorted(capped.items()), start=1):
+            params[f"name{index}"] = name
+            params[f"limit{index}"] = min(most, max_jobs)
+            parts.append(f"r{index} AS MATERIALIZED (" + _READY_SQL.format(
+                extra=f"{provider_filter} AND p.name = %(name{index})s", limit=f"limit{index}") + ")")
+        union = " UNION ALL ".join(f"SELECT * FROM r{index}" for index in range(len(parts)))
+        parts.append(f"ready AS MATERIALIZED (SELECT u.id FROM ({union}) u "
+                     "ORDER BY u.priority DESC, u.run_at, u.id LIMIT %(limit)s)")
+        ready_ctes = ",\n".join(parts)
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL.format(ready_ctes=ready_ctes), params)
+        rows = cursor.fetchall()
+    claims = [
+        Claim(job_id=row[0], attempt_id=row[1], attempt=row[2], provider=row[3],
+              payload=row[4] if isinstance(row[4], dict) else json.loads(row[4]),
+              lease_expires_at=row[5])
+        for row in rows
+    ]
+    claims.sort(key=lambda claim: claim.job_id)
+    return claims
+
+
+def _claim_serialized(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None,
+                      now: dt.datetime, skip: set[str] | None = None,
+                      limited: dict[str, int] | None = None) -> list[Claim]:
+    # SQLite has no row locks (select_for_update is silently dropped). Settings open every
+    # transaction with BEGIN IMMEDIATE, which takes the database's write lock up front, so no
+    # other claim can read the same queued rows until this one commits.
+    ready = Job.objects.filter(state=JobState.QUEUED, run_at__lte=now, provider__enabled=True)
+    if providers:
+        ready = ready.filter(provider__name__in=list(providers))
+    skip = set(skip or ())
+    capped = {name: most for name, most in (limited or {}).items() if most > 0 and name not in skip}
+    columns = ("id", "attempts", "payload", "provider__name", "provider__lease_seconds", "priority",
+               "run_at")
+    order = ("-priority", "run_at", "id")
+    if skip or capped:
+        rows = list(ready.exclude(provider__name__in=skip | set(capped)).order_by(*order)
+                    .values_list(*columns)[:max_jobs])
+        for name, most in capped.items():
+            rows += list(ready.filter(provider__name=name).order_by(*order)
+                         .values_list(*columns)[:min(most, max_jobs)])
+        rows.sort(key=lambda row: (-row[5], row[6], row[0]))
+        rows = rows[:max_jobs]
+    else:
+        rows = list(ready.order_by(*order).values_list(*columns)[:max_jobs])
+    if not rows:
+        return []
+    claims = [
+        Claim(job_id=job_id, attempt_id=uuid.uuid4(), attempt=attempts + 1, provider=provider_name,
+              payload=payload, lease_expires_at=now + dt.timedelta(seconds=lease_seconds))
+        for job_id, attempts, payload, provider_name, lease_seconds, _priority, _run_at in rows
+    ]
+    Job.objects.filter(pk__in=[claim.job_id for claim in claims], state=JobState.QUEUED).update(
+        state=JobState.LEASED,
+        attempts=F("attempts") + 1,
+        leased_by=worker,
+        current_attempt_id=Case(*[When(pk=c.job_id, then=Value(c.attempt_id)) for c in claims]),
+        lease_expires_at=Case(*[When(pk=c.job_id, then=Value(c.lease_expires_at)) for c in claims]),
+        updated_at=now,
+    )
+    return claims

@@ -1,0 +1,35 @@
+"""Typed errors of the queue services, mapped to protocol error codes by core.errors."""
+
+from __future__ import annotations
+
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+
+
+class AttemptSuperseded(Conflict):
+    code = "attempt_superseded"
+    message = "A newer attempt of this job exists; this report changes nothing."
+
+
+class JobFinished(Conflict):
+    code = "job_finished"
+    message = "The job is already finished."
+
+
+class AttemptNotOwned(Forbidden):
+    code = "attempt_not_owned"
+    message = "This attempt belongs to another worker."
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+    message = "No such job."
+
+
+class AttemptNotFound(NotFound):
+    code = "attempt_not_found"
+    message = "No such attempt for this job."
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was used with a different request."

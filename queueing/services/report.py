@@ -1,0 +1,159 @@
+"""Reports: exactly-once under an Idempotency-Key, leads handed to ingestion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import F
+from django.utils.timezone import now as clock_now
+
+from core import events
+from core.counters import counters_add
+from core.text import json_bytes
+from ingestion.schema import LeadInput
+from ingestion.services import lead_batch_ingest
+from queueing.models import (
+    AttemptState,
+    Job,
+    JobAttempt,
+    JobState,
+    ReportReceipt,
+)
+from queueing.services.breakers import _breaker_outcome
+from queueing.services.enqueue import backoff_delay_s
+from queueing.services.errors import IdempotencyKeyReused
+from queueing.services.leases import _attempt_checked, _job_locked, _lease_renew
+from workers_mgmt.models import Worker
+
+
+class ReportOutcome(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIAL = "partial"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    status: int
+    body: dict[str, Any]
+
+
+def report_request_hash(*, job_id: int, body: dict[str, Any]) -> str:
+    """What makes two reports 'the same': the job and the parsed body, canonically encoded."""
+    request = {"job": job_id, "body": body}
+    # Sorted keys and no whitespace, so key order and spacing never make a retry look different.
+    return hashlib.sha256(json_bytes(request, sort_keys=True)).hexdigest()
+
+
+def job_report(
+    *, worker: Worker, job_id: int, attempt_id: uuid.UUID, outcome: str, leads: list[LeadInput],
+    error: dict[str, Any] | None, idempotency_key: str, request_hash: str,
+) -> ReportResult:
+    """Take a worker's report of an attempt: ingest its leads and move the job, exactly once."""
+    now = clock_now()
+    with transaction.atomic():
+        job = _job_locked(job_id)
+        # The receipt is looked up under the job's lock, so a concurrent copy of this very report
+        # that just committed is seen, and its answer is the one given.
+        receipt = _receipt_find(worker=worker, key=idempotency_key, request_hash=request_hash)
+        if receipt is not None:
+            return receipt
+        attempt = _attempt_checked(job=job, worker=worker, attempt_id=attempt_id)
+        result = lead_batch_ingest(rows=leads, provider=job.provider.name, worker_id=worker.pk,
+                                   job_id=job.pk, attempt_id=attempt.pk, received_at=now)
+        attempt_counts = {
+            "reports": F("reports") + 1,
+            "leads_added": F("leads_added") + result.added,
+            "leads_duplicates": F("leads_duplicates") + result.duplicates,
+            "leads_invalid": F("leads_invalid") + result.invalid,
+        }
+        body: dict[str, Any] = {
+            "added": result.added, "duplicates": result.duplicates, "invalid": result.invalid,
+        }
+        who = {"job_id": job.pk, "provider": job.provider.name, "worker_id": worker.pk}
+        events.publish("leads.ingested", **who, added=result.added, duplicates=result.duplicates,
+                       invalid=result.invalid)
+        if outcome == ReportOutcome.PARTIAL:
+            expires = now + dt.timedelta(seconds=job.provider.lease_seconds)
+            _lease_renew(job=job, attempt=attempt, worker=worker, expires=expires, now=now)
+            JobAttempt.objects.filter(pk=attempt.pk).update(**attempt_counts)
+            Job.objects.filter(pk=job.pk).update(leads_added=F("leads_added") + result.added)
+            body.update(job_state=JobState.LEASED, lease_expires_at=expires.isoformat())
+        elif outcome == ReportOutcome.SUCCEEDED:
+            JobAttempt.objects.filter(pk=attempt.pk).update(
+                state=AttemptState.SUCCEEDED, finished_at=now, **attempt_counts
+            )
+            Job.objects.filter(pk=job.pk).update(
+                state=JobState.SUCCEEDED, finished_at=now, leased_by=None, lease_expires_at=None,
+                leads_added=F("leads_added") + result.added, updated_at=now,
+            )
+            body["job_state"] = JobState.SUCCEEDED
+            # The attempt's totals over all its chunks (the row was read before this report's update).
+            events.publish("job.succeeded", **who, attempt=attempt.number,
+                           added=attempt.leads_added + result.added,
+                           duplicates=attempt.leads_duplicates + result.duplicates,
+                           invalid=attempt.leads_invalid + result.invalid)
+        else:
+            JobAttempt.objects.filter(pk=attempt.pk).update(
+                state=AttemptState.FAILED, finished_at=now, error=error, **attempt_counts
+            )
+            body["job_state"] = _job_fail(job=job, error=error, now=now, added=result.added,
+                                          worker_id=worker.pk, attempt=attempt.number)
+        ReportReceipt.objects.create(
+            worker_id=worker.pk, idempotency_key=idempotency_key, request_hash=request_hash,
+            job=job, response=body, created_at=now,
+        )
+        counters_add(amounts={"reports": 1, "leads_added": result.added,
+                              "leads_duplicates": result.duplicates, "leads_invalid": result.invalid})
+        if outcome != ReportOutcome.PARTIAL:
+            # Last before COMMIT: the provider's outcome bucket is one row that every report of the
+            # provider updates within 10 s, so its row lock should be held for as short as possible.
+            _breaker_outcome(provider=job.provider, worker=worker, failed=outcome == ReportOutcome.FAILED,
+                             now=now)
+    return ReportResult(status=200, body=body)
+
+
+def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added: int, worker_id: str,
+              attempt: int) -> str:
+    """Retry with backoff, or move the job to the dead-letter queue with its reason."""
+    retryable = True if error is None else bool(error.get("retryable", True))
+    if not retryable:
+        state, reason = JobState.DEAD, "non_retryable_error"
+    elif job.attempts >= job.max_attempts:
+        state, reason = JobState.DEAD, "max_attempts"
+    else:
+        state, reason = JobState.QUEUED, ""
+    update: dict[str, Any] = {
+        "state": state, "leased_by": None, "lease_expires_at": None, "last_error": error,
+        "leads_added": F("leads_added") + added, "updated_at": now,
+    }
+    if state == JobState.DEAD:
+        update.update(dead_reason=reason, finished_at=now)
+    else:
+        provider = job.provider
+        delay = backoff_delay_s(attempt=job.attempts, base_s=provider.backoff_base_s,
+                                cap_s=provider.backoff_cap_s)
+        update["run_at"] = now + dt.timedelta(seconds=delay)
+    Job.objects.filter(pk=job.pk).update(**update)
+    who = {"job_id": job.pk, "attempt": attempt, "provider": job.provider.name, "worker_id": worker_id}
+    if state == JobState.DEAD:
+        events.publish("job.dead", **who, reason=reason)
+    else:
+        # The code is the worker's own string: capped, and never the free-text message.
+        events.publish("job.failed", **who, error_code=str((error or {}).get("code") or "unknown")[:64],
+                       retry_at=update["run_at"].isoformat())
+    return state
+
+
+def _receipt_find(*, worker: Worker, key: str, request_hash: str) -> ReportResult | None:
+    receipt = ReportReceipt.objects.filter(worker_id=worker.pk, idempotency_key=key).first()
+    if receipt is None:
+        return None
+    if receipt.request_hash != request_hash:
+        raise IdempotencyKeyReused()
+    return ReportResult(status=200, body=receipt.response)
