@@ -142,6 +142,6 @@ def test_counters_follow_staff_cancel_and_enqueue_live(live_portal_url, seeded, 
             const v = (n) => parseInt(document.querySelector(`[data-metric="${n}"]`).textContent, 10);
             return v("queue.queued") === 4 && v("queue.cancelled") === 1 && v("provider.maps.queued") === 4;
         }""",
-        timeout=8_000,
+        timeout=20_000,
     )
     assert page.locator("[data-live-monitor]").get_attribute("data-resynced-at") is None
