@@ -1,0 +1,43 @@
+"""What every releases service shares: defaults, the refusal error, the audit row and its event."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.utils import timezone
+
+from core import events
+from releases_app.models import (
+    ReleaseAuditEvent,
+    Rollout,
+)
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_SCHEMA = 1
+DEFAULT_CHANNELS = ("stable", "beta", "canary")
+DEFAULT_HOLD_S = 1800
+# Health-gate thresholds (docs/RELEASES.md, "Health gates"); a rollout may override any of them.
+DEFAULT_GATES: dict[str, Any] = {
+    "max_error_rate": 0.02,          # the floor of the allowed error rate
+    "error_rate_factor": 1.5,        # ... or this times the previous release's rate, if higher
+    "min_attempts": 20,              # fewer finished attempts than this: too little data -> pause
+    "heartbeat_factor": 2.0,         # a heartbeat older than this times its interval: failed
+    "baseline_hours": 24,            # the previous release's rate is measured over this window
+}
+
+
+class ReleaseRefused(Exception):
+    """A release, channel or rollout change that cannot be made; the message says why."""
+
+
+def _audit(*, action: str, actor: str, channel: str = "", version: str = "", rollout: Rollout | None = None,
+           detail: dict[str, Any] | None = None, from_state: str = "", to_state: str = "") -> None:
+    ReleaseAuditEvent.objects.create(
+        action=action, actor=actor[:150], channel=channel, version=version,
+        rollout_id_ref=rollout.pk if rollout is not None else None, detail=detail or {},
+        created_at=timezone.now(),
+    )
+    events.publish("rollout.changed", channel=channel, version=version, from_state=from_state,
+                   to_state=to_state or action)

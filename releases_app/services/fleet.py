@@ -1,0 +1,74 @@
+"""Per-worker release state: pins, and the stages workers report while they update."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from releases_app.models import (
+    Channel,
+    Release,
+    ReleaseAuditAction,
+    ReleaseState,
+    UpdateStage,
+    WorkerPin,
+    WorkerReleaseStatus,
+)
+from releases_app.services.base import ReleaseRefused, _audit
+from releases_app.services.manifests import _lock_channel, _manifest_sign, channel_get_or_create
+from workers_mgmt.models import Worker
+
+
+def worker_pin_set(*, worker: Worker, version: str, reason: str = "", expires_at: dt.datetime | None = None,
+                   actor: str) -> WorkerPin:
+    release = Release.objects.filter(version=version, state=ReleaseState.READY).first()
+    if release is None:
+        raise ReleaseRefused(f"no ready release {version}")
+    channel_get_or_create(name=worker.channel, actor=actor)
+    with transaction.atomic():
+        channel = _lock_channel(worker.channel)
+        pin, _ = WorkerPin.objects.update_or_create(
+            worker=worker, defaults={"release": release, "reason": reason[:200], "expires_at": expires_at,
+                                     "created_by": actor[:150]})
+        _audit(action=ReleaseAuditAction.PIN_SET, actor=actor, channel=channel.name, version=version,
+               detail={"worker_id": worker.pk, "reason": reason}, to_state="pinned")
+        _manifest_sign(channel=channel, actor=actor, reason="pin set")
+    return pin
+
+
+def worker_pin_clear(*, worker: Worker, actor: str) -> bool:
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().filter(name=worker.channel).first()
+        pin = WorkerPin.objects.select_related("release").filter(worker=worker).first()
+        if pin is None:
+            return False
+        version = pin.release.version
+        pin.delete()
+        _audit(action=ReleaseAuditAction.PIN_CLEARED, actor=actor, channel=worker.channel, version=version,
+               detail={"worker_id": worker.pk}, to_state="unpinned")
+        if channel is not None:
+            _manifest_sign(channel=channel, actor=actor, reason="pin cleared")
+    return True
+
+
+def update_report_record(*, worker: Worker, version: str, stage: str, ok: bool,
+                         details: dict[str, Any] | None) -> WorkerReleaseStatus:
+    """Keep the latest of each stage one worker reported for one version (one row per pair)."""
+    now = timezone.now()
+    changes: dict[str, Any] = {"last_stage": stage, "last_ok": ok, "last_details": details or {},
+                               "updated_at": now}
+    if stage == UpdateStage.DOWNLOADED:
+        changes["downloaded_at"] = now
+    elif stage == UpdateStage.INSTALLED:
+        changes.update(installed_at=now, install_ok=ok)
+    elif stage == UpdateStage.SELF_TEST:
+        changes["self_test_ok"] = ok
+    elif stage == UpdateStage.ROLLED_BACK:
+        changes["rolled_back_at"] = now
+    with transaction.atomic():
+        status, _ = WorkerReleaseStatus.objects.select_for_update().update_or_create(
+            worker_id=worker.pk, version=version, defaults=changes)
+    return status
