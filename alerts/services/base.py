@@ -1,0 +1,35 @@
+"""What every alerts service shares: delivery timings, the error type, the clock and row locks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+# Delivery retries: d = min(cap, base * 2**(n-1)), waited as d/2 + random(0, d/2), at least the
+# receiver's Retry-After; a notification is retried until its group interval has passed (at least
+# MIN_RETRY_WINDOW_S), as Alertmanager retries until the next flush.
+RETRY_BASE_S = 1.0
+RETRY_CAP_S = 60.0
+MIN_RETRY_WINDOW_S = 60.0
+# A claimed notification whose sender died is taken again after this long.
+SEND_LEASE_S = 60.0
+# Slack: at most one message a second per webhook.
+SLACK_MIN_GAP_S = 1.0
+
+
+class AlertsError(ValueError):
+    """A bad argument to an alerting service (a command prints it as a one-line error)."""
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now or timezone.now()
+
+
+def _locked(queryset: Any) -> Any:
+    """Row-lock the rows, skipping those another evaluator holds (PostgreSQL; SQLite serializes)."""
+    if connection.vendor == "postgresql":
+        return queryset.select_for_update(skip_locked=True)
+    return queryset

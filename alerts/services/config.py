@@ -1,0 +1,245 @@
+"""Receivers, silences, test sends and the history purge: what staff set up and clean."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.utils import timezone
+
+from alerts import notifiers
+from alerts.crypto import encrypt_text
+from alerts.matchers import MatcherError, matcher_check, matchers_text
+from alerts.models import (
+    Alert,
+    AlertState,
+    DeliveryAttempt,
+    Notification,
+    NotificationStatus,
+    Receiver,
+    ReceiverKind,
+    Silence,
+)
+from alerts.services.base import SEND_LEASE_S, SLACK_MIN_GAP_S, AlertsError, _now
+
+
+def _url_hint(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else ""
+
+
+def receiver_set(
+    *,
+    name: str,
+    kind: str,
+    url: str | None = None,
+    secret: str | None = None,
+    addresses: str | None = None,
+    send_resolved: bool | None = None,
+    enabled: bool | None = None,
+) -> Receiver:
+    """Create or change a receiver; the URL and secret are stored encrypted (never shown again)."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise AlertsError("a receiver needs a name of 1-100 characters")
+    if kind not in ReceiverKind.values:
+        raise AlertsError(f"unknown receiver kind {kind!r}")
+    if kind == ReceiverKind.EMAIL:
+        recipients = [a.strip() for a in (addresses or "").split(",") if a.strip()]
+        if not recipients or any("@" not in a or " " in a for a in recipients):
+            raise AlertsError("--email needs one or more addresses, comma-separated")
+        addresses = ",".join(recipients)
+    elif url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise AlertsError("the receiver URL must be an http(s) URL")
+        host = (parts.hostname or "").lower()
+        if kind == ReceiverKind.TEAMS and (
+            host.endswith("webhook.office.com") or host == "outlook.office.com"
+        ):
+            # Microsoft retired Office 365 connectors (docs/RUNBOOK.md, Alerts): only Workflows URLs work.
+            raise AlertsError(
+                "that is a retired Office 365 connector URL; create a Teams Workflows webhook instead"
+            )
+    with transaction.atomic():
+        receiver = Receiver.objects.select_for_update().filter(name=name).first()
+        if receiver is None:
+            if kind != ReceiverKind.EMAIL and not url:
+                raise AlertsError("a new webhook receiver needs its URL")
+            receiver = Receiver(name=name)
+        receiver.kind = kind
+        if kind == ReceiverKind.EMAIL:
+            receiver.addresses, receiver.url_encrypted, receiver.url_hint = addresses or "", "", ""
+        elif url:
+            receiver.url_encrypted, receiver.url_hint = encrypt_text(url), _url_hint(url)
+        if secret is not None:
+            receiver.secret_encrypted = encrypt_text(secret)
+        if send_resolved is not None:
+            receiver.send_resolved = send_resolved
+        if enabled is not None:
+            receiver.enabled = enabled
+        receiver.save()
+    return receiver
+
+
+def receiver_test(*, receiver: Receiver, now: dt.datetime | None = None) -> DeliveryAttempt:
+    """Send a test notification to one receiver now (one attempt, logged like any other)."""
+    now = _now(now)
+    message = {
+        "status": "firing",
+        "receiver": receiver.name,
+        "group_key": "test",
+        "group_labels": {"alertname": "test"},
+        "common_labels": {"alertname": "test", "severity": "info"},
+        "common_annotations": {"summary": "A test notification from LeadOps: this receiver works."},
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "test", "severity": "info"},
+                "annotations": {"summary": "A test notification from LeadOps: this receiver works."},
+                "startsAt": notifiers.iso(now),
+                "endsAt": notifiers.ZERO_TIME,
+                "validUntil": notifiers.iso(now + dt.timedelta(minutes=5)),
+                "fingerprint": "test",
+                "generatorURL": "",
+            }
+        ],
+    }
+    notification = Notification.objects.create(
+        receiver=receiver,
+        is_test=True,
+        summary=notifiers.summary_line(message),
+        message=message,
+        status=NotificationStatus.SENDING,
+        next_attempt_at=now,
+        give_up_at=now,
+        created_at=now,
+        lease_until=now + dt.timedelta(seconds=SEND_LEASE_S),
+    )
+    if receiver.kind == ReceiverKind.SLACK:
+        # A test is sent at once; it still takes the webhook's one-a-second slot.
+        Receiver.objects.filter(pk=receiver.pk).update(
+            next_send_at=now + dt.timedelta(seconds=SLACK_MIN_GAP_S)
+        )
+    return _send_now(notification)
+
+
+def _send_now(notification: Notification) -> DeliveryAttempt:
+    receiver = notification.receiver
+    started = timezone.now()
+    outcome = notifiers.send(receiver, notification.message)
+    attempt = DeliveryAttempt.objects.create(
+        notification=notification,
+        receiver=receiver,
+        number=1,
+        started_at=started,
+        ok=outcome.ok,
+        status_code=outcome.status_code,
+        latency_ms=outcome.latency_ms,
+        retry_after_s=outcome.retry_after_s,
+        error=outcome.error[:500],
+    )
+    Notification.objects.filter(pk=notification.pk).update(
+        status=NotificationStatus.DELIVERED if outcome.ok else NotificationStatus.FAILED,
+        attempts=1,
+        delivered_at=timezone.now() if outcome.ok else None,
+        lease_until=None,
+    )
+    return attempt
+
+
+def _matchers_checked(matchers: list[dict[str, str]]) -> list[dict[str, str]]:
+    if not matchers:
+        raise AlertsError("a silence needs at least one matcher")
+    try:
+        return [matcher_check(m) for m in matchers]
+    except MatcherError as exc:
+        raise AlertsError(str(exc)) from exc
+
+
+def silence_create(
+    *,
+    matchers: list[dict[str, str]],
+    ends_at: dt.datetime,
+    created_by: str,
+    comment: str,
+    starts_at: dt.datetime | None = None,
+    weekdays: list[int] | None = None,
+    hour_start: int | None = None,
+    hour_end: int | None = None,
+) -> Silence:
+    """Mute matching alerts from `starts_at` (now) to `ends_at`; recurring when weekdays are given."""
+    starts_at = starts_at or timezone.now()
+    matchers = _matchers_checked(matchers)
+    if ends_at <= starts_at:
+        raise AlertsError("a silence must end after it starts")
+    if not comment.strip():
+        raise AlertsError("a silence needs a comment (why, and who to ask)")
+    if not created_by.strip():
+        raise AlertsError("a silence needs an author")
+    weekdays = sorted(set(weekdays or []))
+    if any(not isinstance(d, int) or not 0 <= d <= 6 for d in weekdays):
+        raise AlertsError("weekdays are 0 (Monday) to 6 (Sunday)")
+    for hour in (hour_start, hour_end):
+        if hour is not None and not 0 <= hour <= 24:
+            raise AlertsError("hours are 0 to 24")
+    if hour_start is not None and hour_end is not None and hour_end <= hour_start:
+        raise AlertsError("the window's end hour must be after its start hour")
+    return Silence.objects.create(
+        matchers=matchers,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=created_by.strip()[:150],
+        comment=comment.strip(),
+        weekdays=weekdays,
+        hour_start=hour_start,
+        hour_end=hour_end,
+    )
+
+
+def silence_from_alert(*, alert: Alert, created_by: str, minutes: int = 120, comment: str = "") -> Silence:
+    """Silence exactly this alert (every one of its labels) for `minutes` (the admin's one click)."""
+    now = timezone.now()
+    matchers = [{"name": k, "op": "=", "value": str(v)} for k, v in sorted(alert.labels.items())]
+    return silence_create(
+        matchers=matchers,
+        starts_at=now,
+        ends_at=now + dt.timedelta(minutes=minutes),
+        created_by=created_by,
+        comment=comment or f"Silenced from alert {alert.fingerprint} ({matchers_text(matchers)})",
+    )
+
+
+def silence_expire(*, silence: Silence, now: dt.datetime | None = None) -> bool:
+    """End a silence now (Alertmanager's expire); False when it had ended already."""
+    now = _now(now)
+    if silence.starts_at > now:
+        # A silence that never started is ended at its start, so it never mutes anything.
+        return bool(
+            Silence.objects.filter(pk=silence.pk, ends_at__gt=now).update(
+                ends_at=silence.starts_at, expired_early_at=now, updated_at=now
+            )
+        )
+    return bool(
+        Silence.objects.filter(pk=silence.pk, ends_at__gt=now).update(
+            ends_at=now, expired_early_at=now, updated_at=now
+        )
+    )
+
+
+def alerts_history_purge(*, older_than: dt.datetime) -> dict[str, int]:
+    """Forget resolved alerts, finished notifications (with their attempts) and expired silences
+    that ended before `older_than`; firing and pending alerts and live silences are kept."""
+    finished = [NotificationStatus.DELIVERED, NotificationStatus.FAILED]
+    with transaction.atomic():
+        # delete() counts the cascaded rows too; take each model's own count.
+        _, gone_notifications = Notification.objects.filter(
+            status__in=finished, created_at__lt=older_than
+        ).delete()
+        _, gone_alerts = Alert.objects.filter(state=AlertState.RESOLVED, ends_at__lt=older_than).delete()
+        _, gone_silences = Silence.objects.filter(ends_at__lt=older_than).delete()
+    notifications = gone_notifications.get(Notification._meta.label, 0)
+    alerts = gone_alerts.get(Alert._meta.label, 0)
+    silences = gone_silences.get(Silence._meta.label, 0)
+    return {"notifications": notifications, "alerts": alerts, "silences": silences}
