@@ -41,6 +41,12 @@ class Outcome:
     retry_after_s: float | None
     latency_ms: int
 
+    @classmethod
+    def failed(cls, exc: BaseException, *, started: float) -> Outcome:
+        """An attempt that never got an answer: the error's type and text, and how long it took."""
+        return cls(False, None, f"{type(exc).__name__}: {exc}"[:500], None,
+                   int((time.perf_counter() - started) * 1000))
+
 
 def iso(moment: Any) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else ZERO_TIME
@@ -209,13 +215,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
             follow_redirects=False,
         )
     except httpx.HTTPError as exc:
-        return Outcome(
-            False,
-            None,
-            f"{type(exc).__name__}: {exc}"[:500],
-            None,
-            int((time.perf_counter() - started) * 1000),
-        )
+        return Outcome.failed(exc, started=started)
     latency_ms = int((time.perf_counter() - started) * 1000)
     ok = 200 <= response.status_code < 300
     error = "" if ok else f"HTTP {response.status_code}: {response.text[:200]}"
@@ -267,11 +267,5 @@ def _send_email(receiver: Receiver, message: dict[str, Any]) -> Outcome:
             connection=connection,
         ).send()
     except Exception as exc:  # smtplib, socket and backend errors alike: the attempt failed
-        return Outcome(
-            False,
-            None,
-            f"{type(exc).__name__}: {exc}"[:500],
-            None,
-            int((time.perf_counter() - started) * 1000),
-        )
+        return Outcome.failed(exc, started=started)
     return Outcome(True, None, "", None, int((time.perf_counter() - started) * 1000))

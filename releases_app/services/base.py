@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.utils import timezone
@@ -12,8 +11,6 @@ from releases_app.models import (
     ReleaseAuditEvent,
     Rollout,
 )
-
-logger = logging.getLogger(__name__)
 
 MANIFEST_SCHEMA = 1
 DEFAULT_CHANNELS = ("stable", "beta", "canary")
