@@ -42,12 +42,15 @@ from alerts.services import (
     AlertsError,
     receiver_set,
     receiver_test,
+    route_save,
+    routes_delete,
     rule_set,
     silence_create,
     silence_expire,
     silence_from_alert,
 )
 from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.audit import Actor
 
 STATE_COLOURS = {
     "firing": "#c62828",
@@ -148,6 +151,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
             enabled=obj.enabled,
             severity=obj.severity,
             labels=obj.labels or {},
+            actor=Actor.from_user(request.user),
         )
 
 
@@ -238,7 +242,8 @@ class AlertAdmin(ReadOnlyModelAdmin):
             self.message_user(request, "You may not create silences.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:alerts_alert_change", args=[alert_id]))
         alert = get_object_or_404(Alert, pk=alert_id)
-        silence = silence_from_alert(alert=alert, created_by=request.user.get_username())
+        silence = silence_from_alert(alert=alert, created_by=request.user.get_username(),
+                                     actor=Actor.from_user(request.user))
         self.log_change(request, silence, f"Created from alert {alert.fingerprint}.")
         self.message_user(
             request,
@@ -250,7 +255,8 @@ class AlertAdmin(ReadOnlyModelAdmin):
 
     @admin.action(description="Silence the selected alerts for 2 hours", permissions=["silence"])
     def silence_selected(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
-        made = [silence_from_alert(alert=alert, created_by=request.user.get_username()) for alert in queryset]
+        actor = Actor.from_user(request.user)
+        made = [silence_from_alert(alert=alert, created_by=actor.name, actor=actor) for alert in queryset]
         for silence in made:
             self.log_change(request, silence, "Created from the alerts list.")
         self.message_user(request, f"{len(made)} silence(s) created.", messages.SUCCESS)
@@ -377,6 +383,7 @@ class SilenceAdmin(admin.ModelAdmin):
                 weekdays=data.get("weekdays") or [],
                 hour_start=data.get("hour_start"),
                 hour_end=data.get("hour_end"),
+                actor=Actor.from_user(request.user),
             )
         except AlertsError as exc:
             raise forms.ValidationError(str(exc)) from exc
@@ -408,7 +415,7 @@ class SilenceAdmin(admin.ModelAdmin):
             self.message_user(request, "You may not expire silences.", messages.ERROR)
             return back
         silence = get_object_or_404(Silence, pk=silence_id)
-        if silence_expire(silence=silence):
+        if silence_expire(silence=silence, actor=Actor.from_user(request.user)):
             self.log_change(request, silence, "Expired early.")
             self.message_user(request, "The silence has ended.", messages.SUCCESS)
         else:
@@ -417,7 +424,8 @@ class SilenceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Expire the selected silences now", permissions=["expire"])
     def expire_selected(self, request: HttpRequest, queryset: QuerySet[Silence]) -> None:
-        expired = [s for s in queryset if silence_expire(silence=s)]
+        actor = Actor.from_user(request.user)
+        expired = [s for s in queryset if silence_expire(silence=s, actor=actor)]
         for silence in expired:
             self.log_change(request, silence, "Expired early.")
         self.message_user(request, f"{len(expired)} silence(s) expired.", messages.SUCCESS)
@@ -515,6 +523,7 @@ class ReceiverAdmin(admin.ModelAdmin):
                 addresses=data.get("addresses") or "",
                 send_resolved=data["send_resolved"],
                 enabled=data["enabled"],
+                actor=Actor.from_user(request.user),
             )
         except AlertsError as exc:
             raise forms.ValidationError(str(exc)) from exc
@@ -635,6 +644,15 @@ class RouteAdmin(admin.ModelAdmin):
         "group_interval_s",
         "repeat_interval_s",
     ]
+
+    def save_model(self, request: HttpRequest, obj: Route, form: forms.ModelForm, change: bool) -> None:
+        route_save(route=obj, actor=Actor.from_user(request.user))
+
+    def delete_model(self, request: HttpRequest, obj: Route) -> None:
+        routes_delete(routes=[obj], actor=Actor.from_user(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+        routes_delete(routes=list(queryset), actor=Actor.from_user(request.user))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Route]:
         return super().get_queryset(request).select_related("receiver", "parent")

@@ -19,14 +19,21 @@ from alerts.models import (
     NotificationStatus,
     Receiver,
     ReceiverKind,
+    Route,
     Silence,
 )
 from alerts.services.base import SEND_LEASE_S, SLACK_MIN_GAP_S, AlertsError, _now
+from core.audit import Actor, field_changes, field_values, staff_action_record
 
 
 def _url_hint(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else ""
+
+
+def _receiver_fields(receiver: Receiver) -> dict[str, object]:
+    return {"kind": receiver.kind, "addresses": receiver.addresses, "send_resolved": receiver.send_resolved,
+            "enabled": receiver.enabled}
 
 
 def receiver_set(
@@ -38,8 +45,13 @@ def receiver_set(
     addresses: str | None = None,
     send_resolved: bool | None = None,
     enabled: bool | None = None,
+    actor: Actor | None = None,
 ) -> Receiver:
-    """Create or change a receiver; the URL and secret are stored encrypted (never shown again)."""
+    """Create or change a receiver; the URL and secret are stored encrypted (never shown again).
+
+    With an `actor` (admin, a command) the change is a staff action: audited in the same
+    transaction, the URL and secret named as changed but never written to the audit.
+    """
     name = name.strip()
     if not name or len(name) > 100:
         raise AlertsError("a receiver needs a name of 1-100 characters")
@@ -68,6 +80,8 @@ def receiver_set(
             if kind != ReceiverKind.EMAIL and not url:
                 raise AlertsError("a new webhook receiver needs its URL")
             receiver = Receiver(name=name)
+        created = receiver.pk is None
+        before = {} if created else _receiver_fields(receiver)
         receiver.kind = kind
         if kind == ReceiverKind.EMAIL:
             receiver.addresses, receiver.url_encrypted, receiver.url_hint = addresses or "", "", ""
@@ -80,6 +94,17 @@ def receiver_set(
         if enabled is not None:
             receiver.enabled = enabled
         receiver.save()
+        if actor is not None:
+            after = _receiver_fields(receiver)
+            changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+            # Credentials are named, never recorded (docs/SYSTEM_OVERVIEW.md, "Staff actions").
+            for name, given in (("url", url), ("secret", secret)):
+                if given:
+                    changes[name] = ["(hidden)", "(new)"]
+            if created or changes:
+                staff_action_record(actor=actor, object_type="alerts.receiver", object_ids=[receiver.pk],
+                                    action="alert_receiver.create" if created else "alert_receiver.update",
+                                    changes=changes)
     return receiver
 
 
@@ -168,8 +193,12 @@ def silence_create(
     weekdays: list[int] | None = None,
     hour_start: int | None = None,
     hour_end: int | None = None,
+    actor: Actor | None = None,
 ) -> Silence:
-    """Mute matching alerts from `starts_at` (now) to `ends_at`; recurring when weekdays are given."""
+    """Mute matching alerts from `starts_at` (now) to `ends_at`; recurring when weekdays are given.
+
+    With an `actor` (admin, a command) the silence is a staff action, audited in its transaction.
+    """
     starts_at = starts_at or timezone.now()
     matchers = _matchers_checked(matchers)
     if ends_at <= starts_at:
@@ -186,19 +215,27 @@ def silence_create(
             raise AlertsError("hours are 0 to 24")
     if hour_start is not None and hour_end is not None and hour_end <= hour_start:
         raise AlertsError("the window's end hour must be after its start hour")
-    return Silence.objects.create(
-        matchers=matchers,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        created_by=created_by.strip()[:150],
-        comment=comment.strip(),
-        weekdays=weekdays,
-        hour_start=hour_start,
-        hour_end=hour_end,
-    )
+    with transaction.atomic():
+        silence = Silence.objects.create(
+            matchers=matchers,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            created_by=created_by.strip()[:150],
+            comment=comment.strip(),
+            weekdays=weekdays,
+            hour_start=hour_start,
+            hour_end=hour_end,
+        )
+        if actor is not None:
+            staff_action_record(actor=actor, action="alert_silence.create", object_type="alerts.silence",
+                                object_ids=[silence.pk], detail={
+                                    "matchers": matchers_text(matchers), "starts_at": starts_at.isoformat(),
+                                    "ends_at": ends_at.isoformat(), "comment": silence.comment})
+    return silence
 
 
-def silence_from_alert(*, alert: Alert, created_by: str, minutes: int = 120, comment: str = "") -> Silence:
+def silence_from_alert(*, alert: Alert, created_by: str, minutes: int = 120, comment: str = "",
+                       actor: Actor | None = None) -> Silence:
     """Silence exactly this alert (every one of its labels) for `minutes` (the admin's one click)."""
     now = timezone.now()
     matchers = [{"name": k, "op": "=", "value": str(v)} for k, v in sorted(alert.labels.items())]
@@ -208,24 +245,55 @@ def silence_from_alert(*, alert: Alert, created_by: str, minutes: int = 120, com
         ends_at=now + dt.timedelta(minutes=minutes),
         created_by=created_by,
         comment=comment or f"Silenced from alert {alert.fingerprint} ({matchers_text(matchers)})",
+        actor=actor,
     )
 
 
-def silence_expire(*, silence: Silence, now: dt.datetime | None = None) -> bool:
+def silence_expire(*, silence: Silence, now: dt.datetime | None = None, actor: Actor | None = None) -> bool:
     """End a silence now (Alertmanager's expire); False when it had ended already."""
     now = _now(now)
-    if silence.starts_at > now:
-        # A silence that never started is ended at its start, so it never mutes anything.
-        return bool(
+    # A silence that never started is ended at its start, so it never mutes anything.
+    ends_at = silence.starts_at if silence.starts_at > now else now
+    with transaction.atomic():
+        expired = bool(
             Silence.objects.filter(pk=silence.pk, ends_at__gt=now).update(
-                ends_at=silence.starts_at, expired_early_at=now, updated_at=now
+                ends_at=ends_at, expired_early_at=now, updated_at=now
             )
         )
-    return bool(
-        Silence.objects.filter(pk=silence.pk, ends_at__gt=now).update(
-            ends_at=now, expired_early_at=now, updated_at=now
-        )
-    )
+        if expired and actor is not None:
+            staff_action_record(actor=actor, action="alert_silence.expire", object_type="alerts.silence",
+                                object_ids=[silence.pk], changes={"ends_at": [silence.ends_at.isoformat(),
+                                                                              ends_at.isoformat()]})
+    return expired
+
+
+# What a route change records: its place in the tree, what it matches, where it sends, its timers.
+ROUTE_FIELDS = ("parent_id", "position", "name", "matchers", "receiver_id", "continue_matching", "group_by",
+                "group_wait_s", "group_interval_s", "repeat_interval_s")
+
+
+def route_save(*, route: Route, actor: Actor) -> Route:
+    """Create or change a route of the tree (admin), audited field by field in the same transaction."""
+    with transaction.atomic():
+        created = route.pk is None
+        stored = None if created else Route.objects.select_for_update().filter(pk=route.pk).first()
+        before = field_values(stored, ROUTE_FIELDS) if stored else {}
+        route.save()
+        changes = ({name: [None, value] for name, value in field_values(route, ROUTE_FIELDS).items()}
+                   if created else field_changes(before, route))
+        staff_action_record(actor=actor, action="alert_route.create" if created else "alert_route.update",
+                            object_type="alerts.route", object_ids=[route.pk], changes=changes)
+    return route
+
+
+def routes_delete(*, routes: list[Route], actor: Actor) -> int:
+    """Delete routes (and, by cascade, their children), audited as one staff action."""
+    ids = [route.pk for route in routes]
+    with transaction.atomic():
+        deleted, _ = Route.objects.filter(pk__in=ids).delete()
+        staff_action_record(actor=actor, action="alert_route.delete", object_type="alerts.route",
+                            object_ids=ids, detail={"names": [route.name for route in routes]})
+    return deleted
 
 
 def alerts_history_purge(*, older_than: dt.datetime) -> dict[str, int]:

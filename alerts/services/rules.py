@@ -22,6 +22,7 @@ from alerts.selectors import (
 )
 from alerts.services.base import AlertsError, _locked, _now
 from core import events
+from core.audit import Actor, staff_action_record
 
 
 def rules_ensure() -> list[AlertRule]:
@@ -46,8 +47,12 @@ def rule_set(
     enabled: bool | None = None,
     severity: str | None = None,
     labels: dict[str, str] | None = None,
+    actor: Actor | None = None,
 ) -> AlertRule:
-    """Change a built-in rule (created with its defaults first when missing)."""
+    """Change a built-in rule (created with its defaults first when missing).
+
+    With an `actor` (admin, a command) a change is a staff action, audited field by field.
+    """
     if kind not in RuleKind.values:
         raise AlertsError(f"unknown rule {kind!r} (one of {', '.join(RuleKind.values)})")
     if threshold is not None and threshold < 0:
@@ -66,6 +71,7 @@ def rule_set(
     with transaction.atomic():
         rule = AlertRule.objects.select_for_update().get(kind=kind)
         changed = []
+        before = {}
         for name, value in (
             ("threshold", threshold),
             ("for_seconds", for_seconds),
@@ -73,11 +79,16 @@ def rule_set(
             ("severity", severity),
             ("labels", labels),
         ):
-            if value is not None:
+            if value is not None and getattr(rule, name) != value:
+                before[name] = getattr(rule, name)
                 setattr(rule, name, value)
                 changed.append(name)
         if changed:
             rule.save(update_fields=[*changed, "updated_at"])
+            if actor is not None:
+                staff_action_record(actor=actor, action="alert_rule.update", object_type="alerts.alertrule",
+                                    object_ids=[rule.kind],
+                                    changes={name: [before[name], getattr(rule, name)] for name in changed})
     return rule
 
 

@@ -8,6 +8,7 @@ from django.core.management.base import CommandError
 from alerts.management.commands._base import OneLineErrorCommand
 from alerts.models import ReceiverKind
 from alerts.services import AlertsError, receiver_set
+from core.audit import Actor
 
 
 class Command(OneLineErrorCommand):
@@ -51,6 +52,7 @@ class Command(OneLineErrorCommand):
                 addresses=value if kind == ReceiverKind.EMAIL else None,
                 secret=secret,
                 send_resolved=send_resolved,
+                actor=Actor.command("alert_receiver_set"),
             )
         except AlertsError as exc:
             raise CommandError(str(exc)) from None

@@ -8,6 +8,7 @@ from alerts.management.commands._base import OneLineErrorCommand
 from alerts.models import RuleKind, Severity
 from alerts.rules import DEFAULTS
 from alerts.services import AlertsError, rule_set
+from core.audit import Actor
 
 
 class Command(OneLineErrorCommand):
@@ -32,6 +33,7 @@ class Command(OneLineErrorCommand):
                 for_seconds=for_seconds,
                 severity=severity,
                 enabled=True if enable else False if disable else None,
+                actor=Actor.command("alert_rule_set"),
             )
         except AlertsError as exc:
             raise CommandError(str(exc)) from None

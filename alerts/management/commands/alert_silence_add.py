@@ -11,6 +11,7 @@ from django.utils import timezone
 from alerts.management.commands._base import OneLineErrorCommand
 from alerts.matchers import MatcherError, matcher_parse
 from alerts.services import AlertsError, silence_create
+from core.audit import Actor
 
 
 class Command(OneLineErrorCommand):
@@ -37,6 +38,7 @@ class Command(OneLineErrorCommand):
                 ends_at=now + dt.timedelta(minutes=minutes),
                 created_by=author or getpass.getuser(),
                 comment=comment,
+                actor=Actor.command("alert_silence_add"),
             )
         except (MatcherError, AlertsError) as exc:
             raise CommandError(str(exc)) from None
