@@ -1,0 +1,132 @@
+"""Admin of alerts: labels, state and timeline, read-only; one click silences an alert."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from alerts.admin.common import _badge, _labels_html, _post_button
+from alerts.models import (
+    Alert,
+    AlertEvent,
+    AlertState,
+)
+from alerts.services import (
+    silence_from_alert,
+)
+from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.audit import Actor
+
+
+class AlertEventInline(ReadOnlyMixin, admin.TabularInline):
+    model = AlertEvent
+    fields = readonly_fields = ("at", "kind", "detail")
+    extra = 0
+    verbose_name_plural = "timeline"
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyModelAdmin):
+    list_display = [
+        "alertname",
+        "state_badge",
+        "labels_text",
+        "summary",
+        "starts_at",
+        "ends_at",
+        "silence_link",
+    ]
+    list_filter = ["state", "rule"]
+    search_fields = ["fingerprint"]
+    date_hierarchy = "updated_at"
+    inlines = [AlertEventInline]
+    fields = readonly_fields = (
+        "alertname",
+        "state_badge",
+        "labels_text",
+        "annotations",
+        "value",
+        "fingerprint",
+        "active_since",
+        "starts_at",
+        "ends_at",
+        "last_evaluated_at",
+        "one_click",
+    )
+    actions = ["silence_selected"]
+
+    @admin.display(description="alert")
+    def alertname(self, alert: Alert) -> str:
+        return alert.labels.get("alertname", "")
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, alert: Alert) -> str:
+        return _badge(alert.state)
+
+    @admin.display(description="labels")
+    def labels_text(self, alert: Alert) -> str:
+        return _labels_html(alert.labels)
+
+    @admin.display(description="summary")
+    def summary(self, alert: Alert) -> str:
+        return alert.annotations.get("summary", "")
+
+    @admin.display(description="")
+    def silence_link(self, alert: Alert) -> str:
+        if alert.state == AlertState.RESOLVED:
+            return ""
+        return format_html('<a href="{}">silence…</a>', reverse("admin:alerts_alert_change", args=[alert.pk]))
+
+    @admin.display(description="actions")
+    def one_click(self, alert: Alert) -> str:
+        if alert.state == AlertState.RESOLVED:
+            return "-"
+        return _post_button(
+            reverse("admin:alerts_alert_silence", args=[alert.pk]), "Silence this alert for 2 hours"
+        )
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:alert_id>/silence/",
+                self.admin_site.admin_view(self.silence_view),
+                name="alerts_alert_silence",
+            ),
+            *super().get_urls(),
+        ]
+
+    def silence_view(self, request: HttpRequest, alert_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("alerts.add_silence"):
+            self.message_user(request, "You may not create silences.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:alerts_alert_change", args=[alert_id]))
+        alert = get_object_or_404(Alert, pk=alert_id)
+        silence = silence_from_alert(alert=alert, created_by=request.user.get_username(),
+                                     actor=Actor.from_user(request.user))
+        self.log_change(request, silence, f"Created from alert {alert.fingerprint}.")
+        self.message_user(
+            request,
+            f"Silenced until {timezone.localtime(silence.ends_at):%Y-%m-%d %H:%M}; "
+            "change the end or expire it here.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:alerts_silence_change", args=[silence.pk]))
+
+    @admin.action(description="Silence the selected alerts for 2 hours", permissions=["silence"])
+    def silence_selected(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        actor = Actor.from_user(request.user)
+        made = [silence_from_alert(alert=alert, created_by=actor.name, actor=actor) for alert in queryset]
+        for silence in made:
+            self.log_change(request, silence, "Created from the alerts list.")
+        self.message_user(request, f"{len(made)} silence(s) created.", messages.SUCCESS)
+
+    def has_silence_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("alerts.add_silence")

@@ -1,0 +1,51 @@
+"""What the alerting admin pages share: badges, label chips, one-click POST buttons, matcher text."""
+
+from __future__ import annotations
+
+from django.utils.html import format_html, format_html_join
+
+from alerts.matchers import matcher_parse
+
+STATE_COLOURS = {
+    "firing": "#c62828",
+    "pending": "#ef6c00",
+    "resolved": "#2e7d32",
+    "active": "#c62828",
+    "expired": "#757575",
+    "waiting for its window": "#ef6c00",
+}
+WEEKDAYS = [
+    (0, "Monday"),
+    (1, "Tuesday"),
+    (2, "Wednesday"),
+    (3, "Thursday"),
+    (4, "Friday"),
+    (5, "Saturday"),
+    (6, "Sunday"),
+]
+
+
+def _badge(text: str) -> str:
+    return format_html(
+        '<span style="display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;'
+        'background:{};font-weight:600">{}</span>',
+        STATE_COLOURS.get(text, "#546e7a"),
+        text,
+    )
+
+
+def _labels_html(labels: dict[str, str]) -> str:
+    return format_html_join(" ", '<code style="white-space:nowrap">{}={}</code>', sorted(labels.items()))
+
+
+def _post_button(url: str, text: str) -> str:
+    # `formaction` submits the change page's own form (and its CSRF token) to `url`.
+    return format_html(
+        '<button type="submit" class="button" formaction="{}" formmethod="post" formnovalidate>{}</button>',
+        url,
+        text,
+    )
+
+
+def _matchers_from_text(text: str) -> list[dict[str, str]]:
+    return [matcher_parse(line) for line in text.splitlines() if line.strip()]

@@ -1,0 +1,193 @@
+"""Admin of silences: add with matchers one per line, expire early; never edited or deleted."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+
+from alerts.admin.common import WEEKDAYS, _badge, _matchers_from_text, _post_button
+from alerts.matchers import MatcherError, matchers_text
+from alerts.models import (
+    Silence,
+)
+from alerts.selectors import silence_state
+from alerts.services import (
+    AlertsError,
+    silence_create,
+    silence_expire,
+)
+from core.audit import Actor
+
+
+class SilenceForm(forms.ModelForm):
+    matchers_text = forms.CharField(
+        label="Matchers",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line: label=value, label!=value, label=~regex, label!~regex (all must match).",
+    )
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Recurring window: only on these local weekdays.",
+    )
+
+    class Meta:
+        model = Silence
+        fields = ["starts_at", "ends_at", "comment", "weekdays", "hour_start", "hour_end"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        starts_at, ends_at = data.get("starts_at"), data.get("ends_at")
+        if starts_at and ends_at and ends_at <= starts_at:
+            self.add_error("ends_at", "A silence must end after it starts.")
+        start, end = data.get("hour_start"), data.get("hour_end")
+        if (start is not None and start > 24) or (end is not None and end > 24):
+            self.add_error("hour_end", "Hours are 0 to 24.")
+        elif start is not None and end is not None and end <= start:
+            self.add_error("hour_end", "The window's end hour must be after its start hour.")
+        return data
+
+    def clean_matchers_text(self) -> list[dict[str, str]]:
+        try:
+            matchers = _matchers_from_text(self.cleaned_data["matchers_text"])
+        except MatcherError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if not matchers:
+            raise forms.ValidationError("At least one matcher.")
+        return matchers
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    form = SilenceForm
+    list_display = [
+        "id",
+        "state_badge",
+        "matchers_display",
+        "starts_at",
+        "ends_at",
+        "window",
+        "created_by",
+        "comment",
+    ]
+    search_fields = ["comment", "created_by"]
+    actions = ["expire_selected"]
+
+    def get_fields(self, request: HttpRequest, obj: Silence | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("matchers_text", "starts_at", "ends_at", "comment", "weekdays", "hour_start", "hour_end")
+        return (
+            "state_badge",
+            "matchers_display",
+            "starts_at",
+            "ends_at",
+            "window",
+            "created_by",
+            "comment",
+            "expired_early_at",
+            "one_click",
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Silence | None = None) -> tuple[str, ...]:
+        return () if obj is None else self.get_fields(request, obj)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        now = timezone.now()
+        return {
+            "starts_at": now,
+            "ends_at": now + dt.timedelta(hours=2),
+            "matchers_text": request.GET.get("matchers", ""),
+        }
+
+    @admin.display(description="state")
+    def state_badge(self, silence: Silence) -> str:
+        return _badge(silence_state(silence, timezone.now()))
+
+    @admin.display(description="matchers")
+    def matchers_display(self, silence: Silence) -> str:
+        return matchers_text(silence.matchers)
+
+    @admin.display(description="recurring window")
+    def window(self, silence: Silence) -> str:
+        if not silence.weekdays:
+            return "-"
+        days = ", ".join(dict(WEEKDAYS)[d][:3] for d in silence.weekdays)
+        return f"{days} {silence.hour_start or 0:02d}:00-{silence.hour_end or 24:02d}:00"
+
+    @admin.display(description="actions")
+    def one_click(self, silence: Silence) -> str:
+        if silence.ends_at <= timezone.now():
+            return "-"
+        return _post_button(reverse("admin:alerts_silence_expire", args=[silence.pk]), "Expire now")
+
+    def save_model(self, request: HttpRequest, obj: Silence, form: forms.ModelForm, change: bool) -> None:
+        data = form.cleaned_data
+        try:
+            created = silence_create(
+                matchers=data["matchers_text"],
+                starts_at=data["starts_at"],
+                ends_at=data["ends_at"],
+                created_by=request.user.get_username(),
+                comment=data["comment"],
+                weekdays=data.get("weekdays") or [],
+                hour_start=data.get("hour_start"),
+                hour_end=data.get("hour_end"),
+                actor=Actor.from_user(request.user),
+            )
+        except AlertsError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        obj.pk = created.pk
+        obj.__dict__.update(Silence.objects.filter(pk=created.pk).values().get())
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A silence is changed by expiring it and making a new one (Alertmanager's rule).
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # expired silences stay as the record of who muted what
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:silence_id>/expire/",
+                self.admin_site.admin_view(self.expire_view),
+                name="alerts_silence_expire",
+            ),
+            *super().get_urls(),
+        ]
+
+    def expire_view(self, request: HttpRequest, silence_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        back = HttpResponseRedirect(reverse("admin:alerts_silence_change", args=[silence_id]))
+        if not request.user.has_perm("alerts.change_silence"):
+            self.message_user(request, "You may not expire silences.", messages.ERROR)
+            return back
+        silence = get_object_or_404(Silence, pk=silence_id)
+        if silence_expire(silence=silence, actor=Actor.from_user(request.user)):
+            self.log_change(request, silence, "Expired early.")
+            self.message_user(request, "The silence has ended.", messages.SUCCESS)
+        else:
+            self.message_user(request, "The silence had already ended.", messages.WARNING)
+        return back
+
+    @admin.action(description="Expire the selected silences now", permissions=["expire"])
+    def expire_selected(self, request: HttpRequest, queryset: QuerySet[Silence]) -> None:
+        actor = Actor.from_user(request.user)
+        expired = [s for s in queryset if silence_expire(silence=s, actor=actor)]
+        for silence in expired:
+            self.log_change(request, silence, "Expired early.")
+        self.message_user(request, f"{len(expired)} silence(s) expired.", messages.SUCCESS)
+
+    def has_expire_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("alerts.change_silence")
