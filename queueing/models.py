@@ -291,3 +291,36 @@ class BreakerTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}: {self.from_state} -> {self.to_state}"
+
+
+class EvidenceType(models.TextChoices):
+    PNG = "image/png", "PNG"
+    JPEG = "image/jpeg", "JPEG"
+
+
+class AttemptEvidence(models.Model):
+    """A screenshot a worker took during an attempt (docs/API.md, "Evidence"); the file is in storage.
+
+    The attempt link is SET_NULL rather than CASCADE: pruning finished jobs must not orphan stored
+    files, so a row outlives its attempt until `evidence_purge` removes the row and its file together.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    attempt = models.ForeignKey(JobAttempt, null=True, on_delete=models.SET_NULL, related_name="evidence")
+    # Beside the attempt link so the DLQ's "has evidence" filter needs no join through attempts.
+    job = models.ForeignKey(Job, null=True, on_delete=models.SET_NULL, related_name="evidence")
+    storage_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=20, choices=EvidenceType.choices)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "attempt evidence"
+        verbose_name_plural = "attempt evidence"
+
+    def __str__(self) -> str:
+        return f"evidence {self.id} ({self.content_type}, {self.size} bytes)"

@@ -30,10 +30,14 @@ from queueing.services.errors import (
     AttemptNotFound,
     AttemptNotOwned,
     AttemptSuperseded,
+    EvidenceLimitReached,
+    EvidenceTypeUnsupported,
+    EvidenceUndecodable,
     IdempotencyKeyReused,
     JobFinished,
     JobNotFound,
 )
+from queueing.services.evidence import evidence_purge, evidence_upload
 from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
 from queueing.services.maintenance import PRUNABLE_STATES, finished_jobs_prune, receipts_purge
 from queueing.services.report import ReportOutcome, ReportResult, job_report, report_request_hash
@@ -56,6 +60,9 @@ __all__ = [
     "AttemptSuperseded",
     "BreakerAction",
     "Claim",
+    "EvidenceLimitReached",
+    "EvidenceTypeUnsupported",
+    "EvidenceUndecodable",
     "IdempotencyKeyReused",
     "JobFinished",
     "JobNotFound",
@@ -73,6 +80,8 @@ __all__ = [
     "dead_jobs_requeue",
     "dlq_purge",
     "dlq_requeue",
+    "evidence_purge",
+    "evidence_upload",
     "finished_jobs_prune",
     "job_lease_extend",
     "job_report",
