@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.db.models import Count, Q, QuerySet
 from django.utils.timezone import now as clock_now
 
-from queueing.models import Job, JobState, Provider
+from queueing.models import AttemptEvidence, Job, JobState, Provider
 
 
 def enabled_provider_names() -> list[str]:
@@ -220,3 +221,17 @@ def breaker_states() -> list[tuple[str, str, str]]:
     from queueing.models import Breaker
 
     return list(Breaker.objects.order_by("scope", "key").values_list("scope", "key", "state"))
+
+
+def evidence_of_attempt(*, attempt_id: uuid.UUID) -> list[AttemptEvidence]:
+    return list(AttemptEvidence.objects.filter(attempt_id=attempt_id).order_by("created_at", "id"))
+
+
+def evidence_of_job(*, job_id: int) -> list[AttemptEvidence]:
+    """Every screenshot of a job's attempts, oldest first, with the attempt number to label it."""
+    return list(AttemptEvidence.objects.filter(job_id=job_id).select_related("attempt")
+                .order_by("created_at", "id"))
+
+
+def evidence_get(*, evidence_id: uuid.UUID) -> AttemptEvidence | None:
+    return AttemptEvidence.objects.filter(pk=evidence_id).first()
