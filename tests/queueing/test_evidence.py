@@ -202,3 +202,13 @@ def test_the_endpoint_is_in_the_openapi_schema(client):
     assert set(operation["requestBody"]["content"]) == {"image/png", "image/jpeg"}
     assert "X-LeadOps-Attempt-Id" in {parameter["name"] for parameter in operation["parameters"]}
     assert "413" in operation["responses"] and "200" in operation["responses"]
+
+
+def test_the_reference_workers_failure_screenshot_is_accepted(signed):
+    from worker_client.provider import failure_screenshot
+
+    make_jobs(1)
+    job = claim(signed)
+    response = signed.evidence(job["id"], job["attempt_id"], failure_screenshot("captcha_required"))
+    assert response.status_code == 200, response.content
+    assert (AttemptEvidence.objects.get().width, AttemptEvidence.objects.get().height) == (320, 200)
