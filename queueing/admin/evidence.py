@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
 from PIL import Image
 
 from queueing.models import AttemptEvidence, Job
@@ -43,7 +44,7 @@ def evidence_gallery(items: Iterable[AttemptEvidence], *, label_attempt: bool = 
             (_url(item), _url(item, thumbnail=True), item.pk, THUMBNAIL_PX, THUMBNAIL_PX,
              f"attempt {item.attempt.number} · " if label_attempt and item.attempt else "",
              item.get_content_type_display(), item.width, item.height, max(1, round(item.size / 1024)),
-             item.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+             localtime(item.created_at).strftime("%Y-%m-%d %H:%M:%S"))
             for item in items
         )),
     )
