@@ -50,6 +50,24 @@ def campaign_progress(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
     return progress
 
 
+def campaign_run_progress(*, campaign_id: int) -> dict[int, dict[str, int]]:
+    """Succeeded / dead / cancelled / remaining jobs per run of one campaign, in one query."""
+    rows = (
+        Job.objects.filter(campaign_id=campaign_id, campaign_run__isnull=False).values("campaign_run_id")
+        .annotate(
+            total=Count("id"),
+            succeeded=Count("id", filter=Q(state=JobState.SUCCEEDED)),
+            dead=Count("id", filter=Q(state=JobState.DEAD)),
+            cancelled=Count("id", filter=Q(state=JobState.CANCELLED)),
+        )
+    )
+    progress = {}
+    for row in rows:
+        done = row["succeeded"] + row["dead"] + row["cancelled"]
+        progress[row["campaign_run_id"]] = {**row, "remaining": row["total"] - done}
+    return progress
+
+
 def queue_overview(*, now: dt.datetime | None = None) -> dict:
     """What the monitor page shows of the queue: depth by state and provider, last hour, DLQ."""
 

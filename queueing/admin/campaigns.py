@@ -11,18 +11,23 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
 
+from core.admin_tools import ReadOnlyMixin
 from core.audit import Actor
 from core.errors import Conflict
 from queueing.admin.changelists import CampaignChangeList, EnqueuedFilter
 from queueing.admin.html import progress_bar
 from queueing.models import (
     Campaign,
+    CampaignRun,
 )
-from queueing.selectors import campaign_progress
+from queueing.selectors import campaign_progress, campaign_run_progress
 from queueing.services import (
     campaign_create,
     campaign_enqueue,
+    campaign_schedule_pause,
+    campaign_schedule_resume,
     campaign_update,
 )
 
@@ -30,7 +35,7 @@ from queueing.services import (
 class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
-        fields = ("name", "provider", "queries", "cities", "priority")
+        fields = ("name", "provider", "queries", "cities", "priority", "schedule")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -41,19 +46,61 @@ class CampaignForm(forms.ModelForm):
         return cleaned  # type: ignore[return-value]
 
 
+class RecurringFilter(admin.SimpleListFilter):
+    title = "recurring"
+    parameter_name = "recurring"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> tuple[tuple[str, str], ...]:
+        return (("active", "Scheduled"), ("paused", "Paused"), ("once", "Runs once"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> QuerySet[Campaign]:
+        if self.value() == "active":
+            return queryset.exclude(schedule="").filter(schedule_paused=False)
+        if self.value() == "paused":
+            return queryset.exclude(schedule="").filter(schedule_paused=True)
+        if self.value() == "once":
+            return queryset.filter(schedule="")
+        return queryset
+
+
+class CampaignRunInline(ReadOnlyMixin, admin.TabularInline):
+    """Every run of the campaign, newest first, each with its own progress bar."""
+
+    model = CampaignRun
+    fields = ("number", "trigger", "scheduled_for", "created_at", "jobs_created", "run_progress", "note")
+    readonly_fields = fields
+    ordering = ("-number",)
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+    @admin.display(description="progress")
+    def run_progress(self, obj: CampaignRun) -> SafeString:
+        if obj.skipped:
+            return format_html('<span style="color:var(--body-quiet-color)">{}</span>', "skipped")
+        # Inline instances live for one request: the progress of every run is read in one query.
+        if getattr(self, "_progress_of", None) != obj.campaign_id:
+            self._progress = campaign_run_progress(campaign_id=obj.campaign_id)
+            self._progress_of = obj.campaign_id
+        return progress_bar(self._progress.get(obj.pk))
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
-    list_display = ("name", "provider", "priority", "progress", "jobs_created", "enqueued_at", "created_by",
-                    "created_at")
-    list_filter = (EnqueuedFilter, "provider")
+    list_display = ("name", "provider", "priority", "progress", "jobs_created", "enqueued_at",
+                    "schedule_display", "created_by", "created_at")
+    list_filter = (EnqueuedFilter, RecurringFilter, "provider")
     list_select_related = ("provider", "created_by")
     search_fields = ("name",)
     date_hierarchy = "created_at"
-    actions = ("enqueue",)
-    readonly_fields = ("progress", "jobs_created", "enqueued_at", "created_by", "created_at", "updated_at")
+    actions = ("enqueue", "pause_schedule", "resume_schedule")
+    inlines = (CampaignRunInline,)
+    readonly_fields = ("progress", "jobs_created", "enqueued_at", "created_by", "created_at", "updated_at",
+                       "schedule_state")
     fieldsets = (
         (None, {"fields": ("name", "provider", "priority", "queries", "cities")}),
+        ("Schedule", {"fields": ("schedule", "schedule_state")}),
         ("Progress", {"fields": ("progress", "jobs_created", "enqueued_at")}),
         ("History", {"fields": ("created_by", "created_at", "updated_at")}),
     )
@@ -68,7 +115,40 @@ class CampaignAdmin(admin.ModelAdmin):
         return self.readonly_fields
 
     def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
-        return self.fieldsets[:1] if obj is None else self.fieldsets
+        if obj is None:
+            return ((None, {"fields": ("name", "provider", "priority", "queries", "cities", "schedule")}),)
+        return self.fieldsets
+
+    def get_inlines(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
+        return self.inlines if obj is not None else ()
+
+    @admin.display(description="schedule", ordering="schedule")
+    def schedule_display(self, obj: Campaign) -> str:
+        if not obj.schedule:
+            return "-"
+        return f"{obj.schedule} (paused)" if obj.schedule_paused else obj.schedule
+
+    @admin.display(description="next run")
+    def schedule_state(self, obj: Campaign) -> str:
+        if not obj.schedule:
+            return "No schedule: the campaign runs once, when enqueued."
+        if obj.schedule_paused:
+            return "Paused (resume it with the action on the campaign list)."
+        return f"{localtime(obj.next_run_at):%Y-%m-%d %H:%M %Z}" if obj.next_run_at else "-"
+
+    @admin.action(permissions=["change"], description="Pause the schedule of selected campaigns")
+    def pause_schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        paused = campaign_schedule_pause(campaign_ids=ids, actor=Actor.from_user(request.user))
+        self.message_user(request, f"{paused} schedule(s) paused; runs already enqueued carry on.",
+                          messages.SUCCESS if paused else messages.WARNING)
+
+    @admin.action(permissions=["change"], description="Resume the schedule of selected campaigns")
+    def resume_schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        resumed = campaign_schedule_resume(campaign_ids=ids, actor=Actor.from_user(request.user))
+        self.message_user(request, f"{resumed} schedule(s) resumed from now (missed runs are not made up).",
+                          messages.SUCCESS if resumed else messages.WARNING)
 
     def has_delete_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         # An enqueued campaign is the history of its jobs; only a draft may go.

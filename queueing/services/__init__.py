@@ -15,11 +15,17 @@ from queueing.services.breakers import (
     breaker_outcomes_purge,
     breaker_reset,
 )
+from queueing.services.campaign_runs import (
+    campaign_schedule_pause,
+    campaign_schedule_resume,
+    campaign_schedules_run,
+)
 from queueing.services.claim import Claim, PullResult, jobs_pull
 from queueing.services.enqueue import (
     backoff_delay_s,
     campaign_create,
     campaign_enqueue,
+    campaign_run_enqueue,
     campaign_update,
     jobs_enqueue,
     provider_get_or_create,
@@ -75,6 +81,10 @@ __all__ = [
     "breaker_reset",
     "campaign_create",
     "campaign_enqueue",
+    "campaign_run_enqueue",
+    "campaign_schedule_pause",
+    "campaign_schedule_resume",
+    "campaign_schedules_run",
     "campaign_update",
     "dead_jobs_delete",
     "dead_jobs_requeue",
