@@ -8,7 +8,7 @@ import uuid
 from django.db.models import Count, Q, QuerySet
 from django.utils.timezone import now as clock_now
 
-from queueing.models import AttemptEvidence, Job, JobState, Provider
+from queueing.models import AttemptEvidence, CampaignRun, Job, JobState, Provider
 
 
 def enabled_provider_names() -> list[str]:
@@ -66,6 +66,11 @@ def campaign_run_progress(*, campaign_id: int) -> dict[int, dict[str, int]]:
         done = row["succeeded"] + row["dead"] + row["cancelled"]
         progress[row["campaign_run_id"]] = {**row, "remaining": row["total"] - done}
     return progress
+
+
+def campaign_runs_recent(*, campaign_id: int, limit: int = 100) -> list[CampaignRun]:
+    """A campaign's latest runs, newest first (an hourly schedule makes 24 a day)."""
+    return list(CampaignRun.objects.filter(campaign_id=campaign_id).order_by("-number")[:limit])
 
 
 def queue_overview(*, now: dt.datetime | None = None) -> dict:
