@@ -14,6 +14,7 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("queueing: purge old report receipts", "queueing.tasks.purge_report_receipts", 60),
     ("queueing: purge old breaker outcomes", "queueing.tasks.purge_breaker_outcomes", 10),
     ("queueing: prune finished jobs", "queueing.tasks.prune_finished_jobs", 60),
+    ("queueing: run due recurring campaigns", "queueing.tasks.run_campaign_schedules", 1),
     ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
     ("workers: purge old failed authentications", "workers_mgmt.tasks.purge_auth_failures", 60),
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),

@@ -191,6 +191,8 @@ STORAGES = {
 }
 # The largest artifact accepted, and the most its members may unpack to (a zip bomb stops here).
 LEADOPS_MAX_RELEASE_BYTES = env.int("LEADOPS_MAX_RELEASE_BYTES", default=300 * 1024 * 1024)
+# One screenshot per upload (docs/API.md, "Evidence"); stored beside the release artifacts.
+LEADOPS_MAX_EVIDENCE_BYTES = env.int("LEADOPS_MAX_EVIDENCE_BYTES", default=512 * 1024)
 LEADOPS_MAX_RELEASE_UNPACKED_BYTES = env.int("LEADOPS_MAX_RELEASE_UNPACKED_BYTES", default=2 * 1024 ** 3)
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

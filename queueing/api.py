@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -196,6 +197,34 @@ class ReportView(WorkerAPIView):
             request_hash=services.report_request_hash(job_id=job_id, body=raw),
         )
         return Response(result.body, status=result.status)
+
+
+class EvidenceOut(serializers.Serializer):
+    evidence_id = serializers.UUIDField()
+
+
+class EvidenceView(WorkerAPIView):
+    """One screenshot per request, the raw image as the body (docs/API.md, "Evidence")."""
+
+    @extend_schema(
+        request={"image/png": {"type": "string", "format": "binary"},
+                 "image/jpeg": {"type": "string", "format": "binary"}},
+        responses={200: EvidenceOut}, operation_id="jobs_evidence",
+        summary="Upload a screenshot (PNG or JPEG) of the worker's latest attempt on a job.",
+        parameters=[OpenApiParameter("X-LeadOps-Attempt-Id", str, OpenApiParameter.HEADER, required=True,
+                                     description="The attempt the screenshot belongs to.")],
+    )
+    def post(self, request: Request, job_id: int) -> Response:
+        try:
+            attempt_id = uuid.UUID(request.META.get("HTTP_X_LEADOPS_ATTEMPT_ID", ""))
+        except ValueError:
+            raise MalformedRequest("Send the attempt's id in the X-LeadOps-Attempt-Id header.") from None
+        # The body is never parsed (the JSON parser would refuse it); the signature already covers
+        # these exact bytes.
+        content_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+        evidence = services.evidence_upload(worker=self.worker, job_id=job_id, attempt_id=attempt_id,
+                                            content_type=content_type, body=request.body)
+        return Response({"evidence_id": str(evidence.pk)})
 
 
 class EnqueueIn(serializers.Serializer):

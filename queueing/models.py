@@ -9,6 +9,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from queueing.schedule import schedule_validator
+
 provider_name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_.-]{0,62}$", "Use lower-case letters, digits, '.', '-' or '_'."
 )
@@ -68,6 +70,15 @@ class Campaign(models.Model):
     priority = models.SmallIntegerField(default=0, help_text="Higher runs first.")
     enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
     jobs_created = models.PositiveIntegerField(default=0, editable=False)
+    # Recurring campaigns (docs/RUNBOOK.md, "Recurring campaigns"): each due time enqueues the
+    # queries x cities again as a new CampaignRun, unless the previous run is still going.
+    schedule = models.CharField(
+        max_length=100, blank=True, validators=[schedule_validator],
+        help_text='Empty: run once. "every N hours" (e.g. "every hour", "every 6 hours"), or a cron '
+                  'expression in the portal\'s time zone (e.g. "0 6 * * *": every day at 06:00).',
+    )
+    schedule_paused = models.BooleanField(default=False, editable=False)
+    next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
     )
@@ -87,6 +98,34 @@ class Campaign(models.Model):
         return [line.strip() for line in self.cities.splitlines() if line.strip()]
 
 
+class CampaignRunTrigger(models.TextChoices):
+    MANUAL = "manual", "Enqueued by staff"
+    SCHEDULE = "schedule", "Schedule"
+
+
+class CampaignRun(models.Model):
+    """One enqueueing of a campaign's work (or a due time skipped because the last run was going)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs")
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=10, choices=CampaignRunTrigger.choices)
+    # The due time it answers (the schedule's instant, not when the tick happened to run).
+    scheduled_for = models.DateTimeField()
+    created_at = models.DateTimeField()
+    jobs_created = models.PositiveIntegerField(default=0)
+    skipped = models.BooleanField(default=False)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-campaign_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "number"], name="uniq_campaign_run_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.number} of campaign {self.campaign_id}"
+
+
 class JobState(models.TextChoices):
     QUEUED = "queued", "Queued"
     LEASED = "leased", "Leased"
@@ -102,6 +141,10 @@ class Job(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="jobs")
     campaign = models.ForeignKey(
         Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    # Indexed with the state below (a run's progress, "is the last run still going?").
+    campaign_run = models.ForeignKey(
+        CampaignRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs", db_index=False
     )
     payload = models.JSONField(default=dict, blank=True)
     priority = models.SmallIntegerField(default=0)
@@ -134,6 +177,7 @@ class Job(models.Model):
             models.Index(fields=["lease_expires_at"], name="job_lease_idx", condition=Q(state="leased")),
             models.Index(fields=["state", "provider"], name="job_state_provider_idx"),
             models.Index(fields=["campaign", "state"], name="job_campaign_state_idx"),
+            models.Index(fields=["campaign_run", "state"], name="job_campaign_run_state_idx"),
             models.Index(fields=["finished_at"], name="job_finished_idx"),
         ]
 
@@ -291,3 +335,36 @@ class BreakerTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}: {self.from_state} -> {self.to_state}"
+
+
+class EvidenceType(models.TextChoices):
+    PNG = "image/png", "PNG"
+    JPEG = "image/jpeg", "JPEG"
+
+
+class AttemptEvidence(models.Model):
+    """A screenshot a worker took during an attempt (docs/API.md, "Evidence"); the file is in storage.
+
+    The attempt link is SET_NULL rather than CASCADE: pruning finished jobs must not orphan stored
+    files, so a row outlives its attempt until `evidence_purge` removes the row and its file together.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    attempt = models.ForeignKey(JobAttempt, null=True, on_delete=models.SET_NULL, related_name="evidence")
+    # Beside the attempt link so the DLQ's "has evidence" filter needs no join through attempts.
+    job = models.ForeignKey(Job, null=True, on_delete=models.SET_NULL, related_name="evidence")
+    storage_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=20, choices=EvidenceType.choices)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "attempt evidence"
+        verbose_name_plural = "attempt evidence"
+
+    def __str__(self) -> str:
+        return f"evidence {self.id} ({self.content_type}, {self.size} bytes)"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.db.models import Count, Q, QuerySet
 from django.utils.timezone import now as clock_now
 
-from queueing.models import Job, JobState, Provider
+from queueing.models import AttemptEvidence, CampaignRun, Job, JobState, Provider
 
 
 def enabled_provider_names() -> list[str]:
@@ -47,6 +48,29 @@ def campaign_progress(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
         done = row["succeeded"] + row["dead"] + row["cancelled"]
         progress[row["campaign_id"]] = {**row, "remaining": row["total"] - done}
     return progress
+
+
+def campaign_run_progress(*, campaign_id: int) -> dict[int, dict[str, int]]:
+    """Succeeded / dead / cancelled / remaining jobs per run of one campaign, in one query."""
+    rows = (
+        Job.objects.filter(campaign_id=campaign_id, campaign_run__isnull=False).values("campaign_run_id")
+        .annotate(
+            total=Count("id"),
+            succeeded=Count("id", filter=Q(state=JobState.SUCCEEDED)),
+            dead=Count("id", filter=Q(state=JobState.DEAD)),
+            cancelled=Count("id", filter=Q(state=JobState.CANCELLED)),
+        )
+    )
+    progress = {}
+    for row in rows:
+        done = row["succeeded"] + row["dead"] + row["cancelled"]
+        progress[row["campaign_run_id"]] = {**row, "remaining": row["total"] - done}
+    return progress
+
+
+def campaign_runs_recent(*, campaign_id: int, limit: int = 100) -> list[CampaignRun]:
+    """A campaign's latest runs, newest first (an hourly schedule makes 24 a day)."""
+    return list(CampaignRun.objects.filter(campaign_id=campaign_id).order_by("-number")[:limit])
 
 
 def queue_overview(*, now: dt.datetime | None = None) -> dict:
@@ -220,3 +244,17 @@ def breaker_states() -> list[tuple[str, str, str]]:
     from queueing.models import Breaker
 
     return list(Breaker.objects.order_by("scope", "key").values_list("scope", "key", "state"))
+
+
+def evidence_of_attempt(*, attempt_id: uuid.UUID) -> list[AttemptEvidence]:
+    return list(AttemptEvidence.objects.filter(attempt_id=attempt_id).order_by("created_at", "id"))
+
+
+def evidence_of_job(*, job_id: int) -> list[AttemptEvidence]:
+    """Every screenshot of a job's attempts, oldest first, with the attempt number to label it."""
+    return list(AttemptEvidence.objects.filter(job_id=job_id).select_related("attempt")
+                .order_by("created_at", "id"))
+
+
+def evidence_get(*, evidence_id: uuid.UUID) -> AttemptEvidence | None:
+    return AttemptEvidence.objects.filter(pk=evidence_id).first()

@@ -8,7 +8,13 @@ import logging
 from django.conf import settings
 from django.utils.timezone import now as clock_now
 
-from queueing.services import breaker_outcomes_purge, finished_jobs_prune, leases_reap, receipts_purge
+from queueing.services import (
+    breaker_outcomes_purge,
+    campaign_schedules_run,
+    finished_jobs_prune,
+    leases_reap,
+    receipts_purge,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,3 +49,8 @@ def prune_finished_jobs() -> int:
     if pruned:
         logger.info("pruned %d finished jobs older than %s", pruned, keep)
     return pruned
+
+
+def run_campaign_schedules() -> int:
+    """Enqueue (or skip, with a note) every recurring campaign that is due; once a minute."""
+    return len(campaign_schedules_run())

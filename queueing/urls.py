@@ -1,6 +1,6 @@
 from django.urls import path
 
-from queueing.api import EnqueueView, ExtendView, PullView, ReleaseView, ReportView
+from queueing.api import EnqueueView, EvidenceView, ExtendView, PullView, ReleaseView, ReportView
 
 urlpatterns = [
     path("jobs", EnqueueView.as_view(), name="jobs-enqueue"),
@@ -8,4 +8,5 @@ urlpatterns = [
     path("jobs/release", ReleaseView.as_view(), name="jobs-release"),
     path("jobs/<int:job_id>/extend", ExtendView.as_view(), name="jobs-extend"),
     path("jobs/<int:job_id>/report", ReportView.as_view(), name="jobs-report"),
+    path("jobs/<int:job_id>/evidence", EvidenceView.as_view(), name="jobs-evidence"),
 ]

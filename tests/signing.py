@@ -45,7 +45,8 @@ class SignedClient:
 
     def request(self, method: str, path: str, payload: Any = None, *, raw: bytes | None = None,
                 query: str = "", headers: dict[str, str] | None = None, sign_overrides: dict | None = None,
-                tamper_body: bytes | None = None, tamper_query: str | None = None):
+                tamper_body: bytes | None = None, tamper_query: str | None = None,
+                content_type: str = "application/json"):
         body = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
         sign_args = {"method": method, "path": path, "query": query, "body": body,
                      "worker_id": self.worker_id, "key_id": self.key_id, "secret": self.secret}
@@ -55,7 +56,7 @@ class SignedClient:
         sent_body = tamper_body if tamper_body is not None else body
         sent_query = tamper_query if tamper_query is not None else query
         url = path + (f"?{sent_query}" if sent_query else "")
-        return self.client.generic(method, url, data=sent_body, content_type="application/json",
+        return self.client.generic(method, url, data=sent_body, content_type=content_type,
                                    headers=all_headers)
 
     def post(self, path: str, payload: Any = None, **kwargs):
@@ -66,6 +67,10 @@ class SignedClient:
 
     def pull(self, max_jobs: int = 1, **extra):
         return self.post("/api/v1/jobs/pull", {"max": max_jobs, **extra})
+
+    def evidence(self, job_id: int, attempt_id: str, image: bytes, *, content_type: str = "image/png"):
+        return self.post(f"/api/v1/jobs/{job_id}/evidence", raw=image, content_type=content_type,
+                         headers={"X-LeadOps-Attempt-Id": str(attempt_id)})
 
     def report(self, job_id: int, payload: dict, *, key: str | None = None):
         import uuid

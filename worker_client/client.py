@@ -249,6 +249,16 @@ class LeadOpsClient:
         key = idempotency_key or str(uuid.uuid4())
         return self.request("POST", f"/jobs/{int(job_id)}/report", payload, headers={"Idempotency-Key": key})
 
+    def evidence(self, job_id: int, attempt_id: str, image: bytes, content_type: str = "image/png"
+                 ) -> dict[str, Any]:
+        """POST /jobs/{id}/evidence -> {evidence_id}: one PNG or JPEG screenshot of the attempt.
+
+        The raw image is the body (signed like any body); a retry after a lost answer may keep the
+        screenshot twice, which costs a little storage and nothing else.
+        """
+        return self.request("POST", f"/jobs/{int(job_id)}/evidence", raw=image, content_type=content_type,
+                            headers={"X-LeadOps-Attempt-Id": str(attempt_id)})
+
     def release(self, attempt_ids: Iterable[str] | None = None) -> dict[str, Any]:
         """POST /jobs/release -> {released}; all of this worker's leases when `attempt_ids` is None."""
         payload: dict[str, Any] = {}
@@ -320,16 +330,20 @@ class LeadOpsClient:
 
     def request(
         self, method: str, path: str, payload: Any = None, *, query: str = "",
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, raw: bytes | None = None,
+        content_type: str = "application/json",
     ) -> dict[str, Any]:
-        """Send one signed call under API_PREFIX, with retries; return the JSON answer."""
-        body = b"" if payload is None else encode_json(payload)
+        """Send one signed call under API_PREFIX, with retries; return the JSON answer.
+
+        `raw` sends those bytes as the body (with `content_type`) instead of `payload` as JSON.
+        """
+        body = raw if raw is not None else (b"" if payload is None else encode_json(payload))
         url = f"{self.base_url}{API_PREFIX}{path}" + (f"?{query}" if query else "")
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self._send_once(method, url, body, headers)
+                response = self._send_once(method, url, body, headers, content_type)
             except httpx.TransportError as exc:
                 self.stats.add(requests=1, failed_requests=1)
                 if attempt >= self.retry.max_attempts:
@@ -354,11 +368,12 @@ class LeadOpsClient:
             self._sleep(delay)
 
     def _send_once(
-        self, method: str, url: str, body: bytes, headers: Mapping[str, str] | None
+        self, method: str, url: str, body: bytes, headers: Mapping[str, str] | None,
+        content_type: str = "application/json",
     ) -> httpx.Response:
         request = self._http.build_request(method, url, content=body or None, headers=headers)
         if body:
-            request.headers["Content-Type"] = "application/json"
+            request.headers["Content-Type"] = content_type
         # Sign what httpx will put on the wire: its percent-encoded path and query, not our input.
         raw_path, _, raw_query = request.url.raw_path.decode("ascii").partition("?")
         with self._credentials_lock:

@@ -9,8 +9,10 @@ businesses already seen by other jobs and workers, a few unusable numbers, and s
 from __future__ import annotations
 
 import random
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +26,16 @@ SAUDI_LNG_RANGE = (34.6, 55.6)
 
 
 class ScrapeError(Exception):
-    """A simulated scrape failure (captcha, block, timeout...): the job is reported `failed`."""
+    """A simulated scrape failure (captcha, block, timeout...): the job is reported `failed`.
 
-    def __init__(self, code: str, message: str) -> None:
+    `screenshot` is a PNG of what the browser showed, when there is one; the worker uploads it as
+    the attempt's evidence before it reports the failure.
+    """
+
+    def __init__(self, code: str, message: str, *, screenshot: bytes | None = None) -> None:
         self.code = code
         self.message = message
+        self.screenshot = screenshot
         super().__init__(f"{code}: {message}")
 
 
@@ -293,6 +300,42 @@ def new_national_number(rng: random.Random, city: City) -> tuple[str, str]:
     return kind, "800" + _random_digits(rng, 7)
 
 
+# --- the screenshot of a failure ------------------------------------------------------------------
+
+# A banner colour per failure, so screenshots of different failures look different at a glance.
+_BANNER_COLOURS = {"captcha_required": (245, 124, 0), "blocked": (198, 40, 40), "timeout": (117, 117, 117),
+                   "layout_changed": (106, 27, 154), "browser_crashed": (33, 33, 33)}
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def failure_screenshot(code: str, *, width: int = 320, height: int = 200) -> bytes:
+    """A small PNG standing in for a browser screenshot of a failed scrape (no browser needed).
+
+    A page with a coloured banner (the failure's colour) and grey "text" lines, encoded with the
+    standard library alone: the reference worker has no image dependency.
+    """
+    banner = _BANNER_COLOURS.get(code, (55, 71, 79))
+    rows = []
+    for y in range(height):
+        if y < height // 5:
+            pixel = bytes(banner)
+            row = pixel * width
+        elif (y - height // 5) % 18 in range(6, 12):
+            # A "line of text" that stops at a different length on every line.
+            length = width * (40 + (y * 37) % 50) // 100
+            row = bytes((158, 158, 158)) * length + bytes((255, 255, 255)) * (width - length)
+        else:
+            row = bytes((255, 255, 255)) * width
+        rows.append(b"\x00" + row)  # filter type 0 (None) for every scanline
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + _png_chunk(b"IEND", b""))
+
+
 # --- the provider --------------------------------------------------------------------------------
 
 
@@ -357,7 +400,7 @@ class SimulatedProvider:
         if fails:
             with self._lock:
                 code, message = self.rng.choice(SCRAPE_FAILURES)
-            raise ScrapeError(code, message)
+            raise ScrapeError(code, message, screenshot=failure_screenshot(code))
         with self._lock:
             return self._leads(payload)
 

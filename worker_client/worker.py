@@ -88,7 +88,7 @@ class WorkerCounters:
     """What a worker did, for summaries, heartbeat metrics and tests; safe across threads."""
 
     FIELDS = ("jobs_done", "jobs_failed", "jobs_dropped", "jobs_abandoned", "jobs_released", "leads_sent",
-              "reports", "extensions", "heartbeats", "pulls", "errors")
+              "reports", "extensions", "heartbeats", "pulls", "errors", "evidence_sent")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -370,6 +370,8 @@ class Worker:
             self.counters.add("jobs_abandoned")
             return
         except ScrapeError as exc:
+            if exc.screenshot:
+                self._evidence_upload(lease, exc.screenshot)
             report = functools.partial(self._report_failure, lease, exc.code, exc.message)
         except Exception as exc:
             logger.exception("provider crashed on job %s", lease.job_id)
@@ -426,6 +428,14 @@ class Worker:
             self._report_failure(lease, "report_rejected", message)
         except ClientError as exc:
             self._note_error(f"failure report of job {lease.job_id}", exc)
+
+    def _evidence_upload(self, lease: _Lease, screenshot: bytes) -> None:
+        """Send the failure's screenshot before its report; never let it stand in the report's way."""
+        try:
+            self.client.evidence(lease.job_id, lease.attempt_id, screenshot)
+            self.counters.add("evidence_sent")
+        except ClientError as exc:
+            self._note_error(f"evidence of job {lease.job_id}", exc)
 
     def _report_failure(self, lease: _Lease, code: str, message: str) -> None:
         error = {"code": code, "message": message, "retryable": True}

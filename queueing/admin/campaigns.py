@@ -9,8 +9,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timezone import localtime
 
 from core.audit import Actor
 from core.errors import Conflict
@@ -19,10 +20,12 @@ from queueing.admin.html import progress_bar
 from queueing.models import (
     Campaign,
 )
-from queueing.selectors import campaign_progress
+from queueing.selectors import campaign_progress, campaign_run_progress, campaign_runs_recent
 from queueing.services import (
     campaign_create,
     campaign_enqueue,
+    campaign_schedule_pause,
+    campaign_schedule_resume,
     campaign_update,
 )
 
@@ -30,7 +33,7 @@ from queueing.services import (
 class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
-        fields = ("name", "provider", "queries", "cities", "priority")
+        fields = ("name", "provider", "queries", "cities", "priority", "schedule")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -41,20 +44,40 @@ class CampaignForm(forms.ModelForm):
         return cleaned  # type: ignore[return-value]
 
 
+class RecurringFilter(admin.SimpleListFilter):
+    title = "recurring"
+    parameter_name = "recurring"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> tuple[tuple[str, str], ...]:
+        return (("active", "Scheduled"), ("paused", "Paused"), ("once", "Runs once"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> QuerySet[Campaign]:
+        if self.value() == "active":
+            return queryset.exclude(schedule="").filter(schedule_paused=False)
+        if self.value() == "paused":
+            return queryset.exclude(schedule="").filter(schedule_paused=True)
+        if self.value() == "once":
+            return queryset.filter(schedule="")
+        return queryset
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
-    list_display = ("name", "provider", "priority", "progress", "jobs_created", "enqueued_at", "created_by",
-                    "created_at")
-    list_filter = (EnqueuedFilter, "provider")
+    list_display = ("name", "provider", "priority", "progress", "jobs_created", "enqueued_at",
+                    "schedule_display", "created_by", "created_at")
+    list_filter = (EnqueuedFilter, RecurringFilter, "provider")
     list_select_related = ("provider", "created_by")
     search_fields = ("name",)
     date_hierarchy = "created_at"
-    actions = ("enqueue",)
-    readonly_fields = ("progress", "jobs_created", "enqueued_at", "created_by", "created_at", "updated_at")
+    actions = ("enqueue", "pause_schedule", "resume_schedule")
+    readonly_fields = ("progress", "jobs_created", "enqueued_at", "created_by", "created_at", "updated_at",
+                       "schedule_state", "runs_table")
     fieldsets = (
         (None, {"fields": ("name", "provider", "priority", "queries", "cities")}),
+        ("Schedule", {"fields": ("schedule", "schedule_state")}),
         ("Progress", {"fields": ("progress", "jobs_created", "enqueued_at")}),
+        ("Runs", {"fields": ("runs_table",)}),
         ("History", {"fields": ("created_by", "created_at", "updated_at")}),
     )
 
@@ -68,7 +91,58 @@ class CampaignAdmin(admin.ModelAdmin):
         return self.readonly_fields
 
     def get_fieldsets(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
-        return self.fieldsets[:1] if obj is None else self.fieldsets
+        if obj is None:
+            return ((None, {"fields": ("name", "provider", "priority", "queries", "cities", "schedule")}),)
+        return self.fieldsets
+
+    @admin.display(description="runs")
+    def runs_table(self, obj: Campaign) -> SafeString:
+        """Every run, newest first, each with its own progress bar (a read-only table, not an inline:
+        the change form then needs no formset data)."""
+        runs = campaign_runs_recent(campaign_id=obj.pk)
+        if not runs:
+            return format_html('<span style="color:var(--body-quiet-color)">{}</span>', "no runs yet")
+        progress = campaign_run_progress(campaign_id=obj.pk)
+        rows = format_html_join("", (
+            '<tr data-run="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>'
+        ), (
+            (run.number, run.number, run.get_trigger_display(),
+             f"{localtime(run.scheduled_for):%Y-%m-%d %H:%M}", run.jobs_created,
+             format_html('<span style="color:var(--body-quiet-color)">{}</span>', run.note) if run.skipped
+             else progress_bar(progress.get(run.pk)))
+            for run in runs
+        ))
+        return format_html(
+            '<table id="campaign-runs"><thead><tr><th>run</th><th>trigger</th><th>due</th><th>jobs</th>'
+            '<th>progress</th></tr></thead><tbody>{}</tbody></table>', rows)
+
+    @admin.display(description="schedule", ordering="schedule")
+    def schedule_display(self, obj: Campaign) -> str:
+        if not obj.schedule:
+            return "-"
+        return f"{obj.schedule} (paused)" if obj.schedule_paused else obj.schedule
+
+    @admin.display(description="next run")
+    def schedule_state(self, obj: Campaign) -> str:
+        if not obj.schedule:
+            return "No schedule: the campaign runs once, when enqueued."
+        if obj.schedule_paused:
+            return "Paused (resume it with the action on the campaign list)."
+        return f"{localtime(obj.next_run_at):%Y-%m-%d %H:%M %Z}" if obj.next_run_at else "-"
+
+    @admin.action(permissions=["change"], description="Pause the schedule of selected campaigns")
+    def pause_schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        paused = campaign_schedule_pause(campaign_ids=ids, actor=Actor.from_user(request.user))
+        self.message_user(request, f"{paused} schedule(s) paused; runs already enqueued carry on.",
+                          messages.SUCCESS if paused else messages.WARNING)
+
+    @admin.action(permissions=["change"], description="Resume the schedule of selected campaigns")
+    def resume_schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        resumed = campaign_schedule_resume(campaign_ids=ids, actor=Actor.from_user(request.user))
+        self.message_user(request, f"{resumed} schedule(s) resumed from now (missed runs are not made up).",
+                          messages.SUCCESS if resumed else messages.WARNING)
 
     def has_delete_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         # An enqueued campaign is the history of its jobs; only a draft may go.

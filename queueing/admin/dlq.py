@@ -10,16 +10,19 @@ from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.utils.safestring import SafeString
 
 from core.audit import Actor
 from core.csv import csv_response
 from queueing.admin.common import _id_chunks
+from queueing.admin.evidence import HasEvidenceFilter, evidence_gallery
 from queueing.admin.jobs import JobAttemptInline
 from queueing.models import (
     DeadJob,
     Job,
     JobState,
 )
+from queueing.selectors import evidence_of_job
 from queueing.services import (
     dead_jobs_delete,
     dead_jobs_requeue,
@@ -37,7 +40,7 @@ class DeadJobAdmin(admin.ModelAdmin):
 
     list_display = ("id", "provider", "dead_reason", "attempts_display", "error_code", "finished_at",
                     "priority")
-    list_filter = ("provider", "dead_reason", "campaign")
+    list_filter = ("provider", "dead_reason", HasEvidenceFilter, "campaign")
     list_select_related = ("provider",)
     search_fields = ("payload", "last_error")
     show_full_result_count = False
@@ -45,7 +48,7 @@ class DeadJobAdmin(admin.ModelAdmin):
     actions = ("requeue", "requeue_matching", "export_csv", "delete_selected")
     inlines = (JobAttemptInline,)
     fields = ("id", "provider", "campaign", "dead_reason", "last_error", "attempts", "max_attempts",
-              "priority", "payload", "finished_at", "created_at")
+              "priority", "payload", "finished_at", "created_at", "screenshots")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeadJob]:
@@ -61,6 +64,10 @@ class DeadJobAdmin(admin.ModelAdmin):
     @admin.display(description="attempts", ordering="attempts")
     def attempts_display(self, obj: Job) -> str:
         return f"{obj.attempts}/{obj.max_attempts}"
+
+    @admin.display(description="screenshots")
+    def screenshots(self, obj: Job) -> SafeString:
+        return evidence_gallery(evidence_of_job(job_id=obj.pk), label_attempt=True)
 
     @admin.display(description="last error")
     def error_code(self, obj: Job) -> str:

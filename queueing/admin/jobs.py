@@ -9,8 +9,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -18,11 +18,13 @@ from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
 from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
 from queueing.admin.common import _id_chunks, _int_term
+from queueing.admin.evidence import evidence_file_view, evidence_gallery
 from queueing.admin.html import ATTEMPT_STATE_COLOURS, JOB_STATE_COLOURS, state_badge
 from queueing.models import (
     Job,
     JobAttempt,
 )
+from queueing.selectors import evidence_of_attempt
 from queueing.services import (
     jobs_cancel,
     jobs_requeue,
@@ -125,16 +127,29 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(JobAttempt)
 class JobAttemptAdmin(ReadOnlyModelAdmin):
-    """The log of leases: read-only, like every log."""
+    """The log of leases: read-only, like every log, with the attempt's screenshots."""
 
     list_display = ("id", "job_link", "number", "worker_link", "state_badge", "claimed_at",
                     "lease_expires_at", "finished_at", "reports", "leads_added", "leads_duplicates",
                     "leads_invalid")
     list_filter = ("state", "worker")
+    readonly_fields = ("screenshots",)
     search_fields = ("=id",)
     search_help_text = "A number finds the attempts of that job id; an attempt id finds that attempt."
     show_full_result_count = False
     list_per_page = 100
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.evidence_view)
+        return [path("evidence/<uuid:evidence_id>/", view, name="queueing_attemptevidence_file"),
+                *super().get_urls()]
+
+    def evidence_view(self, request: HttpRequest, evidence_id: uuid.UUID) -> HttpResponse:
+        return evidence_file_view(request, evidence_id, allowed=self.has_view_permission(request))
+
+    @admin.display(description="screenshots")
+    def screenshots(self, obj: JobAttempt) -> SafeString:
+        return evidence_gallery(evidence_of_attempt(attempt_id=obj.pk))
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[JobAttempt], search_term: str
                            ) -> tuple[QuerySet[JobAttempt], bool]:

@@ -15,11 +15,17 @@ from queueing.services.breakers import (
     breaker_outcomes_purge,
     breaker_reset,
 )
+from queueing.services.campaign_runs import (
+    campaign_schedule_pause,
+    campaign_schedule_resume,
+    campaign_schedules_run,
+)
 from queueing.services.claim import Claim, PullResult, jobs_pull
 from queueing.services.enqueue import (
     backoff_delay_s,
     campaign_create,
     campaign_enqueue,
+    campaign_run_enqueue,
     campaign_update,
     jobs_enqueue,
     provider_get_or_create,
@@ -30,10 +36,14 @@ from queueing.services.errors import (
     AttemptNotFound,
     AttemptNotOwned,
     AttemptSuperseded,
+    EvidenceLimitReached,
+    EvidenceTypeUnsupported,
+    EvidenceUndecodable,
     IdempotencyKeyReused,
     JobFinished,
     JobNotFound,
 )
+from queueing.services.evidence import evidence_purge, evidence_upload
 from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
 from queueing.services.maintenance import PRUNABLE_STATES, finished_jobs_prune, receipts_purge
 from queueing.services.report import ReportOutcome, ReportResult, job_report, report_request_hash
@@ -56,6 +66,9 @@ __all__ = [
     "AttemptSuperseded",
     "BreakerAction",
     "Claim",
+    "EvidenceLimitReached",
+    "EvidenceTypeUnsupported",
+    "EvidenceUndecodable",
     "IdempotencyKeyReused",
     "JobFinished",
     "JobNotFound",
@@ -68,11 +81,17 @@ __all__ = [
     "breaker_reset",
     "campaign_create",
     "campaign_enqueue",
+    "campaign_run_enqueue",
+    "campaign_schedule_pause",
+    "campaign_schedule_resume",
+    "campaign_schedules_run",
     "campaign_update",
     "dead_jobs_delete",
     "dead_jobs_requeue",
     "dlq_purge",
     "dlq_requeue",
+    "evidence_purge",
+    "evidence_upload",
     "finished_jobs_prune",
     "job_lease_extend",
     "job_report",

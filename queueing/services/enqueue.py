@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Max
 from django.utils.timezone import now as clock_now
 
 from core import events
@@ -16,10 +17,13 @@ from core.audit import Actor, audited_update, field_changes, field_values, staff
 from core.errors import Conflict
 from queueing.models import (
     Campaign,
+    CampaignRun,
+    CampaignRunTrigger,
     Job,
     JobState,
     Provider,
 )
+from queueing.schedule import schedule_parse
 
 logger = logging.getLogger("queueing.services")  # one logger name for the whole package
 
@@ -96,30 +100,45 @@ def provider_update(*, provider: Provider, values: dict[str, Any], actor: Actor)
 
 
 def campaign_create(*, campaign: Campaign, actor: Actor) -> Campaign:
-    """Staff: save a new (draft) campaign; enqueueing it is a separate action."""
+    """Staff: save a new campaign; a draft until enqueued, or until its schedule is first due."""
     with transaction.atomic():
         campaign.created_by_id = actor.user_id
+        campaign.next_run_at = _next_run_at(campaign.schedule, paused=campaign.schedule_paused)
         campaign.save(force_insert=True)
         staff_action_record(actor=actor, action="campaign.create", object_type=CAMPAIGN_TYPE,
-                            object_ids=[campaign.pk], detail={"name": campaign.name})
+                            object_ids=[campaign.pk],
+                            detail={"name": campaign.name,
+                                    **({"schedule": campaign.schedule} if campaign.schedule else {})})
     return campaign
 
 
 def campaign_update(*, campaign: Campaign, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
-    """Staff: change a campaign's fields; `enqueued_at` and `jobs_created` belong to campaign_enqueue."""
+    """Staff: change a campaign's fields; `enqueued_at` and `jobs_created` belong to campaign_enqueue.
+
+    A new schedule is due from now on ("every N hours": at the next tick; cron: its next instant).
+    """
+    if "schedule" in values:
+        values = {**values, "next_run_at": _next_run_at(values["schedule"], paused=campaign.schedule_paused)}
     return audited_update(instance=campaign, values=values, actor=actor, action="campaign.update",
                           object_type=CAMPAIGN_TYPE)
+
+
+def _next_run_at(schedule: str, *, paused: bool) -> dt.datetime | None:
+    if paused or not schedule.strip():
+        return None
+    return schedule_parse(schedule).next_after(clock_now())
 
 
 def jobs_enqueue(
     *, provider: Provider, payloads: Sequence[dict[str, Any]], priority: int = 0,
     campaign: Campaign | None = None, run_at: dt.datetime | None = None, actor: Actor | None = None,
+    campaign_run: CampaignRun | None = None,
 ) -> list[Job]:
     """Create queued jobs, ready at `run_at` (now by default); the monitor hears of them on commit."""
     at = run_at or clock_now()
     jobs = [
-        Job(provider=provider, campaign=campaign, payload=payload, priority=priority, run_at=at,
-            max_attempts=provider.max_attempts, state=JobState.QUEUED)
+        Job(provider=provider, campaign=campaign, campaign_run=campaign_run, payload=payload,
+            priority=priority, run_at=at, max_attempts=provider.max_attempts, state=JobState.QUEUED)
         for payload in payloads
     ]
     with transaction.atomic():
@@ -134,22 +153,39 @@ def jobs_enqueue(
     return created
 
 
+def campaign_run_enqueue(*, campaign: Campaign, trigger: str, scheduled_for: dt.datetime,
+                         now: dt.datetime) -> CampaignRun:
+    """Enqueue one run of the campaign's queries x cities (inside a transaction that holds its row)."""
+    number = (campaign.runs.aggregate(last=Max("number"))["last"] or 0) + 1
+    run = CampaignRun.objects.create(campaign=campaign, number=number, trigger=trigger,
+                                     scheduled_for=scheduled_for, created_at=now)
+    payloads = [
+        {"query": query, "city": city, "campaign": campaign.pk}
+        for query in campaign.query_list() for city in campaign.city_list()
+    ]
+    jobs = jobs_enqueue(provider=campaign.provider, payloads=payloads, priority=campaign.priority,
+                        campaign=campaign, campaign_run=run)
+    run.jobs_created = len(jobs)
+    run.save(update_fields=["jobs_created"])
+    return run
+
+
 def campaign_enqueue(*, campaign: Campaign, actor: Actor | None = None) -> int:
-    """Turn a campaign into one job per (query, city); a campaign is enqueued once."""
+    """Turn a campaign into one job per (query, city), as its run 1; staff enqueue a campaign once.
+
+    A recurring campaign's later runs come from its schedule (queueing/services/campaign_runs.py).
+    """
+    now = clock_now()
     with transaction.atomic():
-        claimed = Campaign.objects.filter(pk=campaign.pk, enqueued_at__isnull=True).update(
-            enqueued_at=clock_now()
-        )
+        claimed = Campaign.objects.filter(pk=campaign.pk, enqueued_at__isnull=True).update(enqueued_at=now)
         if not claimed:
             raise Conflict("This campaign was already enqueued.", code="campaign_already_enqueued")
-        payloads = [
-            {"query": query, "city": city, "campaign": campaign.pk}
-            for query in campaign.query_list() for city in campaign.city_list()
-        ]
-        jobs_enqueue(provider=campaign.provider, payloads=payloads, priority=campaign.priority,
-                     campaign=campaign)
-        Campaign.objects.filter(pk=campaign.pk).update(jobs_created=len(payloads))
+        campaign = (Campaign.objects.select_for_update(of=("self",)).select_related("provider")
+                    .get(pk=campaign.pk))
+        run = campaign_run_enqueue(campaign=campaign, trigger=CampaignRunTrigger.MANUAL, scheduled_for=now,
+                                   now=now)
+        Campaign.objects.filter(pk=campaign.pk).update(jobs_created=F("jobs_created") + run.jobs_created)
         if actor is not None:
             staff_action_record(actor=actor, action="campaign.enqueue", object_type=CAMPAIGN_TYPE,
-                                object_ids=[campaign.pk], detail={"jobs_created": len(payloads)})
-    return len(payloads)
+                                object_ids=[campaign.pk], detail={"jobs_created": run.jobs_created})
+    return run.jobs_created

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.errors import Conflict, Forbidden, NotFound, ProtocolError, ValidationFailed
 
 
 class AttemptSuperseded(Conflict):
@@ -33,3 +33,19 @@ class AttemptNotFound(NotFound):
 class IdempotencyKeyReused(ValidationFailed):
     code = "idempotency_key_reused"
     message = "This Idempotency-Key was used with a different request."
+
+
+class EvidenceTypeUnsupported(ProtocolError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "Evidence is one image/png or image/jpeg body."
+
+
+class EvidenceUndecodable(ValidationFailed):
+    code = "evidence_undecodable"
+    message = "The body does not decode as the image type it was sent as."
+
+
+class EvidenceLimitReached(Conflict):
+    code = "evidence_limit_reached"
+    message = "This attempt already has as many screenshots as one attempt may keep."

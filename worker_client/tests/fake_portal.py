@@ -33,6 +33,7 @@ class FakeJob:
     attempts: int = 0
     lease_expires_at: dt.datetime | None = None
     reports: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -136,6 +137,9 @@ class FakePortal:
         return True
 
     def _route(self, method: str, path: str, body: bytes, headers: httpx.Headers) -> httpx.Response:
+        match = re.fullmatch(r"/api/v1/jobs/(\d+)/evidence", path)
+        if method == "POST" and match:
+            return self._evidence(int(match.group(1)), body, headers)
         data = json.loads(body) if body else {}
         if method == "POST" and path == "/api/v1/heartbeat":
             answer = {"server_time": _now().isoformat(), "poll_interval_s": self.config["poll_interval_s"],
@@ -156,6 +160,17 @@ class FakePortal:
                 return self._extend(job, data)
             return self._report(job, data, body, headers.get("idempotency-key", ""))
         return _error(404, "not_found")
+
+    def _evidence(self, job_id: int, body: bytes, headers: httpx.Headers) -> httpx.Response:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return _error(404, "job_not_found")
+        if headers.get("x-leadops-attempt-id") != job.attempt_id:
+            return _error(409, "attempt_superseded")
+        if headers.get("content-type") not in ("image/png", "image/jpeg"):
+            return _error(415, "unsupported_media_type")
+        job.evidence.append((headers["content-type"], body))
+        return httpx.Response(200, json={"evidence_id": str(uuid.uuid4())})
 
     def _lease(self, job: FakeJob) -> str:
         job.lease_expires_at = _now() + dt.timedelta(seconds=self.lease_s)

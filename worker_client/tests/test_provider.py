@@ -22,6 +22,7 @@ from worker_client.provider import (
     ScrapeCancelled,
     ScrapeError,
     SimulatedProvider,
+    failure_screenshot,
 )
 
 LEAD_FIELDS = {"name", "phone", "city", "category", "address", "website", "source_url", "external_id", "lat",
@@ -178,3 +179,36 @@ def test_a_cancelled_scrape_stops_waiting():
 def test_rates_outside_zero_to_one_are_refused():
     with pytest.raises(ValueError):
         SimulatedProvider(failure_rate=1.5)
+
+
+def _png_pixels(png: bytes) -> tuple[int, int, bytes]:
+    """Walk a PNG with the standard library: check every chunk's CRC, return (width, height, raw rows)."""
+    import struct
+    import zlib
+
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    position, chunks = 8, {}
+    while position < len(png):
+        (length,) = struct.unpack(">I", png[position:position + 4])
+        kind, data = png[position + 4:position + 8], png[position + 8:position + 8 + length]
+        (crc,) = struct.unpack(">I", png[position + 8 + length:position + 12 + length])
+        assert zlib.crc32(kind + data) & 0xFFFFFFFF == crc
+        chunks[kind] = chunks.get(kind, b"") + data
+        position += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 2) and b"IEND" in chunks
+    return width, height, zlib.decompress(chunks[b"IDAT"])
+
+
+def test_a_failed_scrape_carries_a_small_png_screenshot():
+    provider = SimulatedProvider(rng=random.Random(3), failure_rate=1.0)
+    with pytest.raises(ScrapeError) as failure:
+        provider.scrape({"query": "cafe", "city": "Riyadh"})
+    screenshot = failure.value.screenshot
+    assert screenshot is not None and len(screenshot) < 16 * 1024
+    width, height, raw = _png_pixels(screenshot)
+    assert (width, height) == (320, 200) and len(raw) == height * (1 + 3 * width)
+
+
+def test_failure_screenshots_differ_by_failure():
+    assert failure_screenshot("captcha_required") != failure_screenshot("blocked")

@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from worker_client.client import LeadOpsClient, RetryPolicy
-from worker_client.provider import LeadPool, ScrapeCancelled, ScrapeError, SimulatedProvider
+from worker_client.provider import (
+    LeadPool,
+    ScrapeCancelled,
+    ScrapeError,
+    SimulatedProvider,
+    failure_screenshot,
+)
 from worker_client.tests.fake_portal import BASE_URL, FakePortal
 from worker_client.worker import Worker
 
@@ -318,3 +324,31 @@ def test_a_worker_runs_once():
 
     with pytest.raises(RuntimeError):
         worker.run(duration=0.05)
+
+
+def test_a_scrape_errors_screenshot_is_uploaded_before_the_failure_report():
+    portal = FakePortal()
+    job = portal.add_jobs(1)[0]
+    screenshot = failure_screenshot("blocked")
+    worker = make_worker(portal, StubProvider(error=ScrapeError("blocked", "403", screenshot=screenshot)))
+
+    run_until(worker, lambda: finished(portal))
+
+    assert job.evidence == [("image/png", screenshot)]
+    upload, = portal.calls("/evidence")
+    assert upload.headers["x-leadops-attempt-id"] == job.attempt_id
+    paths = [call.path for call in portal.requests if call.path.startswith(f"/api/v1/jobs/{job.id}/")]
+    assert paths[-2:] == [f"/api/v1/jobs/{job.id}/evidence", f"/api/v1/jobs/{job.id}/report"]
+    assert job.reports[0]["outcome"] == "failed" and worker.counters.evidence_sent == 1
+
+
+def test_a_refused_screenshot_does_not_stop_the_failure_report():
+    portal = FakePortal()
+    job = portal.add_jobs(1)[0]
+    portal.fail_next("/evidence", httpx.Response(413, json={"error": {"code": "payload_too_large",
+                                                                      "message": "too big"}}))
+    worker = make_worker(portal, StubProvider(error=ScrapeError("blocked", "403", screenshot=b"\x89PNG")))
+
+    run_until(worker, lambda: finished(portal))
+
+    assert job.reports[0]["error"]["code"] == "blocked" and job.evidence == []
