@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from core.purge import batched_delete
 from core.text import json_bytes
 from ingestion.models import IngestCounter, Lead, LeadFingerprint, SuppressedPhone
 from ingestion.normalize import PhoneResult, normalize_city, normalize_name, normalize_phone
@@ -378,3 +379,36 @@ def lead_batch_ingest(
         result.suppressed,
     )
     return result
+
+
+# --- Retention (docs/PRIVACY.md, "Retention"): the project's purge_retention composes these. ---
+
+
+def leads_purge(*, older_than: dt.date, batch_size: int = 5000) -> int:
+    """Delete leads received (local day) before `older_than`, in batches on the local_day index.
+
+    Their fingerprints keep existing until `fingerprints_purge` (its cross-day cut is the same
+    instant), so a lead purged while its fingerprint lives on is not stored again the same day.
+    """
+    stale = Lead.objects.filter(local_day__lt=older_than)
+    return batched_delete(queryset=stale, batch_size=batch_size)
+
+
+def fingerprints_purge(*, day_scope_before: dt.date, all_scope_older_than: dt.datetime,
+                       batch_size: int = 5000) -> int:
+    """Delete per-day fingerprints of days before `day_scope_before` and cross-day fingerprints
+    created before `all_scope_older_than` (they live as long as their leads).
+
+    A per-day fingerprint dedups only on its own day: after that it is dead weight, kept for a short
+    grace so a report that straddles midnight still finds yesterday's.
+    """
+    per_day = LeadFingerprint.objects.filter(scope__lt=day_scope_before.isoformat()).exclude(scope="all")
+    cross_day = LeadFingerprint.objects.filter(scope="all", created_at__lt=all_scope_older_than)
+    return (batched_delete(queryset=per_day, batch_size=batch_size, raw=True)
+            + batched_delete(queryset=cross_day, batch_size=batch_size, raw=True))
+
+
+def counters_purge(*, older_than: dt.datetime, batch_size: int = 5000) -> int:
+    """Delete hourly ingestion counters of hours before `older_than`."""
+    return batched_delete(queryset=IngestCounter.objects.filter(hour__lt=older_than), batch_size=batch_size,
+                          raw=True)

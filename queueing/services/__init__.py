@@ -35,7 +35,13 @@ from queueing.services.errors import (
     JobNotFound,
 )
 from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
-from queueing.services.maintenance import PRUNABLE_STATES, finished_jobs_prune, receipts_purge
+from queueing.services.maintenance import (
+    PRUNABLE_STATES,
+    breaker_transitions_purge,
+    dead_jobs_purge,
+    finished_jobs_prune,
+    receipts_purge,
+)
 from queueing.services.report import ReportOutcome, ReportResult, job_report, report_request_hash
 from queueing.services.staff import (
     dead_jobs_delete,
@@ -66,10 +72,12 @@ __all__ = [
     "breaker_force",
     "breaker_outcomes_purge",
     "breaker_reset",
+    "breaker_transitions_purge",
     "campaign_create",
     "campaign_enqueue",
     "campaign_update",
     "dead_jobs_delete",
+    "dead_jobs_purge",
     "dead_jobs_requeue",
     "dlq_purge",
     "dlq_requeue",
