@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from core.logging import mask_pii
 from ingestion.choices import PhoneType
 
 
@@ -73,7 +74,8 @@ class Lead(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.phone_e164 or 'invalid phone'})"
+        # Masked: this text lands in page titles, breadcrumbs and the admin log, whoever is looking.
+        return mask_pii(f"{self.name} ({self.phone_e164 or 'invalid phone'})")
 
     @property
     def phone(self) -> str:
