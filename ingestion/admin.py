@@ -141,8 +141,8 @@ class LeadAdmin(admin.ModelAdmin):
     actions = ("export_csv", "export_jsonl")
     change_list_template = "admin/ingestion/lead/change_list.html"
 
-    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
-        shown = super().get_list_display(request)
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown: Any = super().get_list_display(request)
         if can_view_pii(request):
             return tuple(shown)
         # A worker may have put a number in the name too (a name is what scrapers find first).
@@ -153,13 +153,13 @@ class LeadAdmin(admin.ModelAdmin):
     def phone_masked(self, obj: Lead) -> str:
         return mask_pii(obj.phone_e164 or "")
 
-    def get_fields(self, request: HttpRequest, obj: Lead | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
         fields = [field.name for field in Lead._meta.fields if field.name != "id"]
         if can_view_pii(request):
             return fields
         return [f"{name}_masked" if name in _MASKED_DETAIL else name for name in fields]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
         return self.get_fields(request, obj)
 
     @admin.display(description="phone raw")

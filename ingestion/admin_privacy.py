@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -72,7 +72,7 @@ class SuppressedPhoneAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["phone", "reason"] if obj is None else ["phone_masked", "reason", "created_by", "created_at"]
 
     def save_model(self, request: HttpRequest, obj: SuppressedPhone, form: Any, change: bool) -> None:
@@ -98,7 +98,7 @@ class SubjectExportForm(forms.Form):
         return _clean_phone(self.cleaned_data["phone"])
 
 
-def subject_export_view(request: HttpRequest) -> HttpResponse:
+def subject_export_view(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Download everything held on a number as JSON or CSV (staff with ingestion.view_pii only)."""
     if not request.user.has_perm("ingestion.view_pii"):
         raise PermissionDenied
