@@ -390,8 +390,18 @@ def leads_purge(*, older_than: dt.date, batch_size: int = 5000) -> int:
     Their fingerprints keep existing until `fingerprints_purge` (its cross-day cut is the same
     instant), so a lead purged while its fingerprint lives on is not stored again the same day.
     """
-    stale = Lead.objects.filter(local_day__lt=older_than)
-    return batched_delete(queryset=stale, batch_size=batch_size)
+    deleted = 0
+    while True:
+        ids = list(Lead.objects.filter(local_day__lt=older_than).order_by("pk")
+                   .values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            # What on_delete=SET_NULL would do, without Django's collector loading every lead first.
+            LeadFingerprint.objects.filter(lead_id__in=ids).update(lead=None)
+            deleted += Lead.objects.filter(pk__in=ids, local_day__lt=older_than)._raw_delete(Lead.objects.db)
+        if len(ids) < batch_size:
+            return deleted
 
 
 def fingerprints_purge(*, day_scope_before: dt.date, all_scope_older_than: dt.datetime,
