@@ -20,7 +20,15 @@ import sys
 import threading
 import time
 
-from bench.common import database_url, drop_database, percentile, recreate_database
+from bench.common import (
+    ROOT,
+    database_url,
+    drop_database,
+    dump_json,
+    machine_info,
+    percentile,
+    recreate_database,
+)
 
 TARGET_MS = 200.0
 
@@ -40,6 +48,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--database", default="leadops_bench_purge")
+    parser.add_argument("--batch", type=int, default=1000, help="leads per purge transaction")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
@@ -94,7 +103,7 @@ def main() -> None:
     time.sleep(3)  # a baseline before the purge
     purging.set()
     t0 = time.monotonic()
-    deleted = leads_purge(older_than=timezone.localdate() - dt.timedelta(days=365))
+    deleted = leads_purge(older_than=timezone.localdate() - dt.timedelta(days=365), batch_size=args.batch)
     purge_s = time.monotonic() - t0
     purging.clear()
     time.sleep(1)
@@ -107,6 +116,7 @@ def main() -> None:
     result = {
         "leads_deleted": deleted, "purge_seconds": round(purge_s, 1),
         "leads_per_second": round(deleted / purge_s) if purge_s else None, "workers": args.workers,
+        "batch": args.batch, "load_average": os.getloadavg()[0],
         "pulls_during_purge": len(during),
         "pull_ms_during": {"max": round(max(during), 1) if during else None,
                            "p99": round(percentile(during, 99), 1) if during else None,
@@ -117,6 +127,7 @@ def main() -> None:
         "met": bool(during) and max(during) < TARGET_MS,
     }
     print(json.dumps(result, indent=2))
+    dump_json(ROOT / "bench" / "results" / f"purge-{dt.date.today()}.json", {"machine": machine_info(), "result": result})
     connections.close_all()
     if not args.keep:
         drop_database(args.database)

@@ -136,3 +136,14 @@ def test_defaults_follow_the_settings_they_replace(settings):
 
 def test_a_daily_schedule_runs_it():
     assert ("retention: purge expired data", "leadops.tasks.purge_retention", 1440) in PERIODIC_TASKS
+
+
+def test_without_json_it_prints_one_line_per_class_and_no_progress_bar_off_a_terminal(aged):
+    retention_policies_ensure()
+    RetentionPolicy.objects.filter(data_class=DataClass.COUNTERS).update(days=None)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("purge_retention", "--dry-run", stdout=out, stderr=err)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(DataClass.values)
+    assert "leads                would delete 2" in lines and "counters             kept forever" in lines
+    assert err.getvalue() == "" and Lead.objects.filter(name="old").exists()
