@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core import events
 from core.models import StaffAction, StaffSource
+from core.purge import batched_delete
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,9 @@ def field_changes(before: dict[str, Any], instance: models.Model) -> dict[str, l
     """{field: [before, after]} for every field of `before` whose value differs on `instance` now."""
     return {name: [old, getattr(instance, name)] for name, old in before.items()
             if old != getattr(instance, name)}
+
+
+def staff_actions_purge(*, older_than: Any, batch_size: int = 5000) -> int:
+    """Delete staff-action audit rows written before `older_than` (the retention policy's cut)."""
+    return batched_delete(queryset=StaffAction.objects.filter(created_at__lt=older_than),
+                          batch_size=batch_size, raw=True)

@@ -23,7 +23,8 @@ _NOT_DIGIT_AFTER = r"(?![0-9\u0660-\u0669\u06f0-\u06f9])"
 # A Saudi number: the international forms (+966 / 00966 / 966, optionally "(0)" or "0" after the
 # code) or the national form with its trunk zero, then 8 to 10 national digits.
 _SAUDI = (
-    rf"(?:(?:\+|00|(?<![0-9\u0660-\u0669\u06f0-\u06f9]))(?:966|٩٦٦|۹۶۶){_S}(?:\(0\){_S}|0{_S})?"
+    # The international prefix 00 may be written in Arabic-Indic or Persian digits too.
+    rf"(?:(?:\+|00|٠٠|۰۰|(?<![0-9\u0660-\u0669\u06f0-\u06f9]))(?:966|٩٦٦|۹۶۶){_S}(?:\(0\){_S}|0{_S})?"
     rf"|(?:0|٠|۰)(?={_D}))"
     rf"(?:{_D}{_S}){{7,9}}{_D}"
 )

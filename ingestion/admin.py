@@ -1,6 +1,9 @@
 """Admin of ingestion: leads (search by any phone format, filters, streaming export) and read-only
 fingerprints and counters.
 
+Phones are personal data: staff without `ingestion.view_pii` see them masked (+9665****4567) in the
+list, the detail page, search results and both exports (docs/PRIVACY.md, "Who sees what").
+
 The lead table grows to millions of rows, so nothing here asks it for DISTINCT values: provider and
 worker filters read the small counter table, the city filter only the latest leads, and the day
 filter offers fixed choices instead of a date hierarchy (which would scan every row for its dates).
@@ -16,10 +19,15 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import path
 from django.utils import timezone
 
 from core.admin_tools import ReadOnlyModelAdmin
 from core.csv import csv_response
+from core.logging import mask_pii
+
+# Importing it registers the suppression list's admin too.
+from ingestion.admin_privacy import subject_export_view
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.selectors import counter_providers, counter_worker_ids, lead_recent_cities, lead_search
 
@@ -29,8 +37,30 @@ EXPORT_FIELDS = (
     "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating", "extra",
     "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
 )
-def _lead_rows(queryset: QuerySet[Lead]) -> Iterator[tuple[Any, ...]]:
-    yield from queryset.order_by("id").values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK)
+VIEW_PII = "ingestion.view_pii"
+
+
+def can_view_pii(request: HttpRequest) -> bool:
+    return bool(request.user.has_perm(VIEW_PII))
+
+
+def _masked(value: Any) -> Any:
+    """Mask every phone (and email) inside a text or JSON value; other values pass unchanged."""
+    if isinstance(value, str):
+        return mask_pii(value)
+    if isinstance(value, dict | list):
+        return json.loads(mask_pii(json.dumps(value, ensure_ascii=False)))
+    return value
+
+
+def _lead_rows(queryset: QuerySet[Lead], *, masked: bool = False) -> Iterator[tuple[Any, ...]]:
+    rows = queryset.order_by("id").values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK)
+    if not masked:
+        yield from rows
+        return
+    for row in rows:
+        # Every text column, not only the phone ones: a worker may put a number in a name or in extra.
+        yield tuple(_masked(value) for value in row)
 
 
 def _export_name(extension: str) -> str:
@@ -109,6 +139,53 @@ class LeadAdmin(admin.ModelAdmin):
     # Counting millions of rows twice per page is what makes large changelists slow.
     show_full_result_count = False
     actions = ("export_csv", "export_jsonl")
+    change_list_template = "admin/ingestion/lead/change_list.html"
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown: Any = super().get_list_display(request)
+        if can_view_pii(request):
+            return tuple(shown)
+        # A worker may have put a number in the name too (a name is what scrapers find first).
+        swap = {"phone_e164": "phone_masked", "name": "name_masked"}
+        return tuple(swap.get(name, name) for name in shown)
+
+    @admin.display(description="phone e164")
+    def phone_masked(self, obj: Lead) -> str:
+        return mask_pii(obj.phone_e164 or "")
+
+    def get_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
+        fields = [field.name for field in Lead._meta.fields if field.name != "id"]
+        if can_view_pii(request):
+            return fields
+        return [f"{name}_masked" if name in _MASKED_DETAIL else name for name in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
+        return self.get_fields(request, obj)
+
+    @admin.display(description="phone raw")
+    def phone_raw_masked(self, obj: Lead) -> str:
+        return mask_pii(obj.phone_raw)
+
+    @admin.display(description="phone e164")
+    def phone_e164_masked(self, obj: Lead) -> str:
+        return mask_pii(obj.phone_e164 or "")
+
+    @admin.display(description="name")
+    def name_masked(self, obj: Lead) -> str:
+        return mask_pii(obj.name)
+
+    @admin.display(description="address")
+    def address_masked(self, obj: Lead) -> str:
+        return mask_pii(obj.address)
+
+    @admin.display(description="extra")
+    def extra_masked(self, obj: Lead) -> str:
+        return json.dumps(_masked(obj.extra), ensure_ascii=False)
+
+    def get_urls(self) -> list[Any]:
+        urls = [path("privacy-export/", self.admin_site.admin_view(subject_export_view),
+                     name="ingestion_lead_privacy_export")]
+        return urls + super().get_urls()
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
@@ -127,12 +204,15 @@ class LeadAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["export"], description="Export selected leads as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
-        return csv_response(header=EXPORT_FIELDS, rows=_lead_rows(queryset), filename=_export_name("csv"))
+        rows = _lead_rows(queryset, masked=not can_view_pii(request))
+        return csv_response(header=EXPORT_FIELDS, rows=rows, filename=_export_name("csv"))
 
     @admin.action(permissions=["export"], description="Export selected leads as JSON Lines")
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
+        masked = not can_view_pii(request)
+
         def lines() -> Iterator[str]:
-            for row in _lead_rows(queryset):
+            for row in _lead_rows(queryset, masked=masked):
                 record = dict(zip(EXPORT_FIELDS, row, strict=True))
                 for key, value in record.items():
                     if isinstance(value, (dt.date, dt.datetime)):
@@ -144,6 +224,10 @@ class LeadAdmin(admin.ModelAdmin):
         response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{_export_name("jsonl")}"'
         return response
+
+
+# The fields shown masked on the detail page without view_pii (those a phone may be written in).
+_MASKED_DETAIL = {"phone_raw", "phone_e164", "name", "address", "extra"}
 
 
 @admin.register(LeadFingerprint)
@@ -162,3 +246,4 @@ class IngestCounterAdmin(ReadOnlyModelAdmin):
     list_filter = ("provider", "local_day")
     search_fields = ("=worker_id", "=provider")
     ordering = ("-hour", "provider", "worker_id")
+

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from core.logging import mask_pii
 from ingestion.choices import PhoneType
 
 
@@ -66,10 +67,15 @@ class Lead(models.Model):
             models.Index(fields=["local_day"], name="ingestion_lead_day_idx"),
             models.Index(fields=["phone_e164"], name="ingestion_lead_e164_idx"),
         ]
-        permissions = [("export_lead", "Can export leads (CSV, JSONL)")]
+        permissions = [
+            ("export_lead", "Can export leads (CSV, JSONL)"),
+            # Without it staff see phones masked (+9665****4567) everywhere (docs/PRIVACY.md).
+            ("view_pii", "Can see full phone numbers and download data-subject exports"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.phone_e164 or 'invalid phone'})"
+        # Masked: this text lands in page titles, breadcrumbs and the admin log, whoever is looking.
+        return mask_pii(f"{self.name} ({self.phone_e164 or 'invalid phone'})")
 
     @property
     def phone(self) -> str:
@@ -125,6 +131,8 @@ class IngestCounter(models.Model):
     duplicates_in_batch = models.BigIntegerField(default=0)
     duplicates_existing = models.BigIntegerField(default=0)
     invalid = models.BigIntegerField(default=0)
+    # Reported leads whose phone is on the suppression list: counted, never stored (docs/PRIVACY.md).
+    suppressed = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -137,3 +145,25 @@ class IngestCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H:00} {self.provider}/{self.worker_id}"
+
+
+class SuppressedPhone(models.Model):
+    """A number that must never be stored again (do-not-contact, an erasure): its keyed hash only.
+
+    `digest` is HMAC-SHA256(LEADOPS_FINGERPRINT_KEY, E.164), so the list itself holds no number; a
+    report's lead whose E.164 hashes to a listed digest is counted `suppressed` and nothing of it is
+    stored. `phone_masked` (+9665****4567) lets staff tell entries apart without the number.
+    """
+
+    digest = models.CharField(max_length=64, primary_key=True)
+    phone_masked = models.CharField(max_length=32, blank=True)
+    reason = models.CharField(max_length=500)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "suppressed phone"
+        verbose_name_plural = "suppression list"
+
+    def __str__(self) -> str:
+        return f"{self.phone_masked or self.digest[:12]} ({self.reason})"

@@ -23,8 +23,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from core.purge import batched_delete
 from core.text import json_bytes
-from ingestion.models import IngestCounter, Lead, LeadFingerprint
+from ingestion.models import IngestCounter, Lead, LeadFingerprint, SuppressedPhone
 from ingestion.normalize import PhoneResult, normalize_city, normalize_name, normalize_phone
 from ingestion.schema import LeadInput
 
@@ -110,14 +111,15 @@ WHERE {FINGERPRINT_TABLE}.fingerprint = json_extract(j.value, '$[0]')
 _COUNTER_SQL = f"""
 INSERT INTO {COUNTER_TABLE}
     (hour, local_day, provider, worker_id, added, duplicates, duplicates_in_batch, duplicates_existing,
-     invalid, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+     invalid, suppressed, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (hour, provider, worker_id) DO UPDATE SET
     added = {COUNTER_TABLE}.added + excluded.added,
     duplicates = {COUNTER_TABLE}.duplicates + excluded.duplicates,
     duplicates_in_batch = {COUNTER_TABLE}.duplicates_in_batch + excluded.duplicates_in_batch,
     duplicates_existing = {COUNTER_TABLE}.duplicates_existing + excluded.duplicates_existing,
     invalid = {COUNTER_TABLE}.invalid + excluded.invalid,
+    suppressed = {COUNTER_TABLE}.suppressed + excluded.suppressed,
     updated_at = excluded.updated_at
 """
 
@@ -129,16 +131,19 @@ class IngestResult:
     duplicates_in_batch: int
     duplicates_existing: int
     invalid: int
+    # On the suppression list: counted, nothing stored (docs/PRIVACY.md, "Suppression list").
+    suppressed: int = 0
 
     @property
     def total(self) -> int:
-        return self.added + self.duplicates + self.invalid
+        return self.added + self.duplicates + self.invalid + self.suppressed
 
     def as_dict(self) -> dict[str, int]:
         return {
             "added": self.added, "duplicates": self.duplicates,
             "duplicates_in_batch": self.duplicates_in_batch,
             "duplicates_existing": self.duplicates_existing, "invalid": self.invalid,
+            "suppressed": self.suppressed,
         }
 
 
@@ -169,11 +174,39 @@ def _fingerprint_hasher() -> Any:
     return hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256)
 
 
-def _classify(*, rows: list[LeadInput], scope: str) -> tuple[list[_Candidate], int, int]:
-    """Normalize each row and drop repeats inside the batch (the first of a fingerprint stays).
+def phone_digest(*, e164: str) -> str:
+    """HMAC-SHA256 of an E.164 number under LEADOPS_FINGERPRINT_KEY: the suppression list's key.
+
+    Unlike a fingerprint it has no scope prefix, so one digest names the number on every day.
+    """
+    hasher = _fingerprint_hasher()
+    hasher.update(e164.encode())
+    return str(hasher.hexdigest())
+
+
+def _suppressed_numbers(phones: list[PhoneResult]) -> set[str]:
+    """The E.164 numbers of this batch that are on the suppression list: one indexed query, or none."""
+    numbers = {phone.e164 for phone in phones if phone.usable and phone.e164 is not None}
+    if not numbers:
+        return set()
+    base = _fingerprint_hasher()
+    by_digest: dict[str, str] = {}
+    for e164 in numbers:
+        hasher = base.copy()
+        hasher.update(e164.encode())
+        by_digest[hasher.hexdigest()] = e164
+    listed = SuppressedPhone.objects.filter(digest__in=list(by_digest)).values_list("digest", flat=True)
+    return {by_digest[digest] for digest in listed}
+
+
+def _classify(
+    *, rows: list[LeadInput], phones: list[PhoneResult], scope: str, suppressed: set[str],
+) -> tuple[list[_Candidate], int, int, int]:
+    """Drop suppressed numbers and repeats inside the batch (the first of a fingerprint stays).
 
     Returns the rows to store (candidates with a fingerprint, then invalid ones without), the count
-    of in-batch duplicates and the count of invalid rows.
+    of in-batch duplicates, the count of invalid rows and the count of suppressed rows. A suppressed
+    number counts every one of its rows as suppressed, repeats included: none of them is stored.
     """
     # One scope per batch, so a repeated E.164 is a repeated fingerprint: repeats are dropped before
     # hashing. The keyed HMAC state is copied per number: the key schedule is computed once.
@@ -183,10 +216,13 @@ def _classify(*, rows: list[LeadInput], scope: str) -> tuple[list[_Candidate], i
     candidates: list[_Candidate] = []
     invalid: list[_Candidate] = []
     in_batch = 0
-    for row in rows:
-        phone = normalize_phone(row.phone)
+    suppressed_count = 0
+    for row, phone in zip(rows, phones, strict=True):
         if not phone.usable or phone.e164 is None:
             invalid.append(_Candidate(row=row, phone=phone, fingerprint=None))
+            continue
+        if phone.e164 in suppressed:
+            suppressed_count += 1
             continue
         if phone.e164 in seen:
             in_batch += 1
@@ -195,7 +231,7 @@ def _classify(*, rows: list[LeadInput], scope: str) -> tuple[list[_Candidate], i
         hasher = base.copy()
         hasher.update((prefix + phone.e164).encode())
         candidates.append(_Candidate(row=row, phone=phone, fingerprint=hasher.hexdigest()))
-    return candidates + invalid, in_batch, len(invalid)
+    return candidates + invalid, in_batch, len(invalid), suppressed_count
 
 
 def _row_object(candidate: _Candidate) -> dict[str, Any]:
@@ -281,7 +317,8 @@ def _counter_add(*, received_at: dt.datetime, provider: str, worker_id: str, res
     params = [
         _db_value(IngestCounter, "hour", hour), _db_value(IngestCounter, "local_day", local.date()),
         provider, worker_id, result.added, result.duplicates, result.duplicates_in_batch,
-        result.duplicates_existing, result.invalid, _db_value(IngestCounter, "updated_at", timezone.now()),
+        result.duplicates_existing, result.invalid, result.suppressed,
+        _db_value(IngestCounter, "updated_at", timezone.now()),
     ]
     with connection.cursor() as cursor:
         cursor.execute(_COUNTER_SQL, params)
@@ -296,7 +333,8 @@ def lead_batch_ingest(
     attempt_id: uuid.UUID | None = None,
     received_at: dt.datetime | None = None,
 ) -> IngestResult:
-    """Store a batch of reported leads and count each exactly once: added, duplicate or invalid.
+    """Store a batch of reported leads and count each exactly once: added, duplicate, invalid or
+    suppressed (its number is on the suppression list; nothing of it is stored).
 
     Runs inside the caller's transaction when there is one (the report of queueing), else in its
     own. Added and invalid leads become `Lead` rows (invalid ones with a null E.164 and no
@@ -307,7 +345,13 @@ def lead_batch_ingest(
         return EMPTY_RESULT
     received_at = received_at or timezone.now()
     scope = dedup_scope(received_at=received_at)
-    stored, in_batch, invalid = _classify(rows=rows, scope=scope)
+    phones = [normalize_phone(row.phone) for row in rows]
+    # Read before the insert, set-based: one query for the whole batch. A number put on the list
+    # while this report is in flight is stored once more; the erasure that listed it deletes by
+    # number afterwards, so the window is the length of one report transaction.
+    suppressed = _suppressed_numbers(phones)
+    stored, in_batch, invalid, suppressed_count = _classify(rows=rows, phones=phones, scope=scope,
+                                                            suppressed=suppressed)
     candidates = len(stored) - invalid
     batch = (
         provider, worker_id, job_id,
@@ -325,11 +369,56 @@ def lead_batch_ingest(
         existing = candidates - added
         result = IngestResult(
             added=added, duplicates=in_batch + existing, duplicates_in_batch=in_batch,
-            duplicates_existing=existing, invalid=invalid,
+            duplicates_existing=existing, invalid=invalid, suppressed=suppressed_count,
         )
         _counter_add(received_at=received_at, provider=provider, worker_id=worker_id, result=result)
     logger.debug(
-        "Ingested %d leads for provider %s: %d added, %d duplicates (%d in batch), %d invalid.",
+        "Ingested %d leads for provider %s: %d added, %d duplicates (%d in batch), %d invalid, "
+        "%d suppressed.",
         len(rows), provider, result.added, result.duplicates, result.duplicates_in_batch, result.invalid,
+        result.suppressed,
     )
     return result
+
+
+# --- Retention (docs/PRIVACY.md, "Retention"): the project's purge_retention composes these. ---
+
+
+def leads_purge(*, older_than: dt.date, batch_size: int = 5000) -> int:
+    """Delete leads received (local day) before `older_than`, in batches on the local_day index.
+
+    Their fingerprints keep existing until `fingerprints_purge` (its cross-day cut is the same
+    instant), so a lead purged while its fingerprint lives on is not stored again the same day.
+    """
+    deleted = 0
+    while True:
+        ids = list(Lead.objects.filter(local_day__lt=older_than).order_by("pk")
+                   .values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            # What on_delete=SET_NULL would do, without Django's collector loading every lead first.
+            LeadFingerprint.objects.filter(lead_id__in=ids).update(lead=None)
+            deleted += Lead.objects.filter(pk__in=ids, local_day__lt=older_than)._raw_delete(Lead.objects.db)
+        if len(ids) < batch_size:
+            return deleted
+
+
+def fingerprints_purge(*, day_scope_before: dt.date, all_scope_older_than: dt.datetime,
+                       batch_size: int = 5000) -> int:
+    """Delete per-day fingerprints of days before `day_scope_before` and cross-day fingerprints
+    created before `all_scope_older_than` (they live as long as their leads).
+
+    A per-day fingerprint dedups only on its own day: after that it is dead weight, kept for a short
+    grace so a report that straddles midnight still finds yesterday's.
+    """
+    per_day = LeadFingerprint.objects.filter(scope__lt=day_scope_before.isoformat()).exclude(scope="all")
+    cross_day = LeadFingerprint.objects.filter(scope="all", created_at__lt=all_scope_older_than)
+    return (batched_delete(queryset=per_day, batch_size=batch_size, raw=True)
+            + batched_delete(queryset=cross_day, batch_size=batch_size, raw=True))
+
+
+def counters_purge(*, older_than: dt.datetime, batch_size: int = 5000) -> int:
+    """Delete hourly ingestion counters of hours before `older_than`."""
+    return batched_delete(queryset=IngestCounter.objects.filter(hour__lt=older_than), batch_size=batch_size,
+                          raw=True)

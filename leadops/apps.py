@@ -9,8 +9,10 @@ class LeadopsConfig(AppConfig):
     def ready(self) -> None:
         from core import events
         from leadops.live import live_sink
+        from leadops.retention import retention_policies_ensure
         from leadops.schedules import ensure_schedules
 
         events.batch_sink_register(live_sink)
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="leadops-schedules")
+        post_migrate.connect(retention_policies_ensure, sender=self, dispatch_uid="leadops-retention")

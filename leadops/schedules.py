@@ -13,10 +13,11 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     ("queueing: reap expired leases", "queueing.tasks.reap_expired_leases", 1),
     ("queueing: purge old report receipts", "queueing.tasks.purge_report_receipts", 60),
     ("queueing: purge old breaker outcomes", "queueing.tasks.purge_breaker_outcomes", 10),
-    ("queueing: prune finished jobs", "queueing.tasks.prune_finished_jobs", 60),
+    # Its cut comes from the retention policy (class "attempts"), hence the project's task.
+    ("queueing: prune finished jobs", "leadops.tasks.prune_finished_jobs", 60),
     ("queueing: run due recurring campaigns", "queueing.tasks.run_campaign_schedules", 1),
     ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
-    ("workers: purge old failed authentications", "workers_mgmt.tasks.purge_auth_failures", 60),
+    ("workers: purge old failed authentications", "leadops.tasks.purge_auth_failures", 60),
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),
     ("monitor: announce offline workers", "workers_mgmt.tasks.announce_offline_workers", 1),
     ("monitor: trim the event replay log", "leadops.tasks.trim_monitor_events", 10),
@@ -25,8 +26,10 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     # A fallback beside the `alerts_evaluate` process (the real 10 s evaluator): schedules run at most
     # once a minute. Row locks make a round here and one there never double-send.
     ("alerts: evaluate rules and deliver", "alerts.tasks.evaluate_alerts", 1),
-    ("alerts: purge old alert history", "alerts.tasks.purge_alert_history", 60),
+    ("alerts: purge old alert history", "leadops.tasks.purge_alert_history", 60),
     ("limits: purge spent rate-limit states", "leadops.tasks.purge_rate_limit_states", 10),
+    # Every data class by the retention policy, once a day (docs/PRIVACY.md, "Retention").
+    ("retention: purge expired data", "leadops.tasks.purge_retention", 1440),
 ]
 
 

@@ -8,7 +8,9 @@ from typing import Any
 from django.conf import settings
 
 from core import events
-from leadops.models import MonitorEvent
+from core.audit import Actor, audited_update
+from core.purge import batched_delete
+from leadops.models import MonitorEvent, RetentionPolicy
 
 
 def monitor_events_store(*, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -35,3 +37,15 @@ def monitor_events_trim(*, keep: int | None = None) -> int:
         return 0
     deleted, _ = MonitorEvent.objects.filter(id__lte=newest).delete()
     return deleted
+
+
+def monitor_events_purge(*, older_than: dt.datetime, batch_size: int = 5000) -> int:
+    """Delete replay-log events older than `older_than`, beside the count-based trim (retention)."""
+    return batched_delete(queryset=MonitorEvent.objects.filter(at__lt=older_than), batch_size=batch_size,
+                          raw=True)
+
+
+def retention_policy_set(*, policy: RetentionPolicy, days: int | None, actor: Actor) -> dict[str, list[Any]]:
+    """Change how long one data class is kept (admin), audited; the next purge applies it."""
+    return audited_update(instance=policy, values={"days": days}, actor=actor, action="retention.policy_set",
+                          object_type="leadops.retentionpolicy")

@@ -162,6 +162,7 @@ class ReportOut(serializers.Serializer):
     added = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     invalid = serializers.IntegerField()
+    suppressed = serializers.IntegerField()
     lease_expires_at = serializers.DateTimeField(required=False)
 
 

@@ -45,7 +45,13 @@ from queueing.services.errors import (
 )
 from queueing.services.evidence import evidence_purge, evidence_upload
 from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
-from queueing.services.maintenance import PRUNABLE_STATES, finished_jobs_prune, receipts_purge
+from queueing.services.maintenance import (
+    PRUNABLE_STATES,
+    breaker_transitions_purge,
+    dead_jobs_purge,
+    finished_jobs_prune,
+    receipts_purge,
+)
 from queueing.services.report import ReportOutcome, ReportResult, job_report, report_request_hash
 from queueing.services.staff import (
     dead_jobs_delete,
@@ -79,6 +85,7 @@ __all__ = [
     "breaker_force",
     "breaker_outcomes_purge",
     "breaker_reset",
+    "breaker_transitions_purge",
     "campaign_create",
     "campaign_enqueue",
     "campaign_run_enqueue",
@@ -87,6 +94,7 @@ __all__ = [
     "campaign_schedules_run",
     "campaign_update",
     "dead_jobs_delete",
+    "dead_jobs_purge",
     "dead_jobs_requeue",
     "dlq_purge",
     "dlq_requeue",

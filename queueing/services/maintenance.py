@@ -6,7 +6,9 @@ import datetime as dt
 
 from django.db import transaction
 
+from core.purge import batched_delete
 from queueing.models import (
+    BreakerTransition,
     Job,
     JobState,
     ReportReceipt,
@@ -41,3 +43,19 @@ def finished_jobs_prune(*, older_than: dt.datetime, chunk: int = 1000, most: int
 def receipts_purge(*, older_than: dt.datetime) -> int:
     deleted, _ = ReportReceipt.objects.filter(created_at__lt=older_than).delete()
     return deleted
+
+
+def dead_jobs_purge(*, older_than: dt.datetime, batch_size: int = 1000) -> int:
+    """Delete dead jobs (the DLQ) that died before `older_than`, with their attempts and receipts.
+
+    A dead job waits for a person; one nobody requeued within the retention period is not coming
+    back, and its payload and attempt errors are kept no longer than the policy says.
+    """
+    dead = Job.objects.filter(state=JobState.DEAD, finished_at__lt=older_than)
+    return batched_delete(queryset=dead, batch_size=batch_size)
+
+
+def breaker_transitions_purge(*, older_than: dt.datetime, batch_size: int = 5000) -> int:
+    """Delete breaker audit rows (transitions) older than `older_than`."""
+    return batched_delete(queryset=BreakerTransition.objects.filter(at__lt=older_than),
+                          batch_size=batch_size, raw=True)

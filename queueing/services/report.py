@@ -74,6 +74,7 @@ def job_report(
         }
         body: dict[str, Any] = {
             "added": result.added, "duplicates": result.duplicates, "invalid": result.invalid,
+            "suppressed": result.suppressed,
         }
         who = {"job_id": job.pk, "provider": job.provider.name, "worker_id": worker.pk}
         events.publish("leads.ingested", **who, added=result.added, duplicates=result.duplicates,

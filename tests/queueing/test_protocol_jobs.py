@@ -65,7 +65,8 @@ def test_report_success_finishes_the_job_and_counts_leads(signed):
     leads = [lead("A", "0501234567"), lead("B", "+966 50 123 4567"), lead("C", "junk")]
     response = signed.report(job_id, {"attempt_id": claim["attempt_id"], "outcome": "succeeded", "leads": leads})
     assert response.status_code == 200, response.content
-    assert response.json() == {"job_state": "succeeded", "added": 1, "duplicates": 1, "invalid": 1}
+    assert response.json() == {"job_state": "succeeded", "added": 1, "duplicates": 1, "invalid": 1,
+                               "suppressed": 0}
     job = Job.objects.get(pk=job_id)
     assert job.state == JobState.SUCCEEDED and job.leads_added == 1 and job.finished_at
     assert JobAttempt.objects.get(pk=claim["attempt_id"]).state == AttemptState.SUCCEEDED

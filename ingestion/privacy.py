@@ -1,0 +1,194 @@
+"""Data-subject requests and the suppression list (PDPL / GDPR): find, export and erase a number.
+
+Every request is audited without the number in clear: the audit row keeps its masked form
+(+9665****4567) and its keyed hash, which is enough to answer "did we act on this number, and when"
+for a number someone gives us again (docs/PRIVACY.md, "Requests").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from core.audit import Actor, staff_action_record
+from core.logging import mask_pii
+from ingestion.models import Lead, LeadFingerprint, SuppressedPhone
+from ingestion.normalize import normalize_phone
+from ingestion.services import _fingerprint_hasher, phone_digest
+
+# Fingerprints are deleted by primary key in chunks this big (one statement each).
+ERASE_CHUNK = 1000
+# The lead fields a data-subject export holds (everything stored about the lead).
+EXPORT_FIELDS = (
+    "id", "name", "phone_raw", "phone_e164", "phone_valid", "phone_type", "phone_region", "city",
+    "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating", "extra",
+    "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
+)
+
+
+class PhoneNotUsable(ValueError):
+    """The given text is not a phone number the normalizer can read (a bad argument)."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One number as a request names it: its E.164 form, the mask and the keyed hash we may keep."""
+
+    e164: str
+    masked: str
+    digest: str
+
+    def audit_detail(self) -> dict[str, str]:
+        return {"phone_masked": self.masked, "phone_hmac": self.digest}
+
+
+def phone_mask(*, e164: str) -> str:
+    """+966501234567 -> +9665****4567: the only form of a number that staff without view_pii see."""
+    return mask_pii(e164)
+
+
+def subject_from_phone(*, phone: str) -> Subject:
+    """Normalize a number given in any spelling (Arabic-Indic digits, +966, 00966, spaces)."""
+    result = normalize_phone(phone)
+    if not result.usable or result.e164 is None:
+        raise PhoneNotUsable("not a phone number that can be read")
+    e164 = result.e164
+    return Subject(e164=e164, masked=phone_mask(e164=e164), digest=phone_digest(e164=e164))
+
+
+def _fingerprints_of(subject: Subject) -> list[str]:
+    """Every fingerprint this number can have: cross-day, and per-day on every day still on record.
+
+    The oldest per-day scope is read once (a scan of a table without an index on scope: erasures
+    are rare, and every report would pay for that index).
+    """
+    oldest = LeadFingerprint.objects.exclude(scope="all").aggregate(oldest=Min("scope"))["oldest"]
+    scopes = ["all"]
+    if oldest:
+        day = dt.date.fromisoformat(oldest)
+        # Tomorrow too: a report near midnight in another process may already write the next day.
+        last = timezone.localdate() + dt.timedelta(days=1)
+        while day <= last:
+            scopes.append(day.isoformat())
+            day += dt.timedelta(days=1)
+    base = _fingerprint_hasher()
+    fingerprints = []
+    for scope in scopes:
+        hasher = base.copy()
+        hasher.update(f"{scope}|{subject.e164}".encode())
+        fingerprints.append(hasher.hexdigest())
+    return fingerprints
+
+
+def _export_value(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if value is not None and not isinstance(value, (str, int, float, bool, dict, list)):
+        return str(value)
+    return value
+
+
+def subject_data(*, subject: Subject) -> dict[str, Any]:
+    """Everything held on a number (no audit; `privacy_export` is the audited request)."""
+    leads = [
+        {name: _export_value(value) for name, value in zip(EXPORT_FIELDS, row, strict=True)}
+        for row in Lead.objects.filter(phone_e164=subject.e164).order_by("id").values_list(*EXPORT_FIELDS)
+    ]
+    fingerprints = list(
+        LeadFingerprint.objects.filter(fingerprint__in=_fingerprints_of(subject))
+        .order_by("created_at").values("scope", "created_at")
+    )
+    listed = SuppressedPhone.objects.filter(digest=subject.digest).first()
+    return {
+        "phone": subject.e164,
+        "leads": leads,
+        # Keyed hashes, not the number: what dedup keeps, and since when.
+        "fingerprints": [{"scope": row["scope"], "created_at": row["created_at"].isoformat()}
+                         for row in fingerprints],
+        "suppressed": None if listed is None else {
+            "reason": listed.reason, "created_at": listed.created_at.isoformat(),
+        },
+    }
+
+
+def privacy_export(*, phone: str, actor: Actor) -> dict[str, Any]:
+    """Answer an access request (PDPL art. 4, GDPR art. 15): everything held on a number, audited."""
+    subject = subject_from_phone(phone=phone)
+    with transaction.atomic():
+        data = subject_data(subject=subject)
+        staff_action_record(actor=actor, action="privacy.export", object_type="ingestion.lead",
+                            object_count=len(data["leads"]),
+                            detail={**subject.audit_detail(), "leads": len(data["leads"])})
+    return data
+
+
+def _suppress(*, subject: Subject, reason: str, actor: Actor) -> bool:
+    """Put a number on the list; False when it was already there (the first reason stays)."""
+    _, created = SuppressedPhone.objects.get_or_create(
+        digest=subject.digest,
+        defaults={"phone_masked": subject.masked, "reason": reason[:500], "created_by": actor.name[:150],
+                  "created_at": timezone.now()},
+    )
+    return created
+
+
+def privacy_erase(*, phone: str, reason: str, actor: Actor, suppress: bool = True) -> dict[str, int | bool]:
+    """Erase a number (PDPL art. 18, GDPR art. 17): its leads and fingerprints on every day, audited.
+
+    With `suppress` the number goes on the suppression list, so a worker reporting it again stores
+    nothing; without it, the number may be collected again from a public source.
+    """
+    subject = subject_from_phone(phone=phone)
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    fingerprints = _fingerprints_of(subject)
+    with transaction.atomic():
+        erased_fingerprints = 0
+        for start in range(0, len(fingerprints), ERASE_CHUNK):
+            erased_fingerprints += LeadFingerprint.objects.filter(
+                fingerprint__in=fingerprints[start:start + ERASE_CHUNK]
+            )._raw_delete(LeadFingerprint.objects.db)
+        # Raw: the fingerprints are gone already, so there is nothing for on_delete to set null.
+        erased_leads = Lead.objects.filter(phone_e164=subject.e164)._raw_delete(Lead.objects.db)
+        suppressed = _suppress(subject=subject, reason=reason, actor=actor) if suppress else False
+        listed = suppressed or SuppressedPhone.objects.filter(digest=subject.digest).exists()
+        staff_action_record(
+            actor=actor, action="privacy.erase", object_type="ingestion.lead", object_count=erased_leads,
+            detail={**subject.audit_detail(), "reason": reason[:500], "erased_leads": erased_leads,
+                    "erased_fingerprints": erased_fingerprints, "suppressed": listed},
+        )
+    return {"erased_leads": erased_leads, "erased_fingerprints": erased_fingerprints, "suppressed": listed}
+
+
+def suppression_add(*, phone: str, reason: str, actor: Actor) -> SuppressedPhone:
+    """Put a number on the suppression list (hashed, never stored in clear), audited."""
+    subject = subject_from_phone(phone=phone)
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    with transaction.atomic():
+        created = _suppress(subject=subject, reason=reason, actor=actor)
+        staff_action_record(actor=actor, action="suppression.add", object_type="ingestion.suppressedphone",
+                            object_ids=[subject.digest[:12]],
+                            detail={**subject.audit_detail(), "reason": reason[:500], "created": created})
+    return SuppressedPhone.objects.get(digest=subject.digest)
+
+
+def suppression_remove(*, phone: str, actor: Actor) -> bool:
+    """Take a number off the list (it may be stored again); False when it was not on it. Audited."""
+    subject = subject_from_phone(phone=phone)
+    return suppression_remove_digest(digest=subject.digest, masked=subject.masked, actor=actor)
+
+
+def suppression_remove_digest(*, digest: str, masked: str, actor: Actor) -> bool:
+    """Remove one entry by its digest (the admin knows entries only by digest), audited."""
+    with transaction.atomic():
+        deleted, _ = SuppressedPhone.objects.filter(digest=digest).delete()
+        staff_action_record(actor=actor, action="suppression.remove", object_type="ingestion.suppressedphone",
+                            object_ids=[digest[:12]],
+                            detail={"phone_masked": masked, "phone_hmac": digest, "removed": bool(deleted)})
+    return bool(deleted)
