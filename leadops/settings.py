@@ -207,6 +207,9 @@ LEADOPS_NONCE_TTL_S = env.int("LEADOPS_NONCE_TTL_S", default=600)
 LEADOPS_IDEMPOTENCY_TTL_H = env.int("LEADOPS_IDEMPOTENCY_TTL_H", default=48)
 # Succeeded and cancelled jobs are deleted this many days after they finished (0: kept for good).
 LEADOPS_JOB_RETENTION_DAYS = env.int("LEADOPS_JOB_RETENTION_DAYS", default=30)
+# While workers pull, a process runs the lease reaper from the pull path at most this often, so a
+# lapsed lease is claimable again within lease + this (docs/SYSTEM_OVERVIEW.md, "The lease reaper").
+LEADOPS_REAP_ON_PULL_S = env.float("LEADOPS_REAP_ON_PULL_S", default=10.0)
 LEADOPS_DEDUP_SCOPE = env.str("LEADOPS_DEDUP_SCOPE", default="day")
 LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = env.int("LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN", default=600)
 LEADOPS_MAX_PULL = 50

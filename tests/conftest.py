@@ -111,6 +111,17 @@ def _isolated_redis_keys(settings):
 
 
 @pytest.fixture(autouse=True)
+def _pull_reaper_just_ran():
+    # The pull path reaps lapsed leases at most every LEADOPS_REAP_ON_PULL_S per process: start each
+    # test as if it had just run, so a test's queries do not depend on when the previous test pulled.
+    from django.utils import timezone
+
+    from queueing.services.claim import pull_reaper
+
+    pull_reaper.last = timezone.now()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_worker_config_cache():
     # The hot-path copy of the worker configuration lives for two seconds per process; a test's
     # rolled-back configuration must never leak into the next test through it.

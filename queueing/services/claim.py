@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils.timezone import now as clock_now
@@ -21,6 +23,7 @@ from queueing.models import (
     JobState,
 )
 from queueing.services.guards import _claim_guard, _claim_guard_settle
+from queueing.services.leases import leases_reap
 from workers_mgmt.models import Worker
 
 
@@ -51,6 +54,36 @@ class PullResult:
     worker_blocked: bool = False
 
 
+class _PullReaper:
+    """Runs the lease reaper from the pull path at most once per `LEADOPS_REAP_ON_PULL_S` per process.
+
+    The q cluster reaps once a minute; a worker that died holding a lease would leave its jobs
+    stuck for up to lease + a minute. While workers pull, the pull itself reaps first (a bounded
+    UPDATE that re-checks every lease, docs/SYSTEM_OVERVIEW.md "The lease reaper"), so the job is
+    claimable again within lease + this period. The period is measured on the portal's clock, so
+    tests that move the clock move it too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.last: dt.datetime | None = None
+
+    def due(self, now: dt.datetime) -> bool:
+        period = settings.LEADOPS_REAP_ON_PULL_S
+        if period <= 0:
+            return False
+        with self._lock:
+            if self.last is not None and now < self.last + dt.timedelta(seconds=period):
+                if now < self.last:
+                    self.last = now  # the clock went back: count the period from here
+                return False
+            self.last = now
+            return True
+
+
+pull_reaper = _PullReaper()
+
+
 def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None = None) -> PullResult:
     """The claim with its guards: breakers (provider and worker) and provider quotas.
 
@@ -62,6 +95,8 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
     if max_jobs < 1:
         return PullResult(claims=[])
     now = clock_now()
+    if pull_reaper.due(now):
+        leases_reap(now=now, limit=500)
     with transaction.atomic():
         guard = _claim_guard(worker=worker, max_jobs=max_jobs, now=now)
         if guard.max_jobs < 1:

@@ -233,7 +233,8 @@ def test_release_gives_back_leases_without_counting_the_attempt(signed):
     assert again["attempt"] == 1
 
 
-def test_killed_worker_lease_is_reaped_and_another_worker_finishes(signed, make_signed):
+def test_killed_worker_lease_is_reaped_and_another_worker_finishes(signed, make_signed, settings):
+    settings.LEADOPS_REAP_ON_PULL_S = 0  # only the scheduled reaper, as on a fleet that does not pull
     job = make_jobs(1, provider=make_provider("maps", lease_seconds=30))[0]
     pull_one(signed)  # this worker then dies
     rescuer = make_signed("w-rescuer")
@@ -246,6 +247,37 @@ def test_killed_worker_lease_is_reaped_and_another_worker_finishes(signed, make_
     assert done.json()["job_state"] == "succeeded"
     attempts = {a.worker_id: a.state for a in JobAttempt.objects.filter(job=job)}
     assert attempts == {signed.worker_id: AttemptState.LOST, "w-rescuer": AttemptState.SUCCEEDED}
+
+
+def test_a_dead_workers_job_is_claimable_again_within_lease_plus_the_reap_period(clock, signed, make_signed,
+                                                                                settings):
+    settings.LEADOPS_REAP_ON_PULL_S = 10
+    job = make_jobs(1, provider=make_provider("maps", lease_seconds=30))[0]
+    first = pull_one(signed)  # this worker then dies; the scheduled reaper does not run here
+    rescuer = make_signed("w-rescuer")
+    clock.shift(dt.timedelta(seconds=29))
+    assert rescuer.pull(1).json()["jobs"] == []  # the lease is still live
+    # Lease + 10 s at the latest: the pull path reaps at most every 10 s, then claims.
+    clock.shift(dt.timedelta(seconds=11))
+    claim = pull_one(rescuer)
+    assert (claim["id"], claim["attempt"]) == (job.pk, 2)
+    assert JobAttempt.objects.get(pk=first["attempt_id"]).state == AttemptState.LOST
+    # The dead worker's late report is refused: its attempt was superseded.
+    late = signed.report(job.pk, {"attempt_id": first["attempt_id"], "outcome": "succeeded", "leads": []})
+    assert late.status_code == 409 and late.json()["error"]["code"] == "attempt_superseded"
+
+
+def test_the_pull_path_reaps_at_most_once_per_period(clock, signed, make_signed, settings):
+    settings.LEADOPS_REAP_ON_PULL_S = 10
+    job = make_jobs(1, provider=make_provider("short", lease_seconds=2))[0]
+    pull_one(signed)  # the period starts here; this worker then dies
+    rescuer = make_signed("w-rescuer")
+    clock.shift(dt.timedelta(seconds=3))
+    # The lease lapsed a second ago, but the pull path reaped less than 10 s ago: not yet.
+    assert rescuer.pull(1).json()["jobs"] == []
+    assert Job.objects.get(pk=job.pk).state == JobState.LEASED
+    clock.shift(dt.timedelta(seconds=7))
+    assert pull_one(rescuer)["attempt"] == 2
 
 
 def test_reaper_buries_a_job_whose_attempts_are_spent(signed):
