@@ -34,6 +34,7 @@ from queueing.services.errors import (
     JobFinished,
     JobNotFound,
 )
+from queueing.services.exchange import ReportCall, reports_exchange
 from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
 from queueing.services.maintenance import PRUNABLE_STATES, finished_jobs_prune, receipts_purge
 from queueing.services.report import ReportOutcome, ReportResult, job_report, report_request_hash
@@ -60,6 +61,7 @@ __all__ = [
     "JobFinished",
     "JobNotFound",
     "PullResult",
+    "ReportCall",
     "ReportOutcome",
     "ReportResult",
     "backoff_delay_s",
@@ -88,4 +90,5 @@ __all__ = [
     "provider_update",
     "receipts_purge",
     "report_request_hash",
+    "reports_exchange",
 ]
