@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models, transaction
@@ -22,6 +23,7 @@ from queueing.models import (
     Job,
     JobAttempt,
     JobState,
+    Provider,
     ReportReceipt,
 )
 from queueing.services.breakers import _breaker_outcome
@@ -35,6 +37,14 @@ class ReportOutcome(models.TextChoices):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     PARTIAL = "partial"
+
+
+@dataclass
+class ReportTail:
+    """The shared-row writes of one or more reports, made together at the end (see job_report)."""
+
+    amounts: Counter[str] = field(default_factory=Counter)
+    outcomes: list[tuple[Provider, bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,8 +63,14 @@ def report_request_hash(*, job_id: int, body: dict[str, Any]) -> str:
 def job_report(
     *, worker: Worker, job_id: int, attempt_id: uuid.UUID, outcome: str, leads: list[LeadInput],
     error: dict[str, Any] | None, idempotency_key: str, request_hash: str,
+    tail: ReportTail | None = None,
 ) -> ReportResult:
-    """Take a worker's report of an attempt: ingest its leads and move the job, exactly once."""
+    """Take a worker's report of an attempt: ingest its leads and move the job, exactly once.
+
+    `tail`, when given, collects the writes to rows that every report shares (the /metrics totals,
+    the breaker buckets) instead of making them at once: the exchange makes them once, just before
+    its COMMIT, so no item holds those locks while a later item waits (docs/API.md, "Exchange").
+    """
     now = clock_now()
     with transaction.atomic():
         job = _job_locked(job_id)
@@ -108,13 +124,20 @@ def job_report(
             worker_id=worker.pk, idempotency_key=idempotency_key, request_hash=request_hash,
             job=job, response=body, created_at=now,
         )
-        counters_add(amounts={"reports": 1, "leads_added": result.added,
-                              "leads_duplicates": result.duplicates, "leads_invalid": result.invalid})
+        amounts = {"reports": 1, "leads_added": result.added, "leads_duplicates": result.duplicates,
+                   "leads_invalid": result.invalid}
+        if tail is not None:
+            tail.amounts.update(amounts)
+        else:
+            counters_add(amounts=amounts)
         if outcome != ReportOutcome.PARTIAL:
             # Last before COMMIT: the provider's outcome bucket is one row that every report of the
             # provider updates within 10 s, so its row lock should be held for as short as possible.
-            _breaker_outcome(provider=job.provider, worker=worker, failed=outcome == ReportOutcome.FAILED,
-                             now=now)
+            failed = outcome == ReportOutcome.FAILED
+            if tail is not None:
+                tail.outcomes.append((job.provider, failed))
+            else:
+                _breaker_outcome(provider=job.provider, worker=worker, failed=failed, now=now)
     return ReportResult(status=200, body=body)
 
 
