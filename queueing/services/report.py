@@ -17,7 +17,7 @@ from core import events
 from core.counters import counters_add
 from core.text import json_bytes
 from ingestion.schema import LeadInput
-from ingestion.services import lead_batch_ingest
+from ingestion.services import IngestResult, lead_batch_ingest
 from queueing.models import (
     AttemptState,
     Job,
@@ -51,6 +51,11 @@ class ReportTail:
 class ReportResult:
     status: int
     body: dict[str, Any]
+
+
+def report_counts_body(result: IngestResult) -> dict[str, Any]:
+    """The lead counts of a report's answer: one shape for the v1 report and every exchange item."""
+    return {"added": result.added, "duplicates": result.duplicates, "invalid": result.invalid}
 
 
 def report_request_hash(*, job_id: int, body: dict[str, Any]) -> str:
@@ -88,9 +93,7 @@ def job_report(
             "leads_duplicates": F("leads_duplicates") + result.duplicates,
             "leads_invalid": F("leads_invalid") + result.invalid,
         }
-        body: dict[str, Any] = {
-            "added": result.added, "duplicates": result.duplicates, "invalid": result.invalid,
-        }
+        body = report_counts_body(result)
         who = {"job_id": job.pk, "provider": job.provider.name, "worker_id": worker.pk}
         events.publish("leads.ingested", **who, added=result.added, duplicates=result.duplicates,
                        invalid=result.invalid)
@@ -144,6 +147,16 @@ def job_report(
 def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added: int, worker_id: str,
               attempt: int) -> str:
     """Retry with backoff, or move the job to the dead-letter queue with its reason."""
+    state, reason, update = job_fail_decide(job=job, error=error, now=now)
+    Job.objects.filter(pk=job.pk).update(**update, leads_added=F("leads_added") + added)
+    job_fail_publish(job=job, state=state, reason=reason, error=error, update=update, worker_id=worker_id,
+                     attempt=attempt)
+    return state
+
+
+def job_fail_decide(*, job: Job, error: dict[str, Any] | None, now: dt.datetime
+                    ) -> tuple[str, str, dict[str, Any]]:
+    """The failed attempt's next job state, its dead reason, and the job's columns to write."""
     retryable = True if error is None else bool(error.get("retryable", True))
     if not retryable:
         state, reason = JobState.DEAD, "non_retryable_error"
@@ -152,8 +165,7 @@ def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added
     else:
         state, reason = JobState.QUEUED, ""
     update: dict[str, Any] = {
-        "state": state, "leased_by": None, "lease_expires_at": None, "last_error": error,
-        "leads_added": F("leads_added") + added, "updated_at": now,
+        "state": state, "leased_by": None, "lease_expires_at": None, "last_error": error, "updated_at": now,
     }
     if state == JobState.DEAD:
         update.update(dead_reason=reason, finished_at=now)
@@ -162,7 +174,11 @@ def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added
         delay = backoff_delay_s(attempt=job.attempts, base_s=provider.backoff_base_s,
                                 cap_s=provider.backoff_cap_s)
         update["run_at"] = now + dt.timedelta(seconds=delay)
-    Job.objects.filter(pk=job.pk).update(**update)
+    return state, reason, update
+
+
+def job_fail_publish(*, job: Job, state: str, reason: str, error: dict[str, Any] | None,
+                     update: dict[str, Any], worker_id: str, attempt: int) -> None:
     who = {"job_id": job.pk, "attempt": attempt, "provider": job.provider.name, "worker_id": worker_id}
     if state == JobState.DEAD:
         events.publish("job.dead", **who, reason=reason)
@@ -170,7 +186,6 @@ def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added
         # The code is the worker's own string: capped, and never the free-text message.
         events.publish("job.failed", **who, error_code=str((error or {}).get("code") or "unknown")[:64],
                        retry_at=update["run_at"].isoformat())
-    return state
 
 
 def _receipt_find(*, worker: Worker, key: str, request_hash: str) -> ReportResult | None:

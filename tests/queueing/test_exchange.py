@@ -167,3 +167,37 @@ def test_malformed_exchange_is_refused_whole(signed, payload):
 
 def test_exchange_needs_a_signature(client):
     assert client.post(EXCHANGE, {}, content_type="application/json").status_code == 401
+
+
+def test_same_job_twice_runs_in_order_partial_then_outcome(signed):
+    (claim,) = _claims(signed, 1)
+    results = signed.post(EXCHANGE, {"reports": [
+        _item(claim, outcome="partial", leads=[lead("A", "0508888881")]),
+        _item(claim, outcome="succeeded", leads=[lead("B", "0508888882")]),
+    ]}).json()["results"]
+    assert [r["body"]["job_state"] for r in results] == ["leased", "succeeded"]
+    attempt = JobAttempt.objects.get(pk=claim["attempt_id"])
+    assert (attempt.reports, attempt.leads_added) == (2, 2)
+    assert Job.objects.get(pk=claim["id"]).leads_added == 2
+
+
+def test_one_key_for_two_jobs_in_one_exchange_is_reused_for_the_second(signed):
+    first, second = _claims(signed, 2)
+    results = signed.post(EXCHANGE, {"reports": [_item(first, key="same"), _item(second, key="same")]}).json()
+    assert [r["status"] for r in results["results"]] == [200, 422]
+    assert results["results"][1]["body"]["error"]["code"] == "idempotency_key_reused"
+    assert Job.objects.get(pk=second["id"]).state == JobState.LEASED
+
+
+def test_non_retryable_failure_and_partial_match_v1(signed):
+    dead, partial = _claims(signed, 2)
+    results = signed.post(EXCHANGE, {"reports": [
+        _item(dead, outcome="failed", error={"code": "gone", "message": "", "retryable": False}),
+        _item(partial, outcome="partial", leads=[lead("P", "0509999991")]),
+    ]}).json()["results"]
+    assert results[0]["body"] == {"job_state": "dead", "added": 0, "duplicates": 0, "invalid": 0}
+    assert results[1]["body"]["job_state"] == "leased" and "lease_expires_at" in results[1]["body"]
+    job = Job.objects.get(pk=dead["id"])
+    assert (job.state, job.dead_reason, job.last_error["code"]) == ("dead", "non_retryable_error", "gone")
+    assert JobAttempt.objects.get(pk=dead["attempt_id"]).state == "failed"
+    assert Job.objects.get(pk=partial["id"]).lease_expires_at.isoformat() == results[1]["body"]["lease_expires_at"]
