@@ -44,6 +44,8 @@ def test_reference_workers_drain_the_queue_over_http(live_portal_url):
     assert not Job.objects.filter(state=JobState.LEASED).exists()
     summaries = [worker.summary() for worker in workers]
     assert sum(s.get("failed_requests", 0) for s in summaries) == 0, summaries
+    # Protocol v1.1: the final reports went with the pulls, in exchanges (never fell back to v1).
+    assert all(worker.use_exchange for worker in workers)
     # Every lead a worker sent was counted once, as added, duplicate or invalid.
     attempts = JobAttempt.objects.filter(state=AttemptState.SUCCEEDED)
     counted = sum(a.leads_added + a.leads_duplicates + a.leads_invalid for a in attempts)
