@@ -62,6 +62,20 @@ def credential_touched(*, key_id: str, at: object) -> None:
         entry[1].last_used_at = at  # type: ignore[assignment]
 
 
+def credential_cache_worker_seen(*, worker_id: str, **values: object) -> None:
+    """Carry a heartbeat's new worker fields into the cached copies of that worker's keys.
+
+    The heartbeat decides "came online" from the previous heartbeat time on the worker it was
+    given; without this, a second heartbeat within the TTL would read the time before the first.
+    Another process's copy can lag by the TTL at most, which matters only for a worker that comes
+    back after being overdue and sends two heartbeats within those seconds to two processes.
+    """
+    for _loaded, credential, _secret in list(_entries.values()):
+        if credential.worker_id == worker_id:
+            for name, value in values.items():
+                setattr(credential.worker, name, value)
+
+
 def _on_change(**kwargs: object) -> None:
     """Signal receiver: any save or delete of a worker or a credential (admin forms included)."""
     credential_cache_clear()

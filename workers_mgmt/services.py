@@ -15,7 +15,7 @@ from django.utils.timezone import now as clock_now
 
 from core import events
 from core.audit import Actor, audited_update, staff_action_record
-from workers_mgmt.credential_cache import credential_cache_clear
+from workers_mgmt.credential_cache import credential_cache_clear, credential_cache_worker_seen
 from workers_mgmt.crypto import (
     decrypt_secret,
     encrypt_secret,
@@ -145,6 +145,7 @@ def worker_heartbeat(
     )
     worker.last_heartbeat_at = at
     worker.reported_version = version
+    credential_cache_worker_seen(worker_id=worker.pk, last_heartbeat_at=at, reported_version=version)
     overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
     if previous is None or at - previous > overdue:
         events.publish("worker.online", worker_id=worker.pk)

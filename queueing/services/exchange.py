@@ -267,8 +267,9 @@ def _rows_set(*, model: type[models.Model], rows: Sequence[models.Model], fields
     table = model._meta.db_table
     pk = model._meta.pk
     assert pk is not None
-    columns = [model._meta.get_field(name) for name in fields]
-    everything = [pk, *columns]
+    # Concrete columns only (never a reverse relation), which is what `fields` names.
+    columns: list[Any] = [model._meta.get_field(name) for name in fields]
+    everything: list[Any] = [pk, *columns]
     if connection.vendor == "postgresql":
         payload = [{f.column: f.value_from_object(row) for f in everything} for row in rows]
         types = ", ".join(f"{f.column} {f.db_type(connection)}" for f in everything)

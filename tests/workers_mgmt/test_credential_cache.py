@@ -59,11 +59,14 @@ def test_a_change_made_elsewhere_is_seen_within_the_ttl(signed, worker_and_secre
     assert signed.get(CONFIG).status_code == 401
 
 
-def test_the_cached_worker_is_a_private_copy_per_request(signed):
+def test_the_cached_worker_is_a_private_copy_that_follows_heartbeats(signed):
     assert signed.post("/api/v1/heartbeat", {"version": "1", "status": "ok", "running_jobs": 0}).status_code == 200
-    assert signed.post("/api/v1/heartbeat", {"version": "2", "status": "ok", "running_jobs": 0}).status_code == 200
+    assert signed.post("/api/v1/heartbeat", {"version": "2", "status": "ok", "running_jobs": 0,
+                                             "self_test": {"ok": True}}).status_code == 200
     from workers_mgmt.credential_cache import _entries
 
     (entry,) = _entries.values()
-    # The heartbeat changed its own copy of the worker, never the cached one.
-    assert entry[1].worker.reported_version != "2"
+    cached = entry[1].worker
+    # What decides "came online" is carried into the cache; what a view sets on its copy is not.
+    assert cached.reported_version == "2" and cached.last_heartbeat_at is not None
+    assert cached.last_self_test != {"ok": True}
