@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from bench import portal
 from bench.common import ROOT, database_url, drop_database, median, percentile, recreate_database
 
-DATABASE = "leadops_bench_alerts"
+DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_alerts"
 TARGET_P99_S = 30.0
 OVERDUE_AFTER_S = 60
 

@@ -1,5 +1,8 @@
 """The load of the API bench: reference workers in client processes, each worker on its own thread.
 
+With `mode="exchange"` a worker instead sends one POST /jobs/exchange per round trip: the reports
+of the jobs it holds, and a pull of `batch` more (docs/API.md, "POST /jobs/exchange").
+
 One client process holds several workers (threads: the GIL makes one process a poor load generator
 on its own). Every worker loops: pull (max = batch), then report each job `succeeded` with its
 leads under a fresh Idempotency-Key. Only what completes inside the measured window counts; the
@@ -121,9 +124,50 @@ class _Worker(threading.Thread):
                         self.counts[name] += int(result.get(name, 0))
 
 
+class _ExchangeWorker(_Worker):
+    """Protocol v1.1: one signed round trip reports the last jobs and takes the next `batch`."""
+
+    def _loop(self) -> None:
+        end_at, start_at = self.end_at, self.start_at
+        held: list[dict[str, Any]] = []
+        while True:
+            if time.time() >= end_at:
+                return
+            reports = [{"job_id": job["id"], "idempotency_key": str(uuid.uuid4()),
+                        "attempt_id": job["attempt_id"], "outcome": "succeeded",
+                        "leads": self.ready_made.pop() if self.ready_made else self.stream.leads(self.leads_per_job)}
+                       for job in held]
+            t0 = time.perf_counter()
+            try:
+                answer = self.client.exchange(reports, max=self.batch)
+            except Exception as exc:
+                self._error(exc)
+                held = []
+                continue
+            t1 = time.perf_counter()
+            done_at = time.time()
+            if done_at >= start_at:
+                self.pulls += 1
+                self.pull_ms.append((t1 - t0) * 1000)
+            for item, result in zip(reports, answer.get("results") or [], strict=False):
+                if result.get("status") != 200:
+                    self.errors[f"item:{result.get('status')}"] += 1
+                    continue
+                if start_at <= done_at <= end_at:
+                    self.jobs += 1
+                    self.leads += len(item["leads"])
+                    for name in ("added", "duplicates", "invalid"):
+                        self.counts[name] += int(result["body"].get(name, 0))
+            held = answer.get("jobs") or []
+            if not held:
+                if done_at >= start_at:
+                    self.empty_pulls += 1
+                time.sleep(0.02)
+
+
 def client_process(*, index: int, kind: str, creds: list[dict[str, str]], base_urls: list[str],
                    batch: int, leads_per_job: int, stream_base: int, sync,
-                   ready_made_reports: int = 0) -> dict[str, Any]:
+                   ready_made_reports: int = 0, mode: str = "v1") -> dict[str, Any]:
     # Workers are spread over the daphne processes round-robin (a proxy would do the same).
     clients = [make_client(kind, base_urls[(index * len(creds) + i) % len(base_urls)], cred)
                for i, cred in enumerate(creds)]
@@ -133,8 +177,9 @@ def client_process(*, index: int, kind: str, creds: list[dict[str, str]], base_u
     ready_made = [[stream.leads(leads_per_job) for _ in range(ready_made_reports)][::-1] for stream in streams]
     start_at, end_at = client_ready(sync)
     # The threads start at once: what they do before start_at is warm-up and is not counted.
+    worker_class = _ExchangeWorker if mode == "exchange" else _Worker
     workers = [
-        _Worker(client=client, stream=streams[i], batch=batch, leads_per_job=leads_per_job,
+        worker_class(client=client, stream=streams[i], batch=batch, leads_per_job=leads_per_job,
                 start_at=start_at, end_at=end_at, ready_made=ready_made[i])
         for i, client in enumerate(clients)
     ]

@@ -26,7 +26,7 @@ import sys
 from bench import portal
 from bench.common import ROOT, database_url, drop_database, median, percentile, recreate_database
 
-DATABASE = "leadops_bench_live"
+DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_live"
 TARGET_P95_MS = 500.0
 
 SESSION_CHILD = r"""

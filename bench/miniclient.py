@@ -95,3 +95,6 @@ class MiniClient:
         return self.request("POST", f"/jobs/{int(job_id)}/report",
                             {"attempt_id": str(attempt_id), "outcome": outcome, "leads": leads},
                             headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
+    def exchange(self, reports: list[dict[str, Any]], max: int = 0) -> dict[str, Any]:
+        return self.request("POST", "/jobs/exchange", {"reports": reports, "pull": {"max": max}})

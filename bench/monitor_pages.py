@@ -25,7 +25,7 @@ import psycopg
 
 from bench.common import ROOT, database_url, drop_database, dsn, median, percentile, recreate_database
 
-DATABASE = "leadops_bench_monitor"
+DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_monitor"
 TARGET_MS = 300.0
 
 FILL_SQL = """

@@ -20,7 +20,7 @@ import psycopg
 
 from bench.common import ROOT, dsn, median, recreate_database, spread
 
-DB = "leadops_bench_procrastinate"
+DB = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_procrastinate"
 
 try:
     import procrastinate

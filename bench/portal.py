@@ -19,7 +19,7 @@ import psycopg
 
 from bench.common import ROOT, database_url, dsn, recreate_database
 
-DB = "leadops_bench"
+DB = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + ""
 PYTHON = sys.executable
 
 

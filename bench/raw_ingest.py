@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from typing import Any
@@ -24,7 +25,7 @@ import psycopg
 from bench.common import Clients, client_ready, dsn, median, recreate_database, spread, wait_until
 from bench.leads import LeadStream
 
-DB = "leadops_bench_raw_ingest"
+DB = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_raw_ingest"
 BATCH = 500
 
 _DDL = """

@@ -10,6 +10,7 @@ database's speed the portal keeps", not as a like-for-like race.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ import psycopg
 
 from bench.common import Clients, client_ready, dsn, median, recreate_database, spread, wait_until
 
-DB = "leadops_bench_raw"
+DB = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_raw"
 
 _DDL = """
 CREATE EXTENSION IF NOT EXISTS pgcrypto;

@@ -37,6 +37,7 @@ LEADS_PER_JOB = 5
 LEADS_PER_INGEST_REPORT = 500
 
 TARGET_BATCH10 = 2_000.0
+TARGET_EXCHANGE_SHARE = 0.10
 TARGET_INGEST = 10_000.0
 TARGET_INGEST_SHARE = 0.35
 
@@ -101,7 +102,7 @@ class Api:
         self.daphnes = []
 
     def window(self, *, batch: int, seconds: float, leads_per_job: int, expected_jobs_per_s: float,
-               profile_name: str | None = None) -> dict[str, Any]:
+               profile_name: str | None = None, mode: str = "v1") -> dict[str, Any]:
         """Top the queue up, run the fleet for `seconds`, return what completed inside the window."""
         wanted = int(expected_jobs_per_s * seconds * 1.6) + WORKERS * batch * 2 + 50
         added = portal.top_up(self.env, wanted)
@@ -118,7 +119,7 @@ class Api:
                     ready_made = int(expected_jobs_per_s * seconds * 1.5 / WORKERS) + 2
                 clients.submit(client_process, index=index, kind=self.client, creds=creds, base_urls=urls,
                                batch=batch, leads_per_job=leads_per_job, stream_base=stream_base,
-                               ready_made_reports=ready_made)
+                               ready_made_reports=ready_made, mode=mode)
             # One second of warm-up traffic (connections, caches) before the clock starts.
             start_at, end_at = clients.start(warmup_s=1.0, seconds=seconds)
             profilers = self._profilers(profile_name, start_at, seconds) if profile_name else []
@@ -265,6 +266,26 @@ def measure_jobs(api: Api, plan: Plan, daphne_choice: str, results: dict[str, An
             api.window(batch=batch, seconds=plan.api_seconds, leads_per_job=LEADS_PER_JOB,
                        expected_jobs_per_s=expected[batch], profile_name=f"jobs-batch{batch}")
         results[f"batch{batch}"] = summarize_windows(windows, rate_key="jobs_per_s")
+    # Protocol v1.1: each round trip reports the 10 jobs held and pulls 10 more (5 leads per job).
+    expected["exchange"] = max(600.0, results.get("batch10", {}).get("jobs_per_s", 0) * 3)
+    windows = []
+    for run in range(plan.runs):
+        w = api.window(batch=10, seconds=plan.api_seconds, leads_per_job=LEADS_PER_JOB,
+                       expected_jobs_per_s=expected["exchange"], mode="exchange")
+        if w["queue_ran_dry"]:
+            log("  the queue ran dry during the run; repeating it with more jobs")
+            expected["exchange"] = w["jobs_per_s"] * 3 + 500
+            w = api.window(batch=10, seconds=plan.api_seconds, leads_per_job=LEADS_PER_JOB,
+                           expected_jobs_per_s=expected["exchange"], mode="exchange")
+        expected["exchange"] = max(expected["exchange"], w["jobs_per_s"] * 1.3)
+        windows.append(w)
+        log(f"jobs exchange 10+10 run {run + 1}: {w['jobs_per_s']:.0f} jobs/s, round trip p50 "
+            f"{common.percentile(w['pull_ms'], 50):.1f} ms p99 {common.percentile(w['pull_ms'], 99):.1f} ms"
+            + (f", errors {w['errors']}" if w["errors"] else ""))
+    if api.profile_dir:
+        api.window(batch=10, seconds=plan.api_seconds, leads_per_job=LEADS_PER_JOB,
+                   expected_jobs_per_s=expected["exchange"], profile_name="jobs-exchange10", mode="exchange")
+    results["exchange10"] = summarize_windows(windows, rate_key="jobs_per_s")
 
 
 def measure_ingest(api: Api, plan: Plan, daphne_choice: str, results: dict[str, Any],
@@ -356,6 +377,12 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     rows.append({"metric": "jobs/s, batch 10", "leadops": b10, "ceiling": raw10, "peer": None,
                  "ratio": _ratio(b10, raw10), "target": f"≥ {TARGET_BATCH10:,.0f}",
                  "pass": None if b10 is None else b10 >= TARGET_BATCH10, "unit": "jobs/s"})
+    ex = get(api, "exchange10", "jobs_per_s")
+    rows.append({"metric": "jobs/s, exchange (10 reports + pull 10 per round trip, 5 leads)", "leadops": ex,
+                 "ceiling": raw10, "peer": peer2, "ratio": _ratio(ex, raw10),
+                 "target": f"≥ {TARGET_EXCHANGE_SHARE:.0%} of ceiling and ≥ 3× peer",
+                 "pass": None if ex is None or raw10 is None or peer2 is None
+                 else ex >= TARGET_EXCHANGE_SHARE * raw10 and ex >= 3 * peer2, "unit": "jobs/s"})
     for batch in (1, 10):
         p50 = get(api, f"batch{batch}", "pull_p50_ms")
         p99 = get(api, f"batch{batch}", "pull_p99_ms")
@@ -590,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     if "daphne" in res:
         print(f"\ndaphne processes: {res['daphne']['chosen']} ({res['daphne']['how']}"
               + (f"; trial {res['daphne'].get('trial_batch1_jobs_per_s')}" if "trial_batch1_jobs_per_s" in res["daphne"] else "") + ")")
-    for key in ("batch1", "batch10", "ingest"):
+    for key in ("batch1", "batch10", "exchange10", "ingest"):
         part = api_res.get(key)
         if part and "runs" in part:
             print(f"{key}: runs {', '.join(f'{x:,.0f}' for x in part['runs'])} (spread {part['spread']:.0%}); "

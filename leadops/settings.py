@@ -202,6 +202,12 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="leadops@localhost")
 # Protocol limits (docs/API.md).
 LEADOPS_MAX_BODY_BYTES = env.int("LEADOPS_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 LEADOPS_MAX_LEADS_PER_REPORT = env.int("LEADOPS_MAX_LEADS_PER_REPORT", default=1000)
+# Protocol v1.1 exchange: most report items per request, and most leads over all its items.
+LEADOPS_MAX_EXCHANGE_REPORTS = env.int("LEADOPS_MAX_EXCHANGE_REPORTS", default=50)
+LEADOPS_MAX_LEADS_PER_EXCHANGE = env.int("LEADOPS_MAX_LEADS_PER_EXCHANGE", default=5000)
+# Seconds a server process keeps a usable signing key (and its worker) in memory; 0 turns it off.
+# A revoked key or a disabled worker is refused by other processes at most this much later.
+LEADOPS_CREDENTIAL_CACHE_S = env.float("LEADOPS_CREDENTIAL_CACHE_S", default=5.0)
 LEADOPS_CLOCK_SKEW_S = env.int("LEADOPS_CLOCK_SKEW_S", default=300)
 LEADOPS_NONCE_TTL_S = env.int("LEADOPS_NONCE_TTL_S", default=600)
 LEADOPS_IDEMPOTENCY_TTL_H = env.int("LEADOPS_IDEMPOTENCY_TTL_H", default=48)

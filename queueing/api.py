@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.audit import Actor
-from core.errors import MalformedRequest, ValidationFailed
+from core.errors import MalformedRequest, ValidationFailed, exception_handler
 from core.fields import SafeJSONObjectField, StrictBooleanField, StrictCharField, StrictIntegerField
 from core.models import StaffSource
 from ingestion.schema import LeadValidationError, parse_lead_rows
@@ -61,17 +61,21 @@ class PullView(WorkerAPIView):
         if not result.claims and data["wait_s"] and not result.worker_blocked:
             result = _long_poll(worker=self.worker, max_jobs=data["max"], providers=providers,
                                 wait_s=data["wait_s"])
-        claims = result.claims
-        # An empty answer tells the worker when to come back; a full one, to come back at once.
-        # A throttled worker (its breaker is open, or quotas/breakers hold back every ready job)
-        # waits until the earliest moment that can change, never less than a second.
-        retry_after_s = 0
-        if not claims:
-            retry_after_s = _poll_interval()
-            if result.throttled_for_s is not None:
-                wait = max(1, math.ceil(result.throttled_for_s))
-                retry_after_s = wait if result.worker_blocked else min(retry_after_s, wait)
-        return Response({"jobs": [claim.as_dict() for claim in claims], "retry_after_s": retry_after_s})
+        return Response(_pull_answer(result))
+
+
+def _pull_answer(result: services.PullResult) -> dict[str, Any]:
+    claims = result.claims
+    # An empty answer tells the worker when to come back; a full one, to come back at once.
+    # A throttled worker (its breaker is open, or quotas/breakers hold back every ready job)
+    # waits until the earliest moment that can change, never less than a second.
+    retry_after_s = 0
+    if not claims:
+        retry_after_s = _poll_interval()
+        if result.throttled_for_s is not None:
+            wait = max(1, math.ceil(result.throttled_for_s))
+            retry_after_s = wait if result.worker_blocked else min(retry_after_s, wait)
+    return {"jobs": [claim.as_dict() for claim in claims], "retry_after_s": retry_after_s}
 
 
 def _long_poll(*, worker: Any, max_jobs: int, providers: list[str] | None, wait_s: int
@@ -173,31 +177,140 @@ class ReportView(WorkerAPIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
     )
     def post(self, request: Request, job_id: int) -> Response:
-        key = request.META.get("HTTP_IDEMPOTENCY_KEY", "")
-        if not _IDEMPOTENCY_KEY_RE.match(key):
-            raise MalformedRequest("Send an Idempotency-Key header of 1-200 printable ASCII characters.",
-                                   code="idempotency_key_required")
-        raw = request.data if request.body else None
+        call = _report_call(job_id=job_id, key=request.META.get("HTTP_IDEMPOTENCY_KEY", ""),
+                            raw=request.data if request.body else None)
+        result = services.job_report(
+            worker=self.worker, job_id=call.job_id, attempt_id=call.attempt_id, outcome=call.outcome,
+            leads=call.leads, error=call.error, idempotency_key=call.idempotency_key,
+            request_hash=call.request_hash,
+        )
+        return Response(result.body, status=result.status)
+
+
+def _report_call(*, job_id: int, key: Any, raw: Any) -> services.ReportCall:
+    """Check one report request (v1, or one exchange item) and parse it; raises its error answer."""
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY_RE.match(key):
+        raise MalformedRequest("Send an Idempotency-Key header of 1-200 printable ASCII characters.",
+                               code="idempotency_key_required")
+    if not isinstance(raw, dict):
+        raise ValidationFailed("The body must be a JSON object.",
+                               fields={"non_field_errors": ["Expected a JSON object."]})
+    # The leads are validated by ingestion's fast parser, not by a serializer per lead.
+    raw_leads = raw.get("leads", [])
+    top = {name: value for name, value in raw.items() if name != "leads"}
+    serializer = ReportIn(data=top)
+    serializer.is_valid(raise_exception=True)
+    data: dict[str, Any] = serializer.validated_data
+    try:
+        leads = parse_lead_rows(raw_leads, max_leads=_max_leads_per_report())
+    except LeadValidationError as exc:
+        raise ValidationFailed("Some leads are not valid.", fields=exc.fields) from None
+    return services.ReportCall(
+        job_id=job_id, attempt_id=data["attempt_id"], outcome=data["outcome"], leads=leads,
+        error=dict(data["error"]) if data.get("error") else None, idempotency_key=key,
+        request_hash=services.report_request_hash(job_id=job_id, body=raw),
+    )
+
+
+class ExchangePullIn(serializers.Serializer):
+    max = StrictIntegerField(min_value=0, max_value=50, required=False, default=1)
+    providers = serializers.ListField(child=StrictCharField(max_length=63), required=False,
+                                      allow_empty=True, max_length=100)
+
+
+class ExchangeReportIn(ReportIn):
+    job_id = serializers.IntegerField()
+    idempotency_key = StrictCharField(max_length=200)
+
+
+class ExchangeIn(serializers.Serializer):
+    reports = ExchangeReportIn(many=True, required=False)
+    pull = ExchangePullIn(required=False)
+
+
+class ExchangeResultOut(serializers.Serializer):
+    job_id = serializers.JSONField(help_text="The item's job_id as sent.")
+    status = serializers.IntegerField(help_text="The HTTP status POST /jobs/{job_id}/report would answer.")
+    body = serializers.JSONField(help_text="That call's answer: the report answer or its error object.")
+
+
+class ExchangeOut(serializers.Serializer):
+    results = ExchangeResultOut(many=True)
+    jobs = ClaimOut(many=True)
+    retry_after_s = serializers.IntegerField()
+
+
+class ExchangeView(WorkerAPIView):
+    """Protocol v1.1: report finished work and take new work in one signed round trip."""
+
+    @extend_schema(request=ExchangeIn, responses={200: ExchangeOut}, operation_id="jobs_exchange",
+                   summary="Report many attempts (each as its own report) and then pull new jobs.")
+    def post(self, request: Request) -> Response:
+        raw = request.data if request.body else {}
         if not isinstance(raw, dict):
             raise ValidationFailed("The body must be a JSON object.",
                                    fields={"non_field_errors": ["Expected a JSON object."]})
-        # The leads are validated by ingestion's fast parser, not by a serializer per lead.
-        raw_leads = raw.get("leads", [])
-        top = {name: value for name, value in raw.items() if name != "leads"}
-        serializer = ReportIn(data=top)
-        serializer.is_valid(raise_exception=True)
-        data: dict[str, Any] = serializer.validated_data
-        try:
-            leads = parse_lead_rows(raw_leads, max_leads=_max_leads_per_report())
-        except LeadValidationError as exc:
-            raise ValidationFailed("Some leads are not valid.", fields=exc.fields) from None
-        error = dict(data["error"]) if data.get("error") else None
-        result = services.job_report(
-            worker=self.worker, job_id=job_id, attempt_id=data["attempt_id"], outcome=data["outcome"],
-            leads=leads, error=error, idempotency_key=key,
-            request_hash=services.report_request_hash(job_id=job_id, body=raw),
-        )
-        return Response(result.body, status=result.status)
+        reports = raw.get("reports", [])
+        if not isinstance(reports, list):
+            raise ValidationFailed("`reports` must be a list.", fields={"reports": ["Expected a list."]})
+        _exchange_limits_check(reports)
+        pull_raw = raw.get("pull")
+        pull: dict[str, Any] | None = None
+        if pull_raw is not None:
+            serializer = ExchangePullIn(data=pull_raw)
+            if not serializer.is_valid():
+                raise ValidationFailed("The request is not valid.", fields={"pull": serializer.errors})
+            pull = serializer.validated_data
+        items: list[services.ReportCall | services.ReportResult] = [_exchange_item(item) for item in reports]
+        results = services.reports_exchange(worker=self.worker, items=items) if items else []
+        answer: dict[str, Any] = {"jobs": [], "retry_after_s": 0}
+        if pull is not None and pull["max"] > 0:
+            claimed = services.jobs_pull(worker=self.worker, max_jobs=pull["max"],
+                                         providers=pull.get("providers") or None)
+            answer = _pull_answer(claimed)
+        return Response({
+            "results": [{"job_id": item.get("job_id") if isinstance(item, dict) else None,
+                         "status": result.status, "body": result.body}
+                        for item, result in zip(reports, results, strict=True)],
+            **answer,
+        })
+
+
+def _exchange_limits_check(reports: list[Any]) -> None:
+    """The whole-request limits (docs/API.md, "Exchange"): over either, nothing is done."""
+    most_reports = settings.LEADOPS_MAX_EXCHANGE_REPORTS
+    if len(reports) > most_reports:
+        raise ValidationFailed(f"At most {most_reports} reports per exchange.",
+                               fields={"reports": [f"At most {most_reports} items."]})
+    most_leads = settings.LEADOPS_MAX_LEADS_PER_EXCHANGE
+    total = sum(len(item["leads"]) for item in reports
+                if isinstance(item, dict) and isinstance(item.get("leads"), list))
+    if total > most_leads:
+        raise ValidationFailed(f"At most {most_leads} leads per exchange in all.",
+                               fields={"reports": [f"{total} leads; at most {most_leads}."]})
+
+
+def _exchange_item(item: Any) -> services.ReportCall | services.ReportResult:
+    """Parse one item as its own v1 report would be; a failure becomes that item's answer."""
+    if not isinstance(item, dict):
+        return _item_error(ValidationFailed("Each report must be a JSON object.",
+                                            fields={"non_field_errors": ["Expected a JSON object."]}))
+    job_id = item.get("job_id")
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id <= 0:
+        # No such URL for the v1 call: the item is answered as a job that does not exist.
+        return _item_error(services.JobNotFound())
+    body = {name: value for name, value in item.items() if name not in ("job_id", "idempotency_key")}
+    try:
+        return _report_call(job_id=job_id, key=item.get("idempotency_key"), raw=body)
+    except Exception as exc:  # mapped exactly as the v1 endpoint's handler maps it
+        return _item_error(exc)
+
+
+def _item_error(exc: Exception) -> services.ReportResult:
+    response = exception_handler(exc, {})
+    if response is None:
+        raise exc
+    return services.ReportResult(status=response.status_code, body=response.data)
 
 
 class EvidenceOut(serializers.Serializer):

@@ -122,6 +122,16 @@ def _pull_reaper_just_ran():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_credential_cache():
+    # Credentials of a rolled-back test must never sign the next test's requests.
+    from workers_mgmt.credential_cache import _entries
+
+    _entries.clear()
+    yield
+    _entries.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_worker_config_cache():
     # The hot-path copy of the worker configuration lives for two seconds per process; a test's
     # rolled-back configuration must never leak into the next test through it.

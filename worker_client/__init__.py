@@ -1,8 +1,9 @@
 """The LeadOps reference worker: plain Python (httpx), no Django and nothing of the project.
 
-It speaks the worker wire protocol v1 of docs/API.md and is what `simulate_fleet`, the
-end-to-end tests and the benchmarks drive. Real fleet workers are written in Node against the same
-contract; this package is the executable reference for it.
+It speaks the worker wire protocol v1 of docs/API.md, with v1.1's `POST /jobs/exchange` by default
+(a job's final report rides the next pull; v1 again when a server answers 404), and is what
+`simulate_fleet`, the end-to-end tests and the benchmarks drive. Real fleet workers are written in
+Node against the same contract; this package is the executable reference for it.
 """
 
 from worker_client.client import LeadOpsClient

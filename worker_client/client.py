@@ -259,6 +259,20 @@ class LeadOpsClient:
         return self.request("POST", f"/jobs/{int(job_id)}/evidence", raw=image, content_type=content_type,
                             headers={"X-LeadOps-Attempt-Id": str(attempt_id)})
 
+    def exchange(self, reports: Sequence[Mapping[str, Any]], max: int = 0,
+                 providers: Sequence[str] | None = None) -> dict[str, Any]:
+        """POST /jobs/exchange (protocol v1.1) -> {results: [{job_id, status, body}], jobs, retry_after_s}.
+
+        Each report is `{job_id, idempotency_key, attempt_id, outcome, leads, error?}`; fix the keys
+        before the first try, so a retried exchange replays its items instead of repeating them.
+        A server without the endpoint answers 404 (`NotFound`): use `report` and `pull` then.
+        """
+        pull: dict[str, Any] = {"max": max}
+        if providers is not None:
+            pull["providers"] = list(providers)
+        payload = {"reports": [dict(item) for item in reports], "pull": pull}
+        return self.request("POST", "/jobs/exchange", payload)
+
     def release(self, attempt_ids: Iterable[str] | None = None) -> dict[str, Any]:
         """POST /jobs/release -> {released}; all of this worker's leases when `attempt_ids` is None."""
         payload: dict[str, Any] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 import logging
 import threading
 import time
@@ -26,11 +27,13 @@ from worker_client.client import LeadOpsClient, parse_timestamp
 from worker_client.errors import (
     LEASE_LOST_ERRORS,
     ClientError,
+    NotFound,
     PayloadTooLarge,
     ProtocolError,
     Unauthorized,
     ValidationFailed,
     WorkerDisabled,
+    error_from_response,
 )
 from worker_client.provider import ScrapeCancelled, ScrapeError
 
@@ -229,6 +232,7 @@ class Worker:
         self, client: LeadOpsClient, provider: ScrapeProvider, *, batch: int | None = None,
         concurrency: int | None = None, providers: Sequence[str] | None = None, version: str = WORKER_VERSION,
         min_renew_interval_s: float = 1.0, extend_seconds: int | None = None, updater: Any = None,
+        use_exchange: bool = True,
     ) -> None:
         self.client = client
         self.provider = provider
@@ -246,6 +250,11 @@ class Worker:
         self._ran = False
         # An `updater.Updater`: asks /updates/check on the configured interval (docs/RELEASES.md).
         self.updater = updater
+        # Protocol v1.1: a job's final report waits for the next pull and goes with it in one
+        # POST /jobs/exchange; a server that answers 404 to it turns this off for good (v1 then).
+        self.use_exchange = use_exchange
+        self._pending: list[tuple[_Lease, dict[str, Any]]] = []
+        self._pending_lock = threading.Lock()
 
     @property
     def worker_id(self) -> str:
@@ -320,6 +329,7 @@ class Worker:
             executor.shutdown(wait=True)
             if heartbeat.is_alive():
                 heartbeat.join()
+            self._pending_flush()
             self._renewer.stop()
             self._release_held()
             self._heartbeat_send(final=True)
@@ -332,7 +342,7 @@ class Worker:
 
     def _pull_and_work(self, executor: ThreadPoolExecutor) -> None:
         try:
-            answer = self.client.pull(max=self.batch, providers=self.providers)
+            answer = self._pull()
             self.counters.add("pulls")
             jobs = [job for job in answer.get("jobs") or [] if isinstance(job, dict)]
             if not jobs:
@@ -350,6 +360,88 @@ class Worker:
             return
         futures = [executor.submit(self._work, job, lease) for job, lease in zip(jobs, leases, strict=True)]
         wait(futures)
+
+    def _pull(self, max_jobs: int | None = None) -> dict[str, Any]:
+        """Pull new work, carrying the final reports waiting since the last pull (exchange)."""
+        max_jobs = self.batch if max_jobs is None else max_jobs
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        if self.use_exchange:
+            try:
+                answer = self.client.exchange([item for _, item in pending], max=max_jobs,
+                                              providers=self.providers)
+            except NotFound:
+                logger.info("the server has no /jobs/exchange; using the v1 calls")
+                self.use_exchange = False
+            except (ValidationFailed, PayloadTooLarge) as exc:
+                # Refused as a whole (over a limit): this once, the items go one by one.
+                self._note_error("exchange", exc)
+            except BaseException:
+                # Not sent, or the answer was lost: the same items (same keys) go with the next pull,
+                # where a replay returns their first answers.
+                with self._pending_lock:
+                    self._pending[:0] = pending
+                raise
+            else:
+                results = answer.get("results") or []
+                for (lease, item), result in zip(pending, results, strict=False):
+                    self._exchange_result(lease, item, result)
+                return answer
+        for lease, item in pending:
+            self._finish(lease, functools.partial(self._report_v1, item))
+        if max_jobs < 1:
+            return {"jobs": [], "retry_after_s": 0}
+        return self.client.pull(max=max_jobs, providers=self.providers)
+
+    def _exchange_result(self, lease: _Lease, item: dict[str, Any], result: Any) -> None:
+        """Act on one exchange item's answer exactly as on the v1 report's answer."""
+        status = result.get("status") if isinstance(result, dict) else None
+        body = result.get("body") if isinstance(result, dict) else None
+
+        def answered() -> None:
+            if status != 200:
+                raise error_from_response(int(status or 500), json.dumps(body).encode())
+            self._report_counted(item)
+
+        self._finish(lease, answered)
+
+    def _report_counted(self, item: Mapping[str, Any]) -> None:
+        self.counters.add("reports")
+        if item["outcome"] == "failed":
+            self.counters.add("jobs_failed")
+        else:
+            self.counters.add("leads_sent", len(item["leads"]))
+            self.counters.add("jobs_done")
+
+    def _report_v1(self, item: Mapping[str, Any]) -> None:
+        self.client.report(item["job_id"], item["attempt_id"], item["outcome"], item["leads"],
+                           error=item.get("error"), idempotency_key=item["idempotency_key"])
+        self._report_counted(item)
+
+    def _report_final(self, lease: _Lease, outcome: str, leads: list[dict[str, Any]],
+                      error: dict[str, Any] | None = None) -> bool:
+        """Send a job's final report now (v1), or keep it for the next exchange; True when kept."""
+        # One key per report, fixed before the first try: every retry reuses it, which is what makes
+        # a retried report count once.
+        item: dict[str, Any] = {"job_id": lease.job_id, "idempotency_key": str(uuid.uuid4()),
+                                "attempt_id": lease.attempt_id, "outcome": outcome, "leads": leads}
+        if error is not None:
+            item["error"] = error
+        if self.use_exchange:
+            with self._pending_lock:
+                self._pending.append((lease, item))
+            return True
+        self._report_v1(item)
+        return False
+
+    def _pending_flush(self) -> None:
+        """At shutdown: send the final reports still waiting, taking no new work."""
+        if not self._pending:
+            return
+        try:
+            self._pull(max_jobs=0)
+        except ClientError as exc:
+            self._note_error("final exchange", exc)
 
     def _track(self, job: Mapping[str, Any]) -> _Lease:
         try:
@@ -381,11 +473,13 @@ class Worker:
             report = functools.partial(self._report_leads, lease, leads)
         self._finish(lease, report)
 
-    def _finish(self, lease: _Lease, report: Callable[[], None]) -> None:
+    def _finish(self, lease: _Lease, report: Callable[[], Any]) -> None:
+        kept = False
         try:
             if lease.lost.is_set():
                 raise _LeaseLost()
-            report()
+            # True: the report waits for the next exchange, and the lease stays renewed until then.
+            kept = report() is True
         except (_LeaseLost, *LEASE_LOST_ERRORS) as exc:
             logger.info("dropping job %s: %s", lease.job_id, getattr(exc, "code", "lease_lost"))
             self.counters.add("jobs_dropped")
@@ -397,25 +491,29 @@ class Worker:
             # lapses and the reaper gives the job to another worker.
             self._note_error(f"report of job {lease.job_id}", exc)
         finally:
-            self._renewer.forget(lease.attempt_id)
+            if not kept:
+                self._renewer.forget(lease.attempt_id)
 
-    def _report_leads(self, lease: _Lease, leads: list[dict[str, Any]]) -> None:
+    def _report_leads(self, lease: _Lease, leads: list[dict[str, Any]]) -> bool:
         size = self.settings.report_chunk_leads
         chunks = [leads[start:start + size] for start in range(0, len(leads), size)] or [[]]
         for index, chunk in enumerate(chunks):
             if lease.lost.is_set():
                 raise _LeaseLost()
             last = index == len(chunks) - 1
+            if last:
+                return self._report_final(lease, "succeeded", chunk)
             # One key per chunk, fixed before the first try: the client reuses it on every retry,
             # which is what makes a retried chunk count once.
-            answer = self.client.report(lease.job_id, lease.attempt_id, "succeeded" if last else "partial",
-                                        chunk, idempotency_key=str(uuid.uuid4()))
+            # A partial chunk goes at once (v1): its answer renews the lease.
+            answer = self.client.report(lease.job_id, lease.attempt_id, "partial", chunk,
+                                        idempotency_key=str(uuid.uuid4()))
             self.counters.add("reports")
             self.counters.add("leads_sent", len(chunk))
             expires = answer.get("lease_expires_at")
-            if not last and isinstance(expires, str):
+            if isinstance(expires, str):
                 self._renewer.update(lease.attempt_id, parse_timestamp(expires))
-        self.counters.add("jobs_done")
+        return False
 
     def _report_rejected(self, lease: _Lease, rejected: ProtocolError) -> None:
         """Tell the server that it refused our report, so the job's error says why.
@@ -437,12 +535,9 @@ class Worker:
         except ClientError as exc:
             self._note_error(f"evidence of job {lease.job_id}", exc)
 
-    def _report_failure(self, lease: _Lease, code: str, message: str) -> None:
+    def _report_failure(self, lease: _Lease, code: str, message: str) -> bool:
         error = {"code": code, "message": message, "retryable": True}
-        self.client.report(lease.job_id, lease.attempt_id, "failed", [], error=error,
-                           idempotency_key=str(uuid.uuid4()))
-        self.counters.add("reports")
-        self.counters.add("jobs_failed")
+        return self._report_final(lease, "failed", [], error)
 
     # --- config and heartbeat ----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from rest_framework.request import Request
 
 from core.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
 from core.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
+from workers_mgmt.credential_cache import credential_cached, credential_remember, credential_touched
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
 from workers_mgmt.nonces import nonce_record
@@ -113,9 +114,16 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), content_sha256):
             raise fail("body_hash_mismatch")
 
-        credential = (
-            WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
-        )
+        cached = credential_cached(key_id)
+        credential: WorkerCredential | None
+        secret: str | None
+        if cached is not None:
+            credential, secret = cached
+        else:
+            credential = (
+                WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
+            )
+            secret = None
         if credential is None or credential.worker_id != worker_id:
             raise fail("unknown_key")
         # From here on the request holds one of this worker's key ids: its failures are the
@@ -133,7 +141,10 @@ class WorkerSignatureAuthentication(BaseAuthentication):
             worker_id=worker_id, key_id=key_id, timestamp=timestamp, nonce=nonce,
             content_sha256=content_sha256,
         )
-        expected = compute_signature(decrypt_secret(credential.secret_encrypted), canonical)
+        if secret is None:
+            secret = decrypt_secret(credential.secret_encrypted)
+            credential_remember(credential=credential, secret=secret)
+        expected = compute_signature(secret, canonical)
         if not hmac.compare_digest(expected, match.group(1)):
             raise fail("bad_signature")
 
@@ -155,7 +166,8 @@ class WorkerSignatureAuthentication(BaseAuthentication):
             credential.refresh_from_db(fields=["state", "grace_until"])
             if not _key_usable(credential, now):
                 raise fail(f"key_{credential.state}")
-        credential_touch(credential=credential, at=now)
+        if credential_touch(credential=credential, at=now):
+            credential_touched(key_id=key_id, at=now)
         return worker, credential
 
 

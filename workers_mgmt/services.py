@@ -15,6 +15,7 @@ from django.utils.timezone import now as clock_now
 
 from core import events
 from core.audit import Actor, audited_update, staff_action_record
+from workers_mgmt.credential_cache import credential_cache_clear, credential_cache_worker_seen
 from workers_mgmt.crypto import (
     decrypt_secret,
     encrypt_secret,
@@ -99,6 +100,7 @@ def _credential_add(*, worker: Worker, state: str, actor: str, reason: str = "",
 
 def _credentials_revoke_all(*, worker_id: str, actor: str, reason: str, ip: str | None = None) -> list[str]:
     """Revoke every key of a worker that is not revoked yet, one audit row each; return their ids."""
+    credential_cache_clear()
     at = clock_now()
     key_ids = list(
         WorkerCredential.objects.filter(worker_id=worker_id).exclude(state=CredentialState.REVOKED)
@@ -117,11 +119,12 @@ def _credentials_revoke_all(*, worker_id: str, actor: str, reason: str, ip: str 
     return revoked
 
 
-def credential_touch(*, credential: WorkerCredential, at: dt.datetime) -> None:
+def credential_touch(*, credential: WorkerCredential, at: dt.datetime) -> bool:
     """Record that a key was used, at most once a minute per key to keep the hot path light."""
     if credential.last_used_at and at - credential.last_used_at < dt.timedelta(seconds=60):
-        return
+        return False
     WorkerCredential.objects.filter(key_id=credential.key_id).update(last_used_at=at)
+    return True
 
 
 def worker_heartbeat(
@@ -142,6 +145,7 @@ def worker_heartbeat(
     )
     worker.last_heartbeat_at = at
     worker.reported_version = version
+    credential_cache_worker_seen(worker_id=worker.pk, last_heartbeat_at=at, reported_version=version)
     overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
     if previous is None or at - previous > overdue:
         events.publish("worker.online", worker_id=worker.pk)
@@ -195,6 +199,7 @@ WORKER_TYPE = "workers_mgmt.worker"
 
 def workers_set_enabled(*, worker_ids: Iterable[str], enabled: bool, actor: Actor) -> int:
     """Staff: enable or disable workers (compare-and-swap: only rows in the other state change)."""
+    credential_cache_clear()
     with transaction.atomic():
         ids = list(Worker.objects.select_for_update().filter(pk__in=list(worker_ids), enabled=not enabled)
                    .values_list("pk", flat=True))
@@ -215,6 +220,7 @@ def worker_update(*, worker: Worker, values: dict[str, Any], actor: Actor) -> di
     Only those columns are written: the heartbeat columns belong to the worker, which may have
     reported since the form was loaded.
     """
+    credential_cache_clear()
     return audited_update(instance=worker, values=values, actor=actor, action="worker.update",
                           object_type=WORKER_TYPE)
 
@@ -280,6 +286,7 @@ def credential_rotate(
     RotationInProgress while the worker already has a pending key; the partial unique constraint
     `one_pending_credential_per_worker` is what makes that hold under concurrency.
     """
+    credential_cache_clear()
     grace_s = int(3600 * (settings.LEADOPS_ROTATION_GRACE_HOURS if grace_hours is None else grace_hours))
     if grace_s < 0:
         raise ValueError("The grace period cannot be negative.")
@@ -300,6 +307,7 @@ def credential_rotate(
 
 def credential_rotate_emergency(*, worker: Worker, actor: str, ip: str | None = None) -> IssuedCredential:
     """Revoke every key of the worker at once (pending included) and make one new current key."""
+    credential_cache_clear()
     with transaction.atomic():
         _credentials_revoke_all(worker_id=worker.pk, actor=actor, reason="emergency", ip=ip)
         return _credential_add(worker=worker, state=CredentialState.CURRENT, actor=actor,
@@ -340,6 +348,7 @@ def credential_promote(*, credential: WorkerCredential, ip: str | None = None) -
     (on PostgreSQL the second waits for the first's row lock, then finds the state changed); the
     loser returns False and its request goes on, since the key is current now either way.
     """
+    credential_cache_clear()
     at = clock_now()
     with transaction.atomic():
         if not WorkerCredential.objects.filter(key_id=credential.key_id, state=CredentialState.PENDING
@@ -373,6 +382,7 @@ def credential_promote(*, credential: WorkerCredential, ip: str | None = None) -
 def credential_revoke(*, credential: WorkerCredential, actor: str, reason: str = "staff",
                       ip: str | None = None) -> bool:
     """Revoke one key at once; False when it was revoked already."""
+    credential_cache_clear()
     at = clock_now()
     with transaction.atomic():
         if not WorkerCredential.objects.filter(key_id=credential.key_id).exclude(
@@ -387,6 +397,7 @@ def credential_revoke(*, credential: WorkerCredential, actor: str, reason: str =
 
 def credentials_expire(*, now: dt.datetime | None = None) -> int:
     """Revoke previous keys whose grace has ended (the scheduled task); one audit row each."""
+    credential_cache_clear()
     at = now or clock_now()
     expired = 0
     due = WorkerCredential.objects.filter(state=CredentialState.PREVIOUS, grace_until__lt=at)
@@ -408,6 +419,7 @@ def credentials_reencrypt() -> int:
     Each row is a compare-and-swap on its old ciphertext, so a key rotated at the same moment is
     never overwritten with a stale secret (the next run picks it up).
     """
+    credential_cache_clear()
     changed = 0
     for key_id, token in WorkerCredential.objects.values_list("key_id", "secret_encrypted").iterator():
         if is_under_first_key(token):
@@ -462,6 +474,7 @@ def worker_create_for_enrollment(
 
 def enrollment_exchange(*, token: str, ip: str | None = None) -> IssuedCredential:
     """Spend an enrollment token once: the worker gets one new current key (older keys are revoked)."""
+    credential_cache_clear()
     at = clock_now()
     digest = token_hash(token)
     with transaction.atomic():

@@ -44,6 +44,7 @@ from queueing.services.errors import (
     JobNotFound,
 )
 from queueing.services.evidence import evidence_purge, evidence_upload
+from queueing.services.exchange import ReportCall, reports_exchange
 from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
 from queueing.services.maintenance import (
     PRUNABLE_STATES,
@@ -79,6 +80,7 @@ __all__ = [
     "JobFinished",
     "JobNotFound",
     "PullResult",
+    "ReportCall",
     "ReportOutcome",
     "ReportResult",
     "backoff_delay_s",
@@ -115,4 +117,5 @@ __all__ = [
     "provider_update",
     "receipts_purge",
     "report_request_hash",
+    "reports_exchange",
 ]

@@ -95,11 +95,17 @@ def _breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
     Breaker.objects.filter(pk=breaker.pk).update(probes_left=breaker.probes_left, updated_at=now)
 
 
-def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: dt.datetime) -> None:
-    """Count a finished attempt for the provider's and the worker's breakers, and move them."""
+def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: dt.datetime,
+                     counts: tuple[int, int] | None = None) -> None:
+    """Count finished attempts for the provider's and the worker's breakers, and move them.
+
+    One attempt (`failed`), or several of one provider at once (`counts` = successes, failures:
+    the exchange), which is the same as counting them one after another in the same bucket.
+    """
     bucket = now.replace(second=now.second - now.second % BREAKER_BUCKET_S, microsecond=0)
     table = BreakerOutcome._meta.db_table
-    ok, bad = (0, 1) if failed else (1, 0)
+    ok, bad = counts if counts is not None else ((0, 1) if failed else (1, 0))
+    failed = bad > 0
     at = connection.ops.adapt_datetimefield_value(bucket)
     scopes = ((BreakerScope.PROVIDER, provider.name), (BreakerScope.WORKER, worker.pk))
     with connection.cursor() as cursor:
@@ -129,12 +135,12 @@ def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: d
             if failed:
                 _breaker_move(scope=scope, key=key, from_state=state, to_state=BreakerState.OPEN,
                               reason="a probe job failed", now=now, policy=policy)
-            elif breaker is None or breaker.probes_succeeded + 1 >= policy["probes"]:
+            elif breaker is None or breaker.probes_succeeded + ok >= policy["probes"]:
                 _breaker_move(scope=scope, key=key, from_state=state, to_state=BreakerState.CLOSED,
                               reason=f"{policy['probes']} probe jobs succeeded", now=now, policy=policy)
             else:
                 Breaker.objects.filter(pk=breaker.pk, state=state).update(
-                    probes_succeeded=F("probes_succeeded") + 1, updated_at=now)
+                    probes_succeeded=F("probes_succeeded") + ok, updated_at=now)
         elif state == BreakerState.CLOSED and failed:
             since = now - dt.timedelta(seconds=policy["window_s"])
             if breaker is not None and breaker.counting_since and breaker.counting_since > since:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models, transaction
@@ -16,12 +17,13 @@ from core import events
 from core.counters import counters_add
 from core.text import json_bytes
 from ingestion.schema import LeadInput
-from ingestion.services import lead_batch_ingest
+from ingestion.services import IngestResult, lead_batch_ingest
 from queueing.models import (
     AttemptState,
     Job,
     JobAttempt,
     JobState,
+    Provider,
     ReportReceipt,
 )
 from queueing.services.breakers import _breaker_outcome
@@ -37,10 +39,24 @@ class ReportOutcome(models.TextChoices):
     PARTIAL = "partial"
 
 
+@dataclass
+class ReportTail:
+    """The shared-row writes of one or more reports, made together at the end (see job_report)."""
+
+    amounts: Counter[str] = field(default_factory=Counter)
+    outcomes: list[tuple[Provider, bool]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class ReportResult:
     status: int
     body: dict[str, Any]
+
+
+def report_counts_body(result: IngestResult) -> dict[str, Any]:
+    """The lead counts of a report's answer: one shape for the v1 report and every exchange item."""
+    return {"added": result.added, "duplicates": result.duplicates, "invalid": result.invalid,
+            "suppressed": result.suppressed}
 
 
 def report_request_hash(*, job_id: int, body: dict[str, Any]) -> str:
@@ -53,8 +69,14 @@ def report_request_hash(*, job_id: int, body: dict[str, Any]) -> str:
 def job_report(
     *, worker: Worker, job_id: int, attempt_id: uuid.UUID, outcome: str, leads: list[LeadInput],
     error: dict[str, Any] | None, idempotency_key: str, request_hash: str,
+    tail: ReportTail | None = None,
 ) -> ReportResult:
-    """Take a worker's report of an attempt: ingest its leads and move the job, exactly once."""
+    """Take a worker's report of an attempt: ingest its leads and move the job, exactly once.
+
+    `tail`, when given, collects the writes to rows that every report shares (the /metrics totals,
+    the breaker buckets) instead of making them at once: the exchange makes them once, just before
+    its COMMIT, so no item holds those locks while a later item waits (docs/API.md, "Exchange").
+    """
     now = clock_now()
     with transaction.atomic():
         job = _job_locked(job_id)
@@ -72,10 +94,7 @@ def job_report(
             "leads_duplicates": F("leads_duplicates") + result.duplicates,
             "leads_invalid": F("leads_invalid") + result.invalid,
         }
-        body: dict[str, Any] = {
-            "added": result.added, "duplicates": result.duplicates, "invalid": result.invalid,
-            "suppressed": result.suppressed,
-        }
+        body = report_counts_body(result)
         who = {"job_id": job.pk, "provider": job.provider.name, "worker_id": worker.pk}
         events.publish("leads.ingested", **who, added=result.added, duplicates=result.duplicates,
                        invalid=result.invalid)
@@ -109,19 +128,36 @@ def job_report(
             worker_id=worker.pk, idempotency_key=idempotency_key, request_hash=request_hash,
             job=job, response=body, created_at=now,
         )
-        counters_add(amounts={"reports": 1, "leads_added": result.added,
-                              "leads_duplicates": result.duplicates, "leads_invalid": result.invalid})
+        amounts = {"reports": 1, "leads_added": result.added, "leads_duplicates": result.duplicates,
+                   "leads_invalid": result.invalid}
+        if tail is not None:
+            tail.amounts.update(amounts)
+        else:
+            counters_add(amounts=amounts)
         if outcome != ReportOutcome.PARTIAL:
             # Last before COMMIT: the provider's outcome bucket is one row that every report of the
             # provider updates within 10 s, so its row lock should be held for as short as possible.
-            _breaker_outcome(provider=job.provider, worker=worker, failed=outcome == ReportOutcome.FAILED,
-                             now=now)
+            failed = outcome == ReportOutcome.FAILED
+            if tail is not None:
+                tail.outcomes.append((job.provider, failed))
+            else:
+                _breaker_outcome(provider=job.provider, worker=worker, failed=failed, now=now)
     return ReportResult(status=200, body=body)
 
 
 def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added: int, worker_id: str,
               attempt: int) -> str:
     """Retry with backoff, or move the job to the dead-letter queue with its reason."""
+    state, reason, update = job_fail_decide(job=job, error=error, now=now)
+    Job.objects.filter(pk=job.pk).update(**update, leads_added=F("leads_added") + added)
+    job_fail_publish(job=job, state=state, reason=reason, error=error, update=update, worker_id=worker_id,
+                     attempt=attempt)
+    return state
+
+
+def job_fail_decide(*, job: Job, error: dict[str, Any] | None, now: dt.datetime
+                    ) -> tuple[str, str, dict[str, Any]]:
+    """The failed attempt's next job state, its dead reason, and the job's columns to write."""
     retryable = True if error is None else bool(error.get("retryable", True))
     if not retryable:
         state, reason = JobState.DEAD, "non_retryable_error"
@@ -130,8 +166,7 @@ def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added
     else:
         state, reason = JobState.QUEUED, ""
     update: dict[str, Any] = {
-        "state": state, "leased_by": None, "lease_expires_at": None, "last_error": error,
-        "leads_added": F("leads_added") + added, "updated_at": now,
+        "state": state, "leased_by": None, "lease_expires_at": None, "last_error": error, "updated_at": now,
     }
     if state == JobState.DEAD:
         update.update(dead_reason=reason, finished_at=now)
@@ -140,7 +175,11 @@ def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added
         delay = backoff_delay_s(attempt=job.attempts, base_s=provider.backoff_base_s,
                                 cap_s=provider.backoff_cap_s)
         update["run_at"] = now + dt.timedelta(seconds=delay)
-    Job.objects.filter(pk=job.pk).update(**update)
+    return state, reason, update
+
+
+def job_fail_publish(*, job: Job, state: str, reason: str, error: dict[str, Any] | None,
+                     update: dict[str, Any], worker_id: str, attempt: int) -> None:
     who = {"job_id": job.pk, "attempt": attempt, "provider": job.provider.name, "worker_id": worker_id}
     if state == JobState.DEAD:
         events.publish("job.dead", **who, reason=reason)
@@ -148,7 +187,6 @@ def _job_fail(*, job: Job, error: dict[str, Any] | None, now: dt.datetime, added
         # The code is the worker's own string: capped, and never the free-text message.
         events.publish("job.failed", **who, error_code=str((error or {}).get("code") or "unknown")[:64],
                        retry_at=update["run_at"].isoformat())
-    return state
 
 
 def _receipt_find(*, worker: Worker, key: str, request_hash: str) -> ReportResult | None:

@@ -13,7 +13,7 @@ from workers_mgmt import urls as workers_urls
 # The worker paths of docs/API.md (and staff enqueue) that this foundation builds.
 DESIGN_PATHS = {
     "/api/v1/heartbeat", "/api/v1/config", "/api/v1/jobs/pull", "/api/v1/jobs/{job_id}/extend",
-    "/api/v1/jobs/release", "/api/v1/jobs/{job_id}/report", "/api/v1/jobs",
+    "/api/v1/jobs/release", "/api/v1/jobs/{job_id}/report", "/api/v1/jobs", "/api/v1/jobs/exchange",
 }
 WORKER_PATHS = DESIGN_PATHS - {"/api/v1/jobs"}
 
@@ -72,3 +72,17 @@ def test_report_documents_its_errors_with_the_error_schema(schema):
         assert content["schema"] == {"$ref": "#/components/schemas/Error"}, status
     header_names = [p["name"] for p in report.get("parameters", []) if p["in"] == "header"]
     assert "Idempotency-Key" in header_names
+
+
+def test_exchange_documents_its_request_and_answer(schema):
+    exchange = schema["paths"]["/api/v1/jobs/exchange"]["post"]
+    assert exchange["operationId"] == "jobs_exchange"
+    components = schema["components"]["schemas"]
+    request = components["ExchangeIn"]["properties"]
+    assert set(request) == {"reports", "pull"}
+    item = components["ExchangeReportIn"]["properties"]
+    assert {"job_id", "idempotency_key", "attempt_id", "outcome", "leads", "error"} <= set(item)
+    answer = components["ExchangeOut"]
+    assert set(answer["properties"]) == {"results", "jobs", "retry_after_s"}
+    assert set(components["ExchangeResultOut"]["properties"]) == {"job_id", "status", "body"}
+    assert "200" in exchange["responses"]

@@ -5,7 +5,9 @@
 //   LEADOPS_URL=http://127.0.0.1:8000 WORKER_ID=w-1 KEY_ID=... SECRET=... node tests/e2e/node_sign.mjs
 //
 // Sends a signed POST /api/v1/heartbeat and a signed GET /api/v1/config?x=1&y=2 (the query signed as
-// sent) and prints one JSON line with both statuses and bodies. Exit code 0 only if both are 200.
+// sent), then protocol v1.1: a POST /api/v1/jobs/exchange that pulls one job, and a second exchange
+// that reports it (with Arabic text in the body, so the body hash covers UTF-8) and pulls nothing.
+// Prints one JSON line with every status and body. Exit code 0 only if all are 200.
 import { createHash, createHmac, randomBytes } from "node:crypto";
 
 const SCHEME = "LEADOPS-HMAC-SHA256";
@@ -67,6 +69,19 @@ async function call(method, pathAndQuery, bodyText) {
 const heartbeat = await call("POST", "/api/v1/heartbeat",
   JSON.stringify({ version: "node-interop", status: "idle", running_jobs: 0 }));
 const config = await call("GET", "/api/v1/config?x=1&y=2");
-const ok = heartbeat.status === 200 && config.status === 200;
-console.log(JSON.stringify({ ok, heartbeat, config }));
+const pulled = await call("POST", "/api/v1/jobs/exchange", JSON.stringify({ pull: { max: 1 } }));
+let reported = { status: 0, body: null };
+const job = pulled.body?.jobs?.[0];
+if (job) {
+  reported = await call("POST", "/api/v1/jobs/exchange", JSON.stringify({
+    reports: [{
+      job_id: job.id, idempotency_key: randomBytes(16).toString("hex"), attempt_id: job.attempt_id,
+      outcome: "succeeded", leads: [{ name: "مقهى الورد", phone: "0501234567" }],
+    }],
+    pull: { max: 0 },
+  }));
+}
+const ok = heartbeat.status === 200 && config.status === 200 && pulled.status === 200
+  && reported.status === 200 && reported.body?.results?.[0]?.status === 200;
+console.log(JSON.stringify({ ok, heartbeat, config, pulled, reported }));
 process.exit(ok ? 0 : 1);

@@ -44,6 +44,8 @@ def test_reference_workers_drain_the_queue_over_http(live_portal_url):
     assert not Job.objects.filter(state=JobState.LEASED).exists()
     summaries = [worker.summary() for worker in workers]
     assert sum(s.get("failed_requests", 0) for s in summaries) == 0, summaries
+    # Protocol v1.1: the final reports went with the pulls, in exchanges (never fell back to v1).
+    assert all(worker.use_exchange for worker in workers)
     # Every lead a worker sent was counted once, as added, duplicate or invalid.
     attempts = JobAttempt.objects.filter(state=AttemptState.SUCCEEDED)
     counted = sum(a.leads_added + a.leads_duplicates + a.leads_invalid for a in attempts)
@@ -73,6 +75,7 @@ def test_a_killed_workers_job_is_reaped_and_finished_by_another(live_portal_url)
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_node_crypto_and_fetch_sign_requests_the_server_accepts(live_portal_url):
     _, issued = make_worker(worker_id="node-interop")
+    job = make_jobs(1, provider=make_provider("maps"))[0]
     script = Path(__file__).with_name("node_sign.mjs")
     result = subprocess.run(
         ["node", str(script)], capture_output=True, text=True, timeout=60,
@@ -82,3 +85,8 @@ def test_node_crypto_and_fetch_sign_requests_the_server_accepts(live_portal_url)
     assert result.returncode == 0, (result.stdout, result.stderr)
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["heartbeat"]["status"] == 200 and line["config"]["status"] == 200, line
+    assert [j["id"] for j in line["pulled"]["body"]["jobs"]] == [job.pk], line
+    result = line["reported"]["body"]["results"][0]
+    assert (result["job_id"], result["status"]) == (job.pk, 200), line
+    assert (result["body"]["job_state"], result["body"]["added"]) == ("succeeded", 1), line
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED

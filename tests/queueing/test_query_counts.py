@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 PULL_BUDGET = 12
 # Plus one set-based suppression-list lookup per report (ingestion, docs/PRIVACY.md).
 REPORT_BUDGET = 21
+EXCHANGE_BUDGET = 30
 
 
 @pytest.mark.parametrize("batch", [1, 10, 50])
@@ -54,3 +55,47 @@ def test_pull_of_a_provider_with_a_quota_is_flat_too(signed, django_assert_max_n
     with django_assert_max_num_queries(PULL_BUDGET + 3):
         response = signed.pull(batch)
     assert len(response.json()["jobs"]) == batch
+
+
+
+def _exchange_queries(signed, items: int, *, with_leads: bool) -> int:
+    import uuid
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_jobs(items + 10)
+    claims = signed.pull(items).json()["jobs"]
+    reports = [{"job_id": c["id"], "idempotency_key": str(uuid.uuid4()), "attempt_id": c["attempt_id"],
+                "outcome": "failed" if i == 0 else "partial" if i == 1 else "succeeded",
+                "leads": [lead(f"S{i}", f"05{i:08d}")] if with_leads else []}
+               for i, c in enumerate(claims)]
+    with CaptureQueriesContext(connection) as captured:
+        response = signed.post("/api/v1/jobs/exchange", {"reports": reports, "pull": {"max": 10}})
+    assert response.status_code == 200, response.content
+    assert [r["status"] for r in response.json()["results"]] == [200] * items
+    assert len(response.json()["jobs"]) == 10
+    return len(captured.captured_queries)
+
+
+def test_exchange_query_count_is_the_same_at_1_and_50_items(signed):
+    # Locks, receipts, attempts, the bulk updates, the receipts insert, the shared rows, the claim:
+    # one statement each, whatever the number of items.
+    # The first exchange of a test also fills the per-process worker configuration cache.
+    _exchange_queries(signed, 1, with_leads=False)
+    fifty = _exchange_queries(signed, 50, with_leads=False)
+    one = _exchange_queries(signed, 1, with_leads=False)
+    assert fifty == one
+    assert one <= EXCHANGE_BUDGET
+
+
+def test_exchange_with_leads_grows_only_by_ingestions_statements(signed):
+    from django.db import connection
+
+    # The one cost still paid per item: ingestion's statements for that item's leads (docs/API.md,
+    # "Exchange", and docs/PERFORMANCE.md say why it is not one call yet).
+    per_item = 2 if connection.vendor == "postgresql" else 4
+    _exchange_queries(signed, 1, with_leads=True)
+    fifty = _exchange_queries(signed, 50, with_leads=True)
+    one = _exchange_queries(signed, 1, with_leads=True)
+    assert fifty - one == 49 * per_item

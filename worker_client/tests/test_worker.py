@@ -46,6 +46,9 @@ def make_worker(portal: FakePortal, provider: Any, **kwargs: Any) -> Worker:
     client = LeadOpsClient(BASE_URL, portal.worker_id, *next(iter(portal.keys.items())), transport=portal.transport,
                            retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01, backoff_cap_s=0.02))
     kwargs.setdefault("min_renew_interval_s", 0.05)
+    # The fake portal speaks protocol v1 only; the exchange path is tested against the real server
+    # (tests/e2e/test_live_fleet.py) and its fallback below.
+    kwargs.setdefault("use_exchange", False)
     return Worker(client, provider, **kwargs)
 
 
@@ -352,3 +355,18 @@ def test_a_refused_screenshot_does_not_stop_the_failure_report():
     run_until(worker, lambda: finished(portal))
 
     assert job.reports[0]["error"]["code"] == "blocked" and job.evidence == []
+
+
+def test_worker_falls_back_to_v1_when_the_server_has_no_exchange():
+    portal = FakePortal()
+    portal.add_jobs(4)
+    worker = make_worker(portal, StubProvider(leads=2), batch=2, use_exchange=True)
+
+    run_until(worker, lambda: finished(portal))
+
+    assert worker.use_exchange is False
+    paths = [request.path for request in portal.requests]
+    # One exchange answered 404, then only v1 calls: no report was lost on the way.
+    assert paths.count("/api/v1/jobs/exchange") == 1
+    assert all(job.state == "succeeded" for job in portal.jobs.values())
+    assert worker.summary()["jobs_done"] == 4 and worker.summary()["leads_sent"] == 8
