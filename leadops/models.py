@@ -41,7 +41,7 @@ class DataClass(models.TextChoices):
     MONITOR_EVENTS = "monitor_events", "Monitor events (replay log)"
     STAFF_AUDIT = "staff_audit", "Staff-action audit"
     ALERT_HISTORY = "alert_history", "Alert history and deliveries"
-    EVIDENCE = "evidence", "Failure screenshots (evidence)"
+    EVIDENCE = "evidence", "Failure screenshots and log tails (evidence)"
 
 
 class RetentionPolicy(models.Model):

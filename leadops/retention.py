@@ -27,13 +27,14 @@ from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.services import counters_purge, fingerprints_purge, leads_purge
 from leadops.models import DataClass, MonitorEvent, RetentionPolicy
 from leadops.services import monitor_events_purge
-from queueing.models import AttemptEvidence, BreakerTransition, Job, JobState, ReportReceipt
+from queueing.models import AttemptEvidence, BreakerTransition, Job, JobAttempt, JobState, ReportReceipt
 from queueing.services import (
     PRUNABLE_STATES,
     breaker_transitions_purge,
     dead_jobs_purge,
     evidence_purge,
     finished_jobs_prune,
+    log_tails_purge,
     receipts_purge,
 )
 from workers_mgmt.models import CredentialEvent, CredentialEventKind, RequestNonce
@@ -214,9 +215,13 @@ CLASSES: dict[str, _Class] = {
         count=_alert_history_count,
         purge=lambda now, d: sum(alerts_history_purge(older_than=_ago(now, d)).values()),
     ),
+    # Screenshots and log tails: what a worker saw and logged of a failed attempt.
     DataClass.EVIDENCE: _Class(
-        count=lambda now, d: _n(AttemptEvidence.objects.filter(created_at__lt=_ago(now, d))),
-        purge=lambda now, d: evidence_purge(older_than=_ago(now, d)),
+        count=lambda now, d: (
+            _n(AttemptEvidence.objects.filter(created_at__lt=_ago(now, d)))
+            + _n(JobAttempt.objects.filter(claimed_at__lt=_ago(now, d)).exclude(log_tail=""))),
+        purge=lambda now, d: (evidence_purge(older_than=_ago(now, d))
+                              + log_tails_purge(older_than=_ago(now, d))),
     ),
 }
 

@@ -154,11 +154,24 @@ class ReportErrorIn(serializers.Serializer):
     retryable = StrictBooleanField(required=False, default=True)
 
 
+class LogTailField(StrictCharField):
+    """The last lines of the worker's log for the attempt: text of at most 16 KiB (UTF-8)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        if len(text.encode("utf-8", "surrogatepass")) > services.MAX_LOG_TAIL_BYTES:
+            raise serializers.ValidationError(f"At most {services.MAX_LOG_TAIL_BYTES} bytes of text (UTF-8).")
+        return text
+
+
 class ReportIn(serializers.Serializer):
     attempt_id = serializers.UUIDField()
     outcome = serializers.ChoiceField(choices=services.ReportOutcome.values)
     leads = serializers.ListField(child=serializers.DictField(), required=False)
     error = ReportErrorIn(required=False, allow_null=True)
+    log_tail = LogTailField(required=False, allow_blank=True, trim_whitespace=False,
+                            help_text="The last lines of the worker's own log for this attempt (at most "
+                                      "16 KiB); stored with phones and e-mail addresses masked.")
 
 
 class ReportOut(serializers.Serializer):
@@ -182,7 +195,7 @@ class ReportView(WorkerAPIView):
         result = services.job_report(
             worker=self.worker, job_id=call.job_id, attempt_id=call.attempt_id, outcome=call.outcome,
             leads=call.leads, error=call.error, idempotency_key=call.idempotency_key,
-            request_hash=call.request_hash,
+            request_hash=call.request_hash, log_tail=call.log_tail,
         )
         return Response(result.body, status=result.status)
 
@@ -208,7 +221,7 @@ def _report_call(*, job_id: int, key: Any, raw: Any) -> services.ReportCall:
     return services.ReportCall(
         job_id=job_id, attempt_id=data["attempt_id"], outcome=data["outcome"], leads=leads,
         error=dict(data["error"]) if data.get("error") else None, idempotency_key=key,
-        request_hash=services.report_request_hash(job_id=job_id, body=raw),
+        request_hash=services.report_request_hash(job_id=job_id, body=raw), log_tail=data.get("log_tail"),
     )
 
 

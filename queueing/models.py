@@ -210,6 +210,9 @@ class JobAttempt(models.Model):
     leads_added = models.PositiveIntegerField(default=0)
     leads_duplicates = models.PositiveIntegerField(default=0)
     leads_invalid = models.PositiveIntegerField(default=0)
+    # The last lines of the worker's own log for this attempt, as its report sent them, with phone
+    # numbers and e-mail addresses masked before they were stored (docs/PRIVACY.md, "Evidence").
+    log_tail = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-claimed_at"]

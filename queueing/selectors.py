@@ -256,5 +256,13 @@ def evidence_of_job(*, job_id: int) -> list[AttemptEvidence]:
                 .order_by("created_at", "id"))
 
 
+def log_tails_of_job(*, job_id: int) -> list[tuple[int, str]]:
+    """(attempt number, log tail) of a job's attempts that sent one, oldest first."""
+    from queueing.models import JobAttempt
+
+    return list(JobAttempt.objects.filter(job_id=job_id).exclude(log_tail="").order_by("number")
+                .values_list("number", "log_tail"))
+
+
 def evidence_get(*, evidence_id: uuid.UUID) -> AttemptEvidence | None:
     return AttemptEvidence.objects.filter(pk=evidence_id).first()

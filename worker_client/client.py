@@ -237,8 +237,9 @@ class LeadOpsClient:
     def report(
         self, job_id: int, attempt_id: str, outcome: str, leads: Sequence[Mapping[str, Any]],
         error: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
+        log_tail: str | None = None,
     ) -> dict[str, Any]:
-        """POST /jobs/{id}/report -> {job_state, added, duplicates, invalid, lease_expires_at?}.
+        """POST /jobs/{id}/report -> {job_state, added, duplicates, invalid, suppressed, lease_expires_at?}.
 
         Pass the same `idempotency_key` when the caller itself tries a report again; within this
         call every retry already reuses one key and one body.
@@ -246,6 +247,8 @@ class LeadOpsClient:
         payload: dict[str, Any] = {"attempt_id": str(attempt_id), "outcome": outcome, "leads": list(leads)}
         if error is not None:
             payload["error"] = dict(error)
+        if log_tail:
+            payload["log_tail"] = log_tail
         key = idempotency_key or str(uuid.uuid4())
         return self.request("POST", f"/jobs/{int(job_id)}/report", payload, headers={"Idempotency-Key": key})
 

@@ -32,11 +32,24 @@ class ScrapeError(Exception):
     the attempt's evidence before it reports the failure.
     """
 
-    def __init__(self, code: str, message: str, *, screenshot: bytes | None = None) -> None:
+    def __init__(self, code: str, message: str, *, screenshot: bytes | None = None,
+                 log_tail: str | None = None) -> None:
         self.code = code
         self.message = message
         self.screenshot = screenshot
+        # The last lines the scrape logged; the report carries them as `log_tail` (masked by the portal).
+        self.log_tail = log_tail
         super().__init__(f"{code}: {message}")
+
+
+def failure_log_tail(code: str, message: str, payload: Mapping[str, Any]) -> str:
+    """The few log lines a real scrape writes before it fails: what it opened and what it saw."""
+    query, city = str(payload.get("query", "")), str(payload.get("city", ""))
+    return "\n".join([
+        f"open search query={query!r} city={city!r}",
+        "page loaded: 200 in 1.8 s",
+        f"scrape failed: {code}: {message}",
+    ])[-16 * 1024:]
 
 
 class ScrapeCancelled(Exception):
@@ -400,7 +413,8 @@ class SimulatedProvider:
         if fails:
             with self._lock:
                 code, message = self.rng.choice(SCRAPE_FAILURES)
-            raise ScrapeError(code, message, screenshot=failure_screenshot(code))
+            raise ScrapeError(code, message, screenshot=failure_screenshot(code),
+                              log_tail=failure_log_tail(code, message, payload))
         with self._lock:
             return self._leads(payload)
 

@@ -415,11 +415,12 @@ class Worker:
 
     def _report_v1(self, item: Mapping[str, Any]) -> None:
         self.client.report(item["job_id"], item["attempt_id"], item["outcome"], item["leads"],
-                           error=item.get("error"), idempotency_key=item["idempotency_key"])
+                           error=item.get("error"), idempotency_key=item["idempotency_key"],
+                           log_tail=item.get("log_tail"))
         self._report_counted(item)
 
     def _report_final(self, lease: _Lease, outcome: str, leads: list[dict[str, Any]],
-                      error: dict[str, Any] | None = None) -> bool:
+                      error: dict[str, Any] | None = None, *, log_tail: str | None = None) -> bool:
         """Send a job's final report now (v1), or keep it for the next exchange; True when kept."""
         # One key per report, fixed before the first try: every retry reuses it, which is what makes
         # a retried report count once.
@@ -427,6 +428,8 @@ class Worker:
                                 "attempt_id": lease.attempt_id, "outcome": outcome, "leads": leads}
         if error is not None:
             item["error"] = error
+        if log_tail:
+            item["log_tail"] = log_tail
         if self.use_exchange:
             with self._pending_lock:
                 self._pending.append((lease, item))
@@ -464,7 +467,7 @@ class Worker:
         except ScrapeError as exc:
             if exc.screenshot:
                 self._evidence_upload(lease, exc.screenshot)
-            report = functools.partial(self._report_failure, lease, exc.code, exc.message)
+            report = functools.partial(self._report_failure, lease, exc.code, exc.message, exc.log_tail)
         except Exception as exc:
             logger.exception("provider crashed on job %s", lease.job_id)
             message = f"{type(exc).__name__}: {exc}"[:500]
@@ -535,9 +538,9 @@ class Worker:
         except ClientError as exc:
             self._note_error(f"evidence of job {lease.job_id}", exc)
 
-    def _report_failure(self, lease: _Lease, code: str, message: str) -> bool:
+    def _report_failure(self, lease: _Lease, code: str, message: str, log_tail: str | None = None) -> bool:
         error = {"code": code, "message": message, "retryable": True}
-        return self._report_final(lease, "failed", [], error)
+        return self._report_final(lease, "failed", [], error, log_tail=log_tail)
 
     # --- config and heartbeat ----------------------------------------------------------------------
 

@@ -10,19 +10,21 @@ from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
 from core.audit import Actor
 from core.csv import csv_response
 from queueing.admin.common import _id_chunks
 from queueing.admin.evidence import HasEvidenceFilter, evidence_gallery
+from queueing.admin.html import log_tail_html
 from queueing.admin.jobs import JobAttemptInline
 from queueing.models import (
     DeadJob,
     Job,
     JobState,
 )
-from queueing.selectors import evidence_of_job
+from queueing.selectors import evidence_of_job, log_tails_of_job
 from queueing.services import (
     dead_jobs_delete,
     dead_jobs_requeue,
@@ -48,7 +50,7 @@ class DeadJobAdmin(admin.ModelAdmin):
     actions = ("requeue", "requeue_matching", "export_csv", "delete_selected")
     inlines = (JobAttemptInline,)
     fields = ("id", "provider", "campaign", "dead_reason", "last_error", "attempts", "max_attempts",
-              "priority", "payload", "finished_at", "created_at", "screenshots")
+              "priority", "payload", "finished_at", "created_at", "screenshots", "worker_logs")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeadJob]:
@@ -68,6 +70,14 @@ class DeadJobAdmin(admin.ModelAdmin):
     @admin.display(description="screenshots")
     def screenshots(self, obj: Job) -> SafeString:
         return evidence_gallery(evidence_of_job(job_id=obj.pk), label_attempt=True)
+
+    @admin.display(description="workers' log tails")
+    def worker_logs(self, obj: Job) -> SafeString:
+        tails = log_tails_of_job(job_id=obj.pk)
+        if not tails:
+            return log_tail_html("")
+        return format_html_join("", "{}", ((log_tail_html(text, label=f"attempt {number}"),)
+                                           for number, text in tails))
 
     @admin.display(description="last error")
     def error_code(self, obj: Job) -> str:

@@ -19,7 +19,7 @@ from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
 from queueing.admin.common import _id_chunks, _int_term
 from queueing.admin.evidence import evidence_file_view, evidence_gallery
-from queueing.admin.html import ATTEMPT_STATE_COLOURS, JOB_STATE_COLOURS, state_badge
+from queueing.admin.html import ATTEMPT_STATE_COLOURS, JOB_STATE_COLOURS, log_tail_html, state_badge
 from queueing.models import (
     Job,
     JobAttempt,
@@ -133,7 +133,8 @@ class JobAttemptAdmin(ReadOnlyModelAdmin):
                     "lease_expires_at", "finished_at", "reports", "leads_added", "leads_duplicates",
                     "leads_invalid")
     list_filter = ("state", "worker")
-    readonly_fields = ("screenshots",)
+    readonly_fields = ("screenshots", "worker_log")
+    exclude = ("log_tail",)
     search_fields = ("=id",)
     search_help_text = "A number finds the attempts of that job id; an attempt id finds that attempt."
     show_full_result_count = False
@@ -150,6 +151,10 @@ class JobAttemptAdmin(ReadOnlyModelAdmin):
     @admin.display(description="screenshots")
     def screenshots(self, obj: JobAttempt) -> SafeString:
         return evidence_gallery(evidence_of_attempt(attempt_id=obj.pk))
+
+    @admin.display(description="worker's log tail")
+    def worker_log(self, obj: JobAttempt) -> SafeString:
+        return log_tail_html(obj.log_tail)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[JobAttempt], search_term: str
                            ) -> tuple[QuerySet[JobAttempt], bool]:

@@ -43,7 +43,7 @@ from queueing.services.errors import (
     JobFinished,
     JobNotFound,
 )
-from queueing.services.evidence import evidence_purge, evidence_upload
+from queueing.services.evidence import evidence_purge, evidence_upload, log_tails_purge
 from queueing.services.exchange import ReportCall, reports_exchange
 from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
 from queueing.services.maintenance import (
@@ -53,7 +53,14 @@ from queueing.services.maintenance import (
     finished_jobs_prune,
     receipts_purge,
 )
-from queueing.services.report import ReportOutcome, ReportResult, job_report, report_request_hash
+from queueing.services.report import (
+    MAX_LOG_TAIL_BYTES,
+    ReportOutcome,
+    ReportResult,
+    job_report,
+    log_tail_masked,
+    report_request_hash,
+)
 from queueing.services.staff import (
     dead_jobs_delete,
     dead_jobs_requeue,
@@ -66,6 +73,7 @@ from queueing.services.staff import (
 
 __all__ = [
     "BREAKER_BUCKET_S",
+    "MAX_LOG_TAIL_BYTES",
     "PRUNABLE_STATES",
     "WORKER_BREAKER_POLICY",
     "AttemptNotFound",
@@ -112,6 +120,8 @@ __all__ = [
     "jobs_release",
     "jobs_requeue",
     "leases_reap",
+    "log_tail_masked",
+    "log_tails_purge",
     "provider_get_or_create",
     "provider_policy_set",
     "provider_update",

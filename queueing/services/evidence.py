@@ -124,3 +124,8 @@ def evidence_purge(*, older_than: dt.datetime, chunk: int = 500) -> int:
         with transaction.atomic():
             AttemptEvidence.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
         purged += len(batch)
+
+
+def log_tails_purge(*, older_than: dt.datetime) -> int:
+    """Blank the log tails of attempts claimed before `older_than` (evidence retention, docs/PRIVACY.md)."""
+    return JobAttempt.objects.filter(claimed_at__lt=older_than).exclude(log_tail="").update(log_tail="")

@@ -40,6 +40,7 @@ from queueing.services.report import (
     job_fail_decide,
     job_fail_publish,
     job_report,
+    log_tail_masked,
     report_counts_body,
 )
 from workers_mgmt.models import Worker
@@ -59,6 +60,7 @@ class ReportCall:
     error: dict[str, Any] | None
     idempotency_key: str
     request_hash: str
+    log_tail: str | None = None
 
 
 def reports_exchange(*, worker: Worker, items: list[ReportCall | ReportResult]) -> list[ReportResult]:
@@ -113,7 +115,7 @@ def _reports_exchange_each(*, worker: Worker, items: list[ReportCall | ReportRes
                         worker=worker, job_id=item.job_id, attempt_id=item.attempt_id,
                         outcome=item.outcome, leads=item.leads, error=item.error,
                         idempotency_key=item.idempotency_key, request_hash=item.request_hash,
-                        tail=taken,
+                        tail=taken, log_tail=item.log_tail,
                     )
                 # Merged only once the item's savepoint was released: a failed item counts nothing.
                 tail.amounts.update(taken.amounts)
@@ -208,6 +210,8 @@ def _fresh_write(*, worker: Worker, fresh: list[_Fresh], results: list[ReportRes
         events.publish("leads.ingested", **who, added=result.added, duplicates=result.duplicates,
                        invalid=result.invalid)
         attempt.reports += 1
+        if call.log_tail is not None:
+            attempt.log_tail = log_tail_masked(call.log_tail)
         attempt.leads_added += result.added
         attempt.leads_duplicates += result.duplicates
         attempt.leads_invalid += result.invalid
@@ -252,7 +256,7 @@ def _fresh_write(*, worker: Worker, fresh: list[_Fresh], results: list[ReportRes
 
 
 _ATTEMPT_FIELDS = ["state", "lease_expires_at", "finished_at", "error", "reports", "leads_added",
-                   "leads_duplicates", "leads_invalid"]
+                   "leads_duplicates", "leads_invalid", "log_tail"]
 _JOB_FIELDS = ["state", "run_at", "leased_by", "lease_expires_at", "last_error", "dead_reason", "leads_added",
                "finished_at", "updated_at"]
 

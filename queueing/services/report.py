@@ -15,6 +15,7 @@ from django.utils.timezone import now as clock_now
 
 from core import events
 from core.counters import counters_add
+from core.logging import mask_pii
 from core.text import json_bytes
 from ingestion.schema import LeadInput
 from ingestion.services import IngestResult, lead_batch_ingest
@@ -53,6 +54,15 @@ class ReportResult:
     body: dict[str, Any]
 
 
+# A report's `log_tail`: at most this much of the worker's own log (docs/API.md).
+MAX_LOG_TAIL_BYTES = 16 * 1024
+
+
+def log_tail_masked(text: str) -> str:
+    """A worker's log tail as it is stored: phones and e-mail addresses masked, like the portal's logs."""
+    return mask_pii(text)
+
+
 def report_counts_body(result: IngestResult) -> dict[str, Any]:
     """The lead counts of a report's answer: one shape for the v1 report and every exchange item."""
     return {"added": result.added, "duplicates": result.duplicates, "invalid": result.invalid,
@@ -69,7 +79,7 @@ def report_request_hash(*, job_id: int, body: dict[str, Any]) -> str:
 def job_report(
     *, worker: Worker, job_id: int, attempt_id: uuid.UUID, outcome: str, leads: list[LeadInput],
     error: dict[str, Any] | None, idempotency_key: str, request_hash: str,
-    tail: ReportTail | None = None,
+    tail: ReportTail | None = None, log_tail: str | None = None,
 ) -> ReportResult:
     """Take a worker's report of an attempt: ingest its leads and move the job, exactly once.
 
@@ -88,12 +98,14 @@ def job_report(
         attempt = _attempt_checked(job=job, worker=worker, attempt_id=attempt_id)
         result = lead_batch_ingest(rows=leads, provider=job.provider.name, worker_id=worker.pk,
                                    job_id=job.pk, attempt_id=attempt.pk, received_at=now)
-        attempt_counts = {
+        attempt_counts: dict[str, Any] = {
             "reports": F("reports") + 1,
             "leads_added": F("leads_added") + result.added,
             "leads_duplicates": F("leads_duplicates") + result.duplicates,
             "leads_invalid": F("leads_invalid") + result.invalid,
         }
+        if log_tail is not None:
+            attempt_counts["log_tail"] = log_tail_masked(log_tail)
         body = report_counts_body(result)
         who = {"job_id": job.pk, "provider": job.provider.name, "worker_id": worker.pk}
         events.publish("leads.ingested", **who, added=result.added, duplicates=result.duplicates,

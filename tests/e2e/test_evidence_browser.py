@@ -1,4 +1,5 @@
-"""A worker uploads a screenshot of a failed attempt; an operator sees it on the attempt in admin.
+"""A worker uploads a screenshot of a failed attempt and reports it with its log tail; an operator sees
+both on the attempt in admin, the phone number in the log masked.
 
 Headless Debian chromium through Playwright (never a downloaded browser); the page is kept as a
 screenshot in storage/test-artifacts/.
@@ -34,7 +35,8 @@ def failed_attempt(live_portal_url, django_user_model):
         claim = worker.pull(max=1)["jobs"][0]
         uploaded = worker.evidence(claim["id"], claim["attempt_id"], screenshot)
         worker.report(claim["id"], claim["attempt_id"], "failed", [],
-                      error={"code": "captcha_required", "message": "captcha", "retryable": True})
+                      error={"code": "captcha_required", "message": "captcha", "retryable": True},
+                      log_tail="open search query='cafes'\ncalled the listing at 0501234567\ncaptcha shown")
     evidence = AttemptEvidence.objects.get(pk=uploaded["evidence_id"])
     yield claim, evidence, screenshot
     # The live portal wrote into the default media folder: leave nothing behind.
@@ -50,6 +52,10 @@ def test_operator_sees_the_workers_screenshot_on_the_attempt(live_portal_url, fa
     # The thumbnail really loaded (a broken image has naturalWidth 0) and fits the 240 px box.
     page.wait_for_function("() => document.querySelector('img.evidence-thumb').naturalWidth > 0")
     assert thumbnail.evaluate("img => img.naturalWidth") == 240
+    # The worker's log tail is on the same page, its phone number masked.
+    log = page.locator("pre", has_text="captcha shown")
+    log.wait_for()
+    assert "+9665****4567" in log.inner_text() and "0501234567" not in page.content()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "attempt-evidence.png"
     page.screenshot(path=str(shot), full_page=True)
