@@ -39,7 +39,7 @@ from queueing.services import (
 )
 from workers_mgmt.models import CredentialEvent, CredentialEventKind, RequestNonce
 from workers_mgmt.nonces import nonce_purge
-from workers_mgmt.services import auth_failures_purge, credential_events_purge
+from workers_mgmt.purges import auth_failures_purge, credential_events_purge
 
 BATCH = 5000
 # Leads are wide rows with several indexes: smaller batches keep each transaction's WAL and lock time

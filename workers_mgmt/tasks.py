@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from workers_mgmt.nonces import nonce_purge
 from workers_mgmt.presence import workers_offline_announce
-from workers_mgmt.services import auth_failures_purge, credentials_expire
+from workers_mgmt.purges import auth_failures_purge
+from workers_mgmt.services import credentials_expire
 
 
 def purge_old_nonces() -> int:

@@ -55,7 +55,8 @@ def test_on_postgresql_the_trigger_lets_old_auth_failures_go_and_keeps_the_rest(
 
     from tests.factories import make_worker
     from workers_mgmt.models import CredentialEvent, CredentialEventKind
-    from workers_mgmt.services import auth_failure_record, auth_failures_purge
+    from workers_mgmt.purges import auth_failures_purge
+    from workers_mgmt.services import auth_failure_record
 
     make_worker(worker_id="w-pg-audited")
     auth_failure_record(worker_id="w-pg-audited", reason="bad_signature", ip="10.0.0.1",

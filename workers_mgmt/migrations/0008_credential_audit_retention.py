@@ -7,7 +7,7 @@ _m0006 = importlib.import_module("workers_mgmt.migrations.0006_auth_failures_may
 
 # The credential trail stays append-only against any ordinary DELETE; only the retention purge may
 # remove its old rows, and it says so inside its own transaction (SET LOCAL
-# leadops.retention_purge = 'on', workers_mgmt.services.credential_events_purge). A setting that
+# leadops.retention_purge = 'on', workers_mgmt.purges.credential_events_purge). A setting that
 # any session could set is a guard against mistakes, not against a database owner.
 ALLOW_RETENTION_DELETE = _m0006.ALLOW_AUTH_FAILED_DELETE.replace(
     "BEGIN\n",
