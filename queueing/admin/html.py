@@ -65,6 +65,6 @@ def progress_bar(progress: dict[str, int] | None) -> SafeString:
 def log_tail_html(text: str, *, label: str = "") -> SafeString:
     """A worker's log tail (already masked when stored) as preformatted text, or a dash when none."""
     if not text:
-        return format_html("-")
+        return format_html("{}", "-")
     return format_html('<div>{}<pre style="{}">{}</pre></div>', label,
                        "max-height:24em;overflow:auto;white-space:pre-wrap;margin:0", text)
