@@ -52,11 +52,12 @@ def pytest_collection_modifyitems(config, items):
             if "postgres" in item.keywords:
                 item.add_marker(skip)
     # A second process runs on the real clock while this one is shifted: the two would disagree by
-    # the shift. Such tests run in the unshifted legs only.
+    # the shift. Such tests (and browser tests: chromium is such a process) run in the unshifted
+    # legs only.
     if config.getoption("--clock-shift"):
         skip = pytest.mark.skip(reason="starts a process on the real clock; runs unshifted in make test")
         for item in items:
-            if "real_clock" in item.keywords:
+            if "real_clock" in item.keywords or "browser" in item.keywords:
                 item.add_marker(skip)
 
 
