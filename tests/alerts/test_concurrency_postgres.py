@@ -25,6 +25,7 @@ def _evaluator(env: dict[str, str]) -> subprocess.Popen:
 
 
 @pytest.mark.postgres
+@pytest.mark.real_clock  # the evaluators are processes of their own, on the real clock
 @pytest.mark.slow
 def test_two_evaluator_processes_send_each_notification_once(transactional_db, http_receiver):
     per_worker = receiver_set(name="per-worker", kind="webhook", url=http_receiver.url("/per-worker"))
