@@ -7,7 +7,14 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadops.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 - load the settings now, to report a refusal in one line
+    except ImproperlyConfigured as exc:
+        sys.exit(f"manage.py: {exc}")
 
     execute_from_command_line(sys.argv)
 

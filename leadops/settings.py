@@ -33,6 +33,8 @@ if _missing:
         raise ImproperlyConfigured(
             "Production settings (DEBUG=False) need these keys in the environment: "
             + ", ".join(_missing)
+            + ". On a development checkout, set DEBUG=true (or put it in .env) and development keys "
+            "are generated (docs/DEPLOY.md, 'Development mode')."
         )
     for _name, _value in load_or_create_dev_keys(BASE_DIR / ".dev-keys.env").items():
         os.environ.setdefault(_name, _value)
