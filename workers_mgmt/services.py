@@ -159,9 +159,10 @@ def worker_config_get() -> WorkerConfig:
     return config
 
 
-# The hot paths (every report checks its lead limit) read the configuration through a copy at most
-# this old, instead of one query per request. A change made in this process clears it at once; other
-# server processes see it within these seconds, still "without a restart".
+# The hot paths (every report checks its lead limit, every empty pull and every heartbeat tell the
+# poll interval) read the configuration through a copy at most this old, instead of one query per
+# request. A change made in this process clears it at once; other server processes see it within
+# these seconds, still "without a restart".
 WORKER_CONFIG_MAX_AGE_S = 2.0
 _config_cache: tuple[float, WorkerConfig] | None = None
 
@@ -178,10 +179,15 @@ def worker_config_recent() -> WorkerConfig:
     return config
 
 
+def worker_config_cache_clear() -> None:
+    """Forget this process's copy of the worker configuration (a change, or a test that counts reads)."""
+    global _config_cache
+    _config_cache = None
+
+
 def worker_config_save(*, config: WorkerConfig, actor: Actor | None = None,
                        changed: dict[str, list[Any]] | None = None) -> WorkerConfig:
     """Save a config change and bump its version so workers know to reload."""
-    global _config_cache
     with transaction.atomic():
         config.save()
         WorkerConfig.objects.filter(pk=config.pk).update(version=F("version") + 1)
@@ -189,7 +195,7 @@ def worker_config_save(*, config: WorkerConfig, actor: Actor | None = None,
             staff_action_record(actor=actor, action="worker_config.save",
                                 object_type="workers_mgmt.workerconfig", object_ids=[config.pk],
                                 changes=changed or {})
-    _config_cache = None
+    worker_config_cache_clear()
     config.refresh_from_db()
     return config
 
