@@ -76,7 +76,12 @@ def main() -> None:
     record("report 500 leads", queries, elapsed)
 
     _, queries, elapsed = call("/api/v1/heartbeat", {"version": "bench", "status": "ok", "running_jobs": 0})
+    record("heartbeat (first)", queries, elapsed)
+    _, queries, elapsed = call("/api/v1/heartbeat", {"version": "bench", "status": "ok", "running_jobs": 0})
     record("heartbeat", queries, elapsed)
+    answer, queries, elapsed = call("/api/v1/jobs/pull", {"max": 10, "providers": ["bench-nothing"]})
+    assert not answer["jobs"]
+    record("pull, nothing ready", queries, elapsed)
     # Protocol v1.1: report N finished jobs (5 leads each) and pull 10 more, in one request.
     answer, _, _ = call("/api/v1/jobs/pull", {"max": 50})
     held = answer["jobs"]

@@ -15,7 +15,12 @@ from django.utils.timezone import now as clock_now
 
 from core import events
 from core.audit import Actor, audited_update, staff_action_record
-from workers_mgmt.credential_cache import credential_cache_clear, credential_cache_worker_seen
+from workers_mgmt.credential_cache import (
+    credential_cache_clear,
+    credential_cache_worker_seen,
+    push_pending_absent,
+    push_pending_absent_remember,
+)
 from workers_mgmt.crypto import (
     decrypt_secret,
     encrypt_secret,
@@ -317,9 +322,11 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
     """The pending key to push to the worker that signed with `credential`, or None.
 
     Only a request signed with the worker's current key gets it, and only for a push rotation; it
-    is sent again on every such heartbeat until the worker uses it, but audited once.
+    is sent again on every such heartbeat until the worker uses it, but audited once. "None
+    waiting" is remembered per process for LEADOPS_CREDENTIAL_CACHE_S, so most heartbeats skip
+    the look-up (docs/PERFORMANCE.md, "What a request costs").
     """
-    if credential.state != CredentialState.CURRENT:
+    if credential.state != CredentialState.CURRENT or push_pending_absent(credential.worker_id):
         return None
     pending = (
         WorkerCredential.objects.filter(worker_id=credential.worker_id, state=CredentialState.PENDING,
@@ -327,6 +334,7 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
         .only("key_id", "secret_encrypted").first()
     )
     if pending is None:
+        push_pending_absent_remember(credential.worker_id)
         return None
     at = clock_now()
     with transaction.atomic():

@@ -55,7 +55,7 @@ def _leg() -> str:
 # seconds per process. Without Redis, three more statements: the failed-authentication budget read,
 # the nonce insert and the rate-limit upsert. On SQLite the claim is three statements, not one.
 REQUEST_QUERIES = {
-    "heartbeat": {"postgresql+redis": 2, "postgresql": 5, "sqlite": 5, "sqlite+redis": 2},
+    "heartbeat": {"postgresql+redis": 1, "postgresql": 4, "sqlite": 4, "sqlite+redis": 1},
     "pull_empty": {"postgresql+redis": 4, "postgresql": 7, "sqlite": 7, "sqlite+redis": 4},
     "pull": {"postgresql+redis": 6, "postgresql": 9, "sqlite": 10, "sqlite+redis": 7},
 }
@@ -67,8 +67,8 @@ def _warm(signed) -> None:
     assert signed.post("/api/v1/heartbeat", {"version": "1", "status": "ok", "running_jobs": 0}).status_code == 200
 
 
-def test_heartbeat_costs_the_update_of_its_worker_and_the_pending_key_look_up(signed,
-                                                                                django_assert_num_queries):
+def test_heartbeat_costs_the_update_of_its_worker(signed, django_assert_num_queries):
+    # The look-up of a push key to deliver is skipped for a few seconds after it found none.
     _warm(signed)
     with django_assert_num_queries(REQUEST_QUERIES["heartbeat"][_leg()]):
         assert signed.post("/api/v1/heartbeat", {"version": "1", "status": "ok", "running_jobs": 0}).status_code == 200
