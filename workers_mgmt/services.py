@@ -164,10 +164,9 @@ def worker_config_get() -> WorkerConfig:
     return config
 
 
-# The hot paths (every report checks its lead limit, every empty pull and every heartbeat tell the
-# poll interval) read the configuration through a copy at most this old, instead of one query per
-# request. A change made in this process clears it at once; other server processes see it within
-# these seconds, still "without a restart".
+# The hot paths (reports, empty pulls, heartbeats) read the configuration through a copy at most this
+# old, instead of one query per request. A change made in this process clears it at once; other
+# server processes see it within these seconds, still "without a restart".
 WORKER_CONFIG_MAX_AGE_S = 2.0
 _config_cache: tuple[float, WorkerConfig] | None = None
 
@@ -322,9 +321,8 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
     """The pending key to push to the worker that signed with `credential`, or None.
 
     Only a request signed with the worker's current key gets it, and only for a push rotation; it
-    is sent again on every such heartbeat until the worker uses it, but audited once. "None
-    waiting" is remembered per process for LEADOPS_CREDENTIAL_CACHE_S, so most heartbeats skip
-    the look-up (docs/PERFORMANCE.md, "What a request costs").
+    is sent again on every such heartbeat until the worker uses it, but audited once. "None waiting"
+    is remembered per process for LEADOPS_CREDENTIAL_CACHE_S (docs/PERFORMANCE.md).
     """
     if credential.state != CredentialState.CURRENT or push_pending_absent(credential.worker_id):
         return None
