@@ -31,7 +31,7 @@ def main() -> None:
     call_command("create_worker", f"bench-q{uuid.uuid4().hex[:6]}", "--rate-limit", "1000000", "--json",
                  stdout=out)
     cred = json.loads(out.getvalue())
-    call_command("enqueue_jobs", "--provider", "bench-queries", "--count", "30", stdout=io.StringIO())
+    call_command("enqueue_jobs", "--provider", "bench-queries", "--count", "200", stdout=io.StringIO())
     client = Client(HTTP_HOST="127.0.0.1")
     stream = LeadStream(650)
 
@@ -74,6 +74,25 @@ def main() -> None:
                                {"attempt_id": job["attempt_id"], "outcome": "succeeded",
                                 "leads": stream.leads(500)}, {"Idempotency-Key": str(uuid.uuid4())})
     record("report 500 leads", queries, elapsed)
+
+    _, queries, elapsed = call("/api/v1/heartbeat", {"version": "bench", "status": "ok", "running_jobs": 0})
+    record("heartbeat (first)", queries, elapsed)
+    _, queries, elapsed = call("/api/v1/heartbeat", {"version": "bench", "status": "ok", "running_jobs": 0})
+    record("heartbeat", queries, elapsed)
+    answer, queries, elapsed = call("/api/v1/jobs/pull", {"max": 10, "providers": ["bench-nothing"]})
+    assert not answer["jobs"]
+    record("pull, nothing ready", queries, elapsed)
+    # Protocol v1.1: report N finished jobs (5 leads each) and pull 10 more, in one request.
+    answer, _, _ = call("/api/v1/jobs/pull", {"max": 50})
+    held = answer["jobs"]
+    for items in (1, 10, 50):
+        while len(held) < items:
+            held += call("/api/v1/jobs/pull", {"max": 50})[0]["jobs"]
+        reports = [{"job_id": job["id"], "idempotency_key": str(uuid.uuid4()), "attempt_id": job["attempt_id"],
+                    "outcome": "succeeded", "leads": stream.leads(5)} for job in held[:items]]
+        answer, queries, elapsed = call("/api/v1/jobs/exchange", {"reports": reports, "pull": {"max": 10}})
+        held = held[items:] + answer["jobs"]
+        record(f"exchange {items} reports x 5 leads + pull 10", queries, elapsed)
     json.dump(result, sys.stdout, ensure_ascii=False)
 
 

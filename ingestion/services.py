@@ -3,8 +3,8 @@
 The dedup fingerprint's unique constraint is the truth (docs/SYSTEM_OVERVIEW.md, "Semantics"): the
 counts come from what the database's insert actually created (`INSERT ... ON CONFLICT DO NOTHING
 RETURNING`), never from a read made before the insert, so two transactions reporting the same phone
-at the same moment get exactly one `added` and one duplicate. The number of queries does not grow
-with the batch: on PostgreSQL the fingerprints and the leads go in one statement, on SQLite in three.
+at the same moment get exactly one `added` and one duplicate. The number of queries grows neither
+with the leads nor with the reports of one call (the statements are in `ingestion.statements`).
 """
 
 from __future__ import annotations
@@ -12,116 +12,28 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, models, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core.purge import batched_delete
-from core.text import json_bytes
 from ingestion.models import IngestCounter, Lead, LeadFingerprint, SuppressedPhone
 from ingestion.normalize import PhoneResult, normalize_city, normalize_name, normalize_phone
 from ingestion.schema import LeadInput
+from ingestion.statements import counters_add, db_value, leads_insert
 
 logger = logging.getLogger(__name__)
 
 DEDUP_SCOPES = ("day", "all")
 NAME_KEY_MAX = Lead._meta.get_field("name_normalized").max_length
 CITY_KEY_MAX = Lead._meta.get_field("city_normalized").max_length
-
-LEAD_TABLE = Lead._meta.db_table
-FINGERPRINT_TABLE = LeadFingerprint._meta.db_table
-COUNTER_TABLE = IngestCounter._meta.db_table
-
-# The per-row columns of a lead, with their PostgreSQL types; each lead travels as a JSON object
-# with these keys (plus `fp`, its fingerprint or null).
-_ROW_COLUMNS: dict[str, str] = {
-    "name": "text", "phone_raw": "text", "city": "text", "category": "text", "address": "text",
-    "website": "text", "source_url": "text", "external_id": "text", "lat": "float8", "lng": "float8",
-    "rating": "float8", "extra": "jsonb", "phone_e164": "text", "phone_valid": "boolean",
-    "phone_type": "text", "phone_region": "text", "name_normalized": "text", "city_normalized": "text",
-}
-# The columns that are the same for every lead of one batch.
-_BATCH_COLUMNS = ("provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at")
-_ROW_NAMES = ", ".join(_ROW_COLUMNS)
-_BATCH_NAMES = ", ".join(_BATCH_COLUMNS)
-
-# PostgreSQL: one statement, the whole batch as one JSON parameter (psycopg dumps one string far
-# faster than eighteen arrays). `v` numbers every lead with an id from the lead sequence up front,
-# so the fingerprint row can name its lead before the lead row exists (Django's foreign keys are
-# DEFERRABLE INITIALLY DEFERRED, checked at commit). Fingerprints are inserted in sorted order:
-# two transactions with overlapping batches then take the unique-index locks in the same order and
-# wait for each other instead of deadlocking; the one that waited sees the other's committed row
-# and counts a duplicate. Only the leads whose fingerprint this very insert created (plus the
-# invalid ones, which have none) are stored.
-_PG_INGEST_SQL = f"""
-WITH v AS MATERIALIZED (
-    SELECT t.*, nextval((SELECT pg_get_serial_sequence('{LEAD_TABLE}', 'id'))::regclass) AS lead_id
-    FROM json_to_recordset(%s::json)
-        AS t(fp text, {", ".join(f"{name} {kind}" for name, kind in _ROW_COLUMNS.items())})
-),
-fp AS (
-    INSERT INTO {FINGERPRINT_TABLE} (fingerprint, scope, lead_id, created_at)
-    SELECT v.fp, %s, v.lead_id, %s FROM v WHERE v.fp IS NOT NULL ORDER BY v.fp
-    ON CONFLICT (fingerprint) DO NOTHING
-    RETURNING fingerprint
-),
-leads AS (
-    INSERT INTO {LEAD_TABLE} (id, {_ROW_NAMES}, {_BATCH_NAMES})
-    SELECT v.lead_id, {", ".join(f"v.{name}" for name in _ROW_COLUMNS)}, %s, %s, %s::bigint, %s::uuid, %s, %s
-    FROM v LEFT JOIN fp ON fp.fingerprint = v.fp
-    WHERE v.fp IS NULL OR fp.fingerprint IS NOT NULL
-    ORDER BY v.lead_id
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM fp), (SELECT count(*) FROM leads)
-"""
-
-# SQLite: each statement also takes its whole batch as one JSON parameter (json_each), so a batch
-# is one query however large, and SQLite's 999-parameter limit never splits it. SQLite writes are
-# serialized (one writer; settings open IMMEDIATE transactions), and the fingerprint insert is an
-# upsert that returns only the rows it inserted, like on PostgreSQL (RETURNING needs SQLite 3.35).
-# json_extract gives a nested object (`extra`) as its JSON text, which is how Django stores a
-# JSONField on SQLite.
-_SQLITE_FINGERPRINT_SQL = f"""
-INSERT INTO {FINGERPRINT_TABLE} (fingerprint, scope, lead_id, created_at)
-SELECT value, %s, NULL, %s FROM json_each(%s) WHERE true ORDER BY value
-ON CONFLICT (fingerprint) DO NOTHING
-RETURNING fingerprint
-"""
-_SQLITE_LEADS_SQL = f"""
-INSERT INTO {LEAD_TABLE} ({_ROW_NAMES}, {_BATCH_NAMES})
-SELECT {", ".join(f"json_extract(value, '$.{name}')" for name in _ROW_COLUMNS)}, %s, %s, %s, %s, %s, %s
-FROM json_each(%s) ORDER BY key
-RETURNING id, phone_e164
-"""
-_SQLITE_LINK_SQL = f"""
-UPDATE {FINGERPRINT_TABLE} SET lead_id = json_extract(j.value, '$[1]')
-FROM json_each(%s) AS j
-WHERE {FINGERPRINT_TABLE}.fingerprint = json_extract(j.value, '$[0]')
-"""
-
-# Both databases: add this batch's counts to its hourly bucket, atomically, in the same transaction.
-_COUNTER_SQL = f"""
-INSERT INTO {COUNTER_TABLE}
-    (hour, local_day, provider, worker_id, added, duplicates, duplicates_in_batch, duplicates_existing,
-     invalid, suppressed, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (hour, provider, worker_id) DO UPDATE SET
-    added = {COUNTER_TABLE}.added + excluded.added,
-    duplicates = {COUNTER_TABLE}.duplicates + excluded.duplicates,
-    duplicates_in_batch = {COUNTER_TABLE}.duplicates_in_batch + excluded.duplicates_in_batch,
-    duplicates_existing = {COUNTER_TABLE}.duplicates_existing + excluded.duplicates_existing,
-    invalid = {COUNTER_TABLE}.invalid + excluded.invalid,
-    suppressed = {COUNTER_TABLE}.suppressed + excluded.suppressed,
-    updated_at = excluded.updated_at
-"""
 
 
 @dataclass(frozen=True)
@@ -150,11 +62,15 @@ class IngestResult:
 EMPTY_RESULT = IngestResult(added=0, duplicates=0, duplicates_in_batch=0, duplicates_existing=0, invalid=0)
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    row: LeadInput
-    phone: PhoneResult
-    fingerprint: str | None
+@dataclass(frozen=True)
+class IngestBatch:
+    """The leads of one report, and where they come from (an attempt of a job, or none: a probe)."""
+
+    rows: list[LeadInput]
+    provider: str
+    worker_id: str
+    job_id: int | None = None
+    attempt_id: uuid.UUID | None = None
 
 
 def dedup_scope(*, received_at: dt.datetime) -> str:
@@ -200,44 +116,52 @@ def _suppressed_numbers(phones: list[PhoneResult]) -> set[str]:
 
 
 def _classify(
-    *, rows: list[LeadInput], phones: list[PhoneResult], scope: str, suppressed: set[str],
-) -> tuple[list[_Candidate], int, int, int]:
-    """Drop suppressed numbers and repeats inside the batch (the first of a fingerprint stays).
+    *, batches: list[IngestBatch], phones: list[list[PhoneResult]], scope: str, suppressed: set[str],
+) -> tuple[list[dict[str, Any]], list[Counter[str]]]:
+    """Drop suppressed numbers and repeats (the first of a fingerprint, in report order, stays).
 
-    Returns the rows to store (candidates with a fingerprint, then invalid ones without), the count
-    of in-batch duplicates, the count of invalid rows and the count of suppressed rows. A suppressed
-    number counts every one of its rows as suppressed, repeats included: none of them is stored.
+    Returns the rows to store (each report's candidates with a fingerprint, then its invalid rows
+    without) and each report's tally: `candidates` (new numbers here), `in_batch`, `earlier`,
+    `invalid`, `suppressed`. A number repeated inside one report is an in-batch duplicate;
+    a number an earlier report of the same call already carries is a duplicate of an existing lead,
+    exactly as if the reports had been ingested one after the other. A suppressed number counts
+    every one of its rows as suppressed, repeats included: none of them is stored.
     """
-    # One scope per batch, so a repeated E.164 is a repeated fingerprint: repeats are dropped before
+    # One scope per call, so a repeated E.164 is a repeated fingerprint: repeats are dropped before
     # hashing. The keyed HMAC state is copied per number: the key schedule is computed once.
     base = _fingerprint_hasher()
     prefix = f"{scope}|"
-    seen: set[str] = set()
-    candidates: list[_Candidate] = []
-    invalid: list[_Candidate] = []
-    in_batch = 0
-    suppressed_count = 0
-    for row, phone in zip(rows, phones, strict=True):
-        if not phone.usable or phone.e164 is None:
-            invalid.append(_Candidate(row=row, phone=phone, fingerprint=None))
-            continue
-        if phone.e164 in suppressed:
-            suppressed_count += 1
-            continue
-        if phone.e164 in seen:
-            in_batch += 1
-            continue
-        seen.add(phone.e164)
-        hasher = base.copy()
-        hasher.update((prefix + phone.e164).encode())
-        candidates.append(_Candidate(row=row, phone=phone, fingerprint=hasher.hexdigest()))
-    return candidates + invalid, in_batch, len(invalid), suppressed_count
+    first_in: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    tallies: list[Counter[str]] = []
+    for index, (batch, batch_phones) in enumerate(zip(batches, phones, strict=True)):
+        tally: Counter[str] = Counter()
+        invalid: list[dict[str, Any]] = []
+        for row, phone in zip(batch.rows, batch_phones, strict=True):
+            if not phone.usable or phone.e164 is None:
+                invalid.append(_row_object(row=row, phone=phone, fingerprint=None, batch=index))
+            elif phone.e164 in suppressed:
+                tally["suppressed"] += 1
+            elif phone.e164 in first_in:
+                if first_in[phone.e164] == index:
+                    tally["in_batch"] += 1
+                else:
+                    tally["earlier"] += 1
+            else:
+                first_in[phone.e164] = index
+                hasher = base.copy()
+                hasher.update((prefix + phone.e164).encode())
+                rows.append(_row_object(row=row, phone=phone, fingerprint=hasher.hexdigest(), batch=index))
+                tally["candidates"] += 1
+        tally["invalid"] = len(invalid)
+        rows.extend(invalid)
+        tallies.append(tally)
+    return rows, tallies
 
 
-def _row_object(candidate: _Candidate) -> dict[str, Any]:
-    row, phone = candidate.row, candidate.phone
+def _row_object(*, row: LeadInput, phone: PhoneResult, fingerprint: str | None, batch: int) -> dict[str, Any]:
     return {
-        "fp": candidate.fingerprint, "name": row.name, "phone_raw": row.phone, "city": row.city,
+        "fp": fingerprint, "b": batch, "name": row.name, "phone_raw": row.phone, "city": row.city,
         "category": row.category, "address": row.address, "website": row.website,
         "source_url": row.source_url, "external_id": row.external_id, "lat": row.lat, "lng": row.lng,
         "rating": row.rating, "extra": row.extra or {}, "phone_e164": phone.e164,
@@ -249,79 +173,11 @@ def _row_object(candidate: _Candidate) -> dict[str, Any]:
     }
 
 
-def _batch_json(objects: list[Any]) -> str:
-    # UTF-8 text (half the bytes of \u escapes for Arabic); the schema has already refused NUL and
-    # lone surrogates, which neither database would take.
-    return json_bytes(objects).decode()
-
-
-def _db_value(model: type[models.Model], field_name: str, value: Any) -> Any:
-    """Adapt a value the way the ORM would for this column (SQLite stores dates, UUIDs as text)."""
-    field: Any = model._meta.get_field(field_name)
-    return field.get_db_prep_value(value, connection, prepared=False)
-
-
-def _server_binding_cursor() -> Any:
-    """A Django cursor on the current connection that sends parameters apart from the statement.
-
-    Django's default psycopg cursor binds on the client: it escapes every parameter into the SQL
-    text, and PostgreSQL then parses that text. For one 150 KB JSON batch that is about 0.7 ms of
-    CPU on each side per report; sent as a parameter, neither side looks at it until json_to_recordset.
-    The cursor is wrapped like Django's own, so query logging and execute wrappers still see it.
-    Nothing is prepared: Django opens psycopg connections with `prepare_threshold=None`, which keeps
-    this working behind a transaction-mode pooler (DEPLOY.md).
-    """
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    # The stubs know only Django's own cursor wrapper; psycopg's server-binding cursor is one too.
-    raw: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
-
-
-def _insert_postgresql(*, stored: list[_Candidate], scope: str, batch: tuple[Any, ...],
-                       now_db: Any) -> tuple[int, int]:
-    params = [_batch_json([_row_object(candidate) for candidate in stored]), scope, now_db, *batch]
-    with _server_binding_cursor() as cursor:
-        cursor.execute(_PG_INGEST_SQL, params)
-        added, stored_count = cursor.fetchone()
-    return added, stored_count
-
-
-def _insert_sqlite(*, stored: list[_Candidate], scope: str, batch: tuple[Any, ...],
-                   now_db: Any) -> tuple[int, int]:
-    fingerprints = [candidate.fingerprint for candidate in stored if candidate.fingerprint]
-    with connection.cursor() as cursor:
-        added_fingerprints: set[str] = set()
-        if fingerprints:
-            cursor.execute(_SQLITE_FINGERPRINT_SQL, [scope, now_db, json.dumps(fingerprints)])
-            added_fingerprints = {fingerprint for (fingerprint,) in cursor.fetchall()}
-        keep = [c for c in stored if c.fingerprint is None or c.fingerprint in added_fingerprints]
-        if not keep:
-            return 0, 0
-        cursor.execute(_SQLITE_LEADS_SQL, [*batch, _batch_json([_row_object(c) for c in keep])])
-        lead_ids = cursor.fetchall()
-        # Within one batch the scope is one, so an E.164 names exactly one added fingerprint.
-        by_e164 = {c.phone.e164: c.fingerprint for c in keep if c.fingerprint is not None}
-        links = [[by_e164[e164], lead_id] for lead_id, e164 in lead_ids if e164 is not None]
-        if links:
-            cursor.execute(_SQLITE_LINK_SQL, [json.dumps(links)])
-    return len(added_fingerprints), len(lead_ids)
-
-
-def _counter_add(*, received_at: dt.datetime, provider: str, worker_id: str, result: IngestResult) -> None:
-    local = timezone.localtime(received_at)
-    # The hour is cut in local time, so a bucket never straddles a local midnight.
-    hour = local.replace(minute=0, second=0, microsecond=0)
-    params = [
-        _db_value(IngestCounter, "hour", hour), _db_value(IngestCounter, "local_day", local.date()),
-        provider, worker_id, result.added, result.duplicates, result.duplicates_in_batch,
-        result.duplicates_existing, result.invalid, result.suppressed,
-        _db_value(IngestCounter, "updated_at", timezone.now()),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_COUNTER_SQL, params)
+def _batch_columns(*, index: int, batch: IngestBatch) -> dict[str, Any]:
+    attempt = db_value(Lead, "attempt_id", batch.attempt_id)
+    # UUIDs travel as text: with dashes for PostgreSQL's uuid, as Django's 32 hex digits on SQLite.
+    return {"b": index, "provider": batch.provider, "worker_id": batch.worker_id, "job_id": batch.job_id,
+            "attempt_id": None if attempt is None else str(attempt)}
 
 
 def lead_batch_ingest(
@@ -333,52 +189,67 @@ def lead_batch_ingest(
     attempt_id: uuid.UUID | None = None,
     received_at: dt.datetime | None = None,
 ) -> IngestResult:
-    """Store a batch of reported leads and count each exactly once: added, duplicate, invalid or
-    suppressed (its number is on the suppression list; nothing of it is stored).
+    """Ingest the leads of one report: `lead_batches_ingest` with one batch."""
+    batch = IngestBatch(rows=rows, provider=provider, worker_id=worker_id, job_id=job_id,
+                        attempt_id=attempt_id)
+    return lead_batches_ingest(batches=[batch], received_at=received_at)[0]
+
+
+def lead_batches_ingest(*, batches: list[IngestBatch], received_at: dt.datetime | None = None
+                        ) -> list[IngestResult]:
+    """Store the leads of many reports and count each exactly once, per report: added, duplicate,
+    invalid or suppressed (its number is on the suppression list; nothing of it is stored).
+
+    One call, however many reports and leads: one suppression-list read, one insert of all the
+    fingerprints and leads (three statements on SQLite), one upsert of the hourly counters. The
+    answer is one result per batch, in order, each as if the batches had been ingested one after
+    the other: a number two batches carry is added for the first and a duplicate for the second.
 
     Runs inside the caller's transaction when there is one (the report of queueing), else in its
     own. Added and invalid leads become `Lead` rows (invalid ones with a null E.164 and no
-    fingerprint); duplicates are only counted. The hourly counter of (provider, worker) is updated
+    fingerprint); duplicates are only counted. The hourly counters of (provider, worker) are updated
     in the same transaction, so counters and tables never disagree.
     """
-    if not rows:
-        return EMPTY_RESULT
+    if not any(batch.rows for batch in batches):
+        return [EMPTY_RESULT] * len(batches)
     received_at = received_at or timezone.now()
     scope = dedup_scope(received_at=received_at)
-    phones = [normalize_phone(row.phone) for row in rows]
-    # Read before the insert, set-based: one query for the whole batch. A number put on the list
+    phones = [[normalize_phone(row.phone) for row in batch.rows] for batch in batches]
+    # Read before the insert, set-based: one query for the whole call. A number put on the list
     # while this report is in flight is stored once more; the erasure that listed it deletes by
     # number afterwards, so the window is the length of one report transaction.
-    suppressed = _suppressed_numbers(phones)
-    stored, in_batch, invalid, suppressed_count = _classify(rows=rows, phones=phones, scope=scope,
-                                                            suppressed=suppressed)
-    candidates = len(stored) - invalid
-    batch = (
-        provider, worker_id, job_id,
-        _db_value(Lead, "attempt_id", attempt_id),
-        _db_value(Lead, "local_day", timezone.localtime(received_at).date()),
-        _db_value(Lead, "created_at", received_at),
-    )
-    now_db = _db_value(LeadFingerprint, "created_at", received_at)
-    insert = _insert_postgresql if connection.vendor == "postgresql" else _insert_sqlite
+    suppressed = _suppressed_numbers([phone for batch_phones in phones for phone in batch_phones])
+    rows, tallies = _classify(batches=batches, phones=phones, scope=scope, suppressed=suppressed)
+    results: list[IngestResult] = []
+    totals: dict[tuple[str, str], Counter[str]] = {}
     with transaction.atomic(savepoint=False):
-        added, stored_count = insert(stored=stored, scope=scope, batch=batch, now_db=now_db)
-        if stored_count != added + invalid:
-            # Cannot happen unless the statements above are wrong; refuse to count what was not stored.
-            raise RuntimeError(f"Ingest stored {stored_count} leads for {added} added + {invalid} invalid.")
-        existing = candidates - added
-        result = IngestResult(
-            added=added, duplicates=in_batch + existing, duplicates_in_batch=in_batch,
-            duplicates_existing=existing, invalid=invalid, suppressed=suppressed_count,
-        )
-        _counter_add(received_at=received_at, provider=provider, worker_id=worker_id, result=result)
-    logger.debug(
-        "Ingested %d leads for provider %s: %d added, %d duplicates (%d in batch), %d invalid, "
-        "%d suppressed.",
-        len(rows), provider, result.added, result.duplicates, result.duplicates_in_batch, result.invalid,
-        result.suppressed,
-    )
-    return result
+        columns = [_batch_columns(index=index, batch=batch) for index, batch in enumerate(batches)]
+        stored = {}
+        if rows:
+            stored = leads_insert(rows=rows, batches=columns, scope=scope, received_at=received_at)
+        for index, (batch, tally) in enumerate(zip(batches, tallies, strict=True)):
+            if not batch.rows:
+                results.append(EMPTY_RESULT)
+                continue
+            added, stored_count = stored.get(index, (0, 0))
+            if stored_count != added + tally["invalid"]:
+                # Cannot happen unless the statements are wrong; refuse to count what was not stored.
+                raise RuntimeError(
+                    f"Ingest stored {stored_count} leads for {added} added + {tally['invalid']} invalid.")
+            existing = tally["candidates"] - added + tally["earlier"]
+            result = IngestResult(
+                added=added, duplicates=tally["in_batch"] + existing, duplicates_in_batch=tally["in_batch"],
+                duplicates_existing=existing, invalid=tally["invalid"], suppressed=tally["suppressed"],
+            )
+            results.append(result)
+            totals.setdefault((batch.provider, batch.worker_id), Counter()).update(result.as_dict())
+        counters_add(received_at=received_at, totals=[
+            (provider, worker, dict(counts)) for (provider, worker), counts in totals.items()])
+    logger.debug("Ingested %d leads of %d reports: %d added, %d duplicates, %d invalid, %d suppressed.",
+                 sum(len(batch.rows) for batch in batches), len(batches), sum(r.added for r in results),
+                 sum(r.duplicates for r in results), sum(r.invalid for r in results),
+                 sum(r.suppressed for r in results))
+    return results
 
 
 # --- Retention (docs/PRIVACY.md, "Retention"): the project's purge_retention composes these. ---

@@ -107,9 +107,9 @@ def _max_leads_per_report() -> int:
 
 
 def _poll_interval() -> int:
-    from workers_mgmt.services import worker_config_get
+    from workers_mgmt.services import worker_config_recent
 
-    return worker_config_get().poll_interval_s
+    return worker_config_recent().poll_interval_s
 
 
 class ExtendIn(serializers.Serializer):

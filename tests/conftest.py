@@ -124,12 +124,13 @@ def _pull_reaper_just_ran():
 
 @pytest.fixture(autouse=True)
 def _fresh_credential_cache():
-    # Credentials of a rolled-back test must never sign the next test's requests.
-    from workers_mgmt.credential_cache import _entries
+    # Credentials of a rolled-back test must never sign the next test's requests, nor its "no push
+    # key waiting" hide the next test's rotation.
+    from workers_mgmt.credential_cache import _forget_all
 
-    _entries.clear()
+    _forget_all()
     yield
-    _entries.clear()
+    _forget_all()
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from workers_mgmt.services import (
     credential_deliver,
     enrollment_exchange,
     worker_config_get,
+    worker_config_recent,
     worker_heartbeat,
 )
 
@@ -87,7 +88,8 @@ class HeartbeatView(WorkerAPIView):
             running_jobs=data["running_jobs"], metrics=data.get("metrics"), ip=client_ip(request),
             self_test=data.get("self_test"),
         )
-        config = worker_config_get()
+        # A copy at most WORKER_CONFIG_MAX_AGE_S old: a changed version reaches the fleet that much later.
+        config = worker_config_recent()
         answer = {
             "server_time": clock_now().isoformat(),
             "poll_interval_s": config.poll_interval_s,

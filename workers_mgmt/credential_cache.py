@@ -25,6 +25,10 @@ _CACHEABLE = (CredentialState.CURRENT, CredentialState.PREVIOUS)
 _MOST_ENTRIES = 10_000
 
 _entries: dict[str, tuple[float, WorkerCredential, str]] = {}
+# Workers found, at that monotonic time, to have no push key waiting: their heartbeats skip the
+# look-up for the same TTL. A rotation started in this process clears it (credential_cache_clear);
+# one started in another process reaches the worker that many seconds later, on a later heartbeat.
+_no_push_pending: dict[str, float] = {}
 _lock = threading.Lock()
 
 
@@ -48,11 +52,32 @@ def credential_remember(*, credential: WorkerCredential, secret: str) -> None:
         _entries[credential.key_id] = (time.monotonic(), copy.deepcopy(credential), secret)
 
 
+def push_pending_absent(worker_id: str) -> bool:
+    """True when this worker was found without a pending push key less than the TTL ago."""
+    ttl = settings.LEADOPS_CREDENTIAL_CACHE_S
+    seen = _no_push_pending.get(worker_id) if ttl > 0 else None
+    return seen is not None and time.monotonic() - seen < ttl
+
+
+def push_pending_absent_remember(worker_id: str) -> None:
+    if settings.LEADOPS_CREDENTIAL_CACHE_S <= 0:
+        return
+    with _lock:
+        if len(_no_push_pending) >= _MOST_ENTRIES:
+            _no_push_pending.clear()
+        _no_push_pending[worker_id] = time.monotonic()
+
+
+def _forget_all() -> None:
+    _entries.clear()
+    _no_push_pending.clear()
+
+
 def credential_cache_clear() -> None:
     """Forget every cached credential, now and when the current transaction commits."""
-    _entries.clear()
+    _forget_all()
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(_entries.clear)
+        transaction.on_commit(_forget_all)
 
 
 def credential_touched(*, key_id: str, at: object) -> None:

@@ -15,7 +15,12 @@ from django.utils.timezone import now as clock_now
 
 from core import events
 from core.audit import Actor, audited_update, staff_action_record
-from workers_mgmt.credential_cache import credential_cache_clear, credential_cache_worker_seen
+from workers_mgmt.credential_cache import (
+    credential_cache_clear,
+    credential_cache_worker_seen,
+    push_pending_absent,
+    push_pending_absent_remember,
+)
 from workers_mgmt.crypto import (
     decrypt_secret,
     encrypt_secret,
@@ -159,8 +164,8 @@ def worker_config_get() -> WorkerConfig:
     return config
 
 
-# The hot paths (every report checks its lead limit) read the configuration through a copy at most
-# this old, instead of one query per request. A change made in this process clears it at once; other
+# The hot paths (reports, empty pulls, heartbeats) read the configuration through a copy at most this
+# old, instead of one query per request. A change made in this process clears it at once; other
 # server processes see it within these seconds, still "without a restart".
 WORKER_CONFIG_MAX_AGE_S = 2.0
 _config_cache: tuple[float, WorkerConfig] | None = None
@@ -178,10 +183,15 @@ def worker_config_recent() -> WorkerConfig:
     return config
 
 
+def worker_config_cache_clear() -> None:
+    """Forget this process's copy of the worker configuration (a change, or a test that counts reads)."""
+    global _config_cache
+    _config_cache = None
+
+
 def worker_config_save(*, config: WorkerConfig, actor: Actor | None = None,
                        changed: dict[str, list[Any]] | None = None) -> WorkerConfig:
     """Save a config change and bump its version so workers know to reload."""
-    global _config_cache
     with transaction.atomic():
         config.save()
         WorkerConfig.objects.filter(pk=config.pk).update(version=F("version") + 1)
@@ -189,7 +199,7 @@ def worker_config_save(*, config: WorkerConfig, actor: Actor | None = None,
             staff_action_record(actor=actor, action="worker_config.save",
                                 object_type="workers_mgmt.workerconfig", object_ids=[config.pk],
                                 changes=changed or {})
-    _config_cache = None
+    worker_config_cache_clear()
     config.refresh_from_db()
     return config
 
@@ -311,9 +321,10 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
     """The pending key to push to the worker that signed with `credential`, or None.
 
     Only a request signed with the worker's current key gets it, and only for a push rotation; it
-    is sent again on every such heartbeat until the worker uses it, but audited once.
+    is sent again on every such heartbeat until the worker uses it, but audited once. "None waiting"
+    is remembered per process for LEADOPS_CREDENTIAL_CACHE_S (docs/PERFORMANCE.md).
     """
-    if credential.state != CredentialState.CURRENT:
+    if credential.state != CredentialState.CURRENT or push_pending_absent(credential.worker_id):
         return None
     pending = (
         WorkerCredential.objects.filter(worker_id=credential.worker_id, state=CredentialState.PENDING,
@@ -321,6 +332,7 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
         .only("key_id", "secret_encrypted").first()
     )
     if pending is None:
+        push_pending_absent_remember(credential.worker_id)
         return None
     at = clock_now()
     with transaction.atomic():

@@ -21,7 +21,7 @@ from core.counters import counters_add
 from core.errors import ProtocolError, error_body
 from core.text import json_bytes
 from ingestion.schema import LeadInput
-from ingestion.services import IngestResult, lead_batch_ingest
+from ingestion.services import IngestBatch, lead_batches_ingest
 from queueing.models import FINISHED_STATES, AttemptState, Job, JobAttempt, JobState, Provider, ReportReceipt
 from queueing.services.breakers import _breaker_outcome
 from queueing.services.errors import (
@@ -74,8 +74,10 @@ def reports_exchange(*, worker: Worker, items: list[ReportCall | ReportResult]) 
         try:
             return _reports_exchange_once(worker=worker, items=items)
         except OperationalError as exc:
-            # Two exchanges whose leads share phones can take the fingerprint locks in opposite
-            # orders (each item's batch is sorted, the items are not). PostgreSQL aborts one of them.
+            # Two exchanges whose leads share phones take the fingerprint locks in sorted order (one
+            # insert per exchange), but an exchange whose items repeat a job ingests item by item
+            # (`_reports_exchange_each`), and a v1 report of the same phones may interleave with
+            # it: should PostgreSQL still abort one of them, nothing was seen yet, so run it again.
             if not _is_deadlock(exc) or attempt == _DEADLOCK_TRIES - 1 or connection.in_atomic_block:
                 raise
     raise AssertionError("unreachable")
@@ -131,13 +133,12 @@ def _reports_exchange_each(*, worker: Worker, items: list[ReportCall | ReportRes
 
 @dataclass
 class _Fresh:
-    """An item that passed every check and is taken: its job, attempt and (after ingest) counts."""
+    """An item that passed every check and is taken: its job and attempt."""
 
     index: int
     call: ReportCall
     job: Job
     attempt: JobAttempt
-    ingested: IngestResult | None = None
 
 
 def _reports_exchange_set(*, worker: Worker, items: list[ReportCall | ReportResult]) -> list[ReportResult]:
@@ -145,7 +146,7 @@ def _reports_exchange_set(*, worker: Worker, items: list[ReportCall | ReportResu
 
     The checks are those of `job_report`, in its order (job, receipt, attempt), made on rows read
     with one statement each; an item that fails one is answered with that error and writes nothing,
-    so no savepoint is needed. Then: the leads (ingestion's call per item), one bulk update of the
+    so no savepoint is needed. Then: the leads (one ingestion call for all items), one bulk update of the
     attempts, one of the jobs, one insert of the receipts, the shared rows, and the events.
     """
     now = clock_now()
@@ -200,11 +201,13 @@ def _fresh_write(*, worker: Worker, fresh: list[_Fresh], results: list[ReportRes
                  now: dt.datetime) -> None:
     tail = ReportTail()
     receipts: list[ReportReceipt] = []
-    for item in fresh:
+    # One ingest call for every item's leads, in item order: a number two items carry is added for
+    # the first and a duplicate for the second, as if they had been reported one after the other.
+    ingested = lead_batches_ingest(batches=[
+        IngestBatch(rows=item.call.leads, provider=item.job.provider.name, worker_id=worker.pk,
+                    job_id=item.job.pk, attempt_id=item.attempt.pk) for item in fresh], received_at=now)
+    for item, result in zip(fresh, ingested, strict=True):
         job, attempt, call = item.job, item.attempt, item.call
-        result = item.ingested = lead_batch_ingest(
-            rows=call.leads, provider=job.provider.name, worker_id=worker.pk, job_id=job.pk,
-            attempt_id=attempt.pk, received_at=now)
         body = report_counts_body(result)
         who = {"job_id": job.pk, "provider": job.provider.name, "worker_id": worker.pk}
         events.publish("leads.ingested", **who, added=result.added, duplicates=result.duplicates,

@@ -5,8 +5,9 @@
 //   LEADOPS_URL=http://127.0.0.1:8000 WORKER_ID=w-1 KEY_ID=... SECRET=... node tests/e2e/node_sign.mjs
 //
 // Sends a signed POST /api/v1/heartbeat and a signed GET /api/v1/config?x=1&y=2 (the query signed as
-// sent), then protocol v1.1: a POST /api/v1/jobs/exchange that pulls one job, and a second exchange
-// that reports it (with Arabic text in the body, so the body hash covers UTF-8) and pulls nothing.
+// sent), then protocol v1.1: a POST /api/v1/jobs/exchange that pulls one job, a second exchange
+// that reports it (with Arabic text in the body, so the body hash covers UTF-8) beside an item that
+// fails alone, and pulls nothing, and the same exchange sent again (a replay: the first answers).
 // Prints one JSON line with every status and body. Exit code 0 only if all are 200.
 import { createHash, createHmac, randomBytes } from "node:crypto";
 
@@ -71,17 +72,27 @@ const heartbeat = await call("POST", "/api/v1/heartbeat",
 const config = await call("GET", "/api/v1/config?x=1&y=2");
 const pulled = await call("POST", "/api/v1/jobs/exchange", JSON.stringify({ pull: { max: 1 } }));
 let reported = { status: 0, body: null };
+let replayed = { status: 0, body: null };
 const job = pulled.body?.jobs?.[0];
 if (job) {
-  reported = await call("POST", "/api/v1/jobs/exchange", JSON.stringify({
+  // Two items of one exchange: the job's report, and the same phone again under another job id
+  // (not this worker's: a 404 for that item alone). Then the very same bytes again: a replay, which
+  // answers the first answer and changes nothing.
+  const exchangeBody = JSON.stringify({
     reports: [{
       job_id: job.id, idempotency_key: randomBytes(16).toString("hex"), attempt_id: job.attempt_id,
-      outcome: "succeeded", leads: [{ name: "مقهى الورد", phone: "0501234567" }],
+      outcome: "succeeded", leads: [{ name: "مقهى الورد", phone: "0501234567" },
+        { name: "مقهى الورد", phone: "+966 50 123 4567" }],
+    }, {
+      job_id: job.id + 1000000, idempotency_key: randomBytes(16).toString("hex"), attempt_id: job.attempt_id,
+      outcome: "succeeded", leads: [{ name: "Other", phone: "0501234567" }],
     }],
     pull: { max: 0 },
-  }));
+  });
+  reported = await call("POST", "/api/v1/jobs/exchange", exchangeBody);
+  replayed = await call("POST", "/api/v1/jobs/exchange", exchangeBody);
 }
 const ok = heartbeat.status === 200 && config.status === 200 && pulled.status === 200
-  && reported.status === 200 && reported.body?.results?.[0]?.status === 200;
-console.log(JSON.stringify({ ok, heartbeat, config, pulled, reported }));
+  && reported.status === 200 && reported.body?.results?.[0]?.status === 200 && replayed.status === 200;
+console.log(JSON.stringify({ ok, heartbeat, config, pulled, reported, replayed }));
 process.exit(ok ? 0 : 1);

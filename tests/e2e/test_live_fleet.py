@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ingestion.models import Lead
 from queueing.models import AttemptState, Job, JobAttempt, JobState
 from queueing.services import leases_reap
 from tests.e2e.conftest import wait_until
@@ -86,7 +87,12 @@ def test_node_crypto_and_fetch_sign_requests_the_server_accepts(live_portal_url)
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["heartbeat"]["status"] == 200 and line["config"]["status"] == 200, line
     assert [j["id"] for j in line["pulled"]["body"]["jobs"]] == [job.pk], line
-    result = line["reported"]["body"]["results"][0]
+    result, stranger = line["reported"]["body"]["results"]
     assert (result["job_id"], result["status"]) == (job.pk, 200), line
-    assert (result["body"]["job_state"], result["body"]["added"]) == ("succeeded", 1), line
+    assert (result["body"]["job_state"], result["body"]["added"], result["body"]["duplicates"]) == (
+        "succeeded", 1, 1), line
+    assert (stranger["status"], stranger["body"]["error"]["code"]) == (404, "job_not_found"), line
+    # The replay of the whole exchange answers every item as the first time, and changes nothing.
+    assert line["replayed"]["body"]["results"] == line["reported"]["body"]["results"], line
     assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+    assert Lead.objects.filter(job_id=job.pk).count() == 1

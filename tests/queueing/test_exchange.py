@@ -215,3 +215,33 @@ def test_non_retryable_failure_and_partial_match_v1(signed):
     assert (job.state, job.dead_reason, job.last_error["code"]) == ("dead", "non_retryable_error", "gone")
     assert JobAttempt.objects.get(pk=dead["attempt_id"]).state == "failed"
     assert Job.objects.get(pk=partial["id"]).lease_expires_at.isoformat() == results[1]["body"]["lease_expires_at"]
+
+
+def test_two_items_with_the_same_phone_add_it_once_for_the_first_item(signed):
+    first, second, third = _claims(signed, 3)
+    results = signed.post(EXCHANGE, {"reports": [
+        _item(first, leads=[lead("A", "0503333331"), lead("B", "0503333332")]),
+        _item(second, leads=[lead("A again", "+966 50 333 3331"), lead("C", "0503333333")]),
+        _item(third, leads=[lead("C again", "0503333333"), lead("C thrice", "0503333333")]),
+    ]}).json()["results"]
+    counts = [(r["body"]["added"], r["body"]["duplicates"]) for r in results]
+    # Item order decides, as if the three had been reported one after the other.
+    assert counts == [(2, 0), (1, 1), (0, 2)]
+    stored = dict(Lead.objects.filter(phone_e164__isnull=False).values_list("phone_e164", "job_id"))
+    assert stored == {"+966503333331": first["id"], "+966503333332": first["id"],
+                      "+966503333333": second["id"]}
+    attempts = {a.pk: (a.leads_added, a.leads_duplicates) for a in JobAttempt.objects.all()}
+    assert [attempts[uuid.UUID(c["attempt_id"])] for c in (first, second, third)] == [(2, 0), (1, 1), (0, 2)]
+
+
+def test_a_bad_item_among_items_with_leads_leaves_the_others_ingested(signed):
+    first, second, third = _claims(signed, 3)
+    results = signed.post(EXCHANGE, {"reports": [
+        _item(first, leads=[lead("A", "0504444441")]),
+        _item(second, leads=[{"name": "no phone field"}]),
+        _item(third, attempt_id=str(uuid.uuid4()), leads=[lead("B", "0504444442")]),
+    ]}).json()["results"]
+    assert [r["status"] for r in results] == [200, 422, 404]
+    assert results[0]["body"]["added"] == 1
+    assert list(Lead.objects.values_list("phone_e164", flat=True)) == ["+966504444441"]
+    assert Job.objects.filter(pk__in=[second["id"], third["id"]], state=JobState.LEASED).count() == 2

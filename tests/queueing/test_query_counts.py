@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import uuid
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import lead, make_jobs
+from workers_mgmt.services import worker_config_cache_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -38,11 +44,48 @@ def test_report_query_count_is_flat(signed, django_assert_max_num_queries, leads
     assert body["added"] + body["duplicates"] + body["invalid"] == leads
 
 
-def test_heartbeat_query_count(signed, django_assert_max_num_queries):
-    # 7, plus the failed-authentication budget read before the signature (one query without Redis)
-    # and the look-up of a pending key to push.
-    with django_assert_max_num_queries(9):
+def _leg() -> str:
+    from django.conf import settings
+
+    return connection.vendor + ("+redis" if settings.REDIS_URL else "")
+
+
+# What a signed request costs, exactly (docs/PERFORMANCE.md, "What a request costs"), with the
+# per-process caches warm: the credential and the worker configuration are read at most every few
+# seconds per process. Without Redis, three more statements: the failed-authentication budget read,
+# the nonce insert and the rate-limit upsert. On SQLite the claim is three statements, not one.
+REQUEST_QUERIES = {
+    "heartbeat": {"postgresql+redis": 1, "postgresql": 4, "sqlite": 4, "sqlite+redis": 1},
+    "pull_empty": {"postgresql+redis": 4, "postgresql": 7, "sqlite": 7, "sqlite+redis": 4},
+    "pull": {"postgresql+redis": 6, "postgresql": 9, "sqlite": 10, "sqlite+redis": 7},
+}
+# An exchange of succeeded items with 5 leads each and a pull of 10, the configuration read cold.
+EXCHANGE_QUERIES = {"postgresql+redis": 21, "postgresql": 24, "sqlite": 27, "sqlite+redis": 24}
+
+
+def _warm(signed) -> None:
+    assert signed.post("/api/v1/heartbeat", {"version": "1", "status": "ok", "running_jobs": 0}).status_code == 200
+
+
+def test_heartbeat_costs_the_update_of_its_worker(signed, django_assert_num_queries):
+    # The look-up of a push key to deliver is skipped for a few seconds after it found none.
+    _warm(signed)
+    with django_assert_num_queries(REQUEST_QUERIES["heartbeat"][_leg()]):
         assert signed.post("/api/v1/heartbeat", {"version": "1", "status": "ok", "running_jobs": 0}).status_code == 200
+
+
+def test_an_empty_pull_costs_the_breakers_and_the_claim(signed, django_assert_num_queries):
+    _warm(signed)
+    with django_assert_num_queries(REQUEST_QUERIES["pull_empty"][_leg()]):
+        assert signed.pull(1).json() == {"jobs": [], "retry_after_s": 5}
+
+
+@pytest.mark.parametrize("batch", [1, 10])
+def test_a_pull_costs_the_same_at_1_and_10_jobs(signed, django_assert_num_queries, batch):
+    make_jobs(batch)
+    _warm(signed)
+    with django_assert_num_queries(REQUEST_QUERIES["pull"][_leg()]):
+        assert len(signed.pull(batch).json()["jobs"]) == batch
 
 
 @pytest.mark.parametrize("batch", [1, 10, 50])
@@ -58,22 +101,30 @@ def test_pull_of_a_provider_with_a_quota_is_flat_too(signed, django_assert_max_n
 
 
 
-def _exchange_queries(signed, items: int, *, with_leads: bool) -> int:
-    import uuid
+_numbers = itertools.count()
 
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
+def _exchange_queries(signed, items: int, *, leads_per_item: int,
+                      outcomes: tuple[str, ...] = ("failed", "partial", "succeeded")) -> int:
     make_jobs(items + 10)
     claims = signed.pull(items).json()["jobs"]
+    # Item i has outcome i of `outcomes`, the rest the last one: a single failure keeps the breaker
+    # closed, so the pull that follows takes its ten jobs.
+    chosen = [outcomes[min(i, len(outcomes) - 1)] for i in range(items)]
+    error = {"code": "blocked", "message": "", "retryable": True}
     reports = [{"job_id": c["id"], "idempotency_key": str(uuid.uuid4()), "attempt_id": c["attempt_id"],
-                "outcome": "failed" if i == 0 else "partial" if i == 1 else "succeeded",
-                "leads": [lead(f"S{i}", f"05{i:08d}")] if with_leads else []}
-               for i, c in enumerate(claims)]
+                "outcome": outcome,
+                "leads": [lead(f"S{i}", f"055{next(_numbers):07d}") for _ in range(leads_per_item)],
+                **({"error": error} if outcome == "failed" else {})}
+               for i, (c, outcome) in enumerate(zip(claims, chosen, strict=True))]
+    # Cold per-process caches (worker configuration), so every count includes the same reads.
+    worker_config_cache_clear()
     with CaptureQueriesContext(connection) as captured:
         response = signed.post("/api/v1/jobs/exchange", {"reports": reports, "pull": {"max": 10}})
     assert response.status_code == 200, response.content
-    assert [r["status"] for r in response.json()["results"]] == [200] * items
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [200] * items
+    assert sum(r["body"]["added"] for r in results) == items * leads_per_item
     assert len(response.json()["jobs"]) == 10
     return len(captured.captured_queries)
 
@@ -81,22 +132,18 @@ def _exchange_queries(signed, items: int, *, with_leads: bool) -> int:
 def test_exchange_query_count_is_the_same_at_1_and_50_items(signed):
     # Locks, receipts, attempts, the bulk updates, the receipts insert, the shared rows, the claim:
     # one statement each, whatever the number of items.
-    # The first exchange of a test also fills the per-process worker configuration cache.
-    _exchange_queries(signed, 1, with_leads=False)
-    fifty = _exchange_queries(signed, 50, with_leads=False)
-    one = _exchange_queries(signed, 1, with_leads=False)
-    assert fifty == one
+    one = _exchange_queries(signed, 1, leads_per_item=0)
+    assert _exchange_queries(signed, 50, leads_per_item=0) == one
     assert one <= EXCHANGE_BUDGET
 
 
-def test_exchange_with_leads_grows_only_by_ingestions_statements(signed):
-    from django.db import connection
+def test_exchange_of_items_with_5_leads_each_costs_the_same_at_1_and_50_items(signed):
+    # One ingest call for all the items' leads (ingestion.lead_batches_ingest): its statements are
+    # paid once per exchange, not once per item.
+    one = _exchange_queries(signed, 1, leads_per_item=5, outcomes=("succeeded",))
+    fifty = _exchange_queries(signed, 50, leads_per_item=5, outcomes=("succeeded",))
+    assert fifty == one == EXCHANGE_QUERIES[_leg()]
 
-    # The one cost still paid per item: ingestion's statements for that item's leads, the
-    # suppression-list lookup among them (docs/API.md, "Exchange", and docs/PERFORMANCE.md say why
-    # it is not one call yet).
-    per_item = 3 if connection.vendor == "postgresql" else 5
-    _exchange_queries(signed, 1, with_leads=True)
-    fifty = _exchange_queries(signed, 50, with_leads=True)
-    one = _exchange_queries(signed, 1, with_leads=True)
-    assert fifty - one == 49 * per_item
+
+def test_exchange_with_every_outcome_costs_the_same_at_3_and_50_items(signed):
+    assert _exchange_queries(signed, 3, leads_per_item=5) == _exchange_queries(signed, 50, leads_per_item=5)

@@ -70,3 +70,31 @@ def test_the_cached_worker_is_a_private_copy_that_follows_heartbeats(signed):
     # What decides "came online" is carried into the cache; what a view sets on its copy is not.
     assert cached.reported_version == "2" and cached.last_heartbeat_at is not None
     assert cached.last_self_test != {"ok": True}
+
+
+def _pending_look_ups(signed) -> tuple[int, dict]:
+    with CaptureQueriesContext(connection) as captured:
+        response = signed.post("/api/v1/heartbeat", {"version": "1", "status": "ok", "running_jobs": 0})
+    assert response.status_code == 200
+    reads = sum("workers_mgmt_credentialrotation" in q["sql"] and q["sql"].startswith("SELECT")
+                for q in captured.captured_queries)
+    return reads, response.json()
+
+
+def test_a_heartbeat_that_found_no_push_key_skips_the_look_up_until_a_rotation_starts(signed):
+    from workers_mgmt.models import Worker
+    from workers_mgmt.services import credential_rotate
+
+    assert _pending_look_ups(signed)[0] == 1
+    reads, answer = _pending_look_ups(signed)
+    assert reads == 0 and "credentials" not in answer
+    # A rotation started in this process is pushed at the very next heartbeat.
+    issued = credential_rotate(worker=Worker.objects.get(pk=signed.worker_id), actor="alice")
+    reads, answer = _pending_look_ups(signed)
+    assert reads == 1
+    assert answer["credentials"] == {"pending": {"key_id": issued.key_id, "secret": issued.secret}}
+
+
+def test_ttl_zero_looks_for_a_push_key_on_every_heartbeat(signed, settings):
+    settings.LEADOPS_CREDENTIAL_CACHE_S = 0
+    assert [_pending_look_ups(signed)[0] for _ in range(2)] == [1, 1]
