@@ -1,15 +1,22 @@
-"""Monitor events: one place that names them and defines their fields, published on commit.
+"""Monitor events: one place that names them and defines their fields, written to an outbox.
 
-Services call `publish("job.succeeded", job_id=..., ...)` inside their transaction; the event leaves
-only when that transaction commits (`transaction.on_commit`), so a dashboard never shows a change
-that was rolled back. Delivery to live viewers (Channels group, SSE replay) is the job of the
-live-monitoring code; this module fixes the names and shapes every app publishes against.
+Services call `publish("job.succeeded", job_id=..., ...)` inside their transaction. The event row is
+written in that same transaction (the outbox: the project registers the store, `store_register`),
+so it commits or rolls back with the state change it describes, costs no commit of its own, and is
+never lost when the process dies just after COMMIT. After the commit the stored events (now with
+their ids) go to the registered sinks: the live-monitoring code pushes them to viewers at once, and
+reads the outbox itself to catch up (docs/SYSTEM_OVERVIEW.md, "Live monitor").
+
+A service that publishes several events in one transaction opens it with `events.atomic()`: the
+events then wait and are stored in one INSERT just before that block commits.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +71,20 @@ EVENT_TYPES: dict[str, EventType] = {
 EPHEMERAL_TYPES: frozenset[str] = frozenset({"worker.heartbeat"})
 
 # Who receives committed events. The live-monitoring code registers its sink here (the Channels
-# group and the replay log); tests can register their own to observe what was published.
+# group); tests can register their own to observe what was published.
 _sinks: list[Callable[[dict[str, Any]], None]] = []
-# Sinks that take every event of one commit at once (one INSERT, one group message for a claim of 50).
+# Sinks that take every event of one commit at once (one group message for a claim of 50).
 _batch_sinks: list[Callable[[list[dict[str, Any]]], None]] = []
+# The outbox writer: stores durable events in one INSERT inside the current transaction and sets
+# each one's "id". The project registers it; without one, events are delivered without ids.
+_store: list[Callable[..., Any]] = []
+# How many `atomic()` blocks are open on this thread's connection (only the outermost stores).
+_batch_depth = threading.local()
+
+
+def store_register(store: Callable[..., Any]) -> None:
+    """Register the outbox writer: called as `store(batch=events)` inside the publishing transaction."""
+    _store[:] = [store]
 
 
 def sink_register(sink: Callable[[dict[str, Any]], None]) -> None:
@@ -103,43 +120,95 @@ def event_build(event_type: str, **fields: Any) -> dict[str, Any]:
 
 
 def publish(event_type: str, **fields: Any) -> None:
-    """Publish a monitor event when the current transaction commits (at once outside one)."""
+    """Publish a monitor event: stored in the current transaction, delivered once it commits."""
     _enqueue([event_build(event_type, **fields)])
 
 
 def publish_many(event_type: str, rows: list[dict[str, Any]]) -> None:
-    """Publish one event per row of fields, delivered together on commit (one store, one push)."""
+    """Publish one event per row of fields: one INSERT, delivered together on commit."""
     if rows:
         _enqueue([event_build(event_type, **fields) for fields in rows])
 
 
-def _enqueue(batch: list[dict[str, Any]]) -> None:
-    """Deliver `batch` on commit, together with what this transaction has already published.
+@contextmanager
+def atomic() -> Iterator[None]:
+    """`transaction.atomic()` whose events are stored together, in one INSERT before it commits.
 
-    A report publishes two or three events; delivered one callback each, every one of them cost the
-    replay log its own INSERT and commit. So a transaction gets one pending list and one on_commit
-    callback: later events join the list when they were published at the same savepoint depth as the
-    callback was registered. Django drops a callback when the savepoint it was registered in rolls
-    back, so joining only at the same depth keeps that rule exactly (an event published inside a
-    nested savepoint gets its own callback, dropped with that savepoint).
+    A report publishes two events and an exchange two per item: stored at each `publish` they
+    would cost an INSERT each. Inside this block they wait; the outermost block stores what is still
+    pending as its last statement (events of a savepoint that rolled back are gone by then, with
+    their on-commit callback). Nested blocks leave the storing to the outermost one.
+    """
+    with transaction.atomic():
+        depth = getattr(_batch_depth, "value", 0)
+        _batch_depth.value = depth + 1
+        try:
+            yield
+        finally:
+            _batch_depth.value = depth
+        if depth == 0:
+            _store_pending()
+
+
+def _pending_callbacks() -> list[Any]:
+    connection = transaction.get_connection()
+    return [callback for _sids, callback, _robust in connection.run_on_commit
+            if getattr(callback, "monitor_unstored", None)]
+
+
+def _store_pending() -> None:
+    callbacks = _pending_callbacks()
+    if callbacks:
+        _store_now([event for callback in callbacks for event in callback.monitor_unstored])
+        for callback in callbacks:
+            callback.monitor_unstored.clear()
+
+
+def _store_now(batch: list[dict[str, Any]]) -> None:
+    durable = [event for event in batch if event["type"] not in EPHEMERAL_TYPES]
+    if durable and _store:
+        _store[0](batch=durable)
+
+
+def _enqueue(batch: list[dict[str, Any]]) -> None:
+    """Store `batch` in the outbox now (or at the end of `atomic()`), deliver it on commit.
+
+    A transaction gets one pending list and one on_commit callback: later events join the list when
+    they were published at the same savepoint depth as the callback was registered. Django drops a
+    callback when the savepoint it was registered in rolls back, which is exactly when the rows
+    stored in that savepoint go too, so joining only at the same depth keeps the two in step (an
+    event published inside a nested savepoint gets its own callback, dropped with that savepoint).
     """
     connection = transaction.get_connection()
+    deferred = connection.in_atomic_block and getattr(_batch_depth, "value", 0) > 0
+    if not deferred:
+        _store_now(batch)
     if connection.in_atomic_block and connection.run_on_commit:
         savepoints, callback, _robust = connection.run_on_commit[-1]
         pending = getattr(callback, "monitor_events", None)
         if pending is not None and savepoints == set(connection.savepoint_ids):
             pending.extend(batch)
+            if deferred:
+                callback.monitor_unstored.extend(batch)
             return
     pending = list(batch)
 
     def deliver() -> None:
-        _deliver(pending)
+        _deliver(pending, unstored=deliver.monitor_unstored)  # type: ignore[attr-defined]
 
     deliver.monitor_events = pending  # type: ignore[attr-defined]
+    deliver.monitor_unstored = list(batch) if deferred else []  # type: ignore[attr-defined]
     transaction.on_commit(deliver)
 
 
-def _deliver(batch: list[dict[str, Any]]) -> None:
+def _deliver(batch: list[dict[str, Any]], *, unstored: list[dict[str, Any]]) -> None:
+    if unstored:
+        # Published in `atomic()` after its last chance to store (an exception the block's caller
+        # caught without rolling back): stored now, after the commit, rather than never.
+        try:
+            _store_now(unstored)
+        except Exception:
+            logger.exception("monitor events stored late failed for %d events", len(unstored))
     for batch_sink in list(_batch_sinks):
         try:
             batch_sink(batch)

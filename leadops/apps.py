@@ -11,7 +11,10 @@ class LeadopsConfig(AppConfig):
         from leadops.live import live_sink
         from leadops.retention import retention_policies_ensure
         from leadops.schedules import ensure_schedules
+        from leadops.services import monitor_events_store
 
+        # The outbox: events are written in the publishing transaction; the sink pushes them after.
+        events.store_register(monitor_events_store)
         events.batch_sink_register(live_sink)
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="leadops-schedules")

@@ -1,11 +1,16 @@
-"""Live delivery of monitor events: replay log + Channels group, WebSocket consumer, SSE stream.
+"""Live delivery of monitor events: the outbox (replay log) + Channels group, WebSocket, SSE stream.
 
-Every committed batch is stored in the replay log (one INSERT, ids increasing) and pushed to the
-`monitor` Channels group in one message. Each server process runs one hub: the hub is the group's
-only member in that process, takes events from the group for low latency and also catches up from
-the log once a second (with the in-memory layer of `make run` an event published by another
-process, the qcluster's reaper, never reaches daphne through the layer: the log carries it). Ids
-tell the two paths apart, so no event is shown twice. The hub encodes each event once and hands it
+Every event is written to the outbox (`MonitorEvent`) in the transaction of the change it
+describes (core/events.py); after the commit the publishing process pushes the batch, with its
+ids, to the `monitor` Channels group in one message. Each server process runs one hub: the hub is
+the group's only member in that process, takes events from the group for low latency and also reads
+the outbox once a second (with the in-memory layer of `make run` an event published by another
+process, the qcluster's reaper, never reaches daphne through the layer; and a process that died
+between its COMMIT and its push loses nothing: the outbox carries it). Ids tell the two paths
+apart, so no event is shown twice. Ids are taken at INSERT and become visible at COMMIT, so a lower
+id can appear after a higher one: the cursor (`ReplayCursor`) keeps the missing ids below the
+highest it has seen and re-reads them for GAP_WAIT_S before passing them (docs/SYSTEM_OVERVIEW.md,
+"Live monitor"). The hub encodes each event once and hands it
 to every local viewer (WebSocket or SSE), so 100 viewers cost one Redis message and one JSON
 encoding per event, not 100.
 
@@ -47,10 +52,12 @@ SSE_KEEPALIVE_S = 15.0
 
 
 def live_sink(batch: list[dict[str, Any]]) -> None:
-    """The batch sink leadops registers: store the durable events, then push the batch to the group."""
-    from leadops.services import monitor_events_store
+    """The batch sink leadops registers: push one commit's events (stored, with ids) to the group.
 
-    monitor_events_store(batch=batch)
+    The events were written to the outbox in the transaction that committed them; this push only
+    makes them reach viewers at once. If it never happens (the process died after COMMIT, Redis
+    was down), each hub's catch-up reads them from the outbox within CATCH_UP_S.
+    """
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(GROUP, {"type": "monitor.events", "events": batch})

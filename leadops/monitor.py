@@ -1,6 +1,8 @@
 """The admin monitor pages: the queue and ingestion at a glance, and the fleet per worker.
 
-Both read aggregates (job states, counters), never the lead table, so they stay fast as leads grow.
+Both read aggregates, never the lead table, so they stay fast as leads grow; the jobs per state and
+provider come from counts maintained by triggers (queueing/services/counts.py), not from counting
+the job table on every view.
 """
 
 from __future__ import annotations
@@ -55,14 +57,15 @@ def trend_chart(trend: list[dict[str, Any]], *, width: int = 560, height: int = 
 
 def monitor_context() -> dict[str, Any]:
     telemetry = ingestion_telemetry()
+    queue = queue_overview()
     return {
-        "queue": queue_overview(),
+        "queue": queue,
         "telemetry": telemetry,
         "dup_badge": dup_ratio_badge(telemetry.get("dup_ratio_24h")),
         "chart": trend_chart(telemetry.get("trend", [])),
         "time_zone": settings.TIME_ZONE,
         **_live_context(),
-        "dlq": dlq_stats(),
+        "dlq": dlq_stats(size=queue["dlq_size"]),
         "releases": releases_overview(),
         "alerts_firing": alerts_firing_count(),
     }

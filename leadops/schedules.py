@@ -16,6 +16,10 @@ PERIODIC_TASKS: list[tuple[str, str, int]] = [
     # Its cut comes from the retention policy (class "attempts"), hence the project's task.
     ("queueing: prune finished jobs", "leadops.tasks.prune_finished_jobs", 60),
     ("queueing: run due recurring campaigns", "queueing.tasks.run_campaign_schedules", 1),
+    # The monitor's job counts (docs/SYSTEM_OVERVIEW.md, "Job counts"): fold the deltas, and once a
+    # day recount from the jobs.
+    ("queueing: compact job counts", "queueing.tasks.compact_job_counts", 5),
+    ("queueing: reconcile job counts", "queueing.tasks.reconcile_job_counts", 1440),
     ("workers: purge old nonces", "workers_mgmt.tasks.purge_old_nonces", 10),
     ("workers: purge old failed authentications", "leadops.tasks.purge_auth_failures", 60),
     ("workers: expire previous credentials", "workers_mgmt.tasks.expire_previous_credentials", 5),

@@ -1,4 +1,4 @@
-"""Writes of the live monitor: its event replay log."""
+"""Writes of the live monitor: its event outbox (the replay log)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from leadops.models import MonitorEvent, RetentionPolicy
 
 
 def monitor_events_store(*, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Append one commit's events to the replay log in one INSERT; set each stored event's `id`.
+    """Write one transaction's events to the outbox (the replay log) in one INSERT; set their `id`s.
+
+    Called by core/events.py inside the publishing transaction, so the rows commit with the change.
 
     Ephemeral events (heartbeats) are not stored and keep no id.
     """

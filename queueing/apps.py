@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class QueueingConfig(AppConfig):
@@ -7,7 +8,12 @@ class QueueingConfig(AppConfig):
 
     def ready(self) -> None:
         from queueing.selectors import enabled_provider_names
+        from queueing.services.counts import job_state_triggers_ensure
         from workers_mgmt.api import register_provider_lookup
 
         # GET /config lists the enabled providers, which this app owns.
         register_provider_lookup(enabled_provider_names)
+
+        # The triggers that keep the job counts of the monitor (after every migrate: SQLite drops a
+        # table's triggers when a migration rebuilds it).
+        post_migrate.connect(job_state_triggers_ensure, sender=self, dispatch_uid="queueing-job-counts")

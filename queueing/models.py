@@ -371,3 +371,25 @@ class AttemptEvidence(models.Model):
 
     def __str__(self) -> str:
         return f"evidence {self.id} ({self.content_type}, {self.size} bytes)"
+
+
+class JobStateCount(models.Model):
+    """Jobs per (provider, state) as signed deltas, kept by database triggers on the job table.
+
+    Every statement that inserts, deletes or moves jobs between states or providers adds its deltas
+    here in the same statement (queueing/services/counts.py installs the triggers), so the monitor
+    reads a few hundred rows instead of counting every job. The sum per (provider, state) is the
+    count; a schedule folds the rows into one per pair, and a reconcile recounts from the jobs.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # A plain column, not a foreign key: a deleted provider's jobs leave their -1s behind harmlessly.
+    provider_id = models.BigIntegerField()
+    state = models.CharField(max_length=10)
+    delta = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "job state count"
+
+    def __str__(self) -> str:
+        return f"provider {self.provider_id} {self.state} {self.delta:+d}"

@@ -12,6 +12,8 @@ from queueing.services import (
     breaker_outcomes_purge,
     campaign_schedules_run,
     finished_jobs_prune,
+    job_state_counts_compact,
+    job_state_counts_reconcile,
     leases_reap,
     receipts_purge,
 )
@@ -54,3 +56,13 @@ def prune_finished_jobs() -> int:
 def run_campaign_schedules() -> int:
     """Enqueue (or skip, with a note) every recurring campaign that is due; once a minute."""
     return len(campaign_schedules_run())
+
+
+def compact_job_counts() -> int:
+    """Fold the job-count deltas of the last minutes into one row per provider and state."""
+    return job_state_counts_compact()
+
+
+def reconcile_job_counts() -> int:
+    """Recount jobs per provider and state from the rows (a safety net; the triggers keep them)."""
+    return len(job_state_counts_reconcile())

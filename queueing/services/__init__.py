@@ -21,6 +21,7 @@ from queueing.services.campaign_runs import (
     campaign_schedules_run,
 )
 from queueing.services.claim import Claim, PullResult, jobs_pull
+from queueing.services.counts import job_state_counts_compact, job_state_counts_reconcile
 from queueing.services.enqueue import (
     backoff_delay_s,
     campaign_create,
@@ -113,6 +114,8 @@ __all__ = [
     "finished_jobs_prune",
     "job_lease_extend",
     "job_report",
+    "job_state_counts_compact",
+    "job_state_counts_reconcile",
     "jobs_cancel",
     "jobs_enqueue",
     "jobs_moved_publish",

@@ -141,7 +141,7 @@ def jobs_enqueue(
             priority=priority, run_at=at, max_attempts=provider.max_attempts, state=JobState.QUEUED)
         for payload in payloads
     ]
-    with transaction.atomic():
+    with events.atomic():
         created = Job.objects.bulk_create(jobs, batch_size=1000)
         if created:
             events.publish("jobs.moved", action="jobs.enqueue", provider=provider.name, from_state="",

@@ -99,7 +99,7 @@ def _reports_exchange_once(*, worker: Worker, items: list[ReportCall | ReportRes
 def _reports_exchange_each(*, worker: Worker, items: list[ReportCall | ReportResult]) -> list[ReportResult]:
     results: list[ReportResult] = []
     tail = ReportTail()
-    with transaction.atomic():
+    with events.atomic():
         # One statement locks every reported job, in id order: two exchanges (or an exchange and a
         # staff action) then never wait for each other's jobs in opposite orders.
         job_ids = sorted({item.job_id for item in items if isinstance(item, ReportCall)})
@@ -152,7 +152,7 @@ def _reports_exchange_set(*, worker: Worker, items: list[ReportCall | ReportResu
     now = clock_now()
     results: list[ReportResult | None] = [item if isinstance(item, ReportResult) else None for item in items]
     calls = [(index, item) for index, item in enumerate(items) if isinstance(item, ReportCall)]
-    with transaction.atomic():
+    with events.atomic():
         jobs = {job.pk: job for job in Job.objects.select_for_update(of=("self",)).select_related("provider")
                 .filter(pk__in=sorted(call.job_id for _, call in calls if 0 < call.job_id <= _MAX_BIGINT))
                 .order_by("pk")}

@@ -119,7 +119,7 @@ def leases_reap(*, now: dt.datetime | None = None, limit: int = 1000) -> int:
     reported between the scan and the write is never overwritten.
     """
     now = now or clock_now()
-    with transaction.atomic():
+    with events.atomic():
         expired = list(
             Job.objects.filter(state=JobState.LEASED, lease_expires_at__lt=now)
             .order_by("lease_expires_at").values_list("pk", flat=True)[:limit]

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models import F
 from django.utils.timezone import now as clock_now
 
@@ -88,7 +88,7 @@ def job_report(
     its COMMIT, so no item holds those locks while a later item waits (docs/API.md, "Exchange").
     """
     now = clock_now()
-    with transaction.atomic():
+    with events.atomic():
         job = _job_locked(job_id)
         # The receipt is looked up under the job's lock, so a concurrent copy of this very report
         # that just committed is seen, and its answer is the one given.

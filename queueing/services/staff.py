@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils.timezone import now as clock_now
 
 from core import events
@@ -57,7 +57,7 @@ def jobs_cancel(*, job_ids: Iterable[int], actor: Actor | None = None) -> int:
     table = Job._meta.db_table
     marks = ", ".join(["%s"] * len(ids))
     stamp = connection.ops.adapt_datetimefield_value(now)
-    with transaction.atomic():
+    with events.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET state = %s, finished_at = %s, leased_by_id = NULL, "
@@ -96,7 +96,7 @@ def jobs_requeue(
         update["attempts"] = 0
     if priority is not None:
         update["priority"] = priority
-    with transaction.atomic():
+    with events.atomic():
         # Locked, so the rows read are exactly the rows the UPDATE changes (and the events say so).
         rows = list(Job.objects.select_for_update(of=("self",))
                     .filter(pk__in=list(job_ids), state__in=list(states))
@@ -120,7 +120,7 @@ def dead_jobs_requeue(*, job_ids: Iterable[int], priority: int | None = None,
 
 def dead_jobs_delete(*, job_ids: Iterable[int], actor: Actor | None = None) -> int:
     """DLQ: delete dead jobs for good (their attempts and receipts go with them); return how many jobs."""
-    with transaction.atomic():
+    with events.atomic():
         rows = list(Job.objects.select_for_update(of=("self",))
                     .filter(pk__in=list(job_ids), state=JobState.DEAD).values_list("pk", "provider__name"))
         if not rows:

@@ -6,6 +6,8 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from leadops.live import HeartbeatCoalescer, ReplayCursor, Viewer
@@ -33,6 +35,10 @@ def test_report_publishes_on_commit_only_with_the_ingested_counts(
                                           "leads": rows})
     assert response.status_code == 200
     assert received == []  # nothing leaves before the transaction commits
+    # ...but the outbox rows were written in the report's own transaction, in one INSERT.
+    stored = list(MonitorEvent.objects.filter(type__in=["leads.ingested", "job.succeeded"]).order_by("id")
+                  .values_list("type", flat=True))
+    assert stored == ["leads.ingested", "job.succeeded"]
     for callback in callbacks:
         callback()
     assert _types(received) == ["leads.ingested", "job.succeeded"]
@@ -41,10 +47,10 @@ def test_report_publishes_on_commit_only_with_the_ingested_counts(
                         "added": 2, "duplicates": 1, "invalid": 1}
     assert {k: succeeded[k] for k in ("added", "duplicates", "invalid", "attempt")} == {
         "added": 2, "duplicates": 1, "invalid": 1, "attempt": 1}
-    # Stored for replay, with the ids viewers de-duplicate by.
-    assert list(MonitorEvent.objects.order_by("id").values_list("type", flat=True)) == [
-        "leads.ingested", "job.succeeded"]
-    assert [event["id"] for event in received] == list(MonitorEvent.objects.order_by("id").values_list("id", flat=True))
+    # Delivered with the ids of their outbox rows, which viewers de-duplicate by.
+    assert [event["id"] for event in received] == list(
+        MonitorEvent.objects.filter(type__in=["leads.ingested", "job.succeeded"]).order_by("id")
+        .values_list("id", flat=True))
 
 
 def test_succeeded_counts_sum_every_chunk_of_the_attempt(signed, received, django_capture_on_commit_callbacks):
@@ -88,16 +94,20 @@ def test_failure_then_dead_are_published(signed, received, django_capture_on_com
     assert received[-1]["data"]["reason"] == "max_attempts"
 
 
-def test_a_claim_of_50_is_stored_with_one_insert(signed, received, django_capture_on_commit_callbacks,
-                                                 django_assert_num_queries):
+def test_a_claim_of_50_is_stored_with_one_insert_in_its_transaction(
+    signed, received, django_capture_on_commit_callbacks, django_assert_num_queries
+):
     make_jobs(50)
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, \
+            CaptureQueriesContext(connection) as captured:
         assert len(signed.pull(50).json()["jobs"]) == 50
-    with django_assert_num_queries(1):
+    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith('INSERT INTO "leadops_monitorevent"')]
+    assert len(inserts) == 1
+    assert MonitorEvent.objects.filter(type="job.claimed").count() == 50  # before the commit's callbacks
+    with django_assert_num_queries(0):  # the commit only pushes: nothing is written after it
         for callback in callbacks:
             callback()
     assert _types(received) == ["job.claimed"] * 50
-    assert MonitorEvent.objects.filter(type="job.claimed").count() == 50
 
 
 def test_reaper_publishes_failed_and_dead(signed, received, django_capture_on_commit_callbacks):

@@ -114,7 +114,7 @@ def test_every_class_loses_exactly_its_expired_rows(aged):
     assert Job.objects.count() == 3 and not Job.objects.filter(finished_at__lt=aged - 30 * DAY).exists()
     assert list(ReportReceipt.objects.values_list("idempotency_key", flat=True)) == ["k1"]
     assert list(RateLimitState.objects.values_list("key", flat=True)) == ["live"]
-    assert CredentialEvent.objects.count() == 2 and MonitorEvent.objects.count() == 1
+    assert CredentialEvent.objects.count() == 2 and MonitorEvent.objects.filter(type="t").count() == 1
     assert Silence.objects.count() == 1 and BreakerTransition.objects.count() == 1
     # Evidence 14 days: the old screenshot's row and its stored file are gone, the newer one stays.
     assert list(AttemptEvidence.objects.values_list("storage_name", flat=True)) == ["evidence/test/13.png"]
