@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
@@ -232,6 +233,9 @@ def test_the_books_balance_after_chaos(chaos_seed, tmp_path):
     if stored - certain - uncertain:
         extra = sorted(stored - certain - uncertain)
         problems.append(f"{len(extra)} phones stored that no 200 answer covers: {extra[:5]}")
+    server_errors = Counter(record.path for record in proxy.records if record.status == 500)
+    if server_errors:
+        problems.append(f"500 answers (a backend outage must answer 503): {dict(server_errors)}")
     events = [json.loads(line) for path in tmp_path.glob("worker*.jsonl") for line in path.read_text().splitlines()]
     duplicates = [e for e in events if e["kind"] == "duplicate"]
     late = [e for e in events if e["kind"] == "late"]
