@@ -27,7 +27,7 @@ from queueing.models import Job, JobState
 from queueing.services import jobs_enqueue
 from tests.chaos.invariants import counter_problems, jobs_finished_once_problems
 from tests.chaos.proxy import ChaosProxy, answered_leads
-from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, start_server
+from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, sessions_end, start_server
 from tests.factories import make_provider, make_worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -92,14 +92,8 @@ class Fleet:
         for process in [*self.workers.values(), *self.servers.values()]:
             if process.poll() is None:
                 process.kill()
-        for process in self.others:
-            # The q cluster forks its own workers: end the whole session it leads.
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+        # The q cluster forks its own workers: end the whole session it leads.
+        sessions_end(self.others, timeout=15)
         if self.redis is not None and self.redis.poll() is None:
             self.redis.kill()
 

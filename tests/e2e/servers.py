@@ -6,6 +6,8 @@ starts it through `start_server`, so the production command line is written down
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -75,3 +77,20 @@ def server_stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout)
+
+
+def sessions_end(processes: list[subprocess.Popen], *, timeout: float = 5.0) -> None:
+    """End processes started with `start_new_session=True` and all they forked (a q cluster's workers).
+
+    SIGTERM to every session at once, then wait; what still runs after `timeout` is killed.
+    """
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

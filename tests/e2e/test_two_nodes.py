@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -30,9 +29,9 @@ from alerts.services import receiver_set
 from queueing.services import jobs_enqueue
 from releases_app.models import Release
 from releases_app.services import release_publish
+from tests.alerts.conftest import http_receiver  # noqa: F401 - the fixture, shared with tests/alerts
 from tests.alerts.factories import silent_workers
-from tests.alerts.receivers import HttpReceiver
-from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, server_stop, start_server
+from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, server_stop, sessions_end, start_server
 from tests.factories import make_provider, make_worker
 from tests.releases_app.builders import tar_artifact
 from worker_client.client import LeadOpsClient, RetryPolicy
@@ -54,19 +53,6 @@ def _managed(args: list[str], env: dict[str, str], name: str) -> subprocess.Pope
     # A session of its own: the q cluster forks workers, and all of them must end with the test.
     return subprocess.Popen([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _end_sessions(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM every session at once, then wait; what is still running 5 s later is killed."""
-    running = [process for process in processes if process.poll() is None]
-    for process in running:
-        os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    for process in running:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _in_threads(count: int, target: Callable[[int], None]) -> None:
@@ -96,13 +82,6 @@ def _admin_post(session: httpx.Client, path: str, data: dict[str, str]) -> httpx
 
 
 @pytest.fixture
-def hook_receiver():
-    receiver = HttpReceiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture
 def two_nodes(tmp_path):
     """Node A (daphne) and node B (gunicorn when installed), two q clusters, two alert evaluators."""
     LOG_DIR.mkdir(exist_ok=True)
@@ -125,7 +104,7 @@ def two_nodes(tmp_path):
     finally:
         for server in servers:
             server.terminate()
-        _end_sessions(others)
+        sessions_end(others)
         for server in servers:
             server_stop(server)
 
@@ -137,12 +116,12 @@ def _url_of(process: subprocess.Popen) -> str:
     return f"http://{args[args.index('-b') + 1]}"
 
 
-def test_two_nodes_share_claims_limits_alerts_rotation_and_rollouts(two_nodes, hook_receiver, tmp_path, settings):
+def test_two_nodes_share_claims_limits_alerts_rotation_and_rollouts(two_nodes, http_receiver, tmp_path, settings):  # noqa: F811
     node_a, node_b = two_nodes
     nodes = [node_a, node_b]
     # Started first, checked last: each alert notification is sent once though two evaluator
     # processes run every 0.3 s and both q clusters run the evaluator's schedule too.
-    receiver_set(name="hook", kind="webhook", url=hook_receiver.url("/hook"))
+    receiver_set(name="hook", kind="webhook", url=http_receiver.url("/hook"))
     silent = silent_workers(3, silent_for_s=600, prefix="silent")
 
     # Claims: 6 workers pull from both nodes at once; every job is handed out exactly once.
@@ -225,7 +204,7 @@ def test_two_nodes_share_claims_limits_alerts_rotation_and_rollouts(two_nodes, h
     assert check["manifest"]["signed"]["release"]["version"] == "1.0.0"
 
     def firing() -> Counter:
-        return Counter(alert["labels"].get("worker") for post in hook_receiver.at("/hook")
+        return Counter(alert["labels"].get("worker") for post in http_receiver.at("/hook")
                        for alert in post.json()["alerts"] if alert["status"] == "firing")
 
     deadline = time.monotonic() + 30
