@@ -6,8 +6,9 @@ The leads of a job follow from its payload's `seq` alone (`job_leads`), so the t
 phone a job can report. Beside the normal work, by its seed this process also:
 - sends some finished reports again with the same Idempotency-Key (a duplicate: the first answer
   must come back, and nothing may change);
-- plays a straggler: pulls one job, lets its lease lapse without renewing, waits for another worker
-  to take it over, then reports it late (the answer must be 409, or 200 when nobody took it).
+- plays a straggler (with --bait-provider, see `straggle`): the holder lets a bait job's lease lapse
+  without renewing while a taker takes it over, then reports it late (the answer must be 409, or
+  200 when nobody took it yet).
 What it sees goes to a JSON-lines log, one flushed line per event, so a kill loses nothing written.
 """
 
@@ -122,29 +123,42 @@ def _same(first: dict[str, Any], again: dict[str, Any]) -> bool:
     return all(again.get(name) == first.get(name) for name in ("job_state", "added", "duplicates", "invalid"))
 
 
-def straggle(client: LeadOpsClient, log: EventLog, stop: threading.Event, wait_s: float) -> None:
-    """Pull one job, never renew it, and report it after its lease lapsed and others took it over."""
-    try:
-        jobs = client.pull(max=1).get("jobs") or []
-    except ClientError as exc:
-        log.write(kind="straggler_unsent", error=str(exc)[:200])
-        return
-    if not jobs:
-        return
-    job = jobs[0]
-    log.write(kind="straggler_pulled", job_id=job["id"], attempt_id=job["attempt_id"])
-    if stop.wait(wait_s):
-        return
-    leads = job_leads(int((job.get("payload") or {}).get("seq", 0)))
-    try:
-        answer = client.report(job["id"], job["attempt_id"], "succeeded", leads,
-                               idempotency_key=str(uuid.uuid4()))
-    except ProtocolError as exc:
-        log.write(kind="late", job_id=job["id"], status=exc.status, code=exc.code)
-    except ClientError as exc:
-        log.write(kind="late_unsent", job_id=job["id"], error=str(exc)[:200])
-    else:
-        log.write(kind="late", job_id=job["id"], status=200, job_state=answer.get("job_state"))
+def straggle(client: LeadOpsClient, log: EventLog, stop: threading.Event, *, provider: str, hold_s: float
+             ) -> None:
+    """Play the holder (`hold_s` > 0) or a taker (0) on the bait provider, which only stragglers pull.
+
+    The holder takes a fresh bait job, never renews it, and reports it `hold_s` later. A taker gives
+    fresh bait jobs back at once (a release does not count as an attempt) and keeps only jobs on a
+    later attempt, i.e. a holder's job the reaper requeued: it reports that at once. So the holder's
+    late report comes from a superseded attempt (409), or, when no taker got there yet, is taken (200).
+    """
+    while not stop.is_set():
+        try:
+            jobs = client.pull(max=1, providers=[provider]).get("jobs") or []
+            if jobs and not hold_s and jobs[0].get("attempt", 1) < 2:
+                client.release([jobs[0]["attempt_id"]])
+                stop.wait(1.0)  # leave the fresh job to the holder for a moment
+                continue
+        except ClientError as exc:
+            log.write(kind="straggler_unsent", error=str(exc)[:200])
+            jobs = []
+        if not jobs:
+            stop.wait(0.3)
+            continue
+        job = jobs[0]
+        if stop.wait(hold_s):
+            return
+        leads = job_leads(int((job.get("payload") or {}).get("seq", 0)))
+        kind = "late" if hold_s else "takeover"
+        try:
+            answer = client.report(job["id"], job["attempt_id"], "succeeded", leads,
+                                   idempotency_key=str(uuid.uuid4()))
+        except ProtocolError as exc:
+            log.write(kind=kind, job_id=job["id"], status=exc.status, code=exc.code)
+        except ClientError as exc:
+            log.write(kind=f"{kind}_unsent", job_id=job["id"], error=str(exc)[:200])
+        else:
+            log.write(kind=kind, job_id=job["id"], status=200, job_state=answer.get("job_state"))
 
 
 def main() -> None:
@@ -154,8 +168,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--v1", action="store_true", help="report over v1 calls only (no exchange)")
     parser.add_argument("--delay", type=float, default=0.4)
+    parser.add_argument("--provider", required=True, help="the provider this worker's loop takes jobs of")
+    parser.add_argument("--bait-provider", default="",
+                        help="play a straggler on this provider's jobs beside the normal work")
     parser.add_argument("--straggle-after", type=float, default=0.0,
-                        help="seconds a straggler holds its job before reporting (0: no straggler)")
+                        help="seconds the holder keeps a bait job before it reports it; 0: a taker")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     log = EventLog(args.log)
@@ -165,17 +182,19 @@ def main() -> None:
     client = LeadOpsClient(args.url, args.worker_id, args.key_id, args.secret, timeout=10, retry=retry,
                            rng=random.Random(args.seed + 1))
     worker = ChaosWorker(client, FakeProvider(args.delay), batch=3, concurrency=3, rng=rng, log=log,
-                         duplicate_share=0.1, use_exchange=not args.v1, min_renew_interval_s=0.5)
+                         duplicate_share=0.1, use_exchange=not args.v1, min_renew_interval_s=0.5,
+                         providers=[args.provider])
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     log.write(kind="started", worker_id=args.worker_id, v1=args.v1)
 
     def chaos_loop() -> None:
-        if args.straggle_after:
-            straggle(client, log, worker._stop, args.straggle_after)
         while not worker._stop.wait(1.0):
             worker.replay_due()
 
     threading.Thread(target=chaos_loop, daemon=True).start()
+    if args.bait_provider:
+        threading.Thread(target=straggle, args=(client, log, worker._stop),
+                         kwargs={"provider": args.bait_provider, "hold_s": args.straggle_after}, daemon=True).start()
     worker.run()
     worker.replay_due()
     log.write(kind="stopped", **worker.counters.snapshot())
