@@ -27,7 +27,7 @@ from queueing.models import Job, JobState
 from queueing.services import jobs_enqueue
 from tests.chaos.invariants import counter_problems, jobs_finished_once_problems
 from tests.chaos.proxy import ChaosProxy, answered_leads
-from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, sessions_end, start_server
+from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, server_kill, sessions_end, start_server
 from tests.factories import make_provider, make_worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -90,9 +90,11 @@ class Fleet:
                                                stderr=subprocess.STDOUT)
 
     def stop_all(self) -> None:
-        for process in [*self.workers.values(), *self.servers.values()]:
+        for process in self.workers.values():
             if process.poll() is None:
                 process.kill()
+        for process in self.servers.values():
+            server_kill(process)
         # The q cluster forks its own workers: end the whole session it leads.
         sessions_end(self.others, timeout=15)
         if self.redis is not None and self.redis.poll() is None:
@@ -137,8 +139,7 @@ def _chaos_do(fleet: Fleet, action: str, rng: random.Random) -> None:
         fleet.note(f"killed and restarted worker {index}")
     elif action == "kill_server":
         index = rng.randrange(len(fleet.server_ports))
-        fleet.servers[index].kill()
-        fleet.servers[index].wait()
+        server_kill(fleet.servers[index])  # SIGKILL to it and what it forked
         fleet.note(f"killed server {index}")
         time.sleep(rng.uniform(1, 3))
         fleet.server_start(index)
@@ -191,7 +192,7 @@ def test_the_books_balance_after_chaos(chaos_seed, tmp_path):
         for index in range(WORKERS):
             _, issued = make_worker(worker_id=f"chaos-{index}", rate_limit_per_min=100_000)
             args = [sys.executable, "-m", "tests.chaos.worker_proc", "--url", url, "--worker-id", issued.worker_id,
-                    "--key-id", issued.key_id, "--secret", issued.secret, "--seed", str(chaos_seed * 100 + index),
+                    f"--key-id={issued.key_id}", f"--secret={issued.secret}", "--seed", str(chaos_seed * 100 + index),
                     "--log", str(tmp_path / f"worker{index}.jsonl"), "--provider", "chaos"]
             if index < V1_WORKERS:
                 args.append("--v1")
@@ -238,6 +239,9 @@ def test_the_books_balance_after_chaos(chaos_seed, tmp_path):
     if server_errors:
         problems.append(f"500 answers (a backend outage must answer 503): {dict(server_errors)}")
     events = [json.loads(line) for path in tmp_path.glob("worker*.jsonl") for line in path.read_text().splitlines()]
+    workers_started = {path.name for path in tmp_path.glob("worker*.jsonl") if '"started"' in path.read_text()}
+    if len(workers_started) != WORKERS:
+        problems.append(f"only {len(workers_started)} of {WORKERS} worker processes ever started; see test-artifacts/")
     duplicates = [e for e in events if e["kind"] == "duplicate"]
     late = [e for e in events if e["kind"] == "late"]
     problems += [f"a duplicate report was not answered with the first answer: {e}"

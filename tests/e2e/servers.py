@@ -6,6 +6,7 @@ starts it through `start_server`, so the production command line is written down
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,8 +45,9 @@ def start_server(kind: str, port: int, env: Mapping[str, str], *, log_name: str 
     LOG_DIR.mkdir(exist_ok=True)
     log_path = LOG_DIR / f"{log_name or kind}-{port}.log"
     with open(log_path, "ab") as log:
+        # A session of its own: gunicorn forks workers that hold the socket, and a kill must reach them.
         process = subprocess.Popen(server_command(kind, port), cwd=BASE_DIR, env=dict(env), stdout=log,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:
         server_wait_ready(process, f"http://127.0.0.1:{port}", timeout=timeout, log_path=log_path)
     except BaseException:
@@ -68,15 +70,19 @@ def server_wait_ready(process: subprocess.Popen, url: str, *, timeout: float, lo
 
 
 def server_stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
-    """Ask the process to stop (SIGTERM); kill it when it does not within `timeout`."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=timeout)
+    """Ask the server and what it forked to stop (SIGTERM); kill them when they do not within `timeout`."""
+    sessions_end([process], timeout=timeout)
+
+
+def server_kill(process: subprocess.Popen) -> None:
+    """SIGKILL the server and every process it forked, as a crash of the machine would."""
+    _signal_session(process, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_session(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole session is gone already
+        os.killpg(process.pid, signum)
 
 
 def sessions_end(processes: list[subprocess.Popen], *, timeout: float = 5.0) -> None:
@@ -84,13 +90,14 @@ def sessions_end(processes: list[subprocess.Popen], *, timeout: float = 5.0) -> 
 
     SIGTERM to every session at once, then wait; what still runs after `timeout` is killed.
     """
-    running = [process for process in processes if process.poll() is None]
-    for process in running:
-        os.killpg(process.pid, signal.SIGTERM)
+    # The leader may be gone while what it forked still runs (a killed gunicorn master): signal the
+    # session whatever the leader's state.
+    for process in processes:
+        _signal_session(process, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    for process in running:
+    for process in processes:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            _signal_session(process, signal.SIGKILL)
             process.wait()

@@ -31,7 +31,7 @@ from releases_app.models import Release
 from releases_app.services import release_publish
 from tests.alerts.conftest import http_receiver  # noqa: F401 - the fixture, shared with tests/alerts
 from tests.alerts.factories import silent_workers
-from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, server_stop, sessions_end, start_server
+from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, sessions_end, start_server
 from tests.factories import make_provider, make_worker
 from tests.releases_app.builders import tar_artifact
 from worker_client.client import LeadOpsClient, RetryPolicy
@@ -102,11 +102,7 @@ def two_nodes(tmp_path):
         urls = [_url_of(server) for server in servers]
         yield urls
     finally:
-        for server in servers:
-            server.terminate()
-        sessions_end(others)
-        for server in servers:
-            server_stop(server)
+        sessions_end([*servers, *others])
 
 
 def _url_of(process: subprocess.Popen) -> str:
