@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-clock lint bench install clean-db
+.PHONY: run test test-clock test-chaos lint bench install clean-db
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ CLOCK_SENSITIVE := tests/test_clock.py tests/queueing tests/ingestion tests/work
 test-clock: $(STAMP)
 	$(VENV)/bin/pytest -q $(CLOCK_SENSITIVE) --clock-shift=365
 	$(VENV)/bin/pytest -q $(CLOCK_SENSITIVE) --clock-shift=-365
+
+# The chaos run (docs/RELIABILITY.md): live processes killed and disturbed by a seed; needs PostgreSQL
+# (DATABASE_URL) and redis-server. CHAOS_SEED=N replays a run; without it a random seed is printed.
+test-chaos: $(STAMP)
+	LEADOPS_CHAOS_SEED=$(CHAOS_SEED) $(VENV)/bin/pytest -m chaos tests/chaos -s -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.lock

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -116,8 +118,20 @@ def _flatten_drf_detail(detail: Any) -> dict[str, Any]:
     return {"non_field_errors": [str(detail)]}
 
 
+# A backing service (PostgreSQL, Redis) that is briefly gone: a restart, a failover, a connection the
+# server terminated. The request changed nothing it could not roll back, so the caller may retry.
+BACKEND_UNAVAILABLE = (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError)
+BACKEND_RETRY_AFTER_S = 2
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: map every known error to the protocol shape."""
+    if isinstance(exc, BACKEND_UNAVAILABLE):
+        # One line, no traceback: an outage would otherwise write one per request. The message of a
+        # database error may quote a statement's values, so only the class is logged.
+        logger.warning("backing service unavailable (%s); answered 503", type(exc).__name__)
+        return Response(error_body("service_unavailable", "A backing service is briefly unavailable; retry."),
+                        status=503, headers={"Retry-After": str(BACKEND_RETRY_AFTER_S)})
     if isinstance(exc, ProtocolError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status,
                         headers=exc.headers)

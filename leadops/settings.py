@@ -127,6 +127,9 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
             "timeout": 10,
         }
         _db["CONN_MAX_AGE"] = 0
+        # Check a pooled connection before handing it out: one the server closed (a restart, a
+        # failover, pg_terminate_backend) is replaced instead of failing the request that drew it.
+        _db["CONN_HEALTH_CHECKS"] = True
     else:
         _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"

@@ -321,7 +321,9 @@ def _exchange_item(item: Any) -> services.ReportCall | services.ReportResult:
 
 def _item_error(exc: Exception) -> services.ReportResult:
     response = exception_handler(exc, {})
-    if response is None:
+    # A backing service outage is not this item's answer: the whole exchange answers 503 and the
+    # worker sends it again (same keys), rather than giving up on one report.
+    if response is None or response.status_code == 503:
         raise exc
     return services.ReportResult(status=response.status_code, body=response.data)
 

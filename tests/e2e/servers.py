@@ -1,0 +1,103 @@
+"""The one place that knows how a live portal process is started in tests (daphne or gunicorn).
+
+Every test that needs a real server process (the e2e portal, the two-node test, the chaos run)
+starts it through `start_server`, so the production command line is written down once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+LOG_DIR = BASE_DIR / "test-artifacts"
+SERVER_KINDS = ("daphne", "gunicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(kind: str, port: int) -> list[str]:
+    """The command line of one portal process of `kind` on 127.0.0.1:`port`."""
+    if kind == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "leadops.asgi:application"]
+    if kind == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", "leadops.wsgi:application", "-b", f"127.0.0.1:{port}",
+                "-w", "2", "--graceful-timeout", "5"]
+    raise ValueError(f"unknown server kind {kind!r}; one of {SERVER_KINDS}")
+
+
+def start_server(kind: str, port: int, env: Mapping[str, str], *, log_name: str | None = None,
+                 timeout: float = 30.0) -> subprocess.Popen:
+    """Start a portal process and return it once it answers HTTP; its output goes to test-artifacts/."""
+    LOG_DIR.mkdir(exist_ok=True)
+    log_path = LOG_DIR / f"{log_name or kind}-{port}.log"
+    with open(log_path, "ab") as log:
+        # A session of its own: gunicorn forks workers that hold the socket, and a kill must reach them.
+        process = subprocess.Popen(server_command(kind, port), cwd=BASE_DIR, env=dict(env), stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        server_wait_ready(process, f"http://127.0.0.1:{port}", timeout=timeout, log_path=log_path)
+    except BaseException:
+        server_stop(process)
+        raise
+    return process
+
+
+def server_wait_ready(process: subprocess.Popen, url: str, *, timeout: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited early; see {log_path}:\n{log_path.read_text()[-2000:]}")
+        try:
+            httpx.get(f"{url}/api/v1/nothing", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer within {timeout:.0f} s; see {log_path}")
+
+
+def server_stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
+    """Ask the server and what it forked to stop (SIGTERM); kill them when they do not within `timeout`."""
+    sessions_end([process], timeout=timeout)
+
+
+def server_kill(process: subprocess.Popen) -> None:
+    """SIGKILL the server and every process it forked, as a crash of the machine would."""
+    _signal_session(process, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_session(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole session is gone already
+        os.killpg(process.pid, signum)
+
+
+def sessions_end(processes: list[subprocess.Popen], *, timeout: float = 5.0) -> None:
+    """End processes started with `start_new_session=True` and all they forked (a q cluster's workers).
+
+    SIGTERM to every session at once, then wait; what still runs after `timeout` is killed.
+    """
+    # The leader may be gone while what it forked still runs (a killed gunicorn master): signal the
+    # session whatever the leader's state.
+    for process in processes:
+        _signal_session(process, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_session(process, signal.SIGKILL)
+            process.wait()

@@ -1,0 +1,41 @@
+"""A backing service that is briefly gone (Redis restarted, a database connection terminated) must
+cost the worker a retry, never a 500 or a lost report (docs/RELIABILITY.md; found by the chaos run)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import connection
+
+from tests.e2e.servers import free_port
+
+
+def test_redis_down_answers_503_with_retry_after_in_the_protocol_shape(signed, settings):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    response = signed.get("/api/v1/config")
+    assert response.status_code == 503
+    assert response.json() == {"error": {"code": "service_unavailable",
+                                         "message": "A backing service is briefly unavailable; retry."}}
+    assert response["Retry-After"] == "2"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_pooled_connection_the_server_terminated_is_replaced_before_use():
+    if not connection.settings_dict["OPTIONS"].get("pool"):
+        pytest.skip("the connection pool is off (LEADOPS_DB_POOL=false)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    connection.close()  # back to the pool, still open
+    settings_dict = connection.settings_dict
+    admin_dsn = (f"host={settings_dict['HOST'] or '127.0.0.1'} port={settings_dict['PORT'] or 5432} "
+                 f"user={settings_dict['USER'] or 'postgres'} dbname={settings_dict['NAME']}")
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        terminated = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()", [settings_dict["NAME"]]).fetchone()[0]
+    assert terminated >= 1
+    # Without the pool's health check the next query would draw a dead connection and fail.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
