@@ -272,11 +272,19 @@ class BreakerState(models.TextChoices):
     HALF_OPEN = "half_open", "Half-open"
 
 
-class Breaker(models.Model):
-    """One circuit breaker (a provider's or a worker's); a missing row means closed."""
+class BreakerKeyed(models.Model):
+    """A row about one breaker: a provider's (key: its name) or a worker's (key: its id)."""
 
     scope = models.CharField(max_length=10, choices=BreakerScope.choices)
     key = models.CharField(max_length=63)
+
+    class Meta:
+        abstract = True
+
+
+class Breaker(BreakerKeyed):
+    """One circuit breaker (a provider's or a worker's); a missing row means closed."""
+
     state = models.CharField(max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED)
     opened_at = models.DateTimeField(null=True, blank=True)
     # OPEN: when it may turn half-open. CLOSED/HALF_OPEN: outcomes before this do not count.
@@ -296,11 +304,9 @@ class Breaker(models.Model):
         return f"{self.scope} {self.key}: {self.state}"
 
 
-class BreakerOutcome(models.Model):
+class BreakerOutcome(BreakerKeyed):
     """Outcomes of one breaker in one time bucket, upserted by reports (shared by all processes)."""
 
-    scope = models.CharField(max_length=10, choices=BreakerScope.choices)
-    key = models.CharField(max_length=63)
     bucket = models.DateTimeField()
     successes = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
@@ -316,11 +322,9 @@ class BreakerOutcome(models.Model):
         return f"{self.scope} {self.key} @ {self.bucket}"
 
 
-class BreakerTransition(models.Model):
+class BreakerTransition(BreakerKeyed):
     """Audit row of every breaker change (append-only)."""
 
-    scope = models.CharField(max_length=10, choices=BreakerScope.choices)
-    key = models.CharField(max_length=63)
     from_state = models.CharField(max_length=10, choices=BreakerState.choices)
     to_state = models.CharField(max_length=10, choices=BreakerState.choices)
     reason = models.CharField(max_length=200)

@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-updated_at'],
-                            },
+            },
         ),
         migrations.CreateModel(
             name='AlertGroup',
@@ -68,7 +68,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'indexes': [models.Index(condition=models.Q(('next_flush_at__isnull', False)), fields=['next_flush_at'], name='alertgroup_flush_idx')],
-                            },
+            },
         ),
         migrations.CreateModel(
             name='AlertRule',
