@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from core.models import TimestampedModel
+
 
 class RuleKind(models.TextChoices):
     HEARTBEAT_MISSING = "heartbeat_missing", "Heartbeat missing (per worker)"
@@ -28,7 +30,7 @@ class Severity(models.TextChoices):
     INFO = "info", "Info"
 
 
-class AlertRule(models.Model):
+class AlertRule(TimestampedModel):
     """One built-in rule: its threshold, how long the condition must hold, severity and extra labels."""
 
     kind = models.CharField(max_length=32, choices=RuleKind.choices, unique=True)
@@ -39,8 +41,6 @@ class AlertRule(models.Model):
     )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     labels = models.JSONField(default=dict, blank=True, help_text="Extra labels added to every alert.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["kind"]
@@ -55,7 +55,7 @@ class AlertState(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
-class Alert(models.Model):
+class Alert(TimestampedModel):
     """One alert instance, identified by the fingerprint of its labels (rule + labels)."""
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
@@ -70,8 +70,6 @@ class Alert(models.Model):
     starts_at = models.DateTimeField(null=True, blank=True, help_text="When it started firing.")
     ends_at = models.DateTimeField(null=True, blank=True, help_text="When it resolved.")
     last_evaluated_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -96,7 +94,7 @@ class AlertEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}"
 
 
-class Silence(models.Model):
+class Silence(TimestampedModel):
     """Mutes alerts whose labels match every matcher, between starts_at and ends_at.
 
     With weekdays set it is a recurring maintenance window: active only on those local weekdays
@@ -112,8 +110,6 @@ class Silence(models.Model):
     hour_start = models.PositiveSmallIntegerField(null=True, blank=True)
     hour_end = models.PositiveSmallIntegerField(null=True, blank=True)
     expired_early_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-ends_at", "-id"]
@@ -132,7 +128,7 @@ class ReceiverKind(models.TextChoices):
     ALERTMANAGER = "alertmanager", "Alertmanager (POST /api/v2/alerts)"
 
 
-class Receiver(models.Model):
+class Receiver(TimestampedModel):
     """Where notifications go. Webhook URLs and signing secrets are credentials: stored encrypted."""
 
     name = models.CharField(max_length=100, unique=True)
@@ -148,8 +144,6 @@ class Receiver(models.Model):
     # The earliest moment the next message may leave (Slack: at most one a second per webhook, and
     # later after a 429 with Retry-After). Moved under a row lock by every sender.
     next_send_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -158,7 +152,7 @@ class Receiver(models.Model):
         return self.name
 
 
-class Route(models.Model):
+class Route(TimestampedModel):
     """One node of the route tree: alerts matching its matchers go to its receiver.
 
     Top-level routes (no parent) are tried in `position` order, depth first; the first match wins
@@ -189,8 +183,6 @@ class Route(models.Model):
     group_wait_s = models.PositiveIntegerField(null=True, blank=True)
     group_interval_s = models.PositiveIntegerField(null=True, blank=True)
     repeat_interval_s = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["parent_id", "position", "id"]
@@ -199,7 +191,7 @@ class Route(models.Model):
         return self.name
 
 
-class AlertGroup(models.Model):
+class AlertGroup(TimestampedModel):
     """Alerts of one receiver that share the group labels, and what was last sent for them.
 
     `last_firing` / `last_resolved` (fingerprints) are Alertmanager's notification log: they change
@@ -214,8 +206,6 @@ class AlertGroup(models.Model):
     last_notified_at = models.DateTimeField(null=True, blank=True)
     last_firing = models.JSONField(default=list)
     last_resolved = models.JSONField(default=list)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["receiver", "group_key"], name="uniq_alert_group")]

@@ -94,26 +94,21 @@ def error_rate(threshold: float, now: dt.datetime) -> list[Condition]:
 
 def retry_spike(threshold: float, now: dt.datetime) -> list[Condition]:
     since = now - dt.timedelta(seconds=RETRY_WINDOW_S)
-    return [
-        Condition(
-            labels={"provider": provider},
-            value=count,
-            summary=f"Provider {provider}: {count} failed attempts in 10 minutes",
-        )
-        for provider, count in sorted(queue_selectors.failed_attempts_by_provider(since=since).items())
-        if count >= threshold
-    ]
+    counts = queue_selectors.failed_attempts_by_provider(since=since)
+    return _providers_at(threshold, counts, "failed attempts in 10 minutes")
 
 
 def dlq_growth(threshold: float, now: dt.datetime) -> list[Condition]:
     since = now - dt.timedelta(seconds=DLQ_WINDOW_S)
+    counts = queue_selectors.dead_jobs_by_provider(since=since)
+    return _providers_at(threshold, counts, "jobs went to the dead-letter queue in 10 minutes")
+
+
+def _providers_at(threshold: float, counts: dict[str, int], what: str) -> list[Condition]:
+    """A condition per provider whose count reached `threshold`: "Provider P: N <what>"."""
     return [
-        Condition(
-            labels={"provider": provider},
-            value=count,
-            summary=f"Provider {provider}: {count} jobs went to the dead-letter queue in 10 minutes",
-        )
-        for provider, count in sorted(queue_selectors.dead_jobs_by_provider(since=since).items())
+        Condition(labels={"provider": provider}, value=count, summary=f"Provider {provider}: {count} {what}")
+        for provider, count in sorted(counts.items())
         if count >= threshold
     ]
 

@@ -19,11 +19,21 @@ logger = logging.getLogger(__name__)
 
 
 class ProtocolError(Exception):
-    """An error a client can act on, with its HTTP status and snake_case code."""
+    """An error a client can act on, with its HTTP status and snake_case code.
+
+    A subclass says what differs in its class line: `class Gone(ProtocolError, status=410, code="gone")`.
+    """
 
     status = 400
     code = "bad_request"
     message = "Bad request."
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None,
+                          message: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = status or cls.status
+        cls.code = code or cls.code
+        cls.message = message or cls.message
 
     def __init__(self, message: str | None = None, *, fields: dict[str, Any] | None = None,
                  code: str | None = None, headers: dict[str, str] | None = None) -> None:
@@ -35,56 +45,20 @@ class ProtocolError(Exception):
         super().__init__(self.message)
 
 
-class MalformedRequest(ProtocolError):
-    status = 400
-    code = "malformed_request"
+class MalformedRequest(ProtocolError, code="malformed_request"): ...
+class Unauthorized(ProtocolError, status=401, code="unauthorized", message="Authentication failed."): ...
+class WorkerDisabled(ProtocolError, status=403, code="worker_disabled",
+                     message="This worker is disabled."): ...
+class Forbidden(ProtocolError, status=403, code="forbidden", message="Not allowed."): ...
+class NotFound(ProtocolError, status=404, code="not_found", message="Not found."): ...
+class Conflict(ProtocolError, status=409, code="conflict"): ...
+class PayloadTooLarge(ProtocolError, status=413, code="payload_too_large",
+                      message="The request body is too large."): ...
+class ValidationFailed(ProtocolError, status=422, code="validation_error",
+                       message="The request is not valid."): ...
 
 
-class Unauthorized(ProtocolError):
-    status = 401
-    code = "unauthorized"
-    message = "Authentication failed."
-
-
-class WorkerDisabled(ProtocolError):
-    status = 403
-    code = "worker_disabled"
-    message = "This worker is disabled."
-
-
-class Forbidden(ProtocolError):
-    status = 403
-    code = "forbidden"
-    message = "Not allowed."
-
-
-class NotFound(ProtocolError):
-    status = 404
-    code = "not_found"
-    message = "Not found."
-
-
-class Conflict(ProtocolError):
-    status = 409
-    code = "conflict"
-
-
-class PayloadTooLarge(ProtocolError):
-    status = 413
-    code = "payload_too_large"
-    message = "The request body is too large."
-
-
-class ValidationFailed(ProtocolError):
-    status = 422
-    code = "validation_error"
-    message = "The request is not valid."
-
-
-class RateLimited(ProtocolError):
-    status = 429
-    code = "rate_limited"
-    message = "Too many requests."
+class RateLimited(ProtocolError, status=429, code="rate_limited", message="Too many requests."):
 
     def __init__(self, retry_after_s: float, message: str | None = None) -> None:
         seconds = max(1, int(retry_after_s + 0.999))

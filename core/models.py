@@ -1,10 +1,57 @@
-"""The kernel's tables: limiter state, monotonic /metrics totals, and the staff-action audit."""
+"""The kernel's tables (limiter state, monotonic /metrics totals, the staff-action audit) and the
+abstract models the apps build theirs on."""
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+
+
+class TimestampedModel(models.Model):
+    """A row that knows when it was created and last saved."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class AuditRecord(models.Model):
+    """A row of an audit trail: written once, with the moment it stands for; listed newest first.
+
+    Its text is that moment and the fields named in `summary_fields`.
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+
+    summary_fields: ClassVar[tuple[str, ...]] = ()
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return " ".join([f"{self.created_at:%Y-%m-%d %H:%M:%S}",
+                         *(str(getattr(self, name)) for name in self.summary_fields)])
+
+
+class AppendOnlyRecord(AuditRecord):
+    """An audit row the ORM refuses to change or delete once written (a service writes it once)."""
+
+    class Meta(AuditRecord.Meta):
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError(f"{self._meta.verbose_name_plural} are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(f"{self._meta.verbose_name_plural} are append-only")
 
 
 class RateLimitState(models.Model):
@@ -49,14 +96,13 @@ class StaffSource(models.TextChoices):
     API = "api", "Staff API"
 
 
-class StaffAction(models.Model):
+class StaffAction(AuditRecord):
     """One staff change (who, what, which objects, each field before and after, when): append-only.
 
     Written by the service that makes the change, in the same transaction (docs/SYSTEM_OVERVIEW.md,
     "Staff actions"). Never edited or deleted from the admin.
     """
 
-    created_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
     # The username (or "command:<name>") as it was: the user row may be renamed or deleted later.
@@ -72,10 +118,7 @@ class StaffAction(models.Model):
     detail = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
 
     OBJECT_IDS_KEPT = 1000
+    summary_fields = ("actor_name", "action")
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(AuditRecord.Meta):
         indexes = [models.Index(fields=["object_type", "created_at"], name="staffaction_object_at")]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"

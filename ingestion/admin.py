@@ -22,7 +22,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from core.admin_tools import ReadOnlyModelAdmin
+from core.admin_tools import ReadOnlyModelAdmin, value_list_filter
 from core.csv import csv_response
 from core.logging import mask_pii
 
@@ -67,37 +67,12 @@ def _export_name(extension: str) -> str:
     return f"leads-{timezone.localtime():%Y%m%d-%H%M%S}.{extension}"
 
 
-class ProviderFilter(admin.SimpleListFilter):
-    title = "provider"
-    parameter_name = "provider"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in counter_providers()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(provider=self.value()) if self.value() else queryset
-
-
-class WorkerFilter(admin.SimpleListFilter):
-    title = "worker"
-    parameter_name = "worker_id"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(worker_id, worker_id) for worker_id in counter_worker_ids()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(worker_id=self.value()) if self.value() else queryset
-
-
-class CityFilter(admin.SimpleListFilter):
-    title = "city (most frequent lately)"
-    parameter_name = "city"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(city, city) for city in lead_recent_cities()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(city_normalized=self.value()) if self.value() else queryset
+ProviderFilter = value_list_filter(title="provider", parameter_name="provider", field="provider",
+                                   values=counter_providers)
+WorkerFilter = value_list_filter(title="worker", parameter_name="worker_id", field="worker_id",
+                                 values=counter_worker_ids)
+CityFilter = value_list_filter(title="city (most frequent lately)", parameter_name="city",
+                               field="city_normalized", values=lead_recent_cities)
 
 
 class LocalDayFilter(admin.SimpleListFilter):

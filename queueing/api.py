@@ -247,10 +247,10 @@ class ExchangeResultOut(serializers.Serializer):
     body = serializers.JSONField(help_text="That call's answer: the report answer or its error object.")
 
 
-class ExchangeOut(serializers.Serializer):
+class ExchangeOut(PullOut):
+    """A pull's answer, with the result of each report."""
+
     results = ExchangeResultOut(many=True)
-    jobs = ClaimOut(many=True)
-    retry_after_s = serializers.IntegerField()
 
 
 class ExchangeView(WorkerAPIView):

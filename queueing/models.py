@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from core.models import TimestampedModel
 from queueing.schedule import schedule_validator
 
 provider_name_validator = RegexValidator(
@@ -16,7 +17,7 @@ provider_name_validator = RegexValidator(
 )
 
 
-class Provider(models.Model):
+class Provider(TimestampedModel):
     """A lead source (a maps site, a directory) and the queue policy of its jobs."""
 
     name = models.CharField(max_length=63, unique=True, validators=[provider_name_validator])
@@ -50,8 +51,6 @@ class Provider(models.Model):
     breaker_window_s = models.PositiveIntegerField(default=300, validators=[MinValueValidator(10)])
     breaker_cooldown_s = models.PositiveIntegerField(default=120, validators=[MinValueValidator(1)])
     breaker_probes = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -60,7 +59,7 @@ class Provider(models.Model):
         return self.name
 
 
-class Campaign(models.Model):
+class Campaign(TimestampedModel):
     """Search work for one provider: every query in every city becomes one job."""
 
     name = models.CharField(max_length=200)
@@ -82,8 +81,6 @@ class Campaign(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -137,7 +134,7 @@ class JobState(models.TextChoices):
 FINISHED_STATES = (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
 
 
-class Job(models.Model):
+class Job(TimestampedModel):
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="jobs")
     campaign = models.ForeignKey(
         Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
@@ -162,8 +159,6 @@ class Job(models.Model):
     dead_reason = models.CharField(max_length=40, blank=True)
     leads_added = models.PositiveIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]
@@ -277,11 +272,19 @@ class BreakerState(models.TextChoices):
     HALF_OPEN = "half_open", "Half-open"
 
 
-class Breaker(models.Model):
-    """One circuit breaker (a provider's or a worker's); a missing row means closed."""
+class BreakerKeyed(models.Model):
+    """A row about one breaker: a provider's (key: its name) or a worker's (key: its id)."""
 
     scope = models.CharField(max_length=10, choices=BreakerScope.choices)
     key = models.CharField(max_length=63)
+
+    class Meta:
+        abstract = True
+
+
+class Breaker(BreakerKeyed):
+    """One circuit breaker (a provider's or a worker's); a missing row means closed."""
+
     state = models.CharField(max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED)
     opened_at = models.DateTimeField(null=True, blank=True)
     # OPEN: when it may turn half-open. CLOSED/HALF_OPEN: outcomes before this do not count.
@@ -301,11 +304,9 @@ class Breaker(models.Model):
         return f"{self.scope} {self.key}: {self.state}"
 
 
-class BreakerOutcome(models.Model):
+class BreakerOutcome(BreakerKeyed):
     """Outcomes of one breaker in one time bucket, upserted by reports (shared by all processes)."""
 
-    scope = models.CharField(max_length=10, choices=BreakerScope.choices)
-    key = models.CharField(max_length=63)
     bucket = models.DateTimeField()
     successes = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
@@ -321,11 +322,9 @@ class BreakerOutcome(models.Model):
         return f"{self.scope} {self.key} @ {self.bucket}"
 
 
-class BreakerTransition(models.Model):
+class BreakerTransition(BreakerKeyed):
     """Audit row of every breaker change (append-only)."""
 
-    scope = models.CharField(max_length=10, choices=BreakerScope.choices)
-    key = models.CharField(max_length=63)
     from_state = models.CharField(max_length=10, choices=BreakerState.choices)
     to_state = models.CharField(max_length=10, choices=BreakerState.choices)
     reason = models.CharField(max_length=200)

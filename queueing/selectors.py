@@ -44,36 +44,26 @@ def job_state_recount() -> dict[tuple[int, str], int]:
 
 def campaign_progress(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
     """Succeeded / dead / cancelled / remaining jobs per campaign, in one query."""
-    rows = (
-        Job.objects.filter(campaign_id__in=campaign_ids).values("campaign_id").annotate(
-            total=Count("id"),
-            succeeded=Count("id", filter=Q(state=JobState.SUCCEEDED)),
-            dead=Count("id", filter=Q(state=JobState.DEAD)),
-            cancelled=Count("id", filter=Q(state=JobState.CANCELLED)),
-        )
-    )
-    progress = {}
-    for row in rows:
-        done = row["succeeded"] + row["dead"] + row["cancelled"]
-        progress[row["campaign_id"]] = {**row, "remaining": row["total"] - done}
-    return progress
+    return _progress_by(Job.objects.filter(campaign_id__in=campaign_ids), "campaign_id")
 
 
 def campaign_run_progress(*, campaign_id: int) -> dict[int, dict[str, int]]:
     """Succeeded / dead / cancelled / remaining jobs per run of one campaign, in one query."""
-    rows = (
-        Job.objects.filter(campaign_id=campaign_id, campaign_run__isnull=False).values("campaign_run_id")
-        .annotate(
-            total=Count("id"),
-            succeeded=Count("id", filter=Q(state=JobState.SUCCEEDED)),
-            dead=Count("id", filter=Q(state=JobState.DEAD)),
-            cancelled=Count("id", filter=Q(state=JobState.CANCELLED)),
-        )
+    jobs = Job.objects.filter(campaign_id=campaign_id, campaign_run__isnull=False)
+    return _progress_by(jobs, "campaign_run_id")
+
+
+def _progress_by(jobs: QuerySet[Job], key: str) -> dict[int, dict[str, int]]:
+    rows = jobs.values(key).annotate(
+        total=Count("id"),
+        succeeded=Count("id", filter=Q(state=JobState.SUCCEEDED)),
+        dead=Count("id", filter=Q(state=JobState.DEAD)),
+        cancelled=Count("id", filter=Q(state=JobState.CANCELLED)),
     )
     progress = {}
     for row in rows:
         done = row["succeeded"] + row["dead"] + row["cancelled"]
-        progress[row["campaign_run_id"]] = {**row, "remaining": row["total"] - done}
+        progress[row[key]] = {**row, "remaining": row["total"] - done}
     return progress
 
 

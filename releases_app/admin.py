@@ -7,6 +7,7 @@ releases_app.selectors.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -20,7 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from core.admin_tools import ReadOnlyModelAdmin
+from core.admin_tools import ReadOnlyModelAdmin, admin_url
 from releases_app import selectors, services
 from releases_app.models import (
     ACTIVE_ROLLOUT_STATES,
@@ -83,8 +84,8 @@ class ReleaseAdmin(admin.ModelAdmin):
         return format_html("<pre>{}</pre>", json.dumps(obj.self_test_report, indent=2, sort_keys=True))
 
     def get_urls(self) -> list[Any]:
-        upload = self.admin_site.admin_view(self.upload_view)
-        return [path("upload/", upload, name="releases_app_release_upload"), *super().get_urls()]
+        return [admin_url(self, "upload/", self.upload_view, "releases_app_release_upload"),
+                *super().get_urls()]
 
     def upload_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_upload_permission(request):
@@ -199,6 +200,17 @@ ROLLOUT_VERBS = {
 }
 
 
+def _rollout_action(verb: str, description: str) -> Callable[[Any, HttpRequest, QuerySet[Rollout]], None]:
+    """The list action of one ROLLOUT_VERBS verb, on the selected rollouts."""
+
+    @admin.action(permissions=["operate"], description=description)
+    def action(model_admin: Any, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        model_admin._operate(request, queryset.select_related("channel"), verb)
+
+    action.__name__ = verb
+    return action
+
+
 @admin.register(Rollout)
 class RolloutAdmin(admin.ModelAdmin):
     list_display = ("id", "channel", "release", "state", "step_display", "targets_count", "started_by",
@@ -302,25 +314,11 @@ class RolloutAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{label}: rollout {rollout.pk} on {rollout.channel.name}.",
                                   messages.SUCCESS)
 
-    @admin.action(permissions=["operate"], description="Pause the selected rollouts")
-    def pause(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._operate(request, queryset.select_related("channel"), "pause")
-
-    @admin.action(permissions=["operate"], description="Resume the selected rollouts")
-    def resume(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._operate(request, queryset.select_related("channel"), "resume")
-
-    @admin.action(permissions=["operate"], description="Promote now (next step)")
-    def promote(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._operate(request, queryset.select_related("channel"), "promote")
-
-    @admin.action(permissions=["operate"], description="Abort (back to the old release)")
-    def abort(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._operate(request, queryset.select_related("channel"), "abort")
-
-    @admin.action(permissions=["operate"], description="Roll back the channel")
-    def rollback(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        self._operate(request, queryset.select_related("channel"), "rollback")
+    pause = _rollout_action("pause", "Pause the selected rollouts")
+    resume = _rollout_action("resume", "Resume the selected rollouts")
+    promote = _rollout_action("promote", "Promote now (next step)")
+    abort = _rollout_action("abort", "Abort (back to the old release)")
+    rollback = _rollout_action("rollback", "Roll back the channel")
 
 
 # --- pins, reports, audit -------------------------------------------------------------------------

@@ -23,9 +23,7 @@ _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 256 * 1024
 
 
-class RangeNotSatisfiable(ProtocolError):
-    status = 416
-    code = "range_not_satisfiable"
+class RangeNotSatisfiable(ProtocolError, status=416, code="range_not_satisfiable"): ...
 
 
 class TargetOut(serializers.Serializer):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 
+from core.models import AppendOnlyRecord, TimestampedModel
+
 # Versions and channel names end up in the signed manifest, which both Python and Node must encode
 # byte for byte alike: so they are short ASCII, nothing that JSON would escape differently.
 version_validator = RegexValidator(
@@ -28,7 +30,7 @@ class ReleaseState(models.TextChoices):
     REVOKED = "revoked", "Revoked"
 
 
-class Release(models.Model):
+class Release(TimestampedModel):
     version = models.CharField(max_length=63, unique=True, validators=[version_validator])
     # The artifact's name in the storage (Django's storage API: a folder by default, S3 in DEPLOY.md).
     artifact_name = models.CharField(max_length=255, blank=True)
@@ -43,8 +45,6 @@ class Release(models.Model):
     state = models.CharField(max_length=12, choices=ReleaseState.choices, default=ReleaseState.UPLOADED)
     self_test_report = models.JSONField(default=dict, blank=True)
     created_by = models.CharField(max_length=150, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -53,7 +53,7 @@ class Release(models.Model):
         return f"{self.version} ({self.state})"
 
 
-class Channel(models.Model):
+class Channel(TimestampedModel):
     """A stream of releases (stable, beta, canary, ...) with the manifest last signed for it."""
 
     name = models.CharField(max_length=40, unique=True, validators=[channel_name_validator])
@@ -66,8 +66,6 @@ class Channel(models.Model):
     manifest_ttl_hours = models.PositiveIntegerField(
         default=168, help_text="A signed manifest is valid this long; the schedule re-signs it at half-life.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -88,7 +86,7 @@ class RolloutState(models.TextChoices):
 ACTIVE_ROLLOUT_STATES = (RolloutState.RUNNING, RolloutState.WAITING_APPROVAL, RolloutState.PAUSED)
 
 
-class Rollout(models.Model):
+class Rollout(TimestampedModel):
     """One release going out on one channel, step by step (docs/RELEASES.md, "The rollout model")."""
 
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="rollouts")
@@ -106,8 +104,6 @@ class Rollout(models.Model):
     last_gate_result = models.JSONField(default=dict, blank=True)
     started_by = models.CharField(max_length=150, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -217,7 +213,7 @@ class ReleaseAuditAction(models.TextChoices):
     PIN_CLEARED = "pin_cleared", "Worker pin cleared"
 
 
-class ReleaseAuditEvent(models.Model):
+class ReleaseAuditEvent(AppendOnlyRecord):
     """The append-only trail of every release, channel and rollout change (read-only in admin).
 
     Names are plain text, not foreign keys, so the trail outlives what it describes.
@@ -229,19 +225,5 @@ class ReleaseAuditEvent(models.Model):
     version = models.CharField(max_length=63, blank=True, db_index=True)
     rollout_id_ref = models.BigIntegerField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(db_index=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.channel} {self.version}"
-
-    def save(self, *args, **kwargs) -> None:
-        # Append-only: a row is written once by a service and never changed afterwards.
-        if self.pk is not None and not kwargs.get("force_insert"):
-            raise ValueError("release audit events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("release audit events are append-only")
+    summary_fields = ("action", "channel", "version")

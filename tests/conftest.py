@@ -75,6 +75,12 @@ def clock():
 
 
 @pytest.fixture
+def commit(django_capture_on_commit_callbacks):
+    """Run the on-commit callbacks of whatever the test does inside `with commit():`."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
 def worker_and_secret(db):
     from tests.factories import make_worker
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from core.models import StaffAction
 from queueing.models import Job, Provider
 from queueing.services import jobs_enqueue, provider_get_or_create
 from workers_mgmt.models import Worker
@@ -35,3 +36,10 @@ def make_jobs(count: int = 1, *, provider: Provider | None = None, priority: int
 
 def lead(name: str = "Cafe", phone: str = "0501234567", **extra: Any) -> dict[str, Any]:
     return {"name": name, "phone": phone, **extra}
+
+
+def only_action(action: str) -> StaffAction:
+    """The one StaffAction row of `action` (fails, listing every row, unless there is exactly one)."""
+    rows = list(StaffAction.objects.filter(action=action))
+    assert len(rows) == 1, [str(row) for row in StaffAction.objects.all()]
+    return rows[0]

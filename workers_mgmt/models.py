@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from core.models import AuditRecord, TimestampedModel
+
 worker_id_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_-]{0,62}$",
     "Use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit.",
@@ -16,7 +18,7 @@ def default_rate_limit() -> int:
     return settings.LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN
 
 
-class Worker(models.Model):
+class Worker(TimestampedModel):
     id = models.CharField(primary_key=True, max_length=63, validators=[worker_id_validator])
     name = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
@@ -35,8 +37,6 @@ class Worker(models.Model):
     last_self_test = models.JSONField(null=True, blank=True)
     last_ip = models.GenericIPAddressField(null=True, blank=True)
     notes = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     # A verified worker is the DRF `request.user` of a signed request; these let permission
     # classes ask it the questions they ask a user.
@@ -58,7 +58,7 @@ class CredentialState(models.TextChoices):
     REVOKED = "revoked", "Revoked"
 
 
-class WorkerCredential(models.Model):
+class WorkerCredential(TimestampedModel):
     key_id = models.CharField(primary_key=True, max_length=40)
     worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="credentials")
     # Fernet token of the secret; the plain secret is shown once when created and never stored.
@@ -66,8 +66,6 @@ class WorkerCredential(models.Model):
     state = models.CharField(max_length=10, choices=CredentialState.choices)
     grace_until = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["worker_id", "-created_at"]
@@ -164,13 +162,13 @@ class CredentialEventKind(models.TextChoices):
     ENROLLED = "enrolled", "Enrolled"
 
 
-class CredentialEvent(models.Model):
+class CredentialEvent(AuditRecord):
     """The append-only audit trail of worker credentials.
 
     `worker_id` is plain text, not a foreign key: a failed authentication names whatever worker the
     caller claimed, which may not exist, and the trail must outlive a deleted worker. Failed
     authentications are aggregated: one row per worker, reason and minute, whose `count` grows; on
-    PostgreSQL a trigger refuses every other UPDATE and every DELETE (migration 0003).
+    PostgreSQL a trigger refuses every other UPDATE and every DELETE (migration 0001_squashed_0008).
     """
 
     worker_id = models.CharField(max_length=63, db_index=True)
@@ -183,18 +181,15 @@ class CredentialEvent(models.Model):
     # The start of the minute an auth_failed row counts; null for every other kind.
     minute = models.DateTimeField(null=True, blank=True)
     count = models.PositiveIntegerField(default=1)
-    created_at = models.DateTimeField(db_index=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    summary_fields = ("worker_id", "kind")
+
+    class Meta(AuditRecord.Meta):
         constraints = [
             models.UniqueConstraint(fields=["worker_id", "reason", "minute"],
                                     condition=models.Q(kind="auth_failed"),
                                     name="uniq_auth_failed_per_minute"),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.worker_id} {self.kind}"
 
 
 class EnrollmentToken(models.Model):

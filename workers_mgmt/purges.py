@@ -33,7 +33,7 @@ def credential_events_purge(*, older_than: dt.datetime, batch_size: int = 5000) 
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 # The trail's trigger refuses DELETE unless the retention purge says it is the one
-                # (workers_mgmt migration 0008); SET LOCAL ends with this transaction.
+                # (workers_mgmt migration 0001_squashed_0008); SET LOCAL ends with this transaction.
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL leadops.retention_purge = 'on'")
             deleted += CredentialEvent.objects.filter(pk__in=ids)._raw_delete(CredentialEvent.objects.db)

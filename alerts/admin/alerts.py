@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -21,7 +21,7 @@ from alerts.models import (
 from alerts.services import (
     silence_from_alert,
 )
-from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
 from core.audit import Actor
 
 
@@ -93,14 +93,8 @@ class AlertAdmin(ReadOnlyModelAdmin):
         )
 
     def get_urls(self) -> list[Any]:
-        return [
-            path(
-                "<int:alert_id>/silence/",
-                self.admin_site.admin_view(self.silence_view),
-                name="alerts_alert_silence",
-            ),
-            *super().get_urls(),
-        ]
+        return [admin_url(self, "<int:alert_id>/silence/", self.silence_view, "alerts_alert_silence"),
+                *super().get_urls()]
 
     def silence_view(self, request: HttpRequest, alert_id: int) -> HttpResponse:
         if request.method != "POST":

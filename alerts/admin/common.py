@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.utils.html import format_html, format_html_join
 
 from alerts.matchers import matcher_parse
@@ -23,6 +24,16 @@ WEEKDAYS = [
     (5, "Saturday"),
     (6, "Sunday"),
 ]
+
+
+def matchers_field(*, required: bool, help_end: str) -> forms.CharField:
+    """The matchers of a route or silence, one per line."""
+    return forms.CharField(
+        label="Matchers",
+        required=required,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=f"One per line: label=value, label!=value, label=~regex, label!~regex{help_end}",
+    )
 
 
 def _badge(text: str) -> str:

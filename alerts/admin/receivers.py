@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
@@ -26,6 +26,7 @@ from alerts.services import (
     receiver_set,
     receiver_test,
 )
+from core.admin_tools import admin_url
 from core.audit import Actor
 
 
@@ -123,14 +124,8 @@ class ReceiverAdmin(admin.ModelAdmin):
         obj.__dict__.update(Receiver.objects.filter(pk=saved.pk).values().get())
 
     def get_urls(self) -> list[Any]:
-        return [
-            path(
-                "<int:receiver_id>/test/",
-                self.admin_site.admin_view(self.test_view),
-                name="alerts_receiver_test",
-            ),
-            *super().get_urls(),
-        ]
+        return [admin_url(self, "<int:receiver_id>/test/", self.test_view, "alerts_receiver_test"),
+                *super().get_urls()]
 
     def _test(self, request: HttpRequest, receiver: Receiver) -> None:
         attempt = receiver_test(receiver=receiver)

@@ -10,25 +10,15 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from alerts.admin.common import _matchers_from_text
+from alerts.admin.common import _matchers_from_text, matchers_field
 from alerts.matchers import MatcherError, matcher_check, matchers_text
-from alerts.models import (
-    Route,
-)
-from alerts.services import (
-    route_save,
-    routes_delete,
-)
+from alerts.models import Route
+from alerts.services import route_save, routes_delete
 from core.audit import Actor
 
 
 class RouteForm(forms.ModelForm):
-    matchers_text = forms.CharField(
-        label="Matchers",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line: label=value, label!=value, label=~regex, label!~regex. Empty: every alert.",
-    )
+    matchers_text = matchers_field(required=False, help_end=". Empty: every alert.")
     group_by_text = forms.CharField(
         label="Group by",
         required=False,

@@ -10,29 +10,20 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 
-from alerts.admin.common import WEEKDAYS, _badge, _matchers_from_text, _post_button
+from alerts.admin.common import WEEKDAYS, _badge, _matchers_from_text, _post_button, matchers_field
 from alerts.matchers import MatcherError, matchers_text
-from alerts.models import (
-    Silence,
-)
+from alerts.models import Silence
 from alerts.selectors import silence_state
-from alerts.services import (
-    AlertsError,
-    silence_create,
-    silence_expire,
-)
+from alerts.services import AlertsError, silence_create, silence_expire
+from core.admin_tools import admin_url
 from core.audit import Actor
 
 
 class SilenceForm(forms.ModelForm):
-    matchers_text = forms.CharField(
-        label="Matchers",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line: label=value, label!=value, label=~regex, label!~regex (all must match).",
-    )
+    matchers_text = matchers_field(required=True, help_end=" (all must match).")
     weekdays = forms.TypedMultipleChoiceField(
         choices=WEEKDAYS,
         coerce=int,
@@ -67,36 +58,23 @@ class SilenceForm(forms.ModelForm):
         return matchers
 
 
+# What a silence shows, in the list and on its page.
+SILENCE_COLUMNS = (
+    "state_badge", "matchers_display", "starts_at", "ends_at", "window", "created_by", "comment",
+)
+
+
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
     form = SilenceForm
-    list_display = [
-        "id",
-        "state_badge",
-        "matchers_display",
-        "starts_at",
-        "ends_at",
-        "window",
-        "created_by",
-        "comment",
-    ]
+    list_display = ["id", *SILENCE_COLUMNS]
     search_fields = ["comment", "created_by"]
     actions = ["expire_selected"]
 
     def get_fields(self, request: HttpRequest, obj: Silence | None = None) -> tuple[str, ...]:
         if obj is None:
             return ("matchers_text", "starts_at", "ends_at", "comment", "weekdays", "hour_start", "hour_end")
-        return (
-            "state_badge",
-            "matchers_display",
-            "starts_at",
-            "ends_at",
-            "window",
-            "created_by",
-            "comment",
-            "expired_early_at",
-            "one_click",
-        )
+        return (*SILENCE_COLUMNS, "expired_early_at", "one_click")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Silence | None = None) -> tuple[str, ...]:
         return () if obj is None else self.get_fields(request, obj)
@@ -157,14 +135,8 @@ class SilenceAdmin(admin.ModelAdmin):
         return False  # expired silences stay as the record of who muted what
 
     def get_urls(self) -> list[Any]:
-        return [
-            path(
-                "<int:silence_id>/expire/",
-                self.admin_site.admin_view(self.expire_view),
-                name="alerts_silence_expire",
-            ),
-            *super().get_urls(),
-        ]
+        return [admin_url(self, "<int:silence_id>/expire/", self.expire_view, "alerts_silence_expire"),
+                *super().get_urls()]
 
     def expire_view(self, request: HttpRequest, silence_id: int) -> HttpResponse:
         if request.method != "POST":

@@ -8,6 +8,9 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from alerts.models import DeliveryAttempt, Notification, Receiver
+from alerts.notifiers import Outcome
+
 # Delivery retries: d = min(cap, base * 2**(n-1)), waited as d/2 + random(0, d/2), at least the
 # receiver's Retry-After; a notification is retried until its group interval has passed (at least
 # MIN_RETRY_WINDOW_S), as Alertmanager retries until the next flush.
@@ -26,6 +29,22 @@ class AlertsError(ValueError):
 
 def _now(now: dt.datetime | None) -> dt.datetime:
     return now or timezone.now()
+
+
+def _attempt_record(*, notification: Notification, receiver: Receiver, number: int, started_at: dt.datetime,
+                    outcome: Outcome) -> DeliveryAttempt:
+    """The DeliveryAttempt row of one send: what the receiver answered and how fast."""
+    return DeliveryAttempt.objects.create(
+        notification=notification,
+        receiver=receiver,
+        number=number,
+        started_at=started_at,
+        ok=outcome.ok,
+        status_code=outcome.status_code,
+        latency_ms=outcome.latency_ms,
+        retry_after_s=outcome.retry_after_s,
+        error=outcome.error[:500],
+    )
 
 
 def _locked(queryset: Any) -> Any:

@@ -22,7 +22,7 @@ from alerts.models import (
     Route,
     Silence,
 )
-from alerts.services.base import SEND_LEASE_S, SLACK_MIN_GAP_S, AlertsError, _now
+from alerts.services.base import SEND_LEASE_S, SLACK_MIN_GAP_S, AlertsError, _attempt_record, _now
 from core.audit import Actor, field_changes, field_values, staff_action_record
 
 
@@ -154,17 +154,8 @@ def _send_now(notification: Notification) -> DeliveryAttempt:
     receiver = notification.receiver
     started = timezone.now()
     outcome = notifiers.send(receiver, notification.message)
-    attempt = DeliveryAttempt.objects.create(
-        notification=notification,
-        receiver=receiver,
-        number=1,
-        started_at=started,
-        ok=outcome.ok,
-        status_code=outcome.status_code,
-        latency_ms=outcome.latency_ms,
-        retry_after_s=outcome.retry_after_s,
-        error=outcome.error[:500],
-    )
+    attempt = _attempt_record(notification=notification, receiver=receiver, number=1, started_at=started,
+                              outcome=outcome)
     Notification.objects.filter(pk=notification.pk).update(
         status=NotificationStatus.DELIVERED if outcome.ok else NotificationStatus.FAILED,
         attempts=1,

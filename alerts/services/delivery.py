@@ -21,7 +21,14 @@ from alerts.models import (
     Receiver,
     ReceiverKind,
 )
-from alerts.services.base import RETRY_BASE_S, RETRY_CAP_S, SEND_LEASE_S, SLACK_MIN_GAP_S, _now
+from alerts.services.base import (
+    RETRY_BASE_S,
+    RETRY_CAP_S,
+    SEND_LEASE_S,
+    SLACK_MIN_GAP_S,
+    _attempt_record,
+    _now,
+)
 from alerts.services.grouping import groups_flush, groups_sync
 from alerts.services.rules import alerts_evaluate
 
@@ -73,17 +80,8 @@ def notification_send(*, notification: Notification) -> DeliveryAttempt | None:
     finished = timezone.now()
     number = notification.attempts + 1
     with transaction.atomic():
-        attempt = DeliveryAttempt.objects.create(
-            notification=notification,
-            receiver=receiver,
-            number=number,
-            started_at=now,
-            ok=outcome.ok,
-            status_code=outcome.status_code,
-            latency_ms=outcome.latency_ms,
-            retry_after_s=outcome.retry_after_s,
-            error=outcome.error[:500],
-        )
+        attempt = _attempt_record(notification=notification, receiver=receiver, number=number, started_at=now,
+                                  outcome=outcome)
         if outcome.ok:
             Notification.objects.filter(pk=notification.pk).update(
                 status=NotificationStatus.DELIVERED, attempts=number, delivered_at=finished, lease_until=None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -59,6 +60,20 @@ class RecurringFilter(admin.SimpleListFilter):
         if self.value() == "once":
             return queryset.filter(schedule="")
         return queryset
+
+
+def _schedule_action(service: Callable[..., int], description: str, done: str
+                     ) -> Callable[[Any, HttpRequest, QuerySet[Campaign]], None]:
+    """A list action that calls `service` on the selected campaigns and says how many it changed."""
+
+    @admin.action(permissions=["change"], description=description)
+    def action(model_admin: Any, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        changed = service(campaign_ids=ids, actor=Actor.from_user(request.user))
+        level = messages.SUCCESS if changed else messages.WARNING
+        model_admin.message_user(request, f"{changed} {done}", level)
+
+    return action
 
 
 @admin.register(Campaign)
@@ -130,19 +145,12 @@ class CampaignAdmin(admin.ModelAdmin):
             return "Paused (resume it with the action on the campaign list)."
         return f"{localtime(obj.next_run_at):%Y-%m-%d %H:%M %Z}" if obj.next_run_at else "-"
 
-    @admin.action(permissions=["change"], description="Pause the schedule of selected campaigns")
-    def pause_schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        paused = campaign_schedule_pause(campaign_ids=ids, actor=Actor.from_user(request.user))
-        self.message_user(request, f"{paused} schedule(s) paused; runs already enqueued carry on.",
-                          messages.SUCCESS if paused else messages.WARNING)
-
-    @admin.action(permissions=["change"], description="Resume the schedule of selected campaigns")
-    def resume_schedule(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        resumed = campaign_schedule_resume(campaign_ids=ids, actor=Actor.from_user(request.user))
-        self.message_user(request, f"{resumed} schedule(s) resumed from now (missed runs are not made up).",
-                          messages.SUCCESS if resumed else messages.WARNING)
+    pause_schedule = _schedule_action(
+        campaign_schedule_pause, "Pause the schedule of selected campaigns",
+        "schedule(s) paused; runs already enqueued carry on.")
+    resume_schedule = _schedule_action(
+        campaign_schedule_resume, "Resume the schedule of selected campaigns",
+        "schedule(s) resumed from now (missed runs are not made up).")
 
     def has_delete_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         # An enqueued campaign is the history of its jobs; only a draft may go.

@@ -10,11 +10,11 @@ from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
 from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
 from queueing.admin.common import _id_chunks, _int_term
@@ -141,8 +141,8 @@ class JobAttemptAdmin(ReadOnlyModelAdmin):
     list_per_page = 100
 
     def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view(self.evidence_view)
-        return [path("evidence/<uuid:evidence_id>/", view, name="queueing_attemptevidence_file"),
+        return [admin_url(self, "evidence/<uuid:evidence_id>/", self.evidence_view,
+                          "queueing_attemptevidence_file"),
                 *super().get_urls()]
 
     def evidence_view(self, request: HttpRequest, evidence_id: uuid.UUID) -> HttpResponse:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('queueing', '0006_attempt_log_tail'),
+        ('queueing', '0001_squashed_0006_attempt_log_tail'),
     ]
 
     operations = [

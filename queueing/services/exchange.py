@@ -22,17 +22,13 @@ from core.errors import ProtocolError, error_body
 from core.text import json_bytes
 from ingestion.schema import LeadInput
 from ingestion.services import IngestBatch, lead_batches_ingest
-from queueing.models import FINISHED_STATES, AttemptState, Job, JobAttempt, JobState, Provider, ReportReceipt
+from queueing.models import AttemptState, Job, JobAttempt, JobState, Provider, ReportReceipt
 from queueing.services.breakers import _breaker_outcome
 from queueing.services.errors import (
-    AttemptNotFound,
-    AttemptNotOwned,
-    AttemptSuperseded,
     IdempotencyKeyReused,
-    JobFinished,
     JobNotFound,
 )
-from queueing.services.leases import _MAX_BIGINT
+from queueing.services.leases import _MAX_BIGINT, _attempt_check
 from queueing.services.report import (
     ReportOutcome,
     ReportResult,
@@ -180,21 +176,6 @@ def _reports_exchange_set(*, worker: Worker, items: list[ReportCall | ReportResu
         if fresh:
             _fresh_write(worker=worker, fresh=fresh, results=results, now=now)
     return [result for result in results if result is not None]
-
-
-def _attempt_check(*, job: Job, worker: Worker, attempt: JobAttempt | None) -> JobAttempt:
-    """The attempt rules of `_attempt_checked` (docs/API.md), on an attempt row already read."""
-    if attempt is None or attempt.job_id != job.pk:
-        raise AttemptNotFound()
-    if attempt.worker_id != worker.pk:
-        raise AttemptNotOwned()
-    if job.current_attempt_id != attempt.pk:
-        raise AttemptSuperseded()
-    if job.state in FINISHED_STATES:
-        raise JobFinished()
-    if attempt.state not in (AttemptState.RUNNING, AttemptState.LOST):
-        raise AttemptSuperseded("This attempt already ended; wait for the next claim.")
-    return attempt
 
 
 def _fresh_write(*, worker: Worker, fresh: list[_Fresh], results: list[ReportResult | None],

@@ -94,9 +94,15 @@ def _job_locked(job_id: int) -> Job:
 
 
 def _attempt_checked(*, job: Job, worker: Worker, attempt_id: uuid.UUID) -> JobAttempt:
-    """The attempt rules of docs/API.md, in the order a worker can act on them."""
-    attempt = JobAttempt.objects.filter(pk=attempt_id, job_id=job.pk).first()
-    if attempt is None:
+    """The attempt rules of docs/API.md, on the attempt `attempt_id` of the locked `job`."""
+    return _attempt_check(job=job, worker=worker,
+                          attempt=JobAttempt.objects.filter(pk=attempt_id, job_id=job.pk).first())
+
+
+def _attempt_check(*, job: Job, worker: Worker, attempt: JobAttempt | None) -> JobAttempt:
+    """The attempt rules of docs/API.md, in the order a worker can act on them, on an attempt row
+    already read (None: there is no such attempt)."""
+    if attempt is None or attempt.job_id != job.pk:
         raise AttemptNotFound()
     if attempt.worker_id != worker.pk:
         raise AttemptNotOwned()

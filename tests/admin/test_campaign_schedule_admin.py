@@ -67,12 +67,16 @@ def test_pause_and_resume_actions_are_audited(clock, admin_client):
     assert {"campaign.create", "campaign.schedule_pause", "campaign.schedule_resume", "campaign.run"} <= set(actions)
 
 
-def test_changing_the_schedule_of_an_enqueued_campaign_is_audited(clock, admin_client):
-    provider = make_provider("maps")
-    admin_client.post(f"{CAMPAIGNS}add/", add_form(provider, "every hour"))
+def hourly_campaign_after_its_first_run(admin_client) -> tuple[Campaign, str]:
+    """An hourly campaign added in admin and run once; its change page."""
+    admin_client.post(f"{CAMPAIGNS}add/", add_form(make_provider("maps"), "every hour"))
     campaign = Campaign.objects.get()
     campaign_schedules_run()
-    url = reverse("admin:queueing_campaign_change", args=[campaign.pk])
+    return campaign, reverse("admin:queueing_campaign_change", args=[campaign.pk])
+
+
+def test_changing_the_schedule_of_an_enqueued_campaign_is_audited(clock, admin_client):
+    campaign, url = hourly_campaign_after_its_first_run(admin_client)
     response = admin_client.post(url, {"schedule": "0 6 * * *"})
     assert response.status_code == 302
     campaign.refresh_from_db()
@@ -82,10 +86,6 @@ def test_changing_the_schedule_of_an_enqueued_campaign_is_audited(clock, admin_c
 
 
 def test_the_schedule_stays_editable_after_the_first_run(clock, admin_client):
-    provider = make_provider("maps")
-    admin_client.post(f"{CAMPAIGNS}add/", add_form(provider, "every hour"))
-    campaign = Campaign.objects.get()
-    campaign_schedules_run()
-    url = reverse("admin:queueing_campaign_change", args=[campaign.pk])
+    _, url = hourly_campaign_after_its_first_run(admin_client)
     form = admin_client.get(url).context["adminform"].form
     assert "schedule" in form.fields and "queries" not in form.fields

@@ -13,10 +13,9 @@ from django.contrib.admin.utils import quote
 from django.core.management import call_command
 from django.urls import reverse
 
-from core.models import StaffAction
 from queueing.models import Campaign, Job, JobState, Provider
 from queueing.services import jobs_cancel
-from tests.factories import make_jobs, make_provider
+from tests.factories import make_jobs, make_provider, only_action
 from workers_mgmt.models import Worker, WorkerConfig
 
 TUNING = {"long_poll_wait_s": 0, "max_leads_per_report": 1000, "max_body_bytes": 5 * 1024 * 1024}
@@ -25,18 +24,6 @@ TUNING = {"long_poll_wait_s": 0, "max_leads_per_report": 1000, "max_body_bytes":
 @pytest.fixture
 def published(received):
     return received
-
-
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks):
-    """Run the on-commit callbacks of whatever the test does inside `with commit():`."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-def only_action(action: str) -> StaffAction:
-    rows = list(StaffAction.objects.filter(action=action))
-    assert len(rows) == 1, [str(row) for row in StaffAction.objects.all()]
-    return rows[0]
 
 
 def staff_events(published: list[dict], action: str) -> list[dict]:

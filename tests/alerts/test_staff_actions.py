@@ -16,19 +16,9 @@ from django.utils import timezone
 from alerts.models import AlertRule, Receiver, Route, Silence
 from alerts.services import receiver_set, silence_create
 from core.models import StaffAction
+from tests.factories import only_action
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-def only_action(action: str) -> StaffAction:
-    rows = list(StaffAction.objects.filter(action=action))
-    assert len(rows) == 1, [str(row) for row in StaffAction.objects.all()]
-    return rows[0]
 
 
 def event_of(received: list[dict], row: StaffAction) -> dict:

@@ -12,12 +12,13 @@ import time
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.schema import parse_lead_rows
 from ingestion.services import IngestResult, lead_batch_ingest
 from tests.ingestion.conftest import lead, saudi_mobiles
+from tests.threads import run_in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -26,26 +27,15 @@ def race(batches: dict[str, list[dict[str, Any]]], *, hold_s: float = 0.2) -> di
     """Ingest each worker's batch in its own thread and transaction, all starting together."""
     barrier = threading.Barrier(len(batches))
     results: dict[str, IngestResult] = {}
-    errors: list[BaseException] = []
 
     def run(worker_id: str, raw: list[dict[str, Any]]) -> None:
-        try:
-            rows = parse_lead_rows(raw, max_leads=1000)
-            with transaction.atomic():
-                barrier.wait(timeout=30)
-                results[worker_id] = lead_batch_ingest(rows=rows, provider="maps", worker_id=worker_id)
-                time.sleep(hold_s)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        rows = parse_lead_rows(raw, max_leads=1000)
+        with transaction.atomic():
+            barrier.wait(timeout=30)
+            results[worker_id] = lead_batch_ingest(rows=rows, provider="maps", worker_id=worker_id)
+            time.sleep(hold_s)
 
-    threads = [threading.Thread(target=run, args=item) for item in batches.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
+    run_in_threads(run, batches.items(), timeout=120)
     return results
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection
 
 from core.audit import Actor
 from queueing.models import Campaign, CampaignRun, Job
 from queueing.services import campaign_create, campaign_schedules_run
 from tests.factories import make_provider
+from tests.threads import run_in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -21,22 +21,11 @@ def test_concurrent_ticks_make_one_run():
                           cities="Riyadh\nJeddah", schedule="every hour"),
         actor=Actor(name="ops", source="admin"))
     start = threading.Barrier(4)
-    errors: list[BaseException] = []
 
     def tick() -> None:
-        try:
-            start.wait(10)
-            campaign_schedules_run()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        start.wait(10)
+        campaign_schedules_run()
 
-    threads = [threading.Thread(target=tick) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert not errors, errors
+    run_in_threads(tick, [()] * 4, timeout=30)
     assert CampaignRun.objects.filter(campaign=campaign).count() == 1
     assert Job.objects.filter(campaign=campaign).count() == 4

@@ -6,11 +6,11 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from queueing.models import Job, JobAttempt, JobState
 from queueing.services import job_report, jobs_pull, report_request_hash
 from tests.factories import make_jobs, make_provider, make_worker
+from tests.threads import run_in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -21,34 +21,23 @@ def test_sixteen_claimers_drain_two_thousand_jobs_each_exactly_once():
     workers = [make_worker(worker_id=f"c-{i}")[0] for i in range(16)]
     claimed: list[int] = []
     lock = threading.Lock()
-    errors: list[BaseException] = []
     barrier = threading.Barrier(len(workers))
 
     def run(worker):
-        try:
-            barrier.wait()
-            while True:
-                claims = jobs_pull(worker=worker, max_jobs=7).claims
-                if not claims:
-                    break
-                for claim in claims:
-                    job_report(worker=worker, job_id=claim.job_id, attempt_id=claim.attempt_id,
-                               outcome="succeeded", leads=[], error=None,
-                               idempotency_key=f"{claim.attempt_id}",
-                               request_hash=report_request_hash(job_id=claim.job_id, body={}))
-                with lock:
-                    claimed.extend(claim.job_id for claim in claims)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        barrier.wait()
+        while True:
+            claims = jobs_pull(worker=worker, max_jobs=7).claims
+            if not claims:
+                break
+            for claim in claims:
+                job_report(worker=worker, job_id=claim.job_id, attempt_id=claim.attempt_id,
+                           outcome="succeeded", leads=[], error=None,
+                           idempotency_key=f"{claim.attempt_id}",
+                           request_hash=report_request_hash(job_id=claim.job_id, body={}))
+            with lock:
+                claimed.extend(claim.job_id for claim in claims)
 
-    threads = [threading.Thread(target=run, args=(worker,)) for worker in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors
+    run_in_threads(run, [(worker,) for worker in workers])
     counts = Counter(claimed)
     assert len(counts) == 2000
     assert max(counts.values()) == 1

@@ -7,13 +7,13 @@ import uuid
 from collections import Counter
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from ingestion.models import Lead
 from queueing.models import Job, JobAttempt, JobState, ReportReceipt
 from tests.factories import lead, make_jobs, make_provider, make_worker
 from tests.signing import SignedClient
+from tests.threads import run_in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -31,44 +31,33 @@ def test_sixteen_workers_exchanging_finish_each_job_once_and_count_each_lead_onc
     reported: list[int] = []
     added = Counter()
     lock = threading.Lock()
-    errors: list[BaseException] = []
     barrier = threading.Barrier(len(clients))
 
     def run(signed: SignedClient) -> None:
-        try:
-            barrier.wait()
-            held: list[dict] = []
-            while True:
-                # Every job gets its own phones, plus one phone that every job reports: exactly one
-                # report in the whole run may add it, all others must count it a duplicate.
-                reports = [{
-                    "job_id": job["id"], "idempotency_key": str(uuid.uuid4()),
-                    "attempt_id": job["attempt_id"], "outcome": "succeeded",
-                    "leads": [lead(f"J{job['id']}-{n}", f"05{job['id']:06d}{n}"[:10] if n else "0599999999")
-                              for n in range(LEADS_PER_JOB)],
-                } for job in held]
-                response = signed.post("/api/v1/jobs/exchange", {"reports": reports, "pull": {"max": 5}})
-                assert response.status_code == 200, response.content
-                body = response.json()
-                with lock:
-                    for item, result in zip(reports, body["results"], strict=True):
-                        assert result["status"] == 200, result
-                        reported.append(item["job_id"])
-                        added.update(result["body"])
-                held = body["jobs"]
-                if not held and not reports:
-                    break
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        barrier.wait()
+        held: list[dict] = []
+        while True:
+            # Every job gets its own phones, plus one phone that every job reports: exactly one
+            # report in the whole run may add it, all others must count it a duplicate.
+            reports = [{
+                "job_id": job["id"], "idempotency_key": str(uuid.uuid4()),
+                "attempt_id": job["attempt_id"], "outcome": "succeeded",
+                "leads": [lead(f"J{job['id']}-{n}", f"05{job['id']:06d}{n}"[:10] if n else "0599999999")
+                          for n in range(LEADS_PER_JOB)],
+            } for job in held]
+            response = signed.post("/api/v1/jobs/exchange", {"reports": reports, "pull": {"max": 5}})
+            assert response.status_code == 200, response.content
+            body = response.json()
+            with lock:
+                for item, result in zip(reports, body["results"], strict=True):
+                    assert result["status"] == 200, result
+                    reported.append(item["job_id"])
+                    added.update(result["body"])
+            held = body["jobs"]
+            if not held and not reports:
+                break
 
-    threads = [threading.Thread(target=run, args=(signed,)) for signed in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors
+    run_in_threads(run, [(signed,) for signed in clients])
     assert sorted(Counter(reported).values()) == [1] * JOBS  # every job reported once
     assert len(set(reported)) == JOBS
     assert Job.objects.filter(state=JobState.SUCCEEDED).count() == JOBS

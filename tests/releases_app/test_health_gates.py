@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from releases_app.models import Channel, ReleaseAuditEvent, Rollout, RolloutState
 from releases_app.services import rollout_promote, rollout_start
 from releases_app.tasks import evaluate_rollouts
@@ -32,6 +34,17 @@ def start(*, canary=("w-01",), approve=False, min_attempts=10, steps=None):
         gates={"min_attempts": min_attempts}, actor="tests")
 
 
+@pytest.fixture
+def rollout_of(fleet, stable_on, publish):
+    """`size` workers on 1.0.0, then the rollout of 1.1.0 started with `start(**options)`."""
+    def begin(size: int, **options):
+        stable_on("1.0.0")
+        workers = fleet(size)
+        publish("1.1.0")
+        return workers, start(**options)
+    return begin
+
+
 def after_hold(clock, workers, **self_tests) -> dict:
     clock.shift(dt.timedelta(seconds=HOLD_S + 1))
     for member in workers:
@@ -39,11 +52,8 @@ def after_hold(clock, workers, **self_tests) -> dict:
     return evaluate_rollouts()
 
 
-def test_canary_error_rate_above_the_gate_rolls_back_by_itself(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    workers = fleet(4)
-    publish("1.1.0")
-    rollout = start()
+def test_canary_error_rate_above_the_gate_rolls_back_by_itself(clock, rollout_of):
+    workers, rollout = rollout_of(4)
     canary = workers[0]
     assert canary.update()["reason"] == "canary"
     make_jobs(40)
@@ -63,11 +73,8 @@ def test_canary_error_rate_above_the_gate_rolls_back_by_itself(clock, fleet, sta
     assert audit.actor == "system" and "health gate failed" in audit.detail["reason"]
 
 
-def test_error_rate_within_one_and_a_half_times_the_previous_release_passes(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    workers = fleet(4)
-    publish("1.1.0")
-    rollout = start()
+def test_error_rate_within_one_and_a_half_times_the_previous_release_passes(clock, rollout_of):
+    workers, rollout = rollout_of(4)
     workers[0].update()
     make_jobs(60)
     work(workers[1], succeeded=16, failed=4)   # previous release: 20 %
@@ -78,11 +85,8 @@ def test_error_rate_within_one_and_a_half_times_the_previous_release_passes(cloc
     assert rollout.targets.count() == 4
 
 
-def test_too_little_data_pauses_the_rollout(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    workers = fleet(3)
-    publish("1.1.0")
-    rollout = start(min_attempts=20)
+def test_too_little_data_pauses_the_rollout(clock, rollout_of):
+    workers, rollout = rollout_of(3, min_attempts=20)
     workers[0].update()
     make_jobs(5)
     work(workers[0], succeeded=5)
@@ -93,11 +97,8 @@ def test_too_little_data_pauses_the_rollout(clock, fleet, stable_on, publish):
     assert Channel.objects.get(name="stable").current.version == "1.1.0"
 
 
-def test_passing_step_with_approve_waits_then_promote_moves_on(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    workers = fleet(3)
-    publish("1.1.0")
-    rollout = start(approve=True, min_attempts=0)
+def test_passing_step_with_approve_waits_then_promote_moves_on(clock, rollout_of):
+    workers, rollout = rollout_of(3, approve=True, min_attempts=0)
     workers[0].update()
     assert after_hold(clock, workers) == {rollout.pk: "pass"}
     rollout.refresh_from_db()
@@ -108,11 +109,8 @@ def test_passing_step_with_approve_waits_then_promote_moves_on(clock, fleet, sta
     assert (rollout.state, rollout.step_index) == (RolloutState.RUNNING, 1)
 
 
-def test_last_step_passing_finishes_the_rollout(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    workers = fleet(2)
-    publish("1.1.0")
-    rollout = start(min_attempts=0, steps=[{"percent": 100, "hold_s": HOLD_S}])
+def test_last_step_passing_finishes_the_rollout(clock, rollout_of):
+    workers, rollout = rollout_of(2, min_attempts=0, steps=[{"percent": 100, "hold_s": HOLD_S}])
     for member in workers:
         member.update()
     assert after_hold(clock, workers) == {rollout.pk: "pass"}
@@ -121,20 +119,14 @@ def test_last_step_passing_finishes_the_rollout(clock, fleet, stable_on, publish
     assert Channel.objects.get(name="stable").manifest["signed"]["rollout"] is None
 
 
-def test_nothing_is_judged_before_the_hold_is_over(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    fleet(2)
-    publish("1.1.0")
-    start(min_attempts=0)
+def test_nothing_is_judged_before_the_hold_is_over(clock, rollout_of):
+    rollout_of(2, min_attempts=0)
     clock.shift(dt.timedelta(seconds=HOLD_S - 5))
     assert evaluate_rollouts() == {}
 
 
-def test_failing_heartbeat_self_test_rolls_back(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    workers = fleet(3)
-    publish("1.1.0")
-    rollout = start(min_attempts=0)
+def test_failing_heartbeat_self_test_rolls_back(clock, rollout_of):
+    workers, rollout = rollout_of(3, min_attempts=0)
     workers[0].update()
     bad = {"w-01": {"ok": False, "version": "1.1.0", "error": "chromium did not start"}}
     assert after_hold(clock, workers, **bad) == {rollout.pk: "fail"}
@@ -143,22 +135,16 @@ def test_failing_heartbeat_self_test_rolls_back(clock, fleet, stable_on, publish
     assert "self-test failing on w-01" in rollout.state_reason
 
 
-def test_failed_install_report_rolls_back(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    workers = fleet(3)
-    publish("1.1.0")
-    rollout = start(min_attempts=0)
+def test_failed_install_report_rolls_back(clock, rollout_of):
+    workers, rollout = rollout_of(3, min_attempts=0)
     workers[0].report("1.1.0", "installed", ok=False, details={"error": "disk full"})
     assert after_hold(clock, workers) == {rollout.pk: "fail"}
     rollout.refresh_from_db()
     assert "install or self-test failed on w-01" in rollout.state_reason
 
 
-def test_silent_canary_fails_the_gate(clock, fleet, stable_on, publish):
-    stable_on("1.0.0")
-    workers = fleet(3)
-    publish("1.1.0")
-    rollout = start(min_attempts=0)
+def test_silent_canary_fails_the_gate(clock, rollout_of):
+    workers, rollout = rollout_of(3, min_attempts=0)
     workers[0].update()
     clock.shift(dt.timedelta(seconds=HOLD_S + 1))
     for member in workers[1:]:

@@ -90,9 +90,8 @@ def test_concurrent_promotes_move_the_rollout_one_step_each(transactional_db, fl
     """Two operators promoting at once: the channel row lock serializes them; no step is skipped twice."""
     import threading
 
-    from django.db import connections
-
     from releases_app.services import ReleaseRefused, rollout_promote, rollout_start
+    from tests.threads import run_in_threads
 
     stable_on("1.0.0")
     fleet(4)
@@ -108,14 +107,8 @@ def test_concurrent_promotes_move_the_rollout_one_step_each(transactional_db, fl
             outcomes.append(rollout_promote(channel_name="stable", actor="t").step_index)
         except ReleaseRefused as exc:
             outcomes.append(str(exc))
-        finally:
-            connections.close_all()
 
-    threads = [threading.Thread(target=promote) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(promote, [(), ()], timeout=None)
     assert sorted(outcomes) == [1, 2]
     rollout = Rollout.objects.get(release__version="1.1.0")
     assert rollout.step_index == 2

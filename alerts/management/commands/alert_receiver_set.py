@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from alerts.management.commands._base import OneLineErrorCommand
 from alerts.models import ReceiverKind
 from alerts.services import AlertsError, receiver_set
 from core.audit import Actor
+from core.commands import OneLineErrorCommand
 
 
 class Command(OneLineErrorCommand):

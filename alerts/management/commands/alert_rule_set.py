@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from alerts.management.commands._base import OneLineErrorCommand
 from alerts.models import RuleKind, Severity
 from alerts.rules import DEFAULTS
 from alerts.services import AlertsError, rule_set
 from core.audit import Actor
+from core.commands import OneLineErrorCommand
 
 
 class Command(OneLineErrorCommand):

@@ -8,10 +8,10 @@ import getpass
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from alerts.management.commands._base import OneLineErrorCommand
 from alerts.matchers import MatcherError, matcher_parse
 from alerts.services import AlertsError, silence_create
 from core.audit import Actor
+from core.commands import OneLineErrorCommand
 
 
 class Command(OneLineErrorCommand):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from alerts.management.commands._base import OneLineErrorCommand
 from alerts.models import Receiver
 from alerts.services import receiver_test
+from core.commands import OneLineErrorCommand
 
 
 class Command(OneLineErrorCommand):

@@ -6,7 +6,7 @@ import signal
 import threading
 
 from alerts.evaluator import evaluator_run
-from alerts.management.commands._base import OneLineErrorCommand
+from core.commands import OneLineErrorCommand
 
 
 class Command(OneLineErrorCommand):

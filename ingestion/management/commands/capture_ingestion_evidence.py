@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from core.commands import OneLineErrorCommand
 from ingestion.probe import PROBE_PROVIDER, PROBE_WORKER, SAMPLE_LEADS, ProbeFileError, probe_run
 from ingestion.selectors import counters_today, probe_database_check
 from ingestion.services import dedup_scope
@@ -29,13 +30,8 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = "Run the ingestion probe and write ingestion_probe.json and usage_counters_today.json."
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
-        return parser
 
     def handle(self, *args: Any, **options: Any) -> None:
         folder = Path(settings.STORAGE_DIR) / "logs" / "validation"

@@ -11,20 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core.commands import OneLineErrorCommand
 from ingestion.probe import SAMPLE_LEADS, ProbeFileError, probe_file_rows, probe_run
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = "Ingest a probe batch of leads (a file, or a built-in sample) and print the counts as JSON."
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # A bad argument is a one-line error (docs/RUNBOOK.md, "Management commands"); argparse would
-        # print its usage first.
-        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
-        return parser
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--file", type=Path, help="a JSON array of leads, or CSV with a header row")

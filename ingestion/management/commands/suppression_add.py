@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
 from core.audit import Actor
-from ingestion.privacy import PhoneNotUsable, suppression_add
+from ingestion.management.commands._phone import PhoneCommand
+from ingestion.privacy import suppression_add
 
 
-class Command(BaseCommand):
+class Command(PhoneCommand):
     help = "Put a phone number on the suppression list: reported leads with it are counted, never stored."
+    reason_help = "Why (audited)."
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--phone", required=True, help="The number, in any spelling.")
-        parser.add_argument("--reason", required=True, help="Why (audited).")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        if not options["reason"].strip():
-            raise CommandError("--reason: a reason is required")
-        try:
-            entry = suppression_add(phone=options["phone"], reason=options["reason"],
-                                    actor=Actor.command("suppression_add"))
-        except PhoneNotUsable as exc:
-            raise CommandError(f"--phone: {exc}") from None
-        self.stdout.write(f"suppressed {entry.phone_masked}")
+    def act(self, *, phone: str, actor: Actor, options: dict[str, Any]) -> str:
+        entry = suppression_add(phone=phone, reason=options["reason"], actor=actor)
+        return f"suppressed {entry.phone_masked}"

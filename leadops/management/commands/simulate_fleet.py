@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection as db_connection
 
+from core.commands import OneLineErrorCommand
 from worker_client.client import LeadOpsClient
 from worker_client.provider import SimulatedProvider
 from worker_client.worker import Worker as ReferenceWorker
@@ -29,16 +30,8 @@ from workers_mgmt.services import worker_create, worker_credential_issue
 MAX_WORKERS = 1000
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = "Run N simulated reference workers against a running portal (Ctrl-C or SIGTERM stops them)."
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # argparse prints its whole usage block before an error such as an unknown option; the
-        # contract (docs/RUNBOOK.md, "Management commands") is a one-line error. `--help` still prints
-        # the usage.
-        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
-        return parser
 
     def add_arguments(self, parser):
         # Values are parsed in handle(), not by argparse, so that a bad one ends in the one-line

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core.audit import Actor
+from core.commands import OneLineErrorCommand
 from queueing.models import Provider
 from queueing.selectors import dead_jobs
 from queueing.services import dlq_purge, dlq_requeue
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = "List, requeue (attempts reset) or purge dead jobs, optionally of one provider."
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # docs/RUNBOOK.md, "Management commands": a one-line error; argparse would print its usage first.
-        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
-        return parser
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["list", "requeue", "purge"])

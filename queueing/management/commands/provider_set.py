@@ -3,24 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core.audit import Actor
+from core.commands import OneLineErrorCommand
 from queueing.services import provider_policy_set
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = ("Create or change a provider's policy. --quota-per-min 0 or --daily-cap 0 removes that "
             "limit.")
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # docs/RUNBOOK.md, "Management commands": a one-line error; argparse would print its usage first.
-        parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
-        return parser
 
     def add_arguments(self, parser):
         parser.add_argument("name")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from core.commands import add_json_option, write_answer
 from releases_app.management.commands._common import command_actor, refused_as_error
 from releases_app.models import Channel, Rollout
 
@@ -19,7 +19,7 @@ class ChannelCommand(BaseCommand):
         parser.add_argument("--channel", required=True)
         if self.takes_reason:
             parser.add_argument("--reason", default="")
-        parser.add_argument("--json", action="store_true", dest="as_json")
+        add_json_option(parser)
 
     def act(self, *, channel: str, actor: str, reason: str) -> Any:
         raise NotImplementedError
@@ -35,7 +35,5 @@ class ChannelCommand(BaseCommand):
         }
         if isinstance(result, Rollout):
             answer.update(rollout_id=result.pk, state=result.state, step=result.step_index)
-        if as_json:
-            self.stdout.write(json.dumps(answer))
-        else:
-            self.stdout.write(" ".join(f"{key}={value}" for key, value in answer.items()))
+        write_answer(self, answer, as_json=as_json,
+                     text=" ".join(f"{key}={value}" for key, value in answer.items()))

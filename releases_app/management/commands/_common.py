@@ -1,4 +1,4 @@
-"""What the release commands share: who acts, and how a refusal becomes a one-line error."""
+"""What the release commands share: who acts, --version and --json, how a refusal becomes a one-line error."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import os
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
+from core.commands import add_json_option
 from releases_app.services import ReleaseRefused
 
 T = TypeVar("T")
@@ -18,13 +19,22 @@ def command_actor() -> str:
     return f"cli:{os.environ.get('USER') or 'operator'}"[:150]
 
 
-class VersionOptionMixin:
-    """Gives `--version` to the command (DESIGN contract) instead of Django's "print Django's version"."""
+class ReleaseVersionCommand(BaseCommand):
+    """A command about one release: `--version V` names it (Django's own `--version` would print
+    Django's version), `--json` prints the answer as JSON. Subclasses add their own options."""
 
     def add_base_argument(self, parser, *args, **kwargs):
         if "--version" in args:
             return
-        super().add_base_argument(parser, *args, **kwargs)  # type: ignore[misc]
+        super().add_base_argument(parser, *args, **kwargs)
+
+    def add_arguments(self, parser):
+        parser.add_argument("--version", required=True, dest="release_version")
+        self.add_release_arguments(parser)
+        add_json_option(parser)
+
+    def add_release_arguments(self, parser) -> None:
+        """The command's options besides --version and --json."""
 
 
 def refused_as_error(call: Callable[[], T]) -> T:

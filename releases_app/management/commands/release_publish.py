@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from releases_app.management.commands._common import (
-    VersionOptionMixin,
-    command_actor,
-    refused_as_error,
-)
+from core.commands import write_answer
+from releases_app.management.commands._common import ReleaseVersionCommand, command_actor, refused_as_error
 from releases_app.models import ReleaseState
 from releases_app.services import release_publish
 
 
-class Command(VersionOptionMixin, BaseCommand):
+class Command(ReleaseVersionCommand):
     help = "Upload a worker artifact (.tar.gz or .zip), self-test it and print its state."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--version", required=True, dest="release_version")
+    def add_release_arguments(self, parser):
         parser.add_argument("--file", required=True)
         parser.add_argument("--notes", default="")
         parser.add_argument("--min-agent", default="", dest="min_agent")
-        parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, *args, release_version: str, file: str, notes: str, min_agent: str, as_json: bool,
                **options):
@@ -37,11 +31,9 @@ class Command(VersionOptionMixin, BaseCommand):
                 min_agent_version=min_agent, actor=command_actor()))
         answer = {"version": release.version, "sha256": release.sha256, "size": release.size,
                   "state": release.state}
-        if as_json:
-            self.stdout.write(json.dumps(answer))
-        else:
-            self.stdout.write(f"{release.version}: {release.state} ({release.size} bytes, "
-                              f"sha256 {release.sha256})")
+        write_answer(self, answer, as_json=as_json,
+                     text=f"{release.version}: {release.state} ({release.size} bytes, "
+                          f"sha256 {release.sha256})")
         if release.state != ReleaseState.READY:
             errors = "; ".join(release.self_test_report.get("errors", []))
             raise CommandError(f"self-test failed: {errors}")

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from releases_app.management.commands._common import (
-    VersionOptionMixin,
-    command_actor,
-    refused_as_error,
-)
+from core.commands import write_answer
+from releases_app.management.commands._common import ReleaseVersionCommand, command_actor, refused_as_error
 from releases_app.services import rollout_start
 
 
-class Command(VersionOptionMixin, BaseCommand):
+class Command(ReleaseVersionCommand):
     help = "Start rolling a ready release out on a channel: canaries first, then step by step."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--version", required=True, dest="release_version")
+    def add_release_arguments(self, parser):
         parser.add_argument("--channel", required=True)
         parser.add_argument("--canary", default="", help="Comma-separated worker ids that go first.")
         parser.add_argument("--steps", default=None,
                             help='JSON list, e.g. [{"canary":["w1"],"hold_s":1800,"approve":true},'
                                  '{"percent":50,"hold_s":1800},{"percent":100}]')
-        parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, *args, release_version: str, channel: str, canary: str, steps: str | None,
                as_json: bool, **options):
@@ -41,8 +36,6 @@ class Command(VersionOptionMixin, BaseCommand):
         answer = {"rollout_id": rollout.pk, "channel": channel, "version": release_version,
                   "state": rollout.state, "step": rollout.step_index, "steps": rollout.steps,
                   "targets": rollout.targets.count()}
-        if as_json:
-            self.stdout.write(json.dumps(answer))
-        else:
-            self.stdout.write(f"rollout {rollout.pk}: {release_version} on {channel}, step 0 of "
-                              f"{len(rollout.steps)}, {answer['targets']} workers reached")
+        write_answer(self, answer, as_json=as_json,
+                     text=f"rollout {rollout.pk}: {release_version} on {channel}, step 0 of "
+                          f"{len(rollout.steps)}, {answer['targets']} workers reached")
