@@ -94,6 +94,10 @@ def test_a_sqlite_portal_moves_to_postgres_with_every_row_and_working_keys(targe
     assert [label for label in EVERY_KIND if not after["counts"][label]] == []
     # Timestamps are the originals, not the time of the move (auto_now fields are not re-stamped).
     assert after["lead_times"] == before["lead_times"]
+    # The monitor's job counts (kept by triggers) arrive as they were, not counted a second time.
+    recount = _manage(postgres, "manage.py", "job_counts_reconcile")
+    assert recount.returncode == 0, recount.stderr[-3000:]
+    assert recount.stdout.strip().splitlines()[-1].startswith("0 correction(s)")
 
     again = _manage(sqlite, "manage.py", "move_to_postgres", "--target", target_url)
     assert again.returncode != 0 and "not empty" in again.stderr

@@ -92,9 +92,19 @@ def database_copy(*, source_alias: str, target_alias: str) -> dict[str, int]:
             # rows replace them, with their ids, so every reference to them stays right.
             names = ", ".join(target.ops.quote_name(model._meta.db_table) for model in ordered)
             cursor.execute(f"TRUNCATE {names} CASCADE")
+            # Rows that triggers derive from other rows (the job counts, kept by triggers on the
+            # jobs table) are copied as they are, so the triggers must not derive them a second
+            # time while the jobs land. USER leaves the foreign-key triggers on; they are checked
+            # before the triggers come back (a table with pending checks cannot be altered).
+            tables = [target.ops.quote_name(model._meta.db_table) for model in ordered]
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
             for model in ordered:
                 counts[model._meta.db_table] = _table_copy(model, source_alias=source_alias, cursor=cursor,
                                                            target=target)
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
             for statement in target.ops.sequence_reset_sql(no_style(), ordered):
                 cursor.execute(statement)
         for model in ordered:
