@@ -1,5 +1,6 @@
 """The load of the API bench: reference workers in client processes, each worker on its own thread.
 
+With `mode="heartbeat"` a worker only sends signed heartbeats, back to back.
 With `mode="exchange"` a worker instead sends one POST /jobs/exchange per round trip: the reports
 of the jobs it holds, and a pull of `batch` more (docs/API.md, "POST /jobs/exchange").
 
@@ -165,6 +166,29 @@ class _ExchangeWorker(_Worker):
                 time.sleep(0.02)
 
 
+class _HeartbeatWorker(_Worker):
+    """Signed heartbeats only, back to back: what one costs the server (`jobs` counts heartbeats)."""
+
+    def _loop(self) -> None:
+        end_at, start_at = self.end_at, self.start_at
+        while time.time() < end_at:
+            t0 = time.perf_counter()
+            try:
+                self.client.heartbeat(version="1.0.0", status="ok", running_jobs=0)
+            except Exception as exc:
+                self._error(exc)
+                continue
+            t1 = time.perf_counter()
+            done_at = time.time()
+            if start_at <= done_at <= end_at:
+                self.jobs += 1
+                self.pulls += 1
+                self.pull_ms.append((t1 - t0) * 1000)
+
+
+WORKER_CLASSES = {"v1": _Worker, "exchange": _ExchangeWorker, "heartbeat": _HeartbeatWorker}
+
+
 def client_process(*, index: int, kind: str, creds: list[dict[str, str]], base_urls: list[str],
                    batch: int, leads_per_job: int, stream_base: int, sync,
                    ready_made_reports: int = 0, mode: str = "v1") -> dict[str, Any]:
@@ -177,7 +201,7 @@ def client_process(*, index: int, kind: str, creds: list[dict[str, str]], base_u
     ready_made = [[stream.leads(leads_per_job) for _ in range(ready_made_reports)][::-1] for stream in streams]
     start_at, end_at = client_ready(sync)
     # The threads start at once: what they do before start_at is warm-up and is not counted.
-    worker_class = _ExchangeWorker if mode == "exchange" else _Worker
+    worker_class = WORKER_CLASSES[mode]
     workers = [
         worker_class(client=client, stream=streams[i], batch=batch, leads_per_job=leads_per_job,
                 start_at=start_at, end_at=end_at, ready_made=ready_made[i])

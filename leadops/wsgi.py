@@ -1,4 +1,8 @@
-"""WSGI entry point (the portal is served by daphne through ASGI; this is for tooling)."""
+"""WSGI entry point: the worker API and the admin under gunicorn in production (docs/DEPLOY.md).
+
+WebSockets (`/ws/`) and the SSE stream (`/api/v1/monitor/events`) need the ASGI entry point
+(`leadops/asgi.py`, daphne): the proxy sends those paths there.
+"""
 
 import os
 
@@ -6,3 +10,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadops.settings")
 application = get_wsgi_application()
+
+from leadops.servers import freeze_startup_heap  # noqa: E402
+
+freeze_startup_heap()
