@@ -170,20 +170,20 @@ class _HeartbeatWorker(_Worker):
     """Signed heartbeats only, back to back: what one costs the server (`jobs` counts heartbeats)."""
 
     def _loop(self) -> None:
-        end_at, start_at = self.end_at, self.start_at
-        while time.time() < end_at:
-            t0 = time.perf_counter()
+        while time.time() < self.end_at:
+            sent = time.perf_counter()
             try:
                 self.client.heartbeat(version="1.0.0", status="ok", running_jobs=0)
             except Exception as exc:
                 self._error(exc)
-                continue
-            t1 = time.perf_counter()
-            done_at = time.time()
-            if start_at <= done_at <= end_at:
-                self.jobs += 1
-                self.pulls += 1
-                self.pull_ms.append((t1 - t0) * 1000)
+            else:
+                self._heartbeat_done((time.perf_counter() - sent) * 1000)
+
+    def _heartbeat_done(self, elapsed_ms: float) -> None:
+        if self.start_at <= time.time() <= self.end_at:
+            self.jobs += 1
+            self.pulls += 1
+            self.pull_ms.append(elapsed_ms)
 
 
 WORKER_CLASSES = {"v1": _Worker, "exchange": _ExchangeWorker, "heartbeat": _HeartbeatWorker}

@@ -9,8 +9,11 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadops.settings")
-application = get_wsgi_application()
 
-from leadops.servers import freeze_startup_heap  # noqa: E402
+from leadops.proxy import ForwardedFor
+from leadops.servers import freeze_startup_heap
+
+# The client address from the proxy's X-Forwarded-For, as daphne's --proxy-headers does (leadops/proxy.py).
+application = ForwardedFor(get_wsgi_application())
 
 freeze_startup_heap()
