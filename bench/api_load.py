@@ -24,6 +24,11 @@ from typing import Any
 from bench.common import client_ready, wait_until
 from bench.leads import LeadStream
 
+# Fresh numbers one worker may make in one window (a 10 s window of 500-lead reports takes ~10,000);
+# with this size the number space holds STREAMS streams, and the bench reuses them in turn.
+STREAM_SIZE = 20_000
+STREAMS = 3_000
+
 
 def make_client(kind: str, base_url: str, cred: dict[str, str]):
     if kind == "reference":
@@ -195,7 +200,7 @@ def client_process(*, index: int, kind: str, creds: list[dict[str, str]], base_u
     # Workers are spread over the daphne processes round-robin (a proxy would do the same).
     clients = [make_client(kind, base_urls[(index * len(creds) + i) % len(base_urls)], cred)
                for i, cred in enumerate(creds)]
-    streams = [LeadStream(stream_base + i) for i in range(len(clients))]
+    streams = [LeadStream(stream_base + i, stream_size=STREAM_SIZE) for i in range(len(clients))]
     # Big reports are made before the clock starts: on a 2-core machine the load generator shares
     # the cores with the server, and making leads is the worker's cost, not the portal's.
     ready_made = [[stream.leads(leads_per_job) for _ in range(ready_made_reports)][::-1] for stream in streams]

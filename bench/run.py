@@ -38,7 +38,7 @@ from bench import (
     raw_queue,
 )
 from bench import servers as server_choice
-from bench.api_load import client_kind_available, client_process
+from bench.api_load import STREAMS, client_kind_available, client_process
 from leadops.servers import CHOSEN, KINDS
 
 SECTIONS = ("raw", "peer", "servers", "jobs", "ingest", "claim", "fleet", "monitor", "live", "alerts")
@@ -151,7 +151,8 @@ class Api:
         with common.Clients(CLIENT_PROCESSES) as clients:
             for index in range(CLIENT_PROCESSES):
                 creds = self.creds[index * per_process:(index + 1) * per_process]
-                stream_base = 1 + self.stream_counter
+                # Streams are reused in turn after STREAMS (a long run has hundreds of windows).
+                stream_base = 1 + self.stream_counter % (STREAMS - per_process)
                 self.stream_counter += per_process
                 ready_made = 0
                 if leads_per_job >= 100:

@@ -1,5 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels (daphne in production serves
-`/ws/` and the SSE stream; docs/DEPLOY.md)."""
+"""ASGI entry point served by daphne: HTTP through Django, WebSockets through Channels (docs/DEPLOY.md)."""
 
 import os
 

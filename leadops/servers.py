@@ -2,9 +2,8 @@
 
 The bench compares them (`make bench`, docs/PERFORMANCE.md, "Which server"), the end-to-end tests
 start them (`tests/e2e/servers.py`), and the deployment units in `deploy/` spell the same options
-(docs/DEPLOY.md). `CHOSEN` is the server of the worker API and the admin, picked by measurement;
-daphne stays for what must be asynchronous: WebSockets (`/ws/`) and the Server-Sent Events stream
-(`/api/v1/monitor/events`).
+(docs/DEPLOY.md). `CHOSEN` is the server of the portal, picked by measurement; `ASYNC` is the one
+that must serve WebSockets (`/ws/`) and the Server-Sent Events stream (`/api/v1/monitor/events`).
 
 Nothing here imports Django: the caller gives the environment.
 """
@@ -18,9 +17,11 @@ import sys
 KINDS = ("daphne", "uvicorn", "gunicorn-sync", "gunicorn-gthread", "granian-wsgi", "granian-asgi")
 ASGI_KINDS = frozenset({"daphne", "uvicorn", "granian-asgi"})
 
-# The worker API and admin server of production, `make bench` and the end-to-end tests.
-CHOSEN = "gunicorn-gthread"
-# The async server beside it: WebSockets and the SSE stream.
+# The server of production, of the API rows of `make bench` and of the end-to-end tests: the one with
+# the least server CPU per job and per heartbeat when the bench ran them side by side
+# (docs/PERFORMANCE.md, "Which server"). It also serves WebSockets, so one server runs everything.
+CHOSEN = "daphne"
+# The server of WebSockets (`/ws/`) and the SSE stream, which need ASGI.
 ASYNC = "daphne"
 
 # Threads per process of the threaded servers: a sync request thread per concurrent request while
@@ -32,18 +33,21 @@ TIMEOUT_S = 90
 
 
 def server_command(kind: str, *, port: int, host: str = "127.0.0.1", processes: int = 1,
-                   threads: int = THREADS, python: str = sys.executable) -> list[str]:
+                   threads: int = THREADS, python: str = sys.executable, proxy_headers: bool = False
+                   ) -> list[str]:
     """The argv that serves the portal with `kind` on host:port in `processes` processes.
 
     daphne has no worker processes of its own: run one command per process, each on its own port
-    (or unix socket), and spread the clients over them as a proxy would.
+    (or unix socket), and spread the clients over them as a proxy would. `proxy_headers`: behind a
+    proxy, take the client address from `X-Forwarded-For` (daphne only; production, `deploy/`).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown server kind {kind!r}; one of {', '.join(KINDS)}")
     if kind == "daphne":
         if processes != 1:
             raise ValueError("daphne runs one process per command: start several on several ports")
-        return [python, "-m", "daphne", "-b", host, "-p", str(port), "leadops.asgi:application"]
+        proxy = ["--proxy-headers"] if proxy_headers else []
+        return [python, "-m", "daphne", "-b", host, "-p", str(port), *proxy, "leadops.asgi:application"]
     if kind == "uvicorn":
         return [python, "-m", "uvicorn", "leadops.asgi:application", "--host", host, "--port", str(port),
                 "--workers", str(processes), "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",

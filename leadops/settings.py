@@ -46,8 +46,6 @@ LEADOPS_SIGNING_KEY = env.str("LEADOPS_SIGNING_KEY")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# Peers whose X-Forwarded-For the WSGI server believes (leadops/proxy.py); a unix socket always counts.
-LEADOPS_TRUSTED_PROXIES = env.list("LEADOPS_TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 
 INSTALLED_APPS = [
     "daphne",

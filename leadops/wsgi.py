@@ -1,7 +1,7 @@
-"""WSGI entry point: the worker API and the admin under gunicorn in production (docs/DEPLOY.md).
+"""WSGI entry point: for tooling and for the WSGI servers `make bench` compares (gunicorn, granian).
 
-WebSockets (`/ws/`) and the SSE stream (`/api/v1/monitor/events`) need the ASGI entry point
-(`leadops/asgi.py`, daphne): the proxy sends those paths there.
+Production runs the ASGI entry point under daphne (docs/DEPLOY.md): it measured the least CPU per
+request, and WebSockets (`/ws/`) and the SSE stream (`/api/v1/monitor/events`) need ASGI anyway.
 """
 
 import os
@@ -10,10 +10,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadops.settings")
 
-from leadops.proxy import ForwardedFor
 from leadops.servers import freeze_startup_heap
 
-# The client address from the proxy's X-Forwarded-For, as daphne's --proxy-headers does (leadops/proxy.py).
-application = ForwardedFor(get_wsgi_application())
+application = get_wsgi_application()
 
 freeze_startup_heap()

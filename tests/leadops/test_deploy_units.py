@@ -1,6 +1,7 @@
 """The production layout in deploy/ names things that exist: every command of the Procfile and the
 systemd units resolves (module, management command, app object) and parses with the server's own
-option parser, and the nginx config sends every WebSocket route and every async view to daphne."""
+option parser, the web command is the one the bench measured and the end-to-end tests run
+(`leadops.servers`), and the nginx config sends every WebSocket route and every async view to it."""
 
 from __future__ import annotations
 
@@ -16,10 +17,18 @@ from django.core.management import get_commands, load_command_class
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from leadops.routing import websocket_urlpatterns
-from leadops.servers import ASYNC, CHOSEN, server_command
+from leadops.servers import ASGI_KINDS, ASYNC, CHOSEN, server_command
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 DEPLOY = BASE_DIR / "deploy"
+# What a Procfile runner and systemd put in place of their variables.
+SUBSTITUTIONS = {"$PORT": "8000", "%i": "1"}
+
+
+def _split(command: str) -> list[str]:
+    for variable, value in SUBSTITUTIONS.items():
+        command = command.replace(variable, value)
+    return shlex.split(command)
 
 
 def procfile_commands() -> dict[str, list[str]]:
@@ -27,7 +36,7 @@ def procfile_commands() -> dict[str, list[str]]:
     for line in (DEPLOY / "Procfile").read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             name, _, command = line.partition(":")
-            commands[f"Procfile {name.strip()}"] = shlex.split(command)
+            commands[f"Procfile {name.strip()}"] = _split(command)
     return commands
 
 
@@ -36,7 +45,7 @@ def unit_commands() -> dict[str, list[str]]:
     for unit in sorted((DEPLOY / "systemd").glob("*.service")):
         starts = [line.split("=", 1)[1] for line in unit.read_text().splitlines() if line.startswith("ExecStart=")]
         assert len(starts) == 1, f"{unit.name}: one ExecStart expected"
-        commands[unit.name] = shlex.split(starts[0])
+        commands[unit.name] = _split(starts[0])
     return commands
 
 
@@ -61,13 +70,32 @@ def _app_object_exists(target: str) -> bool:
                for node in tree.body)
 
 
+def _without(argv: list[str], *options: str) -> list[str]:
+    """argv without the given options and their values."""
+    out, skip = [], False
+    for part in argv:
+        if skip:
+            skip = False
+        elif part in options:
+            skip = True
+        else:
+            out.append(part)
+    return out
+
+
 def test_the_layout_has_every_process_the_portal_needs():
-    names = {Path(argv[-1]).name if argv[1] == "manage.py" else argv[2] for argv in ALL_COMMANDS.values()}
-    for needed in ("gunicorn", "daphne", "qcluster", "alerts_evaluate"):
-        assert needed in names, f"no process runs {needed}"
-    assert set(procfile_commands()) == {"Procfile web", "Procfile async", "Procfile qcluster", "Procfile alerts"}
-    assert {"leadops-web.service", "leadops-async.service", "leadops-qcluster.service",
-            "leadops-alerts.service"} <= set(unit_commands())
+    def runs(argv: list[str]) -> str:
+        return argv[2]
+
+    procfile = {name.split()[1]: runs(argv) for name, argv in procfile_commands().items()}
+    assert procfile == {"web": "daphne", "qcluster": "qcluster", "alerts": "alerts_evaluate"}
+    units = {name: runs(argv) for name, argv in unit_commands().items()}
+    assert units == {"leadops-web@.service": "daphne", "leadops-qcluster.service": "qcluster",
+                     "leadops-alerts.service": "alerts_evaluate"}
+    target = (DEPLOY / "systemd" / "leadops.target").read_text()
+    for unit in ("leadops-web@1.service", "leadops-web@2.service", "leadops-qcluster.service",
+                 "leadops-alerts.service"):
+        assert unit in target
 
 
 @pytest.mark.parametrize("where", sorted(ALL_COMMANDS))
@@ -80,33 +108,22 @@ def test_each_command_resolves_and_parses(where):
         load_command_class(commands[name], name).create_parser("manage.py", name).parse_args(options)
         return
     assert importlib.util.find_spec(module) is not None, f"{where}: module {module} is not installed"
-    if module == "gunicorn":
-        from gunicorn.config import Config
+    assert module == "daphne", f"{where}: no check for module {module}"
+    from daphne.cli import CommandLineInterface
 
-        parsed = Config().parser().parse_args(args)
-        assert _app_object_exists(parsed.args[0])
-        assert parsed.worker_class == CHOSEN.removeprefix("gunicorn-"), "the web server is the chosen one"
-    elif module == "daphne":
-        from daphne.cli import CommandLineInterface
-
-        parsed = CommandLineInterface().parser.parse_args(args)
-        assert _app_object_exists(parsed.application)
-        assert parsed.proxy_headers, "daphne behind the proxy needs --proxy-headers for the client address"
-    else:
-        pytest.fail(f"{where}: no check for module {module}")
+    parsed = CommandLineInterface().parser.parse_args(args)
+    assert _app_object_exists(parsed.application)
+    assert parsed.proxy_headers, "daphne behind the proxy needs --proxy-headers for the client address"
 
 
-def test_the_bench_and_tests_run_the_same_servers_as_production():
-    """The Procfile's web line is `server_command(CHOSEN)` for a 2-core node; the unit differs only in
-    binding a unix socket."""
-    bench = server_command(CHOSEN, port=8000, processes=2)
-    web = procfile_commands()["Procfile web"]
-    assert web[1:] == bench[1:]
-    unit = unit_commands()["leadops-web.service"]
-    bind = unit.index("--bind")
-    assert unit[bind + 1].startswith("unix:")
-    assert unit[1:bind + 1] + unit[bind + 2:] == bench[1:bench.index("--bind") + 1] + bench[bench.index("--bind") + 2:]
-    assert procfile_commands()["Procfile async"][1:3] == server_command(ASYNC, port=8100)[1:3] == ["-m", "daphne"]
+def test_production_runs_the_server_the_bench_chose_with_the_same_command_line():
+    assert CHOSEN in ASGI_KINDS, "the chosen server must also serve WebSockets, or deploy/ needs a second server"
+    measured = server_command(CHOSEN, port=8000, proxy_headers=True)
+    assert procfile_commands()["Procfile web"][1:] == measured[1:]
+    unit = unit_commands()["leadops-web@.service"]
+    assert unit[unit.index("-u") + 1] == "/run/leadops/web-1.sock"
+    assert _without(unit, "-u")[1:] == _without(measured, "-b", "-p")[1:]
+    assert ASYNC == CHOSEN
 
 
 def _async_view_paths() -> list[str]:
@@ -124,15 +141,18 @@ def _async_view_paths() -> list[str]:
     return found
 
 
-def test_nginx_sends_websockets_and_async_views_to_daphne_and_the_rest_to_the_web_server():
+def test_nginx_sends_everything_to_the_daphne_sockets_websockets_and_streams_unbuffered():
     conf = (DEPLOY / "nginx" / "leadops.conf").read_text()
-    locations = dict(re.findall(r"location\s+(?:=\s+)?(\S+)\s*\{[^}]*?proxy_pass\s+http://(\w+);", conf))
-    assert locations["/"] == "leadops_web"
-    assert "web.sock" in conf and "async.sock" in conf
-    assert locations["/ws/"] == "leadops_async"
+    upstreams = dict(re.findall(r"upstream\s+(\w+)\s*\{([^}]*)\}", conf))
+    sockets = set(re.findall(r"unix:(\S+?);", upstreams["leadops"]))
+    assert sockets == {"/run/leadops/web-1.sock", "/run/leadops/web-2.sock"}, "one socket per leadops-web@N"
+    blocks = dict(re.findall(r"location\s+(?:=\s+)?(\S+)\s*\{([^}]*)\}", conf))
+    for path in ("/", "/ws/"):
+        assert "proxy_pass http://leadops;" in blocks[path]
+    assert "Upgrade $http_upgrade" in blocks["/ws/"]
     for pattern in websocket_urlpatterns:
         assert str(pattern.pattern).lstrip("^").startswith("ws/"), pattern
     async_paths = _async_view_paths()
     assert "/api/v1/monitor/events" in async_paths
     for path in async_paths:
-        assert locations.get(path) == "leadops_async", f"async view {path} must be routed to daphne"
+        assert path in blocks and "proxy_buffering off;" in blocks[path], f"stream {path} needs its own location"
