@@ -450,10 +450,13 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                      "leadops": f"{large['p50_ms']:.1f} / {large['p99_ms']:.1f}", "ceiling": None, "peer": None,
                      "ratio": None, "target": f"p99 ≤ {TARGET_CLAIM_P99_MS:.0f} ms",
                      "pass": large["p99_ms"] <= TARGET_CLAIM_P99_MS, "unit": "ms"})
-        ratio = claim["cost_ratio_p50"]
-        rows.append({"metric": f"claim cost, {int(sizes[-1]):,} vs {int(sizes[0]):,} ready (p50 ratio)",
-                     "leadops": f"{ratio:.2f}x", "ceiling": None, "peer": None, "ratio": None,
-                     "target": f"≤ {TARGET_CLAIM_RATIO}x", "pass": ratio <= TARGET_CLAIM_RATIO, "unit": "ms"})
+        # Both readings of "cost", each against the target: PostgreSQL's CPU per claim (steady) and the
+        # claim's p50 latency (what a worker waits; moves with the host's load).
+        for key, what in (("cost_ratio_postgres_cpu", "PostgreSQL CPU per claim"), ("cost_ratio_p50", "p50 latency")):
+            ratio = claim[key]
+            rows.append({"metric": f"claim cost, {int(sizes[-1]):,} vs {int(sizes[0]):,} ready ({what})",
+                         "leadops": f"{ratio:.2f}x", "ceiling": None, "peer": None, "ratio": None,
+                         "target": f"≤ {TARGET_CLAIM_RATIO}x", "pass": ratio <= TARGET_CLAIM_RATIO, "unit": "ms"})
     fleet_res = res.get("fleet") or {}
     if fleet_res.get("steps"):
         rows.append({"metric": f"fleet: simulated workers at pull p99 < {fleet.TARGET_P99_MS:.0f} ms "
