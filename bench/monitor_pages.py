@@ -41,10 +41,10 @@ FROM generate_series(1, %(leads)s) AS g
 
 COUNTERS_SQL = """
 INSERT INTO ingestion_ingestcounter (hour, local_day, provider, worker_id, added, duplicates,
-    duplicates_in_batch, duplicates_existing, invalid, updated_at)
+    duplicates_in_batch, duplicates_existing, invalid, suppressed, updated_at)
 SELECT date_trunc('hour', now()) - (h || ' hours')::interval,
        (date_trunc('hour', now()) - (h || ' hours')::interval)::date,
-       'prov-' || p, 'w-' || w, 40, 15, 5, 10, 1, now()
+       'prov-' || p, 'w-' || w, 40, 15, 5, 10, 1, 0, now()
 FROM generate_series(0, 7 * 24 - 1) AS h, generate_series(0, 2) AS p, generate_series(0, 15) AS w
 """
 
