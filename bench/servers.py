@@ -31,9 +31,21 @@ LOADS = {
 
 
 def measure(api: Any, *, runs: int, seconds: float, processes: int, leads_per_job: int,
-            log: Callable[[str], None]) -> dict[str, Any]:
+            log: Callable[[str], None], requested: str | None = None) -> dict[str, Any]:
     windows: dict[str, dict[str, list[dict[str, Any]]]] = {k: {load: [] for load in LOADS} for k in KINDS}
     expected = {load: spec["expected"] for load, spec in LOADS.items()}
+    try:
+        _run_all(api, windows, expected, runs=runs, seconds=seconds, processes=processes,
+                 leads_per_job=leads_per_job, log=log)
+    finally:
+        # The API rows that follow run the server the bench was asked for, not the last one tried.
+        api.stop()
+        api.kind = CHOSEN if requested is None else requested
+    return _summary(windows, runs=runs, seconds=seconds, processes=processes)
+
+
+def _run_all(api: Any, windows: dict[str, dict[str, list[dict[str, Any]]]], expected: dict[str, float], *,
+             runs: int, seconds: float, processes: int, leads_per_job: int, log: Callable[[str], None]) -> None:
     for run in range(runs):
         order = KINDS[run % len(KINDS):] + KINDS[:run % len(KINDS)]
         for kind in order:
@@ -52,6 +64,10 @@ def measure(api: Any, *, runs: int, seconds: float, processes: int, leads_per_jo
                 log(f"servers run {run + 1}: {kind:16} {load:9} {w['jobs_per_s']:7.0f}/s, "
                     f"server CPU {per:5.2f} ms each" + (f", errors {w['errors']}" if w["errors"] else ""))
             api.stop()
+
+
+def _summary(windows: dict[str, dict[str, list[dict[str, Any]]]], *, runs: int, seconds: float,
+             processes: int) -> dict[str, Any]:
     table: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
         row: dict[str, Any] = {}
