@@ -17,9 +17,9 @@ import sys
 KINDS = ("daphne", "uvicorn", "gunicorn-sync", "gunicorn-gthread", "granian-wsgi", "granian-asgi")
 ASGI_KINDS = frozenset({"daphne", "uvicorn", "granian-asgi"})
 
-# The server of production, of the API rows of `make bench` and of the end-to-end tests: the one with
-# the least server CPU per job and per heartbeat when the bench ran them side by side
-# (docs/PERFORMANCE.md, "Which server"). It also serves WebSockets, so one server runs everything.
+# The server of production, of the API rows of `make bench` and of the end-to-end tests. No other
+# server used less CPU per job in every run of the side-by-side comparison (docs/PERFORMANCE.md,
+# "Which server"), and daphne also serves WebSockets, so one server runs everything.
 CHOSEN = "daphne"
 # The server of WebSockets (`/ws/`) and the SSE stream, which need ASGI.
 ASYNC = "daphne"
