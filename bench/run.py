@@ -640,7 +640,8 @@ def main(argv: list[str] | None = None) -> int:
                     def _servers() -> None:
                         r = server_choice.measure(api, runs=plan.runs, seconds=plan.server_seconds,
                                                   processes=os.cpu_count() or 1, leads_per_job=LEADS_PER_JOB, log=log,
-                                                  requested=args.server)
+                                                  requested=args.server,
+                                                  loads=("exchange", "heartbeat") if plan.quick else tuple(server_choice.LOADS))
                         res["servers"] = r
                         log(f"servers: winner of this run by server CPU per job {r['winner_this_run']}; "
                             f"chosen {r['chosen']}")

@@ -31,12 +31,14 @@ LOADS = {
 
 
 def measure(api: Any, *, runs: int, seconds: float, processes: int, leads_per_job: int,
-            log: Callable[[str], None], requested: str | None = None) -> dict[str, Any]:
+            log: Callable[[str], None], requested: str | None = None,
+            loads: tuple[str, ...] = tuple(LOADS)) -> dict[str, Any]:
+    """`loads`: a subset of LOADS (`--quick` leaves out batch 1, the slowest window)."""
     windows: dict[str, dict[str, list[dict[str, Any]]]] = {k: {load: [] for load in LOADS} for k in KINDS}
     expected = {load: spec["expected"] for load, spec in LOADS.items()}
     try:
         _run_all(api, windows, expected, runs=runs, seconds=seconds, processes=processes,
-                 leads_per_job=leads_per_job, log=log)
+                 leads_per_job=leads_per_job, log=log, loads=loads)
     finally:
         # The API rows that follow run the server the bench was asked for, not the last one tried.
         api.stop()
@@ -45,12 +47,14 @@ def measure(api: Any, *, runs: int, seconds: float, processes: int, leads_per_jo
 
 
 def _run_all(api: Any, windows: dict[str, dict[str, list[dict[str, Any]]]], expected: dict[str, float], *,
-             runs: int, seconds: float, processes: int, leads_per_job: int, log: Callable[[str], None]) -> None:
+             runs: int, seconds: float, processes: int, leads_per_job: int, log: Callable[[str], None],
+             loads: tuple[str, ...]) -> None:
     for run in range(runs):
         order = KINDS[run % len(KINDS):] + KINDS[:run % len(KINDS)]
         for kind in order:
             api.start(processes, kind=kind)
-            for load, spec in LOADS.items():
+            for load in loads:
+                spec = LOADS[load]
                 w = api.window(batch=spec["batch"], seconds=seconds, leads_per_job=leads_per_job,
                                expected_jobs_per_s=expected[load], mode=spec["mode"])
                 if w["queue_ran_dry"]:
@@ -73,7 +77,7 @@ def _summary(windows: dict[str, dict[str, list[dict[str, Any]]]], *, runs: int, 
         row: dict[str, Any] = {}
         for load in LOADS:
             ws = windows[kind][load]
-            rates = [w["jobs_per_s"] for w in ws]
+            rates = [w["jobs_per_s"] for w in ws] or [float("nan")]
             per_item = [w["cpu_s"]["server"] * 1000 / w["jobs"] for w in ws if w["jobs"]]
             pg_item = [w["cpu_s"]["postgres"] * 1000 / w["jobs"] for w in ws if w["jobs"]]
             errors: dict[str, int] = {}
