@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.e2e.servers import ASYNC, CHOSEN, free_port, start_server
+from tests.e2e.servers import ASYNC, CHOSEN, free_port, server_stop, start_server
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -49,9 +49,9 @@ def _serve(kind: str, django_db_blocker):
     except RuntimeError as exc:
         pytest.fail(str(exc))
     try:
-        yield server.url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.stop()
+        server_stop(server)
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,15 @@
-"""Start the portal's HTTP servers for end-to-end tests: one function, the production command lines.
+"""The one place that knows how a live portal process is started in tests.
 
-`start_server(kind, port, env)` runs `leadops.servers.server_command` (the same argv the bench and
-`deploy/` use) on 127.0.0.1 and returns once the server answers. The worker-API tests run against
-`CHOSEN` (the server picked by measurement, docs/PERFORMANCE.md); the WebSocket and browser-monitor
-tests against `ASYNC` (daphne), as the proxy of docs/DEPLOY.md splits them.
+Every test that needs a real server process (the e2e portal, the rate-limit processes, the two-node
+test, the chaos run) starts it through `start_server(kind, port, env)`. The command line itself
+comes from `leadops.servers.server_command`, the same one the bench measures and `deploy/` runs.
+The worker-API tests use `CHOSEN` (the server picked by measurement, docs/PERFORMANCE.md, "Which
+server"); the WebSocket and browser-monitor tests `ASYNC` (daphne).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,21 +17,51 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from leadops.servers import ASYNC, CHOSEN, server_command
+import httpx
+
+from leadops.servers import ASYNC, CHOSEN, KINDS
+from leadops.servers import server_command as _server_argv
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 LOG_DIR = BASE_DIR / "test-artifacts"
+# "gunicorn" is gunicorn with its default sync workers, 2 processes (a second node of the two-node test).
+SERVER_KINDS = (*KINDS, "gunicorn")
 
-__all__ = ["ASYNC", "CHOSEN", "RunningServer", "free_port", "log_of", "start_server"]
+__all__ = ["ASYNC", "BASE_DIR", "CHOSEN", "LOG_DIR", "SERVER_KINDS", "free_port", "log_of", "server_command",
+           "server_kill", "server_stop", "sessions_end", "start_server"]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def server_command(kind: str, port: int) -> list[str]:
+    """The command line of one portal process of `kind` on 127.0.0.1:`port`."""
+    if kind == "gunicorn":
+        return _server_argv("gunicorn-sync", port=port, processes=2, python=sys.executable)
+    return _server_argv(kind, port=port, python=sys.executable)
+
+
+def start_server(kind: str, port: int, env: Mapping[str, str], *, log_name: str | None = None,
+                 timeout: float = 30.0) -> subprocess.Popen:
+    """Start a portal process and return it once it answers HTTP; its output goes to test-artifacts/
+    `<log_name or kind>-<port>.log`. Stop it with `server_stop` (or `sessions_end` for several)."""
+    LOG_DIR.mkdir(exist_ok=True)
+    log_path = LOG_DIR / f"{log_name or kind}-{port}.log"
+    with open(log_path, "ab") as log:
+        # A session of its own: gunicorn forks workers that hold the socket, and a kill must reach them.
+        process = subprocess.Popen(server_command(kind, port), cwd=BASE_DIR, env=dict(env), stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        server_wait_ready(process, f"http://127.0.0.1:{port}", timeout=timeout, log_path=log_path)
+    except BaseException:
+        server_stop(process)
+        raise
+    return process
 
 
 def log_of(url: str) -> Path:
@@ -41,61 +73,48 @@ def log_of(url: str) -> Path:
     return matches[-1]
 
 
-@dataclass
-class RunningServer:
-    kind: str
-    port: int
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM to the server's process group (a master and its workers), SIGKILL after `timeout`."""
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=timeout)
-
-
-def start_server(kind: str, port: int, env: Mapping[str, str], *, processes: int = 1,
-                 timeout: float = 30, log_name: str | None = None) -> RunningServer:
-    """Serve the portal with `kind` on 127.0.0.1:`port` under `env`; return when it answers HTTP.
-
-    Raises RuntimeError (with the log's tail) when the process exits or does not answer within
-    `timeout` seconds. The caller stops it with `.stop()`.
-    """
-    LOG_DIR.mkdir(exist_ok=True)
-    log_path = LOG_DIR / (log_name or f"{kind}-{port}.log")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            server_command(kind, port=port, processes=processes, python=sys.executable),
-            cwd=BASE_DIR, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    server = RunningServer(kind=kind, port=port, process=process, log_path=log_path)
+def server_wait_ready(process: subprocess.Popen, url: str, *, timeout: float, log_path: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{kind} exited early ({process.returncode}); {log_path}:\n{server.log_tail()}")
+            raise RuntimeError(f"the server exited early; see {log_path}:\n{log_path.read_text()[-2000:]}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"GET /api/v1/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                if sock.recv(16).startswith(b"HTTP/1."):
-                    return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"{kind} did not answer within {timeout:.0f} s; {log_path}:\n{server.log_tail()}")
+            httpx.get(f"{url}/api/v1/nothing", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer within {timeout:.0f} s; see {log_path}")
+
+
+def server_stop(process: subprocess.Popen, *, timeout: float = 10.0) -> None:
+    """Ask the server and what it forked to stop (SIGTERM); kill them when they do not within `timeout`."""
+    sessions_end([process], timeout=timeout)
+
+
+def server_kill(process: subprocess.Popen) -> None:
+    """SIGKILL the server and every process it forked, as a crash of the machine would."""
+    _signal_session(process, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_session(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole session is gone already
+        os.killpg(process.pid, signum)
+
+
+def sessions_end(processes: list[subprocess.Popen], *, timeout: float = 5.0) -> None:
+    """End processes started with `start_new_session=True` and all they forked (a q cluster's workers).
+
+    SIGTERM to every session at once, then wait; what still runs after `timeout` is killed.
+    """
+    # The leader may be gone while what it forked still runs (a killed gunicorn master): signal the
+    # session whatever the leader's state.
+    for process in processes:
+        _signal_session(process, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_session(process, signal.SIGKILL)
+            process.wait()

@@ -8,6 +8,7 @@ Both shared stores are checked: Redis (when REDIS_URL is set) and the database U
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import BASE_DIR, _database_url, _free_port
-from tests.e2e.servers import CHOSEN, RunningServer, start_server
+from tests.e2e.servers import CHOSEN, sessions_end, start_server
 from tests.factories import make_worker
 from worker_client.signing import sign_request
 
@@ -28,18 +29,19 @@ DURATION_S = 6.0
 THREADS = 6
 
 
-def start_portals(count: int, env: dict[str, str]) -> list[RunningServer]:
+def start_portals(count: int, env: dict[str, str]) -> tuple[list[str], list[subprocess.Popen]]:
     """`count` processes of the chosen server (tests/e2e/servers.py), each on its own port."""
-    servers: list[RunningServer] = []
+    urls: list[str] = []
+    processes: list[subprocess.Popen] = []
     try:
         for _ in range(count):
             port = _free_port()
-            servers.append(start_server(CHOSEN, port, env, timeout=60, log_name=f"ratelimit-{CHOSEN}-{port}.log"))
+            processes.append(start_server(CHOSEN, port, env, timeout=60, log_name=f"ratelimit-{CHOSEN}"))
+            urls.append(f"http://127.0.0.1:{port}")
     except RuntimeError as exc:
-        for server in servers:
-            server.stop()
+        sessions_end(processes)
         pytest.fail(str(exc))
-    return servers
+    return urls, processes
 
 
 @pytest.fixture(params=["redis", "database"])
@@ -57,12 +59,11 @@ def portals(request, django_db_blocker):
            "LEADOPS_REDIS_PREFIX": f"leadops-rl-{os.getpid()}-{time.time_ns()}"}
     if request.param == "database":
         env["REDIS_URL"] = ""
-    servers = start_portals(PROCESSES, env)
+    urls, processes = start_portals(PROCESSES, env)
     try:
-        yield request.param, [server.url for server in servers]
+        yield request.param, urls
     finally:
-        for server in servers:
-            server.stop()
+        sessions_end(processes)
 
 
 def test_a_worker_never_gets_more_than_its_rate_limit_across_four_processes(portals):
