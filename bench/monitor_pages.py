@@ -66,9 +66,9 @@ SELECT (SELECT id FROM queueing_provider ORDER BY id LIMIT 1 OFFSET (g %% 3)), '
     CASE WHEN g %% 4 IN (1, 2, 3) THEN now() - ((g %% 43200) || ' minutes')::interval END
 FROM generate_series(1, %(jobs)s) AS g;
 INSERT INTO queueing_jobattempt (id, job_id, number, state, claimed_at, lease_expires_at, finished_at,
-    reports, leads_added, leads_duplicates, leads_invalid, worker_id)
+    reports, leads_added, leads_duplicates, leads_invalid, worker_id, log_tail)
 SELECT gen_random_uuid(), j.id, 1, CASE WHEN j.id %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,
-    j.finished_at - interval '1 minute', j.finished_at, j.finished_at, 1, 5, 2, 0, 'w-' || (j.id %% 16)
+    j.finished_at - interval '1 minute', j.finished_at, j.finished_at, 1, 5, 2, 0, 'w-' || (j.id %% 16), ''
 FROM queueing_job j WHERE j.finished_at IS NOT NULL
 """
 
