@@ -1,5 +1,6 @@
 """The load of the API bench: reference workers in client processes, each worker on its own thread.
 
+With `mode="heartbeat"` a worker only sends signed heartbeats, back to back.
 With `mode="exchange"` a worker instead sends one POST /jobs/exchange per round trip: the reports
 of the jobs it holds, and a pull of `batch` more (docs/API.md, "POST /jobs/exchange").
 
@@ -22,6 +23,11 @@ from typing import Any
 
 from bench.common import client_ready, wait_until
 from bench.leads import LeadStream
+
+# Fresh numbers one worker may make in one window (a 10 s window of 500-lead reports takes ~10,000);
+# with this size the number space holds STREAMS streams, and the bench reuses them in turn.
+STREAM_SIZE = 20_000
+STREAMS = 3_000
 
 
 def make_client(kind: str, base_url: str, cred: dict[str, str]):
@@ -165,19 +171,42 @@ class _ExchangeWorker(_Worker):
                 time.sleep(0.02)
 
 
+class _HeartbeatWorker(_Worker):
+    """Signed heartbeats only, back to back: what one costs the server (`jobs` counts heartbeats)."""
+
+    def _loop(self) -> None:
+        while time.time() < self.end_at:
+            sent = time.perf_counter()
+            try:
+                self.client.heartbeat(version="1.0.0", status="ok", running_jobs=0)
+            except Exception as exc:
+                self._error(exc)
+            else:
+                self._heartbeat_done((time.perf_counter() - sent) * 1000)
+
+    def _heartbeat_done(self, elapsed_ms: float) -> None:
+        if self.start_at <= time.time() <= self.end_at:
+            self.jobs += 1
+            self.pulls += 1
+            self.pull_ms.append(elapsed_ms)
+
+
+WORKER_CLASSES = {"v1": _Worker, "exchange": _ExchangeWorker, "heartbeat": _HeartbeatWorker}
+
+
 def client_process(*, index: int, kind: str, creds: list[dict[str, str]], base_urls: list[str],
                    batch: int, leads_per_job: int, stream_base: int, sync,
                    ready_made_reports: int = 0, mode: str = "v1") -> dict[str, Any]:
     # Workers are spread over the daphne processes round-robin (a proxy would do the same).
     clients = [make_client(kind, base_urls[(index * len(creds) + i) % len(base_urls)], cred)
                for i, cred in enumerate(creds)]
-    streams = [LeadStream(stream_base + i) for i in range(len(clients))]
+    streams = [LeadStream(stream_base + i, stream_size=STREAM_SIZE) for i in range(len(clients))]
     # Big reports are made before the clock starts: on a 2-core machine the load generator shares
     # the cores with the server, and making leads is the worker's cost, not the portal's.
     ready_made = [[stream.leads(leads_per_job) for _ in range(ready_made_reports)][::-1] for stream in streams]
     start_at, end_at = client_ready(sync)
     # The threads start at once: what they do before start_at is warm-up and is not counted.
-    worker_class = _ExchangeWorker if mode == "exchange" else _Worker
+    worker_class = WORKER_CLASSES[mode]
     workers = [
         worker_class(client=client, stream=streams[i], batch=batch, leads_per_job=leads_per_job,
                 start_at=start_at, end_at=end_at, ready_made=ready_made[i])

@@ -96,5 +96,8 @@ class MiniClient:
                             {"attempt_id": str(attempt_id), "outcome": outcome, "leads": leads},
                             headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
 
+    def heartbeat(self, *, version: str, status: str, running_jobs: int) -> dict[str, Any]:
+        return self.request("POST", "/heartbeat", {"version": version, "status": status, "running_jobs": running_jobs})
+
     def exchange(self, reports: list[dict[str, Any]], max: int = 0) -> dict[str, Any]:
         return self.request("POST", "/jobs/exchange", {"reports": reports, "pull": {"max": max}})

@@ -1,5 +1,6 @@
 """The portal under test: a fresh database, migrations, workers and jobs through the management
-commands of docs/RUNBOOK.md, "Management commands", and daphne processes in production mode (DEBUG=False)."""
+commands of docs/RUNBOOK.md, "Management commands", and server processes (daphne, gunicorn, uvicorn,
+granian: `leadops/servers.py`) in production mode (DEBUG=False)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 from bench.common import ROOT, database_url, dsn, recreate_database
+from leadops.servers import server_command
 
 DB = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + ""
 PYTHON = sys.executable
@@ -118,6 +120,27 @@ def top_up(env: dict[str, str], wanted: int) -> int:
     return 0
 
 
+def clone_ready_jobs(count: int, *, database: str = DB) -> None:
+    """`count` more ready jobs in one `INSERT ... SELECT generate_series`: copies of a job that
+    `enqueue_jobs` made (provider, payload, limits as the portal writes them), fresh and queued.
+    For the million-job rows and the fleet's steady supply."""
+    with psycopg.connect(dsn(database), autocommit=True) as conn:
+        columns = [row[0] for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'queueing_job' "
+            "AND column_name <> 'id' ORDER BY ordinal_position").fetchall()]
+        template = conn.execute("SELECT min(id) FROM queueing_job").fetchone()[0]
+        if template is None:
+            raise RuntimeError("clone_ready_jobs needs one job to copy (enqueue_jobs first)")
+        names = ", ".join(f'"{c}"' for c in columns)
+        fresh = {"created_at": "now()", "updated_at": "now()", "run_at": "now()", "state": "'queued'",
+                 "attempts": "0", "current_attempt_id": "NULL", "leased_by_id": "NULL", "lease_expires_at": "NULL",
+                 "finished_at": "NULL", "last_error": "NULL", "leads_added": "0", "dead_reason": "''"}
+        picks = ", ".join(fresh.get(c, f't."{c}"') for c in columns)
+        conn.execute(f"INSERT INTO queueing_job ({names}) SELECT {picks} FROM queueing_job t, "
+                     "generate_series(1, %s) WHERE t.id = %s", [count, template])
+        conn.execute("ANALYZE queueing_job")
+
+
 def db_stats() -> dict[str, int]:
     with psycopg.connect(dsn(DB)) as conn:
         row = conn.execute(
@@ -134,15 +157,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Daphne:
-    """One daphne process serving leadops.asgi on 127.0.0.1."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a server's master and its worker processes), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
 
-    def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
+
+class Server:
+    """One server command (leadops.servers.server_command) serving the portal on 127.0.0.1.
+
+    `processes` > 1 means the server's own worker processes behind one port (gunicorn, uvicorn,
+    granian); daphne has none, so the bench starts several `Server`s for it, one port each.
+    """
+
+    def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None, *, kind: str = "daphne",
+                 processes: int = 1) -> None:
+        self.kind = kind
+        self.processes = processes
         self.port = port or free_port()
-        self.log_path = log_dir / f"daphne-{self.port}.log"
+        self.log_path = log_dir / f"{kind}-{self.port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - open for the life of the process
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "leadops.asgi:application"],
+            server_command(kind, port=self.port, processes=processes, python=PYTHON),
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -154,20 +204,26 @@ class Daphne:
     def pid(self) -> int:
         return self.proc.pid
 
+    def pids(self) -> list[int]:
+        """The processes whose CPU is the server's: the command and every process it started."""
+        return process_tree(self.proc.pid)
+
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited ({self.proc.returncode}); log:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.kind} exited ({self.proc.returncode}); log:\n{self.log_tail()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                     sock.sendall(b"GET /api/v1/config HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                    if sock.recv(64).startswith(b"HTTP/1.1"):
+                    # Every worker process must have started, not only the first to answer.
+                    if sock.recv(64).startswith(b"HTTP/1.1") and (self.processes == 1
+                                                                    or len(self.pids()) > self.processes):
                         return
             except OSError:
                 pass
             time.sleep(0.3)
-        raise RuntimeError(f"daphne on port {self.port} not ready after {timeout:.0f}s; log:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.kind} on port {self.port} not ready after {timeout:.0f}s; log:\n{self.log_tail()}")
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -179,11 +235,14 @@ class Daphne:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self._log.close()
+
+
+Daphne = Server
 
 
 def new_log_dir() -> Path:

@@ -3,7 +3,7 @@ and Procrastinate, in one run; one table on stdout, the same as JSON in bench/re
 
     .venv/bin/python -m bench.run                  # everything (about 6-8 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick          # a smoke run: a few seconds per metric
-    .venv/bin/python -m bench.run --only jobs      # jobs | ingest | raw | peer | monitor | live | alerts, or a comma list
+    .venv/bin/python -m bench.run --only jobs      # raw | peer | servers | jobs | ingest | claim | fleet | monitor | live | alerts
 
 See docs/PERFORMANCE.md for what each number means and how to read it.
 """
@@ -25,10 +25,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import alert_latency, common, live_latency, monitor_pages, peer, portal, raw_ingest, raw_queue
-from bench.api_load import client_kind_available, client_process
+from bench import (
+    alert_latency,
+    claim_cost,
+    common,
+    fleet,
+    live_latency,
+    monitor_pages,
+    peer,
+    portal,
+    raw_ingest,
+    raw_queue,
+)
+from bench import servers as server_choice
+from bench.api_load import STREAMS, client_kind_available, client_process
+from leadops.servers import CHOSEN, KINDS
 
-SECTIONS = ("raw", "peer", "jobs", "ingest", "monitor", "live", "alerts")
+SECTIONS = ("raw", "peer", "servers", "jobs", "ingest", "claim", "fleet", "monitor", "live", "alerts")
+API_SECTIONS = {"servers", "jobs", "ingest", "claim", "fleet"}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 WORKERS = 16
@@ -40,6 +54,10 @@ TARGET_BATCH10 = 2_000.0
 TARGET_EXCHANGE_SHARE = 0.10
 TARGET_INGEST = 10_000.0
 TARGET_INGEST_SHARE = 0.35
+TARGET_HEARTBEAT_CPU_MS = 1.5
+TARGET_CLAIM_P99_MS = 20.0
+TARGET_CLAIM_RATIO = 1.2
+CLAIM_SIZES = (10_000, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -51,14 +69,22 @@ class Plan:
     raw_seconds: float
     peer_jobs: int
     peer_runs: int
+    server_seconds: float
+    claim_seconds: float
+    claim_sizes: tuple[int, ...]
+    fleet_sizes: tuple[int, ...]
+    fleet_ramp_s: float
+    fleet_seconds: float
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
             return cls(quick=True, runs=1, api_seconds=3, trial_seconds=2, raw_seconds=2, peer_jobs=300,
-                       peer_runs=1)
+                       peer_runs=1, server_seconds=3, claim_seconds=2, claim_sizes=(10_000, 100_000),
+                       fleet_sizes=(100, 250), fleet_ramp_s=5, fleet_seconds=8)
         return cls(quick=False, runs=3, api_seconds=10, trial_seconds=6, raw_seconds=5, peer_jobs=1_500,
-                   peer_runs=3)
+                   peer_runs=3, server_seconds=8, claim_seconds=5, claim_sizes=CLAIM_SIZES,
+                   fleet_sizes=(100, 250, 500, 1_000, 1_500, 2_000), fleet_ramp_s=10, fleet_seconds=30)
 
 
 def log(message: str) -> None:
@@ -71,14 +97,15 @@ def log(message: str) -> None:
 class Api:
     """The portal under test and its fleet of bench workers."""
 
-    def __init__(self, *, redis: bool, pool: bool, client: str, profile_dir: Path | None) -> None:
+    def __init__(self, *, redis: bool, pool: bool, client: str, profile_dir: Path | None, kind: str = CHOSEN) -> None:
         self.log_dir = portal.new_log_dir()
         self.env = portal.bench_env(redis=redis, pool=pool, log_dir=self.log_dir)
         self.redis = redis
         self.pool = pool
         self.client = client_kind_available(client)
         self.profile_dir = profile_dir
-        self.daphnes: list[portal.Daphne] = []
+        self.servers: list[portal.Server] = []
+        self.kind = kind
         self.creds: list[dict[str, str]] = []
         self.stream_counter = 0
         self.profiles: dict[str, dict[str, float]] = {}
@@ -89,17 +116,30 @@ class Api:
         log(f"portal: {WORKERS} workers through create_worker --rate-limit 1000000 --json")
         self.creds = portal.create_workers(self.env, WORKERS)
 
-    def start(self, processes: int) -> None:
+    def start(self, processes: int, kind: str | None = None) -> None:
+        """Serve the portal with `kind` (default: the chosen server) in `processes` processes.
+
+        daphne runs one process per port (the clients spread over the ports as a proxy would); the
+        others run their own worker processes behind one port.
+        """
         self.stop()
-        self.daphnes = [portal.Daphne(self.env, self.log_dir) for _ in range(processes)]
-        for daphne in self.daphnes:
-            daphne.wait_ready()
-        log(f"daphne x{processes} on ports {', '.join(str(d.port) for d in self.daphnes)}")
+        self.kind = kind or self.kind
+        if self.kind == "daphne":
+            self.servers = [portal.Server(self.env, self.log_dir, kind="daphne") for _ in range(processes)]
+        else:
+            self.servers = [portal.Server(self.env, self.log_dir, kind=self.kind, processes=processes)]
+        for server in self.servers:
+            server.wait_ready()
+        log(f"{self.kind} x{processes} on port(s) {', '.join(str(d.port) for d in self.servers)}")
+
+    @property
+    def processes(self) -> int:
+        return sum(server.processes for server in self.servers)
 
     def stop(self) -> None:
-        for daphne in self.daphnes:
-            daphne.stop()
-        self.daphnes = []
+        for server in self.servers:
+            server.stop()
+        self.servers = []
 
     def window(self, *, batch: int, seconds: float, leads_per_job: int, expected_jobs_per_s: float,
                profile_name: str | None = None, mode: str = "v1") -> dict[str, Any]:
@@ -107,11 +147,12 @@ class Api:
         wanted = int(expected_jobs_per_s * seconds * 1.6) + WORKERS * batch * 2 + 50
         added = portal.top_up(self.env, wanted)
         per_process = WORKERS // CLIENT_PROCESSES
-        urls = [d.url for d in self.daphnes]
+        urls = [d.url for d in self.servers]
         with common.Clients(CLIENT_PROCESSES) as clients:
             for index in range(CLIENT_PROCESSES):
                 creds = self.creds[index * per_process:(index + 1) * per_process]
-                stream_base = 1 + self.stream_counter
+                # Streams are reused in turn after STREAMS (a long run has hundreds of windows).
+                stream_base = 1 + self.stream_counter % (STREAMS - per_process)
                 self.stream_counter += per_process
                 ready_made = 0
                 if leads_per_job >= 100:
@@ -124,13 +165,13 @@ class Api:
             start_at, end_at = clients.start(warmup_s=1.0, seconds=seconds)
             profilers = self._profilers(profile_name, start_at, seconds) if profile_name else []
             common.wait_until(start_at)
-            pids = [d.pid for d in self.daphnes]
-            daphne0 = common.cpu_snapshot(pids)
+            pids = [pid for server in self.servers for pid in server.pids()]
+            server0 = common.cpu_snapshot(pids)
             pg0 = common.cpu_snapshot(common.postgres_pids(portal.DB))
             machine0 = common.machine_cpu_seconds()
             db0 = portal.db_stats()
             common.wait_until(end_at)
-            daphne1 = common.cpu_snapshot(pids)
+            server1 = common.cpu_snapshot([pid for server in self.servers for pid in server.pids()])
             pg1 = common.cpu_snapshot(common.postgres_pids(portal.DB))
             machine1 = common.machine_cpu_seconds()
             db1 = portal.db_stats()
@@ -144,7 +185,7 @@ class Api:
         if profilers:
             from bench import hotspots
 
-            files = [str(p) for p in sorted(self.profile_dir.glob(f"{profile_name}-daphne*.txt"))]
+            files = [str(p) for p in sorted(self.profile_dir.glob(f"{profile_name}-server*.txt"))]
             if files:
                 self.profiles[profile_name] = {k: round(v, 4) for k, v in hotspots.summarize(files).items()}
         jobs = sum(r["jobs"] for r in results)
@@ -158,19 +199,19 @@ class Api:
                 errors[key] = errors.get(key, 0) + value
             samples.extend(r["error_samples"])
         counts = {name: sum(r["counts"].get(name, 0) for r in results) for name in ("added", "duplicates", "invalid")}
-        server_cpu = common.cpu_used(daphne0, daphne1)
+        server_cpu = common.cpu_used(server0, server1)
         pg_cpu = common.cpu_used(pg0, pg1)
         client_cpu = sum(r["cpu_s"] for r in results)
         busy = machine1 - machine0
         db_delta = {k: db1[k] - db0[k] for k in db0}
         empty = sum(r["empty_pulls"] for r in results)
         return {
-            "batch": batch, "seconds": seconds, "daphne_processes": len(self.daphnes),
+            "batch": batch, "seconds": seconds, "server": self.kind, "server_processes": self.processes,
             "jobs": jobs, "jobs_per_s": jobs / seconds, "leads": leads, "leads_per_s": leads / seconds,
             "pulls": sum(r["pulls"] for r in results), "empty_pulls": empty, "queue_ran_dry": empty > 0,
             "pull_ms": pull_ms, "report_ms": report_ms,
             "counts": counts, "errors": errors, "error_samples": samples[:5], "jobs_enqueued_before": added,
-            "cpu_s": {"daphne": round(server_cpu, 2), "postgres": round(pg_cpu, 2), "clients": round(client_cpu, 2),
+            "cpu_s": {"server": round(server_cpu, 2), "postgres": round(pg_cpu, 2), "clients": round(client_cpu, 2),
                       # everything else on the machine: other people's work on a shared host
                       "other": round(max(0.0, busy - server_cpu - pg_cpu - client_cpu), 2),
                       "machine_busy": round(busy, 2), "machine_capacity": round(seconds * (os.cpu_count() or 1), 2)},
@@ -185,10 +226,10 @@ class Api:
         self.profile_dir.mkdir(parents=True, exist_ok=True)
         procs = []
         delay = max(0.0, start_at - time.time())
-        for daphne in self.daphnes:
-            out = self.profile_dir / f"{name}-daphne{daphne.port}.txt"
+        for server in self.servers:
+            out = self.profile_dir / f"{name}-server{server.port}.txt"
             cmd = (f"sleep {delay:.2f}; exec {spy} record --nonblocking --gil --rate 250 --format raw "
-                   f"--duration {int(seconds)} --pid {daphne.pid} --output {out}")
+                   f"--subprocesses --duration {int(seconds)} --pid {server.pid} --output {out}")
             procs.append(subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return procs
 
@@ -214,7 +255,7 @@ def summarize_windows(windows: list[dict[str, Any]], *, rate_key: str) -> dict[s
         "queue_ran_dry": any(w["queue_ran_dry"] for w in windows),
         "lead_counts": counts, "duplicate_share": counts["duplicates"] / total,
         "per_job": {
-            "daphne_cpu_ms": round(cpu["daphne"] * 1000 / jobs, 3),
+            "server_cpu_ms": round(cpu["server"] * 1000 / jobs, 3),
             "postgres_cpu_ms": round(cpu["postgres"] * 1000 / jobs, 3),
             "client_cpu_ms": round(cpu["clients"] * 1000 / jobs, 3),
             "db_commits": round(db["xact_commit"] / jobs, 2),
@@ -222,14 +263,14 @@ def summarize_windows(windows: list[dict[str, Any]], *, rate_key: str) -> dict[s
             "rows_updated": round(db["tup_updated"] / jobs, 2),
         },
         "cpu_share": {k: round(cpu[k] / cpu["machine_capacity"], 3)
-                      for k in ("daphne", "postgres", "clients", "other", "machine_busy")},
+                      for k in ("server", "postgres", "clients", "other", "machine_busy")},
         "windows": [{k: v for k, v in w.items() if k not in ("pull_ms", "report_ms")} for w in windows],
     }
 
 
-def measure_jobs(api: Api, plan: Plan, daphne_choice: str, results: dict[str, Any]) -> None:
+def measure_jobs(api: Api, plan: Plan, processes_choice: str, results: dict[str, Any]) -> None:
     expected = {1: 300.0, 10: 600.0}
-    if daphne_choice == "auto":
+    if processes_choice == "auto":
         trials = {}
         for processes in (1, 2):
             api.start(processes)
@@ -237,13 +278,14 @@ def measure_jobs(api: Api, plan: Plan, daphne_choice: str, results: dict[str, An
                            expected_jobs_per_s=expected[1])
             trials[processes] = w["jobs_per_s"]
             expected[1] = max(expected[1], w["jobs_per_s"] * 1.3)
-            log(f"trial: daphne x{processes}, batch 1: {w['jobs_per_s']:.0f} jobs/s")
+            log(f"trial: {api.kind} x{processes}, batch 1: {w['jobs_per_s']:.0f} jobs/s")
         chosen = max(trials, key=lambda k: trials[k])
-        results["daphne"] = {"chosen": chosen, "trial_batch1_jobs_per_s": trials, "how": "trial at batch 1, higher wins"}
+        results["processes"] = {"server": api.kind, "chosen": chosen, "trial_batch1_jobs_per_s": trials,
+                                "how": "trial at batch 1, higher wins"}
     else:
-        chosen = int(daphne_choice)
-        results["daphne"] = {"chosen": chosen, "how": "--daphne"}
-    if len(api.daphnes) != chosen:
+        chosen = int(processes_choice)
+        results["processes"] = {"server": api.kind, "chosen": chosen, "how": "--processes"}
+    if api.processes != chosen:
         api.start(chosen)
     for batch in (1, 10):
         if batch == 10:
@@ -288,7 +330,7 @@ def measure_jobs(api: Api, plan: Plan, daphne_choice: str, results: dict[str, An
     results["exchange10"] = summarize_windows(windows, rate_key="jobs_per_s")
 
 
-def measure_ingest(api: Api, plan: Plan, daphne_choice: str, results: dict[str, Any],
+def measure_ingest(api: Api, plan: Plan, processes_choice: str, results: dict[str, Any],
                    raw_results: dict[str, Any] | None = None) -> None:
     """LeadOps ingestion runs, each right after one run of the raw ceiling when `raw_results` is given.
 
@@ -296,8 +338,8 @@ def measure_ingest(api: Api, plan: Plan, daphne_choice: str, results: dict[str, 
     before LeadOps moved the share between 30% and 48% with the same code. Alternating the two and
     taking the median of each pair's ratio lets a slow minute weigh on both sides of its pair.
     """
-    if not api.daphnes:
-        api.start(2 if daphne_choice == "auto" else int(daphne_choice))
+    if not api.servers:
+        api.start(2 if processes_choice == "auto" else int(processes_choice))
     windows = []
     ceilings: list[dict[str, Any]] = []
     expected_jobs = 20.0
@@ -316,7 +358,8 @@ def measure_ingest(api: Api, plan: Plan, daphne_choice: str, results: dict[str, 
         api.window(batch=10, seconds=plan.api_seconds, leads_per_job=LEADS_PER_INGEST_REPORT,
                    expected_jobs_per_s=expected_jobs, profile_name="ingest")
     results.update(summarize_windows(windows, rate_key="leads_per_s"))
-    results["daphne_processes"] = len(api.daphnes)
+    results["server"] = api.kind
+    results["server_processes"] = api.processes
     results["leads_per_report"] = LEADS_PER_INGEST_REPORT
     if raw_results is not None and ceilings:
         rates = [c["leads_per_s"] for c in ceilings]
@@ -383,6 +426,43 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                  "target": f"≥ {TARGET_EXCHANGE_SHARE:.0%} of ceiling and ≥ 3× peer",
                  "pass": None if ex is None or raw10 is None or peer2 is None
                  else ex >= TARGET_EXCHANGE_SHARE * raw10 and ex >= 3 * peer2, "unit": "jobs/s"})
+    for key, label in (("batch1", "v1 batch 1"), ("exchange10", "exchange 10+10")):
+        server_ms = get(api, key, "per_job", "server_cpu_ms")
+        pg_ms = get(api, key, "per_job", "postgres_cpu_ms")
+        rows.append({"metric": f"CPU ms per job, server / PostgreSQL ({label}, {api.get('server', '?')})",
+                     "leadops": None if server_ms is None else f"{server_ms:.2f} / {pg_ms:.2f}", "ceiling": None,
+                     "peer": None, "ratio": None, "target": "-", "pass": None, "unit": "ms"})
+    servers_res = res.get("servers") or {}
+    heartbeat_ms = get(servers_res, "table", servers_res.get("chosen", ""), "heartbeat", "server_cpu_ms")
+    rows.append({"metric": f"signed heartbeat: server CPU ms ({servers_res.get('chosen', '-')})",
+                 "leadops": heartbeat_ms, "ceiling": None, "peer": None, "ratio": None,
+                 "target": f"≤ {TARGET_HEARTBEAT_CPU_MS} ms",
+                 "pass": None if heartbeat_ms is None else heartbeat_ms <= TARGET_HEARTBEAT_CPU_MS, "unit": "ms"})
+    claim = res.get("claim") or {}
+    sizes = list((claim.get("sizes") or {}).keys())
+    if sizes:
+        small, large = claim["sizes"][sizes[0]], claim["sizes"][sizes[-1]]
+        rows.append({"metric": f"claim p50 / p99 ms, 16 workers, {int(sizes[0]):,} ready (jobs_pull, no HTTP)",
+                     "leadops": f"{small['p50_ms']:.1f} / {small['p99_ms']:.1f}", "ceiling": None, "peer": None,
+                     "ratio": None, "target": f"p99 ≤ {TARGET_CLAIM_P99_MS:.0f} ms",
+                     "pass": small["p99_ms"] <= TARGET_CLAIM_P99_MS, "unit": "ms"})
+        rows.append({"metric": f"claim p50 / p99 ms, 16 workers, {int(sizes[-1]):,} ready",
+                     "leadops": f"{large['p50_ms']:.1f} / {large['p99_ms']:.1f}", "ceiling": None, "peer": None,
+                     "ratio": None, "target": f"p99 ≤ {TARGET_CLAIM_P99_MS:.0f} ms",
+                     "pass": large["p99_ms"] <= TARGET_CLAIM_P99_MS, "unit": "ms"})
+        # Both readings of "cost", each against the target: PostgreSQL's CPU per claim (steady) and the
+        # claim's p50 latency (what a worker waits; moves with the host's load).
+        for key, what in (("cost_ratio_postgres_cpu", "PostgreSQL CPU per claim"), ("cost_ratio_p50", "p50 latency")):
+            ratio = claim[key]
+            rows.append({"metric": f"claim cost, {int(sizes[-1]):,} vs {int(sizes[0]):,} ready ({what})",
+                         "leadops": f"{ratio:.2f}x", "ceiling": None, "peer": None, "ratio": None,
+                         "target": f"≤ {TARGET_CLAIM_RATIO}x", "pass": ratio <= TARGET_CLAIM_RATIO, "unit": "ms"})
+    fleet_res = res.get("fleet") or {}
+    if fleet_res.get("steps"):
+        rows.append({"metric": f"fleet: simulated workers at pull p99 < {fleet.TARGET_P99_MS:.0f} ms "
+                               f"({fleet_res['server']} x{fleet_res['server_processes']})",
+                     "leadops": float(fleet_res["largest_passing"]), "ceiling": None, "peer": None, "ratio": None,
+                     "target": f"≥ {fleet.TARGET_WORKERS:,}", "pass": fleet_res["pass"], "unit": "workers"})
     for batch in (1, 10):
         p50 = get(api, f"batch{batch}", "pull_p50_ms")
         p99 = get(api, f"batch{batch}", "pull_p99_ms")
@@ -459,11 +539,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: one short run per metric")
-    parser.add_argument("--only", default="", help="jobs, ingest, raw, peer, monitor, live or alerts (comma-separated for several)")
+    parser.add_argument("--only", default="", help=f"{', '.join(SECTIONS)} (comma-separated for several)")
     parser.add_argument("--client", choices=("auto", "reference", "mini"), default="auto",
                         help="auto: worker_client.LeadOpsClient when it imports, else bench.miniclient")
-    parser.add_argument("--daphne", choices=("auto", "1", "2", "3", "4"), default="auto",
-                        help="daphne processes; auto tries 1 and 2 at batch 1 and keeps the faster")
+    parser.add_argument("--server", choices=KINDS, default=CHOSEN,
+                        help=f"the server of the API rows (default {CHOSEN}, the one chosen by the servers section)")
+    parser.add_argument("--processes", choices=("auto", "1", "2", "3", "4"), default="auto",
+                        help="server processes of the API rows; auto tries 1 and 2 at batch 1 and keeps the faster")
     parser.add_argument("--no-redis", action="store_true", help="nonces and rate limits in PostgreSQL instead")
     parser.add_argument("--no-pool", action="store_true", help="LEADOPS_DB_POOL=False (persistent connections)")
     parser.add_argument("--profile", type=Path, default=None,
@@ -542,33 +624,62 @@ def main(argv: list[str] | None = None) -> int:
             res["peer"] = {"name": "procrastinate", "version": two["version"], "two_processes": two, "one_process": one}
         section("peer", _peer)
 
-    if {"jobs", "ingest"} & args.sections:
+    if API_SECTIONS & args.sections:
         use_redis = not args.no_redis and portal.redis_reachable()
         if not args.no_redis and not use_redis:
             res["notes"].append("Redis not reachable: nonces and rate limits went to PostgreSQL")
-        api = Api(redis=use_redis, pool=not args.no_pool, client=args.client, profile_dir=args.profile)
-        res["api"] = {"client": api.client, "redis": use_redis, "db_pool": not args.no_pool}
-        log(f"API: client {api.client}, redis {'on' if use_redis else 'off'}, pool {'on' if not args.no_pool else 'off'}; "
-            f"logs in {api.log_dir}")
+        api = Api(redis=use_redis, pool=not args.no_pool, client=args.client, profile_dir=args.profile,
+                  kind=args.server)
+        res["api"] = {"client": api.client, "redis": use_redis, "db_pool": not args.no_pool, "server": args.server}
+        log(f"API: server {args.server}, client {api.client}, redis {'on' if use_redis else 'off'}, "
+            f"pool {'on' if not args.no_pool else 'off'}; logs in {api.log_dir}")
         try:
             section("portal setup", api.setup)
             if api.creds:
+                if "servers" in args.sections:
+                    def _servers() -> None:
+                        r = server_choice.measure(api, runs=plan.runs, seconds=plan.server_seconds,
+                                                  processes=os.cpu_count() or 1, leads_per_job=LEADS_PER_JOB, log=log,
+                                                  requested=args.server,
+                                                  loads=("exchange", "heartbeat") if plan.quick else tuple(server_choice.LOADS))
+                        res["servers"] = r
+                        log(f"servers: winner of this run by server CPU per job {r['winner_this_run']}; "
+                            f"chosen {r['chosen']}")
+                    section("server comparison", _servers)
                 if "jobs" in args.sections:
-                    section("API job path", lambda: measure_jobs(api, plan, args.daphne, res["api"]))
+                    section("API job path", lambda: measure_jobs(api, plan, args.processes, res["api"]))
                 if "ingest" in args.sections:
                     res["api"]["ingest"] = {}
-                    section("API ingestion", lambda: measure_ingest(api, plan, args.daphne, res["api"]["ingest"],
+                    section("API ingestion", lambda: measure_ingest(api, plan, args.processes, res["api"]["ingest"],
                                                                     res.get("raw", {}).get("ingest")))
-                section("queries per request", lambda: res["api"].__setitem__("queries_per_request", measure_queries(api)))
-            for daphne in api.daphnes:
-                if "Traceback" in daphne.log_tail(200_000):
-                    res["notes"].append(f"daphne on {daphne.port} logged a traceback; see {daphne.log_path}")
+                if {"jobs", "ingest"} & args.sections:
+                    section("queries per request",
+                            lambda: res["api"].__setitem__("queries_per_request", measure_queries(api)))
+                if "fleet" in args.sections:
+                    def _fleet() -> None:
+                        if api.kind != args.server or not api.servers:
+                            api.start(os.cpu_count() or 1, kind=args.server)
+                        portal.top_up(api.env, 1)       # a job for clone_ready_jobs to copy
+                        res["fleet"] = fleet.measure(api, api.env, sizes=plan.fleet_sizes, ramp_s=plan.fleet_ramp_s,
+                                                     seconds=plan.fleet_seconds, log=log)
+                    section("fleet capacity", _fleet)
+                if "claim" in args.sections:
+                    def _claim() -> None:
+                        api.stop()
+                        portal.top_up(api.env, 1)
+                        res["claim"] = claim_cost.measure(api.env, [c["worker_id"] for c in api.creds],
+                                                          seconds=plan.claim_seconds, runs=plan.runs,
+                                                          sizes=plan.claim_sizes, log=log)
+                    section("claim cost", _claim)
+            for log_path in sorted(api.log_dir.glob("*.log")):
+                if "Traceback" in log_path.read_text(errors="replace")[-200_000:]:
+                    res["notes"].append(f"a server logged a traceback; see {log_path}")
         finally:
             api.stop()
         if api.profiles:
             res["api"]["profile_shares"] = api.profiles
-        if "daphne" in res["api"]:
-            res["daphne"] = res["api"]["daphne"]
+        if "processes" in res["api"]:
+            res["processes"] = res["api"]["processes"]
 
     if "monitor" in args.sections:
         def _monitor() -> None:
@@ -614,9 +725,14 @@ def main(argv: list[str] | None = None) -> int:
     print(res["table_text"])
     print("ratio = LeadOps / ceiling (same run); peer = Procrastinate draining no-op jobs, 2 processes × 8")
     api_res = res.get("api", {})
-    if "daphne" in res:
-        print(f"\ndaphne processes: {res['daphne']['chosen']} ({res['daphne']['how']}"
-              + (f"; trial {res['daphne'].get('trial_batch1_jobs_per_s')}" if "trial_batch1_jobs_per_s" in res["daphne"] else "") + ")")
+    if res.get("servers"):
+        print("\nservers (same load, same processes, interleaved; medians of the runs):")
+        print(server_choice.render(res["servers"]))
+        print(f"winner of this run by server CPU per job: {res['servers']['winner_this_run']}")
+    if "processes" in res:
+        chosen = res["processes"]
+        print(f"\n{chosen['server']} processes: {chosen['chosen']} ({chosen['how']}"
+              + (f"; trial {chosen.get('trial_batch1_jobs_per_s')}" if "trial_batch1_jobs_per_s" in chosen else "") + ")")
     for key in ("batch1", "batch10", "exchange10", "ingest"):
         part = api_res.get(key)
         if part and "runs" in part:

@@ -1,6 +1,5 @@
-"""ASGI entry point served by daphne: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point served by daphne: HTTP through Django, WebSockets through Channels (docs/DEPLOY.md)."""
 
-import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -21,6 +20,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from leadops.routing import websocket_urlpatterns  # noqa: E402
+from leadops.servers import freeze_startup_heap  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -29,10 +29,4 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Everything built so far (Django, the apps, URL patterns, phonenumbers' metadata) lives as long as
-# the process. Freezing it keeps the cyclic garbage collector from scanning it again and again:
-# a 500-lead report creates thousands of short-lived containers, and without this each report paid
-# several milliseconds of full collections over objects that can never be garbage. Young
-# collections also run less often; request objects are freed by reference counting anyway.
-gc.freeze()
-gc.set_threshold(10_000, 20, 20)
+freeze_startup_heap()

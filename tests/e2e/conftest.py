@@ -1,25 +1,22 @@
-"""A live portal: daphne in a subprocess on a free port, on the test database."""
+"""A live portal in a subprocess on a free port, on the test database: the chosen worker-API server
+(`worker_api_url`) or daphne for WebSockets and the browser monitor (`live_portal_url`); both start
+through `tests/e2e/servers.py`."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from django.db import connection
+
+from tests.e2e.servers import ASYNC, CHOSEN, free_port, server_stop, start_server
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+_free_port = free_port
 
 
 def _database_url() -> str:
@@ -32,46 +29,44 @@ def _database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
 
 
-@pytest.fixture(scope="module")
-def live_portal_url(django_db_setup, django_db_blocker):
-    """Start daphne on the test database once per module; yield its base URL."""
+def _portal_env(django_db_blocker, port: int) -> dict[str, str]:
     with django_db_blocker.unblock():
         database_url = _database_url()
     if "memory" in database_url:
         pytest.skip("the live portal needs a file or server database")
+    return {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "leadops.settings",
+            "LEADOPS_DB_POOL": "false",
+            # Its own key space in a shared Redis: limiter state (e.g. the failed-authentication
+            # budget of 127.0.0.1) of an earlier portal or run must not leak into this one.
+            "LEADOPS_REDIS_PREFIX": f"leadops-e2e-{os.getpid()}-{port}"}
+
+
+def _serve(kind: str, django_db_blocker):
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "leadops.settings",
-           "LEADOPS_DB_POOL": "false",
-           # Its own key space in a shared Redis: limiter state (e.g. the failed-authentication
-           # budget of 127.0.0.1) of an earlier portal or run must not leak into this one.
-           "LEADOPS_REDIS_PREFIX": f"leadops-e2e-{os.getpid()}-{port}"}
-    log_path = BASE_DIR / "test-artifacts" / f"daphne-{port}.log"
-    log_path.parent.mkdir(exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "leadops.asgi:application"],
-            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    env = _portal_env(django_db_blocker, port)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"daphne exited early; see {log_path}:\n{log_path.read_text()[-2000:]}")
-            try:
-                httpx.get(f"{url}/api/v1/nothing", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("daphne did not answer within 30 s")
-        yield url
+        server = start_server(kind, port, env)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server_stop(server)
+
+
+@pytest.fixture(scope="module")
+def live_portal_url(django_db_setup, django_db_blocker):
+    """daphne (the async server: WebSockets, SSE) on the test database, once per module; its base URL.
+
+    For the browser and live-monitor tests; the worker API has `worker_api_url`.
+    """
+    yield from _serve(ASYNC, django_db_blocker)
+
+
+@pytest.fixture(scope="module")
+def worker_api_url(django_db_setup, django_db_blocker):
+    """The chosen worker-API server (`leadops.servers.CHOSEN`) on the test database; its base URL."""
+    yield from _serve(CHOSEN, django_db_blocker)
 
 
 # --- headless Debian chromium through Playwright (never a downloaded browser) --------------------

@@ -1,7 +1,10 @@
-"""The one place that knows how a live portal process is started in tests (daphne or gunicorn).
+"""The one place that knows how a live portal process is started in tests.
 
-Every test that needs a real server process (the e2e portal, the two-node test, the chaos run)
-starts it through `start_server`, so the production command line is written down once.
+Every test that needs a real server process (the e2e portal, the rate-limit processes, the two-node
+test, the chaos run) starts it through `start_server(kind, port, env)`. The command line itself
+comes from `leadops.servers.server_command`, the same one the bench measures and `deploy/` runs.
+The worker-API tests use `CHOSEN` (the server picked by measurement, docs/PERFORMANCE.md, "Which
+server"); the WebSocket and browser-monitor tests `ASYNC` (daphne).
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ from pathlib import Path
 
 import httpx
 
+from leadops.servers import ASYNC, CHOSEN, KINDS
+from leadops.servers import server_command as _server_argv
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 LOG_DIR = BASE_DIR / "test-artifacts"
-SERVER_KINDS = ("daphne", "gunicorn")
+# "gunicorn" is gunicorn with its default sync workers, 2 processes (a second node of the two-node test).
+SERVER_KINDS = (*KINDS, "gunicorn")
+
+__all__ = ["ASYNC", "BASE_DIR", "CHOSEN", "LOG_DIR", "SERVER_KINDS", "free_port", "log_of", "server_command",
+           "server_kill", "server_stop", "sessions_end", "start_server"]
 
 
 def free_port() -> int:
@@ -31,17 +41,15 @@ def free_port() -> int:
 
 def server_command(kind: str, port: int) -> list[str]:
     """The command line of one portal process of `kind` on 127.0.0.1:`port`."""
-    if kind == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "leadops.asgi:application"]
     if kind == "gunicorn":
-        return [sys.executable, "-m", "gunicorn", "leadops.wsgi:application", "-b", f"127.0.0.1:{port}",
-                "-w", "2", "--graceful-timeout", "5"]
-    raise ValueError(f"unknown server kind {kind!r}; one of {SERVER_KINDS}")
+        return _server_argv("gunicorn-sync", port=port, processes=2, python=sys.executable)
+    return _server_argv(kind, port=port, python=sys.executable)
 
 
 def start_server(kind: str, port: int, env: Mapping[str, str], *, log_name: str | None = None,
                  timeout: float = 30.0) -> subprocess.Popen:
-    """Start a portal process and return it once it answers HTTP; its output goes to test-artifacts/."""
+    """Start a portal process and return it once it answers HTTP; its output goes to test-artifacts/
+    `<log_name or kind>-<port>.log`. Stop it with `server_stop` (or `sessions_end` for several)."""
     LOG_DIR.mkdir(exist_ok=True)
     log_path = LOG_DIR / f"{log_name or kind}-{port}.log"
     with open(log_path, "ab") as log:
@@ -54,6 +62,15 @@ def start_server(kind: str, port: int, env: Mapping[str, str], *, log_name: str 
         server_stop(process)
         raise
     return process
+
+
+def log_of(url: str) -> Path:
+    """The log file of the server started by `start_server` that answers at `url`."""
+    port = url.rsplit(":", 1)[1].rstrip("/")
+    matches = sorted(LOG_DIR.glob(f"*-{port}.log"), key=lambda path: path.stat().st_mtime)
+    if not matches:
+        raise FileNotFoundError(f"no server log for port {port} in {LOG_DIR}")
+    return matches[-1]
 
 
 def server_wait_ready(process: subprocess.Popen, url: str, *, timeout: float, log_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from queueing.models import Job, JobState
 from tests.e2e.conftest import wait_until
+from tests.e2e.servers import log_of
 from tests.factories import make_jobs, make_provider, make_worker
 from worker_client.client import LeadOpsClient, enroll
 from worker_client.errors import Unauthorized
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
-def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url, caplog):
+def test_five_workers_keep_working_while_all_are_rotated_by_push(worker_api_url, caplog):
     import logging
 
     caplog.set_level(logging.DEBUG)
@@ -37,7 +38,7 @@ def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url
     for i in range(5):
         worker, issued = make_worker(worker_id=f"rot-{i}", rate_limit_per_min=100_000)
         old_keys[worker.pk] = issued.key_id
-        client = LeadOpsClient(live_portal_url, issued.worker_id, issued.key_id, issued.secret, timeout=10)
+        client = LeadOpsClient(worker_api_url, issued.worker_id, issued.key_id, issued.secret, timeout=10)
         provider = SimulatedProvider(rng=random.Random(i), leads_per_job=(2, 5), delay_s=0.05)
         workers.append((worker, ReferenceWorker(client, provider, batch=2)))
     for _, reference in workers:
@@ -68,17 +69,16 @@ def test_five_workers_keep_working_while_all_are_rotated_by_push(live_portal_url
     assert not CredentialEvent.objects.filter(kind="auth_failed").exists()
     # The pushed secrets crossed the wire but reached no log: not the workers', not the portal's.
     assert "switched to pushed key" in caplog.text
-    port = live_portal_url.rsplit(":", 1)[1]
-    server_log = (BASE_DIR / "test-artifacts" / f"daphne-{port}.log").read_text(errors="replace")
+    server_log = log_of(worker_api_url).read_text(errors="replace")
     for issued in rotations.values():
         assert issued.secret not in caplog.text and issued.secret not in server_log
 
 
-def test_a_worker_enrolls_with_its_token_once_and_then_works(live_portal_url, tmp_path):
+def test_a_worker_enrolls_with_its_token_once_and_then_works(worker_api_url, tmp_path):
     _, issued = worker_create_for_enrollment(worker_id="enrolled-1", actor="e2e")
     credentials = tmp_path / "credentials.json"
     result = subprocess.run(
-        [sys.executable, "-m", "worker_client", "--url", live_portal_url, "--credentials-file", str(credentials),
+        [sys.executable, "-m", "worker_client", "--url", worker_api_url, "--credentials-file", str(credentials),
          "--duration", "2", "--log-level", "WARNING"],
         cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
         env={"PATH": "/usr/bin:/bin", "LEADOPS_ENROLLMENT_TOKEN": issued.token},
@@ -92,7 +92,7 @@ def test_a_worker_enrolls_with_its_token_once_and_then_works(live_portal_url, tm
     assert issued.token not in result.stdout + result.stderr and stored["secret"] not in result.stderr
 
     with pytest.raises(Unauthorized):
-        enroll(live_portal_url, issued.token)
+        enroll(worker_api_url, issued.token)
 
     # A push rotation reaches the same worker after a restart: it stores the pushed key in its
     # credentials file, switches, and the server promotes it, without one failed request.
@@ -100,7 +100,7 @@ def test_a_worker_enrolls_with_its_token_once_and_then_works(live_portal_url, tm
 
     pushed = credential_rotate(worker=Worker.objects.get(pk="enrolled-1"), actor="e2e")
     again = subprocess.run(
-        [sys.executable, "-m", "worker_client", "--url", live_portal_url, "--credentials-file", str(credentials),
+        [sys.executable, "-m", "worker_client", "--url", worker_api_url, "--credentials-file", str(credentials),
          "--duration", "2", "--log-level", "WARNING"],
         cwd=BASE_DIR, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
     )
@@ -128,7 +128,7 @@ def database_dump() -> str:
     return result.stdout
 
 
-def test_no_secret_in_plain_text_in_the_database_dump_or_the_logs(live_portal_url, caplog):
+def test_no_secret_in_plain_text_in_the_database_dump_or_the_logs(worker_api_url, caplog):
     import logging
 
     from django.core.management import call_command
@@ -140,7 +140,7 @@ def test_no_secret_in_plain_text_in_the_database_dump_or_the_logs(live_portal_ur
     secrets: list[str] = []
     worker, issued = make_worker(worker_id="dump-1")
     secrets.append(issued.secret)
-    client = LeadOpsClient(live_portal_url, issued.worker_id, issued.key_id, issued.secret, timeout=10)
+    client = LeadOpsClient(worker_api_url, issued.worker_id, issued.key_id, issued.secret, timeout=10)
     # Push rotation end to end: the pushed secret crosses the wire, the client switches to it.
     pushed = credential_rotate(worker=worker, actor="e2e")
     secrets.append(pushed.secret)
@@ -149,7 +149,7 @@ def test_no_secret_in_plain_text_in_the_database_dump_or_the_logs(live_portal_ur
     client.config()
     assert WorkerCredential.objects.get(key_id=pushed.key_id).state == CredentialState.CURRENT
     # A wrong secret, a manual and an emergency rotation, an enrollment.
-    bad = LeadOpsClient(live_portal_url, issued.worker_id, pushed.key_id, "wrong-secret-xyz", timeout=10)
+    bad = LeadOpsClient(worker_api_url, issued.worker_id, pushed.key_id, "wrong-secret-xyz", timeout=10)
     with pytest.raises(Unauthorized):
         bad.config()
     client.close()
@@ -164,8 +164,7 @@ def test_no_secret_in_plain_text_in_the_database_dump_or_the_logs(live_portal_ur
 
     dump = database_dump()
     assert "workers_mgmt_workercredential" in dump and len(dump) > 1000
-    port = live_portal_url.rsplit(":", 1)[1]
-    server_log = (BASE_DIR / "test-artifacts" / f"daphne-{port}.log").read_text(errors="replace")
+    server_log = log_of(worker_api_url).read_text(errors="replace")
     assert "worker auth refused" in server_log  # the log was written, and is the portal's
     logs = caplog.text
     for secret in secrets:

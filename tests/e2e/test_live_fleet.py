@@ -32,9 +32,9 @@ def reference_worker(url: str, worker_id: str, **provider_options) -> ReferenceW
     return ReferenceWorker(client, provider, batch=5)
 
 
-def test_reference_workers_drain_the_queue_over_http(live_portal_url):
+def test_reference_workers_drain_the_queue_over_http(worker_api_url):
     make_jobs(30, provider=make_provider("maps"))
-    workers = [reference_worker(live_portal_url, f"e2e-{i}") for i in range(3)]
+    workers = [reference_worker(worker_api_url, f"e2e-{i}") for i in range(3)]
     for worker in workers:
         worker.start()
     try:
@@ -53,17 +53,17 @@ def test_reference_workers_drain_the_queue_over_http(live_portal_url):
     assert counted == sum(s["leads_sent"] for s in summaries) > 0
 
 
-def test_a_killed_workers_job_is_reaped_and_finished_by_another(live_portal_url):
+def test_a_killed_workers_job_is_reaped_and_finished_by_another(worker_api_url):
     job = make_jobs(1, provider=make_provider("maps", lease_seconds=5))[0]
     _, issued = make_worker(worker_id="doomed", rate_limit_per_min=100_000)
-    doomed = LeadOpsClient(live_portal_url, issued.worker_id, issued.key_id, issued.secret)
+    doomed = LeadOpsClient(worker_api_url, issued.worker_id, issued.key_id, issued.secret)
     claimed = doomed.pull(max=1)["jobs"]
     assert [c["id"] for c in claimed] == [job.pk]
     doomed.close()  # the process dies here: no report, no release
 
     time.sleep(5.5)
     assert leases_reap() == 1
-    rescuer = reference_worker(live_portal_url, "rescuer")
+    rescuer = reference_worker(worker_api_url, "rescuer")
     rescuer.start()
     try:
         assert wait_until(lambda: Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED, timeout=30)
@@ -74,13 +74,13 @@ def test_a_killed_workers_job_is_reaped_and_finished_by_another(live_portal_url)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_node_crypto_and_fetch_sign_requests_the_server_accepts(live_portal_url):
+def test_node_crypto_and_fetch_sign_requests_the_server_accepts(worker_api_url):
     _, issued = make_worker(worker_id="node-interop")
     job = make_jobs(1, provider=make_provider("maps"))[0]
     script = Path(__file__).with_name("node_sign.mjs")
     result = subprocess.run(
         ["node", str(script)], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "LEADOPS_URL": live_portal_url, "WORKER_ID": issued.worker_id,
+        env={**os.environ, "LEADOPS_URL": worker_api_url, "WORKER_ID": issued.worker_id,
              "KEY_ID": issued.key_id, "SECRET": issued.secret},
     )
     assert result.returncode == 0, (result.stdout, result.stderr)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import BASE_DIR, _database_url, _free_port
+from tests.e2e.servers import CHOSEN, sessions_end, start_server
 from tests.factories import make_worker
 from worker_client.signing import sign_request
 
@@ -30,25 +30,17 @@ THREADS = 6
 
 
 def start_portals(count: int, env: dict[str, str]) -> tuple[list[str], list[subprocess.Popen]]:
-    urls, processes = [], []
-    for _ in range(count):
-        port = _free_port()
-        log = open(BASE_DIR / "test-artifacts" / f"daphne-ratelimit-{port}.log", "wb")  # noqa: SIM115
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "leadops.asgi:application"],
-            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-        ))
-        urls.append(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 60
-    for url, process in zip(urls, processes, strict=True):
-        while True:
-            assert process.poll() is None, f"daphne for {url} exited early"
-            try:
-                httpx.get(f"{url}/api/v1/nothing", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"{url} did not answer within 60 s"
-                time.sleep(0.2)
+    """`count` processes of the chosen server (tests/e2e/servers.py), each on its own port."""
+    urls: list[str] = []
+    processes: list[subprocess.Popen] = []
+    try:
+        for _ in range(count):
+            port = _free_port()
+            processes.append(start_server(CHOSEN, port, env, timeout=60, log_name=f"ratelimit-{CHOSEN}"))
+            urls.append(f"http://127.0.0.1:{port}")
+    except RuntimeError as exc:
+        sessions_end(processes)
+        pytest.fail(str(exc))
     return urls, processes
 
 
@@ -71,13 +63,7 @@ def portals(request, django_db_blocker):
     try:
         yield request.param, urls
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        sessions_end(processes)
 
 
 def test_a_worker_never_gets_more_than_its_rate_limit_across_four_processes(portals):

@@ -7,7 +7,6 @@ rotation and a release rollout started through node A answered with their new st
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -31,7 +30,7 @@ from releases_app.models import Release
 from releases_app.services import release_publish
 from tests.alerts.conftest import http_receiver  # noqa: F401 - the fixture, shared with tests/alerts
 from tests.alerts.factories import silent_workers
-from tests.e2e.servers import BASE_DIR, LOG_DIR, free_port, sessions_end, start_server
+from tests.e2e.servers import BASE_DIR, CHOSEN, LOG_DIR, free_port, sessions_end, start_server
 from tests.factories import make_provider, make_worker
 from tests.releases_app.builders import tar_artifact
 from worker_client.client import LeadOpsClient, RetryPolicy
@@ -83,19 +82,18 @@ def _admin_post(session: httpx.Client, path: str, data: dict[str, str]) -> httpx
 
 @pytest.fixture
 def two_nodes(tmp_path):
-    """Node A (daphne) and node B (gunicorn when installed), two q clusters, two alert evaluators."""
+    """Two nodes of the production server (`CHOSEN`, docs/DEPLOY.md), two q clusters, two alert evaluators."""
     LOG_DIR.mkdir(exist_ok=True)
     env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "leadops.settings",
            "LEADOPS_REDIS_PREFIX": f"two-nodes-{uuid.uuid4().hex[:8]}", "LEADOPS_MEDIA_ROOT": str(tmp_path),
            "LEADOPS_CREDENTIAL_CACHE_S": "1", "LEADOPS_ALERT_GROUP_WAIT_S": "1",
            "LEADOPS_ALERT_GROUP_INTERVAL_S": "1", "LEADOPS_ALERT_EVAL_INTERVAL_S": "0.3",
            "LEADOPS_DB_POOL_MAX": "6"}
-    kind_b = "gunicorn" if importlib.util.find_spec("gunicorn") else "daphne"
     servers, others = [], []
     try:
-        for kind in ("daphne", kind_b):
+        for node in ("a", "b"):
             port = free_port()
-            servers.append(start_server(kind, port, env, log_name=f"two-nodes-{kind}"))
+            servers.append(start_server(CHOSEN, port, env, log_name=f"two-nodes-{node}"))
         for index in (1, 2):
             others.append(_managed(["qcluster"], env, f"qcluster{index}"))
             others.append(_managed(["alerts_evaluate"], env, f"evaluator{index}"))
