@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "leadops.middleware.BodySizeLimitMiddleware",
+    "leadops.middleware.QueryStringNulMiddleware",
     "leadops.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
