@@ -32,9 +32,9 @@ test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The fuzzers at CI size (docs/CONTRIBUTING.md, "Fuzzing"): schemathesis 5,000 cases signed and 5,000
-# unsigned (10,000 in all), hypothesis 2,000 examples a property; `make test` runs them small.
+# unsigned (10,000 in all), hypothesis 1,000 examples a property; `make test` runs them small.
 FUZZ_CASES ?= 5000
-FUZZ_EXAMPLES ?= 2000
+FUZZ_EXAMPLES ?= 1000
 test-fuzz: $(STAMP)
 	LEADOPS_FUZZ_CASES=$(FUZZ_CASES) LEADOPS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -q -n 2 -m fuzz tests/fuzz
 

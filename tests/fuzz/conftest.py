@@ -8,7 +8,8 @@ _reports: list[str] = []
 
 
 def pytest_runtest_logreport(report):
-    if report.when != "call":
+    # The teardown report carries every property the test recorded (fixtures record theirs there).
+    if report.when != "teardown":
         return
     for name, value in report.user_properties:
         if name in ("fuzz_cases", "fuzz_examples"):
