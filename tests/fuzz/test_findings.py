@@ -10,7 +10,7 @@ from ingestion.normalize import normalize_phone
 from tests.signing import signed_headers
 
 
-@pytest.mark.parametrize("raw", ["0100000", "+٦00000000000", "+600000000000"])
+@pytest.mark.parametrize("raw", ["0100000", "050001231", "+٦00000000000", "+600000000000"])
 def test_a_phone_whose_e164_reads_back_as_another_number_is_unusable(raw):
     result = normalize_phone(raw)
     assert not result.usable and result.e164 is None
