@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-clock test-chaos lint bench install clean-db
+.PHONY: run test test-clock test-chaos test-fuzz lint bench install clean-db
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The fuzzers at CI size (docs/CONTRIBUTING.md, "Fuzzing"): schemathesis 5,000 cases signed and 5,000
+# unsigned (10,000 in all), hypothesis 1,000 examples a property; `make test` runs them small.
+FUZZ_CASES ?= 5000
+FUZZ_EXAMPLES ?= 1000
+test-fuzz: $(STAMP)
+	LEADOPS_FUZZ_CASES=$(FUZZ_CASES) LEADOPS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -q -n 2 -m fuzz tests/fuzz
 
 # The clock-sensitive tests again with the wall clock a year ahead and a year back: a test that only
 # passes near the day it was written fails here (docs/CONTRIBUTING.md, "Tests and the clock").

@@ -199,6 +199,11 @@ def _parse_full(raw: str, text: str) -> PhoneResult:
         return _unusable(raw)
     if not phonenumbers.is_possible_number(number):
         return _unusable(raw)
+    e164 = phonenumbers.format_number(number, _E164)
+    if number.italian_leading_zero and not _reads_back(e164):
+        # Leading zeros kept in the national number (`0100000` read as +966 0100000, `+60 0000000000`)
+        # make an E.164 that normalizes to another number or to none: junk, not a phone.
+        return _unusable(raw)
     # `number_type` is what `is_valid_number` decides validity with (a number is valid exactly when
     # its national number matches one of its region's type patterns), so one call gives both.
     number_type = phonenumbers.number_type(number)
@@ -206,12 +211,21 @@ def _parse_full(raw: str, text: str) -> PhoneResult:
     valid = number_type != PhoneNumberType.UNKNOWN and bool(region)
     return PhoneResult(
         raw=raw,
-        e164=phonenumbers.format_number(number, _E164),
+        e164=e164,
         valid=valid,
         type=_TYPE_NAMES.get(number_type, PhoneType.UNKNOWN.value),
         region=region or phonenumbers.region_code_for_country_code(number.country_code or 0) or "",
         usable=True,
     )
+
+
+def _reads_back(e164: str) -> bool:
+    """Whether an E.164 number normalizes to itself (asked only of the rare leading-zero numbers)."""
+    try:
+        again = phonenumbers.parse(_prepare(e164), "SA")
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_possible_number(again) and phonenumbers.format_number(again, _E164) == e164
 
 
 # Arabic marks removed from names and cities: tashkeel (fathatan .. sukun), the superscript alef,

@@ -15,12 +15,23 @@ ERROR_SCHEMA = {
                 "code": {"type": "string", "description": "snake_case, stable; act on this"},
                 "message": {"type": "string", "description": "for people; may change"},
                 "fields": {
-                    "type": "object",
-                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    "$ref": "#/components/schemas/FieldErrors",
                     "description": "422 only: what is wrong with which field (e.g. `leads[3].phone`)",
                 },
             },
         }
+    },
+}
+
+# A field's problems, or for a nested object (a report's `error`) or a list (enqueue's `payloads`) a map
+# of its fields or item indexes, to any depth: what DRF's validation reports.
+FIELD_ERRORS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "array", "items": {"type": "string"}},
+            {"$ref": "#/components/schemas/FieldErrors"},
+        ]
     },
 }
 
@@ -40,6 +51,7 @@ COMMON_ERRORS = {
 def add_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
+    schemas["FieldErrors"] = FIELD_ERRORS_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():

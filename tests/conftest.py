@@ -61,6 +61,48 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _log_guard():
+    # Every log record of the run is read for secrets and personal data (tests/log_guard.py).
+    from tests import log_guard
+
+    log_guard.attach()
+    yield
+    log_guard.attach()
+
+
+def pytest_sessionfinish(session):
+    from tests import log_guard
+
+    leaks = log_guard.catcher.leaks
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports for it
+        workeroutput["log_leaks"] = leaks
+        return
+    _report_leaks(session, leaks)
+
+
+def pytest_testnodedown(node, error):
+    leaks = getattr(node, "workeroutput", {}).get("log_leaks", [])
+    _node_leaks.extend(leaks)
+
+
+_node_leaks: list[str] = []
+
+
+def _report_leaks(session, leaks: list[str]) -> None:
+    leaks = leaks + _node_leaks
+    if not leaks:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", f"{len(leaks)} log lines hold a secret or personal data (tests/log_guard.py)",
+                           red=True)
+        for line in leaks[:50]:
+            reporter.write_line(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture
 def clock():
     """The clock frozen at a round instant near now for the whole test.

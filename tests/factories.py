@@ -15,7 +15,11 @@ _seq = itertools.count(1)
 
 
 def make_worker(*, worker_id: str | None = None, **kwargs: Any) -> tuple[Worker, IssuedCredential]:
-    return worker_create(worker_id=worker_id or f"w-{next(_seq)}", **kwargs)
+    from tests.log_guard import remember_secret
+
+    worker, issued = worker_create(worker_id=worker_id or f"w-{next(_seq)}", **kwargs)
+    remember_secret(issued.secret)  # no log line of the run may hold it (tests/log_guard.py)
+    return worker, issued
 
 
 def make_provider(name: str = "maps", **policy: Any) -> Provider:

@@ -54,12 +54,20 @@ def compute_signature(secret: str, canonical: str) -> str:
 
 
 def raw_path(request: Request) -> str:
-    """The path exactly as the client sent it (before percent-decoding) when the server knows it."""
+    """The path exactly as the client sent it (before percent-decoding) when the server knows it.
+
+    ASGI servers pass it as `raw_path`; WSGI servers as `RAW_URI` (gunicorn) or `REQUEST_URI`
+    (uWSGI). Without either, the decoded path is escaped again, which matches what clients send
+    for every path made of unreserved characters.
+    """
     django_request = request._request
     scope = getattr(django_request, "scope", None)
     if scope and scope.get("raw_path"):
         raw = scope["raw_path"].decode("latin-1")
         return raw.split("?", 1)[0]
+    sent = django_request.META.get("RAW_URI") or django_request.META.get("REQUEST_URI")
+    if isinstance(sent, str) and sent.startswith("/"):
+        return sent.split("?", 1)[0]
     return escape_uri_path(django_request.path)
 
 

@@ -42,7 +42,7 @@ def test_sixteen_workers_exchanging_finish_each_job_once_and_count_each_lead_onc
             reports = [{
                 "job_id": job["id"], "idempotency_key": str(uuid.uuid4()),
                 "attempt_id": job["attempt_id"], "outcome": "succeeded",
-                "leads": [lead(f"J{job['id']}-{n}", f"05{job['id']:06d}{n}"[:10] if n else "0599999999")
+                "leads": [lead(f"J{job['id']}-{n}", f"05{job['id']:07d}{n}"[:10] if n else "0599999999")
                           for n in range(LEADS_PER_JOB)],
             } for job in held]
             response = signed.post("/api/v1/jobs/exchange", {"reports": reports, "pull": {"max": 5}})
