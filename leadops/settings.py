@@ -132,9 +132,11 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
         # Check a pooled connection before handing it out: one the server closed (a restart, a
         # failover, pg_terminate_backend) is replaced instead of failing the request that drew it.
         _db["CONN_HEALTH_CHECKS"] = True
+        # The same backend, whose pool checks all its idle connections once it finds one dead.
+        _db["ENGINE"] = "core.db.postgresql"
     else:
         _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
+IS_POSTGRES = _db["ENGINE"] in ("django.db.backends.postgresql", "core.db.postgresql")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
