@@ -1,7 +1,8 @@
 """Monitor pages with 1,000,000 leads in PostgreSQL: how long the admin takes to answer.
 
-Issue 3 asks that `admin/monitor/` and `admin/monitor/workers/` answer in under 300 ms with a
-million leads stored. They read the hourly counters and the job states, never the lead table; this
+`admin/monitor/` and `admin/monitor/workers/` must answer with p95 under 150 ms with a million leads
+and a million jobs stored (the job counts are maintained, docs/PERFORMANCE.md; the first target was
+300 ms). They read the hourly counters and the job states, never the lead table; this
 measures that claim on a database that really holds the leads, and also 1,000,000 jobs (30 days of
 finished jobs, as the pruner keeps them, each with its attempt): the pages do count every job.
 
@@ -26,7 +27,7 @@ import psycopg
 from bench.common import ROOT, database_url, drop_database, dsn, median, percentile, recreate_database
 
 DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_monitor"
-TARGET_MS = 300.0
+TARGET_MS = 150.0
 
 FILL_SQL = """
 INSERT INTO ingestion_lead (name, phone_raw, city, category, address, website, source_url, external_id,
