@@ -1,8 +1,10 @@
 """Request signing for workers (docs/API.md), as a DRF authentication class.
 
 The caller always gets the same generic 401; the real reason goes to the log. The order of checks
-matters: cheap checks first, the signature before anything that reveals state (a disabled worker,
-a burned nonce), so that only a holder of a valid key learns more than "unauthorized".
+matters: cheap checks first, the signature before anything that reveals state (a disabled worker),
+so that only a holder of a valid key learns more than "unauthorized". The nonce is taken before the
+key is looked at, because the same round trip tells whether this process's copy of the key is still
+current (workers_mgmt/credential_cache.py): a key revoked in any process is refused at once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from core.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
 from workers_mgmt.credential_cache import credential_cached, credential_remember, credential_touched
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
-from workers_mgmt.nonces import nonce_record
+from workers_mgmt.nonces import nonce_forget, nonce_record
 from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch
 
 logger = logging.getLogger("leadops.auth")
@@ -86,9 +88,11 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         ip = meta.get("REMOTE_ADDR")
 
         # Failed authentications are limited per source IP, asked before any key is tried, so a
-        # guesser gets 429s instead of answers. The per-worker budget is asked and spent only once
-        # the request names one of that worker's own key ids: a stranger who merely knows a worker
-        # id cannot lock that worker out (docs/API.md, "Failed authentications").
+        # guesser gets 429s instead of answers. The per-worker budget is spent only once the request
+        # names one of that worker's own key ids, and it only ever turns a *failed* attempt into a
+        # 429: a correctly signed request is never refused for it, so whoever floods a worker's key
+        # id with bad signatures, from however many addresses, cannot lock the real worker out
+        # (docs/API.md, "Failed authentications").
         ip_key, worker_key = auth_failure_keys(ip=ip, worker_id=worker_id)
         failure_keys = [ip_key]
         budgets = gcra_peek_each(limits=dict(_auth_failure_limits([ip_key, worker_key])))
@@ -97,11 +101,18 @@ class WorkerSignatureAuthentication(BaseAuthentication):
             logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
             raise RateLimited(blocked.retry_after_s)
 
-        def fail(reason: str) -> Unauthorized:
+        nonce_taken = False
+
+        def fail(reason: str) -> Unauthorized | RateLimited:
             logger.warning("worker auth refused: reason=%s worker=%.63s key=%.40s ip=%s",
                            reason, worker_id, key_id, ip)
+            if nonce_taken:
+                nonce_forget(worker_id=worker_id, nonce=nonce)
             auth_failure_count(failure_keys)
             auth_failure_record(worker_id=worker_id or "-", reason=reason, ip=_ip_or_none(ip), key_id=key_id)
+            spent = budgets[worker_key]
+            if worker_key in failure_keys and not spent.allowed:
+                return RateLimited(spent.retry_after_s)
             return Unauthorized()
 
         if not (worker_id and key_id and timestamp and nonce and content_sha256 and match):
@@ -122,7 +133,11 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), content_sha256):
             raise fail("body_hash_mismatch")
 
-        cached = credential_cached(key_id)
+        taken = nonce_record(worker_id=worker_id, nonce=nonce, seen_at=now)
+        if not taken.fresh:
+            raise fail("nonce_replayed")
+        nonce_taken = True
+        cached = credential_cached(key_id, generation=taken.generation)
         credential: WorkerCredential | None
         secret: str | None
         if cached is not None:
@@ -135,12 +150,8 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         if credential is None or credential.worker_id != worker_id:
             raise fail("unknown_key")
         # From here on the request holds one of this worker's key ids: its failures are the
-        # worker's too, and a worker whose budget is spent is refused before the signature check.
+        # worker's too.
         failure_keys.append(worker_key)
-        blocked = budgets[worker_key]
-        if not blocked.allowed:
-            logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
-            raise RateLimited(blocked.retry_after_s)
         if not _key_usable(credential, now):
             raise fail(f"key_{credential.state}")
 
@@ -151,7 +162,7 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         )
         if secret is None:
             secret = decrypt_secret(credential.secret_encrypted)
-            credential_remember(credential=credential, secret=secret)
+            credential_remember(credential=credential, secret=secret, generation=taken.generation)
         expected = compute_signature(secret, canonical)
         if not hmac.compare_digest(expected, match.group(1)):
             raise fail("bad_signature")
@@ -160,8 +171,6 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         if not worker.enabled:
             logger.warning("worker auth refused: reason=worker_disabled worker=%s", worker_id)
             raise WorkerDisabled()
-        if not nonce_record(worker_id=worker_id, nonce=nonce, seen_at=now):
-            raise fail("nonce_replayed")
         per_minute = worker.rate_limit_per_min
         decision = gcra_acquire(key=f"worker:{worker_id}", per_minute=per_minute,
                                 burst=max(1, per_minute // 10))

@@ -1,115 +1,230 @@
-"""A short-lived per-process copy of the credentials that sign requests (docs/DEPLOY.md, issue 15).
+"""A per-process copy of the credentials that sign requests, invalidated in every process at once.
 
-Every signed request used to read its credential and worker with one ORM query (about 7% of a
-pull's server CPU: docs/PERFORMANCE.md). Here a usable key (`current`, or `previous` in its grace)
-is kept for `LEADOPS_CREDENTIAL_CACHE_S` seconds (default 5; 0 turns it off) with its decrypted
-secret. A `pending` key is never kept: its first use promotes it, which must see the row.
+Every signed request needs its credential, its worker and the decrypted secret: one ORM query and a
+Fernet decryption. This module keeps them per process, and uses a copy only while it is provably
+current (docs/DEPLOY.md, "The credential copy"):
 
-A change made in this process (revoke, rotate, promote, expire, disable a worker, edit its rate
-limit) clears the copy at once and again on commit; other server processes see it within the TTL.
-So a revoked key or a disabled worker is refused everywhere at most that many seconds later.
+- Each worker has a *credential generation*. Every change that decides how that worker's requests
+  are judged bumps it: a key added, promoted, revoked or expired; the worker enabled, disabled,
+  deleted, or its rate limit changed (`credentials_changed`, called by the services; a save or
+  delete of a worker or credential through the ORM bumps it too, by signal).
+- A signed request reads the generation in the round trip it makes anyway for its nonce
+  (`workers_mgmt/nonces.py`), and a copy made under another generation is dropped. So a change
+  made in any process decides that worker's very next request in every process.
+
+Where the generation lives:
+- In the database, a column of the worker, bumped in the transaction that makes the change, so it
+  turns visible exactly when the change does. Without Redis the nonce insert reads it (one
+  primary-key read inside the same statement).
+- With Redis, a counter per worker that the nonce script returns. Redis cannot take part in the
+  database transaction, so a change is announced twice: before its commit a marker says "changing"
+  (requests of that worker read the database and keep no copy while it is there), after the commit
+  the counter moves and the marker goes. The marker expires by itself, so a process that dies in
+  between costs that worker some database reads, never a stale answer. An epoch key, made anew when
+  Redis lost its data, tells copies made before a Redis restart from those made after.
+
+A copy also expires after LEADOPS_CREDENTIAL_CACHE_S seconds (0 turns copies off). A `pending` key
+is never kept: its first use promotes it, which must see the row.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+import secrets
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
-from workers_mgmt.models import CredentialState, WorkerCredential
+from workers_mgmt.models import CredentialState, Worker, WorkerCredential
+
+logger = logging.getLogger("leadops.auth")
 
 _CACHEABLE = (CredentialState.CURRENT, CredentialState.PREVIOUS)
 _MOST_ENTRIES = 10_000
+# How long a "changing" marker outlives its announcement at most: longer than any copy lives, so a
+# copy made before a change whose process died before announcing it has expired when the marker does.
+_MARKER_MARGIN_S = 60
 
-_entries: dict[str, tuple[float, WorkerCredential, str]] = {}
-# Workers found, at that monotonic time, to have no push key waiting: their heartbeats skip the
-# look-up for the same TTL. A rotation started in this process clears it (credential_cache_clear);
-# one started in another process reaches the worker that many seconds later, on a later heartbeat.
-_no_push_pending: dict[str, float] = {}
+
+@dataclass
+class _Entry:
+    loaded_at: float
+    generation: str
+    credential: WorkerCredential
+    secret: str
+    # The heartbeat found no push key waiting for this (current) key under this generation: a
+    # rotation started anywhere bumps the generation, which drops the entry and this with it.
+    push_absent: bool = False
+
+
+_entries: dict[str, _Entry] = {}
 _lock = threading.Lock()
 
 
-def credential_cached(key_id: str) -> tuple[WorkerCredential, str] | None:
-    """A private copy of the cached credential (with its worker) and its secret, when fresh."""
+def credential_cached(key_id: str, *, generation: str | None) -> tuple[WorkerCredential, str] | None:
+    """A private copy of the credential (with its worker) and its secret, when current.
+
+    `generation` is what this request read of the worker's credential generation; None means the
+    worker is being changed right now (or is unknown), and no copy may be used.
+    """
+    entry = _entries.get(key_id)
+    if entry is None:
+        return None
     ttl = settings.LEADOPS_CREDENTIAL_CACHE_S
-    entry = _entries.get(key_id) if ttl > 0 else None
-    if entry is None or time.monotonic() - entry[0] >= ttl:
+    if generation is None or entry.generation != generation or time.monotonic() - entry.loaded_at >= ttl:
+        # Dropped, not kept for later: the heartbeat's push-key memo lives on the entry.
+        _entries.pop(key_id, None)
         return None
     # A deep copy per request: views change the worker object (heartbeat fields), and two requests
     # of one worker may run at once in two threads.
-    return copy.deepcopy(entry[1]), entry[2]
+    return copy.deepcopy(entry.credential), entry.secret
 
 
-def credential_remember(*, credential: WorkerCredential, secret: str) -> None:
-    if settings.LEADOPS_CREDENTIAL_CACHE_S <= 0 or credential.state not in _CACHEABLE:
+def credential_remember(*, credential: WorkerCredential, secret: str, generation: str | None) -> None:
+    """Keep a copy made under `generation` (read before the credential was): never while changing."""
+    if settings.LEADOPS_CREDENTIAL_CACHE_S <= 0 or generation is None or credential.state not in _CACHEABLE:
         return
     with _lock:
         if len(_entries) >= _MOST_ENTRIES:
             _entries.clear()
-        _entries[credential.key_id] = (time.monotonic(), copy.deepcopy(credential), secret)
+        _entries[credential.key_id] = _Entry(time.monotonic(), generation, copy.deepcopy(credential), secret)
 
 
-def push_pending_absent(worker_id: str) -> bool:
-    """True when this worker was found without a pending push key less than the TTL ago."""
-    ttl = settings.LEADOPS_CREDENTIAL_CACHE_S
-    seen = _no_push_pending.get(worker_id) if ttl > 0 else None
-    return seen is not None and time.monotonic() - seen < ttl
+def push_pending_absent(key_id: str) -> bool:
+    """True when a heartbeat signed with this key found no push key waiting, under its generation."""
+    entry = _entries.get(key_id)
+    return (entry is not None and entry.push_absent
+            and time.monotonic() - entry.loaded_at < settings.LEADOPS_CREDENTIAL_CACHE_S)
 
 
-def push_pending_absent_remember(worker_id: str) -> None:
-    if settings.LEADOPS_CREDENTIAL_CACHE_S <= 0:
-        return
-    with _lock:
-        if len(_no_push_pending) >= _MOST_ENTRIES:
-            _no_push_pending.clear()
-        _no_push_pending[worker_id] = time.monotonic()
-
-
-def _forget_all() -> None:
-    _entries.clear()
-    _no_push_pending.clear()
-
-
-def credential_cache_clear() -> None:
-    """Forget every cached credential, now and when the current transaction commits."""
-    _forget_all()
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(_forget_all)
+def push_pending_absent_remember(key_id: str) -> None:
+    entry = _entries.get(key_id)
+    if entry is not None:
+        entry.push_absent = True
 
 
 def credential_touched(*, key_id: str, at: object) -> None:
     """Keep the cached copy's last use current, so the once-a-minute touch stays once a minute."""
     entry = _entries.get(key_id)
     if entry is not None:
-        entry[1].last_used_at = at  # type: ignore[assignment]
+        entry.credential.last_used_at = at  # type: ignore[assignment]
 
 
 def credential_cache_worker_seen(*, worker_id: str, **values: object) -> None:
     """Carry a heartbeat's new worker fields into the cached copies of that worker's keys.
 
     The heartbeat decides "came online" from the previous heartbeat time on the worker it was
-    given; without this, a second heartbeat within the TTL would read the time before the first.
-    Another process's copy can lag by the TTL at most, which matters only for a worker that comes
-    back after being overdue and sends two heartbeats within those seconds to two processes.
+    given; without this, a second heartbeat within the copy's life would read the time before the
+    first. Another process's copy can lag by the copy's life at most, which matters only for a worker
+    that comes back after being overdue and sends two heartbeats within those seconds to two processes.
     """
-    for _loaded, credential, _secret in list(_entries.values()):
-        if credential.worker_id == worker_id:
+    for entry in list(_entries.values()):
+        if entry.credential.worker_id == worker_id:
             for name, value in values.items():
-                setattr(credential.worker, name, value)
+                setattr(entry.credential.worker, name, value)
 
 
-def _on_change(**kwargs: object) -> None:
-    """Signal receiver: any save or delete of a worker or a credential (admin forms included)."""
-    credential_cache_clear()
+def _forget_all() -> None:
+    _entries.clear()
+
+
+# --- announcing a change --------------------------------------------------------------------------
+
+
+def credentials_changed(*, worker_ids: Iterable[str]) -> None:
+    """Announce a change of these workers' keys or settings to every process.
+
+    Call it inside the transaction that makes the change (before or after its writes): the database
+    generation moves with the change, and with Redis the change is marked before the commit and
+    announced after it. Outside a transaction the change is taken as committed already.
+    """
+    ids = sorted({worker_id for worker_id in worker_ids if worker_id})
+    _forget_all()
+    in_transaction = transaction.get_connection().in_atomic_block
+    if in_transaction:
+        transaction.on_commit(_forget_all)
+    if not ids:
+        return
+    Worker.objects.filter(pk__in=ids).update(credential_generation=F("credential_generation") + 1)
+    if not settings.REDIS_URL:
+        return
+    if not in_transaction:
+        _redis_announce(ids, marker=None)
+        return
+    marker = _redis_mark(ids)
+    transaction.on_commit(lambda: _redis_announce(ids, marker=marker))
+
+
+def generation_keys(worker_id: str) -> tuple[str, str, str]:
+    """The Redis keys of one worker's generation: (epoch, counter, "changing" marker)."""
+    prefix = f"{settings.LEADOPS_REDIS_PREFIX}:cred"
+    return f"{prefix}:epoch", f"{prefix}:gen:{worker_id}", f"{prefix}:changing:{worker_id}"
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
+def _redis_mark(ids: list[str]) -> str | None:
+    from core.redis import redis_client
+
+    marker = secrets.token_hex(8)
+    ttl = int(settings.LEADOPS_CREDENTIAL_CACHE_S) + _MARKER_MARGIN_S
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        for worker_id in ids:
+            changing = generation_keys(worker_id)[2]
+            pipe.hset(changing, marker, 1)
+            pipe.expire(changing, ttl)
+        pipe.execute()
+    except redis.RedisError as exc:
+        # The change itself must go through (an emergency revoke above all). While Redis is out of
+        # reach no signed request is accepted anyway (the nonce lives there); copies made before
+        # expire within LEADOPS_CREDENTIAL_CACHE_S.
+        logger.warning("credential change of %d worker(s) not marked in Redis: %s", len(ids), exc)
+        return None
+    return marker
+
+
+def _redis_announce(ids: list[str], *, marker: str | None) -> None:
+    from core.redis import redis_client
+
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        for worker_id in ids:
+            _epoch, counter, changing = generation_keys(worker_id)
+            pipe.incr(counter)
+            if marker is not None:
+                pipe.hdel(changing, marker)
+        pipe.execute()
+    except redis.RedisError as exc:
+        # The marker (when set) stays until it expires, so requests keep reading the database.
+        logger.warning("credential change of %d worker(s) not announced in Redis: %s", len(ids), exc)
+
+
+def _on_change(sender: type, instance: Worker | WorkerCredential, created: bool = False,
+               **kwargs: object) -> None:
+    """Signal receiver: a save or delete of a worker or a credential through the ORM (admin forms,
+    a shell) is announced like a service's change.
+
+    A new row needs no announcement: no process holds a copy of what did not exist (a rotation's new
+    pending key is announced by `credential_rotate` itself, for the heartbeat's push-key memo).
+    """
+    if created:
+        return
+    worker_id = instance.pk if isinstance(instance, Worker) else instance.worker_id
+    credentials_changed(worker_ids=[worker_id])
 
 
 def credential_cache_connect() -> None:
     from django.db.models.signals import post_delete, post_save
-
-    from workers_mgmt.models import Worker
 
     for model in (Worker, WorkerCredential):
         uid = f"credential-cache-{model.__name__}"

@@ -37,6 +37,10 @@ class Worker(TimestampedModel):
     last_self_test = models.JSONField(null=True, blank=True)
     last_ip = models.GenericIPAddressField(null=True, blank=True)
     notes = models.TextField(blank=True)
+    # Moves with every change that decides how this worker's requests are judged (its keys, enabled,
+    # rate limit): a server process uses its copy of the worker's credential only while this is
+    # unchanged (workers_mgmt/credential_cache.py, docs/DEPLOY.md "The credential copy").
+    credential_generation = models.BigIntegerField(default=0, editable=False)
 
     # A verified worker is the DRF `request.user` of a signed request; these let permission
     # classes ask it the questions they ask a user.

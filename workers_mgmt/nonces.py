@@ -1,32 +1,99 @@
-"""Replay protection: each request nonce is taken once per worker within its window."""
+"""Replay protection: each request nonce is taken once per worker within its window.
+
+The same round trip reads the worker's credential generation, which says whether this process's
+copy of the worker's credential is still current (workers_mgmt/credential_cache.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from workers_mgmt.models import RequestNonce
+from workers_mgmt.credential_cache import generation_keys, new_epoch
+from workers_mgmt.models import RequestNonce, Worker
 
 
-def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime) -> bool:
-    """Remember a request nonce; False when this worker already used it (a replay)."""
+@dataclass(frozen=True)
+class NonceTaken:
+    """`fresh`: the nonce was not seen before. `generation`: the worker's credential generation as
+    of this moment, or None while the worker is being changed (or does not exist): then no copy of
+    its credential may be used or kept."""
+
+    fresh: bool
+    generation: str | None
+
+
+# One script, one round trip: take the nonce, and read the generation only when it was fresh.
+# KEYS: nonce, epoch, counter, "changing" marker. ARGV: nonce TTL, an epoch to set when none is
+# (Redis restarted and lost every counter: copies made before then must not match).
+_LUA = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return {0, ''}
+end
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[2], epoch)
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return {1, ''}
+end
+return {1, epoch .. ':' .. (redis.call('GET', KEYS[3]) or '0')}
+"""
+
+
+@lru_cache(maxsize=4)
+def _redis_script(url: str) -> Any:
+    from core.redis import redis_client
+
+    return redis_client().register_script(_LUA)
+
+
+def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime) -> NonceTaken:
+    """Remember a request nonce (not fresh: this worker already used it, a replay), and read the
+    worker's credential generation in the same round trip."""
     if settings.REDIS_URL:
-        from core.redis import redis_client
-
         key = f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
-        return bool(redis_client().set(key, b"1", nx=True, ex=settings.LEADOPS_NONCE_TTL_S))
-    # One statement on both databases: the unique constraint decides, RETURNING says who won.
+        epoch, counter, changing = generation_keys(worker_id)
+        fresh, generation = _redis_script(settings.REDIS_URL)(
+            keys=[key, epoch, counter, changing], args=[settings.LEADOPS_NONCE_TTL_S, new_epoch()])
+        return NonceTaken(bool(fresh), generation.decode() if generation else None)
+    # One statement on both databases: the unique constraint decides, RETURNING says who won and
+    # carries the generation (one primary-key read of the worker inside the same statement).
     table = RequestNonce._meta.db_table
+    workers = Worker._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (worker_id, nonce, seen_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (worker_id, nonce) DO NOTHING RETURNING id",
-            [worker_id, nonce, seen_at],
+            "ON CONFLICT (worker_id, nonce) DO NOTHING "
+            f"RETURNING (SELECT credential_generation FROM {workers} WHERE id = %s)",
+            [worker_id, nonce, seen_at, worker_id],
         )
-        return cursor.fetchone() is not None
+        row = cursor.fetchone()
+    if row is None:
+        return NonceTaken(False, None)
+    return NonceTaken(True, None if row[0] is None else f"db:{row[0]}")
+
+
+def nonce_forget(*, worker_id: str, nonce: str) -> None:
+    """Give back a nonce taken by a request that then failed to authenticate.
+
+    A request is judged by its nonce before its signature (the same round trip reads the credential
+    generation), so without this a forged copy of a request, sent first, would spend the real
+    request's nonce: nothing unauthenticated may change how an authentic request is answered.
+    """
+    if settings.REDIS_URL:
+        from core.redis import redis_client
+
+        redis_client().delete(f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}")
+        return
+    RequestNonce.objects.filter(worker_id=worker_id, nonce=nonce).delete()
 
 
 def nonce_purge(*, older_than: dt.datetime | None = None) -> int:

@@ -16,8 +16,8 @@ from django.utils.timezone import now as clock_now
 from core import events
 from core.audit import Actor, audited_update, staff_action_record
 from workers_mgmt.credential_cache import (
-    credential_cache_clear,
     credential_cache_worker_seen,
+    credentials_changed,
     push_pending_absent,
     push_pending_absent_remember,
 )
@@ -104,8 +104,11 @@ def _credential_add(*, worker: Worker, state: str, actor: str, reason: str = "",
 
 
 def _credentials_revoke_all(*, worker_id: str, actor: str, reason: str, ip: str | None = None) -> list[str]:
-    """Revoke every key of a worker that is not revoked yet, one audit row each; return their ids."""
-    credential_cache_clear()
+    """Revoke every key of a worker that is not revoked yet, one audit row each; return their ids.
+
+    Call inside the caller's transaction: the change is announced to every process with it.
+    """
+    credentials_changed(worker_ids=[worker_id])
     at = clock_now()
     key_ids = list(
         WorkerCredential.objects.filter(worker_id=worker_id).exclude(state=CredentialState.REVOKED)
@@ -209,12 +212,12 @@ WORKER_TYPE = "workers_mgmt.worker"
 
 def workers_set_enabled(*, worker_ids: Iterable[str], enabled: bool, actor: Actor) -> int:
     """Staff: enable or disable workers (compare-and-swap: only rows in the other state change)."""
-    credential_cache_clear()
     with transaction.atomic():
         ids = list(Worker.objects.select_for_update().filter(pk__in=list(worker_ids), enabled=not enabled)
                    .values_list("pk", flat=True))
         if not ids:
             return 0
+        credentials_changed(worker_ids=ids)
         changed = Worker.objects.filter(pk__in=ids, enabled=not enabled).update(
             enabled=enabled, updated_at=clock_now()
         )
@@ -228,11 +231,13 @@ def worker_update(*, worker: Worker, values: dict[str, Any], actor: Actor) -> di
     """Staff: change a worker's operator settings (name, channel, rate limit, notes, enabled).
 
     Only those columns are written: the heartbeat columns belong to the worker, which may have
-    reported since the form was loaded.
+    reported since the form was loaded. Every process judges the worker's next request by the new
+    values (its rate limit, enabled).
     """
-    credential_cache_clear()
-    return audited_update(instance=worker, values=values, actor=actor, action="worker.update",
-                          object_type=WORKER_TYPE)
+    with transaction.atomic():
+        credentials_changed(worker_ids=[worker.pk])
+        return audited_update(instance=worker, values=values, actor=actor, action="worker.update",
+                              object_type=WORKER_TYPE)
 
 
 # --- rotation, revocation, audit, enrollment ---------------------------------------------------------
@@ -289,7 +294,6 @@ def credential_rotate(
     RotationInProgress while the worker already has a pending key; the partial unique constraint
     `one_pending_credential_per_worker` is what makes that hold under concurrency.
     """
-    credential_cache_clear()
     grace_s = int(3600 * (settings.LEADOPS_ROTATION_GRACE_HOURS if grace_hours is None else grace_hours))
     if grace_s < 0:
         raise ValueError("The grace period cannot be negative.")
@@ -297,6 +301,8 @@ def credential_rotate(
         raise ValueError(f"Unknown delivery mode {mode!r}.")
     try:
         with transaction.atomic():
+            # Every process drops its copy: the next heartbeat, wherever it lands, offers the new key.
+            credentials_changed(worker_ids=[worker.pk])
             if WorkerCredential.objects.filter(worker=worker, state=CredentialState.PENDING).exists():
                 raise RotationInProgress(f"Worker {worker.pk} already has a pending key; "
                                          "wait for it to be promoted or use an emergency rotation.")
@@ -310,7 +316,6 @@ def credential_rotate(
 
 def credential_rotate_emergency(*, worker: Worker, actor: str, ip: str | None = None) -> IssuedCredential:
     """Revoke every key of the worker at once (pending included) and make one new current key."""
-    credential_cache_clear()
     with transaction.atomic():
         _credentials_revoke_all(worker_id=worker.pk, actor=actor, reason="emergency", ip=ip)
         return _credential_add(worker=worker, state=CredentialState.CURRENT, actor=actor,
@@ -322,9 +327,10 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
 
     Only a request signed with the worker's current key gets it, and only for a push rotation; it
     is sent again on every such heartbeat until the worker uses it, but audited once. "None waiting"
-    is remembered per process for LEADOPS_CREDENTIAL_CACHE_S (docs/PERFORMANCE.md).
+    is remembered with the process's copy of the key, which any rotation, in any process, drops
+    (credential_cache.py; docs/PERFORMANCE.md).
     """
-    if credential.state != CredentialState.CURRENT or push_pending_absent(credential.worker_id):
+    if credential.state != CredentialState.CURRENT or push_pending_absent(credential.key_id):
         return None
     pending = (
         WorkerCredential.objects.filter(worker_id=credential.worker_id, state=CredentialState.PENDING,
@@ -332,7 +338,7 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
         .only("key_id", "secret_encrypted").first()
     )
     if pending is None:
-        push_pending_absent_remember(credential.worker_id)
+        push_pending_absent_remember(credential.key_id)
         return None
     at = clock_now()
     with transaction.atomic():
@@ -353,9 +359,9 @@ def credential_promote(*, credential: WorkerCredential, ip: str | None = None) -
     (on PostgreSQL the second waits for the first's row lock, then finds the state changed); the
     loser returns False and its request goes on, since the key is current now either way.
     """
-    credential_cache_clear()
     at = clock_now()
     with transaction.atomic():
+        credentials_changed(worker_ids=[credential.worker_id])
         if not WorkerCredential.objects.filter(key_id=credential.key_id, state=CredentialState.PENDING
                                                ).update(state=CredentialState.CURRENT, updated_at=at):
             return False
@@ -386,10 +392,10 @@ def credential_promote(*, credential: WorkerCredential, ip: str | None = None) -
 
 def credential_revoke(*, credential: WorkerCredential, actor: str, reason: str = "staff",
                       ip: str | None = None) -> bool:
-    """Revoke one key at once; False when it was revoked already."""
-    credential_cache_clear()
+    """Revoke one key at once, in every process; False when it was revoked already."""
     at = clock_now()
     with transaction.atomic():
+        credentials_changed(worker_ids=[credential.worker_id])
         if not WorkerCredential.objects.filter(key_id=credential.key_id).exclude(
             state=CredentialState.REVOKED
         ).update(state=CredentialState.REVOKED, grace_until=None, updated_at=at):
@@ -402,12 +408,12 @@ def credential_revoke(*, credential: WorkerCredential, actor: str, reason: str =
 
 def credentials_expire(*, now: dt.datetime | None = None) -> int:
     """Revoke previous keys whose grace has ended (the scheduled task); one audit row each."""
-    credential_cache_clear()
     at = now or clock_now()
     expired = 0
     due = WorkerCredential.objects.filter(state=CredentialState.PREVIOUS, grace_until__lt=at)
     for key_id, worker_id in due.values_list("key_id", "worker_id"):
         with transaction.atomic():
+            credentials_changed(worker_ids=[worker_id])
             if WorkerCredential.objects.filter(key_id=key_id, state=CredentialState.PREVIOUS,
                                                grace_until__lt=at).update(
                 state=CredentialState.REVOKED, updated_at=at
@@ -422,9 +428,9 @@ def credentials_reencrypt() -> int:
     """Re-encrypt every stored secret under the first key of LEADOPS_SECRETS_KEY; return how many changed.
 
     Each row is a compare-and-swap on its old ciphertext, so a key rotated at the same moment is
-    never overwritten with a stale secret (the next run picks it up).
+    never overwritten with a stale secret (the next run picks it up). The secrets themselves do not
+    change, so the processes' copies stay good.
     """
-    credential_cache_clear()
     changed = 0
     for key_id, token in WorkerCredential.objects.values_list("key_id", "secret_encrypted").iterator():
         if is_under_first_key(token):
@@ -479,7 +485,6 @@ def worker_create_for_enrollment(
 
 def enrollment_exchange(*, token: str, ip: str | None = None) -> IssuedCredential:
     """Spend an enrollment token once: the worker gets one new current key (older keys are revoked)."""
-    credential_cache_clear()
     at = clock_now()
     digest = token_hash(token)
     with transaction.atomic():

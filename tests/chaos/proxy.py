@@ -15,6 +15,7 @@ import random
 import socket
 import socketserver
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,11 @@ class Exchange:
     status: int
     response_body: bytes
     dropped: bool
+    # Who signed it, when the proxy sent it on (wall clock) and to which server port (0: none took it):
+    # the emergency-rotation check compares these with the credential audit.
+    key_id: str = ""
+    sent_at: float = 0.0
+    backend: int = 0
 
 
 class ChaosProxy:
@@ -75,12 +81,14 @@ class ChaosProxy:
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         method, path = request_line.split(" ")[:2]
         raw = _rewrite_connection(head) + body
-        status, answer = self._forward(raw)
+        sent_at = time.time()
+        status, answer, backend = self._forward(raw)
         response_body = _response_body(answer)
         with self._lock:
             drop = path.startswith(DROPPABLE) and method == "POST" and self._rng.random() < self.drop_share
             self.records.append(Exchange(method, path.split("?")[0], body, status, response_body,
-                                         drop and status != 0))
+                                         drop and status != 0, _header(head, b"x-leadops-key-id"), sent_at,
+                                         backend))
         try:
             if status == 0:
                 client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -91,8 +99,9 @@ class ChaosProxy:
         finally:
             client.close()
 
-    def _forward(self, raw: bytes) -> tuple[int, bytes]:
-        """Send to the next backend that takes the connection; (0, b"") when none answered."""
+    def _forward(self, raw: bytes) -> tuple[int, bytes, int]:
+        """Send to the next backend that takes the connection: (status, answer, its port); status 0
+        when none answered."""
         with self._lock:
             start = self._next
             self._next += 1
@@ -108,15 +117,15 @@ class ChaosProxy:
                 while chunk := upstream.recv(65536):
                     chunks.append(chunk)
             except OSError:
-                return 0, b""  # sent, then lost: the server may or may not have acted on it
+                return 0, b"", port  # sent, then lost: the server may or may not have acted on it
             finally:
                 upstream.close()
             answer = b"".join(chunks)
             try:
-                return int(answer.split(b" ", 2)[1]), answer
+                return int(answer.split(b" ", 2)[1]), answer, port
             except (IndexError, ValueError):
-                return 0, b""
-        return 0, b""
+                return 0, b"", port
+        return 0, b"", 0
 
 
 def _read_request(client: socket.socket) -> tuple[bytes | None, bytes]:
@@ -138,6 +147,14 @@ def _read_request(client: socket.socket) -> tuple[bytes | None, bytes]:
             return None, b""
         body += chunk
     return head, body
+
+
+def _header(head: bytes, name: bytes) -> str:
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return ""
 
 
 def _rewrite_connection(head: bytes) -> bytes:

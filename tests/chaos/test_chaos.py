@@ -1,7 +1,9 @@
 """The chaos run: 20 reference worker processes against two live portal processes and a q cluster,
 while workers die mid-job, answers get lost after the commit, reports come twice and late, a
-server process is killed and restarted, one process loses its database connections and Redis
-restarts. Whatever happened, the books must balance at the end (docs/RELIABILITY.md).
+server process is killed and restarted, one process loses its database connections, Redis
+restarts and a live worker's key is rotated in an emergency from a shell. Whatever happened, the
+books must balance at the end, and the old key was refused by every server from its revocation on
+(docs/RELIABILITY.md).
 
 `make test-chaos` (CHAOS_SEED=N replays a run); needs PostgreSQL and redis-server.
 """
@@ -41,6 +43,17 @@ LEASE_S = 5
 
 
 @dataclass
+class Rotation:
+    """An emergency rotation made from a shell mid-run: the key it revoked, and a wall-clock time by
+    which its transaction had committed (the command prints the new key only after the commit)."""
+
+    worker_index: int
+    worker_id: str
+    old_key_id: str
+    committed_by: float
+
+
+@dataclass
 class Fleet:
     """The processes of one run, each restartable."""
 
@@ -56,6 +69,8 @@ class Fleet:
     others: list[subprocess.Popen] = field(default_factory=list)
     redis: subprocess.Popen | None = None
     log: list[str] = field(default_factory=list)
+    proxy: ChaosProxy | None = None
+    rotations: list[Rotation] = field(default_factory=list)
 
     def note(self, what: str) -> None:
         line = f"[chaos {time.strftime('%H:%M:%S')}] {what}"
@@ -121,7 +136,8 @@ def _chaos_plan(rng: random.Random) -> list[tuple[float, str]]:
     """When (share of jobs finished) each disturbance happens; the seed decides."""
     plan = [(rng.uniform(0.05, 0.85), "kill_worker") for _ in range(8)]
     plan += [(rng.uniform(0.15, 0.3), "kill_server"), (rng.uniform(0.35, 0.5), "terminate_db"),
-             (rng.uniform(0.55, 0.7), "restart_redis"), (rng.uniform(0.7, 0.8), "terminate_db")]
+             (rng.uniform(0.55, 0.7), "restart_redis"), (rng.uniform(0.7, 0.8), "terminate_db"),
+             (rng.uniform(0.3, 0.65), "rotate_key")]
     return sorted(plan)
 
 
@@ -148,6 +164,8 @@ def _chaos_do(fleet: Fleet, action: str, rng: random.Random) -> None:
         index = rng.randrange(len(fleet.server_ports))
         count = _terminate_connections(f"chaos-{index}")
         fleet.note(f"terminated {count} database connections of server {index}")
+    elif action == "rotate_key":
+        _rotate_key(fleet, rng.randrange(WORKERS - STRAGGLERS))
     elif action == "restart_redis":
         assert fleet.redis is not None
         fleet.redis.terminate()
@@ -156,6 +174,79 @@ def _chaos_do(fleet: Fleet, action: str, rng: random.Random) -> None:
         time.sleep(rng.uniform(0.5, 2))
         fleet.redis_start()
         fleet.note("redis restarted")
+
+
+def _arg(args: list[str], name: str) -> str:
+    """The value of `name` in a worker's argv, given as `--name=value` or `--name value`."""
+    for index, arg in enumerate(args):
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+        if arg == name:
+            return args[index + 1]
+    raise KeyError(name)
+
+
+def _rotate_key(fleet: Fleet, index: int) -> None:
+    """An operator's emergency rotation of a live worker, from a shell (a third process).
+
+    The worker goes on signing with its old key for a while (every such request must be refused, by
+    either server), then is restarted with the new key, as an operator installs it.
+    """
+    assert fleet.proxy is not None
+    args = fleet.worker_args[index]
+    worker_id, old_key_id = _arg(args, "--worker-id"), _arg(args, "--key-id")
+    command = subprocess.Popen(
+        [sys.executable, "manage.py", "rotate_worker_secret", worker_id, "--emergency", "--json"], cwd=BASE_DIR,
+        env={**fleet.server_env(8), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    assert command.stdout is not None
+    line = command.stdout.readline()
+    committed_by = time.time()
+    rest, errors = command.communicate(timeout=120)
+    assert command.returncode == 0, errors[-2000:]
+    new = json.loads(line or rest)
+    fleet.rotations.append(Rotation(index, worker_id, old_key_id, committed_by))
+    fleet.note(f"emergency rotation of {worker_id} from a shell: {old_key_id} revoked")
+    # Let the worker try its old key on both servers (or give up after 10 s), then give it the new one.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        after = [r for r in list(fleet.proxy.records) if r.key_id == old_key_id and r.sent_at > committed_by]
+        if len({r.backend for r in after}) >= 2:
+            break
+        time.sleep(0.2)
+    fleet.workers[index].kill()
+    fleet.workers[index].wait()
+    fleet.worker_args[index] = [arg for arg in args if not arg.startswith(("--key-id=", "--secret="))] + [
+        f"--key-id={new['key_id']}", f"--secret={new['secret']}"]
+    fleet.worker_start(index)
+    fleet.note(f"restarted worker {index} with its new key")
+
+
+def rotation_problems(fleet: Fleet, records: list) -> list[str]:
+    """Against the credential audit: no request signed with a revoked key was accepted by any server
+    once the revocation had committed, and the test did send such requests."""
+    from workers_mgmt.models import CredentialEvent, CredentialEventKind
+
+    problems = []
+    refused_statuses = {401, 429, 502, 503, 0}  # 429: the failure budget; 0/502/503: a server or backend down
+    for rotation in fleet.rotations:
+        revoked = CredentialEvent.objects.filter(key_id=rotation.old_key_id, kind=CredentialEventKind.REVOKED,
+                                                 reason="emergency").first()
+        if revoked is None or revoked.created_at.timestamp() > rotation.committed_by:
+            problems.append(f"no emergency revocation of {rotation.old_key_id} in the credential audit before "
+                            f"the command answered: {revoked}")
+            continue
+        after = [r for r in records if r.key_id == rotation.old_key_id and r.sent_at > rotation.committed_by]
+        accepted = [r for r in after if r.status not in refused_statuses]
+        problems += [f"a request signed with revoked key {rotation.old_key_id} was accepted by the server on "
+                     f":{r.backend} after the revocation committed: {r.method} {r.path} -> {r.status}"
+                     for r in accepted]
+        by_server = Counter(r.backend for r in after)
+        fleet.note(f"{rotation.worker_id}: {len(after)} requests with the revoked key after the commit, "
+                   f"{len(accepted)} accepted (per server port: {dict(by_server)})")
+        if not after:
+            problems.append(f"{rotation.worker_id} sent no request with its revoked key: nothing was tested")
+    return problems
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -169,7 +260,11 @@ def test_the_books_balance_after_chaos(chaos_seed, tmp_path):
         server_ports=[free_port(), free_port()], redis_port=redis_port,
         env={**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
              "DJANGO_SETTINGS_MODULE": "leadops.settings", "LEADOPS_REDIS_PREFIX": f"chaos-{chaos_seed}",
-             "LEADOPS_REAP_ON_PULL_S": "1", "LEADOPS_DB_POOL_MAX": "8"},
+             "LEADOPS_REAP_ON_PULL_S": "1", "LEADOPS_DB_POOL_MAX": "8",
+             # Every worker reaches the servers through the proxy, from one address: the failed-
+             # authentication budget per source IP would let the rotated worker's refused requests
+             # throttle the whole fleet, which no real fleet (one address per machine) shares.
+             "LEADOPS_AUTH_FAILURES_IP_PER_MIN": "1000000", "LEADOPS_AUTH_FAILURES_IP_BURST": "100000"},
     )
     provider = make_provider("chaos", lease_seconds=LEASE_S, max_attempts=3, backoff_base_s=1, backoff_cap_s=2,
                              breaker_failure_pct=100, breaker_min_outcomes=10_000)
@@ -188,6 +283,7 @@ def test_the_books_balance_after_chaos(chaos_seed, tmp_path):
                                              env=fleet.server_env(9), stdout=q_log, stderr=subprocess.STDOUT,
                                              start_new_session=True))
         proxy = ChaosProxy(fleet.server_ports, seed=chaos_seed, drop_share=0.05).start()
+        fleet.proxy = proxy
         url = f"http://127.0.0.1:{proxy.port}"
         for index in range(WORKERS):
             _, issued = make_worker(worker_id=f"chaos-{index}", rate_limit_per_min=100_000)
@@ -227,7 +323,7 @@ def test_the_books_balance_after_chaos(chaos_seed, tmp_path):
         if proxy is not None:
             proxy.stop()
 
-    problems = jobs_finished_once_problems() + counter_problems()
+    problems = jobs_finished_once_problems() + counter_problems() + rotation_problems(fleet, proxy.records)
     certain, uncertain = answered_leads(proxy.records)
     stored = set(Lead.objects.filter(phone_e164__isnull=False).values_list("phone_e164", flat=True))
     if certain - stored:
@@ -238,11 +334,15 @@ def test_the_books_balance_after_chaos(chaos_seed, tmp_path):
     server_errors = Counter(record.path for record in proxy.records if record.status == 500)
     if server_errors:
         problems.append(f"500 answers (a backend outage must answer 503): {dict(server_errors)}")
-    events = [json.loads(line) for path in tmp_path.glob("worker*.jsonl") for line in path.read_text().splitlines()]
+    events = [{**json.loads(line), "log": path.stem} for path in tmp_path.glob("worker*.jsonl")
+              for line in path.read_text().splitlines()]
     workers_started = {path.name for path in tmp_path.glob("worker*.jsonl") if '"started"' in path.read_text()}
     if len(workers_started) != WORKERS:
         problems.append(f"only {len(workers_started)} of {WORKERS} worker processes ever started; see test-artifacts/")
-    duplicates = [e for e in events if e["kind"] == "duplicate"]
+    # A rotated worker's duplicates sent with its revoked key are refused (401), as they must be.
+    revoked_from = {f"worker{r.worker_index}": r.committed_by for r in fleet.rotations}
+    duplicates = [e for e in events if e["kind"] == "duplicate"
+                  and not (e["status"] == 401 and e["at"] >= revoked_from.get(e["log"], float("inf")))]
     late = [e for e in events if e["kind"] == "late"]
     problems += [f"a duplicate report was not answered with the first answer: {e}"
                  for e in duplicates if e["status"] != 200 or not e.get("same")]

@@ -5,9 +5,11 @@ through `tests/e2e/servers.py`."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from django.db import connection
 
@@ -104,6 +106,21 @@ def admin_login(browser, base_url: str, next_path: str, username: str, password:
     page.click("input[type=submit]")
     page.wait_for_url(f"**{next_path}")
     return page
+
+
+def admin_session(url: str, username: str, password: str) -> httpx.Client:
+    """An HTTP session signed in to the admin of the portal at `url` (its own CSRF cookie)."""
+    session = httpx.Client(base_url=url, timeout=20)
+    page = session.get("/admin/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    answer = session.post("/admin/login/", data={"csrfmiddlewaretoken": token, "username": username,
+                                                 "password": password, "next": "/admin/"})
+    assert answer.status_code == 302, answer.text[:500]
+    return session
+
+
+def admin_post(session: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:
+    return session.post(path, data={"csrfmiddlewaretoken": session.cookies["csrftoken"], **data})
 
 
 def wait_until(predicate, timeout: float = 60, interval: float = 0.2) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -19,7 +18,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 
-import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -30,6 +28,7 @@ from releases_app.models import Release
 from releases_app.services import release_publish
 from tests.alerts.conftest import http_receiver  # noqa: F401 - the fixture, shared with tests/alerts
 from tests.alerts.factories import silent_workers
+from tests.e2e.conftest import admin_post, admin_session
 from tests.e2e.servers import BASE_DIR, CHOSEN, LOG_DIR, free_port, sessions_end, start_server
 from tests.factories import make_provider, make_worker
 from tests.releases_app.builders import tar_artifact
@@ -66,27 +65,13 @@ def _client(url: str, issued, **kwargs) -> LeadOpsClient:
     return LeadOpsClient(url, issued.worker_id, issued.key_id, issued.secret, retry=NO_RETRY, **kwargs)
 
 
-def _admin_session(url: str, username: str, password: str) -> httpx.Client:
-    session = httpx.Client(base_url=url, timeout=20)
-    page = session.get("/admin/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    answer = session.post("/admin/login/", data={"csrfmiddlewaretoken": token, "username": username,
-                                                 "password": password, "next": "/admin/"})
-    assert answer.status_code == 302, answer.text[:500]
-    return session
-
-
-def _admin_post(session: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:
-    return session.post(path, data={"csrfmiddlewaretoken": session.cookies["csrftoken"], **data})
-
-
 @pytest.fixture
 def two_nodes(tmp_path):
     """Two nodes of the production server (`CHOSEN`, docs/DEPLOY.md), two q clusters, two alert evaluators."""
     LOG_DIR.mkdir(exist_ok=True)
     env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "leadops.settings",
            "LEADOPS_REDIS_PREFIX": f"two-nodes-{uuid.uuid4().hex[:8]}", "LEADOPS_MEDIA_ROOT": str(tmp_path),
-           "LEADOPS_CREDENTIAL_CACHE_S": "1", "LEADOPS_ALERT_GROUP_WAIT_S": "1",
+           "LEADOPS_ALERT_GROUP_WAIT_S": "1",
            "LEADOPS_ALERT_GROUP_INTERVAL_S": "1", "LEADOPS_ALERT_EVAL_INTERVAL_S": "0.3",
            "LEADOPS_DB_POOL_MAX": "6"}
     servers, others = [], []
@@ -173,9 +158,9 @@ def test_two_nodes_share_claims_limits_alerts_rotation_and_rollouts(two_nodes, h
     # nodes accept the worker's requests signed with it.
     user_model = get_user_model()
     user_model.objects.create_superuser("ops", "ops@example.com", "two-nodes-pw")
-    admin = _admin_session(node_a, "ops", "two-nodes-pw")
+    admin = admin_session(node_a, "ops", "two-nodes-pw")
     _, rotating = make_worker(worker_id="rotating", rate_limit_per_min=100_000)
-    answer = _admin_post(admin, "/admin/workers_mgmt/worker/rotating/rotate/", {"mode": "push", "grace_hours": "1"})
+    answer = admin_post(admin, "/admin/workers_mgmt/worker/rotating/rotate/", {"mode": "push", "grace_hours": "1"})
     assert answer.status_code == 302, answer.text[:500]
     at_b = _client(node_b, rotating)
     at_b.heartbeat(version="1.0.0", status="idle", running_jobs=0)
@@ -189,7 +174,7 @@ def test_two_nodes_share_claims_limits_alerts_rotation_and_rollouts(two_nodes, h
     release_publish(version="1.0.0", fileobj=io.BytesIO(tar_artifact("1.0.0")), filename="w.tar.gz", actor="tests")
     release = Release.objects.get(version="1.0.0")
     _, updating = make_worker(worker_id="updating", rate_limit_per_min=100_000)  # a rollout reaches existing workers
-    answer = _admin_post(admin, "/admin/releases_app/rollout/start/",
+    answer = admin_post(admin, "/admin/releases_app/rollout/start/",
                          {"release": str(release.pk), "channel": "stable", "canary": "",
                           "steps": json.dumps([{"percent": 100}])})
     assert answer.status_code == 302, answer.text[-1500:]

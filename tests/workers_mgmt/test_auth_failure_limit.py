@@ -56,6 +56,20 @@ def test_failures_for_one_worker_id_from_many_ips_are_limited_too(client, strict
     assert codes == [401] * 6 + [429]
 
 
+def test_a_spent_worker_budget_never_refuses_a_correctly_signed_request(client, strict):
+    from tests.factories import make_worker
+
+    _, issued = make_worker(worker_id="w-flooded", rate_limit_per_min=100_000)
+    # Anyone who saw the worker's key id (it travels in clear headers and sits in audit rows)
+    # floods it with bad signatures from several addresses until its failure budget is spent.
+    codes = [heartbeat(client, issued, secret="forged", ip=f"10.0.5.{i}").status_code for i in range(10)]
+    assert codes[:6] == [401] * 6 and set(codes[6:]) == {429}
+    # The real worker, signing correctly, is not refused: the budget only turns failures into 429.
+    assert [heartbeat(client, issued, ip="10.0.5.200").status_code for _ in range(3)] == [200] * 3
+    # ... while the flood goes on being slowed.
+    assert heartbeat(client, issued, secret="forged", ip="10.0.5.201").status_code == 429
+
+
 def test_successful_requests_do_not_spend_the_failure_budget(client, strict):
     from tests.factories import make_worker
 
