@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -31,21 +32,33 @@ def _database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
 
 
-def _portal_env(django_db_blocker, port: int) -> dict[str, str]:
+def _portal_env(django_db_blocker, prefix: str) -> dict[str, str]:
     with django_db_blocker.unblock():
         database_url = _database_url()
     if "memory" in database_url:
         pytest.skip("the live portal needs a file or server database")
     return {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "leadops.settings",
-            "LEADOPS_DB_POOL": "false",
-            # Its own key space in a shared Redis: limiter state (e.g. the failed-authentication
-            # budget of 127.0.0.1) of an earlier portal or run must not leak into this one.
-            "LEADOPS_REDIS_PREFIX": f"leadops-e2e-{os.getpid()}-{port}"}
+            "LEADOPS_DB_POOL": "false", "LEADOPS_REDIS_PREFIX": prefix}
 
 
-def _serve(kind: str, django_db_blocker):
+@pytest.fixture(scope="module")
+def e2e_redis_prefix() -> str:
+    """The Redis key space of this module's live portal: its own in a shared Redis, so limiter state
+    (e.g. the failed-authentication budget of 127.0.0.1) of an earlier portal or run never leaks in."""
+    return f"leadops-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_redis_keys(settings, e2e_redis_prefix):
+    # Overrides the suite's per-test key space: the live portal and this test process are one
+    # installation, so a change made here (a key rotation) is announced where the portal's server
+    # processes look for it (docs/DEPLOY.md, "The credential copy").
+    settings.LEADOPS_REDIS_PREFIX = e2e_redis_prefix
+
+
+def _serve(kind: str, django_db_blocker, prefix: str):
     port = _free_port()
-    env = _portal_env(django_db_blocker, port)
+    env = _portal_env(django_db_blocker, prefix)
     try:
         server = start_server(kind, port, env)
     except RuntimeError as exc:
@@ -57,18 +70,18 @@ def _serve(kind: str, django_db_blocker):
 
 
 @pytest.fixture(scope="module")
-def live_portal_url(django_db_setup, django_db_blocker):
+def live_portal_url(django_db_setup, django_db_blocker, e2e_redis_prefix):
     """daphne (the async server: WebSockets, SSE) on the test database, once per module; its base URL.
 
     For the browser and live-monitor tests; the worker API has `worker_api_url`.
     """
-    yield from _serve(ASYNC, django_db_blocker)
+    yield from _serve(ASYNC, django_db_blocker, e2e_redis_prefix)
 
 
 @pytest.fixture(scope="module")
-def worker_api_url(django_db_setup, django_db_blocker):
+def worker_api_url(django_db_setup, django_db_blocker, e2e_redis_prefix):
     """The chosen worker-API server (`leadops.servers.CHOSEN`) on the test database; its base URL."""
-    yield from _serve(CHOSEN, django_db_blocker)
+    yield from _serve(CHOSEN, django_db_blocker, e2e_redis_prefix)
 
 
 # --- headless Debian chromium through Playwright (never a downloaded browser) --------------------
