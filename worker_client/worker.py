@@ -546,10 +546,16 @@ class Worker:
 
     def _config_load(self) -> None:
         try:
-            self.settings = WorkerSettings.from_config(self.client.config())
+            config = self.client.config()
         except ClientError as exc:
             # Start on the defaults; the heartbeat loop loads the config once the server answers.
             self._note_error("config", exc)
+            return
+        self.settings = WorkerSettings.from_config(config)
+        channel = config.get("channel")
+        if self.updater is not None and isinstance(channel, str) and channel:
+            # The updater refuses a manifest of any other channel (docs/RELEASES.md).
+            self.updater.channel = channel
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval_s):

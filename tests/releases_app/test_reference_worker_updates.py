@@ -214,3 +214,52 @@ def test_worker_loop_updates_itself_and_heartbeats_its_self_test(portal, tmp_pat
     stored = Worker.objects.get(pk="w-live")
     assert stored.reported_version == "1.0.0"
     assert stored.last_self_test == {"version": "1.0.0", "ok": True, "entrypoint": "bin/worker.js"}
+
+
+def _channel_on(name: str, version: str) -> None:
+    """Channel `name` with `version` as its release (a finished rollout), its manifest signed."""
+    from releases_app.services import rollout_promote, rollout_start
+
+    rollout_start(version=version, channel_name=name, steps=[{"percent": 100}], actor="tests")
+    rollout_promote(channel_name=name, actor="tests")
+
+
+def test_a_signed_manifest_of_another_channel_is_refused(portal, tmp_path):
+    # beta names the same release and has a higher sequence: only its channel is wrong.
+    _channel_on("beta", "1.0.0")
+    for _ in range(5):
+        channel_manifest_sign(channel_name="beta", actor="tests")
+    stable = Channel.objects.get(name="stable")
+    beta = Channel.objects.get(name="beta")
+    assert beta.sequence > stable.sequence
+    Channel.objects.filter(name="stable").update(manifest=beta.manifest)  # replayed to a stable worker
+    updater = _updater(portal(), tmp_path)
+    outcome = updater.check_once()
+    assert (outcome.action, outcome.reason) == ("refused", "manifest_wrong_channel")
+    assert updater.channel == "stable"  # from GET /config
+    assert not (tmp_path / "worker" / "versions" / "1.0.0").exists()
+    # Nothing of beta was remembered: its higher sequence cannot lock stable's manifests out.
+    assert updater.verifier.sequences == {}
+    Channel.objects.filter(name="stable").update(manifest=stable.manifest)
+    assert updater.check_once().action == "installed"
+    assert updater.verifier.sequences == {"stable": stable.sequence}
+
+
+def test_a_worker_moved_to_another_channel_tracks_that_channel(portal, tmp_path, publish):
+    from core.audit import Actor
+    from workers_mgmt.models import Worker
+    from workers_mgmt.services import worker_update
+
+    publish("1.1.0")
+    _channel_on("beta", "1.1.0")
+    updater = _updater(portal(), tmp_path, channel="stable")
+    assert updater.check_once().version == "1.0.0"
+    stable_sequence = Channel.objects.get(name="stable").sequence
+    worker_update(worker=Worker.objects.get(pk="w-live"), values={"channel": "beta"},
+                  actor=Actor.command("tests"))
+    outcome = updater.check_once()
+    assert (outcome.action, outcome.version) == ("installed", "1.1.0")
+    assert updater.channel == "beta"
+    assert updater.verifier.sequences == {"stable": stable_sequence,
+                                          "beta": Channel.objects.get(name="beta").sequence}
+
