@@ -217,8 +217,8 @@ class Updater:
     """Keeps a worker's install folder on the version the portal assigns.
 
     Layout under `root`: `versions/<version>/` (one folder per install, kept), `downloads/` (partial
-    and complete artifacts), `state.json` (current and last good version), `sequences.json` (highest
-    sequence per channel).
+    and complete artifacts), `state.json` (current and last good version, and the SHA-256 of the
+    artifact each version folder was unpacked from), `sequences.json` (highest sequence per channel).
 
     `channel` is the worker's channel (`channel` of GET /config; the reference `Worker` hands it over
     each time it loads the config); when it is not given, the first check asks GET /config.
@@ -239,6 +239,8 @@ class Updater:
         state = self._state_load()
         self.current_version: str = state.get("current", current_version)
         self.last_good_version: str | None = state.get("last_good")
+        unpacked = state.get("unpacked")
+        self.unpacked: dict[str, str] = dict(unpacked) if isinstance(unpacked, dict) else {}
         self.last_self_test: dict[str, Any] | None = None
 
     # --- one round ---------------------------------------------------------------------------------
@@ -282,24 +284,34 @@ class Updater:
         return channel
 
     def install(self, entry: Mapping[str, Any]) -> UpdateOutcome:
-        version = str(entry["version"])
-        try:
-            artifact = self.download(entry)
-        except UpdateRefused as refused:
-            self._report(version, "downloaded", False, {"error": refused.code})
-            return UpdateOutcome("refused", version, refused.code)
-        except ClientError as exc:
-            return UpdateOutcome("failed", version, f"download: {exc}")
-        self._report(version, "downloaded", True, {"sha256": entry["sha256"]})
+        version, sha256 = str(entry["version"]), str(entry["sha256"])
         folder = self.root / "versions" / version
-        try:
-            if folder.exists():
-                shutil.rmtree(folder)
-            safe_extract(artifact, folder)
-        except UpdateRefused as refused:
-            self._report(version, "installed", False, {"error": refused.code})
-            return UpdateOutcome("refused", version, refused.code)
-        self._report(version, "installed", True, {})
+        # A version kept from an earlier install (the one a rollback goes back to) is switched to
+        # without downloading or unpacking it again, when its folder was unpacked from an artifact
+        # with the SHA-256 this signed manifest names; otherwise it is fetched and unpacked afresh.
+        reuse = folder.is_dir() and self.unpacked.get(version) == sha256
+        if not reuse:
+            try:
+                artifact = self.download(entry)
+            except UpdateRefused as refused:
+                self._report(version, "downloaded", False, {"error": refused.code})
+                return UpdateOutcome("refused", version, refused.code)
+            except ClientError as exc:
+                return UpdateOutcome("failed", version, f"download: {exc}")
+        self._report(version, "downloaded", True, {"sha256": sha256, **({"kept": True} if reuse else {})})
+        if not reuse:
+            try:
+                if self.unpacked.pop(version, None) is not None:
+                    self._state_save()
+                if folder.exists():
+                    shutil.rmtree(folder)
+                safe_extract(artifact, folder)
+            except UpdateRefused as refused:
+                self._report(version, "installed", False, {"error": refused.code})
+                return UpdateOutcome("refused", version, refused.code)
+            self.unpacked[version] = sha256
+            self._state_save()
+        self._report(version, "installed", True, {"kept": True} if reuse else {})
         ok, details = self.self_test(folder, version)
         self.last_self_test = {"version": version, "ok": ok, **details}
         self._report(version, "self_test", ok, details)
@@ -358,7 +370,8 @@ class Updater:
     def _state_save(self) -> None:
         path = self.root / "state.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"current": self.current_version, "last_good": self.last_good_version}))
+        tmp.write_text(json.dumps({"current": self.current_version, "last_good": self.last_good_version,
+                                   "unpacked": self.unpacked}))
         os.replace(tmp, path)
 
 
