@@ -161,9 +161,13 @@ def adoption_by_channel() -> list[dict[str, Any]]:
 
 
 def rollout_progress(*, rollout: Rollout) -> list[dict[str, Any]]:
-    """Per step: workers it added, how many installed the release, how many failed."""
+    """Per step: workers it added, how many installed the release, how many failed.
+
+    Counted as the health gates count: only reports made since the step reached the worker.
+    """
     version = rollout.release.version
-    targets = list(RolloutTarget.objects.filter(rollout=rollout).values("worker_id", "step_index"))
+    targets = list(RolloutTarget.objects.filter(rollout=rollout).values("worker_id", "step_index",
+                                                                         "created_at"))
     statuses = {s.worker_id: s for s in WorkerReleaseStatus.objects.filter(
         version=version, worker_id__in=[t["worker_id"] for t in targets])}
     per_step: dict[int, dict[str, Any]] = {}
@@ -179,9 +183,11 @@ def rollout_progress(*, rollout: Rollout) -> list[dict[str, Any]]:
             continue
         row["added"] += 1
         status = statuses.get(target["worker_id"])
-        if status is not None and status.failed:
+        if status is None or status.updated_at < target["created_at"]:
+            continue
+        if status.failed:
             row["failed"] += 1
-        elif status is not None and status.install_ok:
+        elif status.install_ok:
             row["installed"] += 1
     return [per_step[index] for index in sorted(per_step)]
 

@@ -61,7 +61,8 @@ class WorkerSettings:
     heartbeat_interval_s: float = 30.0
     max_batch: int = 10
     report_chunk_leads: int = 200
-    update_check_interval_s: float = 3600.0
+    # A fallback only: a heartbeat naming a new update target wakes the check at once.
+    update_check_interval_s: float = 300.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
