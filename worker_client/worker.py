@@ -597,6 +597,9 @@ class Worker:
                     self._heartbeat_due.set()
             except Exception as exc:  # an update problem must never stop the work
                 self._note_error("update check", exc)
+                # No answer at all (the portal unreachable, a 5xx): ask again at the next heartbeat
+                # that names a target, not only after the interval.
+                self._update_target_checked = None
             self._update_due.wait(self.settings.update_check_interval_s)
 
     def _update_target_note(self, target: Any) -> None:
