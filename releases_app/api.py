@@ -66,7 +66,9 @@ class UpdateCheckView(WorkerAPIView):
         summary="Which release this worker should run, with its channel's signed manifest.")
     def get(self, request: Request) -> Response:
         worker = self.worker
-        channel = _channel_for(worker.channel)
+        # The channel stored now, not the one of the signing credential's per-process copy (a few
+        # seconds old at most): the heartbeat's update_target reads it so, and the two must agree.
+        channel = _channel_for(selectors.worker_channel_of(worker=worker))
         if channel is None:
             return Response({"target": None, "reason": "channel", "manifest": None},
                             headers={"Cache-Control": "no-store"})

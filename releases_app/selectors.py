@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from releases_app.models import (
@@ -37,33 +37,95 @@ class UpdateDecision:
     reason: str
 
 
-def update_decision(*, worker: Worker, channel: Channel, running_version: str) -> UpdateDecision:
-    """Which release this worker should run: pin > canary list > step share > channel current.
+_Chosen = TypeVar("_Chosen")
 
-    While a rollout runs, the channel's `current` is the new release and `previous` the one it
-    replaces: workers the rollout has not reached yet stay on `previous`.
+
+def _choose(*, pin: _Chosen | None, rollout_active: bool, reached: str | None, current: _Chosen | None,
+            previous: _Chosen | None) -> tuple[_Chosen | None, str]:
+    """The one precedence rule (docs/RELEASES.md): pin > canary list > step share > channel current.
+
+    `pin` is a valid pin's release (not expired, release ready), `reached` the target reason of the
+    rollout in progress for this worker (None when no step reached it). While a rollout runs, the
+    channel's `current` is the new release and `previous` the one it replaces: workers the rollout
+    has not reached yet stay on `previous`. Shared by the update check and the heartbeat, so the two
+    can never disagree about which release a worker should run.
     """
+    if pin is not None:
+        return pin, UpdateReason.PIN
+    if not rollout_active:
+        return current, UpdateReason.CHANNEL
+    if reached is None:
+        return previous, UpdateReason.CHANNEL
+    return current, UpdateReason.CANARY if reached == TargetReason.CANARY else UpdateReason.COHORT
+
+
+def update_decision(*, worker: Worker, channel: Channel, running_version: str) -> UpdateDecision:
+    """Which release this worker should run, and null when it runs it already (`_choose`)."""
     now = timezone.now()
     pin = WorkerPin.objects.select_related("release").filter(worker=worker).first()
-    chosen: Release | None
-    if pin is not None and (pin.expires_at is None or pin.expires_at > now) \
-            and pin.release.state == ReleaseState.READY:
-        chosen, reason = pin.release, UpdateReason.PIN
-    else:
+    valid_pin = (pin.release if pin is not None and (pin.expires_at is None or pin.expires_at > now)
+                 and pin.release.state == ReleaseState.READY else None)
+    rollout = None
+    reached = None
+    if valid_pin is None:
         rollout = Rollout.objects.filter(channel=channel, state__in=ACTIVE_ROLLOUT_STATES).first()
-        if rollout is None:
-            chosen, reason = channel.current, UpdateReason.CHANNEL
-        else:
-            target = RolloutTarget.objects.filter(rollout=rollout, worker_id=worker.pk).values_list(
+        if rollout is not None:
+            reached = RolloutTarget.objects.filter(rollout=rollout, worker_id=worker.pk).values_list(
                 "reason", flat=True).first()
-            if target is None:
-                chosen, reason = channel.previous, UpdateReason.CHANNEL
-            else:
-                chosen = channel.current
-                reason = UpdateReason.CANARY if target == TargetReason.CANARY else UpdateReason.COHORT
+    chosen, reason = _choose(pin=valid_pin, rollout_active=rollout is not None, reached=reached,
+                             current=channel.current, previous=channel.previous)
     if chosen is None or chosen.version == running_version:
         return UpdateDecision(release=None, reason=UpdateReason.CURRENT if chosen else reason)
     return UpdateDecision(release=chosen, reason=reason)
+
+
+def update_target_of(worker_id: str) -> dict[str, Any] | None:
+    """`{version, sequence}` of the release this worker should run now, or None (the heartbeat's answer).
+
+    The same decision as `update_decision`, but whatever the worker runs: the release to run, not the
+    action to take. `sequence` is the channel's signed manifest sequence, so a worker can tell a new
+    decision from one it has already acted on. One SQL statement of indexed look-ups (the worker row,
+    its pin, its channel, the channel's rollout in progress and this worker's target in it), read
+    from the database on every call: a change committed by any process (another server, a command)
+    is in the very next heartbeat's answer. The channel is the one stored on the worker row now, not
+    the one of the signing credential's cached copy. Reads only: it never creates a channel or signs
+    a manifest (an unknown channel answers None, and the worker's next update check creates it).
+    """
+    now = timezone.now()
+    # `.order_by()` everywhere: each subquery finds one row by a unique key, nothing to sort.
+    channel = Channel.objects.filter(name=OuterRef("channel")).order_by()
+    # The rollout in progress on the worker's channel (one at most: `one_active_rollout_per_channel`).
+    rollout_of = Rollout.objects.filter(channel__name=OuterRef("channel"),
+                                        state__in=ACTIVE_ROLLOUT_STATES).order_by()
+    rollout_nested = Rollout.objects.filter(channel__name=OuterRef(OuterRef("channel")),
+                                            state__in=ACTIVE_ROLLOUT_STATES).order_by()
+    pin = (WorkerPin.objects.filter(worker_id=OuterRef("pk"), release__state=ReleaseState.READY)
+           .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).order_by())
+    # By (rollout, worker_id), the unique index of the targets, whatever the size of the rollout.
+    target = RolloutTarget.objects.filter(rollout_id=Subquery(rollout_nested.values("pk")[:1]),
+                                          worker_id=OuterRef("pk")).order_by()
+    row = (Worker.objects.filter(pk=worker_id).order_by().values("channel").annotate(
+        pin_version=Subquery(pin.values("release__version")[:1]),
+        sequence=Subquery(channel.values("sequence")[:1]),
+        current_version=Subquery(channel.values("current__version")[:1]),
+        previous_version=Subquery(channel.values("previous__version")[:1]),
+        rollout_id=Subquery(rollout_of.values("pk")[:1]),
+        reached=Subquery(target.values("reason")[:1]),
+    ).first())
+    if row is None or row["sequence"] is None:
+        return None
+    version, _reason = _choose(pin=row["pin_version"], rollout_active=row["rollout_id"] is not None,
+                               reached=row["reached"], current=row["current_version"],
+                               previous=row["previous_version"])
+    if version is None:
+        return None
+    return {"version": version, "sequence": row["sequence"]}
+
+
+def worker_channel_of(*, worker: Worker) -> str:
+    """The worker's channel as stored now (staff may have moved it since its row was cached)."""
+    stored = Worker.objects.filter(pk=worker.pk).values_list("channel", flat=True).first()
+    return stored if stored is not None else worker.channel
 
 
 def running_version_of(*, worker: Worker) -> str:
@@ -99,9 +161,13 @@ def adoption_by_channel() -> list[dict[str, Any]]:
 
 
 def rollout_progress(*, rollout: Rollout) -> list[dict[str, Any]]:
-    """Per step: workers it added, how many installed the release, how many failed."""
+    """Per step: workers it added, how many installed the release, how many failed.
+
+    Counted as the health gates count: only reports made since the step reached the worker.
+    """
     version = rollout.release.version
-    targets = list(RolloutTarget.objects.filter(rollout=rollout).values("worker_id", "step_index"))
+    targets = list(RolloutTarget.objects.filter(rollout=rollout).values("worker_id", "step_index",
+                                                                         "created_at"))
     statuses = {s.worker_id: s for s in WorkerReleaseStatus.objects.filter(
         version=version, worker_id__in=[t["worker_id"] for t in targets])}
     per_step: dict[int, dict[str, Any]] = {}
@@ -117,9 +183,11 @@ def rollout_progress(*, rollout: Rollout) -> list[dict[str, Any]]:
             continue
         row["added"] += 1
         status = statuses.get(target["worker_id"])
-        if status is not None and status.failed:
+        if status is None or status.updated_at < target["created_at"]:
+            continue
+        if status.failed:
             row["failed"] += 1
-        elif status is not None and status.install_ok:
+        elif status.install_ok:
             row["installed"] += 1
     return [per_step[index] for index in sorted(per_step)]
 

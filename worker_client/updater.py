@@ -3,8 +3,10 @@
 What a worker must check before it runs new code (docs/RELEASES.md, "How a worker verifies a manifest"):
 1. the channel manifest carries a valid Ed25519 signature, over the canonical JSON of `signed`, by
    a key the worker trusts (any one of them: keys are rotated with an overlap);
-2. its `sequence` is not lower than the highest this worker has accepted for the channel (no
-   rollback to an old manifest) and its `expires_at` has not passed (no frozen manifest);
+2. it is the manifest of this worker's channel (`channel` of GET /config: a validly signed manifest
+   of another channel replayed to it is refused), its `sequence` is not lower than the highest this
+   worker has accepted for that channel (no rollback to an old manifest) and its `expires_at` has
+   not passed (no frozen manifest);
 3. the target the server offers is named, with the same SHA-256 and size, by that manifest;
 4. the downloaded bytes have that size and SHA-256.
 Only then is the archive unpacked, into a fresh folder of its own, refusing any member that would
@@ -215,14 +217,19 @@ class Updater:
     """Keeps a worker's install folder on the version the portal assigns.
 
     Layout under `root`: `versions/<version>/` (one folder per install, kept), `downloads/` (partial
-    and complete artifacts), `state.json` (current and last good version, highest sequences).
+    and complete artifacts), `state.json` (current and last good version, and the SHA-256 of the
+    artifact each version folder was unpacked from), `sequences.json` (highest sequence per channel).
+
+    `channel` is the worker's channel (`channel` of GET /config; the reference `Worker` hands it over
+    each time it loads the config); when it is not given, the first check asks GET /config.
     """
 
     def __init__(self, client: LeadOpsClient, *, root: Path, trusted_keys: Mapping[str, bytes],
                  current_version: str, self_test: SelfTest = default_self_test,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                 download_attempts: int = 5) -> None:
+                 download_attempts: int = 5, channel: str | None = None) -> None:
         self.client = client
+        self.channel = channel
         self.root = Path(root)
         (self.root / "versions").mkdir(parents=True, exist_ok=True)
         (self.root / "downloads").mkdir(parents=True, exist_ok=True)
@@ -232,6 +239,8 @@ class Updater:
         state = self._state_load()
         self.current_version: str = state.get("current", current_version)
         self.last_good_version: str | None = state.get("last_good")
+        unpacked = state.get("unpacked")
+        self.unpacked: dict[str, str] = dict(unpacked) if isinstance(unpacked, dict) else {}
         self.last_self_test: dict[str, Any] | None = None
 
     # --- one round ---------------------------------------------------------------------------------
@@ -240,7 +249,7 @@ class Updater:
         """Ask the portal, verify, and install what it assigns; never raises for a refused update."""
         answer = self.client.update_check(version=self.current_version)
         try:
-            signed = self.verifier.verify(answer.get("manifest"))
+            signed = self._verify_for_channel(answer.get("manifest"))
             target = answer.get("target")
             if not isinstance(target, dict):
                 return UpdateOutcome("none", reason=str(answer.get("reason", "")))
@@ -250,25 +259,59 @@ class Updater:
             return UpdateOutcome("refused", reason=refused.code)
         return self.install(entry)
 
+    def _verify_for_channel(self, manifest: Any) -> dict[str, Any]:
+        """Verify against this worker's channel; learn a new channel once if staff moved the worker."""
+        channel = self.channel if self.channel is not None else self._channel_fetch()
+        try:
+            return self.verifier.verify(manifest, channel=channel)
+        except UpdateRefused as refused:
+            if refused.code != "manifest_wrong_channel":
+                raise
+            # A validly signed manifest of another channel: either a replay (refuse) or staff moved
+            # this worker and the portal now answers its new channel's manifest. The portal's
+            # config says which; sequences are kept per channel, so the new one is tracked from here.
+            moved_to = self._channel_fetch()
+            if moved_to == channel:
+                raise
+            logger.info("worker %s is now on channel %s", self.client.worker_id, moved_to)
+            return self.verifier.verify(manifest, channel=moved_to)
+
+    def _channel_fetch(self) -> str:
+        channel = self.client.config().get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise UpdateRefused("manifest_wrong_channel", "the portal names no channel for this worker")
+        self.channel = channel
+        return channel
+
     def install(self, entry: Mapping[str, Any]) -> UpdateOutcome:
-        version = str(entry["version"])
-        try:
-            artifact = self.download(entry)
-        except UpdateRefused as refused:
-            self._report(version, "downloaded", False, {"error": refused.code})
-            return UpdateOutcome("refused", version, refused.code)
-        except ClientError as exc:
-            return UpdateOutcome("failed", version, f"download: {exc}")
-        self._report(version, "downloaded", True, {"sha256": entry["sha256"]})
+        version, sha256 = str(entry["version"]), str(entry["sha256"])
         folder = self.root / "versions" / version
-        try:
-            if folder.exists():
-                shutil.rmtree(folder)
-            safe_extract(artifact, folder)
-        except UpdateRefused as refused:
-            self._report(version, "installed", False, {"error": refused.code})
-            return UpdateOutcome("refused", version, refused.code)
-        self._report(version, "installed", True, {})
+        # A version kept from an earlier install (the one a rollback goes back to) is switched to
+        # without downloading or unpacking it again, when its folder was unpacked from an artifact
+        # with the SHA-256 this signed manifest names; otherwise it is fetched and unpacked afresh.
+        reuse = folder.is_dir() and self.unpacked.get(version) == sha256
+        if not reuse:
+            try:
+                artifact = self.download(entry)
+            except UpdateRefused as refused:
+                self._report(version, "downloaded", False, {"error": refused.code})
+                return UpdateOutcome("refused", version, refused.code)
+            except ClientError as exc:
+                return UpdateOutcome("failed", version, f"download: {exc}")
+        self._report(version, "downloaded", True, {"sha256": sha256, **({"kept": True} if reuse else {})})
+        if not reuse:
+            try:
+                if self.unpacked.pop(version, None) is not None:
+                    self._state_save()
+                if folder.exists():
+                    shutil.rmtree(folder)
+                safe_extract(artifact, folder)
+            except UpdateRefused as refused:
+                self._report(version, "installed", False, {"error": refused.code})
+                return UpdateOutcome("refused", version, refused.code)
+            self.unpacked[version] = sha256
+            self._state_save()
+        self._report(version, "installed", True, {"kept": True} if reuse else {})
         ok, details = self.self_test(folder, version)
         self.last_self_test = {"version": version, "ok": ok, **details}
         self._report(version, "self_test", ok, details)
@@ -327,7 +370,8 @@ class Updater:
     def _state_save(self) -> None:
         path = self.root / "state.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"current": self.current_version, "last_good": self.last_good_version}))
+        tmp.write_text(json.dumps({"current": self.current_version, "last_good": self.last_good_version,
+                                   "unpacked": self.unpacked}))
         os.replace(tmp, path)
 
 

@@ -61,7 +61,8 @@ class WorkerSettings:
     heartbeat_interval_s: float = 30.0
     max_batch: int = 10
     report_chunk_leads: int = 200
-    update_check_interval_s: float = 3600.0
+    # A fallback only: a heartbeat naming a new update target wakes the check at once.
+    update_check_interval_s: float = 300.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
@@ -248,8 +249,19 @@ class Worker:
                                      seconds=extend_seconds)
         self._thread: threading.Thread | None = None
         self._ran = False
-        # An `updater.Updater`: asks /updates/check on the configured interval (docs/RELEASES.md).
+        # An `updater.Updater`: asks /updates/check as soon as a heartbeat names another release
+        # than the one this worker runs, and on the configured interval as a fallback
+        # (docs/RELEASES.md, "The reference worker").
         self.updater = updater
+        # Set to send a heartbeat now (after an install: the portal learns at once what runs).
+        self._heartbeat_due = threading.Event()
+        # Set to ask /updates/check now (a heartbeat named a new update target).
+        self._update_due = threading.Event()
+        # The heartbeat's last `update_target` as (version, sequence), and the one the latest update
+        # check started from: a target already tried (and failed) is not asked for on every
+        # heartbeat, only again on the interval, or at once when the portal names a new one.
+        self._update_target: tuple[str, Any] | None = None
+        self._update_target_checked: tuple[str, Any] | None = None
         # Protocol v1.1: a job's final report waits for the next pull and goes with it in one
         # POST /jobs/exchange; a server that answers 404 to it turns this off for good (v1 then).
         self.use_exchange = use_exchange
@@ -324,6 +336,9 @@ class Worker:
                 self._pull_and_work(executor)
         finally:
             self._stop.set()
+            # Wake the heartbeat and update threads out of their interval waits: they see the stop.
+            self._heartbeat_due.set()
+            self._update_due.set()
             if timer is not None:
                 timer.cancel()
             executor.shutdown(wait=True)
@@ -546,13 +561,23 @@ class Worker:
 
     def _config_load(self) -> None:
         try:
-            self.settings = WorkerSettings.from_config(self.client.config())
+            config = self.client.config()
         except ClientError as exc:
             # Start on the defaults; the heartbeat loop loads the config once the server answers.
             self._note_error("config", exc)
+            return
+        self.settings = WorkerSettings.from_config(config)
+        channel = config.get("channel")
+        if self.updater is not None and isinstance(channel, str) and channel:
+            # The updater refuses a manifest of any other channel (docs/RELEASES.md).
+            self.updater.channel = channel
 
     def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(self.settings.heartbeat_interval_s):
+        while True:
+            self._heartbeat_due.wait(self.settings.heartbeat_interval_s)
+            if self._stop.is_set():
+                return
+            self._heartbeat_due.clear()
             try:
                 self._heartbeat_send()
             except Exception as exc:  # keep reporting liveness whatever one answer looked like
@@ -561,14 +586,33 @@ class Worker:
 
     def _update_loop(self) -> None:
         while not self._stop.is_set():
+            self._update_due.clear()
+            self._update_target_checked = self._update_target
             try:
                 outcome = self.updater.check_once()
                 if outcome.action == "installed":
                     self.version = self.updater.current_version
+                    # Tell the portal now, not a heartbeat interval later: rollouts and their
+                    # health gates read the running version from heartbeats.
+                    self._heartbeat_due.set()
             except Exception as exc:  # an update problem must never stop the work
                 self._note_error("update check", exc)
-            if self._stop.wait(self.settings.update_check_interval_s):
-                return
+                # No answer at all (the portal unreachable, a 5xx): ask again at the next heartbeat
+                # that names a target, not only after the interval.
+                self._update_target_checked = None
+            self._update_due.wait(self.settings.update_check_interval_s)
+
+    def _update_target_note(self, target: Any) -> None:
+        """Wake the update check when the heartbeat names a release this worker does not run."""
+        if self.updater is None:
+            return
+        if not isinstance(target, dict) or not isinstance(target.get("version"), str):
+            self._update_target = None
+            return
+        key = (target["version"], target.get("sequence"))
+        self._update_target = key
+        if key[0] != self.version and key != self._update_target_checked:
+            self._update_due.set()
 
     def _heartbeat_send(self, *, final: bool = False) -> None:
         running = 0 if final else len(self._renewer.held())
@@ -581,9 +625,12 @@ class Worker:
             self._note_error("heartbeat", exc)
             return
         self.counters.add("heartbeats")
+        if final:
+            return
         version = answer.get("config_version")
-        if not final and isinstance(version, int) and version != self.settings.config_version:
+        if isinstance(version, int) and version != self.settings.config_version:
             self._config_load()
+        self._update_target_note(answer.get("update_target"))
 
     def _release_held(self) -> None:
         held = self._renewer.held()

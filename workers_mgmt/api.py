@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.utils.timezone import now as clock_now
@@ -65,10 +66,19 @@ class CredentialsOut(serializers.Serializer):
     pending = PendingCredentialOut()
 
 
+class UpdateTargetOut(serializers.Serializer):
+    version = serializers.CharField(help_text="The release this worker should run now.")
+    sequence = serializers.IntegerField(help_text="The signed manifest sequence of the worker's channel.")
+
+
 class HeartbeatOut(serializers.Serializer):
     server_time = serializers.DateTimeField()
     poll_interval_s = serializers.IntegerField()
     config_version = serializers.IntegerField()
+    update_target = UpdateTargetOut(allow_null=True, help_text=(
+        "The release this worker should run now (pin, canary, rollout step, else the channel's), "
+        "whatever it runs; null when none applies. When `version` differs from what the worker "
+        "runs, it should ask GET /updates/check at once (docs/RELEASES.md)."))
     credentials = CredentialsOut(required=False, help_text=(
         "Present only during a push rotation, and only to a request signed with the current key: "
         "sign the next requests with this key; the first one promotes it."))
@@ -80,7 +90,7 @@ def client_ip(request: Request) -> str | None:
 
 class HeartbeatView(WorkerAPIView):
     @extend_schema(request=HeartbeatIn, responses={200: HeartbeatOut}, operation_id="heartbeat",
-                   summary="Report liveness; learn the poll interval and config version.")
+                   summary="Report liveness; learn the poll interval, config version and update target.")
     def post(self, request: Request) -> Response:
         data = self.body(request, HeartbeatIn)
         worker_heartbeat(
@@ -94,6 +104,7 @@ class HeartbeatView(WorkerAPIView):
             "server_time": clock_now().isoformat(),
             "poll_interval_s": config.poll_interval_s,
             "config_version": config.version,
+            "update_target": update_target_for(self.worker.pk),
         }
         # Push rotation: the one place a secret ever leaves the server in an API answer.
         pending = credential_deliver(credential=request.auth, ip=client_ip(request))  # type: ignore[arg-type]
@@ -158,6 +169,25 @@ _provider_lookup = None
 def register_provider_lookup(lookup) -> None:
     global _provider_lookup
     _provider_lookup = lookup
+
+
+def update_target_for(worker_id: str) -> dict[str, Any] | None:
+    """What the heartbeat answers as `update_target`: `{version, sequence}` or None.
+
+    Releases own channels, rollouts and pins; they register this lookup at start-up so the
+    dependency arrow stays releases_app -> workers_mgmt (docs/SYSTEM_OVERVIEW.md, "Layers"). The
+    lookup reads the database on every call (one statement), so it is never staler than the
+    heartbeat itself.
+    """
+    return _update_target_lookup(worker_id) if _update_target_lookup else None
+
+
+_update_target_lookup: Callable[[str], dict[str, Any] | None] | None = None
+
+
+def register_update_target_lookup(lookup: Callable[[str], dict[str, Any] | None]) -> None:
+    global _update_target_lookup
+    _update_target_lookup = lookup
 
 
 class EnrollIn(serializers.Serializer):

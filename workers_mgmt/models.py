@@ -105,7 +105,9 @@ class WorkerConfig(models.Model):
     heartbeat_interval_s = models.PositiveIntegerField(default=30, validators=[MinValueValidator(5)])
     max_batch = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     report_chunk_leads = models.PositiveIntegerField(default=200, validators=[MinValueValidator(1)])
-    update_check_interval_s = models.PositiveIntegerField(default=3600)
+    update_check_interval_s = models.PositiveIntegerField(
+        default=300, help_text="A fallback: workers also check at once when a heartbeat names a new release.",
+    )
     # Tuning: how long a pull may wait for work, and the payload limits workers obey.
     long_poll_wait_s = models.PositiveIntegerField(
         default=0, validators=[MaxValueValidator(30)],

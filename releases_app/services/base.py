@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.utils import timezone
@@ -15,6 +16,12 @@ from releases_app.models import (
 MANIFEST_SCHEMA = 1
 DEFAULT_CHANNELS = ("stable", "beta", "canary")
 DEFAULT_HOLD_S = 1800
+# What a step's hold must leave an online worker to install (docs/RELEASES.md, "How fast a change
+# reaches the fleet"): up to one heartbeat interval to learn its target, the download, unpacking
+# and self-test, then a heartbeat reporting the new version. Two intervals cover a heartbeat that
+# was lost or answered just before the change; this allowance covers a large artifact on a slow
+# link. The gates never judge a step sooner than that after it started, whatever its hold_s.
+INSTALL_ALLOWANCE_S = 60
 # Health-gate thresholds (docs/RELEASES.md, "Health gates"); a rollout may override any of them.
 DEFAULT_GATES: dict[str, Any] = {
     "max_error_rate": 0.02,          # the floor of the allowed error rate
@@ -23,6 +30,17 @@ DEFAULT_GATES: dict[str, Any] = {
     "heartbeat_factor": 2.0,         # a heartbeat older than this times its interval: failed
     "baseline_hours": 24,            # the previous release's rate is measured over this window
 }
+
+
+def min_hold_s(heartbeat_interval_s: int) -> int:
+    """The shortest hold after which the gates may judge a step: 2 heartbeats + the install allowance."""
+    return 2 * heartbeat_interval_s + INSTALL_ALLOWANCE_S
+
+
+def heartbeat_window(*, heartbeat_interval_s: int, gates: dict[str, Any]) -> dt.timedelta:
+    """A worker heard from within this window is online; silent longer, it is late (the gates)."""
+    factor = gates.get("heartbeat_factor", DEFAULT_GATES["heartbeat_factor"])
+    return dt.timedelta(seconds=heartbeat_interval_s * factor)
 
 
 class ReleaseRefused(Exception):

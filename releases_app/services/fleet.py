@@ -60,10 +60,14 @@ def update_report_record(*, worker: Worker, version: str, stage: str, ok: bool,
     now = timezone.now()
     changes: dict[str, Any] = {"last_stage": stage, "last_ok": ok, "last_details": details or {},
                                "updated_at": now}
+    # A new download starts a new attempt, and a new install a new self-test: what the previous
+    # attempt said about the later stages no longer describes this worker (a self-test that failed
+    # before the worker was fixed must not fail the next rollout of the same version).
     if stage == UpdateStage.DOWNLOADED:
-        changes["downloaded_at"] = now
+        changes.update(downloaded_at=now, installed_at=None, install_ok=None, self_test_ok=None,
+                       rolled_back_at=None)
     elif stage == UpdateStage.INSTALLED:
-        changes.update(installed_at=now, install_ok=ok)
+        changes.update(installed_at=now, install_ok=ok, self_test_ok=None, rolled_back_at=None)
     elif stage == UpdateStage.SELF_TEST:
         changes["self_test_ok"] = ok
     elif stage == UpdateStage.ROLLED_BACK:

@@ -18,7 +18,7 @@ from releases_app.models import (
     RolloutTarget,
     WorkerReleaseStatus,
 )
-from releases_app.services.base import DEFAULT_GATES, ReleaseRefused, _audit
+from releases_app.services.base import DEFAULT_GATES, ReleaseRefused, _audit, heartbeat_window, min_hold_s
 from releases_app.services.manifests import _iso, _manifest_sign
 from releases_app.services.rollouts import _advance, _locked_active_rollout, _rollout_move, rollout_abort
 from workers_mgmt.models import Worker
@@ -50,31 +50,56 @@ def _rate(outcomes: Iterable[dict[str, int]]) -> tuple[int, int]:
 
 
 def rollout_gate_check(*, rollout: Rollout) -> GateResult:
-    """Judge the workers the rollout has reached (docs/RELEASES.md, "Health gates"); writes nothing."""
+    """Judge the workers the rollout has reached (docs/RELEASES.md, "Health gates"); writes nothing.
+
+    Only what a worker reported since the step reached it counts: an earlier rollout of the same
+    version may have left install reports. A target that is offline (no heartbeat within the window)
+    and has not installed is left out: it never ran the release, so it neither fails the step nor
+    keeps it waiting; it gets the release when it comes back. A target that installed and then went
+    silent fails the step (the new version may be what stopped it).
+    """
     gates = {**DEFAULT_GATES, **(rollout.gates or {})}
     now = timezone.now()
     version = rollout.release.version
-    targets = list(RolloutTarget.objects.filter(rollout=rollout).values_list("worker_id", flat=True))
+    reached_at = dict(RolloutTarget.objects.filter(rollout=rollout).values_list("worker_id", "created_at"))
+    targets = sorted(reached_at)
     statuses = {s.worker_id: s for s in
-                WorkerReleaseStatus.objects.filter(version=version, worker_id__in=targets)}
+                WorkerReleaseStatus.objects.filter(version=version, worker_id__in=targets)
+                if s.updated_at >= reached_at[s.worker_id]}
     workers = {w.id: w for w in Worker.objects.filter(id__in=targets)}
     fails: list[str] = []
     unknown: list[str] = []
 
+    late_after = heartbeat_window(heartbeat_interval_s=worker_config_get().heartbeat_interval_s, gates=gates)
+
+    def heard(name: str) -> bool:
+        worker = workers.get(name)
+        return (worker is not None and worker.last_heartbeat_at is not None
+                and now - worker.last_heartbeat_at <= late_after)
+
+    # Installed since the step reached it: its install report, or its heartbeat says it runs the
+    # version (a worker that ran it already gets no target and reports no install).
+    installed: dict[str, dt.datetime] = {}
+    for name in targets:
+        status, worker = statuses.get(name), workers.get(name)
+        if status is not None and status.install_ok and status.installed_at is not None \
+                and status.installed_at >= reached_at[name]:
+            installed[name] = status.installed_at
+        elif worker is not None and worker.reported_version == version and worker.last_heartbeat_at \
+                and worker.last_heartbeat_at >= reached_at[name]:
+            installed[name] = reached_at[name]
     failed_install = sorted(w for w, s in statuses.items() if s.failed)
-    not_installed = sorted(w for w in targets if w not in statuses or not statuses[w].install_ok)
-    not_installed = [w for w in not_installed if w not in failed_install]
+    waiting = [w for w in targets if w not in installed and w not in failed_install]
+    not_installed = [w for w in waiting if heard(w)]
+    offline = [w for w in waiting if not heard(w)]
     if failed_install:
         fails.append(f"install or self-test failed on {', '.join(failed_install)}")
     if not_installed:
         unknown.append(f"not installed yet on {', '.join(not_installed)}")
+    if targets and not installed and not failed_install and not not_installed:
+        unknown.append("no worker the rollout reached is online")
 
-    interval = worker_config_get().heartbeat_interval_s
-    late_after = dt.timedelta(seconds=interval * gates["heartbeat_factor"])
-    def heard_late(worker: Worker) -> bool:
-        return worker.last_heartbeat_at is None or now - worker.last_heartbeat_at > late_after
-
-    silent = sorted(w for w in targets if w in workers and heard_late(workers[w]))
+    silent = sorted(w for w in installed if not heard(w))
     if silent:
         fails.append(f"heartbeat late from {', '.join(silent)}")
     bad_self_test = sorted(
@@ -85,7 +110,6 @@ def rollout_gate_check(*, rollout: Rollout) -> GateResult:
     if bad_self_test:
         fails.append(f"heartbeat self-test failing on {', '.join(bad_self_test)}")
 
-    installed = {w: s.installed_at for w, s in statuses.items() if s.install_ok and s.installed_at}
     new_failed, new_total = _rate(attempt_outcomes_since(since_by_worker=installed).values())
     baseline_since = rollout.created_at - dt.timedelta(hours=gates["baseline_hours"])
     others = (Worker.objects.filter(channel=rollout.channel.name).exclude(id__in=targets)
@@ -101,7 +125,8 @@ def rollout_gate_check(*, rollout: Rollout) -> GateResult:
         fails.append(f"job error rate {new_rate:.1%} above {allowed:.1%}")
     checks = {
         "targets": len(targets), "installed": len(installed), "failed_installs": failed_install,
-        "silent": silent, "error_rate": new_rate, "attempts": new_total, "previous_error_rate": old_rate,
+        "silent": silent, "offline": offline, "error_rate": new_rate, "attempts": new_total,
+        "previous_error_rate": old_rate,
         "previous_attempts": old_total, "allowed_error_rate": allowed, "evaluated_at": _iso(now),
     }
     if fails:
@@ -118,7 +143,10 @@ def rollout_gate_evaluate(*, rollout_id: int) -> GateResult | None:
     if rollout is None:
         return None
     step = rollout.steps[rollout.step_index]
-    if timezone.now() < rollout.step_started_at + dt.timedelta(seconds=step.get("hold_s", 0)):
+    # Never sooner than every online worker could have installed, whatever the step's hold_s says (a
+    # hold set shorter, or a heartbeat interval raised since the rollout started).
+    hold_s = max(step.get("hold_s", 0), min_hold_s(worker_config_get().heartbeat_interval_s))
+    if timezone.now() < rollout.step_started_at + dt.timedelta(seconds=hold_s):
         return None
     result = rollout_gate_check(rollout=rollout)
     channel_name = rollout.channel.name

@@ -21,7 +21,13 @@ from releases_app.models import (
     RolloutTarget,
     TargetReason,
 )
-from releases_app.services.base import DEFAULT_GATES, DEFAULT_HOLD_S, ReleaseRefused, _audit
+from releases_app.services.base import (
+    DEFAULT_GATES,
+    DEFAULT_HOLD_S,
+    ReleaseRefused,
+    _audit,
+    heartbeat_window,
+)
 from releases_app.services.manifests import (
     _active_rollout,
     _lock_channel,
@@ -29,6 +35,7 @@ from releases_app.services.manifests import (
     channel_get_or_create,
 )
 from workers_mgmt.models import Worker
+from workers_mgmt.services import worker_config_get
 
 
 def default_steps(*, canary: list[str]) -> list[dict[str, Any]]:
@@ -82,13 +89,25 @@ def worker_rank_key(salt: str, worker_id: str) -> str:
 
 
 def _step_targets_apply(*, rollout: Rollout, step_index: int) -> int:
-    """Add the workers step `step_index` reaches; earlier targets stay, so steps only ever add."""
+    """Add the workers step `step_index` reaches; earlier targets stay, so steps only ever add.
+
+    A count or a share is filled with online workers first (a heartbeat within the gates' window),
+    each group in the rollout's hash order: a step then reaches workers that install it within a
+    heartbeat and that the gates can judge, rather than machines that are switched off
+    (docs/RELEASES.md, "The rollout model"). Offline workers are reached only when the online ones
+    are not enough; the gates leave them out until they are heard from.
+    """
     steps = rollout.steps
     canaries = [name for step in steps[: step_index + 1] for name in step.get("canary", [])]
     # Pinned workers are left out of the ranking: a pin outranks the rollout, so reaching them would
     # only leave the gates waiting for installs that never come.
-    fleet = list(Worker.objects.filter(channel=rollout.channel.name, enabled=True, release_pin__isnull=True)
-                 .values_list("id", flat=True))
+    heard = dict(Worker.objects.filter(channel=rollout.channel.name, enabled=True, release_pin__isnull=True)
+                 .values_list("id", "last_heartbeat_at"))
+    fleet = list(heard)
+    window = heartbeat_window(heartbeat_interval_s=worker_config_get().heartbeat_interval_s,
+                              gates={**DEFAULT_GATES, **(rollout.gates or {})})
+    online_since = timezone.now() - window
+    online = {name for name, at in heard.items() if at is not None and at >= online_since}
     step = steps[step_index]
     if "count" in step:
         wanted = step["count"]
@@ -103,7 +122,7 @@ def _step_targets_apply(*, rollout: Rollout, step_index: int) -> int:
     ]
     taken = existing | {row.worker_id for row in new_rows}
     ranking = sorted((name for name in fleet if name not in taken),
-                     key=lambda name: worker_rank_key(rollout.salt, name))
+                     key=lambda name: (name not in online, worker_rank_key(rollout.salt, name)))
     fill = max(0, wanted - len(taken))
     new_rows += [
         RolloutTarget(rollout=rollout, worker_id=name, step_index=step_index, reason=TargetReason.COHORT)

@@ -86,3 +86,15 @@ def test_exchange_documents_its_request_and_answer(schema):
     assert set(answer["properties"]) == {"results", "jobs", "retry_after_s"}
     assert set(components["ExchangeResultOut"]["properties"]) == {"job_id", "status", "body"}
     assert "200" in exchange["responses"]
+
+
+def test_heartbeat_answer_documents_the_update_target(schema):
+    components = schema["components"]["schemas"]
+    heartbeat = components["HeartbeatOut"]
+    assert "update_target" in heartbeat["required"]
+    target = heartbeat["properties"]["update_target"]
+    assert target["nullable"] is True
+    assert target["allOf"] == [{"$ref": "#/components/schemas/UpdateTargetOut"}]
+    out = components["UpdateTargetOut"]
+    assert set(out["properties"]) == set(out["required"]) == {"version", "sequence"}
+    assert (out["properties"]["version"]["type"], out["properties"]["sequence"]["type"]) == ("string", "integer")

@@ -56,16 +56,26 @@ def _isolated_redis_keys(settings, e2e_redis_prefix):
     settings.LEADOPS_REDIS_PREFIX = e2e_redis_prefix
 
 
-def _serve(kind: str, django_db_blocker, prefix: str):
+# The media folder (release artifacts, evidence) of each live portal that was given one, by base URL.
+_MEDIA_ROOTS: dict[str, Path] = {}
+
+
+def _serve(kind: str, django_db_blocker, prefix: str, *, media_root: Path | None = None):
     port = _free_port()
     env = _portal_env(django_db_blocker, prefix)
+    if media_root is not None:
+        env["LEADOPS_MEDIA_ROOT"] = str(media_root)
     try:
         server = start_server(kind, port, env)
     except RuntimeError as exc:
         pytest.fail(str(exc))
+    url = f"http://127.0.0.1:{port}"
+    if media_root is not None:
+        _MEDIA_ROOTS[url] = media_root
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
+        _MEDIA_ROOTS.pop(url, None)
         server_stop(server)
 
 
@@ -79,9 +89,21 @@ def live_portal_url(django_db_setup, django_db_blocker, e2e_redis_prefix):
 
 
 @pytest.fixture(scope="module")
-def worker_api_url(django_db_setup, django_db_blocker, e2e_redis_prefix):
-    """The chosen worker-API server (`leadops.servers.CHOSEN`) on the test database; its base URL."""
-    yield from _serve(CHOSEN, django_db_blocker, e2e_redis_prefix)
+def worker_api_url(django_db_setup, django_db_blocker, e2e_redis_prefix, tmp_path_factory):
+    """The chosen worker-API server (`leadops.servers.CHOSEN`) on the test database; its base URL.
+
+    Its media folder is a temporary one of its own (`worker_api_media` points the test at it).
+    """
+    yield from _serve(CHOSEN, django_db_blocker, e2e_redis_prefix,
+                      media_root=tmp_path_factory.mktemp("worker-api-media"))
+
+
+@pytest.fixture
+def worker_api_media(worker_api_url, settings) -> Path:
+    """Store files (release artifacts) where the `worker_api_url` server reads them; that folder."""
+    media_root = _MEDIA_ROOTS[worker_api_url]
+    settings.MEDIA_ROOT = str(media_root)
+    return media_root
 
 
 # --- headless Debian chromium through Playwright (never a downloaded browser) --------------------

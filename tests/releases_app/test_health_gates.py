@@ -151,3 +151,125 @@ def test_silent_canary_fails_the_gate(clock, rollout_of):
         member.heartbeat()
     assert evaluate_rollouts() == {rollout.pk: "fail"}
     assert "heartbeat late from w-01" in Rollout.objects.get(pk=rollout.pk).state_reason
+
+
+# --- the fleet as it is: offline workers, re-rollouts, the hold the fleet needs (issue 22) ----------
+
+
+def _gate(rollout) -> dict:
+    from releases_app.services import rollout_gate_check
+
+    return rollout_gate_check(rollout=Rollout.objects.get(pk=rollout.pk)).as_dict()
+
+
+def test_an_offline_worker_neither_fails_nor_stalls_a_step(clock, fleet, stable_on, publish):
+    stable_on("1.0.0")
+    workers = fleet(4)
+    for member in workers[:3]:
+        member.heartbeat()  # w-04 was switched off long ago: never heard from
+    publish("1.1.0")
+    rollout = start(canary=(), min_attempts=0, steps=[{"percent": 100, "hold_s": HOLD_S}])
+    assert rollout.targets.count() == 4
+    for member in workers[:3]:
+        member.update()
+    assert after_hold(clock, workers[:3]) == {rollout.pk: "pass"}
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.DONE
+    assert rollout.last_gate_result["checks"]["offline"] == ["w-04"]
+    assert rollout.last_gate_result["checks"]["installed"] == 3
+
+
+def test_a_count_step_reaches_an_online_worker_before_offline_ones(clock, fleet, stable_on, publish):
+    from releases_app.services import worker_rank_key
+
+    stable_on("1.0.0")
+    workers = fleet(10)
+    publish("1.1.0")
+    rollout = start(canary=(), steps=[{"count": 0, "hold_s": HOLD_S}, {"count": 1}, {"count": 3}])
+    # The one online worker is the last in the rollout's hash order.
+    by_rank = sorted(workers, key=lambda member: worker_rank_key(rollout.salt, member.worker_id))
+    by_rank[-1].heartbeat()
+    rollout_promote(channel_name="stable", actor="tests")
+    assert list(rollout.targets.values_list("worker_id", flat=True)) == [by_rank[-1].worker_id]
+    rollout_promote(channel_name="stable", actor="tests")
+    # Then the offline ones, in the rollout's hash order, when the online ones are not enough.
+    assert set(rollout.targets.values_list("worker_id", flat=True)) == {
+        by_rank[-1].worker_id, by_rank[0].worker_id, by_rank[1].worker_id}
+
+
+def test_an_online_worker_that_did_not_install_pauses_the_step(clock, rollout_of):
+    workers, rollout = rollout_of(3, min_attempts=0)
+    assert after_hold(clock, workers) == {rollout.pk: "inconclusive"}
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.PAUSED
+    assert "not installed yet on w-01" in rollout.state_reason
+
+
+def test_a_step_whose_targets_are_all_offline_pauses_rather_than_rolls_back(clock, rollout_of):
+    workers, rollout = rollout_of(3, min_attempts=0)  # the canary w-01 never sends a heartbeat
+    assert after_hold(clock, workers[1:]) == {rollout.pk: "inconclusive"}
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.PAUSED
+    assert "no worker the rollout reached is online" in rollout.state_reason
+    assert Channel.objects.get(name="stable").current.version == "1.1.0"
+
+
+def test_an_install_from_an_earlier_rollout_of_the_same_version_does_not_count(clock, rollout_of):
+    from releases_app.services import channel_rollback
+
+    workers, _first = rollout_of(3, min_attempts=0)
+    canary = workers[0]
+    canary.update()
+    channel_rollback(channel_name="stable", actor="tests")
+    canary.update()
+    assert canary.version == "1.0.0"
+    clock.shift(dt.timedelta(seconds=5))
+    again = start(min_attempts=0)
+    for member in workers:
+        member.heartbeat()
+    result = _gate(again)
+    assert result["outcome"] == "inconclusive"
+    assert result["reasons"] == ["not installed yet on w-01"]
+    canary.update()
+    canary.heartbeat()
+    assert _gate(again)["outcome"] == "pass"
+
+
+def test_a_self_test_that_failed_before_the_worker_was_fixed_does_not_fail_the_next_rollout(clock, rollout_of):
+    from releases_app.services import channel_rollback
+
+    workers, first = rollout_of(3, min_attempts=0)
+    canary = workers[0]
+    canary.report("1.1.0", "downloaded")
+    canary.report("1.1.0", "installed")
+    canary.report("1.1.0", "self_test", ok=False, details={"error": "no chromium"})
+    canary.report("1.1.0", "rolled_back", details={"to_version": "1.0.0"})
+    for member in workers:
+        member.heartbeat()
+    assert _gate(first)["outcome"] == "fail"
+    channel_rollback(channel_name="stable", actor="tests")
+    clock.shift(dt.timedelta(seconds=5))
+    again = start(min_attempts=0)
+    canary.update()  # chromium installed on the machine meanwhile: every stage passes
+    for member in workers:
+        member.heartbeat()
+    assert _gate(again) == {**_gate(again), "outcome": "pass", "reasons": []}
+
+
+def test_the_gates_wait_until_the_fleet_could_install_whatever_the_hold(clock, rollout_of):
+    from releases_app.services.base import min_hold_s
+    from workers_mgmt.models import WorkerConfig
+
+    WorkerConfig.objects.update_or_create(pk=1, defaults={"heartbeat_interval_s": 300})
+    floor = min_hold_s(300)
+    assert floor == 2 * 300 + 60 > HOLD_S
+    workers, rollout = rollout_of(3, min_attempts=0)
+    workers[0].update()
+    clock.shift(dt.timedelta(seconds=HOLD_S + 1))  # the step's own hold is over ...
+    for member in workers:
+        member.heartbeat()
+    assert evaluate_rollouts() == {}  # ... but a heartbeat interval of 300 s needs 660 s
+    clock.shift(dt.timedelta(seconds=floor - HOLD_S))
+    for member in workers:
+        member.heartbeat()
+    assert evaluate_rollouts() == {rollout.pk: "pass"}
