@@ -9,7 +9,14 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import BASE_DIR, _database_url, admin_login, browser, live_portal_url  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401 - fixtures, shared with tests/e2e
+    BASE_DIR,
+    _database_url,
+    admin_login,
+    browser,
+    e2e_redis_prefix,
+    live_portal_url,
+)
 from tests.factories import make_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
