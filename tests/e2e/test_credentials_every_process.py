@@ -133,6 +133,18 @@ def test_a_worker_disabled_in_one_servers_admin_is_refused_by_every_server_at_on
     assert {answer.json()["error"]["code"] for answer in answers} == {"worker_disabled"}
 
 
+def test_a_worker_disabled_from_a_shell_is_refused_by_every_server_at_once(portal):
+    urls, env = portal
+    _, issued = make_worker(worker_id="every-disable-cli", rate_limit_per_min=100_000)
+    key = Key(issued.worker_id, issued.key_id, issued.secret)
+    warm(urls, key)
+    shell(env, "from core.audit import Actor\nfrom core.models import StaffSource\n"
+               "from workers_mgmt.services import workers_set_enabled\n"
+               f"workers_set_enabled(worker_ids=['{key.worker_id}'], enabled=False, "
+               "actor=Actor(name='ops', source=StaffSource.COMMAND))")
+    assert [call(url, key).status_code for url in urls] == [403, 403]
+
+
 def test_a_rate_limit_lowered_from_a_shell_holds_on_every_server_at_once(portal):
     urls, env = portal
     _, issued = make_worker(worker_id="every-limit", rate_limit_per_min=100_000)
