@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db import connection
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from releases_app.models import (
@@ -91,35 +93,45 @@ def update_target_of(worker_id: str) -> dict[str, Any] | None:
     the one of the signing credential's cached copy. Reads only: it never creates a channel or signs
     a manifest (an unknown channel answers None, and the worker's next update check creates it).
     """
-    now = timezone.now()
-    # `.order_by()` everywhere: each subquery finds one row by a unique key, nothing to sort.
-    channel = Channel.objects.filter(name=OuterRef("channel")).order_by()
-    # The rollout in progress on the worker's channel (one at most: `one_active_rollout_per_channel`).
-    rollout_of = Rollout.objects.filter(channel__name=OuterRef("channel"),
-                                        state__in=ACTIVE_ROLLOUT_STATES).order_by()
-    rollout_nested = Rollout.objects.filter(channel__name=OuterRef(OuterRef("channel")),
-                                            state__in=ACTIVE_ROLLOUT_STATES).order_by()
-    pin = (WorkerPin.objects.filter(worker_id=OuterRef("pk"), release__state=ReleaseState.READY)
-           .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).order_by())
-    # By (rollout, worker_id), the unique index of the targets, whatever the size of the rollout.
-    target = RolloutTarget.objects.filter(rollout_id=Subquery(rollout_nested.values("pk")[:1]),
-                                          worker_id=OuterRef("pk")).order_by()
-    row = (Worker.objects.filter(pk=worker_id).order_by().values("channel").annotate(
-        pin_version=Subquery(pin.values("release__version")[:1]),
-        sequence=Subquery(channel.values("sequence")[:1]),
-        current_version=Subquery(channel.values("current__version")[:1]),
-        previous_version=Subquery(channel.values("previous__version")[:1]),
-        rollout_id=Subquery(rollout_of.values("pk")[:1]),
-        reached=Subquery(target.values("reason")[:1]),
-    ).first())
-    if row is None or row["sequence"] is None:
+    # Raw SQL, written once: compiling the same statement through the ORM cost ~2 ms of CPU on every
+    # heartbeat, more than all the rest of the heartbeat's work (docs/PERFORMANCE.md, "The credential
+    # generation check"). Same rule as `_choose`, same indexes (worker pk, pin pk, channel name, the
+    # active rollout's partial unique index, the targets' (rollout, worker) unique index).
+    with connection.cursor() as cursor:
+        cursor.execute(_update_target_sql(), [connection.ops.adapt_datetimefield_value(timezone.now()),
+                                              worker_id])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    version, _reason = _choose(pin=row["pin_version"], rollout_active=row["rollout_id"] is not None,
-                               reached=row["reached"], current=row["current_version"],
-                               previous=row["previous_version"])
+    pin_version, sequence, current_version, previous_version, rollout_id, reached = row
+    if sequence is None:
+        return None
+    version, _reason = _choose(pin=pin_version, rollout_active=rollout_id is not None, reached=reached,
+                               current=current_version, previous=previous_version)
     if version is None:
         return None
-    return {"version": version, "sequence": row["sequence"]}
+    return {"version": version, "sequence": sequence}
+
+
+@lru_cache(maxsize=1)
+def _update_target_sql() -> str:
+    worker, pin, release = Worker._meta.db_table, WorkerPin._meta.db_table, Release._meta.db_table
+    channel, rollout, target = Channel._meta.db_table, Rollout._meta.db_table, RolloutTarget._meta.db_table
+    active = ", ".join(f"'{state}'" for state in ACTIVE_ROLLOUT_STATES)
+    return (
+        f"SELECT (SELECT pr.version FROM {pin} p JOIN {release} pr ON pr.id = p.release_id "
+        f"        WHERE p.worker_id = w.id AND pr.state = '{ReleaseState.READY}' "
+        f"        AND (p.expires_at IS NULL OR p.expires_at > %s)), "
+        f"c.sequence, cur.version, prev.version, ro.id, "
+        f"(SELECT t.reason FROM {target} t WHERE t.rollout_id = ro.id AND t.worker_id = w.id) "
+        f"FROM {worker} w "
+        f"LEFT JOIN {channel} c ON c.name = w.channel "
+        f"LEFT JOIN {release} cur ON cur.id = c.current_id "
+        f"LEFT JOIN {release} prev ON prev.id = c.previous_id "
+        # One active rollout per channel at most (`one_active_rollout_per_channel`): one row.
+        f"LEFT JOIN {rollout} ro ON ro.channel_id = c.id AND ro.state IN ({active}) "
+        f"WHERE w.id = %s"
+    )
 
 
 def worker_channel_of(*, worker: Worker) -> str:

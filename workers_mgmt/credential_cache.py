@@ -135,6 +135,13 @@ def _forget_all() -> None:
     _entries.clear()
 
 
+def _forget_workers(worker_ids: set[str]) -> None:
+    """Drop this process's copies of these workers' keys (the others stay: their generation did not move)."""
+    for key_id, entry in list(_entries.items()):
+        if entry.credential.worker_id in worker_ids:
+            _entries.pop(key_id, None)
+
+
 # --- announcing a change --------------------------------------------------------------------------
 
 
@@ -146,12 +153,14 @@ def credentials_changed(*, worker_ids: Iterable[str]) -> None:
     announced after it. Outside a transaction the change is taken as committed already.
     """
     ids = sorted({worker_id for worker_id in worker_ids if worker_id})
-    _forget_all()
-    in_transaction = transaction.get_connection().in_atomic_block
-    if in_transaction:
-        transaction.on_commit(_forget_all)
     if not ids:
         return
+    # This process drops its copies at once and again on commit (a request between the two may have
+    # copied the state before the commit); the generation tells every other process.
+    _forget_workers(set(ids))
+    in_transaction = transaction.get_connection().in_atomic_block
+    if in_transaction:
+        transaction.on_commit(lambda: _forget_workers(set(ids)))
     Worker.objects.filter(pk__in=ids).update(credential_generation=F("credential_generation") + 1)
     if not settings.REDIS_URL:
         return

@@ -103,6 +103,9 @@ def test_a_change_of_an_unrelated_worker_keeps_this_workers_copy(signed, worker_
 
     _warm(signed)
     other, _ = make_worker(worker_id="w-unrelated")
+    # In this process and in any other: only the changed worker's copies are dropped.
+    credential_rotate_emergency(worker=other, actor="cli:ops")
+    assert _credential_reads(signed) == 0
     _elsewhere(lambda: credential_rotate_emergency(worker=other, actor="cli:ops"))
     assert _credential_reads(signed) == 0
 
