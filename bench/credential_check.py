@@ -73,6 +73,7 @@ def micro_child(rounds: int, calls: int) -> None:
     from django.db import connection
 
     from core.redis import redis_client
+    from releases_app.selectors import update_target_of
     from workers_mgmt.credential_cache import credential_cached, credential_remember
     from workers_mgmt.models import RequestNonce, WorkerCredential
     from workers_mgmt.nonces import nonce_record
@@ -101,7 +102,13 @@ def micro_child(rounds: int, calls: int) -> None:
     credential_remember(credential=credential, secret="s", generation=generation)
 
     def copy_hit(_nonce: str) -> None:
-        credential_cached(credential.key_id, generation=generation)
+        if credential_cached(credential.key_id, generation=generation) is None:
+            # The copy lives LEADOPS_CREDENTIAL_CACHE_S: a long round outlives it. Made again (and
+            # counted: a real request would have read the row then).
+            credential_remember(credential=credential, secret="s", generation=generation)
+
+    def update_target(_nonce: str) -> None:
+        update_target_of(worker.pk)
 
     def per_call_ms(fn) -> float:
         nonces = [secrets.token_urlsafe(16) for _ in range(calls)]
@@ -110,13 +117,13 @@ def micro_child(rounds: int, calls: int) -> None:
             fn(nonce)
         return (time.process_time() - start) * 1000 / calls
 
-    for fn in (before, now_, copy_hit):  # warm up
+    steps = {"before": before, "now": now_, "copy": copy_hit, "update_target": update_target}
+    for fn in steps.values():  # warm up
         per_call_ms(fn)
-    samples: dict[str, list[float]] = {"before": [], "now": [], "copy": []}
+    samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
-        samples["before"].append(per_call_ms(before))
-        samples["now"].append(per_call_ms(now_))
-        samples["copy"].append(per_call_ms(copy_hit))
+        for name, fn in steps.items():
+            samples[name].append(per_call_ms(fn))
     json.dump({name: statistics.median(values) for name, values in samples.items()}, sys.stdout)
 
 
@@ -197,6 +204,14 @@ def main() -> None:
             name: {kind: common.spread([run[kind] for run in values]) for kind in values[0]}
             for name, values in runs.items()
         }
+        if "before" in runs:
+            # Each round ran both checkouts back to back: the median of those paired differences
+            # is what the change costs, whatever the machine's load did between rounds.
+            results["requests"][backend]["paired_delta"] = {
+                kind: common.median([now[kind] - before[kind] for now, before in
+                                     zip(runs["now"], runs["before"], strict=True)])
+                for kind in runs["now"][0]
+            }
         if backend != "sqlite":
             for name in trees:
                 common.drop_database(f"{prefix}_cc_{name}")
@@ -208,22 +223,27 @@ def main() -> None:
         rows.append((f"nonce step + generation check ({backend})", m["before"], m["now"], m["check_ms"],
                      m["check_ms"] <= TARGET_CHECK_MS))
         rows.append((f"copy validation, hit ({backend})", None, m["copy"], None, None))
+        rows.append((f"heartbeat's update_target statement, new ({backend})", None, m["update_target"], None,
+                     None))
         req = results["requests"][backend]
         for kind in req["now"]:
             before = req.get("before", {}).get(kind)
-            delta = None if before is None else req["now"][kind] - before
-            allowed = max(m["check_ms"], 0.0)
-            ok = None if delta is None else delta <= allowed + 0.05 * before
+            delta = req.get("paired_delta", {}).get(kind)
+            # The check may cost what it costs; the heartbeat also answers update_target now (its
+            # own statement, measured above), which is a new answer, not the lean path getting slower.
+            allowed = max(m["check_ms"], 0.0) + (m["update_target"] if kind == "heartbeat" else 0.0)
+            ok = None if delta is None or before is None else delta <= allowed + 0.05 * before
             rows.append((f"{kind} ({backend})", before, req["now"][kind], delta, ok))
     print()
-    print(f"{'server CPU ms per call':<62} {'before':>8} {'now':>8} {'delta':>8}  verdict")
+    print(f"{'server CPU ms per call (medians; delta: median of paired rounds)':<62} "
+          f"{'before':>8} {'now':>8} {'delta':>8}  verdict")
     for label, before, now, delta, ok in rows:
         def fmt(value):
             return "-" if value is None else f"{value:8.3f}"
         verdict = "" if ok is None else ("PASS" if ok else "FAIL")
         print(f"{label:<62} {fmt(before):>8} {fmt(now):>8} {fmt(delta):>8}  {verdict}")
     print(f"\ntarget: the check under {TARGET_CHECK_MS} ms of server CPU; a request no slower than the check's "
-          "cost (plus 5% of its CPU for noise)")
+          "cost (the heartbeat: plus its new update_target statement), plus 5% of its CPU for noise")
     payload = {"machine": common.machine_info(), "started": started, "seconds": time.time() - started,
                "args": {k: str(v) for k, v in vars(args).items()}, "target_check_ms": TARGET_CHECK_MS,
                "results": results,

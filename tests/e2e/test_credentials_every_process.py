@@ -76,8 +76,15 @@ def heartbeat(url: str, key: Key) -> httpx.Response:
     return call(url, key, "POST", "/api/v1/heartbeat", HEARTBEAT)
 
 
+def warmed_worker(urls: list[str], worker_id: str) -> Key:
+    """A new worker whose key each server holds a copy of (and of "no push key waiting"), in use."""
+    _, issued = make_worker(worker_id=worker_id, rate_limit_per_min=100_000)
+    key = Key(issued.worker_id, issued.key_id, issued.secret)
+    warm(urls, key)
+    return key
+
+
 def warm(urls: list[str], key: Key) -> None:
-    """Give each server its copy of the key (and of "no push key waiting"), then use it."""
     for url in urls:
         assert [call(url, key).status_code for _ in range(2)] == [200, 200]
         assert [heartbeat(url, key).status_code for _ in range(2)] == [200, 200]
@@ -93,14 +100,14 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def shell(env: dict[str, str], code: str) -> None:
-    manage(env, "shell", "-c", code)
+    """A third process: Python in `manage.py shell`, with `actor` (an operator at the command line)."""
+    manage(env, "shell", "-c", "from core.audit import Actor\nfrom core.models import StaffSource\n"
+                               "actor = Actor(name='ops', source=StaffSource.COMMAND)\n" + code)
 
 
 def test_an_emergency_rotation_from_a_shell_is_refused_by_every_server_at_once(portal):
     urls, env = portal
-    _, issued = make_worker(worker_id="every-emergency", rate_limit_per_min=100_000)
-    old = Key(issued.worker_id, issued.key_id, issued.secret)
-    warm(urls, old)
+    old = warmed_worker(urls, "every-emergency")
     new = Key(**json.loads(manage(env, "rotate_worker_secret", old.worker_id, "--emergency", "--json")))
     assert [call(url, old).status_code for url in urls] == [401, 401]
     assert [call(url, new).status_code for url in urls] == [200, 200]
@@ -108,9 +115,7 @@ def test_an_emergency_rotation_from_a_shell_is_refused_by_every_server_at_once(p
 
 def test_a_key_revoked_from_a_shell_is_refused_by_every_server_at_once(portal):
     urls, env = portal
-    _, issued = make_worker(worker_id="every-revoke", rate_limit_per_min=100_000)
-    key = Key(issued.worker_id, issued.key_id, issued.secret)
-    warm(urls, key)
+    key = warmed_worker(urls, "every-revoke")
     shell(env, "from workers_mgmt.models import WorkerCredential\n"
                "from workers_mgmt.services import credential_revoke\n"
                f"credential_revoke(credential=WorkerCredential.objects.get(key_id='{key.key_id}'), "
@@ -120,10 +125,8 @@ def test_a_key_revoked_from_a_shell_is_refused_by_every_server_at_once(portal):
 
 def test_a_worker_disabled_in_one_servers_admin_is_refused_by_every_server_at_once(portal):
     urls, _env = portal
-    _, issued = make_worker(worker_id="every-disable", rate_limit_per_min=100_000)
-    key = Key(issued.worker_id, issued.key_id, issued.secret)
     get_user_model().objects.create_superuser("ops", "ops@example.com", "every-process-pw")
-    warm(urls, key)
+    key = warmed_worker(urls, "every-disable")
     admin = admin_session(urls[0], "ops", "every-process-pw")
     answer = admin_post(admin, "/admin/workers_mgmt/worker/",
                         {"action": "disable_workers", "_selected_action": key.worker_id})
@@ -135,25 +138,18 @@ def test_a_worker_disabled_in_one_servers_admin_is_refused_by_every_server_at_on
 
 def test_a_worker_disabled_from_a_shell_is_refused_by_every_server_at_once(portal):
     urls, env = portal
-    _, issued = make_worker(worker_id="every-disable-cli", rate_limit_per_min=100_000)
-    key = Key(issued.worker_id, issued.key_id, issued.secret)
-    warm(urls, key)
-    shell(env, "from core.audit import Actor\nfrom core.models import StaffSource\n"
-               "from workers_mgmt.services import workers_set_enabled\n"
-               f"workers_set_enabled(worker_ids=['{key.worker_id}'], enabled=False, "
-               "actor=Actor(name='ops', source=StaffSource.COMMAND))")
+    key = warmed_worker(urls, "every-disable-cli")
+    shell(env, "from workers_mgmt.services import workers_set_enabled\n"
+               f"workers_set_enabled(worker_ids=['{key.worker_id}'], enabled=False, actor=actor)")
     assert [call(url, key).status_code for url in urls] == [403, 403]
 
 
 def test_a_rate_limit_lowered_from_a_shell_holds_on_every_server_at_once(portal):
     urls, env = portal
-    _, issued = make_worker(worker_id="every-limit", rate_limit_per_min=100_000)
-    key = Key(issued.worker_id, issued.key_id, issued.secret)
-    warm(urls, key)
-    shell(env, "from core.audit import Actor\nfrom core.models import StaffSource\n"
-               "from workers_mgmt.models import Worker\nfrom workers_mgmt.services import worker_update\n"
-               f"worker_update(worker=Worker.objects.get(pk='{key.worker_id}'), values={{'rate_limit_per_min': 1}}, "
-               "actor=Actor(name='ops', source=StaffSource.COMMAND))")
+    key = warmed_worker(urls, "every-limit")
+    shell(env, "from workers_mgmt.models import Worker\nfrom workers_mgmt.services import worker_update\n"
+               f"worker_update(worker=Worker.objects.get(pk='{key.worker_id}'), "
+               "values={'rate_limit_per_min': 1}, actor=actor)")
     # One request a minute, burst 1, one budget for both servers: of the next three requests (two
     # to the first server, one to the second), two at least are refused. A server still holding the
     # old limit (100,000 a minute) in its copy would let all three through.
@@ -164,9 +160,7 @@ def test_a_rate_limit_lowered_from_a_shell_holds_on_every_server_at_once(portal)
 
 def test_a_rotation_started_from_a_shell_is_offered_on_the_next_heartbeat_by_every_server(portal):
     urls, env = portal
-    _, issued = make_worker(worker_id="every-push", rate_limit_per_min=100_000)
-    key = Key(issued.worker_id, issued.key_id, issued.secret)
-    warm(urls, key)
+    key = warmed_worker(urls, "every-push")
     pending = json.loads(manage(env, "rotate_worker_secret", key.worker_id, "--json"))["key_id"]
     offered = [heartbeat(url, key).json().get("credentials", {}).get("pending", {}).get("key_id") for url in urls]
     assert offered == [pending, pending]
