@@ -66,9 +66,9 @@ class UpdateCheckView(WorkerAPIView):
         summary="Which release this worker should run, with its channel's signed manifest.")
     def get(self, request: Request) -> Response:
         worker = self.worker
-        # The channel stored now, not the one of the signing credential's per-process copy (a few
-        # seconds old at most): the heartbeat's update_target reads it so, and the two must agree.
-        channel = _channel_for(selectors.worker_channel_of(worker=worker))
+        # The worker of the signing credential's copy is current: moving a worker to another channel
+        # moves its credential generation, which every process checks (docs/DEPLOY.md).
+        channel = _channel_for(worker.channel)
         if channel is None:
             return Response({"target": None, "reason": "channel", "manifest": None},
                             headers={"Cache-Control": "no-store"})

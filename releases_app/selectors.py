@@ -89,8 +89,7 @@ def update_target_of(worker_id: str) -> dict[str, Any] | None:
     decision from one it has already acted on. One SQL statement of indexed look-ups (the worker row,
     its pin, its channel, the channel's rollout in progress and this worker's target in it), read
     from the database on every call: a change committed by any process (another server, a command)
-    is in the very next heartbeat's answer. The channel is the one stored on the worker row now, not
-    the one of the signing credential's cached copy. Reads only: it never creates a channel or signs
+    is in the very next heartbeat's answer. Reads only: it never creates a channel or signs
     a manifest (an unknown channel answers None, and the worker's next update check creates it).
     """
     # Raw SQL, written once: compiling the same statement through the ORM cost ~2 ms of CPU on every
@@ -132,12 +131,6 @@ def _update_target_sql() -> str:
         f"LEFT JOIN {rollout} ro ON ro.channel_id = c.id AND ro.state IN ({active}) "
         f"WHERE w.id = %s"
     )
-
-
-def worker_channel_of(*, worker: Worker) -> str:
-    """The worker's channel as stored now (staff may have moved it since its row was cached)."""
-    stored = Worker.objects.filter(pk=worker.pk).values_list("channel", flat=True).first()
-    return stored if stored is not None else worker.channel
 
 
 def running_version_of(*, worker: Worker) -> str:

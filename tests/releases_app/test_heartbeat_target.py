@@ -8,6 +8,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from core.audit import Actor
+from core.models import StaffSource
 from releases_app.models import Channel, ReleaseAuditEvent
 from releases_app.services import (
     rollout_promote,
@@ -16,7 +18,7 @@ from releases_app.services import (
 )
 from tests.queueing.test_query_counts import REQUEST_QUERIES, _leg
 from workers_mgmt.models import Worker
-from workers_mgmt.services import worker_config_cache_clear
+from workers_mgmt.services import worker_config_cache_clear, worker_update
 
 pytestmark = pytest.mark.django_db
 
@@ -124,9 +126,10 @@ def test_a_worker_moved_to_another_channel_is_told_that_channel_at_once(fleet, s
     stable_on("1.0.0")
     (member,) = fleet(1)
     assert target(member)["version"] == "1.0.0"
-    # A plain UPDATE, as another process would make it: no signal clears this process's copy of
-    # the signing credential's worker, so only a read of the stored row can see the move.
-    Worker.objects.filter(pk=member.worker_id).update(channel="beta")
+    # As staff move it (admin or a command, in any process): the next heartbeat names the new
+    # channel's target (none yet), not the old one's.
+    worker_update(worker=Worker.objects.get(pk=member.worker_id), values={"channel": "beta"},
+                  actor=Actor(name="ops", source=StaffSource.ADMIN))
     assert target(member) is None
 
 
