@@ -18,7 +18,7 @@ import random
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ def enroll_into(url: str, token: str, path: Path) -> str:
     return credential["worker_id"]
 
 
-def credentials_writer(path: Path, *, worker_id: str | None = None):
+def credentials_writer(path: Path, *, worker_id: str | None = None) -> Callable[[str, str], None]:
     """Store a pushed key atomically (write, fsync, rename), readable by this user only."""
 
     def write(key_id: str, secret: str) -> None:

@@ -424,9 +424,9 @@ class LeadOpsClient:
         if not isinstance(pending, dict):
             return answer
         key_id, secret = pending.get("key_id"), pending.get("secret")
-        usable = isinstance(key_id, str) and isinstance(secret, str) and key_id and secret
-        if usable and key_id != self.key_id:
-            self._credentials_switch(key_id, secret)
+        pushed = isinstance(key_id, str) and isinstance(secret, str) and key_id and secret
+        if pushed and key_id != self.key_id:
+            self._credentials_switch(str(key_id), str(secret))
         # The caller may log the answer; it must never carry the secret further than this.
         return {**answer, "credentials": {"pending": {"key_id": key_id}}}
 

@@ -498,7 +498,7 @@ class Worker:
                 raise _LeaseLost()
             # True: the report waits for the next exchange, and the lease stays renewed until then.
             kept = report() is True
-        except (_LeaseLost, *LEASE_LOST_ERRORS) as exc:
+        except _DROPPED_ERRORS as exc:
             logger.info("dropping job %s: %s", lease.job_id, getattr(exc, "code", "lease_lost"))
             self.counters.add("jobs_dropped")
         except REJECTED_REPORT_ERRORS as exc:
@@ -655,3 +655,7 @@ class Worker:
 
 class _LeaseLost(Exception):
     """The renewer learned that another attempt owns the job now."""
+
+
+# A report that meets one of these drops the job: another attempt owns it now.
+_DROPPED_ERRORS: tuple[type[Exception], ...] = (_LeaseLost, *LEASE_LOST_ERRORS)
