@@ -12,8 +12,12 @@ from core.models import MetricCounter
 SHARDS = 8
 
 
-def counters_add(*, amounts: dict[str, int]) -> None:
-    """Add to the named totals (one statement; zero amounts are skipped)."""
+def metric_totals_add(*, amounts: dict[str, int]) -> None:
+    """Add to the named monotonic /metrics totals (`MetricCounter`, never purged).
+
+    One statement; zero amounts are skipped. The hourly per-provider ingestion counters, which the
+    retention policy purges, are another table (`ingestion.statements.ingest_counters_add`).
+    """
     rows = [(name, amount) for name, amount in amounts.items() if amount]
     if not rows:
         return

@@ -82,10 +82,6 @@ class Lead(models.Model):
         """Return the phone as reported (the protocol's `phone` field)."""
         return self.phone_raw
 
-    @property
-    def is_invalid(self) -> bool:
-        return self.phone_e164 is None
-
 
 class LeadFingerprint(models.Model):
     """The dedup key of an added lead: HMAC-SHA256(key, scope + "|" + E.164), unique.

@@ -27,7 +27,7 @@ from core.purge import batched_delete
 from ingestion.models import IngestCounter, Lead, LeadFingerprint, SuppressedPhone
 from ingestion.normalize import PhoneResult, normalize_city, normalize_name, normalize_phone
 from ingestion.schema import LeadInput
-from ingestion.statements import counters_add, db_value, leads_insert
+from ingestion.statements import db_value, ingest_counters_add, leads_insert
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def lead_batches_ingest(*, batches: list[IngestBatch], received_at: dt.datetime 
             )
             results.append(result)
             totals.setdefault((batch.provider, batch.worker_id), Counter()).update(result.as_dict())
-        counters_add(received_at=received_at, totals=[
+        ingest_counters_add(received_at=received_at, totals=[
             (provider, worker, dict(counts)) for (provider, worker), counts in totals.items()])
     logger.debug("Ingested %d leads of %d reports: %d added, %d duplicates, %d invalid, %d suppressed.",
                  sum(len(batch.rows) for batch in batches), len(batches), sum(r.added for r in results),

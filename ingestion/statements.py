@@ -195,8 +195,10 @@ def leads_insert(*, rows: list[dict[str, Any]], batches: list[dict[str, Any]], s
     return counts
 
 
-def counters_add(*, received_at: dt.datetime, totals: Sequence[tuple[str, str, dict[str, int]]]) -> None:
-    """Add (provider, worker_id, counts) to their hourly buckets, one statement for all of them."""
+def ingest_counters_add(*, received_at: dt.datetime,
+                        totals: Sequence[tuple[str, str, dict[str, int]]]) -> None:
+    """Add (provider, worker_id, counts) to their hourly `IngestCounter` buckets (the dashboards'
+    per-provider, per-worker numbers, purged by retention), one statement for all of them."""
     if not totals:
         return
     local = timezone.localtime(received_at)

@@ -8,6 +8,7 @@ from typing import Any
 from alerts.selectors import alerts_firing_by_rule
 from core.counters import counters_read
 from leadops.models import MonitorEvent
+from queueing.selectors import breaker_states, queue_depth_by_state_and_provider
 from workers_mgmt.selectors import workers_online_count
 
 
@@ -31,8 +32,6 @@ def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
 
     The counters come from monotonic totals (`MetricCounter`), never from rows the pruner deletes.
     """
-    from queueing.selectors import breaker_states, queue_depth_by_state_and_provider
-
     totals = counters_read()
     leads = {outcome: totals.get(f"leads_{outcome}", 0) for outcome in ("added", "duplicates", "invalid")}
     seen = leads["added"] + leads["duplicates"]

@@ -190,8 +190,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STORAGE_DIR = Path(env.str("LEADOPS_STORAGE_DIR", default=str(BASE_DIR / "storage")))
 
-# Release artifacts (issue 13) go through Django's storage API: a folder by default (git-ignored),
-# an S3 bucket through django-storages when several app nodes serve downloads (docs/DEPLOY.md).
+# Release artifacts (docs/RELEASES.md, "Releases") go through Django's storage API: a folder by
+# default (git-ignored), an S3 bucket through django-storages when several app nodes serve downloads
+# (docs/DEPLOY.md, "Release artifacts with several app nodes").
 MEDIA_ROOT = env.str("LEADOPS_MEDIA_ROOT", default=str(BASE_DIR / "media"))
 MEDIA_URL = "media/"
 STORAGES = {
@@ -246,7 +247,7 @@ LEADOPS_ENROLL_FAILURES_IP_BURST = env.int("LEADOPS_ENROLL_FAILURES_IP_BURST", d
 LEADOPS_HEARTBEAT_OVERDUE_S = env.int("LEADOPS_HEARTBEAT_OVERDUE_S", default=120)
 LEADOPS_MONITOR_EVENTS_KEEP = env.int("LEADOPS_MONITOR_EVENTS_KEEP", default=10_000)
 LEADOPS_METRICS_TOKEN = env.str("LEADOPS_METRICS_TOKEN", default="")
-# Alerts (issue 14, docs/DEPLOY.md): Alertmanager's three timers and how often the evaluator looks.
+# Alerts (docs/DEPLOY.md, "Alerts"): Alertmanager's three timers and how often the evaluator looks.
 # Seconds, fractions allowed (tests and benches shorten them).
 LEADOPS_ALERT_GROUP_WAIT_S = env.float("LEADOPS_ALERT_GROUP_WAIT_S", default=15.0)
 LEADOPS_ALERT_GROUP_INTERVAL_S = env.float("LEADOPS_ALERT_GROUP_INTERVAL_S", default=120.0)

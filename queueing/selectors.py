@@ -8,7 +8,19 @@ import uuid
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils.timezone import now as clock_now
 
-from queueing.models import AttemptEvidence, CampaignRun, Job, JobState, JobStateCount, Provider
+from queueing.models import (
+    AttemptEvidence,
+    AttemptState,
+    Breaker,
+    BreakerOutcome,
+    BreakerState,
+    CampaignRun,
+    Job,
+    JobAttempt,
+    JobState,
+    JobStateCount,
+    Provider,
+)
 
 
 def enabled_provider_names() -> list[str]:
@@ -103,7 +115,6 @@ def queue_overview(*, now: dt.datetime | None = None) -> dict:
 def worker_job_stats_24h(*, now: dt.datetime | None = None) -> dict[str, dict[str, int]]:
     """Attempts finished per worker in the last 24 hours: done, failed (failed or lease lost)."""
 
-    from queueing.models import AttemptState, JobAttempt
 
     since = (now or clock_now()) - dt.timedelta(hours=24)
     rows = (
@@ -146,7 +157,6 @@ def attempt_outcomes_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[s
     error rate of a version is the failed share of the attempts its workers finished after they
     installed it. `failed` counts failed and lost attempts, as `worker_job_stats_24h` does.
     """
-    from queueing.models import AttemptState, JobAttempt
 
     outcomes: dict[str, dict[str, int]] = {}
     items = list(since_by_worker.items())
@@ -173,7 +183,6 @@ def report_outcomes_since(*, since: dt.datetime) -> list[tuple[str, str, int, in
     Read from the breaker's outcome buckets, which every finished report feeds for both scopes.
     """
 
-    from queueing.models import BreakerOutcome
 
     rows = (
         BreakerOutcome.objects.filter(bucket__gte=since).values("scope", "key")
@@ -184,7 +193,6 @@ def report_outcomes_since(*, since: dt.datetime) -> list[tuple[str, str, int, in
 
 def failed_attempts_by_provider(*, since: dt.datetime) -> dict[str, int]:
     """Attempts that failed (each one a retry or a death) since `since`, per provider name."""
-    from queueing.models import AttemptState, JobAttempt
 
     rows = (
         JobAttempt.objects.filter(finished_at__gte=since, state=AttemptState.FAILED)
@@ -223,7 +231,6 @@ def stuck_jobs_by_provider(*, now: dt.datetime, grace_s: float) -> dict[str, dic
 
 def breakers_open() -> list[tuple[str, str, dt.datetime | None]]:
     """(scope, key, opened_at) of every breaker that is open now."""
-    from queueing.models import Breaker, BreakerState
 
     return list(Breaker.objects.filter(state=BreakerState.OPEN).order_by("scope", "key")
                 .values_list("scope", "key", "opened_at"))
@@ -232,7 +239,6 @@ def breakers_open() -> list[tuple[str, str, dt.datetime | None]]:
 def succeeded_attempts_by_provider(*, since: dt.datetime) -> dict[str, dict[str, int]]:
     """Per provider: attempts that succeeded since `since` and the leads they added."""
 
-    from queueing.models import AttemptState, JobAttempt
 
     rows = (
         JobAttempt.objects.filter(finished_at__gte=since, state=AttemptState.SUCCEEDED)
@@ -245,7 +251,6 @@ def succeeded_attempts_by_provider(*, since: dt.datetime) -> dict[str, dict[str,
 
 def breaker_states() -> list[tuple[str, str, str]]:
     """(scope, key, state) of every breaker that ever left closed."""
-    from queueing.models import Breaker
 
     return list(Breaker.objects.order_by("scope", "key").values_list("scope", "key", "state"))
 
@@ -262,7 +267,6 @@ def evidence_of_job(*, job_id: int) -> list[AttemptEvidence]:
 
 def log_tails_of_job(*, job_id: int) -> list[tuple[int, str]]:
     """(attempt number, log tail) of a job's attempts that sent one, oldest first."""
-    from queueing.models import JobAttempt
 
     return list(JobAttempt.objects.filter(job_id=job_id).exclude(log_tail="").order_by("number")
                 .values_list("number", "log_tail"))

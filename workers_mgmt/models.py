@@ -32,8 +32,8 @@ class Worker(TimestampedModel):
     reported_status = models.CharField(max_length=32, blank=True)
     running_jobs = models.PositiveIntegerField(default=0)
     last_metrics = models.JSONField(default=dict, blank=True)
-    # The heartbeat's `self_test` (issue 13): what the worker's own check of its install said; the
-    # release health gates read it (docs/RELEASES.md).
+    # The heartbeat's `self_test`: what the worker's own check of its install said; the release
+    # health gates read it (docs/RELEASES.md, "Health gates").
     last_self_test = models.JSONField(null=True, blank=True)
     last_ip = models.GenericIPAddressField(null=True, blank=True)
     notes = models.TextField(blank=True)

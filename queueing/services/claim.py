@@ -16,7 +16,7 @@ from django.db.models import Case, F, Value, When
 from django.utils.timezone import now as clock_now
 
 from core import events
-from core.counters import counters_add
+from core.counters import metric_totals_add
 from queueing.models import (
     Job,
     JobAttempt,
@@ -116,7 +116,7 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
                 ],
                 batch_size=100,
             )
-            counters_add(amounts={"claims": len(claims)})
+            metric_totals_add(amounts={"claims": len(claims)})
             # One batch for the whole claim: one stored INSERT and one group message on commit.
             events.publish_many("job.claimed", [
                 {"job_id": c.job_id, "attempt_id": str(c.attempt_id), "attempt": c.attempt,

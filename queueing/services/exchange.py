@@ -17,7 +17,7 @@ from django.db import OperationalError, connection, models, transaction
 from django.utils.timezone import now as clock_now
 
 from core import events
-from core.counters import counters_add
+from core.counters import metric_totals_add
 from core.errors import ProtocolError, error_body
 from core.text import json_bytes
 from ingestion.schema import LeadInput
@@ -281,7 +281,7 @@ def _rows_set(*, model: type[models.Model], rows: Sequence[models.Model], fields
 def _tail_write(*, worker: Worker, tail: ReportTail, now: dt.datetime) -> None:
     """The rows every report shares, last before COMMIT (their locks are the hottest)."""
     if tail.amounts:
-        counters_add(amounts=dict(tail.amounts))
+        metric_totals_add(amounts=dict(tail.amounts))
     per_provider: dict[int, tuple[Provider, int, int]] = {}
     for provider, failed in tail.outcomes:
         _, ok, bad = per_provider.get(provider.pk, (provider, 0, 0))

@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils.timezone import now as clock_now
 
 from core import events
-from core.counters import counters_add
+from core.counters import metric_totals_add
 from core.logging import mask_pii
 from core.text import json_bytes
 from ingestion.schema import LeadInput
@@ -145,7 +145,7 @@ def job_report(
         if tail is not None:
             tail.amounts.update(amounts)
         else:
-            counters_add(amounts=amounts)
+            metric_totals_add(amounts=amounts)
         if outcome != ReportOutcome.PARTIAL:
             # Last before COMMIT: the provider's outcome bucket is one row that every report of the
             # provider updates within 10 s, so its row lock should be held for as short as possible.

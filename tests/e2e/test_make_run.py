@@ -30,7 +30,7 @@ def succeeded_jobs(db_path: Path) -> int:
 
 
 def demo_canary_installs(db_path: Path) -> int:
-    """Installs of the demo rollout's new release reported by its canary (issue 13)."""
+    """Installs of the demo rollout's new release reported by its canary (docs/RELEASES.md, "The rollout model")."""
     try:
         with sqlite3.connect(db_path, timeout=5) as db:
             return db.execute(

@@ -1,5 +1,5 @@
-"""Acceptance of the update channel (issue 22): a rollout step and an immediate rollback reach the fleet
-within two heartbeat intervals.
+"""Acceptance of the update channel: a rollout step and an immediate rollback reach the fleet
+within two heartbeat intervals (docs/RELEASES.md, "How fast a change reaches the fleet").
 
 Ten reference workers (the real `worker_client` Worker and Updater threads) on one channel, real HTTP
 against the live worker-API server (another process, on the test database), a heartbeat every second

@@ -1,4 +1,4 @@
-"""Regression tests, one per thing the fuzzers found (docs/CHANGELOG.md, issue 17)."""
+"""Regression tests, one per thing the fuzzers found (docs/CHANGELOG.md, "Fuzzing and hardening")."""
 
 from __future__ import annotations
 

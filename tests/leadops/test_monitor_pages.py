@@ -97,7 +97,7 @@ def test_monitor_pages_are_staff_only(client, django_user_model, path):
 
 def test_monitor_query_count_does_not_grow_with_data(admin_client, django_assert_max_num_queries):
     make_jobs(200, provider=make_provider("maps"))
-    # 12 before the releases block (issue 13), which adds four fixed reads: workers per channel and
+    # 12 before the releases block (docs/RELEASES.md, "Adoption"), which adds four fixed reads: workers per channel and
     # version, channels, rollouts in progress, failed installs.
     with django_assert_max_num_queries(16):
         assert admin_client.get("/admin/monitor/").status_code == 200

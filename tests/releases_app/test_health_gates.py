@@ -153,7 +153,8 @@ def test_silent_canary_fails_the_gate(clock, rollout_of):
     assert "heartbeat late from w-01" in Rollout.objects.get(pk=rollout.pk).state_reason
 
 
-# --- the fleet as it is: offline workers, re-rollouts, the hold the fleet needs (issue 22) ----------
+# --- the fleet as it is: offline workers, re-rollouts, the hold the fleet needs ----------------------
+# (docs/RELEASES.md, "Health gates")
 
 
 def _gate(rollout) -> dict:

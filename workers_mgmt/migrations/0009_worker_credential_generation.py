@@ -1,4 +1,4 @@
-# Issue 22: the credential generation every server process checks its copy of a key against
+# The credential generation every server process checks its copy of a key against
 # (docs/DEPLOY.md, "The credential copy"), and the update check's new default, a fallback now that
 # the heartbeat names each worker's target (docs/RELEASES.md).
 
