@@ -99,7 +99,7 @@ def field_changes(before: dict[str, Any], instance: models.Model) -> dict[str, l
             if old != getattr(instance, name)}
 
 
-def staff_actions_purge(*, older_than: Any, batch_size: int = 5000) -> int:
+def staff_actions_purge(*, older_than: Any, batch_size: int = 5000, dry_run: bool = False) -> int:
     """Delete staff-action audit rows written before `older_than` (the retention policy's cut)."""
     return batched_delete(queryset=StaffAction.objects.filter(created_at__lt=older_than),
-                          batch_size=batch_size, raw=True)
+                          batch_size=batch_size, raw=True, dry_run=dry_run)

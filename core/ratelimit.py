@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from core.models import RateLimitState
+from core.purge import delete_or_count
 from core.redis import redis_client
 
 
@@ -84,15 +85,14 @@ def _db_acquire(key: str, now: float, interval: float, burst_window: float) -> D
 
 
 
-def ratelimit_states_purge(*, now: float | None = None) -> int:
+def ratelimit_states_purge(*, now: float | None = None, dry_run: bool = False) -> int:
     """Delete limiter rows whose TAT has passed: such a key has its whole burst again, as if absent.
 
     Every key ever limited (per worker, per source IP of a failed authentication) leaves a row in
     the database store; without this the table only grows. Redis keys expire by themselves.
     """
     now = time.time() if now is None else now
-    deleted, _ = RateLimitState.objects.filter(tat__lt=now).delete()
-    return deleted
+    return delete_or_count(queryset=RateLimitState.objects.filter(tat__lt=now), dry_run=dry_run)
 
 
 def gcra_peek(*, limits: dict[str, tuple[float, int]], now: float | None = None) -> Decision:

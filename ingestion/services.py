@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from core.purge import batched_delete
+from core.purge import batched_delete, delete_or_count, keyset_batches
 from ingestion.models import IngestCounter, Lead, LeadFingerprint, SuppressedPhone
 from ingestion.normalize import PhoneResult, normalize_city, normalize_name, normalize_phone
 from ingestion.schema import LeadInput
@@ -255,28 +255,29 @@ def lead_batches_ingest(*, batches: list[IngestBatch], received_at: dt.datetime 
 # --- Retention (docs/PRIVACY.md, "Retention"): the project's purge_retention composes these. ---
 
 
-def leads_purge(*, older_than: dt.date, batch_size: int = 5000) -> int:
-    """Delete leads received (local day) before `older_than`, in batches on the local_day index.
+def leads_purge(*, older_than: dt.date, batch_size: int = 5000, dry_run: bool = False) -> int:
+    """Delete leads received (local day) before `older_than`, in batches on the local_day index
+    (with `dry_run`, count them in the same batches and delete nothing).
 
     Their fingerprints keep existing until `fingerprints_purge` (its cross-day cut is the same
     instant), so a lead purged while its fingerprint lives on is not stored again the same day.
     """
+    expired = Lead.objects.filter(local_day__lt=older_than)
     deleted = 0
-    while True:
-        ids = list(Lead.objects.filter(local_day__lt=older_than).order_by("pk")
-                   .values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return deleted
+    for ids in keyset_batches(queryset=expired, batch_size=batch_size):
+        batch = expired.filter(pk__in=ids)
+        if dry_run:
+            deleted += batch.count()
+            continue
         with transaction.atomic():
             # What on_delete=SET_NULL would do, without Django's collector loading every lead first.
             LeadFingerprint.objects.filter(lead_id__in=ids).update(lead=None)
-            deleted += Lead.objects.filter(pk__in=ids, local_day__lt=older_than)._raw_delete(Lead.objects.db)
-        if len(ids) < batch_size:
-            return deleted
+            deleted += delete_or_count(queryset=batch, dry_run=False, raw=True)
+    return deleted
 
 
 def fingerprints_purge(*, day_scope_before: dt.date, all_scope_older_than: dt.datetime,
-                       batch_size: int = 5000) -> int:
+                       batch_size: int = 5000, dry_run: bool = False) -> int:
     """Delete per-day fingerprints of days before `day_scope_before` and cross-day fingerprints
     created before `all_scope_older_than` (they live as long as their leads).
 
@@ -285,11 +286,11 @@ def fingerprints_purge(*, day_scope_before: dt.date, all_scope_older_than: dt.da
     """
     per_day = LeadFingerprint.objects.filter(scope__lt=day_scope_before.isoformat()).exclude(scope="all")
     cross_day = LeadFingerprint.objects.filter(scope="all", created_at__lt=all_scope_older_than)
-    return (batched_delete(queryset=per_day, batch_size=batch_size, raw=True)
-            + batched_delete(queryset=cross_day, batch_size=batch_size, raw=True))
+    return (batched_delete(queryset=per_day, batch_size=batch_size, raw=True, dry_run=dry_run)
+            + batched_delete(queryset=cross_day, batch_size=batch_size, raw=True, dry_run=dry_run))
 
 
-def counters_purge(*, older_than: dt.datetime, batch_size: int = 5000) -> int:
+def counters_purge(*, older_than: dt.datetime, batch_size: int = 5000, dry_run: bool = False) -> int:
     """Delete hourly ingestion counters of hours before `older_than`."""
     return batched_delete(queryset=IngestCounter.objects.filter(hour__lt=older_than), batch_size=batch_size,
-                          raw=True)
+                          raw=True, dry_run=dry_run)

@@ -41,10 +41,10 @@ def monitor_events_trim(*, keep: int | None = None) -> int:
     return deleted
 
 
-def monitor_events_purge(*, older_than: dt.datetime, batch_size: int = 5000) -> int:
+def monitor_events_purge(*, older_than: dt.datetime, batch_size: int = 5000, dry_run: bool = False) -> int:
     """Delete replay-log events older than `older_than`, beside the count-based trim (retention)."""
     return batched_delete(queryset=MonitorEvent.objects.filter(at__lt=older_than), batch_size=batch_size,
-                          raw=True)
+                          raw=True, dry_run=dry_run)
 
 
 def retention_policy_set(*, policy: RetentionPolicy, days: int | None, actor: Actor) -> dict[str, list[Any]]:

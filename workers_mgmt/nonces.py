@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from core.purge import delete_or_count
 from workers_mgmt.credential_cache import generation_keys, new_epoch
 from workers_mgmt.models import RequestNonce, Worker
 
@@ -96,8 +97,7 @@ def nonce_forget(*, worker_id: str, nonce: str) -> None:
     RequestNonce.objects.filter(worker_id=worker_id, nonce=nonce).delete()
 
 
-def nonce_purge(*, older_than: dt.datetime | None = None) -> int:
+def nonce_purge(*, older_than: dt.datetime | None = None, dry_run: bool = False) -> int:
     """Forget nonces past their window; a replay that old fails the timestamp check anyway."""
     cutoff = older_than or timezone.now() - dt.timedelta(seconds=settings.LEADOPS_NONCE_TTL_S)
-    deleted, _ = RequestNonce.objects.filter(seen_at__lt=cutoff).delete()
-    return deleted
+    return delete_or_count(queryset=RequestNonce.objects.filter(seen_at__lt=cutoff), dry_run=dry_run)

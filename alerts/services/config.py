@@ -24,6 +24,7 @@ from alerts.models import (
 )
 from alerts.services.base import SEND_LEASE_S, SLACK_MIN_GAP_S, AlertsError, _attempt_record, _now
 from core.audit import Actor, field_changes, field_values, staff_action_record
+from core.purge import delete_or_count
 
 
 def _url_hint(url: str) -> str:
@@ -287,18 +288,17 @@ def routes_delete(*, routes: list[Route], actor: Actor) -> int:
     return deleted
 
 
-def alerts_history_purge(*, older_than: dt.datetime) -> dict[str, int]:
+def alerts_history_purge(*, older_than: dt.datetime, dry_run: bool = False) -> dict[str, int]:
     """Forget resolved alerts, finished notifications (with their attempts) and expired silences
-    that ended before `older_than`; firing and pending alerts and live silences are kept."""
+    that ended before `older_than`; firing and pending alerts and live silences are kept. With
+    `dry_run`, count them and delete nothing."""
     finished = [NotificationStatus.DELIVERED, NotificationStatus.FAILED]
     with transaction.atomic():
-        # delete() counts the cascaded rows too; take each model's own count.
-        _, gone_notifications = Notification.objects.filter(
-            status__in=finished, created_at__lt=older_than
-        ).delete()
-        _, gone_alerts = Alert.objects.filter(state=AlertState.RESOLVED, ends_at__lt=older_than).delete()
-        _, gone_silences = Silence.objects.filter(ends_at__lt=older_than).delete()
-    notifications = gone_notifications.get(Notification._meta.label, 0)
-    alerts = gone_alerts.get(Alert._meta.label, 0)
-    silences = gone_silences.get(Silence._meta.label, 0)
+        # Each model's own count: the cascaded rows (delivery attempts, timelines) are not counted.
+        notifications = delete_or_count(
+            queryset=Notification.objects.filter(status__in=finished, created_at__lt=older_than),
+            dry_run=dry_run)
+        alerts = delete_or_count(
+            queryset=Alert.objects.filter(state=AlertState.RESOLVED, ends_at__lt=older_than), dry_run=dry_run)
+        silences = delete_or_count(queryset=Silence.objects.filter(ends_at__lt=older_than), dry_run=dry_run)
     return {"notifications": notifications, "alerts": alerts, "silences": silences}

@@ -21,6 +21,7 @@ from django.utils.timezone import now as clock_now
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import PayloadTooLarge
+from core.purge import delete_or_count, keyset_batches
 from queueing.models import AttemptEvidence, EvidenceType, Job, JobAttempt
 from queueing.services.errors import (
     AttemptNotFound,
@@ -108,24 +109,29 @@ def evidence_upload(
         raise
 
 
-def evidence_purge(*, older_than: dt.datetime, chunk: int = 500) -> int:
-    """Delete evidence uploaded before `older_than`: its rows and its files (docs/PRIVACY.md)."""
+def evidence_purge(*, older_than: dt.datetime, chunk: int = 500, dry_run: bool = False) -> int:
+    """Delete evidence uploaded before `older_than`: its rows and its files (docs/PRIVACY.md).
+
+    With `dry_run`, count the same chunks and delete no row and no file.
+    """
+    expired = AttemptEvidence.objects.filter(created_at__lt=older_than)
     purged = 0
-    while True:
-        batch = list(AttemptEvidence.objects.filter(created_at__lt=older_than)
-                     .order_by("created_at").values_list("id", "storage_name")[:chunk])
-        if not batch:
-            return purged
+    for ids in keyset_batches(queryset=expired, batch_size=chunk, order="created_at"):
+        batch = expired.filter(pk__in=ids)
+        if dry_run:
+            purged += batch.count()
+            continue
         # Files first, rows after: a crash in between leaves rows whose files are gone (the admin
         # shows "file missing", the next run deletes them), never files no row points to, which
         # no purge would ever find again: evidence must not outlive its retention.
-        for _, name in batch:
+        for name in batch.values_list("storage_name", flat=True):
             default_storage.delete(name)
         with transaction.atomic():
-            AttemptEvidence.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
-        purged += len(batch)
+            purged += delete_or_count(queryset=batch, dry_run=False)
+    return purged
 
 
-def log_tails_purge(*, older_than: dt.datetime) -> int:
+def log_tails_purge(*, older_than: dt.datetime, dry_run: bool = False) -> int:
     """Blank the log tails of attempts claimed before `older_than` (evidence retention, docs/PRIVACY.md)."""
-    return JobAttempt.objects.filter(claimed_at__lt=older_than).exclude(log_tail="").update(log_tail="")
+    tails = JobAttempt.objects.filter(claimed_at__lt=older_than).exclude(log_tail="")
+    return tails.count() if dry_run else tails.update(log_tail="")
