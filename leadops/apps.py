@@ -8,6 +8,7 @@ class LeadopsConfig(AppConfig):
 
     def ready(self) -> None:
         from core import events
+        from leadops import checks
         from leadops.live import live_sink
         from leadops.retention import retention_policies_ensure
         from leadops.schedules import ensure_schedules
@@ -17,5 +18,6 @@ class LeadopsConfig(AppConfig):
         events.store_register(monitor_events_store)
         events.batch_sink_register(live_sink)
 
+        checks.register()
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="leadops-schedules")
         post_migrate.connect(retention_policies_ensure, sender=self, dispatch_uid="leadops-retention")

@@ -31,12 +31,7 @@ def load_or_create_dev_keys(path: Path) -> dict[str, str]:
 
 
 def _load_or_create(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                name, _, value = line.partition("=")
-                values[name.strip()] = value.strip()
+    values = dev_keys_read(path)
     missing = [name for name in REQUIRED_KEYS if name not in values]
     if missing:
         for name in missing:
@@ -47,4 +42,16 @@ def _load_or_create(path: Path) -> dict[str, str]:
         tmp.write_text(body)
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
+    return values
+
+
+def dev_keys_read(path: Path) -> dict[str, str]:
+    """The development keys in `path` (none when it does not exist); creates nothing."""
+    if not path.exists():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
     return values

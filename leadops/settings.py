@@ -141,6 +141,9 @@ IS_POSTGRES = _db["ENGINE"] in ("django.db.backends.postgresql", "core.db.postgr
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# App (daphne) processes of the whole deployment, when the operator says; unset, the checks assume the
+# documented layout, one per CPU core (leadops/checks.py; docs/DEPLOY.md, "Settings checks").
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=None)
 # Namespaces this deployment's keys in a shared Redis (and keeps test runs apart).
 LEADOPS_REDIS_PREFIX = env.str("LEADOPS_REDIS_PREFIX", default="leadops")
 

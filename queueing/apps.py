@@ -7,10 +7,12 @@ class QueueingConfig(AppConfig):
     verbose_name = "Job queue"
 
     def ready(self) -> None:
+        from queueing import checks
         from queueing.selectors import enabled_provider_names
         from queueing.services.counts import job_state_triggers_ensure
         from workers_mgmt.api import register_provider_lookup
 
+        checks.register()
         # GET /config lists the enabled providers, which this app owns.
         register_provider_lookup(enabled_provider_names)
 

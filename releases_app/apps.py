@@ -6,9 +6,11 @@ class ReleasesAppConfig(AppConfig):
     verbose_name = "Releases"
 
     def ready(self) -> None:
+        from releases_app import checks
         from releases_app.selectors import update_target_of
         from workers_mgmt.api import register_update_target_lookup
 
+        checks.register()
         # The heartbeat answers each worker's update target, which this app decides
         # (docs/API.md, "POST /heartbeat"); workers_mgmt may not import releases_app.
         register_update_target_lookup(update_target_of)

@@ -7,7 +7,8 @@ class WorkersMgmtConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI description of the signing scheme with drf-spectacular.
-        from workers_mgmt import schema  # noqa: F401
+        from workers_mgmt import checks, schema  # noqa: F401
         from workers_mgmt.credential_cache import credential_cache_connect
 
         credential_cache_connect()
+        checks.register()

@@ -13,8 +13,9 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 KEYS = ("SECRET_KEY", "LEADOPS_SECRETS_KEY", "LEADOPS_FINGERPRINT_KEY", "LEADOPS_SIGNING_KEY")
 
 
-def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {name: value for name, value in os.environ.items() if name not in KEYS and name != "DEBUG"}
+def run_manage(*args: str, env: dict[str, str], unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    clean = {name: value for name, value in os.environ.items()
+             if name not in KEYS and name != "DEBUG" and name not in unset}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, capture_output=True,
                           text=True, timeout=120, env={**clean, **env})
 
@@ -34,9 +35,14 @@ def test_production_refuses_to_start_without_keys():
     assert "LEADOPS_SECRETS_KEY" in result.stderr
 
 
-def test_check_deploy_is_clean_with_real_keys():
-    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env={"DEBUG": "False", **production_keys()})
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_check_deploy_with_only_the_keys_names_the_missing_services():
+    env = {"DEBUG": "False", "WEB_CONCURRENCY": "2", **production_keys()}
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env,
+                        unset=("DATABASE_URL", "REDIS_URL", "EMAIL_URL"))
+    assert result.returncode != 0
+    # No Redis and SQLite for two processes, mail that goes nowhere (docs/DEPLOY.md, "Settings checks").
+    found = {line.split("(", 1)[1].split(")", 1)[0] for line in result.stderr.splitlines() if ": (" in line}
+    assert found == {"leadops.W001", "leadops.W002", "leadops.W006"}, result.stderr
 
 
 def test_debug_defaults_to_off():

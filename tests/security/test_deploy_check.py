@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from tests.leadops.test_settings import production_keys, run_manage
 
+# The documented production layout (docs/DEPLOY.md): PostgreSQL, Redis, a mail relay, two daphne
+# processes. `check --deploy` connects to none of them.
 PRODUCTION = {"DEBUG": "False", "ALLOWED_HOSTS": "leadops.example.com",
-              "CSRF_TRUSTED_ORIGINS": "https://leadops.example.com"}
+              "CSRF_TRUSTED_ORIGINS": "https://leadops.example.com",
+              "DATABASE_URL": "postgres://leadops@127.0.0.1:5432/leadops", "REDIS_URL": "redis://127.0.0.1:6379/0",
+              "EMAIL_URL": "smtp+tls://leadops:password@smtp.example.com:587", "WEB_CONCURRENCY": "2"}
 
 
 def test_check_deploy_reports_nothing_but_the_documented_preload_choice():

@@ -1,0 +1,51 @@
+"""System checks of the alert settings (docs/DEPLOY.md, "Settings checks")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.db import DatabaseError
+
+from alerts.models import Receiver, ReceiverKind
+from core.setting_checks import below_minimum, email_backend_sends
+
+
+def check_timers(**kwargs: Any) -> list[checks.CheckMessage]:
+    """alerts.E001: timers that would make the evaluator spin or notify without pause."""
+    return below_minimum(
+        minimums={"LEADOPS_ALERT_GROUP_WAIT_S": 0, "LEADOPS_ALERT_GROUP_INTERVAL_S": 0.1,
+                  "LEADOPS_ALERT_REPEAT_INTERVAL_S": 0.1, "LEADOPS_ALERT_EVAL_INTERVAL_S": 0.1},
+        check_id="alerts.E001", hint="docs/DEPLOY.md, 'Alerts', says what each timer does.")
+
+
+def check_email_receivers_can_send(*, databases: Sequence[str] | None = None, **kwargs: Any
+                                   ) -> list[checks.CheckMessage]:
+    """alerts.W001: an enabled email receiver while the mail backend sends nothing.
+
+    It reads the database, so it runs when a database is checked (`check --database default`,
+    `migrate`); in production `leadops.W002` says the same from the settings alone.
+    """
+    if not databases or email_backend_sends():
+        return []
+    try:
+        names = list(Receiver.objects.using(databases[0]).filter(kind=ReceiverKind.EMAIL, enabled=True)
+                     .order_by("name").values_list("name", flat=True)[:5])
+    except DatabaseError:
+        return []  # Not migrated yet: there is no receiver to warn about.
+    if not names:
+        return []
+    return [checks.Warning(
+        f"Email receivers are enabled ({', '.join(names)}) but EMAIL_BACKEND is {settings.EMAIL_BACKEND}, "
+        "which sends nothing: their alerts reach nobody.",
+        hint="Set EMAIL_URL to the mail relay, e.g. smtp+tls://user:password@smtp.example.com:587 "
+             "(docs/DEPLOY.md, 'Alerts'), or disable those receivers.",
+        obj="settings", id="alerts.W001")]
+
+
+def register() -> None:
+    """Register the checks of this app's settings (AlertsConfig.ready)."""
+    checks.register(check_timers, "settings")
+    checks.register(check_email_receivers_can_send, checks.Tags.database)
