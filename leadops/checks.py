@@ -53,6 +53,19 @@ def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:
                          hint="docs/DEPLOY.md says what it bounds.")
 
 
+def check_proxy_ssl_header(**kwargs: Any) -> list[checks.CheckMessage]:
+    """leadops.E004: a proxy header Django cannot read fails every request (500) in production."""
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if header is None or (isinstance(header, tuple | list) and len(header) == 2 and all(header)):
+        return []
+    return [checks.Error(
+        f"SECURE_PROXY_SSL_HEADER is {','.join(map(str, header))!r}; it must be a header name and a value, "
+        "so every request would fail.",
+        hint="Set SECURE_PROXY_SSL_HEADER to e.g. HTTP_X_FORWARDED_PROTO,https, or to an empty value when "
+             "daphne terminates TLS itself (docs/DEPLOY.md, 'Security settings').",
+        obj="settings", id="leadops.E004")]
+
+
 def check_monitor_events_keep(**kwargs: Any) -> list[checks.CheckMessage]:
     """leadops.W004: too short a replay log loses events of viewers that reconnect."""
     keep = settings.LEADOPS_MONITOR_EVENTS_KEEP
@@ -143,7 +156,7 @@ def check_metrics_token(**kwargs: Any) -> list[checks.CheckMessage]:
 
 def register() -> None:
     """Register the project's checks (LeadopsConfig.ready)."""
-    for check in (check_pool, check_limits, check_monitor_events_keep):
+    for check in (check_pool, check_limits, check_proxy_ssl_header, check_monitor_events_keep):
         checks.register(check, "settings")
     for check in (check_redis_for_several_processes, check_sqlite_for_several_processes,
                   check_email_backend_sends, check_allowed_hosts, check_no_development_keys,

@@ -327,6 +327,7 @@ if not DEBUG:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
     # The header (and value) the TLS-terminating proxy sets; empty when daphne itself is reached over
     # TLS with no proxy in front (then nothing a client sends can claim HTTPS).
+    # A value that is not a header and a value is kept as it is for leadops.E004 to name.
     _proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=["HTTP_X_FORWARDED_PROTO", "https"])
     if _proxy_ssl_header:
-        SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
+        SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)

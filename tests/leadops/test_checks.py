@@ -9,6 +9,7 @@ import pytest
 from django.core.checks import run_checks
 
 from leadops import checks
+from tests.leadops.test_settings import production_keys, run_manage
 
 
 def ids(messages) -> list[str]:
@@ -30,6 +31,20 @@ def test_a_limit_that_refuses_everything_is_an_error(settings, name, value):
     setattr(settings, name, value)
     messages = checks.check_limits()
     assert ids(messages) == ["leadops.E002"] and name in messages[0].msg and messages[0].hint
+
+
+def test_a_proxy_header_without_its_value_is_an_error(settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO",)
+    assert ids(checks.check_proxy_ssl_header()) == ["leadops.E004"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert checks.check_proxy_ssl_header() == []
+
+
+def test_a_malformed_proxy_header_is_reported_by_check_not_a_traceback():
+    env = {"DEBUG": "False", "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO", **production_keys()}
+    result = run_manage("check", env=env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "(leadops.E004) SECURE_PROXY_SSL_HEADER" in result.stderr
 
 
 def test_a_short_replay_log_is_a_warning(settings):
