@@ -48,6 +48,9 @@ DEFAULTS: dict[str, RuleDefault] = {
     RuleKind.ZERO_RESULTS: RuleDefault(
         30, 0, Severity.WARNING, "minutes in which a provider's jobs succeed and add no lead"
     ),
+    RuleKind.READINESS_LOST: RuleDefault(
+        0, 0, Severity.CRITICAL, "unused: any Go/No-Go gate that stopped holding"
+    ),
 }
 
 
@@ -161,6 +164,27 @@ def zero_results(threshold: float, now: dt.datetime) -> list[Condition]:
     ]
 
 
+# The project package computes readiness from every app, which alerts may not import: it hands its
+# reader in at start-up (leadops/apps.py). The reader returns (gate, why) of every gate that held
+# once and does not hold now.
+ReadinessLostReader = Callable[[dt.datetime], list[tuple[str, str]]]
+_readiness_lost_reader: ReadinessLostReader | None = None
+
+
+def register_readiness_reader(reader: ReadinessLostReader) -> None:
+    global _readiness_lost_reader
+    _readiness_lost_reader = reader
+
+
+def readiness_lost(threshold: float, now: dt.datetime) -> list[Condition]:
+    if _readiness_lost_reader is None:
+        return []
+    return [
+        Condition(labels={"gate": gate}, value=1, summary=f"Go/No-Go gate {gate} stopped holding: {why}")
+        for gate, why in _readiness_lost_reader(now)
+    ]
+
+
 CONDITIONS: dict[str, Callable[[float, dt.datetime], list[Condition]]] = {
     RuleKind.HEARTBEAT_MISSING: heartbeat_missing,
     RuleKind.ERROR_RATE: error_rate,
@@ -169,4 +193,5 @@ CONDITIONS: dict[str, Callable[[float, dt.datetime], list[Condition]]] = {
     RuleKind.STUCK_JOBS: stuck_jobs,
     RuleKind.BREAKER_OPEN: breaker_open,
     RuleKind.ZERO_RESULTS: zero_results,
+    RuleKind.READINESS_LOST: readiness_lost,
 }

@@ -114,6 +114,8 @@ def alerts_evaluate(*, now: dt.datetime | None = None) -> dict[str, int]:
             conditions = CONDITIONS[rule.kind](rule.threshold, now) if rule.enabled else []
             for name, value in _rule_apply(rule, conditions, now).items():
                 counts[name] += value
+    # One stamp per round: readiness tells from it that an evaluator is running.
+    AlertRule.objects.update(last_evaluated_at=now)
     return dict(counts)
 
 
