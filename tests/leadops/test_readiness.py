@@ -47,3 +47,58 @@ def test_text_output_lists_every_gate(capsys):
     assert out.startswith("NO-GO")
     for name in GATE_NAMES:
         assert f"] {name}: " in out
+
+
+def test_metrics_expose_each_gate_and_the_build(client, admin_user):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    import leadops
+
+    client.force_login(admin_user)
+    families = {family.name: family for family in
+                text_string_to_metric_families(client.get("/metrics").content.decode())}
+    gates = {sample.labels["gate"]: sample.value for sample in families["leadops_readiness_gate"].samples}
+    assert list(gates) == GATE_NAMES
+    assert gates["privacy"] == 0  # no purge ran yet
+    assert families["leadops_readiness_go"].samples[0].value == 0
+    build = families["leadops_build_info"].samples[0]
+    assert build.value == 1 and build.labels == {"version": leadops.__version__}
+
+
+def test_admin_readiness_page_shows_every_gate_its_why_and_evidence(client, admin_user):
+    client.force_login(admin_user)
+    page = client.get("/admin/readiness/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "NO-GO" in html
+    for name in GATE_NAMES:
+        assert f'data-gate="{name}"' in html
+    assert "purge_retention" in html and 'href="/admin/alerts/receiver/"' in html
+
+
+def test_readiness_page_is_for_staff_only(client):
+    assert client.get("/admin/readiness/").status_code == 302
+
+
+def test_a_gate_that_never_held_raises_no_alert(capsys):
+    from alerts.models import Alert
+
+    call_command("alerts_evaluate", "--once")
+    assert not Alert.objects.filter(labels__alertname="readiness_lost").exists()
+
+
+def test_version_is_one_release_everywhere(capsys):
+    """manage.py version, the package, pyproject and the changelog's newest release agree."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    import leadops
+
+    root = Path(__file__).resolve().parents[2]
+    call_command("version")
+    printed = capsys.readouterr().out.strip()
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    released = re.findall(r"^## (\d+\.\d+\.\d+) ", (root / "docs" / "CHANGELOG.md").read_text(), re.MULTILINE)
+    assert printed == leadops.__version__ == pyproject == released[0]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", printed)
