@@ -256,6 +256,8 @@ LEADOPS_ALERT_EVAL_INTERVAL_S = env.float("LEADOPS_ALERT_EVAL_INTERVAL_S", defau
 # jobs the dead-letter queue may gain in an hour while the installation counts as ready.
 LEADOPS_READINESS_KEY_MAX_AGE_DAYS = env.int("LEADOPS_READINESS_KEY_MAX_AGE_DAYS", default=90)
 LEADOPS_READINESS_DLQ_GROWTH_PER_HOUR = env.int("LEADOPS_READINESS_DLQ_GROWTH_PER_HOUR", default=20)
+# The Chromium `evidence_capture` screenshots admin with (empty: `chromium` on PATH, if any).
+LEADOPS_CHROMIUM = env.str("LEADOPS_CHROMIUM", default="")
 # An SMTP server that does not answer must not stall the evaluator (Django's default is no timeout).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # Django refuses to read a larger body; the middleware answers 413 before that in the protocol shape.

@@ -15,9 +15,7 @@ from alerts.models import Alert, AlertState
 from queueing.services import BreakerAction, breaker_force
 from tests.alerts.receivers import HttpReceiver
 from tests.factories import make_worker
-from tests.log_guard import remember_secret
-from tests.releases_app.builders import tar_artifact
-from tests.signing import SignedClient
+from tests.leadops.readiness_install import publish, roll_out, rotate_and_use
 from workers_mgmt.models import WorkerCredential
 
 pytestmark = pytest.mark.django_db
@@ -46,34 +44,6 @@ def gates(capsys) -> tuple[int, dict[str, dict]]:
     return code, {gate["name"]: gate for gate in answer["gates"]}
 
 
-def publish(tmp_path, version: str) -> None:
-    artifact = tmp_path / f"worker-{version}.tar.gz"
-    artifact.write_bytes(tar_artifact(version))
-    call_command("release_publish", "--version", version, "--file", str(artifact))
-
-
-def roll_out(channel: str, version: str, canary: str) -> None:
-    from releases_app.models import Rollout, RolloutState
-
-    call_command("rollout_start", "--version", version, "--channel", channel, "--canary", canary)
-    while Rollout.objects.filter(channel__name=channel, release__version=version,
-                                 state__in=[RolloutState.RUNNING, RolloutState.WAITING_APPROVAL]).exists():
-        call_command("rollout_promote", "--channel", channel)
-
-
-def rotate_and_use(client, worker_id: str, old_key_id: str, old_secret: str) -> str:
-    """rotate_worker_secret (push); the worker's heartbeat fetches the key, its next request promotes it."""
-    call_command("rotate_worker_secret", worker_id)
-    old = SignedClient(client, worker_id=worker_id, key_id=old_key_id, secret=old_secret)
-    answer = old.request("POST", "/api/v1/heartbeat", {"version": "1.0.0", "status": "idle", "running_jobs": 0})
-    assert answer.status_code == 200, answer.content
-    pending = answer.json()["credentials"]["pending"]
-    remember_secret(pending["secret"])
-    new = SignedClient(client, worker_id=worker_id, key_id=pending["key_id"], secret=pending["secret"])
-    assert new.request("GET", "/api/v1/config").status_code == 200
-    return pending["key_id"]
-
-
 def test_from_no_go_to_go_gate_by_gate_and_back(capsys, client, tmp_path, http_receiver, settings):
     settings.LEADOPS_ALERT_GROUP_WAIT_S = 3600.0  # the evaluator must not send to the failing receiver here
     _, issued = make_worker(worker_id="pilot-1", channel="stable")
@@ -90,7 +60,7 @@ def test_from_no_go_to_go_gate_by_gate_and_back(capsys, client, tmp_path, http_r
     assert "provider_set maps" in before["throttling"]["why"]
 
     # secrets: a push rotation, delivered in a heartbeat and promoted by its first use.
-    new_key = rotate_and_use(client, "pilot-1", issued.key_id, issued.secret)
+    new_key = rotate_and_use(client, "pilot-1", issued.key_id, issued.secret).key_id
     _, now = gates(capsys)
     assert now["secrets"]["ok"], now["secrets"]["why"]
     assert WorkerCredential.objects.get(pk=new_key).state == "current"
