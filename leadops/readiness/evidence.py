@@ -149,6 +149,7 @@ def evidence_capture(*, out: Path, steps: list[str] | None = None, now: dt.datet
     else:
         shots = Screenshots(chromium.path)
         shots_note = shots.capture(root=root, readiness=readiness, records={r.step: r for r in records})
+        shots_note += "".join(f"\n\n- overview: [{name}]({name})" for name in shots.overview)
     (root / "index.md").write_text(mask_pii(_index(readiness, records, shots_note)), encoding="utf-8")
     return root
 

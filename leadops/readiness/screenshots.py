@@ -76,6 +76,8 @@ def _slug(text: str) -> str:
 class Screenshots:
     def __init__(self, chromium: str) -> None:
         self.chromium = chromium
+        # Screenshots that belong to no step (Admin › Readiness itself), relative to the pack.
+        self.overview: list[str] = []
 
     def _session_key(self) -> str | None:
         user = get_user_model().objects.filter(is_active=True, is_superuser=True).order_by("pk").first()
@@ -129,6 +131,8 @@ class Screenshots:
                     page.screenshot(path=str(root / folder / name), full_page=True)
                     if folder:
                         records[folder].files.append(f"{folder}/{name}")
+                    else:
+                        self.overview.append(name)
                     taken += 1
             finally:
                 browser.close()
