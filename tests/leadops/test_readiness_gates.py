@@ -12,7 +12,7 @@ from leadops.readiness import readiness_check
 from queueing.models import Job, JobState
 from tests.factories import make_jobs, make_provider, make_worker
 from tests.leadops.readiness_install import publish, roll_out
-from workers_mgmt.models import CredentialEvent, WorkerCredential
+from workers_mgmt.models import WorkerCredential
 from workers_mgmt.services import credential_rotate
 
 pytestmark = pytest.mark.django_db
@@ -44,13 +44,19 @@ def test_secrets_names_a_worker_without_a_key_and_a_rotation_stuck_past_its_grac
 
 
 def test_secrets_needs_the_audit_of_every_rotation():
+    from workers_mgmt.models import CredentialRotation
+
     worker, _ = make_worker(worker_id="audited")
-    issued = credential_rotate(worker=worker, actor="tests")
+    credential_rotate(worker=worker, actor="tests")
     assert gate("secrets").ok
-    # A rotation whose start is missing from the audit (a restore that lost rows, a hand-made key).
-    CredentialEvent.objects.filter(key_id=issued.key_id).delete()
+    # A rotation written past the services (a restore, a hand-made key): the audit never saw it start.
+    # The audit itself is append-only (on PostgreSQL a trigger refuses deletes), so it is added beside it.
+    WorkerCredential.objects.filter(worker=worker, state="pending").delete()
+    hand_made = WorkerCredential.objects.create(key_id="k-hand-made", worker=worker, secret_encrypted="x",
+                                                state="pending")
+    CredentialRotation.objects.create(credential=hand_made)
     secrets = gate("secrets")
-    assert not secrets.ok and f"missing from the credential audit ({issued.key_id})" in secrets.why
+    assert not secrets.ok and "missing from the credential audit (k-hand-made)" in secrets.why
 
 
 def test_updates_needs_a_reason_for_a_rollback(tmp_path):
