@@ -9,6 +9,7 @@ and how to make it hold: docs/PRODUCTION_READINESS.md.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ GATES: dict[str, Callable[[dt.datetime], Gate]] = {
     "throttling": throttling.check,
 }
 
+logger = logging.getLogger(__name__)
+
 # How long a recorded check stands for the alert evaluator before the gates are read again.
 RECHECK_AFTER = dt.timedelta(seconds=60)
 
@@ -44,10 +47,19 @@ class Readiness:
                 "gates": [gate.as_dict() for gate in self.gates]}
 
 
+def _gate_read(name: str, check: Callable[[dt.datetime], Gate], now: dt.datetime) -> Gate:
+    """One gate; a gate that cannot be read does not hold, and the others are still read."""
+    try:
+        return check(now)
+    except Exception as exc:
+        logger.exception("readiness gate %s could not be checked", name)
+        return Gate(name, False, f"could not be checked ({type(exc).__name__}): see the portal's log")
+
+
 def readiness_check(*, now: dt.datetime | None = None, only: list[str] | None = None) -> Readiness:
     """Every gate (or the `only` ones), read now; go when each holds."""
     now = now or timezone.now()
-    gates = [check(now) for name, check in GATES.items() if only is None or name in only]
+    gates = [_gate_read(name, check, now) for name, check in GATES.items() if only is None or name in only]
     return Readiness(go=all(gate.ok for gate in gates), checked_at=now, gates=gates)
 
 

@@ -142,3 +142,12 @@ def http_receiver_url():
     receiver = HttpReceiver()
     yield receiver.url("/hook")
     receiver.close()
+
+
+def test_a_gate_that_cannot_be_read_does_not_hold_and_the_others_are_still_read(settings):
+    settings.LOGGING = None  # the privacy gate reads the logging configuration
+    readiness = readiness_check()
+    gates = {gate.name: gate for gate in readiness.gates}
+    assert not readiness.go and len(gates) == 6
+    assert gates["privacy"].why == "could not be checked (AttributeError): see the portal's log"
+    assert gates["secrets"].ok and gates["throttling"].ok
