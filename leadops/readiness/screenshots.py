@@ -120,10 +120,12 @@ class Screenshots:
             browser = playwright.chromium.launch(executable_path=self.chromium, headless=True,
                                                  args=CHROMIUM_ARGS)
             try:
-                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                context = browser.new_context(viewport={"width": 1600, "height": 900})
                 context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_key,
                                       "url": base}])
                 page = context.new_page()
+                # Browsers ask for a favicon the admin does not have: no 404 in the log for it.
+                page.route("**/favicon.ico", lambda route: route.abort())
                 for step, label, url in pages:
                     page.goto(base + url)
                     folder = step if step in records else ""

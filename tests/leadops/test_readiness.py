@@ -102,3 +102,17 @@ def test_version_is_one_release_everywhere(capsys):
     released = re.findall(r"^## (\d+\.\d+\.\d+) ", (root / "docs" / "CHANGELOG.md").read_text(), re.MULTILINE)
     assert printed == leadops.__version__ == pyproject == released[0]
     assert re.fullmatch(r"\d+\.\d+\.\d+", printed)
+
+
+def test_manage_py_version_prints_leadops_not_django():
+    """Django answers `version` itself before looking for commands; manage.py routes it to ours."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import leadops
+
+    root = Path(__file__).resolve().parents[2]
+    answer = subprocess.run([sys.executable, "manage.py", "version"], cwd=root, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert answer.stdout.strip() == leadops.__version__
