@@ -44,7 +44,7 @@ def gates(capsys) -> tuple[int, dict[str, dict]]:
     return code, {gate["name"]: gate for gate in answer["gates"]}
 
 
-def test_from_no_go_to_go_gate_by_gate_and_back(capsys, client, tmp_path, http_receiver, settings):
+def test_from_no_go_to_go_gate_by_gate_and_back_and_forth(capsys, client, tmp_path, http_receiver, settings):
     settings.LEADOPS_ALERT_GROUP_WAIT_S = 3600.0  # the evaluator must not send to the failing receiver here
     _, issued = make_worker(worker_id="pilot-1", channel="stable")
     call_command("enqueue_jobs", "--provider", "maps", "--count", "3")
@@ -101,7 +101,7 @@ def test_from_no_go_to_go_gate_by_gate_and_back(capsys, client, tmp_path, http_r
     assert all(gate["ok"] for gate in now.values())
 
     # The receiver starts failing: the alerts gate stops holding, and readiness_lost fires for it.
-    http_receiver.script("/hook", [(500, {}, "down")] * 5)
+    http_receiver.script("/hook", [(500, {}, "down")])
     with pytest.raises(CommandError):
         call_command("alert_test", "ops")
     code, now = gates(capsys)
@@ -110,3 +110,12 @@ def test_from_no_go_to_go_gate_by_gate_and_back(capsys, client, tmp_path, http_r
     call_command("alerts_evaluate", "--once")
     lost = Alert.objects.get(labels__alertname="readiness_lost")
     assert lost.state == AlertState.FIRING and lost.labels["gate"] == "alerts"
+
+    # The receiver works again: the gate holds, and readiness_lost resolves.
+    http_receiver.script("/hook", [])
+    call_command("alert_test", "ops")
+    code, now = gates(capsys)
+    assert code == 0 and now["alerts"]["ok"]
+    call_command("alerts_evaluate", "--once")
+    lost.refresh_from_db()
+    assert lost.state == AlertState.RESOLVED
