@@ -16,6 +16,15 @@ def main() -> None:
     except ImproperlyConfigured as exc:
         sys.exit(f"manage.py: {exc}")
 
+    if sys.argv[1:] == ["version"]:
+        # Django answers `version` with its own version before it looks for a command: LeadOps's
+        # `version` command (leadops/management/commands/version.py) is run by name instead.
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("version")
+        return
     execute_from_command_line(sys.argv)
 
 

@@ -22,6 +22,7 @@ class RuleKind(models.TextChoices):
     STUCK_JOBS = "stuck_jobs", "Stuck jobs (per provider)"
     BREAKER_OPEN = "breaker_open", "Circuit breaker open (provider or worker)"
     ZERO_RESULTS = "zero_results", "Zero results (per provider)"
+    READINESS_LOST = "readiness_lost", "Readiness lost (per Go/No-Go gate)"
 
 
 class Severity(models.TextChoices):
@@ -41,6 +42,8 @@ class AlertRule(TimestampedModel):
     )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     labels = models.JSONField(default=dict, blank=True, help_text="Extra labels added to every alert.")
+    # Stamped by every evaluation round, so readiness can tell that an evaluator is running.
+    last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["kind"]

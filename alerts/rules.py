@@ -9,6 +9,7 @@ the evaluator noticed). docs/RUNBOOK.md ("Alerts") says what each rule means and
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ from workers_mgmt import selectors as worker_selectors
 
 # The error-rate rule needs this many outcomes in its window before a share means anything
 # (docs: "failed share of reports over 5 minutes, at least 20").
+logger = logging.getLogger(__name__)
+
 ERROR_RATE_WINDOW_S = 300
 ERROR_RATE_MIN_OUTCOMES = 20
 RETRY_WINDOW_S = 600
@@ -48,7 +51,14 @@ DEFAULTS: dict[str, RuleDefault] = {
     RuleKind.ZERO_RESULTS: RuleDefault(
         30, 0, Severity.WARNING, "minutes in which a provider's jobs succeed and add no lead"
     ),
+    RuleKind.READINESS_LOST: RuleDefault(
+        0, 0, Severity.CRITICAL, "unused: any Go/No-Go gate that stopped holding"
+    ),
 }
+
+
+class ConditionUnavailable(Exception):
+    """A condition that cannot be read this round: its rule's alerts stay as they are."""
 
 
 @dataclass
@@ -161,6 +171,33 @@ def zero_results(threshold: float, now: dt.datetime) -> list[Condition]:
     ]
 
 
+# The project package computes readiness from every app, which alerts may not import: it hands its
+# reader in at start-up (leadops/apps.py). The reader returns (gate, why) of every gate that held
+# once and does not hold now.
+ReadinessLostReader = Callable[[dt.datetime], list[tuple[str, str]]]
+_readiness_lost_reader: ReadinessLostReader | None = None
+
+
+def register_readiness_reader(reader: ReadinessLostReader) -> None:
+    global _readiness_lost_reader
+    _readiness_lost_reader = reader
+
+
+def readiness_lost(threshold: float, now: dt.datetime) -> list[Condition]:
+    if _readiness_lost_reader is None:
+        return []
+    try:
+        lost = _readiness_lost_reader(now)
+    except Exception:
+        # The rules after this one in the round (stuck jobs among them) must still be evaluated.
+        logger.exception("readiness could not be read; readiness_lost keeps its alerts as they are")
+        raise ConditionUnavailable("readiness") from None
+    return [
+        Condition(labels={"gate": gate}, value=1, summary=f"Go/No-Go gate {gate} stopped holding: {why}")
+        for gate, why in lost
+    ]
+
+
 CONDITIONS: dict[str, Callable[[float, dt.datetime], list[Condition]]] = {
     RuleKind.HEARTBEAT_MISSING: heartbeat_missing,
     RuleKind.ERROR_RATE: error_rate,
@@ -169,4 +206,5 @@ CONDITIONS: dict[str, Callable[[float, dt.datetime], list[Condition]]] = {
     RuleKind.STUCK_JOBS: stuck_jobs,
     RuleKind.BREAKER_OPEN: breaker_open,
     RuleKind.ZERO_RESULTS: zero_results,
+    RuleKind.READINESS_LOST: readiness_lost,
 }

@@ -6,9 +6,10 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from alerts.matchers import matches
@@ -17,6 +18,7 @@ from alerts.models import (
     AlertGroup,
     AlertRule,
     AlertState,
+    DeliveryAttempt,
     Notification,
     NotificationStatus,
     Receiver,
@@ -199,3 +201,57 @@ def next_due_at() -> dt.datetime | None:
     )["at"]
     moments = [moment for moment in (flush, retry) if moment is not None]
     return min(moments) if moments else None
+
+
+# ----- readiness (docs/PRODUCTION_READINESS.md, "alerts") -----------------------------------------
+
+
+def rules_enabled() -> dict[str, bool]:
+    return dict(AlertRule.objects.values_list("kind", "enabled"))
+
+
+def evaluator_last_run_at() -> dt.datetime | None:
+    """When an evaluator last evaluated the rules (any process)."""
+    return AlertRule.objects.aggregate(at=Max("last_evaluated_at"))["at"]
+
+
+def receivers_for_kinds(*, kinds: list[str]) -> dict[str, list[str]]:
+    """Per rule kind: the names of the receivers its alerts go to now (routes, or every receiver)."""
+    tree = route_tree()
+    enabled_ids = receivers_enabled_ids()
+    names = dict(Receiver.objects.values_list("id", "name"))
+    severities = dict(AlertRule.objects.values_list("kind", "severity"))
+    routed: dict[str, list[str]] = {}
+    for kind in kinds:
+        labels = {"alertname": kind, "severity": severities.get(kind, "warning")}
+        destinations = alert_destinations(labels, tree=tree, receiver_ids=enabled_ids,
+                                          timers=default_timers())
+        routed[kind] = sorted({names[d.receiver_id] for d in destinations if d.receiver_id in names})
+    return routed
+
+
+def receiver_last_attempts(*, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest delivery attempt (test or real) of each named receiver: when, whether it worked."""
+    last: dict[str, dict[str, Any]] = {}
+    for name in names:
+        attempt = (DeliveryAttempt.objects.filter(receiver__name=name)
+                   .order_by("-started_at", "-id").values("started_at", "ok", "status_code", "error").first())
+        if attempt is not None:
+            last[name] = dict(attempt)
+    return last
+
+
+def delivery_log_rows(*, since: dt.datetime) -> list[dict[str, object]]:
+    """Delivery attempts since `since`, newest first, as plain values (no URL, no secret)."""
+    rows = (DeliveryAttempt.objects.filter(started_at__gte=since).select_related("receiver", "notification")
+            .order_by("-started_at", "-id")[:2000])
+    return [{"receiver": a.receiver.name, "kind": a.receiver.kind, "started_at": a.started_at.isoformat(),
+             "ok": a.ok, "status_code": a.status_code, "latency_ms": a.latency_ms,
+             "test": a.notification.is_test, "summary": a.notification.summary} for a in rows]
+
+
+def rule_rows() -> list[dict[str, object]]:
+    return [{"kind": r.kind, "enabled": r.enabled, "threshold": r.threshold, "for_seconds": r.for_seconds,
+             "severity": r.severity,
+             "last_evaluated_at": r.last_evaluated_at.isoformat() if r.last_evaluated_at else None}
+            for r in AlertRule.objects.order_by("kind")]

@@ -1,4 +1,5 @@
-"""Admin of the project package: the retention policy of every data class (edits are audited)."""
+"""Admin of the project package: the retention policy of every data class (edits are audited), the
+header naming the release."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from core.audit import Actor
+from leadops import __version__
 from leadops.models import RetentionPolicy
 from leadops.services import retention_policy_set
+
+# Every admin page names the release it runs (docs/CHANGELOG.md).
+admin.site.site_header = f"LeadOps {__version__}"
+admin.site.site_title = "LeadOps admin"
 
 
 @admin.register(RetentionPolicy)

@@ -7,9 +7,11 @@ class LeadopsConfig(AppConfig):
     verbose_name = "LeadOps"
 
     def ready(self) -> None:
+        from alerts.rules import register_readiness_reader
         from core import events
         from leadops import checks
         from leadops.live import live_sink
+        from leadops.readiness import readiness_lost
         from leadops.retention import retention_policies_ensure
         from leadops.schedules import ensure_schedules
         from leadops.services import monitor_events_store
@@ -17,6 +19,8 @@ class LeadopsConfig(AppConfig):
         # The outbox: events are written in the publishing transaction; the sink pushes them after.
         events.store_register(monitor_events_store)
         events.batch_sink_register(live_sink)
+        # Alerts may not import the project package: the readiness_lost rule gets its reader here.
+        register_readiness_reader(readiness_lost)
 
         checks.register()
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="leadops-schedules")

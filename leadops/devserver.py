@@ -3,8 +3,9 @@
 Migrates, creates a demo staff login, seeds a demo campaign, then starts daphne, the django-q2
 cluster, the alert evaluator and three simulated workers. It also publishes a demo worker release and
 rolls it out on the channel `demo` to three updating demo workers (threads here, running the reference
-updater), so a newcomer sees a rollout move in Admin › Rollouts (docs/RELEASES.md). Ctrl-C (or
-SIGTERM) stops every process it started.
+updater), so a newcomer sees a rollout move in Admin › Rollouts (docs/RELEASES.md), and seeds a
+realistic Go/No-Go picture on Admin › Readiness (docs/PRODUCTION_READINESS.md). Ctrl-C (or SIGTERM)
+stops every process it started.
 """
 
 from __future__ import annotations
@@ -81,6 +82,31 @@ def top_up_demo_jobs(minimum: int = 30) -> int:
     return campaign_enqueue(campaign=campaign, actor=actor)
 
 
+def demo_readiness_seed() -> list[tuple[str, bool, str]]:
+    """Give the demo a realistic Go/No-Go picture: what a pilot has done holds, the rest says why.
+
+    The demo provider gets a quota and the retention purge runs once (the q cluster runs it daily);
+    no alert receiver is set and the demo channel's rollout is still running, so `alerts` and
+    `updates` stay no-go with their reasons on Admin › Readiness. Returns (gate, holds, why).
+    """
+    from core.audit import Actor
+    from leadops.readiness import readiness_check, readiness_record
+    from leadops.readiness.privacy import last_purge_at
+    from leadops.retention import retention_purge
+    from queueing.models import Provider
+    from queueing.services import provider_policy_set
+
+    provider = Provider.objects.filter(name=DEMO_PROVIDER).first()
+    if provider is not None and not (provider.quota_per_min or provider.daily_cap):
+        provider_policy_set(name=DEMO_PROVIDER, quota_per_min=600, quota_burst=20,
+                            actor=Actor.command("devserver"))
+    if last_purge_at() is None:
+        retention_purge(actor=Actor.command("devserver"))
+    readiness = readiness_check()
+    readiness_record(readiness=readiness)
+    return [(gate.name, gate.ok, gate.why) for gate in readiness.gates]
+
+
 UPDATERS = 3
 UPDATE_EVERY_S = 15
 
@@ -146,6 +172,7 @@ def main() -> int:
 
     updaters = demo_updaters()
     demo_rollout = demo_rollout_seed(canary=updaters[0][0])
+    gates = demo_readiness_seed()
     connections.close_all()
     updaters_stop = threading.Event()
 
@@ -191,6 +218,9 @@ def main() -> int:
             f"  {WORKERS} simulated workers are pulling jobs of provider '{DEMO_PROVIDER}'.\n"
             + (f"  A demo release ({demo_rollout.release.version}) is rolling out on channel 'demo': "
                f"/admin/releases_app/rollout/{demo_rollout.pk}/change/\n" if demo_rollout else "")
+            + f"  Readiness: {sum(ok for _, ok, _ in gates)} of {len(gates)} gates hold "
+            f"(not yet: {', '.join(name for name, ok, _ in gates if not ok) or 'none'}): "
+            f"http://{HOST}:{PORT}/admin/readiness/\n"
             + "  Press Ctrl-C to stop everything.\n",
             flush=True,
         )

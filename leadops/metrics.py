@@ -37,6 +37,8 @@ class DatabaseCollector(Collector):
     """Reads the shared numbers through selectors on every scrape."""
 
     def collect(self) -> Iterator:
+        from leadops import __version__
+        from leadops.readiness import readiness_check
         from leadops.selectors import metrics_snapshot
 
         snap = metrics_snapshot(now=clock_now(), overdue_s=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
@@ -66,6 +68,19 @@ class DatabaseCollector(Collector):
         for rule, count in snap["alerts_firing"].items():
             firing.add_metric([rule], count)
         yield firing
+        build = GaugeMetricFamily("leadops_build_info", "The LeadOps release this process runs (always 1).",
+                                  labels=["version"])
+        build.add_metric([__version__], 1)
+        yield build
+        readiness = readiness_check()
+        gates = GaugeMetricFamily("leadops_readiness_gate",
+                                  "1 when the Go/No-Go gate holds now, else 0.",
+                                  labels=["gate"])
+        for gate in readiness.gates:
+            gates.add_metric([gate.name], 1 if gate.ok else 0)
+        yield gates
+        yield GaugeMetricFamily("leadops_readiness_go", "1 when every readiness gate holds.",
+                                value=1 if readiness.go else 0)
 
 
 _registry = CollectorRegistry(auto_describe=False)

@@ -1,4 +1,4 @@
-"""The live monitor's replay log (the project's only model)."""
+"""The project's own tables: the monitor replay log, retention policies, readiness gate states."""
 
 from django.db import models
 
@@ -63,3 +63,23 @@ class RetentionPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_data_class_display()}: {self.days if self.days is not None else 'forever'}"
+
+
+class ReadinessGateState(models.Model):
+    """What a Go/No-Go gate said when last recorded, and when it last held (docs/PRODUCTION_READINESS.md).
+
+    The alert `readiness_lost` fires for a gate that held once and does not hold now.
+    """
+
+    name = models.CharField(primary_key=True, max_length=40)
+    ok = models.BooleanField()
+    why = models.CharField(max_length=500)
+    held_at = models.DateTimeField(null=True, blank=True, help_text="When the gate last held.")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "readiness gate state"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'go' if self.ok else 'no-go'}"

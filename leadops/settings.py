@@ -256,6 +256,12 @@ LEADOPS_ALERT_GROUP_WAIT_S = env.float("LEADOPS_ALERT_GROUP_WAIT_S", default=15.
 LEADOPS_ALERT_GROUP_INTERVAL_S = env.float("LEADOPS_ALERT_GROUP_INTERVAL_S", default=120.0)
 LEADOPS_ALERT_REPEAT_INTERVAL_S = env.float("LEADOPS_ALERT_REPEAT_INTERVAL_S", default=14400.0)
 LEADOPS_ALERT_EVAL_INTERVAL_S = env.float("LEADOPS_ALERT_EVAL_INTERVAL_S", default=10.0)
+# Go/No-Go (docs/PRODUCTION_READINESS.md): the oldest a worker's current key may be, and how many
+# jobs the dead-letter queue may gain in an hour while the installation counts as ready.
+LEADOPS_READINESS_KEY_MAX_AGE_DAYS = env.int("LEADOPS_READINESS_KEY_MAX_AGE_DAYS", default=90)
+LEADOPS_READINESS_DLQ_GROWTH_PER_HOUR = env.int("LEADOPS_READINESS_DLQ_GROWTH_PER_HOUR", default=20)
+# The Chromium `evidence_capture` screenshots admin with (empty: `chromium` on PATH, if any).
+LEADOPS_CHROMIUM = env.str("LEADOPS_CHROMIUM", default="")
 # An SMTP server that does not answer must not stall the evaluator (Django's default is no timeout).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # Django refuses to read a larger body; the middleware answers 413 before that in the protocol shape.

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from leadops import live, metrics, monitor, views
+from leadops.readiness.page import readiness_view
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +14,7 @@ urlpatterns = [
          name="leadops-monitor-snapshot"),
     path("admin/monitor/workers/", admin.site.admin_view(monitor.monitor_workers_view),
          name="leadops-monitor-workers"),
+    path("admin/readiness/", admin.site.admin_view(readiness_view), name="leadops-readiness"),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("api/v1/monitor/events", live.monitor_events_sse, name="monitor-events"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils.timezone import now as clock_now
@@ -274,3 +275,83 @@ def log_tails_of_job(*, job_id: int) -> list[tuple[int, str]]:
 
 def evidence_get(*, evidence_id: uuid.UUID) -> AttemptEvidence | None:
     return AttemptEvidence.objects.filter(pk=evidence_id).first()
+
+
+# ----- readiness (docs/PRODUCTION_READINESS.md, "breakers_dlq" and "throttling") ------------------
+
+_UNFINISHED = (JobState.QUEUED, JobState.LEASED)
+
+
+def providers_with_jobs_since(*, since: dt.datetime) -> list[str]:
+    """Providers with unfinished jobs (from the maintained counts) or jobs finished since `since`."""
+    counts = job_state_counts()
+    ids = {provider_id for (provider_id, state), count in counts.items() if state in _UNFINISHED and count}
+    # One EXISTS per other provider that holds jobs at all (a few), never a DISTINCT over a week of jobs.
+    for provider_id in {provider_id for (provider_id, _), count in counts.items() if count} - ids:
+        if Job.objects.filter(provider_id=provider_id, finished_at__gte=since).exists():
+            ids.add(provider_id)
+    return list(Provider.objects.filter(id__in=ids).order_by("name").values_list("name", flat=True))
+
+
+def providers_with_jobs() -> list[str]:
+    """Providers that hold any job at all (the maintained counts: no scan of the job table)."""
+    ids = {provider_id for (provider_id, _), count in job_state_counts().items() if count}
+    return list(Provider.objects.filter(id__in=ids).order_by("name").values_list("name", flat=True))
+
+
+def breaker_policy_problems(*, providers: list[str]) -> dict[str, str]:
+    """Per provider whose breaker would not protect it: why (an invalid policy, or held by staff)."""
+    from django.core.exceptions import ValidationError
+
+    from queueing.models import Breaker, BreakerScope
+
+    problems: dict[str, str] = {}
+    for provider in Provider.objects.filter(name__in=providers):
+        try:
+            provider.clean_fields(exclude=[f.name for f in Provider._meta.fields
+                                           if not f.name.startswith("breaker_")])
+        except ValidationError as exc:
+            problems[provider.name] = f"breaker settings invalid ({', '.join(sorted(exc.message_dict))})"
+    held = Breaker.objects.filter(scope=BreakerScope.PROVIDER, key__in=providers, forced=True)
+    for key, state in held.values_list("key", "state"):
+        problems.setdefault(key, f"breaker held {state} by staff")
+    return problems
+
+
+def dead_jobs_finished_before(*, cutoff: dt.datetime) -> int:
+    """Dead jobs nobody requeued, cancelled or purged although they died before `cutoff`."""
+    return Job.objects.filter(state=JobState.DEAD, finished_at__lt=cutoff).count()
+
+
+def dlq_counts_by_provider_and_reason() -> list[dict[str, Any]]:
+    """Dead jobs per provider, reason and error code (the evidence pack's DLQ counters)."""
+    rows = (Job.objects.filter(state=JobState.DEAD).order_by()
+            .values("provider__name", "dead_reason", "last_error__code").annotate(count=Count("id")))
+    return sorted(({"provider": row["provider__name"], "reason": row["dead_reason"],
+                    "error": row["last_error__code"] or "", "count": row["count"]} for row in rows),
+                  key=lambda row: (row["provider"], row["reason"], str(row["error"])))
+
+
+def provider_quotas() -> list[dict[str, Any]]:
+    """Every provider's quota settings and today's use (the throttling gate and its evidence)."""
+    from queueing.models import ProviderQuotaState
+
+    used = {state.provider_id: (state.day, state.day_count) for state in ProviderQuotaState.objects.all()}
+    rows = []
+    for provider in Provider.objects.order_by("name"):
+        day, count = used.get(provider.pk, (None, 0))
+        rows.append({"provider": provider.name, "enabled": provider.enabled,
+                     "quota_per_min": provider.quota_per_min, "burst": provider.quota_burst,
+                     "daily_cap": provider.daily_cap,
+                     "used_day": day.isoformat() if day else None, "used_that_day": count})
+    return rows
+
+
+def breaker_rows() -> list[dict[str, Any]]:
+    """Every breaker that ever left closed, with its state and when (the evidence pack)."""
+    from queueing.models import Breaker
+
+    return [{"scope": b.scope, "key": b.key, "state": b.state, "forced": b.forced,
+             "opened_at": b.opened_at.isoformat() if b.opened_at else None,
+             "updated_at": b.updated_at.isoformat()}
+            for b in Breaker.objects.order_by("scope", "key")]

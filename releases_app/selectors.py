@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -15,6 +17,8 @@ from releases_app.models import (
     ACTIVE_ROLLOUT_STATES,
     Channel,
     Release,
+    ReleaseAuditAction,
+    ReleaseAuditEvent,
     ReleaseState,
     Rollout,
     RolloutTarget,
@@ -22,6 +26,7 @@ from releases_app.models import (
     WorkerPin,
     WorkerReleaseStatus,
 )
+from releases_app.signing import envelope_verify, signing_keys
 from workers_mgmt.models import Worker
 
 
@@ -211,3 +216,96 @@ def releases_overview() -> dict[str, Any]:
         "rollouts": [{"rollout": r, "progress": rollout_progress(rollout=r)} for r in rollouts],
         "failed_installs": failed_installs(limit=10),
     }
+
+
+# ----- readiness (docs/PRODUCTION_READINESS.md, "updates") ---------------------------------------
+
+# A rollback or abort that names no reason of its own carries one of these defaults.
+_DEFAULT_STOP_REASONS = ("rolled_back by ", "aborted by ", "rolled back by ")
+
+
+def signing_key_ids() -> list[str]:
+    """The ids of the configured manifest signing keys; empty when none is configured."""
+    try:
+        return [key.key_id for key in signing_keys()]
+    except ImproperlyConfigured:
+        return []
+
+
+def _manifest_problem(channel: Channel, now: dt.datetime) -> str:
+    if not channel.manifest or channel.manifest_expires_at is None:
+        return "no signed manifest"
+    if channel.manifest_expires_at <= now:
+        return f"manifest expired at {channel.manifest_expires_at:%Y-%m-%d %H:%M} UTC"
+    try:
+        trusted = {key.key_id: key.public_raw for key in signing_keys()}
+    except ImproperlyConfigured:
+        trusted = {}
+    if not envelope_verify(channel.manifest, trusted):
+        return "manifest not signed by a configured key"
+    return ""
+
+
+def _rollout_problem(channel: Channel) -> str:
+    """Why the channel's current release did not arrive canary first, or ""."""
+    assert channel.current is not None
+    rollout = (Rollout.objects.filter(channel=channel, release=channel.current)
+               .order_by("-created_at", "-id").first())
+    if rollout is None:
+        return "" if channel.previous_id is None else \
+            f"{channel.current.version} became current without a rollout"
+    if rollout.from_release_id is None:
+        return ""  # the channel's first release: there was nothing to protect
+    if rollout.state in ACTIVE_ROLLOUT_STATES:
+        return (f"the rollout of {channel.current.version} is {rollout.get_state_display().lower()} "
+                f"at step {rollout.step_index + 1} of {len(rollout.steps)}")
+    first_step = rollout.steps[0] if rollout.steps else {}
+    if not first_step.get("canary"):
+        return f"the rollout of {channel.current.version} had no canary step"
+    return ""
+
+
+def unexplained_rollbacks(*, channel: str, since: dt.datetime) -> list[str]:
+    """Versions rolled back or aborted on `channel` since `since` with no reason of their own."""
+    found = []
+    events = ReleaseAuditEvent.objects.filter(
+        channel=channel, created_at__gte=since,
+        action__in=[ReleaseAuditAction.ROLLED_BACK, ReleaseAuditAction.ROLLOUT_ABORTED],
+    ).order_by("created_at")
+    for event in events:
+        reason = str((event.detail or {}).get("reason") or "")
+        if not reason or reason.startswith(_DEFAULT_STOP_REASONS):
+            found.append(event.version or "?")
+    return found
+
+
+def channel_readiness(*, name: str, now: dt.datetime) -> dict[str, Any]:
+    """What the updates gate needs of one channel: its current release and what is not ready."""
+    channel = Channel.objects.select_related("current").filter(name=name).first()
+    if channel is None or channel.current is None:
+        return {"current": None, "problems": ["no release published on it"]}
+    problems = [problem for problem in (_manifest_problem(channel, now), _rollout_problem(channel))
+                if problem]
+    rollbacks = unexplained_rollbacks(channel=name, since=now - dt.timedelta(hours=24))
+    if rollbacks:
+        problems.append(f"rolled back without a reason in the last 24 h: {', '.join(rollbacks)}")
+    return {"current": channel.current.version, "problems": problems}
+
+
+def rollout_history(*, limit: int = 200) -> list[dict[str, Any]]:
+    """Every rollout, newest first, as plain values (the evidence pack's rollout history)."""
+    rows = []
+    for rollout in Rollout.objects.select_related("channel", "release", "from_release")[:limit]:
+        rows.append({
+            "id": rollout.pk, "channel": rollout.channel.name, "version": rollout.release.version,
+            "from_version": rollout.from_release.version if rollout.from_release else None,
+            "state": rollout.state, "state_reason": rollout.state_reason, "step": rollout.step_index,
+            "steps": rollout.steps, "started_by": rollout.started_by,
+            "started_at": rollout.created_at.isoformat(),
+            "finished_at": rollout.finished_at.isoformat() if rollout.finished_at else None,
+        })
+    return rows
+
+
+def channel_names() -> list[str]:
+    return list(Channel.objects.order_by("name").values_list("name", flat=True))

@@ -43,10 +43,12 @@ class AlertRuleForm(forms.ModelForm):
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     form = AlertRuleForm
-    list_display = ["kind", "enabled", "threshold", "meaning", "for_seconds", "severity", "firing"]
+    list_display = ["kind", "enabled", "threshold", "meaning", "for_seconds", "severity", "firing",
+                    "last_evaluated_at"]
     list_editable = ["enabled", "threshold", "for_seconds", "severity"]
-    readonly_fields = ["kind", "meaning"]
-    fields = ["kind", "meaning", "enabled", "threshold", "for_seconds", "severity", "labels"]
+    readonly_fields = ["kind", "meaning", "last_evaluated_at"]
+    fields = ["kind", "meaning", "enabled", "threshold", "for_seconds", "severity", "labels",
+              "last_evaluated_at"]
 
     @admin.display(description="threshold means")
     def meaning(self, rule: AlertRule) -> str:

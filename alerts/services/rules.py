@@ -16,7 +16,7 @@ from alerts.models import (
     RuleKind,
     Severity,
 )
-from alerts.rules import CONDITIONS, DEFAULTS, Condition
+from alerts.rules import CONDITIONS, DEFAULTS, Condition, ConditionUnavailable
 from alerts.selectors import (
     fingerprint_of,
 )
@@ -111,9 +111,14 @@ def alerts_evaluate(*, now: dt.datetime | None = None) -> dict[str, int]:
             rule = _locked(AlertRule.objects.filter(pk=rule_id)).first()
             if rule is None:
                 continue  # another evaluator is evaluating this rule right now
-            conditions = CONDITIONS[rule.kind](rule.threshold, now) if rule.enabled else []
+            try:
+                conditions = CONDITIONS[rule.kind](rule.threshold, now) if rule.enabled else []
+            except ConditionUnavailable:
+                continue
             for name, value in _rule_apply(rule, conditions, now).items():
                 counts[name] += value
+    # One stamp per round: readiness tells from it that an evaluator is running.
+    AlertRule.objects.update(last_evaluated_at=now)
     return dict(counts)
 
 

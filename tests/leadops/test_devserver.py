@@ -20,3 +20,19 @@ def test_demo_work_arrives_through_an_audited_campaign(admin_user):
     # Enough work queued: no second campaign until the workers drain it.
     assert top_up_demo_jobs() == 0
     assert Campaign.objects.count() == 1
+
+
+def test_demo_shows_some_gates_holding_and_the_others_saying_why(admin_user, settings, tmp_path):
+    from leadops.devserver import demo_readiness_seed, demo_updaters
+    from releases_app.demo import demo_rollout_seed
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    top_up_demo_jobs()
+    updaters = demo_updaters()
+    demo_rollout_seed(canary=updaters[0][0])
+
+    gates = {name: (ok, why) for name, ok, why in demo_readiness_seed()}
+
+    assert {name for name, (ok, _) in gates.items() if ok} == {"secrets", "breakers_dlq", "privacy", "throttling"}
+    assert "channel demo: the rollout of demo-" in gates["updates"][1]
+    assert "alert_receiver_set" in gates["alerts"][1]
