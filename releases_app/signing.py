@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -85,3 +86,17 @@ def sign_envelope(signed: dict[str, Any]) -> dict[str, Any]:
     ]
     return {"signed": signed, "signatures": signatures}
 
+
+def envelope_verify(envelope: dict[str, Any], trusted: dict[str, bytes]) -> bool:
+    """True when at least one signature of a trusted key id verifies over the canonical `signed`."""
+    message = canonical_json(envelope["signed"])
+    for entry in envelope.get("signatures", []):
+        public_raw = trusted.get(entry.get("keyid"))
+        if public_raw is None:
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(public_raw).verify(base64.b64decode(entry["sig"]), message)
+        except (InvalidSignature, ValueError, binascii.Error):
+            continue
+        return True
+    return False
