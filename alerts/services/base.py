@@ -27,11 +27,11 @@ class AlertsError(ValueError):
     """A bad argument to an alerting service (a command prints it as a one-line error)."""
 
 
-def _now(now: dt.datetime | None) -> dt.datetime:
+def current_time(now: dt.datetime | None) -> dt.datetime:
     return now or timezone.now()
 
 
-def _attempt_record(*, notification: Notification, receiver: Receiver, number: int, started_at: dt.datetime,
+def attempt_record(*, notification: Notification, receiver: Receiver, number: int, started_at: dt.datetime,
                     outcome: Outcome) -> DeliveryAttempt:
     """The DeliveryAttempt row of one send: what the receiver answered and how fast."""
     return DeliveryAttempt.objects.create(
@@ -47,7 +47,7 @@ def _attempt_record(*, notification: Notification, receiver: Receiver, number: i
     )
 
 
-def _locked(queryset: Any) -> Any:
+def skip_locked(queryset: Any) -> Any:
     """Row-lock the rows, skipping those another evaluator holds (PostgreSQL; SQLite serializes)."""
     if connection.vendor == "postgresql":
         return queryset.select_for_update(skip_locked=True)

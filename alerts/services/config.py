@@ -22,7 +22,7 @@ from alerts.models import (
     Route,
     Silence,
 )
-from alerts.services.base import SEND_LEASE_S, SLACK_MIN_GAP_S, AlertsError, _attempt_record, _now
+from alerts.services.base import SEND_LEASE_S, SLACK_MIN_GAP_S, AlertsError, attempt_record, current_time
 from core.audit import Actor, field_changes, field_values, staff_action_record
 from core.purge import delete_or_count
 
@@ -111,7 +111,7 @@ def receiver_set(
 
 def receiver_test(*, receiver: Receiver, now: dt.datetime | None = None) -> DeliveryAttempt:
     """Send a test notification to one receiver now (one attempt, logged like any other)."""
-    now = _now(now)
+    now = current_time(now)
     message = {
         "status": "firing",
         "receiver": receiver.name,
@@ -155,7 +155,7 @@ def _send_now(notification: Notification) -> DeliveryAttempt:
     receiver = notification.receiver
     started = timezone.now()
     outcome = notifiers.send(receiver, notification.message)
-    attempt = _attempt_record(notification=notification, receiver=receiver, number=1, started_at=started,
+    attempt = attempt_record(notification=notification, receiver=receiver, number=1, started_at=started,
                               outcome=outcome)
     Notification.objects.filter(pk=notification.pk).update(
         status=NotificationStatus.DELIVERED if outcome.ok else NotificationStatus.FAILED,
@@ -243,7 +243,7 @@ def silence_from_alert(*, alert: Alert, created_by: str, minutes: int = 120, com
 
 def silence_expire(*, silence: Silence, now: dt.datetime | None = None, actor: Actor | None = None) -> bool:
     """End a silence now (Alertmanager's expire); False when it had ended already."""
-    now = _now(now)
+    now = current_time(now)
     # A silence that never started is ended at its start, so it never mutes anything.
     ends_at = silence.starts_at if silence.starts_at > now else now
     with transaction.atomic():

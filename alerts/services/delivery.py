@@ -26,8 +26,8 @@ from alerts.services.base import (
     RETRY_CAP_S,
     SEND_LEASE_S,
     SLACK_MIN_GAP_S,
-    _attempt_record,
-    _now,
+    attempt_record,
+    current_time,
 )
 from alerts.services.grouping import groups_flush, groups_sync
 from alerts.services.rules import alerts_evaluate
@@ -54,7 +54,7 @@ def _slack_slot(receiver_id: int, now: dt.datetime) -> dt.datetime | None:
 
 def notification_claim(*, notification_id: int, now: dt.datetime | None = None) -> Notification | None:
     """Take a due notification for sending (compare-and-swap: one sender wins), or None."""
-    now = _now(now)
+    now = current_time(now)
     taken = Notification.objects.filter(
         Q(status=NotificationStatus.PENDING, next_attempt_at__lte=now)
         | Q(status=NotificationStatus.SENDING, lease_until__lt=now),
@@ -80,7 +80,7 @@ def notification_send(*, notification: Notification) -> DeliveryAttempt | None:
     finished = timezone.now()
     number = notification.attempts + 1
     with transaction.atomic():
-        attempt = _attempt_record(notification=notification, receiver=receiver, number=number, started_at=now,
+        attempt = attempt_record(notification=notification, receiver=receiver, number=number, started_at=now,
                                   outcome=outcome)
         if outcome.ok:
             Notification.objects.filter(pk=notification.pk).update(
@@ -138,7 +138,7 @@ def _log_delivered(notification: Notification, at: dt.datetime) -> None:
 
 def notifications_deliver(*, now: dt.datetime | None = None, limit: int = 200) -> int:
     """Send every due notification once; return how many were delivered in this pass."""
-    now = _now(now)
+    now = current_time(now)
     due = list(
         Notification.objects.filter(
             Q(status=NotificationStatus.PENDING, next_attempt_at__lte=now)
@@ -159,7 +159,7 @@ def notifications_deliver(*, now: dt.datetime | None = None, limit: int = 200) -
 
 def evaluator_tick(*, now: dt.datetime | None = None, evaluate: bool = True) -> dict[str, int]:
     """One round of the evaluator: rules (when `evaluate`), groups, due flushes, due deliveries."""
-    now = _now(now)
+    now = current_time(now)
     counts = alerts_evaluate(now=now) if evaluate else {}
     plans = groups_sync(now=now)
     created = groups_flush(plans=plans, now=now)

@@ -30,7 +30,7 @@ from alerts.selectors import (
     route_tree,
     silences_active,
 )
-from alerts.services.base import MIN_RETRY_WINDOW_S, _locked, _now
+from alerts.services.base import MIN_RETRY_WINDOW_S, current_time, skip_locked
 
 
 @dataclass
@@ -69,7 +69,7 @@ def groups_sync(*, now: dt.datetime | None = None) -> dict[tuple[int, str], Grou
     it was resolved or silenced) is armed again the same way, but no sooner than a group interval
     after its last notification.
     """
-    now = _now(now)
+    now = current_time(now)
     plans = _plan(now)
     silences = silences_active(now=now)
     live = {k: p for k, p in plans.items() if any(not labels_silenced(a.labels, silences) for a in p.alerts)}
@@ -182,7 +182,7 @@ def groups_flush(
     *, plans: dict[tuple[int, str], GroupPlan] | None = None, now: dt.datetime | None = None
 ) -> list[int]:
     """Flush every due group once (row-locked); return the ids of the notifications created."""
-    now = _now(now)
+    now = current_time(now)
     if plans is None:
         plans = _plan(now)
     created: list[int] = []
@@ -196,7 +196,7 @@ def groups_flush(
     silences = silences_active(now=now)
     for group_id in due:
         with transaction.atomic():
-            group = _locked(
+            group = skip_locked(
                 AlertGroup.objects.filter(pk=group_id, next_flush_at__lte=now).select_related("receiver")
             ).first()
             if group is None:

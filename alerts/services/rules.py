@@ -20,7 +20,7 @@ from alerts.rules import CONDITIONS, DEFAULTS, Condition, ConditionUnavailable
 from alerts.selectors import (
     fingerprint_of,
 )
-from alerts.services.base import AlertsError, _locked, _now
+from alerts.services.base import AlertsError, current_time, skip_locked
 from core import events
 from core.audit import Actor, staff_action_record
 
@@ -103,12 +103,12 @@ def _labels_for(rule: AlertRule, condition: Condition) -> dict[str, str]:
 
 def alerts_evaluate(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Evaluate every enabled rule once; return how many alerts each state change touched."""
-    now = _now(now)
+    now = current_time(now)
     counts: dict[str, int] = defaultdict(int)
     rules_ensure()
     for rule_id in AlertRule.objects.order_by("kind").values_list("id", flat=True):
         with transaction.atomic():
-            rule = _locked(AlertRule.objects.filter(pk=rule_id)).first()
+            rule = skip_locked(AlertRule.objects.filter(pk=rule_id)).first()
             if rule is None:
                 continue  # another evaluator is evaluating this rule right now
             try:
