@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
 from core.audit import Actor, staff_action_record, staff_actions_collect, staff_actions_collected
+from core.logging import mask_pii
 
 
 def admin_object_type(model: type[Model]) -> str:
@@ -31,14 +32,25 @@ class AuditedAdminMixin:
     """
 
     model: type[Model]
+    # Set on an admin whose rows are never deleted here: deletes (and the bulk "delete selected"
+    # action) are refused, and the list page says what to do instead.
+    deletion_note: str = ""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self.deletion_note:
+            return False
+        return super().has_delete_permission(request, obj)  # type: ignore[misc]
 
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with staff_actions_collect():
             return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
 
-    def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        if self.deletion_note:
+            extra_context = {"subtitle": self.deletion_note, **(extra_context or {})}
         with staff_actions_collect():
-            return super().changelist_view(request, *args, **kwargs)  # type: ignore[misc]
+            return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
     def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with staff_actions_collect():
@@ -82,6 +94,23 @@ class AuditedAdminMixin:
                 staff_action_record(actor=Actor.from_user(request.user), action="admin.delete",
                                     object_type=admin_object_type(queryset.model), object_ids=ids)
             super().delete_queryset(request, queryset)  # type: ignore[misc]
+
+
+def admin_export_record(request: HttpRequest, queryset: QuerySet[Any], *, action: str,
+                        export_format: str) -> int:
+    """Audit an export from a list page before a row leaves: its filter, selection and row count.
+
+    The filter is the list page's query string (a search term masked: it may be a phone number);
+    returns the row count.
+    """
+    filters = {key: mask_pii(str(value)) if key == "q" else value for key, value in request.GET.items()
+               if key not in ("o", "p")}
+    count = queryset.count()
+    staff_action_record(actor=Actor.from_user(request.user), action=action,
+                        object_type=admin_object_type(queryset.model), object_count=count,
+                        detail={"format": export_format, "filters": filters, "rows": count,
+                                "all_matching": request.POST.get("select_across") == "1"})
+    return count
 
 
 class AuditedModelAdmin(AuditedAdminMixin, admin.ModelAdmin):

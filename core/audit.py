@@ -80,16 +80,16 @@ def staff_change(
     *, actor: Actor | str, action: str, object_type: str, object_ids: Sequence[Any] = (),
     detail: dict[str, Any] | None = None,
 ) -> Iterator[StaffAction | None]:
-    """One staff change in one transaction: its `StaffAction` row first, then the change inside.
+    """One transaction for one staff change: its `StaffAction` row first, then the change inside.
 
     The domain rows the block writes point to that row (`staff_action_current`). An actor given as
     a plain label (a worker, the system, a test factory) writes no row; a block inside another
     staff change joins it, so one change never writes two rows. Yields the row, or None.
     """
-    if not isinstance(actor, Actor) or _current.get() is not None:
-        yield _current.get()
-        return
     with transaction.atomic():
+        if not isinstance(actor, Actor) or _current.get() is not None:
+            yield _current.get()
+            return
         row = staff_action_record(actor=actor, action=action, object_type=object_type,
                                   object_ids=object_ids, detail=detail)
         token = _current.set(row)

@@ -160,6 +160,8 @@ class WorkerAdmin(AuditedModelAdmin):
     list_filter = ("enabled", "channel")
     search_fields = ("id", "name")
     actions = ("enable_workers", "disable_workers", "rotate_secrets", "issue_new_key")
+    deletion_note = ("Workers are not deleted here: disable one (the Disable action, or untick Enabled) to "
+                     "retire it; its jobs, attempts and credential trail keep naming it.")
     add_form = WorkerAddForm
     readonly_fields = ("id", "last_heartbeat_at", "reported_version", "reported_status", "running_jobs",
                        "last_metrics", "last_ip", "created_at", "updated_at")
@@ -176,9 +178,6 @@ class WorkerAdmin(AuditedModelAdmin):
         "description": "Saving creates the worker and its first key. The secret is shown once, "
                        "on the next page, and never again.",
     }),)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Worker | None = None) -> bool:
-        return False
 
     def get_form(self, request: HttpRequest, obj: Worker | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         if obj is None:
