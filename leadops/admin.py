@@ -52,6 +52,8 @@ def resubmit_tasks(model_admin: Any, request: HttpRequest, queryset: QuerySet[An
 def _audited_admins() -> None:
     """Register the libraries' admins again on the audited base (docs/SYSTEM_OVERVIEW.md)."""
     for model in (Group, User, Schedule, Success, Failure, OrmQ):
+        if not admin.site.is_registered(model):
+            continue  # django-q2 lists its ORM queue only when the queue is the database
         library_admin = type(admin.site.get_model_admin(model))
         attributes: dict[str, Any] = {"__module__": __name__}
         if django_q_admin.resubmit_task in (library_admin.actions or ()):
