@@ -127,3 +127,15 @@ def test_the_panel_and_its_buttons_work_for_an_id_with_an_underscore(admin_clien
     assert 'id="credentials-panel"' in page
     assert admin_client.post(url("rotate", worker.pk), {"mode": "push"}).status_code == 302
     assert WorkerCredential.objects.filter(worker=worker, state=CredentialState.PENDING).exists()
+
+
+def test_an_emergency_rotation_is_one_staff_action_every_credential_event_points_to(admin_client, worker):
+    admin_client.post(url("rotate", worker.pk), {"mode": "manual", "grace_hours": "1"})
+    admin_client.post(url("rotate", worker.pk), {"mode": "emergency"})
+    row = only_action("credential.rotate_emergency")
+    events = CredentialEvent.objects.filter(staff_action=row)
+    assert sorted(events.values_list("kind", flat=True)) == ["created", "revoked", "revoked"]
+    assert set(events.values_list("actor", flat=True)) == {"admin"}
+    # What the worker causes itself points to no staff change.
+    assert not CredentialEvent.objects.filter(kind__in=["delivered", "verified", "promoted"],
+                                              staff_action__isnull=False).exists()
