@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db import router, transaction
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 
 from core.audit import Actor, staff_action_record, staff_actions_collect, staff_actions_collected
 from core.logging import mask_pii
@@ -55,6 +57,11 @@ class AuditedAdminMixin:
     def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with staff_actions_collect():
             return super().delete_view(request, *args, **kwargs)  # type: ignore[misc]
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        """An object's history is its rows in the staff-action audit (Django's own log is not kept)."""
+        query = urlencode({"object_type__exact": admin_object_type(self.model), "q": unquote(object_id)})
+        return HttpResponseRedirect(f"{reverse('admin:core_staffaction_changelist')}?{query}")
 
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         return self._log_save(request, obj, "admin.add", message)

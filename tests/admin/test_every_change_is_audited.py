@@ -421,3 +421,11 @@ def test_an_add_through_a_library_admin_form_is_audited(admin_client, model, mak
     (row,) = StaffAction.objects.filter(pk__gt=mark)
     assert (row.action, row.object_type, row.actor_name) == ("admin.add", model, "admin")
     assert not LogEntry.objects.exists()
+
+
+def test_an_objects_history_link_opens_its_staff_actions(admin_client, db):
+    worker = a_worker()
+    response = admin_client.get(reverse("admin:workers_mgmt_worker_history", args=[worker.pk]))
+    assert response.status_code == 302
+    page = admin_client.get(response.url)
+    assert page.status_code == 200 and "object_type__exact=workers_mgmt.worker" in response.url
