@@ -1,14 +1,127 @@
-"""Admin helpers shared by the apps."""
+"""Admin helpers shared by the apps, and the base every admin of the project derives from."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.contrib.admin.utils import unquote
+from django.db import router, transaction
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+
+from core.audit import Actor, staff_action_record, staff_actions_collect, staff_actions_collected
+from core.logging import mask_pii
+
+
+def admin_object_type(model: type[Model]) -> str:
+    """The `object_type` of a model in the staff-action audit: `<app_label>.<model_name>`."""
+    return f"{model._meta.app_label}.{model._meta.model_name}"
+
+
+class AuditedAdminMixin:
+    """Django admin's own logging written to the one audit trail (`StaffAction`), never to LogEntry.
+
+    An add or change through the admin's form or the list's editable columns writes one row
+    (`admin.add`, `admin.change`, Django's change message in its detail) in the transaction of the
+    save, unless the save went through a service that audited it already (docs/SYSTEM_OVERVIEW.md,
+    "Staff actions"). Django logs a deletion before it deletes and outside the bulk delete's
+    transaction, so here the delete itself is audited (`admin.delete`), in one transaction with it;
+    an admin whose delete is a service overrides `delete_model` / `delete_queryset` with it.
+    """
+
+    model: type[Model]
+    # Set on an admin whose rows are never deleted here: deletes (and the bulk "delete selected"
+    # action) are refused, and the list page says what to do instead.
+    deletion_note: str = ""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self.deletion_note:
+            return False
+        return super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with staff_actions_collect():
+            return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        if self.deletion_note:
+            extra_context = {"subtitle": self.deletion_note, **(extra_context or {})}
+        with staff_actions_collect():
+            return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with staff_actions_collect():
+            return super().delete_view(request, *args, **kwargs)  # type: ignore[misc]
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        """An object's history is its rows in the staff-action audit (Django's own log is not kept)."""
+        query = urlencode({"object_type__exact": admin_object_type(self.model), "q": unquote(object_id)})
+        return HttpResponseRedirect(f"{reverse('admin:core_staffaction_changelist')}?{query}")
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return self._log_save(request, obj, "admin.add", message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        return self._log_save(request, obj, "admin.change", message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        # Audited by delete_model / delete_queryset, in the delete's own transaction.
+        return []
+
+    def _log_save(self, request: HttpRequest, obj: Any, action: str, message: Any) -> Any:
+        collected = staff_actions_collected()
+        if collected:
+            # The service the save went through wrote this change's row; that row stands for it.
+            collected.clear()
+            return None
+        if action == "admin.change" and not message:
+            return None  # Saved with nothing changed: there is no change to list.
+        row = staff_action_record(actor=Actor.from_user(request.user), action=action,
+                                  object_type=admin_object_type(type(obj)), object_ids=[obj.pk],
+                                  detail={"message": message})
+        if collected is not None:
+            collected.clear()
+        return row
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic(using=router.db_for_write(type(obj))):
+            staff_action_record(actor=Actor.from_user(request.user), action="admin.delete",
+                                object_type=admin_object_type(type(obj)), object_ids=[obj.pk])
+            super().delete_model(request, obj)  # type: ignore[misc]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic(using=router.db_for_write(queryset.model)):
+            ids = list(queryset.values_list("pk", flat=True))
+            if ids:
+                staff_action_record(actor=Actor.from_user(request.user), action="admin.delete",
+                                    object_type=admin_object_type(queryset.model), object_ids=ids)
+            super().delete_queryset(request, queryset)  # type: ignore[misc]
+
+
+def admin_export_record(request: HttpRequest, queryset: QuerySet[Any], *, action: str,
+                        export_format: str) -> int:
+    """Audit an export from a list page before a row leaves: its filter, selection and row count.
+
+    The filter is the list page's query string (a search term masked: it may be a phone number);
+    returns the row count.
+    """
+    filters = {key: mask_pii(str(value)) if key == "q" else value for key, value in request.GET.items()
+               if key not in ("o", "p")}
+    count = queryset.count()
+    staff_action_record(actor=Actor.from_user(request.user), action=action,
+                        object_type=admin_object_type(queryset.model), object_count=count,
+                        detail={"format": export_format, "filters": filters, "rows": count,
+                                "all_matching": request.POST.get("select_across") == "1"})
+    return count
+
+
+class AuditedModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """The base of every admin of the project: its changes are listed in the staff-action audit."""
 
 
 class ReadOnlyMixin:
@@ -28,7 +141,7 @@ class ReadOnlyMixin:
         return False
 
 
-class ReadOnlyModelAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ReadOnlyModelAdmin(ReadOnlyMixin, AuditedModelAdmin):
     """An admin for rows written by services only: it shows, never edits."""
 
 

@@ -8,7 +8,9 @@ commit. Admin, management commands and the staff API only call those services, h
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,14 @@ class Actor:
         return cls(name=f"command:{name}", source=StaffSource.COMMAND)
 
 
+# The staff change being made on this thread (`staff_change`): the domain trails written inside it
+# (credential events, release audit events) point to its row.
+_current: ContextVar[StaffAction | None] = ContextVar("staff_action_current", default=None)
+# The rows written since an admin page began (`staff_actions_collect`): Django admin's own logging
+# writes no second row for a save a service already audited.
+_collected: ContextVar[list[int] | None] = ContextVar("staff_actions_collected", default=None)
+
+
 def staff_action_record(
     *, actor: Actor, action: str, object_type: str, object_ids: Sequence[Any] = (),
     object_count: int | None = None, changes: dict[str, Any] | None = None,
@@ -54,7 +64,60 @@ def staff_action_record(
     )
     events.publish("staff.action", action=action, actor=row.actor_name, object_type=object_type,
                    object_count=count, staff_action_id=row.pk)
+    collected = _collected.get()
+    if collected is not None:
+        collected.append(row.pk)
     return row
+
+
+def actor_label(actor: Actor | str) -> str:
+    """The label a domain trail keeps for `actor`: a username, `command:<name>`, or a worker's word."""
+    return actor.name if isinstance(actor, Actor) else actor
+
+
+@contextmanager
+def staff_change(
+    *, actor: Actor | str, action: str, object_type: str, object_ids: Sequence[Any] = (),
+    detail: dict[str, Any] | None = None,
+) -> Iterator[StaffAction | None]:
+    """One transaction for one staff change: its `StaffAction` row first, then the change inside.
+
+    The domain rows the block writes point to that row (`staff_action_current`). An actor given as
+    a plain label (a worker, the system, a test factory) writes no row; a block inside another
+    staff change joins it, so one change never writes two rows. Yields the row, or None.
+    """
+    with transaction.atomic():
+        if not isinstance(actor, Actor) or _current.get() is not None:
+            yield _current.get()
+            return
+        row = staff_action_record(actor=actor, action=action, object_type=object_type,
+                                  object_ids=object_ids, detail=detail)
+        token = _current.set(row)
+        try:
+            yield row
+        finally:
+            _current.reset(token)
+
+
+def staff_action_current() -> StaffAction | None:
+    """The `StaffAction` of the staff change this code runs inside, or None (a worker's own change)."""
+    return _current.get()
+
+
+@contextmanager
+def staff_actions_collect() -> Iterator[list[int]]:
+    """Collect the ids of the `StaffAction` rows written inside the block (one admin page)."""
+    collected: list[int] = []
+    token = _collected.set(collected)
+    try:
+        yield collected
+    finally:
+        _collected.reset(token)
+
+
+def staff_actions_collected() -> list[int] | None:
+    """The ids collected by the enclosing `staff_actions_collect` block, or None outside one."""
+    return _collected.get()
 
 
 def audited_update(

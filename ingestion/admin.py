@@ -22,7 +22,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from core.admin_tools import ReadOnlyModelAdmin, value_list_filter
+from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_export_record, value_list_filter
 from core.csv import csv_response
 from core.logging import mask_pii
 
@@ -102,7 +102,7 @@ class LocalDayFilter(admin.SimpleListFilter):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(AuditedModelAdmin):
     list_display = ("id", "name", "phone_e164", "phone_valid", "phone_type", "city", "provider", "worker_id",
                     "local_day", "created_at")
     list_filter = (ProviderFilter, WorkerFilter, CityFilter, "phone_valid", "phone_type", LocalDayFilter)
@@ -114,6 +114,8 @@ class LeadAdmin(admin.ModelAdmin):
     # Counting millions of rows twice per page is what makes large changelists slow.
     show_full_result_count = False
     actions = ("export_csv", "export_jsonl")
+    deletion_note = ("Leads are not deleted here: a number's leads are erased through the data-subject "
+                     "erase (privacy_erase), which suppresses the number and is audited.")
     change_list_template = "admin/ingestion/lead/change_list.html"
 
     def get_list_display(self, request: HttpRequest) -> Any:
@@ -179,11 +181,13 @@ class LeadAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["export"], description="Export selected leads as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
+        admin_export_record(request, queryset, action="leads.export", export_format="csv")
         rows = _lead_rows(queryset, masked=not can_view_pii(request))
         return csv_response(header=EXPORT_FIELDS, rows=rows, filename=_export_name("csv"))
 
     @admin.action(permissions=["export"], description="Export selected leads as JSON Lines")
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
+        admin_export_record(request, queryset, action="leads.export", export_format="jsonl")
         masked = not can_view_pii(request)
 
         def lines() -> Iterator[str]:

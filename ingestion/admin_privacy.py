@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from core.admin_tools import AuditedModelAdmin
 from core.audit import Actor
 from core.csv import csv_response
 from ingestion.models import SuppressedPhone
@@ -53,7 +54,7 @@ class SuppressionAddForm(forms.ModelForm):
 
 
 @admin.register(SuppressedPhone)
-class SuppressedPhoneAdmin(admin.ModelAdmin):
+class SuppressedPhoneAdmin(AuditedModelAdmin):
     """Entries are added by number (hashed on save) and removed; never edited."""
 
     list_display = ("phone_masked", "reason", "created_by", "created_at")

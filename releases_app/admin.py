@@ -21,7 +21,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from core.admin_tools import ReadOnlyModelAdmin, admin_url
+from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_url
+from core.audit import Actor
 from releases_app import selectors, services
 from releases_app.models import (
     ACTIVE_ROLLOUT_STATES,
@@ -36,8 +37,8 @@ from releases_app.models import (
 )
 
 
-def _actor(request: HttpRequest) -> str:
-    return request.user.get_username() or "staff"
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.from_user(request.user)
 
 
 # --- releases -----------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ class ReleaseUploadForm(forms.Form):
 
 
 @admin.register(Release)
-class ReleaseAdmin(admin.ModelAdmin):
+class ReleaseAdmin(AuditedModelAdmin):
     list_display = ("version", "state", "size", "short_sha256", "archive_format", "created_by", "created_at")
     list_filter = ("state", "archive_format")
     search_fields = ("version", "sha256")
@@ -125,7 +126,7 @@ class ReleaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(AuditedModelAdmin):
     list_display = ("name", "current", "previous", "sequence", "manifest_expires_at", "workers_per_version")
     readonly_fields = ("current", "previous", "sequence", "manifest_expires_at", "manifest_pretty",
                        "workers_per_version")
@@ -212,7 +213,7 @@ def _rollout_action(verb: str, description: str) -> Callable[[Any, HttpRequest, 
 
 
 @admin.register(Rollout)
-class RolloutAdmin(admin.ModelAdmin):
+class RolloutAdmin(AuditedModelAdmin):
     list_display = ("id", "channel", "release", "state", "step_display", "targets_count", "started_by",
                     "created_at")
     list_filter = ("state", "channel")
@@ -337,7 +338,7 @@ class WorkerPinForm(forms.ModelForm):
 
 
 @admin.register(WorkerPin)
-class WorkerPinAdmin(admin.ModelAdmin):
+class WorkerPinAdmin(AuditedModelAdmin):
     form = WorkerPinForm
     list_display = ("worker", "release", "reason", "expires_at", "created_by", "created_at")
     autocomplete_fields = ("worker",)

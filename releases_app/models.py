@@ -225,5 +225,9 @@ class ReleaseAuditEvent(AppendOnlyRecord):
     version = models.CharField(max_length=63, blank=True, db_index=True)
     rollout_id_ref = models.BigIntegerField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The staff change that caused this row (docs/SYSTEM_OVERVIEW.md, "Staff actions"); null for what
+    # the health gates or a worker's report cause. No database constraint: either trail may be purged first.
+    staff_action = models.ForeignKey("core.StaffAction", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                     db_constraint=False, related_name="release_audit_events")
 
     summary_fields = ("action", "channel", "version")

@@ -185,11 +185,11 @@ def _fresh_credential_cache():
 def _fresh_worker_config_cache():
     # The hot-path copy of the worker configuration lives for two seconds per process; a test's
     # rolled-back configuration must never leak into the next test through it.
-    from workers_mgmt import services
+    from workers_mgmt.services import worker_config_cache_clear
 
-    services._config_cache = None
+    worker_config_cache_clear()
     yield
-    services._config_cache = None
+    worker_config_cache_clear()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from django.utils.html import format_html
 from django.utils.timezone import now as clock_now
 from django.views.decorators.debug import sensitive_variables
 
-from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin
+from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin
 from core.audit import Actor
 from workers_mgmt.models import (
     CredentialEvent,
@@ -109,9 +109,8 @@ def _issue_keys_view(model_admin: admin.ModelAdmin, request: HttpRequest,
         return TemplateResponse(request, ISSUE_CONFIRM_TEMPLATE, context)
     issued = []
     for worker in workers:
-        credential, secret = worker_credential_issue(worker=worker, actor=request.user.get_username())
+        credential, secret = worker_credential_issue(worker=worker, actor=Actor.from_user(request.user))
         issued.append(IssuedCredential(worker_id=worker.pk, key_id=credential.key_id, secret=secret))
-        model_admin.log_change(request, worker, f"Issued key {credential.key_id}; revoked all older keys.")
     return credential_issued_response(model_admin, request, issued, title="New keys issued")
 
 
@@ -153,17 +152,23 @@ class WorkerAddForm(forms.ModelForm):
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
+class WorkerAdmin(AuditedModelAdmin):
+    """Workers are disabled, never deleted: their jobs, attempts and credential trail name them."""
+
     list_display = ("id", "name", "enabled", "channel", "rate_limit_per_min", "heartbeat",
                     "reported_version", "reported_status", "running_jobs", "last_ip")
     list_filter = ("enabled", "channel")
     search_fields = ("id", "name")
     actions = ("enable_workers", "disable_workers", "rotate_secrets", "issue_new_key")
+    deletion_note = ("Workers are not deleted here: disable one (the Disable action, or untick Enabled) to "
+                     "retire it; its jobs, attempts and credential trail keep naming it.")
     add_form = WorkerAddForm
     readonly_fields = ("id", "last_heartbeat_at", "reported_version", "reported_status", "running_jobs",
                        "last_metrics", "last_ip", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("id", *EDITABLE_WORKER_FIELDS)}),
+        (None, {"fields": ("id", *EDITABLE_WORKER_FIELDS),
+                "description": "A worker is not deleted: untick Enabled (or use the Disable action) to "
+                               "retire it; its jobs, attempts and credential trail keep naming it."}),
         ("Last heartbeat", {"fields": ("last_heartbeat_at", "reported_version", "reported_status",
                                        "running_jobs", "last_metrics", "last_ip")}),
         ("History", {"fields": ("created_at", "updated_at")}),
@@ -230,12 +235,10 @@ class WorkerAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         worker = self._worker_for_action(request, object_id)
         mode = request.POST.get("mode", DeliveryMode.PUSH)
-        actor = request.user.get_username()
+        actor = Actor.from_user(request.user)
         ip = request.META.get("REMOTE_ADDR")
         if mode == "emergency":
             issued = credential_rotate_emergency(worker=worker, actor=actor, ip=ip)
-            self.log_change(request, worker,
-                            f"Emergency rotation: revoked every key, issued {issued.key_id}.")
             return credential_issued_response(self, request, [issued],
                                               title=f"Emergency rotation of {worker.pk}")
         try:
@@ -251,8 +254,6 @@ class WorkerAdmin(admin.ModelAdmin):
         except RotationInProgress as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return self._back(worker)
-        self.log_change(request, worker, f"Started a {mode} rotation to key {issued.key_id} "
-                                         f"(grace {grace_hours:g} h).")
         if mode == DeliveryMode.MANUAL:
             return credential_issued_response(self, request, [issued], title=f"Pending key for {worker.pk}")
         self.message_user(request, f"Key {issued.key_id} is pending: the worker gets it in its next "
@@ -265,9 +266,8 @@ class WorkerAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         worker = self._worker_for_action(request, object_id)
         credential = get_object_or_404(WorkerCredential, key_id=key_id, worker=worker)
-        if credential_revoke(credential=credential, actor=request.user.get_username(),
+        if credential_revoke(credential=credential, actor=Actor.from_user(request.user),
                              ip=request.META.get("REMOTE_ADDR")):
-            self.log_change(request, worker, f"Revoked key {key_id}.")
             self.message_user(request, f"Key {key_id} is revoked.", messages.SUCCESS)
         else:
             self.message_user(request, f"Key {key_id} was already revoked.", messages.WARNING)
@@ -279,10 +279,8 @@ class WorkerAdmin(admin.ModelAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         worker = self._worker_for_action(request, object_id)
-        issued = enrollment_issue(worker=worker, actor=request.user.get_username(),
+        issued = enrollment_issue(worker=worker, actor=Actor.from_user(request.user),
                                   ip=request.META.get("REMOTE_ADDR"))
-        self.log_change(request, worker,
-                        f"Issued an enrollment token (expires {issued.expires_at:%Y-%m-%d %H:%M}).")
         return enrollment_issued_response(self, request, issued)
 
     @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
@@ -306,7 +304,7 @@ class WorkerAdmin(admin.ModelAdmin):
             return
         worker, issued = worker_create(
             worker_id=obj.id, name=obj.name, channel=obj.channel,
-            rate_limit_per_min=obj.rate_limit_per_min, notes=obj.notes, actor=request.user.get_username(),
+            rate_limit_per_min=obj.rate_limit_per_min, notes=obj.notes, actor=Actor.from_user(request.user),
         )
         # The admin goes on logging and answering with `obj`: make it the saved row.
         for field in Worker._meta.concrete_fields:
@@ -347,12 +345,11 @@ class WorkerAdmin(admin.ModelAdmin):
         started, refused = [], []
         for worker in queryset.order_by("pk"):
             try:
-                issued = credential_rotate(worker=worker, actor=request.user.get_username(),
-                                           ip=request.META.get("REMOTE_ADDR"))
+                credential_rotate(worker=worker, actor=Actor.from_user(request.user),
+                                  ip=request.META.get("REMOTE_ADDR"))
             except RotationInProgress:
                 refused.append(worker.pk)
                 continue
-            self.log_change(request, worker, f"Started a push rotation to key {issued.key_id}.")
             started.append(worker.pk)
         if started:
             self.message_user(request, f"{len(started)} rotation(s) started; each worker switches at its "
@@ -386,7 +383,7 @@ class WorkerCredentialAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(WorkerConfig)
-class WorkerConfigAdmin(admin.ModelAdmin):
+class WorkerConfigAdmin(AuditedModelAdmin):
     """One row (pk=1); every save bumps its version so workers reload it."""
 
     fields = ("poll_interval_s", "long_poll_wait_s", "heartbeat_interval_s", "max_batch",
@@ -476,9 +473,12 @@ def enrollment_issued_response(model_admin: admin.ModelAdmin, request: HttpReque
 class CredentialEventAdmin(ReadOnlyModelAdmin):
     """The credential audit trail: read-only (on PostgreSQL a trigger refuses changes as well)."""
 
-    list_display = ("created_at", "worker_id", "kind", "key_id", "reason", "count", "actor", "ip")
+    list_display = ("created_at", "worker_id", "kind", "key_id", "reason", "count", "actor", "ip",
+                    "staff_action")
     list_filter = ("kind", "reason", "actor")
     search_fields = ("=worker_id", "=key_id", "=ip")
+    list_select_related = ("staff_action",)
     date_hierarchy = "created_at"
-    fields = ("created_at", "worker_id", "kind", "key_id", "reason", "count", "minute", "actor", "ip")
+    fields = ("created_at", "worker_id", "kind", "key_id", "reason", "count", "minute", "actor", "ip",
+              "staff_action")
     readonly_fields = fields

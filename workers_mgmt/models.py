@@ -187,6 +187,10 @@ class CredentialEvent(AuditRecord):
     # The start of the minute an auth_failed row counts; null for every other kind.
     minute = models.DateTimeField(null=True, blank=True)
     count = models.PositiveIntegerField(default=1)
+    # The staff change that caused this row (docs/SYSTEM_OVERVIEW.md, "Staff actions"); null for what
+    # a worker or the schedule causes itself. No database constraint: either trail may be purged first.
+    staff_action = models.ForeignKey("core.StaffAction", null=True, blank=True, on_delete=models.DO_NOTHING,
+                                     db_constraint=False, related_name="credential_events")
 
     summary_fields = ("worker_id", "kind")
 

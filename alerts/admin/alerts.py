@@ -105,7 +105,6 @@ class AlertAdmin(ReadOnlyModelAdmin):
         alert = get_object_or_404(Alert, pk=alert_id)
         silence = silence_from_alert(alert=alert, created_by=request.user.get_username(),
                                      actor=Actor.from_user(request.user))
-        self.log_change(request, silence, f"Created from alert {alert.fingerprint}.")
         self.message_user(
             request,
             f"Silenced until {timezone.localtime(silence.ends_at):%Y-%m-%d %H:%M}; "
@@ -118,8 +117,6 @@ class AlertAdmin(ReadOnlyModelAdmin):
     def silence_selected(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         actor = Actor.from_user(request.user)
         made = [silence_from_alert(alert=alert, created_by=actor.name, actor=actor) for alert in queryset]
-        for silence in made:
-            self.log_change(request, silence, "Created from the alerts list.")
         self.message_user(request, f"{len(made)} silence(s) created.", messages.SUCCESS)
 
     def has_silence_permission(self, request: HttpRequest) -> bool:

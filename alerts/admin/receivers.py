@@ -26,7 +26,7 @@ from alerts.services import (
     receiver_set,
     receiver_test,
 )
-from core.admin_tools import admin_url
+from core.admin_tools import AuditedModelAdmin, admin_url
 from core.audit import Actor
 
 
@@ -64,10 +64,12 @@ class ReceiverForm(forms.ModelForm):
 
 
 @admin.register(Receiver)
-class ReceiverAdmin(admin.ModelAdmin):
+class ReceiverAdmin(AuditedModelAdmin):
     form = ReceiverForm
     list_display = ["name", "kind", "destination", "signed", "send_resolved", "enabled", "last_delivery"]
     list_filter = ["kind", "enabled"]
+    deletion_note = ("Receivers are not deleted here: untick Enabled to stop sending to one; routes and "
+                     "the delivery log keep naming it.")
     actions = ["send_test"]
 
     def get_fields(self, request: HttpRequest, obj: Receiver | None = None) -> tuple[str, ...]:

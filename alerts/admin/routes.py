@@ -14,6 +14,7 @@ from alerts.admin.common import _matchers_from_text, matchers_field
 from alerts.matchers import MatcherError, matcher_check, matchers_text
 from alerts.models import Route
 from alerts.services import route_save, routes_delete
+from core.admin_tools import AuditedModelAdmin
 from core.audit import Actor
 
 
@@ -72,7 +73,7 @@ class RouteForm(forms.ModelForm):
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):
+class RouteAdmin(AuditedModelAdmin):
     form = RouteForm
     list_display = ["tree_name", "matchers_display", "receiver", "continue_matching", "group_by", "timers"]
     fields = [

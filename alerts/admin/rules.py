@@ -16,6 +16,7 @@ from alerts.rules import DEFAULTS
 from alerts.services import (
     rule_set,
 )
+from core.admin_tools import AuditedModelAdmin
 from core.audit import Actor
 
 
@@ -41,7 +42,7 @@ class AlertRuleForm(forms.ModelForm):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(AuditedModelAdmin):
     form = AlertRuleForm
     list_display = ["kind", "enabled", "threshold", "meaning", "for_seconds", "severity", "firing",
                     "last_evaluated_at"]

@@ -18,7 +18,7 @@ from alerts.matchers import MatcherError, matchers_text
 from alerts.models import Silence
 from alerts.selectors import silence_state
 from alerts.services import AlertsError, silence_create, silence_expire
-from core.admin_tools import admin_url
+from core.admin_tools import AuditedModelAdmin, admin_url
 from core.audit import Actor
 
 
@@ -65,7 +65,7 @@ SILENCE_COLUMNS = (
 
 
 @admin.register(Silence)
-class SilenceAdmin(admin.ModelAdmin):
+class SilenceAdmin(AuditedModelAdmin):
     form = SilenceForm
     list_display = ["id", *SILENCE_COLUMNS]
     search_fields = ["comment", "created_by"]
@@ -147,7 +147,6 @@ class SilenceAdmin(admin.ModelAdmin):
             return back
         silence = get_object_or_404(Silence, pk=silence_id)
         if silence_expire(silence=silence, actor=Actor.from_user(request.user)):
-            self.log_change(request, silence, "Expired early.")
             self.message_user(request, "The silence has ended.", messages.SUCCESS)
         else:
             self.message_user(request, "The silence had already ended.", messages.WARNING)
@@ -157,8 +156,6 @@ class SilenceAdmin(admin.ModelAdmin):
     def expire_selected(self, request: HttpRequest, queryset: QuerySet[Silence]) -> None:
         actor = Actor.from_user(request.user)
         expired = [s for s in queryset if silence_expire(silence=s, actor=actor)]
-        for silence in expired:
-            self.log_change(request, silence, "Expired early.")
         self.message_user(request, f"{len(expired)} silence(s) expired.", messages.SUCCESS)
 
     def has_expire_permission(self, request: HttpRequest) -> bool:

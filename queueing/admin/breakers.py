@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from core.admin_tools import ReadOnlyModelAdmin
+from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin
 from queueing.models import (
     Breaker,
     BreakerTransition,
@@ -21,7 +21,7 @@ from queueing.services import (
 
 
 @admin.register(Breaker)
-class BreakerAdmin(admin.ModelAdmin):
+class BreakerAdmin(AuditedModelAdmin):
     list_display = ("scope", "key", "state", "forced", "opened_at", "retry_at", "probes_left",
                     "probes_succeeded", "updated_at")
     list_filter = ("scope", "state", "forced")

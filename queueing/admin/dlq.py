@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
+from core.admin_tools import AuditedModelAdmin, admin_export_record
 from core.audit import Actor
 from core.csv import csv_response
 from queueing.admin.common import _id_chunks
@@ -37,7 +38,7 @@ class RequeueForm(forms.Form):
 
 
 @admin.register(DeadJob)
-class DeadJobAdmin(admin.ModelAdmin):
+class DeadJobAdmin(AuditedModelAdmin):
     """The DLQ: dead jobs with their reason, last error and attempt history."""
 
     list_display = ("id", "provider", "dead_reason", "attempts_display", "error_code", "finished_at",
@@ -124,6 +125,7 @@ class DeadJobAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["view"], description="Export selected dead jobs as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> StreamingHttpResponse:
+        admin_export_record(request, queryset, action="dlq.export", export_format="csv")
         rows = (
             [job.pk, job.provider.name, job.dead_reason, job.attempts, job.max_attempts, self.error_code(job),
              job.finished_at, job.priority]

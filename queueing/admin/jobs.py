@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
+from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
 from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
 from queueing.admin.common import _id_chunks, _int_term
@@ -46,7 +46,7 @@ class JobAttemptInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(AuditedModelAdmin):
     list_display = ("id", "provider", "state_badge", "priority", "attempts_display", "run_at", "leased_by",
                     "lease_expires_at", "leads_added", "dead_reason", "updated_at")
     list_filter = ("state", "provider", "leased_by", "campaign")

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.admin_tools import AuditedModelAdmin
 from core.audit import Actor
 from queueing.models import (
     Provider,
@@ -37,7 +38,7 @@ class ProviderForm(forms.ModelForm):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(AuditedModelAdmin):
     form = ProviderForm
     list_display = ("name", "enabled", "max_attempts", "backoff_base_s", "backoff_cap_s", "lease_seconds",
                     "quota_per_min", "quota_burst", "daily_cap", "updated_at")

@@ -9,6 +9,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils.timezone import now as clock_now
 
+from core.audit import Actor, staff_action_record
 from core.events import publish
 from queueing.models import (
     Breaker,
@@ -204,9 +205,15 @@ def breaker_force(*, scope: str, key: str, action: BreakerAction, actor: Any = N
         current = Breaker.objects.select_for_update().filter(scope=scope, key=key).first()
         from_state = current.state if current else BreakerState.CLOSED
         default_reason = "reset" if action == BreakerAction.RESET else f"forced {to_state} by staff"
-        return _breaker_move(scope=scope, key=key, from_state=from_state, to_state=to_state,
-                             reason=reason or default_reason, now=now, actor=actor,
-                             forced=action != BreakerAction.RESET)
+        moved = _breaker_move(scope=scope, key=key, from_state=from_state, to_state=to_state,
+                              reason=reason or default_reason, now=now, actor=actor,
+                              forced=action != BreakerAction.RESET)
+        if moved and actor is not None:
+            # The transition keeps the breaker's own detail; the staff change is listed with the rest.
+            staff_action_record(actor=Actor.from_user(actor), action=f"breaker.{action.value}",
+                                object_type="queueing.breaker", object_ids=[f"{scope}:{key}"],
+                                changes={"state": [from_state, to_state]})
+        return moved
 
 
 def breaker_reset(*, scope: str, key: str, actor: Any = None) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 
 from core import events
+from core.audit import staff_action_current
 from releases_app.models import (
     ReleaseAuditEvent,
     Rollout,
@@ -52,7 +53,7 @@ def _audit(*, action: str, actor: str, channel: str = "", version: str = "", rol
     ReleaseAuditEvent.objects.create(
         action=action, actor=actor[:150], channel=channel, version=version,
         rollout_id_ref=rollout.pk if rollout is not None else None, detail=detail or {},
-        created_at=timezone.now(),
+        created_at=timezone.now(), staff_action=staff_action_current(),
     )
     events.publish("rollout.changed", channel=channel, version=version, from_state=from_state,
                    to_state=to_state or action)

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, actor_label, staff_change
 from releases_app.models import (
     Channel,
     Release,
@@ -21,14 +22,18 @@ from releases_app.services.base import ReleaseRefused, _audit
 from releases_app.services.manifests import _lock_channel, _manifest_sign, channel_get_or_create
 from workers_mgmt.models import Worker
 
+WORKER_PIN_TYPE = "releases_app.workerpin"
+
 
 def worker_pin_set(*, worker: Worker, version: str, reason: str = "", expires_at: dt.datetime | None = None,
-                   actor: str) -> WorkerPin:
+                   actor: Actor | str) -> WorkerPin:
     release = Release.objects.filter(version=version, state=ReleaseState.READY).first()
     if release is None:
         raise ReleaseRefused(f"no ready release {version}")
-    channel_get_or_create(name=worker.channel, actor=actor)
-    with transaction.atomic():
+    with staff_change(actor=actor, action="release.pin_set", object_type=WORKER_PIN_TYPE,
+                      object_ids=[worker.pk], detail={"version": version}):
+        actor = actor_label(actor)
+        channel_get_or_create(name=worker.channel, actor=actor)
         channel = _lock_channel(worker.channel)
         pin, _ = WorkerPin.objects.update_or_create(
             worker=worker, defaults={"release": release, "reason": reason[:200], "expires_at": expires_at,
@@ -39,8 +44,10 @@ def worker_pin_set(*, worker: Worker, version: str, reason: str = "", expires_at
     return pin
 
 
-def worker_pin_clear(*, worker: Worker, actor: str) -> bool:
-    with transaction.atomic():
+def worker_pin_clear(*, worker: Worker, actor: Actor | str) -> bool:
+    with staff_change(actor=actor, action="release.pin_clear", object_type=WORKER_PIN_TYPE,
+                      object_ids=[worker.pk]):
+        actor = actor_label(actor)
         channel = Channel.objects.select_for_update().filter(name=worker.channel).first()
         pin = WorkerPin.objects.select_related("release").filter(worker=worker).first()
         if pin is None:

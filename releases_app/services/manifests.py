@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit import Actor, actor_label, staff_change
 from releases_app.models import (
     ACTIVE_ROLLOUT_STATES,
     Channel,
@@ -21,6 +22,8 @@ from releases_app.models import (
 )
 from releases_app.services.base import MANIFEST_SCHEMA, ReleaseRefused, _audit
 from releases_app.signing import sign_envelope
+
+CHANNEL_TYPE = "releases_app.channel"
 
 
 def channel_get_or_create(*, name: str, actor: str) -> Channel:
@@ -110,8 +113,10 @@ def _manifest_sign(*, channel: Channel, actor: str, reason: str) -> Channel:
     return channel
 
 
-def channel_manifest_sign(*, channel_name: str, actor: str, reason: str = "manual") -> Channel:
-    with transaction.atomic():
+def channel_manifest_sign(*, channel_name: str, actor: Actor | str, reason: str = "manual") -> Channel:
+    with staff_change(actor=actor, action="release.manifest_sign", object_type=CHANNEL_TYPE,
+                      object_ids=[channel_name], detail={"reason": reason}):
+        actor = actor_label(actor)
         channel = _lock_channel(channel_name)
         return _manifest_sign(channel=channel, actor=actor, reason=reason)
 

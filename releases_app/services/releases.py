@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit import Actor, actor_label, staff_change
 from releases_app.artifacts import artifact_self_test
 from releases_app.models import (
     ACTIVE_ROLLOUT_STATES,
@@ -27,6 +28,7 @@ from releases_app.models import (
 )
 from releases_app.services.base import ReleaseRefused, _audit
 
+RELEASE_TYPE = "releases_app.release"
 
 def _artifact_storage_name(version: str, filename: str) -> str:
     base = os.path.basename(filename.replace("\\", "/")) or "artifact"
@@ -36,7 +38,7 @@ def _artifact_storage_name(version: str, filename: str) -> str:
 
 def release_publish(
     *, version: str, fileobj: IO[bytes], filename: str, notes: str = "", min_agent_version: str = "",
-    actor: str,
+    actor: Actor | str,
 ) -> Release:
     """Store an artifact through the storage API, record its size and SHA-256, and self-test it."""
     try:
@@ -69,18 +71,22 @@ def release_publish(
         # Never delete or overwrite: when the name is taken (a crashed earlier upload, a concurrent
         # one), the storage picks a free name and the release records whichever it got.
         stored_name = default_storage.save(name, File(spool, name=name))
-    try:
-        with transaction.atomic():
-            release = Release.objects.create(
-                version=version, artifact_name=stored_name, sha256=digest.hexdigest(), size=size,
-                notes=notes, min_agent_version=min_agent_version, created_by=actor[:150],
-                state=ReleaseState.UPLOADED,
-            )
-            _audit(action=ReleaseAuditAction.RELEASE_UPLOADED, actor=actor, version=version,
-                   detail={"sha256": release.sha256, "size": size}, to_state=ReleaseState.UPLOADED)
-    except IntegrityError:
-        raise ReleaseRefused(f"version {version} already exists") from None
-    return release_self_test(release=release, actor=actor)
+    # The upload and its self-test are one staff change: one transaction, one StaffAction row.
+    with staff_change(actor=actor, action="release.upload", object_type=RELEASE_TYPE,
+                      object_ids=[version], detail={"size": size}):
+        actor = actor_label(actor)
+        try:
+            with transaction.atomic():
+                release = Release.objects.create(
+                    version=version, artifact_name=stored_name, sha256=digest.hexdigest(), size=size,
+                    notes=notes, min_agent_version=min_agent_version, created_by=actor[:150],
+                    state=ReleaseState.UPLOADED,
+                )
+                _audit(action=ReleaseAuditAction.RELEASE_UPLOADED, actor=actor, version=version,
+                       detail={"sha256": release.sha256, "size": size}, to_state=ReleaseState.UPLOADED)
+        except IntegrityError:
+            raise ReleaseRefused(f"version {version} already exists") from None
+        return release_self_test(release=release, actor=actor)
 
 
 def release_self_test(*, release: Release, actor: str) -> Release:
@@ -120,9 +126,11 @@ def release_self_test(*, release: Release, actor: str) -> Release:
     return release
 
 
-def release_revoke(*, release: Release, actor: str) -> Release:
+def release_revoke(*, release: Release, actor: Actor | str) -> Release:
     """ready -> revoked; refused while a channel, an active rollout or a pin still hands it out."""
-    with transaction.atomic():
+    with staff_change(actor=actor, action="release.revoke", object_type=RELEASE_TYPE,
+                      object_ids=[release.version]):
+        actor = actor_label(actor)
         in_use = (
             Channel.objects.select_for_update().filter(current=release).exists()
             or Channel.objects.filter(previous=release).exists()

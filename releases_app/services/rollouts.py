@@ -7,9 +7,9 @@ import math
 import secrets
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, actor_label, staff_change
 from releases_app.models import (
     ACTIVE_ROLLOUT_STATES,
     Channel,
@@ -29,6 +29,7 @@ from releases_app.services.base import (
     heartbeat_window,
 )
 from releases_app.services.manifests import (
+    CHANNEL_TYPE,
     _active_rollout,
     _lock_channel,
     _manifest_sign,
@@ -134,7 +135,7 @@ def _step_targets_apply(*, rollout: Rollout, step_index: int) -> int:
 
 def rollout_start(
     *, version: str, channel_name: str, canary: list[str] | None = None,
-    steps: list[dict[str, Any]] | None = None, gates: dict[str, Any] | None = None, actor: str,
+    steps: list[dict[str, Any]] | None = None, gates: dict[str, Any] | None = None, actor: Actor | str,
 ) -> Rollout:
     """Make `version` the channel's release for the workers each step reaches; the rest keep the old one."""
     canary = list(dict.fromkeys(canary or []))
@@ -148,8 +149,10 @@ def rollout_start(
         steps[0]["canary"] = canary
     named = {name for step in steps for name in step.get("canary", [])}
     gates = {**DEFAULT_GATES, **(gates or {})}
-    channel_get_or_create(name=channel_name, actor=actor)
-    with transaction.atomic():
+    with staff_change(actor=actor, action="rollout.start", object_type=CHANNEL_TYPE,
+                      object_ids=[channel_name], detail={"version": version}):
+        actor = actor_label(actor)
+        channel_get_or_create(name=channel_name, actor=actor)
         channel = _lock_channel(channel_name)
         if named:
             found = dict(Worker.objects.filter(id__in=named).values_list("id", "channel"))
@@ -226,15 +229,19 @@ def _advance(*, channel: Channel, rollout: Rollout, actor: str, reason: str) -> 
     return rollout
 
 
-def rollout_promote(*, channel_name: str, actor: str) -> Rollout:
+def rollout_promote(*, channel_name: str, actor: Actor | str) -> Rollout:
     """Promote now: skip the rest of the hold and the gates, go to the next step (or finish)."""
-    with transaction.atomic():
+    with staff_change(actor=actor, action="rollout.promote",
+                      object_type=CHANNEL_TYPE, object_ids=[channel_name]):
+        actor = actor_label(actor)
         channel, rollout = _locked_active_rollout(channel_name)
         return _advance(channel=channel, rollout=rollout, actor=actor, reason=f"promoted by {actor}")
 
 
-def rollout_pause(*, channel_name: str, actor: str, reason: str = "") -> Rollout:
-    with transaction.atomic():
+def rollout_pause(*, channel_name: str, actor: Actor | str, reason: str = "") -> Rollout:
+    with staff_change(actor=actor, action="rollout.pause",
+                      object_type=CHANNEL_TYPE, object_ids=[channel_name]):
+        actor = actor_label(actor)
         channel, rollout = _locked_active_rollout(channel_name)
         if rollout.state == RolloutState.PAUSED:
             return rollout
@@ -247,9 +254,11 @@ def rollout_pause(*, channel_name: str, actor: str, reason: str = "") -> Rollout
     return rollout
 
 
-def rollout_resume(*, channel_name: str, actor: str) -> Rollout:
+def rollout_resume(*, channel_name: str, actor: Actor | str) -> Rollout:
     """Paused -> running; the step's hold starts again so the gates see fresh data."""
-    with transaction.atomic():
+    with staff_change(actor=actor, action="rollout.resume",
+                      object_type=CHANNEL_TYPE, object_ids=[channel_name]):
+        actor = actor_label(actor)
         channel, rollout = _locked_active_rollout(channel_name)
         if rollout.state != RolloutState.PAUSED:
             raise ReleaseRefused(f"the rollout on {channel_name} is {rollout.state}, not paused")
@@ -267,10 +276,12 @@ def _revert_channel(*, channel: Channel, to_release: Release | None) -> None:
     channel.current, channel.previous = to_release, None
 
 
-def rollout_abort(*, channel_name: str, actor: str, reason: str = "",
+def rollout_abort(*, channel_name: str, actor: Actor | str, reason: str = "",
                   to_state: str = RolloutState.ABORTED) -> Rollout:
     """Stop the rollout and put every worker back on the release the channel had before it."""
-    with transaction.atomic():
+    with staff_change(actor=actor, action="rollout.abort",
+                      object_type=CHANNEL_TYPE, object_ids=[channel_name], detail={"to_state": to_state}):
+        actor = actor_label(actor)
         channel, rollout = _locked_active_rollout(channel_name)
         before = rollout.state
         reason = reason or f"{to_state} by {actor}"
@@ -286,9 +297,11 @@ def rollout_abort(*, channel_name: str, actor: str, reason: str = "",
     return rollout
 
 
-def channel_rollback(*, channel_name: str, actor: str, reason: str = "") -> Channel:
+def channel_rollback(*, channel_name: str, actor: Actor | str, reason: str = "") -> Channel:
     """Channel current = previous, sequence + 1, manifest re-signed; stops a rollout in progress."""
-    with transaction.atomic():
+    with staff_change(actor=actor, action="channel.rollback",
+                      object_type=CHANNEL_TYPE, object_ids=[channel_name]):
+        actor = actor_label(actor)
         channel = _lock_channel(channel_name)
         if _active_rollout(channel) is not None:
             rollout_abort(channel_name=channel_name, actor=actor, reason=reason or f"rolled back by {actor}",

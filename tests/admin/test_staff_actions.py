@@ -222,3 +222,23 @@ def test_staff_action_admin_is_read_only_and_filterable(admin_client, db, commit
     row.refresh_from_db()
     assert row.action == "jobs.enqueue"
     assert json.loads(json.dumps(row.detail)) == {"provider": "maps", "priority": 0}
+
+
+def test_a_lead_export_is_audited_with_its_filter_and_row_count(admin_client, db):
+    from core.logging import mask_pii
+    from ingestion.models import Lead
+    from ingestion.schema import parse_lead_rows
+    from ingestion.services import lead_batch_ingest
+    from tests.factories import lead
+
+    rows = parse_lead_rows([lead(phone="0501234567"), lead(phone="0501234568")], max_leads=10)
+    lead_batch_ingest(rows=rows, provider="maps", worker_id="w-1")
+    response = admin_client.post(
+        reverse("admin:ingestion_lead_changelist") + "?provider=maps&q=0501234567",
+        {"action": "export_csv", "_selected_action": [Lead.objects.first().pk], "select_across": "1"})
+    exported = b"".join(response.streaming_content).decode().splitlines()
+    row = only_action("leads.export")
+    assert (row.object_type, row.object_count, row.actor_name) == ("ingestion.lead", 1, "admin")
+    assert row.detail == {"format": "csv", "filters": {"provider": "maps", "q": mask_pii("0501234567")},
+                          "rows": 1, "all_matching": True}
+    assert len(exported) == 1 + 1  # the header and the one lead the search matched

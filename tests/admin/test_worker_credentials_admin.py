@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import make_worker
+from tests.factories import make_worker, only_action
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialEvent, CredentialState, EnrollmentToken, WorkerCredential
 
@@ -34,8 +34,11 @@ def test_push_rotation_from_the_page_makes_a_pending_key_and_logs_the_change(adm
     assert response.status_code == 302 and response.url == url("change", worker.pk)
     pending = WorkerCredential.objects.get(worker=worker, state=CredentialState.PENDING)
     assert pending.rotation.grace_seconds == 6 * 3600
-    assert LogEntry.objects.filter(object_id=worker.pk, change_message__contains=pending.key_id).exists()
-    assert CredentialEvent.objects.get(key_id=pending.key_id, kind="created").actor == "admin"
+    row = only_action("credential.rotate")
+    assert (row.object_ids, row.actor_name, row.detail["mode"]) == (worker.pk, "admin", "push")
+    created = CredentialEvent.objects.get(key_id=pending.key_id, kind="created")
+    assert (created.actor, created.staff_action) == ("admin", row)
+    assert not LogEntry.objects.exists()
     page = admin_client.get(url("change", worker.pk)).content.decode()
     assert f'data-key-id="{pending.key_id}" data-state="pending"' in page
     assert 'title="A rotation is pending"' in page
@@ -68,7 +71,9 @@ def test_revoke_button_revokes_one_key_and_the_audit_trail_shows_it(admin_client
     page = admin_client.get(url("change", worker.pk)).content.decode()
     audit = page[page.index('id="credential-audit"'):]
     assert re.search(r'data-kind="revoked">.*?' + key.key_id, audit, re.S)
-    assert LogEntry.objects.filter(object_id=worker.pk, change_message=f"Revoked key {key.key_id}.").exists()
+    row = only_action("credential.revoke")
+    assert (row.object_ids, row.detail) == (worker.pk, {"key_id": key.key_id})
+    assert CredentialEvent.objects.get(key_id=key.key_id, kind="revoked").staff_action == row
 
 
 def test_enrollment_button_shows_a_token_once_and_stores_its_hash(admin_client, worker):
@@ -122,3 +127,15 @@ def test_the_panel_and_its_buttons_work_for_an_id_with_an_underscore(admin_clien
     assert 'id="credentials-panel"' in page
     assert admin_client.post(url("rotate", worker.pk), {"mode": "push"}).status_code == 302
     assert WorkerCredential.objects.filter(worker=worker, state=CredentialState.PENDING).exists()
+
+
+def test_an_emergency_rotation_is_one_staff_action_every_credential_event_points_to(admin_client, worker):
+    admin_client.post(url("rotate", worker.pk), {"mode": "manual", "grace_hours": "1"})
+    admin_client.post(url("rotate", worker.pk), {"mode": "emergency"})
+    row = only_action("credential.rotate_emergency")
+    events = CredentialEvent.objects.filter(staff_action=row)
+    assert sorted(events.values_list("kind", flat=True)) == ["created", "revoked", "revoked"]
+    assert set(events.values_list("actor", flat=True)) == {"admin"}
+    # What the worker causes itself points to no staff change.
+    assert not CredentialEvent.objects.filter(kind__in=["delivered", "verified", "promoted"],
+                                              staff_action__isnull=False).exists()

@@ -13,9 +13,10 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from tests.factories import only_action
 from tests.signing import SignedClient
 from workers_mgmt.crypto import decrypt_secret
-from workers_mgmt.models import CredentialState, Worker, WorkerConfig, WorkerCredential
+from workers_mgmt.models import CredentialEvent, CredentialState, Worker, WorkerConfig, WorkerCredential
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +84,10 @@ def test_the_database_holds_no_plain_secret_after_an_admin_add(admin_client):
     stored = every_stored_text()
     assert secret not in stored
     assert WorkerCredential.objects.filter(worker_id="w-new").count() == 1
-    assert LogEntry.objects.filter(object_id="w-new").exists()
+    row = only_action("worker.create")
+    assert row.object_ids == "w-new"
+    assert CredentialEvent.objects.get(worker_id="w-new", kind="created").staff_action == row
+    assert not LogEntry.objects.exists()
 
 
 def test_the_shown_secret_signs_requests(admin_client, client):

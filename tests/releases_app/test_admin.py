@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from releases_app.models import Channel, Release, ReleaseAuditEvent, Rollout, RolloutState, WorkerPin
+from tests.factories import only_action
 from tests.releases_app.builders import tar_artifact, tar_member
 
 
@@ -75,6 +76,8 @@ def test_rollout_buttons_call_the_services(admin_client, rollout):
     assert Channel.objects.get(name="stable").current.version == "1.0.0"
     actors = set(ReleaseAuditEvent.objects.filter(rollout_id_ref=rollout.pk).values_list("actor", flat=True))
     assert "admin" in actors
+    rolled_back = ReleaseAuditEvent.objects.get(rollout_id_ref=rollout.pk, action="rolled_back")
+    assert rolled_back.staff_action == only_action("channel.rollback")
 
 
 def test_start_page_starts_a_rollout(admin_client, fleet, stable_on, publish):

@@ -83,7 +83,9 @@ def test_pause_resume_abort_commands_are_audited(db, fleet, stable_on, publish):
     actions = set(ReleaseAuditEvent.objects.filter(rollout_id_ref=started["rollout_id"])
                   .values_list("action", flat=True))
     assert {"rollout_started", "rollout_paused", "rollout_resumed", "rollout_aborted"} <= actions
-    assert ReleaseAuditEvent.objects.filter(action="rollout_paused").get().actor.startswith("cli:")
+    paused = ReleaseAuditEvent.objects.filter(action="rollout_paused").get()
+    assert paused.actor == "command:rollout_pause"
+    assert (paused.staff_action.action, paused.staff_action.actor_name) == ("rollout.pause", "command:rollout_pause")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -35,7 +35,9 @@ def test_push_rotation_prints_the_key_id_but_never_the_secret(worker_id):
     credential = WorkerCredential.objects.get(key_id=data["key_id"])
     assert credential.state == "pending"
     assert CredentialRotation.objects.get(credential=credential).grace_seconds == 7200
-    assert CredentialEvent.objects.get(key_id=credential.key_id, kind="created").actor.startswith("cli:")
+    created = CredentialEvent.objects.get(key_id=credential.key_id, kind="created")
+    assert created.actor == "command:rotate_worker_secret"
+    assert (created.staff_action.action, created.staff_action.source) == ("credential.rotate", "command")
 
 
 def test_manual_rotation_prints_the_new_credential_once(worker_id):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from workers_mgmt import services
@@ -27,6 +29,6 @@ def test_a_change_saved_in_this_process_is_seen_at_once():
 def test_a_change_made_elsewhere_is_seen_once_the_copy_is_old(monkeypatch):
     services.worker_config_recent()
     WorkerConfig.objects.filter(pk=1).update(max_leads_per_report=9)
-    clock = [services.time.monotonic() + services.WORKER_CONFIG_MAX_AGE_S + 0.1]
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    clock = [time.monotonic() + services.WORKER_CONFIG_MAX_AGE_S + 0.1]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     assert services.worker_config_recent().max_leads_per_report == 9

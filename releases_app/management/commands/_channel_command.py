@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from core.audit import Actor
 from core.commands import add_json_option, write_answer
 from releases_app.management.commands._common import command_actor, refused_as_error
 from releases_app.models import Channel, Rollout
@@ -21,11 +22,11 @@ class ChannelCommand(BaseCommand):
             parser.add_argument("--reason", default="")
         add_json_option(parser)
 
-    def act(self, *, channel: str, actor: str, reason: str) -> Any:
+    def act(self, *, channel: str, actor: Actor, reason: str) -> Any:
         raise NotImplementedError
 
     def handle(self, *args, channel: str, as_json: bool, reason: str = "", **options):
-        run: Callable[[], Any] = lambda: self.act(channel=channel, actor=command_actor(), reason=reason)  # noqa: E731
+        run: Callable[[], Any] = lambda: self.act(channel=channel, actor=command_actor(self), reason=reason)  # noqa: E731
         result = refused_as_error(run)
         state = Channel.objects.select_related("current", "previous").get(name=channel)
         answer: dict[str, Any] = {

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.audit import Actor
 from core.commands import add_json_option
 from releases_app.services import ReleaseRefused
 
 T = TypeVar("T")
 
 
-def command_actor() -> str:
-    """The audit trail's actor for a command: the operating system user who ran it."""
-    return f"cli:{os.environ.get('USER') or 'operator'}"[:150]
+def command_actor(command: BaseCommand) -> Actor:
+    """The audit trail's actor for a command: `command:<its name>` (docs/SYSTEM_OVERVIEW.md)."""
+    return Actor.command(type(command).__module__.rpartition(".")[2])
 
 
 class ReleaseVersionCommand(BaseCommand):

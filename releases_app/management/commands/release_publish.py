@@ -28,7 +28,7 @@ class Command(ReleaseVersionCommand):
         with path.open("rb") as handle:
             release = refused_as_error(lambda: release_publish(
                 version=release_version, fileobj=handle, filename=path.name, notes=notes,
-                min_agent_version=min_agent, actor=command_actor()))
+                min_agent_version=min_agent, actor=command_actor(self)))
         answer = {"version": release.version, "sha256": release.sha256, "size": release.size,
                   "state": release.state}
         write_answer(self, answer, as_json=as_json,

@@ -32,7 +32,7 @@ class Command(ReleaseVersionCommand):
                 raise CommandError("--steps is not valid JSON") from None
         rollout = refused_as_error(lambda: rollout_start(
             version=release_version, channel_name=channel, canary=canaries, steps=parsed,
-            actor=command_actor()))
+            actor=command_actor(self)))
         answer = {"rollout_id": rollout.pk, "channel": channel, "version": release_version,
                   "state": rollout.state, "step": rollout.step_index, "steps": rollout.steps,
                   "targets": rollout.targets.count()}

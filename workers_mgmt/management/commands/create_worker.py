@@ -12,6 +12,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.audit import Actor
 from workers_mgmt.models import Worker
 from workers_mgmt.services import worker_create, worker_create_for_enrollment
 
@@ -44,7 +45,7 @@ class Command(BaseCommand):
             return
         try:
             _, issued = worker_create(worker_id=worker_id, name=name, channel=channel,
-                                      rate_limit_per_min=rate_limit)
+                                      rate_limit_per_min=rate_limit, actor=Actor.command("create_worker"))
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self._print(issued.as_dict(), as_json=as_json,
@@ -53,12 +54,10 @@ class Command(BaseCommand):
 
     def _create_for_enrollment(self, *, worker_id: str, name: str, channel: str, rate_limit: int | None,
                                hours: float | None, as_json: bool) -> None:
-        from workers_mgmt.management.commands.rotate_worker_secret import command_actor
-
         try:
             _, issued = worker_create_for_enrollment(
                 worker_id=worker_id, name=name, channel=channel, rate_limit_per_min=rate_limit,
-                hours=hours, actor=command_actor(),
+                hours=hours, actor=Actor.command("create_worker"),
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None

@@ -9,16 +9,12 @@ heartbeat answer. With --manual or --emergency the new credential is printed thi
 from __future__ import annotations
 
 import json
-import os
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.audit import Actor
 from workers_mgmt.models import Worker
 from workers_mgmt.services import RotationInProgress, credential_rotate, credential_rotate_emergency
-
-
-def command_actor() -> str:
-    return f"cli:{os.environ.get('USER') or 'operator'}"[:150]
 
 
 class Command(BaseCommand):
@@ -46,7 +42,7 @@ class Command(BaseCommand):
         worker = Worker.objects.filter(pk=worker_id).first()
         if worker is None:
             raise CommandError(f"Worker {worker_id!r} does not exist.")
-        actor = command_actor()
+        actor = Actor.command("rotate_worker_secret")
         if emergency:
             issued = credential_rotate_emergency(worker=worker, actor=actor)
             self._print_credential(issued, as_json, "Emergency rotation: every older key is revoked.")

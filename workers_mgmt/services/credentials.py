@@ -1,22 +1,22 @@
-"""Every write of the fleet: workers, credentials, heartbeats, nonces."""
+"""Credentials of the fleet: keys, rotation, revocation, their audit trail, enrollment.
+
+A change staff ask for (an `Actor`) is one staff change: its `StaffAction` row and the
+`CredentialEvent` rows it causes, which point to it, are written in one transaction
+(docs/SYSTEM_OVERVIEW.md, "Staff actions"). What a worker or the schedule causes (a key's first
+use, a push delivery, an expiry, a failed authentication) is named by a plain label and points to none.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils.timezone import now as clock_now
 
-from core import events
-from core.audit import Actor, audited_update, staff_action_record
+from core.audit import Actor, actor_label, staff_action_current, staff_change
 from workers_mgmt.credential_cache import (
-    credential_cache_worker_seen,
     credentials_changed,
     push_pending_absent,
     push_pending_absent_remember,
@@ -39,9 +39,10 @@ from workers_mgmt.models import (
     DeliveryMode,
     EnrollmentToken,
     Worker,
-    WorkerConfig,
     WorkerCredential,
 )
+
+WORKER_TYPE = "workers_mgmt.worker"
 
 
 @dataclass(frozen=True)
@@ -57,43 +58,24 @@ class IssuedCredential:
         return {"worker_id": self.worker_id, "key_id": self.key_id, "secret": self.secret}
 
 
-def worker_create(
-    *, worker_id: str, name: str = "", channel: str = "stable", rate_limit_per_min: int | None = None,
-    notes: str = "", actor: str = "system",
-) -> tuple[Worker, IssuedCredential]:
-    """Create a worker and its first (current) credential."""
-    worker = _worker_new(worker_id=worker_id, name=name, channel=channel,
-                         rate_limit_per_min=rate_limit_per_min, notes=notes)
-    with transaction.atomic():
-        worker.save(force_insert=True)
-        issued = _credential_add(worker=worker, state=CredentialState.CURRENT, actor=actor)
-    return worker, issued
 
-
-def _worker_new(*, worker_id: str, name: str, channel: str, rate_limit_per_min: int | None,
-                notes: str) -> Worker:
-    worker = Worker(
-        id=worker_id, name=name or worker_id, channel=channel, notes=notes,
-        rate_limit_per_min=rate_limit_per_min or settings.LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN,
-    )
-    worker.full_clean()
-    return worker
-
-
-def worker_credential_issue(*, worker: Worker, actor: str = "system") -> tuple[WorkerCredential, str]:
+def worker_credential_issue(*, worker: Worker, actor: Actor | str = "system"
+                            ) -> tuple[WorkerCredential, str]:
     """Replace every key of `worker` with one new current key, returning it and its secret.
 
     This is the blunt tool (used by the simulated fleet and by tests): all older keys are revoked at
     once. Graceful rotation that keeps a healthy worker running is `credential_rotate`.
     """
-    with transaction.atomic():
-        _credentials_revoke_all(worker_id=worker.pk, actor=actor, reason="replaced")
-        issued = _credential_add(worker=worker, state=CredentialState.CURRENT, actor=actor)
+    with staff_change(actor=actor, action="credential.issue", object_type=WORKER_TYPE,
+                      object_ids=[worker.pk]):
+        credentials_revoke_all(worker_id=worker.pk, actor=actor, reason="replaced")
+        issued = credential_add(worker=worker, state=CredentialState.CURRENT, actor=actor)
     return WorkerCredential.objects.get(key_id=issued.key_id), issued.secret
 
 
-def _credential_add(*, worker: Worker, state: str, actor: str, reason: str = "",
-                    ip: str | None = None) -> IssuedCredential:
+def credential_add(*, worker: Worker, state: str, actor: Actor | str, reason: str = "",
+                   ip: str | None = None) -> IssuedCredential:
+    """Add one key to `worker` in `state`, with its audit row (call inside the caller's transaction)."""
     secret = new_secret()
     credential = WorkerCredential.objects.create(
         key_id=new_key_id(), worker=worker, secret_encrypted=encrypt_secret(secret), state=state
@@ -103,7 +85,8 @@ def _credential_add(*, worker: Worker, state: str, actor: str, reason: str = "",
     return IssuedCredential(worker_id=worker.id, key_id=credential.key_id, secret=secret)
 
 
-def _credentials_revoke_all(*, worker_id: str, actor: str, reason: str, ip: str | None = None) -> list[str]:
+def credentials_revoke_all(*, worker_id: str, actor: Actor | str, reason: str,
+                           ip: str | None = None) -> list[str]:
     """Revoke every key of a worker that is not revoked yet, one audit row each; return their ids.
 
     Call inside the caller's transaction: the change is announced to every process with it.
@@ -135,114 +118,6 @@ def credential_touch(*, credential: WorkerCredential, at: dt.datetime) -> bool:
     return True
 
 
-def worker_heartbeat(
-    *, worker: Worker, version: str, status: str, running_jobs: int, metrics: dict[str, Any] | None,
-    ip: str | None, self_test: Any = None,
-) -> Worker:
-    """Store what a worker says about itself; one UPDATE (and live monitor events, no writes)."""
-    at = clock_now()
-    previous = worker.last_heartbeat_at
-    changes: dict[str, Any] = {}
-    if self_test is not None:
-        # Kept, not dropped: the release health gates read the latest self-test (docs/RELEASES.md).
-        changes["last_self_test"] = self_test
-        worker.last_self_test = self_test
-    Worker.objects.filter(pk=worker.pk).update(
-        last_heartbeat_at=at, reported_version=version, reported_status=status,
-        running_jobs=running_jobs, last_metrics=metrics or {}, last_ip=ip, updated_at=at, **changes,
-    )
-    worker.last_heartbeat_at = at
-    worker.reported_version = version
-    credential_cache_worker_seen(worker_id=worker.pk, last_heartbeat_at=at, reported_version=version)
-    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
-    if previous is None or at - previous > overdue:
-        events.publish("worker.online", worker_id=worker.pk)
-    events.publish("worker.heartbeat", worker_id=worker.pk, version=version, status=status,
-                   running_jobs=running_jobs)
-    return worker
-
-
-def worker_config_get() -> WorkerConfig:
-    config, _ = WorkerConfig.objects.get_or_create(pk=1)
-    return config
-
-
-# The hot paths (reports, empty pulls, heartbeats) read the configuration through a copy at most this
-# old, instead of one query per request. A change made in this process clears it at once; other
-# server processes see it within these seconds, still "without a restart".
-WORKER_CONFIG_MAX_AGE_S = 2.0
-_config_cache: tuple[float, WorkerConfig] | None = None
-
-
-def worker_config_recent() -> WorkerConfig:
-    """The worker configuration as of at most WORKER_CONFIG_MAX_AGE_S ago (read-only: do not save)."""
-    global _config_cache
-    cached = _config_cache
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < WORKER_CONFIG_MAX_AGE_S:
-        return cached[1]
-    config = worker_config_get()
-    _config_cache = (now, config)
-    return config
-
-
-def worker_config_cache_clear() -> None:
-    """Forget this process's copy of the worker configuration (a change, or a test that counts reads)."""
-    global _config_cache
-    _config_cache = None
-
-
-def worker_config_save(*, config: WorkerConfig, actor: Actor | None = None,
-                       changed: dict[str, list[Any]] | None = None) -> WorkerConfig:
-    """Save a config change and bump its version so workers know to reload."""
-    with transaction.atomic():
-        config.save()
-        WorkerConfig.objects.filter(pk=config.pk).update(version=F("version") + 1)
-        if actor is not None:
-            staff_action_record(actor=actor, action="worker_config.save",
-                                object_type="workers_mgmt.workerconfig", object_ids=[config.pk],
-                                changes=changed or {})
-    worker_config_cache_clear()
-    config.refresh_from_db()
-    return config
-
-
-WORKER_TYPE = "workers_mgmt.worker"
-
-
-def workers_set_enabled(*, worker_ids: Iterable[str], enabled: bool, actor: Actor) -> int:
-    """Staff: enable or disable workers (compare-and-swap: only rows in the other state change)."""
-    with transaction.atomic():
-        ids = list(Worker.objects.select_for_update().filter(pk__in=list(worker_ids), enabled=not enabled)
-                   .values_list("pk", flat=True))
-        if not ids:
-            return 0
-        credentials_changed(worker_ids=ids)
-        changed = Worker.objects.filter(pk__in=ids, enabled=not enabled).update(
-            enabled=enabled, updated_at=clock_now()
-        )
-        staff_action_record(actor=actor, action="worker.enable" if enabled else "worker.disable",
-                            object_type=WORKER_TYPE, object_ids=ids,
-                            changes={"enabled": [not enabled, enabled]})
-    return changed
-
-
-def worker_update(*, worker: Worker, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
-    """Staff: change a worker's operator settings (name, channel, rate limit, notes, enabled).
-
-    Only those columns are written: the heartbeat columns belong to the worker, which may have
-    reported since the form was loaded. Every process judges the worker's next request by the new
-    values (its rate limit, enabled).
-    """
-    with transaction.atomic():
-        credentials_changed(worker_ids=[worker.pk])
-        return audited_update(instance=worker, values=values, actor=actor, action="worker.update",
-                              object_type=WORKER_TYPE)
-
-
-# --- rotation, revocation, audit, enrollment ---------------------------------------------------------
-
-
 class RotationInProgress(Exception):
     """The worker already has a pending key; finish (or emergency-rotate) that rotation first."""
 
@@ -252,13 +127,17 @@ class EnrollmentRefused(Exception):
 
 
 def credential_event_add(
-    *, worker_id: str, kind: str, actor: str, key_id: str = "", reason: str = "", ip: str | None = None,
-    at: dt.datetime | None = None,
+    *, worker_id: str, kind: str, actor: Actor | str, key_id: str = "", reason: str = "",
+    ip: str | None = None, at: dt.datetime | None = None,
 ) -> CredentialEvent:
-    """Append one audit row (never updated, never deleted; auth failures use auth_failure_record)."""
+    """Append one audit row (never updated, never deleted; auth failures use auth_failure_record).
+
+    Inside a staff change the row points to that change's `StaffAction`.
+    """
     return CredentialEvent.objects.create(
-        worker_id=worker_id[:63], key_id=key_id[:40], kind=kind, reason=reason[:60], actor=actor[:150],
-        ip=ip, created_at=at or clock_now(),
+        worker_id=worker_id[:63], key_id=key_id[:40], kind=kind, reason=reason[:60],
+        actor=actor_label(actor)[:150], ip=ip, created_at=at or clock_now(),
+        staff_action=staff_action_current(),
     )
 
 
@@ -285,7 +164,7 @@ def auth_failure_record(*, worker_id: str, reason: str, ip: str | None, key_id: 
 
 
 def credential_rotate(
-    *, worker: Worker, actor: str, mode: str = DeliveryMode.PUSH, grace_hours: float | None = None,
+    *, worker: Worker, actor: Actor | str, mode: str = DeliveryMode.PUSH, grace_hours: float | None = None,
     ip: str | None = None,
 ) -> IssuedCredential:
     """Start a rotation: add a pending key, to be pushed in a heartbeat or installed by hand.
@@ -300,13 +179,14 @@ def credential_rotate(
     if mode not in DeliveryMode.values:
         raise ValueError(f"Unknown delivery mode {mode!r}.")
     try:
-        with transaction.atomic():
+        with staff_change(actor=actor, action="credential.rotate", object_type=WORKER_TYPE,
+                          object_ids=[worker.pk], detail={"mode": mode, "grace_seconds": grace_s}):
             # Every process drops its copy: the next heartbeat, wherever it lands, offers the new key.
             credentials_changed(worker_ids=[worker.pk])
             if WorkerCredential.objects.filter(worker=worker, state=CredentialState.PENDING).exists():
                 raise RotationInProgress(f"Worker {worker.pk} already has a pending key; "
                                          "wait for it to be promoted or use an emergency rotation.")
-            issued = _credential_add(worker=worker, state=CredentialState.PENDING, actor=actor,
+            issued = credential_add(worker=worker, state=CredentialState.PENDING, actor=actor,
                                      reason=f"rotation:{mode}", ip=ip)
             CredentialRotation.objects.create(credential_id=issued.key_id, mode=mode, grace_seconds=grace_s)
     except IntegrityError:
@@ -314,12 +194,14 @@ def credential_rotate(
     return issued
 
 
-def credential_rotate_emergency(*, worker: Worker, actor: str, ip: str | None = None) -> IssuedCredential:
+def credential_rotate_emergency(*, worker: Worker, actor: Actor | str, ip: str | None = None
+                                ) -> IssuedCredential:
     """Revoke every key of the worker at once (pending included) and make one new current key."""
-    with transaction.atomic():
-        _credentials_revoke_all(worker_id=worker.pk, actor=actor, reason="emergency", ip=ip)
-        return _credential_add(worker=worker, state=CredentialState.CURRENT, actor=actor,
-                               reason="emergency", ip=ip)
+    with staff_change(actor=actor, action="credential.rotate_emergency", object_type=WORKER_TYPE,
+                      object_ids=[worker.pk]):
+        credentials_revoke_all(worker_id=worker.pk, actor=actor, reason="emergency", ip=ip)
+        return credential_add(worker=worker, state=CredentialState.CURRENT, actor=actor,
+                              reason="emergency", ip=ip)
 
 
 def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -> IssuedCredential | None:
@@ -390,7 +272,7 @@ def credential_promote(*, credential: WorkerCredential, ip: str | None = None) -
     return True
 
 
-def credential_revoke(*, credential: WorkerCredential, actor: str, reason: str = "staff",
+def credential_revoke(*, credential: WorkerCredential, actor: Actor | str, reason: str = "staff",
                       ip: str | None = None) -> bool:
     """Revoke one key at once, in every process; False when it was revoked already."""
     at = clock_now()
@@ -400,8 +282,11 @@ def credential_revoke(*, credential: WorkerCredential, actor: str, reason: str =
             state=CredentialState.REVOKED
         ).update(state=CredentialState.REVOKED, grace_until=None, updated_at=at):
             return False
-        credential_event_add(worker_id=credential.worker_id, key_id=credential.key_id,
-                             kind=CredentialEventKind.REVOKED, actor=actor, reason=reason, ip=ip, at=at)
+        # Audited once it is known to have changed: revoking a revoked key is no staff change.
+        with staff_change(actor=actor, action="credential.revoke", object_type=WORKER_TYPE,
+                          object_ids=[credential.worker_id], detail={"key_id": credential.key_id}):
+            credential_event_add(worker_id=credential.worker_id, key_id=credential.key_id,
+                                 kind=CredentialEventKind.REVOKED, actor=actor, reason=reason, ip=ip, at=at)
     credential.state = CredentialState.REVOKED
     return True
 
@@ -454,7 +339,7 @@ class IssuedEnrollment:
                 "expires_at": self.expires_at.isoformat()}
 
 
-def enrollment_issue(*, worker: Worker, actor: str, hours: float | None = None,
+def enrollment_issue(*, worker: Worker, actor: Actor | str, hours: float | None = None,
                      ip: str | None = None) -> IssuedEnrollment:
     """A one-time token the worker exchanges for its credential (POST /api/v1/enroll)."""
     hours = settings.LEADOPS_ENROLLMENT_TTL_HOURS if hours is None else hours
@@ -462,25 +347,13 @@ def enrollment_issue(*, worker: Worker, actor: str, hours: float | None = None,
         raise ValueError("An enrollment token must live a positive number of hours.")
     token = new_enrollment_token()
     expires_at = clock_now() + dt.timedelta(hours=hours)
-    with transaction.atomic():
+    with staff_change(actor=actor, action="worker.enrollment_issue", object_type=WORKER_TYPE,
+                      object_ids=[worker.pk]):
         EnrollmentToken.objects.create(token_hash=token_hash(token), worker=worker, expires_at=expires_at,
-                                       created_by=actor[:150])
+                                       created_by=actor_label(actor)[:150])
         credential_event_add(worker_id=worker.pk, kind=CredentialEventKind.ENROLLMENT_ISSUED, actor=actor,
                              reason=f"expires {expires_at.isoformat()}", ip=ip)
     return IssuedEnrollment(worker_id=worker.pk, expires_at=expires_at, token=token)
-
-
-def worker_create_for_enrollment(
-    *, worker_id: str, actor: str, name: str = "", channel: str = "stable",
-    rate_limit_per_min: int | None = None, notes: str = "", hours: float | None = None,
-) -> tuple[Worker, IssuedEnrollment]:
-    """Create a worker with no key yet and a one-time enrollment token for it."""
-    worker = _worker_new(worker_id=worker_id, name=name, channel=channel,
-                         rate_limit_per_min=rate_limit_per_min, notes=notes)
-    with transaction.atomic():
-        worker.save(force_insert=True)
-        issued = enrollment_issue(worker=worker, actor=actor, hours=hours)
-    return worker, issued
 
 
 def enrollment_exchange(*, token: str, ip: str | None = None) -> IssuedCredential:
@@ -496,8 +369,8 @@ def enrollment_exchange(*, token: str, ip: str | None = None) -> IssuedCredentia
         if not spent or row is None:
             raise EnrollmentRefused()
         worker = row.worker
-        _credentials_revoke_all(worker_id=worker.pk, actor="enrollment", reason="enrolled", ip=ip)
-        issued = _credential_add(worker=worker, state=CredentialState.CURRENT, actor="enrollment",
+        credentials_revoke_all(worker_id=worker.pk, actor="enrollment", reason="enrolled", ip=ip)
+        issued = credential_add(worker=worker, state=CredentialState.CURRENT, actor="enrollment",
                                  reason="enrolled", ip=ip)
         credential_event_add(worker_id=worker.pk, key_id=issued.key_id, kind=CredentialEventKind.ENROLLED,
                              actor="enrollment", ip=ip, at=at)

@@ -1,0 +1,168 @@
+"""Workers and their configuration: create, update, enable and disable, heartbeats.
+
+Every staff change here writes its `StaffAction` row in its transaction (docs/SYSTEM_OVERVIEW.md,
+"Staff actions"); a worker's heartbeat is its own and writes none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils.timezone import now as clock_now
+
+from core import events
+from core.audit import Actor, audited_update, staff_action_record, staff_change
+from workers_mgmt.credential_cache import credential_cache_worker_seen, credentials_changed
+from workers_mgmt.models import CredentialState, Worker, WorkerConfig
+from workers_mgmt.services.credentials import (
+    WORKER_TYPE,
+    IssuedCredential,
+    IssuedEnrollment,
+    credential_add,
+    enrollment_issue,
+)
+
+
+def worker_create(
+    *, worker_id: str, name: str = "", channel: str = "stable", rate_limit_per_min: int | None = None,
+    notes: str = "", actor: Actor | str = "system",
+) -> tuple[Worker, IssuedCredential]:
+    """Create a worker and its first (current) credential."""
+    worker = _worker_new(worker_id=worker_id, name=name, channel=channel,
+                         rate_limit_per_min=rate_limit_per_min, notes=notes)
+    with staff_change(actor=actor, action="worker.create", object_type=WORKER_TYPE, object_ids=[worker_id]):
+        worker.save(force_insert=True)
+        issued = credential_add(worker=worker, state=CredentialState.CURRENT, actor=actor)
+    return worker, issued
+
+
+def _worker_new(*, worker_id: str, name: str, channel: str, rate_limit_per_min: int | None,
+                notes: str) -> Worker:
+    worker = Worker(
+        id=worker_id, name=name or worker_id, channel=channel, notes=notes,
+        rate_limit_per_min=rate_limit_per_min or settings.LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN,
+    )
+    worker.full_clean()
+    return worker
+
+
+def worker_heartbeat(
+    *, worker: Worker, version: str, status: str, running_jobs: int, metrics: dict[str, Any] | None,
+    ip: str | None, self_test: Any = None,
+) -> Worker:
+    """Store what a worker says about itself; one UPDATE (and live monitor events, no writes)."""
+    at = clock_now()
+    previous = worker.last_heartbeat_at
+    changes: dict[str, Any] = {}
+    if self_test is not None:
+        # Kept, not dropped: the release health gates read the latest self-test (docs/RELEASES.md).
+        changes["last_self_test"] = self_test
+        worker.last_self_test = self_test
+    Worker.objects.filter(pk=worker.pk).update(
+        last_heartbeat_at=at, reported_version=version, reported_status=status,
+        running_jobs=running_jobs, last_metrics=metrics or {}, last_ip=ip, updated_at=at, **changes,
+    )
+    worker.last_heartbeat_at = at
+    worker.reported_version = version
+    credential_cache_worker_seen(worker_id=worker.pk, last_heartbeat_at=at, reported_version=version)
+    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
+    if previous is None or at - previous > overdue:
+        events.publish("worker.online", worker_id=worker.pk)
+    events.publish("worker.heartbeat", worker_id=worker.pk, version=version, status=status,
+                   running_jobs=running_jobs)
+    return worker
+
+
+def worker_config_get() -> WorkerConfig:
+    config, _ = WorkerConfig.objects.get_or_create(pk=1)
+    return config
+
+
+# The hot paths (reports, empty pulls, heartbeats) read the configuration through a copy at most this
+# old, instead of one query per request. A change made in this process clears it at once; other
+# server processes see it within these seconds, still "without a restart".
+WORKER_CONFIG_MAX_AGE_S = 2.0
+_config_cache: tuple[float, WorkerConfig] | None = None
+
+
+def worker_config_recent() -> WorkerConfig:
+    """The worker configuration as of at most WORKER_CONFIG_MAX_AGE_S ago (read-only: do not save)."""
+    global _config_cache
+    cached = _config_cache
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < WORKER_CONFIG_MAX_AGE_S:
+        return cached[1]
+    config = worker_config_get()
+    _config_cache = (now, config)
+    return config
+
+
+def worker_config_cache_clear() -> None:
+    """Forget this process's copy of the worker configuration (a change, or a test that counts reads)."""
+    global _config_cache
+    _config_cache = None
+
+
+def worker_config_save(*, config: WorkerConfig, actor: Actor | None = None,
+                       changed: dict[str, list[Any]] | None = None) -> WorkerConfig:
+    """Save a config change and bump its version so workers know to reload."""
+    with transaction.atomic():
+        config.save()
+        WorkerConfig.objects.filter(pk=config.pk).update(version=F("version") + 1)
+        if actor is not None:
+            staff_action_record(actor=actor, action="worker_config.save",
+                                object_type="workers_mgmt.workerconfig", object_ids=[config.pk],
+                                changes=changed or {})
+    worker_config_cache_clear()
+    config.refresh_from_db()
+    return config
+
+
+def workers_set_enabled(*, worker_ids: Iterable[str], enabled: bool, actor: Actor) -> int:
+    """Staff: enable or disable workers (compare-and-swap: only rows in the other state change)."""
+    with transaction.atomic():
+        ids = list(Worker.objects.select_for_update().filter(pk__in=list(worker_ids), enabled=not enabled)
+                   .values_list("pk", flat=True))
+        if not ids:
+            return 0
+        credentials_changed(worker_ids=ids)
+        changed = Worker.objects.filter(pk__in=ids, enabled=not enabled).update(
+            enabled=enabled, updated_at=clock_now()
+        )
+        staff_action_record(actor=actor, action="worker.enable" if enabled else "worker.disable",
+                            object_type=WORKER_TYPE, object_ids=ids,
+                            changes={"enabled": [not enabled, enabled]})
+    return changed
+
+
+def worker_update(*, worker: Worker, values: dict[str, Any], actor: Actor) -> dict[str, list[Any]]:
+    """Staff: change a worker's operator settings (name, channel, rate limit, notes, enabled).
+
+    Only those columns are written: the heartbeat columns belong to the worker, which may have
+    reported since the form was loaded. Every process judges the worker's next request by the new
+    values (its rate limit, enabled).
+    """
+    with transaction.atomic():
+        credentials_changed(worker_ids=[worker.pk])
+        return audited_update(instance=worker, values=values, actor=actor, action="worker.update",
+                              object_type=WORKER_TYPE)
+
+def worker_create_for_enrollment(
+    *, worker_id: str, actor: Actor | str, name: str = "", channel: str = "stable",
+    rate_limit_per_min: int | None = None, notes: str = "", hours: float | None = None,
+) -> tuple[Worker, IssuedEnrollment]:
+    """Create a worker with no key yet and a one-time enrollment token for it."""
+    worker = _worker_new(worker_id=worker_id, name=name, channel=channel,
+                         rate_limit_per_min=rate_limit_per_min, notes=notes)
+    with staff_change(actor=actor, action="worker.create", object_type=WORKER_TYPE, object_ids=[worker_id],
+                      detail={"enrollment": True}):
+        worker.save(force_insert=True)
+        issued = enrollment_issue(worker=worker, actor=actor, hours=hours)
+    return worker, issued
+
