@@ -221,6 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # work (and the first heartbeat with this version) starts on the agent's word.
         worker.prepare()
         agent_hold()
+        if args.credentials_file is not None:
+            # Held as a standby, perhaps for long: sign with the key stored last (a pushed one).
+            stored = json.loads(args.credentials_file.read_text())
+            if stored.get("key_id") and stored["key_id"] != client.key_id:
+                client.use_credentials(stored["key_id"], stored["secret"])
 
     def request_stop(signum: int, frame: Any) -> None:
         worker.stop(timeout=0)

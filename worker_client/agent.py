@@ -186,8 +186,9 @@ class Agent:
         self.reports: queue.Queue[tuple[str, str, bool, dict[str, Any]] | None] = queue.Queue()
         self._reporter = threading.Thread(target=self._reports_send, name="agent-reports", daemon=True)
         self.child: Child | None = None
-        # The next version, started and held (code loaded, configuration read) while the switch to
-        # it is being prepared, so that it takes over the moment the old one has stopped.
+        # A version started and held (code loaded, configuration read): the next version while the
+        # switch to it is prepared, else the last good version as a warm standby, so that a switch
+        # or a rollback waits for no interpreter start-up.
         self.held: Child | None = None
         self._triggered = False
         self._triggered_at: float | None = None
@@ -260,6 +261,8 @@ class Agent:
         if not isinstance(message, dict) or message.get("event") != "heartbeat":
             return
         child.heartbeats += 1
+        if child.heartbeats == 1:
+            self._standby_prepare()
         target = message.get("update_target")
         if not isinstance(target, dict) or not isinstance(target.get("version"), str):
             return
@@ -436,8 +439,21 @@ class Agent:
                 *self.worker_args]
 
     def _child_start(self, version: str) -> None:
-        self.child = self._child_spawn(version, hold=False)
+        held, self.held = self.held, None
+        if held is not None and held.version == version and held.go():
+            self.child = held
+        else:
+            if held is not None:
+                self.held = held
+                self._held_discard()
+            self.child = self._child_spawn(version, hold=False)
         logger.info("started %s (pid %s)", version, self.child.process.pid)
+
+    def _standby_prepare(self) -> None:
+        """Keep the last good version held ready while a newer one runs: a rollback is then instant."""
+        good = self.state.last_good
+        if good and good != self.state.running and (self.root / "versions" / good).is_dir():
+            self._held_prepare(good)
 
     def _child_spawn(self, version: str, *, hold: bool) -> Child:
         folder = self.root / "versions" / version

@@ -97,11 +97,14 @@ class BrowserProvider:
                 status = response.status if response is not None else None
                 title = page.title()
                 note(f"status {status}, title {title[:120]!r}")
-                body = (page.inner_text("body") if page.query_selector("body") else "").lower()
-                marker = next((m for m in BLOCK_MARKERS if m in body or m in title.lower()), None)
+                text = page.inner_text("body") if page.query_selector("body") else ""
+                marker = next((m for m in BLOCK_MARKERS if m in text.lower() or m in title.lower()), None)
                 if status in BLOCK_STATUSES or marker:
                     reason = f"HTTP {status}" if status in BLOCK_STATUSES else f"page says {marker!r}"
                     note(f"blocked: {reason}")
+                    # What the page said, as an operator would want to read it (the portal masks
+                    # phone numbers and e-mail addresses in a stored log tail).
+                    note("page text: " + " ".join(text.split())[:300])
                     raise ScrapeError("blocked", f"blocked ({reason})",
                                       screenshot=page.screenshot(type="png"), log_tail=tail())
                 leads = [self._lead(raw, url) for raw in page.evaluate(EXTRACT_LEADS_JS)]
