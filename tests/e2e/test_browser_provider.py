@@ -43,7 +43,7 @@ BLOCKED = """<!doctype html><html><head><title>Access denied</title></head>
 
 
 class _Pages(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+    def do_GET(self) -> None:
         status, body = {"/listing": (200, LISTING), "/blocked": (403, BLOCKED)}.get(self.path, (404, "no"))
         data = body.encode()
         self.send_response(status)
