@@ -220,7 +220,12 @@ class Agent:
             self.state.running = None
         try:
             while not self._stop.is_set():
-                self._step()
+                try:
+                    self._step()
+                except Exception:
+                    # The agent is what brings a broken machine back; nothing may end its loop.
+                    logger.exception("agent step failed")
+                    self._stop.wait(1.0)
         finally:
             self._held_discard()
             if self.child is not None:
@@ -473,6 +478,9 @@ class Agent:
             process = subprocess.Popen([self.python, str(release_entrypoint(folder)), *self._child_args()],
                                        cwd=folder, env=env, pass_fds=(write_end,), stdin=subprocess.PIPE,
                                        text=True)
+        except BaseException:
+            os.close(read_end)
+            raise
         finally:
             os.close(write_end)
         reader = os.fdopen(read_end, "r", encoding="utf-8")
