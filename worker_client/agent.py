@@ -182,6 +182,9 @@ class Agent:
         self.updater = Updater(client, root=self.root, trusted_keys=trusted_keys,
                                current_version=self.state.running or NOTHING_RUNS, self_test=self._self_test,
                                reporter=self._report_queue)
+        # What runs is what the agent says (its state is written last at a switch), whatever the
+        # updater's own state.json remembers.
+        self.updater.current_version = self.state.running or NOTHING_RUNS
         # Stage reports go out in order on a thread of their own: a switch never waits for them.
         self.reports: queue.Queue[tuple[str, str, bool, dict[str, Any]] | None] = queue.Queue()
         self._reporter = threading.Thread(target=self._reports_send, name="agent-reports", daemon=True)
@@ -217,7 +220,9 @@ class Agent:
         if running and (self.root / "versions" / running).is_dir():
             self._child_start(running)
         else:
+            # Nothing (usable) installed: the first check installs what the portal assigns.
             self.state.running = None
+            self.updater.current_set(NOTHING_RUNS, last_good=self.state.last_good)
         try:
             while not self._stop.is_set():
                 try:
@@ -311,7 +316,9 @@ class Agent:
         if outcome.action == "installed":
             self._switch(version)
             return
-        self._held_discard()
+        if self.held is not None and self.held.version == version:
+            self._held_discard()
+            self._standby_prepare()
         if outcome.action == "rolled_back":
             self._quarantine(version, str(entry.get("sha256")), "self_test failed")
 
