@@ -327,6 +327,9 @@ class Agent:
         ok, details = default_self_test(folder, version)
         if not ok:
             return ok, details
+        needs = json.loads((folder / MANIFEST_NAME).read_text()).get("min_agent")
+        if isinstance(needs, str) and needs.isdigit() and int(needs) > int(AGENT_VERSION):
+            return False, {"error": f"needs agent {needs}, this agent is {AGENT_VERSION}"}
         # Start the next version held now, in parallel with its launch self-test: its start-up
         # then costs no time when the switch comes (it is discarded if the self-test fails).
         self._held_prepare(version)
