@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test test-clock test-chaos test-fuzz lint bench install clean-db
+.PHONY: run test test-clock test-chaos test-fuzz lint bench install clean-db worker-release
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m leadops.devserver
+
+# The reference worker as a release artifact (docs/RELEASES.md, "The reference worker as a release"):
+# dist/leadops-worker-$(VERSION).tar.gz, ready for `manage.py release_publish`. Standard library only,
+# so it needs no installed environment. WORKER_SOURCE packs another copy of the package; DIST another folder.
+WORKER_SOURCE ?= worker_client
+DIST ?= dist
+worker-release:
+	@test -n "$(VERSION)" || (echo "usage: make worker-release VERSION=x.y.z" >&2; exit 2)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m worker_client.release --version $(VERSION) --source $(WORKER_SOURCE) --out $(DIST)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,11 +1,13 @@
 """`make run`: the whole portal on its embedded defaults, in one command.
 
 Migrates, creates a demo staff login, seeds a demo campaign, then starts daphne, the django-q2
-cluster, the alert evaluator and three simulated workers. It also publishes a demo worker release and
-rolls it out on the channel `demo` to three updating demo workers (threads here, running the reference
-updater), so a newcomer sees a rollout move in Admin › Rollouts (docs/RELEASES.md), and seeds a
-realistic Go/No-Go picture on Admin › Readiness (docs/PRODUCTION_READINESS.md). Ctrl-C (or SIGTERM)
-stops every process it started.
+cluster, the alert evaluator and three simulated workers. It also publishes the reference worker as
+a demo release and rolls it out on the channel `demo` to three demo workers that run under the
+supervising agent (`python -m worker_client.agent`): each runs the release it installed as a child
+process and restarts into the next one, so a newcomer sees a rollout move in Admin › Rollouts and
+the workers' versions change (docs/RELEASES.md, "The supervising agent"). It seeds a realistic Go/No-Go
+picture on Admin › Readiness (docs/PRODUCTION_READINESS.md). Ctrl-C (or SIGTERM) stops every
+process it started.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def demo_readiness_seed() -> list[tuple[str, bool, str]]:
 
 
 UPDATERS = 3
-UPDATE_EVERY_S = 15
+DEMO_WORKERS_DIR = BASE_DIR / "storage" / "demo-workers"
 
 
 def demo_updaters() -> list[tuple[str, str, str]]:
@@ -129,25 +130,26 @@ def demo_updaters() -> list[tuple[str, str, str]]:
     return credentials
 
 
-def run_updater(url: str, worker_id: str, key_id: str, secret: str, stop: threading.Event) -> None:
-    """One demo worker that only heartbeats and updates itself, as a real worker would."""
+def agent_command(url: str, worker_id: str, key_id: str, secret: str) -> list[str]:
+    """The command line of one demo worker's supervising agent; its credential goes to its folder."""
     from releases_app.signing import signing_keys
-    from worker_client.client import LeadOpsClient
-    from worker_client.errors import ClientError
-    from worker_client.updater import Updater, trusted_keys_from
+    from worker_client.__main__ import credentials_writer
 
-    trusted = trusted_keys_from({key.key_id: key.public_b64 for key in signing_keys()})
-    root = BASE_DIR / "storage" / "demo-workers" / worker_id
-    with LeadOpsClient(url, worker_id, key_id, secret) as client:
-        updater = Updater(client, root=root, trusted_keys=trusted, current_version="none")
-        while not stop.is_set():
-            try:
-                client.heartbeat(version=updater.current_version, status="idle", running_jobs=0,
-                                 self_test=updater.last_self_test)
-                updater.check_once()
-            except ClientError as exc:
-                print(f"{worker_id}: {exc}", file=sys.stderr)
-            stop.wait(UPDATE_EVERY_S)
+    root = DEMO_WORKERS_DIR / worker_id
+    credentials = root / "credentials.json"
+    credentials_writer(credentials, worker_id=worker_id)(key_id, secret)  # mode 0600, atomically
+    trust = [argument for key in signing_keys()
+             for argument in ("--trust-key", f"{key.key_id}:{key.public_b64}")]
+    return [sys.executable, "-m", "worker_client.agent", "--url", url, "--install-dir", str(root), *trust,
+            "--credentials-file", str(credentials), "--", "--batch", "2", "--concurrency", "2",
+            "--log-level", "WARNING"]
+
+
+def demo_release_artifact(version: str) -> bytes:
+    """The reference worker as a release (what `make worker-release VERSION=...` builds)."""
+    from worker_client.release import build
+
+    return build(version)
 
 
 def wait_for_port(host: str, port: int, timeout: float = 30) -> bool:
@@ -171,10 +173,9 @@ def main() -> int:
     from releases_app.demo import demo_rollout_seed
 
     updaters = demo_updaters()
-    demo_rollout = demo_rollout_seed(canary=updaters[0][0])
+    demo_rollout = demo_rollout_seed(canary=updaters[0][0], artifact=demo_release_artifact)
     gates = demo_readiness_seed()
     connections.close_all()
-    updaters_stop = threading.Event()
 
     children: list[subprocess.Popen] = []
 
@@ -210,14 +211,17 @@ def main() -> int:
         start(sys.executable, "manage.py", "simulate_fleet", "--url", f"http://{HOST}:{PORT}",
               "--workers", str(WORKERS))
         for credentials in updaters:
-            threading.Thread(target=run_updater, args=(f"http://{HOST}:{PORT}", *credentials, updaters_stop),
-                             daemon=True).start()
+            start(*agent_command(f"http://{HOST}:{PORT}", *credentials))
         print(
             f"\nLeadOps is running: http://{HOST}:{PORT}/admin/\n"
             f"  login: {username} / {password}\n"
             f"  {WORKERS} simulated workers are pulling jobs of provider '{DEMO_PROVIDER}'.\n"
             + (f"  A demo release ({demo_rollout.release.version}) is rolling out on channel 'demo': "
                f"/admin/releases_app/rollout/{demo_rollout.pk}/change/\n" if demo_rollout else "")
+            + f"  {UPDATERS} demo workers run it under the agent; publish another and watch them restart:\n"
+              "    make worker-release VERSION=demo-2.0.0 && .venv/bin/python manage.py release_publish "
+              "--version demo-2.0.0 --file dist/leadops-worker-demo-2.0.0.tar.gz\n"
+              "    .venv/bin/python manage.py rollout_start --version demo-2.0.0 --channel demo\n"
             + f"  Readiness: {sum(ok for _, ok, _ in gates)} of {len(gates)} gates hold "
             f"(not yet: {', '.join(name for name, ok, _ in gates if not ok) or 'none'}): "
             f"http://{HOST}:{PORT}/admin/readiness/\n"
@@ -234,7 +238,6 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        updaters_stop.set()
         stop_all()
 
 

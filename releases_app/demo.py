@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Callable
 
 from django.utils import timezone
 
@@ -35,32 +36,37 @@ def demo_artifact(version: str) -> bytes:
     return buffer.getvalue()
 
 
-def _publish(version: str) -> Release:
+def _publish(version: str, artifact: Callable[[str], bytes]) -> Release:
     existing = Release.objects.filter(version=version).first()
     if existing is not None:
         return existing
-    return release_publish(version=version, fileobj=io.BytesIO(demo_artifact(version)),
+    return release_publish(version=version, fileobj=io.BytesIO(artifact(version)),
                            filename=f"{version}.tar.gz", notes="Demo release of make run", actor="make run")
 
 
-def demo_rollout_seed(*, canary: str, hold_s: int = 45) -> Rollout | None:
-    """Put the demo channel on a demo release and start rolling a new one out, canary first."""
+def demo_rollout_seed(*, canary: str, hold_s: int = 45,
+                      artifact: Callable[[str], bytes] = demo_artifact) -> Rollout | None:
+    """Put the demo channel on a demo release and start rolling a new one out, canary first.
+
+    `artifact(version)` makes the release's bytes: `make run` passes the reference worker's build, so
+    its demo workers, under the supervising agent, really run each demo release.
+    """
     channel = Channel.objects.filter(name=DEMO_CHANNEL).select_related("current").first()
     if Rollout.objects.filter(channel__name=DEMO_CHANNEL, state__in=ACTIVE_ROLLOUT_STATES).exists():
         return None
     try:
         if channel is None or channel.current is None:
-            _publish(f"{DEMO_PREFIX}1.0.0")
+            _publish(f"{DEMO_PREFIX}1.0.0", artifact)
             rollout_start(version=f"{DEMO_PREFIX}1.0.0", channel_name=DEMO_CHANNEL, steps=[{"percent": 100}],
                           actor="make run")
             rollout_promote(channel_name=DEMO_CHANNEL, actor="make run")
         version = f"{DEMO_PREFIX}{timezone.now():%Y%m%d.%H%M%S}"
-        _publish(version)
+        _publish(version, artifact)
         return rollout_start(
             version=version, channel_name=DEMO_CHANNEL, canary=[canary], actor="make run",
             steps=[{"canary": [canary], "hold_s": hold_s}, {"percent": 50, "hold_s": hold_s},
                    {"percent": 100, "hold_s": hold_s}],
-            # The demo's updating workers run no jobs: judge installs, heartbeats and self-tests only.
+            # Few demo jobs finish within a demo hold: judge installs, heartbeats and self-tests only.
             gates={"min_attempts": 0},
         )
     except ReleaseRefused:

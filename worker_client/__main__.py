@@ -1,5 +1,11 @@
 """python -m worker_client --url URL --worker-id ID --key-id K [--secret S] [--batch N] [--duration S]
    python -m worker_client --url URL --enroll-token T --credentials-file F [...]
+   python -m worker_client --url URL --credentials-file F --self-test
+
+Under the supervising agent (`python -m worker_client.agent`, docs/RELEASES.md) this is what a
+release's entrypoint runs: `--self-test` loads the code, signs one heartbeat carrying `self_test` and
+exits 0; otherwise the worker reports the version of its own release manifest and tells the agent
+what every heartbeat answered (worker_client/runtime.py).
 
 The secret is better given in the environment (LEADOPS_WORKER_SECRET) than on the command line,
 where other users of the machine can read it in the process list. With --credentials-file, a key
@@ -23,7 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from worker_client.client import LeadOpsClient, enroll
+from worker_client.errors import ClientError
 from worker_client.provider import SimulatedProvider
+from worker_client.runtime import (
+    AGENT_HOLD_ENV,
+    AGENT_RUNNING_VERSION_ENV,
+    AgentLink,
+    agent_hold,
+    agent_self_test,
+    own_manifest,
+    own_version,
+)
 from worker_client.worker import WORKER_VERSION, Worker
 
 SECRET_ENV = "LEADOPS_WORKER_SECRET"
@@ -48,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--failure-rate", type=float, default=0.05, help="Share of scrapes that fail.")
     parser.add_argument("--leads", default="20-60", help="Leads per job: N or MIN-MAX.")
     parser.add_argument("--seed", type=int, default=None, help="Seed of the simulated provider.")
+    parser.add_argument("--delay", default="0.2-1.5", help="Seconds a simulated scrape takes: S or MIN-MAX.")
+    parser.add_argument("--provider", choices=("simulated", "browser"), default="simulated",
+                        help="simulated: made-up leads; browser: open each job's `url` in Chromium "
+                             "(LEADOPS_CHROMIUM or chromium on PATH) and extract the leads of the page.")
+    parser.add_argument("--self-test", action="store_true",
+                        help="Load the code, sign one heartbeat carrying `self_test`, exit 0 (the agent's "
+                             "launch test of a new version).")
     parser.add_argument("--trust-key", action="append", default=[], metavar="KEYID:BASE64",
                         help="A manifest key to trust (manage.py signing_public_key); with --install-dir, "
                              "the worker updates itself (docs/RELEASES.md). Repeat during a key rotation.")
@@ -62,6 +85,34 @@ def parse_leads_per_job(text: str) -> int | tuple[int, int]:
     if not high:
         return int(low)
     return int(low), int(high)
+
+
+def parse_delay(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    bounds = (float(low), float(high or low))
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(text)
+    return bounds
+
+
+def self_test_run(client: LeadOpsClient, version: str) -> int:
+    """The launch self-test: this code loads, reads its manifest and signs a heartbeat; 0 when it did.
+
+    The heartbeat reports what runs now (the agent names it), not this version: the portal must not
+    believe a version runs before the agent switched to it.
+    """
+    manifest = own_manifest() or {}
+    result: dict[str, Any] = {"version": version, "ok": True, "mode": "launch",
+                              "python": ".".join(map(str, sys.version_info[:3])),
+                              "entrypoint": manifest.get("entrypoint")}
+    running = os.environ.get(AGENT_RUNNING_VERSION_ENV) or version
+    try:
+        client.heartbeat(version=running, status="self_test", running_jobs=0, self_test=result)
+    except ClientError as exc:
+        print(json.dumps({"self_test": {**result, "ok": False, "error": str(exc)[:300]}}))
+        return 1
+    print(json.dumps({"self_test": result}))
+    return 0
 
 
 def load_credentials(args: argparse.Namespace) -> tuple[str, str, str]:
@@ -120,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         leads_per_job = parse_leads_per_job(args.leads)
     except ValueError:
         raise SystemExit("error: --leads must be N or MIN-MAX") from None
+    try:
+        delay_s = parse_delay(args.delay)
+    except ValueError:
+        raise SystemExit("error: --delay must be S or MIN-MAX seconds") from None
     token = args.enroll_token or os.environ.get(ENROLLMENT_TOKEN_ENV)
     if token:
         if not args.credentials_file:
@@ -130,8 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_credentials = (credentials_writer(args.credentials_file, worker_id=worker_id)
                       if args.credentials_file else None)
     client = LeadOpsClient(args.url, worker_id, key_id, secret, on_credentials=on_credentials)
-    provider = SimulatedProvider(rng=random.Random(args.seed), failure_rate=args.failure_rate,
-                                 leads_per_job=leads_per_job, delay_s=(0.2, 1.5))
+    version = own_version(WORKER_VERSION)
+    if args.self_test:
+        with client:
+            return self_test_run(client, version)
+    provider: Any
+    if args.provider == "browser":
+        from worker_client.browser import BrowserProvider
+
+        provider = BrowserProvider()
+    else:
+        provider = SimulatedProvider(rng=random.Random(args.seed), failure_rate=args.failure_rate,
+                                     leads_per_job=leads_per_job, delay_s=delay_s)
     updater = None
     if args.trust_key or args.install_dir:
         if not (args.trust_key and args.install_dir):
@@ -144,15 +209,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"error: --trust-key: {exc}") from None
         updater = Updater(client, root=args.install_dir, trusted_keys=trusted, current_version=WORKER_VERSION)
     worker = Worker(client, provider, batch=args.batch, concurrency=args.concurrency, updater=updater,
-                    version=updater.current_version if updater else WORKER_VERSION)
+                    version=updater.current_version if updater else version, self_test=agent_self_test())
+    def agent_lost() -> None:
+        worker.stop(timeout=0)
+
+    link = AgentLink.from_environment(on_lost=agent_lost)
+    if link is not None:
+        worker.on_heartbeat = lambda answer: link.heartbeat(answer, version=worker.version)
+    if os.environ.get(AGENT_HOLD_ENV):
+        # Held by the agent while the previous version drains: code loaded, configuration read; the
+        # work (and the first heartbeat with this version) starts on the agent's word.
+        worker.prepare()
+        agent_hold()
+        if args.credentials_file is not None:
+            # Held as a standby, perhaps for long: sign with the key stored last (a pushed one).
+            stored = json.loads(args.credentials_file.read_text())
+            if stored.get("key_id") and stored["key_id"] != client.key_id:
+                client.use_credentials(stored["key_id"], stored["secret"])
 
     def request_stop(signum: int, frame: Any) -> None:
         worker.stop(timeout=0)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    with client:
-        worker.run(duration=args.duration)
+    try:
+        with client:
+            worker.run(duration=args.duration)
+    finally:
+        close = getattr(provider, "close", None)
+        if close is not None:
+            close()
+    if link is not None:
+        link.send("stopped", summary=worker.summary())
+        link.close()
     print(json.dumps(worker.summary()))
     return 0
 

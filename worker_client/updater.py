@@ -227,8 +227,12 @@ class Updater:
     def __init__(self, client: LeadOpsClient, *, root: Path, trusted_keys: Mapping[str, bytes],
                  current_version: str, self_test: SelfTest = default_self_test,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                 download_attempts: int = 5, channel: str | None = None) -> None:
+                 download_attempts: int = 5, channel: str | None = None,
+                 reporter: Callable[[str, str, bool, dict[str, Any]], None] | None = None) -> None:
         self.client = client
+        # Where stage reports go: sent at once by default; the supervising agent queues them on a
+        # thread of its own (in order), so a switch never waits for them.
+        self.reporter = reporter
         self.channel = channel
         self.root = Path(root)
         (self.root / "versions").mkdir(parents=True, exist_ok=True)
@@ -247,17 +251,32 @@ class Updater:
 
     def check_once(self) -> UpdateOutcome:
         """Ask the portal, verify, and install what it assigns; never raises for a refused update."""
+        entry, outcome = self.assigned()
+        if entry is None:
+            return outcome
+        return self.install(entry)
+
+    def assigned(self) -> tuple[dict[str, Any] | None, UpdateOutcome]:
+        """Ask /updates/check and verify: (the signed manifest entry to install, or None and why not)."""
         answer = self.client.update_check(version=self.current_version)
         try:
             signed = self._verify_for_channel(answer.get("manifest"))
             target = answer.get("target")
             if not isinstance(target, dict):
-                return UpdateOutcome("none", reason=str(answer.get("reason", "")))
-            entry = manifest_entry_for(signed, target)
+                return None, UpdateOutcome("none", reason=str(answer.get("reason", "")))
+            return manifest_entry_for(signed, target), UpdateOutcome("assigned", str(target.get("version")))
         except UpdateRefused as refused:
             logger.warning("worker %s refused an update: %s", self.client.worker_id, refused)
-            return UpdateOutcome("refused", reason=refused.code)
-        return self.install(entry)
+            return None, UpdateOutcome("refused", reason=refused.code)
+
+    def current_set(self, version: str, *, last_good: str | None) -> None:
+        """Record what runs now (the supervising agent after a switch or a rollback)."""
+        self.current_version, self.last_good_version = version, last_good
+        self._state_save()
+
+    def report(self, version: str, stage: str, ok: bool, details: dict[str, Any]) -> None:
+        """Send one stage report; a lost report is logged, never raised (the next check repeats it)."""
+        self._report(version, stage, ok, details)
 
     def _verify_for_channel(self, manifest: Any) -> dict[str, Any]:
         """Verify against this worker's channel; learn a new channel once if staff moved the worker."""
@@ -283,13 +302,19 @@ class Updater:
         self.channel = channel
         return channel
 
+    def kept(self, entry: Mapping[str, Any]) -> bool:
+        """This version's folder is here, unpacked from the artifact the manifest entry names."""
+        version = str(entry["version"])
+        unpacked_from = self.unpacked.get(version)
+        return (self.root / "versions" / version).is_dir() and unpacked_from == str(entry["sha256"])
+
     def install(self, entry: Mapping[str, Any]) -> UpdateOutcome:
         version, sha256 = str(entry["version"]), str(entry["sha256"])
         folder = self.root / "versions" / version
         # A version kept from an earlier install (the one a rollback goes back to) is switched to
         # without downloading or unpacking it again, when its folder was unpacked from an artifact
         # with the SHA-256 this signed manifest names; otherwise it is fetched and unpacked afresh.
-        reuse = folder.is_dir() and self.unpacked.get(version) == sha256
+        reuse = self.kept(entry)
         if not reuse:
             try:
                 artifact = self.download(entry)
@@ -355,6 +380,13 @@ class Updater:
     # --- state and reports ---------------------------------------------------------------------------
 
     def _report(self, version: str, stage: str, ok: bool, details: dict[str, Any]) -> None:
+        if self.reporter is not None:
+            self.reporter(version, stage, ok, details)
+            return
+        self.report_send(version, stage, ok, details)
+
+    def report_send(self, version: str, stage: str, ok: bool, details: dict[str, Any]) -> None:
+        """POST /updates/report now; a lost report is logged, never raised."""
         try:
             self.client.update_report(version, stage, ok, details)
         except ClientError as exc:

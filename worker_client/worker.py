@@ -233,7 +233,8 @@ class Worker:
         self, client: LeadOpsClient, provider: ScrapeProvider, *, batch: int | None = None,
         concurrency: int | None = None, providers: Sequence[str] | None = None, version: str = WORKER_VERSION,
         min_renew_interval_s: float = 1.0, extend_seconds: int | None = None, updater: Any = None,
-        use_exchange: bool = True,
+        use_exchange: bool = True, self_test: dict[str, Any] | None = None,
+        on_heartbeat: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.client = client
         self.provider = provider
@@ -249,10 +250,16 @@ class Worker:
                                      seconds=extend_seconds)
         self._thread: threading.Thread | None = None
         self._ran = False
+        self._prepared = False
         # An `updater.Updater`: asks /updates/check as soon as a heartbeat names another release
         # than the one this worker runs, and on the configured interval as a fallback
         # (docs/RELEASES.md, "The reference worker").
         self.updater = updater
+        # Under the supervising agent (worker_client/agent.py) there is no updater here: the agent ran
+        # the self-test sent in heartbeats, and `on_heartbeat` hands it every heartbeat's answer,
+        # whose `update_target` tells it to switch versions (docs/RELEASES.md, "The supervising agent").
+        self.self_test = self_test
+        self.on_heartbeat = on_heartbeat
         # Set to send a heartbeat now (after an install: the portal learns at once what runs).
         self._heartbeat_due = threading.Event()
         # Set to ask /updates/check now (a heartbeat named a new update target).
@@ -325,7 +332,8 @@ class Worker:
             if timer is not None:
                 timer.daemon = True
                 timer.start()
-            self._config_load()
+            if not self._prepared:
+                self._config_load()
             self._heartbeat_send()
             heartbeat.start()
             if self.updater is not None:
@@ -348,6 +356,11 @@ class Worker:
             self._renewer.stop()
             self._release_held()
             self._heartbeat_send(final=True)
+
+    def prepare(self) -> None:
+        """Load the configuration before `run()` (a version the agent holds ready to take over)."""
+        self._config_load()
+        self._prepared = True
 
     def summary(self) -> dict[str, Any]:
         """Counters of the worker and of its HTTP client, as one flat dict."""
@@ -617,7 +630,7 @@ class Worker:
     def _heartbeat_send(self, *, final: bool = False) -> None:
         running = 0 if final else len(self._renewer.held())
         status = "stopped" if final else ("busy" if running else "idle")
-        self_test = self.updater.last_self_test if self.updater is not None else None
+        self_test = self.updater.last_self_test if self.updater is not None else self.self_test
         try:
             answer = self.client.heartbeat(version=self.version, status=status, running_jobs=running,
                                            metrics=self.counters.snapshot(), self_test=self_test)
@@ -631,6 +644,8 @@ class Worker:
         if isinstance(version, int) and version != self.settings.config_version:
             self._config_load()
         self._update_target_note(answer.get("update_target"))
+        if self.on_heartbeat is not None:
+            self.on_heartbeat(answer)
 
     def _release_held(self) -> None:
         held = self._renewer.held()

@@ -43,6 +43,19 @@ def demo_canary_installs(db_path: Path) -> int:
         return 0
 
 
+def demo_canary_runs_new_release(db_path: Path) -> bool:
+    """The canary's heartbeat reports the demo rollout's release: its agent restarted into it."""
+    try:
+        with sqlite3.connect(db_path, timeout=5) as db:
+            return bool(db.execute(
+                "SELECT count(*) FROM workers_mgmt_worker w JOIN releases_app_release v"
+                " ON v.id = (SELECT release_id FROM releases_app_rollout ORDER BY id DESC LIMIT 1)"
+                " WHERE w.id = 'demo-updater-1' AND w.reported_version = v.version"
+            ).fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
 def test_devserver_serves_admin_and_moves_jobs_then_stops_everything(tmp_path):
     db_path = tmp_path / "run.sqlite3"
     port = _free_port()
@@ -63,6 +76,10 @@ def test_devserver_serves_admin_and_moves_jobs_then_stops_everything(tmp_path):
         while time.monotonic() < deadline + 30 and not demo_canary_installs(db_path):
             time.sleep(1)
         assert demo_canary_installs(db_path) == 1, log_path.read_text()[-3000:]
+        # Its supervising agent runs that release's code now (docs/RELEASES.md, "The supervising agent").
+        while time.monotonic() < deadline + 60 and not demo_canary_runs_new_release(db_path):
+            time.sleep(1)
+        assert demo_canary_runs_new_release(db_path), log_path.read_text()[-3000:]
         output = log_path.read_text()
         assert "is rolling out on channel 'demo'" in output
         login = re.search(r"login: (\S+) / (\S+)", output)

@@ -1,0 +1,76 @@
+"""Helpers of the agent tests: releases of the reference worker built by `make worker-release` (from a
+patched copy of the package when a version must behave differently), and agents as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from releases_app.signing import signing_keys
+from tests.e2e.servers import BASE_DIR
+
+
+def release_build(version: str, workdir: Path, *, patch: str = "", patch_file: str = "worker.py") -> Path:
+    """`make worker-release VERSION=version` of a copy of worker_client with `patch` appended to one module."""
+    source = workdir / f"src-{version}" / "worker_client"
+    shutil.copytree(BASE_DIR / "worker_client", source,
+                    ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    if patch:
+        with open(source / patch_file, "a") as module:
+            module.write("\n\n# Added by the test: what only this version's code does.\n" + patch)
+    dist = workdir / "dist"
+    subprocess.run(["make", "-s", "worker-release", f"VERSION={version}", f"WORKER_SOURCE={source}",
+                    f"DIST={dist}"], cwd=BASE_DIR, check=True, capture_output=True)
+    return dist / f"leadops-worker-{version}.tar.gz"
+
+
+def trust_key_argument() -> str:
+    key = signing_keys()[0]
+    return f"{key.key_id}:{key.public_b64}"
+
+
+class AgentProcess:
+    """`python -m worker_client.agent` for one worker, its output in `<root>/agent.log`."""
+
+    def __init__(self, url: str, issued, root: Path, *, agent_args: list[str] | None = None,
+                 worker_args: list[str] | None = None) -> None:
+        self.worker_id = issued.worker_id
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        credentials = root / "credentials.json"
+        credentials.write_text(json.dumps({"worker_id": issued.worker_id, "key_id": issued.key_id,
+                                           "secret": issued.secret}))
+        credentials.chmod(0o600)
+        self.log_path = root / "agent.log"
+        command = [sys.executable, "-m", "worker_client.agent", "--url", url, "--install-dir", str(root),
+                   "--trust-key", trust_key_argument(), "--credentials-file", str(credentials),
+                   *(agent_args or []), "--", *(worker_args or [])]
+        env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO")}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def state(self) -> dict:
+        try:
+            return json.loads((self.root / "agent.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM the agent (it stops its child gracefully); kill the whole session if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            return -9
