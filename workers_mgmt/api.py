@@ -8,13 +8,11 @@ from typing import Any
 
 from django.utils.timezone import now as clock_now
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import ValidationFailed
-from core.fields import SafeJSONObjectField, SafeJSONValueField, StrictCharField, StrictIntegerField
+from workers_mgmt import protocol
 from workers_mgmt.auth import IsWorker, WorkerSignatureAuthentication
 from workers_mgmt.models import Worker
 from workers_mgmt.services import (
@@ -39,49 +37,9 @@ class WorkerAPIView(APIView):
     def worker(self) -> Worker:
         return self.request.user  # type: ignore[return-value]
 
-    def body(self, request: Request, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
-        data = request.data if request.body else {}
-        if not isinstance(data, dict):
-            raise ValidationFailed("The body must be a JSON object.",
-                                   fields={"non_field_errors": ["Expected a JSON object."]})
-        serializer = serializer_class(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-
-class HeartbeatIn(serializers.Serializer):
-    version = StrictCharField(max_length=64)
-    status = StrictCharField(max_length=32)
-    running_jobs = StrictIntegerField(min_value=0, max_value=100_000)
-    metrics = SafeJSONObjectField(required=False)
-    self_test = SafeJSONValueField(required=False)
-
-
-class PendingCredentialOut(serializers.Serializer):
-    key_id = serializers.CharField()
-    secret = serializers.CharField()
-
-
-class CredentialsOut(serializers.Serializer):
-    pending = PendingCredentialOut()
-
-
-class UpdateTargetOut(serializers.Serializer):
-    version = serializers.CharField(help_text="The release this worker should run now.")
-    sequence = serializers.IntegerField(help_text="The signed manifest sequence of the worker's channel.")
-
-
-class HeartbeatOut(serializers.Serializer):
-    server_time = serializers.DateTimeField()
-    poll_interval_s = serializers.IntegerField()
-    config_version = serializers.IntegerField()
-    update_target = UpdateTargetOut(allow_null=True, help_text=(
-        "The release this worker should run now (pin, canary, rollout step, else the channel's), "
-        "whatever it runs; null when none applies. When `version` differs from what the worker "
-        "runs, it should ask GET /updates/check at once (docs/RELEASES.md)."))
-    credentials = CredentialsOut(required=False, help_text=(
-        "Present only during a push rotation, and only to a request signed with the current key: "
-        "sign the next requests with this key; the first one promotes it."))
+    def data(self, request: Request) -> Any:
+        """The decoded JSON body (an empty body is `{}`), for the app's protocol module to parse."""
+        return request.data if request.body else {}
 
 
 def client_ip(request: Request) -> str | None:
@@ -89,10 +47,11 @@ def client_ip(request: Request) -> str | None:
 
 
 class HeartbeatView(WorkerAPIView):
-    @extend_schema(request=HeartbeatIn, responses={200: HeartbeatOut}, operation_id="heartbeat",
+    @extend_schema(request=protocol.HEARTBEAT_IN, responses={200: protocol.HeartbeatOut},
+                   operation_id="heartbeat",
                    summary="Report liveness; learn the poll interval, config version and update target.")
     def post(self, request: Request) -> Response:
-        data = self.body(request, HeartbeatIn)
+        data = protocol.heartbeat_parse(self.data(request))
         worker_heartbeat(
             worker=self.worker, version=data["version"], status=data["status"],
             running_jobs=data["running_jobs"], metrics=data.get("metrics"), ip=client_ip(request),
@@ -113,24 +72,9 @@ class HeartbeatView(WorkerAPIView):
         return Response(answer, headers={"Cache-Control": "no-store"} if pending else None)
 
 
-class ConfigOut(serializers.Serializer):
-    config_version = serializers.IntegerField()
-    poll_interval_s = serializers.IntegerField()
-    long_poll_wait_s = serializers.IntegerField()
-    heartbeat_interval_s = serializers.IntegerField()
-    update_check_interval_s = serializers.IntegerField()
-    max_batch = serializers.IntegerField()
-    report_chunk_leads = serializers.IntegerField()
-    max_body_bytes = serializers.IntegerField()
-    max_leads_per_report = serializers.IntegerField()
-    enabled_providers = serializers.ListField(child=serializers.CharField())
-    channel = serializers.CharField()
-    rate_limit_per_min = serializers.IntegerField()
-    extra = serializers.DictField()
-
-
 class ConfigView(WorkerAPIView):
-    @extend_schema(responses={200: ConfigOut}, operation_id="config", summary="The worker's configuration.")
+    @extend_schema(responses={200: protocol.ConfigOut}, operation_id="config",
+                   summary="The worker's configuration.")
     def get(self, request: Request) -> Response:
         from django.conf import settings
 
@@ -190,23 +134,14 @@ def register_update_target_lookup(lookup: Callable[[str], dict[str, Any] | None]
     _update_target_lookup = lookup
 
 
-class EnrollIn(serializers.Serializer):
-    token = StrictCharField(max_length=200)
-
-
-class EnrollOut(serializers.Serializer):
-    worker_id = serializers.CharField()
-    key_id = serializers.CharField()
-    secret = serializers.CharField()
-
-
 class EnrollView(APIView):
     """POST /enroll: unsigned; a one-time enrollment token buys the worker its first key."""
 
     authentication_classes: list = []
     permission_classes: list = []
 
-    @extend_schema(request=EnrollIn, responses={200: EnrollOut}, operation_id="enroll", auth=[],
+    @extend_schema(request=protocol.ENROLL_IN, responses={200: protocol.EnrollOut}, operation_id="enroll",
+                   auth=[],
                    summary="Exchange a one-time enrollment token for the worker's id, key id and secret.")
     def post(self, request: Request) -> Response:
         from core.errors import RateLimited, Unauthorized
@@ -219,9 +154,8 @@ class EnrollView(APIView):
         blocked = auth_failures_blocked(keys)
         if not blocked.allowed:
             raise RateLimited(blocked.retry_after_s)
-        data = request.data if request.body else {}
-        token = data.get("token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token or len(token) > 200:
+        token = protocol.enrollment_token(request.data if request.body else {})
+        if token is None:
             auth_failure_count(keys)
             raise Unauthorized()
         try:

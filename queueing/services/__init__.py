@@ -45,7 +45,7 @@ from queueing.services.errors import (
     JobNotFound,
 )
 from queueing.services.evidence import evidence_purge, evidence_upload, log_tails_purge
-from queueing.services.exchange import ReportCall, reports_exchange
+from queueing.services.exchange import reports_exchange
 from queueing.services.leases import job_lease_extend, jobs_release, leases_reap
 from queueing.services.maintenance import (
     PRUNABLE_STATES,
@@ -54,14 +54,18 @@ from queueing.services.maintenance import (
     finished_jobs_prune,
     receipts_purge,
 )
-from queueing.services.report import (
+from queueing.services.outcome import (
     MAX_LOG_TAIL_BYTES,
+    ReportCall,
+    ReportMove,
     ReportOutcome,
     ReportResult,
-    job_report,
+    ReportTotals,
     log_tail_masked,
-    report_request_hash,
+    report_outcome_decide,
+    reports_apply,
 )
+from queueing.services.report import job_report, report_request_hash
 from queueing.services.staff import (
     dead_jobs_delete,
     dead_jobs_requeue,
@@ -90,8 +94,10 @@ __all__ = [
     "JobNotFound",
     "PullResult",
     "ReportCall",
+    "ReportMove",
     "ReportOutcome",
     "ReportResult",
+    "ReportTotals",
     "backoff_delay_s",
     "breaker_force",
     "breaker_outcomes_purge",
@@ -129,6 +135,8 @@ __all__ = [
     "provider_policy_set",
     "provider_update",
     "receipts_purge",
+    "report_outcome_decide",
     "report_request_hash",
+    "reports_apply",
     "reports_exchange",
 ]

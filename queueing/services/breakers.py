@@ -96,7 +96,7 @@ def _breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
     Breaker.objects.filter(pk=breaker.pk).update(probes_left=breaker.probes_left, updated_at=now)
 
 
-def _breaker_outcome(*, provider: Provider, worker: Worker, failed: bool, now: dt.datetime,
+def breaker_outcome_record(*, provider: Provider, worker: Worker, failed: bool, now: dt.datetime,
                      counts: tuple[int, int] | None = None) -> None:
     """Count finished attempts for the provider's and the worker's breakers, and move them.
 

@@ -31,7 +31,7 @@ from queueing.services.errors import (
     EvidenceUndecodable,
     JobNotFound,
 )
-from queueing.services.leases import _MAX_BIGINT
+from queueing.services.leases import MAX_JOB_ID
 from workers_mgmt.models import Worker
 
 # Pillow's format name for each accepted content type.
@@ -78,7 +78,7 @@ def evidence_upload(
     limit = settings.LEADOPS_MAX_EVIDENCE_BYTES
     if len(body) > limit:
         raise PayloadTooLarge(f"The image is larger than LEADOPS_MAX_EVIDENCE_BYTES ({limit} bytes).")
-    if not 0 < job_id <= _MAX_BIGINT:
+    if not 0 < job_id <= MAX_JOB_ID:
         raise JobNotFound()
     job = Job.objects.filter(pk=job_id).only("id", "current_attempt_id").first()
     if job is None:

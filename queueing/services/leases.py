@@ -33,8 +33,8 @@ def job_lease_extend(*, worker: Worker, job_id: int, attempt_id: uuid.UUID,
     """Push the lease of the worker's current attempt forward (SQS ChangeMessageVisibility)."""
     now = clock_now()
     with transaction.atomic():
-        job = _job_locked(job_id)
-        attempt = _attempt_checked(job=job, worker=worker, attempt_id=attempt_id)
+        job = job_locked(job_id)
+        attempt = attempt_checked(job=job, worker=worker, attempt_id=attempt_id)
         seconds = seconds or job.provider.lease_seconds
         expires = now + dt.timedelta(seconds=seconds)
         _lease_renew(job=job, attempt=attempt, worker=worker, expires=expires, now=now)
@@ -79,11 +79,13 @@ def jobs_release(*, worker: Worker, attempt_ids: Iterable[uuid.UUID] | None = No
     return count
 
 
-_MAX_BIGINT = 2**63 - 1
+# The largest id a job (a bigint) can have: a larger one names no job, and is not sent to the database.
+MAX_JOB_ID = 2**63 - 1
 
 
-def _job_locked(job_id: int) -> Job:
-    if not 0 < job_id <= _MAX_BIGINT:
+def job_locked(job_id: int) -> Job:
+    """The job `job_id` with its provider, locked for this transaction; `JobNotFound` when there is none."""
+    if not 0 < job_id <= MAX_JOB_ID:
         raise JobNotFound()
     # On PostgreSQL the row lock serializes reports and extensions of one job; on SQLite the
     # immediate transaction already serializes every writer.
@@ -93,13 +95,13 @@ def _job_locked(job_id: int) -> Job:
     return job
 
 
-def _attempt_checked(*, job: Job, worker: Worker, attempt_id: uuid.UUID) -> JobAttempt:
+def attempt_checked(*, job: Job, worker: Worker, attempt_id: uuid.UUID) -> JobAttempt:
     """The attempt rules of docs/API.md, on the attempt `attempt_id` of the locked `job`."""
-    return _attempt_check(job=job, worker=worker,
+    return attempt_check(job=job, worker=worker,
                           attempt=JobAttempt.objects.filter(pk=attempt_id, job_id=job.pk).first())
 
 
-def _attempt_check(*, job: Job, worker: Worker, attempt: JobAttempt | None) -> JobAttempt:
+def attempt_check(*, job: Job, worker: Worker, attempt: JobAttempt | None) -> JobAttempt:
     """The attempt rules of docs/API.md, in the order a worker can act on them, on an attempt row
     already read (None: there is no such attempt)."""
     if attempt is None or attempt.job_id != job.pk:

@@ -1,0 +1,172 @@
+"""What parsing the hot request bodies costs, before and after the protocol modules (docs/PERFORMANCE.md,
+"Parsing the worker bodies").
+
+    .venv/bin/python -m bench.parse_cpu --before DIR      # DIR: a checkout from before the protocol modules
+
+Two measurements, both as server CPU (`time.process_time`), medians over interleaved rounds, each
+checkout in a process of its own on an SQLite database of its own:
+
+1. Parsing alone: the heartbeat, pull, v1 report (5 leads) and exchange (10 reports of 5 leads and a
+   pull) bodies, turned into what the service is called with, 2,000 times a round. A checkout without
+   the protocol modules parses with its DRF serializers (the same steps its views took).
+2. Whole signed requests through Django's test client (`bench/request_cpu.py`).
+
+Prints a table and writes bench/results/parse-cpu-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+KINDS = ("heartbeat", "pull", "report 5 leads", "exchange 10x5 + pull")
+
+
+def _bodies() -> dict[str, Any]:
+    def leads(n: int) -> list[dict[str, str]]:
+        return [{"name": f"Shop {i}", "phone": f"05500{i:05d}", "city": "Riyadh"} for i in range(n)]
+
+    report = {"attempt_id": str(uuid.uuid4()), "outcome": "succeeded", "leads": leads(5)}
+    return {
+        "heartbeat": {"version": "1.4.2", "status": "ok", "running_jobs": 3, "metrics": {"rss_mb": 212}},
+        "pull": {"max": 10, "providers": ["maps"]},
+        "report 5 leads": report,
+        "exchange 10x5 + pull": {"reports": [{"job_id": i + 1, "idempotency_key": str(uuid.uuid4()), **report}
+                                             for i in range(10)], "pull": {"max": 10, "providers": ["maps"]}},
+    }
+
+
+def _parsers() -> dict[str, Callable[[Any], Any]]:
+    """What each checkout's views do with a decoded body before calling the service."""
+    if importlib.util.find_spec("queueing.protocol") is not None:
+        from queueing import protocol
+        from workers_mgmt.protocol import heartbeat_parse
+
+        return {
+            "heartbeat": heartbeat_parse,
+            "pull": protocol.pull_parse,
+            "report 5 leads": lambda body: protocol.report_parse(job_id=1, key="k-1", raw=body),
+            "exchange 10x5 + pull": protocol.exchange_parse,
+        }
+    from queueing import api as queue_api
+    from workers_mgmt import api as fleet_api
+
+    def serialized(serializer_class: Any) -> Callable[[Any], Any]:
+        def parse(body: Any) -> Any:
+            serializer = serializer_class(data=body)
+            serializer.is_valid(raise_exception=True)
+            return serializer.validated_data
+        return parse
+
+    def exchange(body: Any) -> Any:
+        reports = body.get("reports", [])
+        queue_api._exchange_limits_check(reports)
+        pull = serialized(queue_api.ExchangePullIn)(body["pull"])
+        return [queue_api._exchange_item(item) for item in reports], pull
+
+    return {
+        "heartbeat": serialized(fleet_api.HeartbeatIn),
+        "pull": serialized(queue_api.PullIn),
+        "report 5 leads": lambda body: queue_api._report_call(job_id=1, key="k-1", raw=body),
+        "exchange 10x5 + pull": exchange,
+    }
+
+
+def parse_child(rounds: int, calls: int) -> None:
+    import django
+
+    django.setup()
+    bodies, parsers = _bodies(), _parsers()
+    samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for round_index in range(rounds + 1):
+        for kind in KINDS:
+            body, parse = bodies[kind], parsers[kind]
+            start = time.process_time()
+            for _ in range(calls):
+                parse(body)
+            if round_index:  # the first round warms up
+                samples[kind].append((time.process_time() - start) / calls * 1e6)
+    json.dump({kind: statistics.median(values) for kind, values in samples.items()}, sys.stdout)
+
+
+def parse_cpu(tree: Path, env: dict[str, str], rounds: int, calls: int, script: Path) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, str(script), "--parse-child", str(rounds), str(calls)], cwd=tree,
+                          env={**env, "PYTHONPATH": str(tree)}, capture_output=True, text=True, timeout=1800)
+    if proc.returncode:
+        raise SystemExit(f"parse_cpu in {tree} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", type=Path, help="a checkout from before the protocol modules (required)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=2000, help="parses of each body per micro round")
+    parser.add_argument("--reps", type=int, default=100, help="whole requests of each kind per round")
+    parser.add_argument("--parse-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.parse_child:
+        parse_child(*args.parse_child)
+        return
+    if args.before is None:
+        parser.error("--before is required")
+    # Imported here, not above: the child runs from a copy of this file inside either checkout.
+    from bench import common
+    from bench.credential_check import _env, _migrate, requests_cpu
+
+    trees = {"before": args.before.resolve(), "now": common.ROOT}
+    log_dir = Path(tempfile.mkdtemp(prefix="parse-cpu-"))
+    # Copies outside the bench folder, so nothing there shadows a module of either checkout.
+    script = log_dir / "parse_cpu.py"
+    shutil.copyfile(common.ROOT / "bench" / "parse_cpu.py", script)
+    request_script = log_dir / "request_cpu.py"
+    shutil.copyfile(common.ROOT / "bench" / "request_cpu.py", request_script)
+    envs = {}
+    for name, tree in trees.items():
+        envs[name] = _env("sqlite", log_dir, f"parse_{name}", log_dir)
+        _migrate(tree, envs[name], "sqlite", f"parse_{name}")
+    parsing: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    requests: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for round_index in range(args.rounds):
+        order = list(trees) if round_index % 2 == 0 else list(reversed(trees))
+        for name in order:
+            parsing[name].append(parse_cpu(trees[name], envs[name], 1, args.calls, script))
+            requests[name].append(requests_cpu(trees[name], envs[name], args.reps, request_script))
+        print(f"round {round_index + 1}: " + "; ".join(
+            f"{name} parse {json.dumps({k: round(v, 1) for k, v in parsing[name][-1].items()})} "
+            f"requests {json.dumps({k: round(v, 2) for k, v in requests[name][-1].items()})}" for name in order),
+            flush=True)
+    results = {
+        kind_of: {name: {kind: common.median([run[kind] for run in runs[name]]) for kind in runs[name][0]}
+                  for name in trees}
+        for kind_of, runs in (("parse_us", parsing), ("request_ms", requests))
+    }
+    for kind_of, runs in (("parse_us", parsing), ("request_ms", requests)):
+        results[kind_of]["paired_delta"] = {
+            kind: common.median([now[kind] - before[kind] for now, before in zip(runs["now"], runs["before"],
+                                                                               strict=True)])
+            for kind in runs["now"][0]}
+    print("\nserver CPU, medians            before      now   paired change")
+    for kind_of, unit in (("parse_us", "us"), ("request_ms", "ms")):
+        for kind, before in results[kind_of]["before"].items():
+            print(f"{kind_of[:-3]:8} {kind:42} {before:8.3f} {results[kind_of]['now'][kind]:8.3f} "
+                  f"{results[kind_of]['paired_delta'][kind]:+8.3f} {unit}")
+    out = common.ROOT / "bench" / "results" / f"parse-cpu-{dt.date.today().isoformat()}.json"
+    out.write_text(json.dumps({"rounds": args.rounds, "calls": args.calls, "reps": args.reps, **results}, indent=2))
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

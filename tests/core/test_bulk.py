@@ -1,0 +1,65 @@
+"""`core.db.bulk.rows_update`: many rows' new values in one UPDATE, stored as the ORM stores them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from core.db.bulk import rows_update
+from queueing.models import AttemptState, Job, JobAttempt
+from tests.factories import make_jobs, make_worker
+
+pytestmark = pytest.mark.django_db
+
+
+def _attempts(count: int) -> list[JobAttempt]:
+    worker, _ = make_worker()
+    now = timezone.now()
+    return [JobAttempt.objects.create(job=job, number=1, worker=worker, claimed_at=now) for job in make_jobs(count)]
+
+
+def test_rows_update_writes_each_rows_values_in_one_statement():
+    attempts = _attempts(3)
+    later = timezone.now().replace(microsecond=123456) + dt.timedelta(hours=1)
+    for index, attempt in enumerate(attempts):
+        attempt.state = AttemptState.FAILED
+        attempt.finished_at = later + dt.timedelta(seconds=index)
+        attempt.error = {"code": f"e{index}", "nested": {"ok": index % 2 == 0}, "text": "مرحبا"}
+        attempt.reports = index + 7
+        attempt.log_tail = f"line {index}\n"
+    with CaptureQueriesContext(connection) as queries:
+        rows_update(model=JobAttempt, rows=attempts,
+                    fields=["state", "finished_at", "error", "reports", "log_tail"])
+    assert len(queries.captured_queries) == 1
+    for index, attempt in enumerate(attempts):
+        stored = JobAttempt.objects.get(pk=attempt.pk)
+        assert (stored.state, stored.finished_at, stored.error, stored.reports, stored.log_tail) == (
+            AttemptState.FAILED, later + dt.timedelta(seconds=index),
+            {"code": f"e{index}", "nested": {"ok": index % 2 == 0}, "text": "مرحبا"}, index + 7, f"line {index}\n")
+
+
+def test_rows_update_writes_nulls_and_foreign_keys():
+    worker, _ = make_worker()
+    (job,) = make_jobs(1)
+    job.leased_by_id, job.lease_expires_at, job.last_error = worker.pk, timezone.now(), {"code": "x"}
+    rows_update(model=Job, rows=[job], fields=["leased_by", "lease_expires_at", "last_error"])
+    assert Job.objects.get(pk=job.pk).leased_by_id == worker.pk
+    job.leased_by_id, job.lease_expires_at, job.last_error = None, None, None
+    rows_update(model=Job, rows=[job], fields=["leased_by", "lease_expires_at", "last_error"])
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.leased_by_id, stored.lease_expires_at, stored.last_error) == (None, None, None)
+
+
+def test_rows_update_refuses_what_is_not_a_column_and_rows_that_are_not_there():
+    (attempt,) = _attempts(1)
+    with pytest.raises(ValueError, match="id"):
+        rows_update(model=JobAttempt, rows=[attempt], fields=["id"])
+    ghost = JobAttempt(id=uuid.uuid4(), job=attempt.job, number=2, claimed_at=timezone.now())
+    with pytest.raises(RuntimeError, match="updated 1 rows of 2"):
+        rows_update(model=JobAttempt, rows=[attempt, ghost], fields=["reports"])
+    rows_update(model=JobAttempt, rows=[], fields=["reports"])  # nothing to write: no statement
