@@ -19,7 +19,7 @@ from core.audit import Actor, staff_action_record
 from core.logging import mask_pii
 from ingestion.models import Lead, LeadFingerprint, SuppressedPhone
 from ingestion.normalize import normalize_phone
-from ingestion.services import _fingerprint_hasher, phone_digest
+from ingestion.services import fingerprint_hasher, phone_digest
 
 # Fingerprints are deleted by primary key in chunks this big (one statement each).
 ERASE_CHUNK = 1000
@@ -76,7 +76,7 @@ def _fingerprints_of(subject: Subject) -> list[str]:
         while day <= last:
             scopes.append(day.isoformat())
             day += dt.timedelta(days=1)
-    base = _fingerprint_hasher()
+    base = fingerprint_hasher()
     fingerprints = []
     for scope in scopes:
         hasher = base.copy()

@@ -83,7 +83,7 @@ def dedup_scope(*, received_at: dt.datetime) -> str:
     return timezone.localtime(received_at).date().isoformat()
 
 
-def _fingerprint_hasher() -> Any:
+def fingerprint_hasher() -> Any:
     key = settings.LEADOPS_FINGERPRINT_KEY
     if not key:
         raise ImproperlyConfigured("LEADOPS_FINGERPRINT_KEY is empty; lead fingerprints need a secret key.")
@@ -95,7 +95,7 @@ def phone_digest(*, e164: str) -> str:
 
     Unlike a fingerprint it has no scope prefix, so one digest names the number on every day.
     """
-    hasher = _fingerprint_hasher()
+    hasher = fingerprint_hasher()
     hasher.update(e164.encode())
     return str(hasher.hexdigest())
 
@@ -105,7 +105,7 @@ def _suppressed_numbers(phones: list[PhoneResult]) -> set[str]:
     numbers = {phone.e164 for phone in phones if phone.usable and phone.e164 is not None}
     if not numbers:
         return set()
-    base = _fingerprint_hasher()
+    base = fingerprint_hasher()
     by_digest: dict[str, str] = {}
     for e164 in numbers:
         hasher = base.copy()
@@ -129,7 +129,7 @@ def _classify(
     """
     # One scope per call, so a repeated E.164 is a repeated fingerprint: repeats are dropped before
     # hashing. The keyed HMAC state is copied per number: the key schedule is computed once.
-    base = _fingerprint_hasher()
+    base = fingerprint_hasher()
     prefix = f"{scope}|"
     first_in: dict[str, int] = {}
     rows: list[dict[str, Any]] = []

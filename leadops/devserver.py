@@ -91,8 +91,7 @@ def demo_readiness_seed() -> list[tuple[str, bool, str]]:
     `updates` stay no-go with their reasons on Admin › Readiness. Returns (gate, holds, why).
     """
     from core.audit import Actor
-    from leadops.readiness import readiness_check, readiness_record
-    from leadops.readiness.privacy import last_purge_at
+    from leadops.readiness import last_purge_at, readiness_check, readiness_record
     from leadops.retention import retention_purge
     from queueing.models import Provider
     from queueing.services import provider_policy_set

@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from leadops import live, metrics, monitor, views
-from leadops.readiness.page import readiness_view
+from leadops.readiness import readiness_view
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -9,7 +9,7 @@ class QueueingConfig(AppConfig):
     def ready(self) -> None:
         from queueing import checks
         from queueing.selectors import enabled_provider_names
-        from queueing.services.counts import job_state_triggers_ensure
+        from queueing.services import job_state_triggers_ensure
         from workers_mgmt.api import register_provider_lookup
 
         checks.register()

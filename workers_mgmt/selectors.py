@@ -71,10 +71,12 @@ def rotations_stuck(*, now: dt.datetime) -> list[tuple[str, str, dt.datetime]]:
 def rotations_missing_from_audit() -> list[str]:
     """Key ids of rotations the audit trail does not fully record (its start, and its promotion).
 
-    The one place that decides what "the audit has every rotation" means: when the audit trail
-    changes shape, only this function follows it.
+    The one place that decides what "the audit has every rotation" means. A rotation is always a
+    staff change (admin or `rotate_worker_secret`), so its start is a CredentialEvent that points to
+    its StaffAction in the one staff audit trail (docs/SYSTEM_OVERVIEW.md, "Staff actions").
     """
-    created = CredentialEvent.objects.filter(kind=CredentialEventKind.CREATED).values("key_id")
+    created = CredentialEvent.objects.filter(kind=CredentialEventKind.CREATED,
+                                             staff_action__isnull=False).values("key_id")
     promoted = CredentialEvent.objects.filter(kind=CredentialEventKind.PROMOTED).values("key_id")
     missing = set(CredentialRotation.objects.exclude(credential_id__in=created)
                   .values_list("credential_id", flat=True))

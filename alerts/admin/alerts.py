@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from alerts.admin.common import _badge, _labels_html, _post_button
+from alerts.admin.common import badge_html, labels_html, post_button
 from alerts.models import (
     Alert,
     AlertEvent,
@@ -68,11 +68,11 @@ class AlertAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, alert: Alert) -> str:
-        return _badge(alert.state)
+        return badge_html(alert.state)
 
     @admin.display(description="labels")
     def labels_text(self, alert: Alert) -> str:
-        return _labels_html(alert.labels)
+        return labels_html(alert.labels)
 
     @admin.display(description="summary")
     def summary(self, alert: Alert) -> str:
@@ -88,7 +88,7 @@ class AlertAdmin(ReadOnlyModelAdmin):
     def one_click(self, alert: Alert) -> str:
         if alert.state == AlertState.RESOLVED:
             return "-"
-        return _post_button(
+        return post_button(
             reverse("admin:alerts_alert_silence", args=[alert.pk]), "Silence this alert for 2 hours"
         )
 

@@ -36,7 +36,7 @@ def matchers_field(*, required: bool, help_end: str) -> forms.CharField:
     )
 
 
-def _badge(text: str) -> str:
+def badge_html(text: str) -> str:
     return format_html(
         '<span style="display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;'
         'background:{};font-weight:600">{}</span>',
@@ -45,11 +45,11 @@ def _badge(text: str) -> str:
     )
 
 
-def _labels_html(labels: dict[str, str]) -> str:
+def labels_html(labels: dict[str, str]) -> str:
     return format_html_join(" ", '<code style="white-space:nowrap">{}={}</code>', sorted(labels.items()))
 
 
-def _post_button(url: str, text: str) -> str:
+def post_button(url: str, text: str) -> str:
     # `formaction` submits the change page's own form (and its CSRF token) to `url`.
     return format_html(
         '<button type="submit" class="button" formaction="{}" formmethod="post" formnovalidate>{}</button>',
@@ -58,5 +58,5 @@ def _post_button(url: str, text: str) -> str:
     )
 
 
-def _matchers_from_text(text: str) -> list[dict[str, str]]:
+def matchers_from_text(text: str) -> list[dict[str, str]]:
     return [matcher_parse(line) for line in text.splitlines() if line.strip()]

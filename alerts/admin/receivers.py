@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from alerts.admin.common import _post_button
+from alerts.admin.common import post_button
 from alerts.models import (
     DeliveryAttempt,
     Receiver,
@@ -99,7 +99,7 @@ class ReceiverAdmin(AuditedModelAdmin):
 
     @admin.display(description="actions")
     def one_click(self, receiver: Receiver) -> str:
-        return _post_button(
+        return post_button(
             reverse("admin:alerts_receiver_test", args=[receiver.pk]), "Send a test notification"
         )
 

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from alerts.admin.common import _matchers_from_text, matchers_field
+from alerts.admin.common import matchers_field, matchers_from_text
 from alerts.matchers import MatcherError, matcher_check, matchers_text
 from alerts.models import Route
 from alerts.services import route_save, routes_delete
@@ -49,7 +49,7 @@ class RouteForm(forms.ModelForm):
 
     def clean_matchers_text(self) -> list[dict[str, str]]:
         try:
-            return [matcher_check(m) for m in _matchers_from_text(self.cleaned_data["matchers_text"])]
+            return [matcher_check(m) for m in matchers_from_text(self.cleaned_data["matchers_text"])]
         except MatcherError as exc:
             raise forms.ValidationError(str(exc)) from exc
 

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.admin.common import WEEKDAYS, _badge, _matchers_from_text, _post_button, matchers_field
+from alerts.admin.common import WEEKDAYS, badge_html, matchers_field, matchers_from_text, post_button
 from alerts.matchers import MatcherError, matchers_text
 from alerts.models import Silence
 from alerts.selectors import silence_state
@@ -50,7 +50,7 @@ class SilenceForm(forms.ModelForm):
 
     def clean_matchers_text(self) -> list[dict[str, str]]:
         try:
-            matchers = _matchers_from_text(self.cleaned_data["matchers_text"])
+            matchers = matchers_from_text(self.cleaned_data["matchers_text"])
         except MatcherError as exc:
             raise forms.ValidationError(str(exc)) from exc
         if not matchers:
@@ -89,7 +89,7 @@ class SilenceAdmin(AuditedModelAdmin):
 
     @admin.display(description="state")
     def state_badge(self, silence: Silence) -> str:
-        return _badge(silence_state(silence, timezone.now()))
+        return badge_html(silence_state(silence, timezone.now()))
 
     @admin.display(description="matchers")
     def matchers_display(self, silence: Silence) -> str:
@@ -106,7 +106,7 @@ class SilenceAdmin(AuditedModelAdmin):
     def one_click(self, silence: Silence) -> str:
         if silence.ends_at <= timezone.now():
             return "-"
-        return _post_button(reverse("admin:alerts_silence_expire", args=[silence.pk]), "Expire now")
+        return post_button(reverse("admin:alerts_silence_expire", args=[silence.pk]), "Expire now")
 
     def save_model(self, request: HttpRequest, obj: Silence, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data

@@ -7,7 +7,13 @@ and how to make it hold: docs/PRODUCTION_READINESS.md.
 """
 
 from leadops.readiness.base import Evidence, Gate
+from leadops.readiness.evidence import STEPS, evidence_capture
 from leadops.readiness.gates import GATES, Readiness, readiness_check
+from leadops.readiness.page import readiness_view
+from leadops.readiness.privacy import last_purge_at
 from leadops.readiness.services import readiness_lost, readiness_record
 
-__all__ = ["GATES", "Evidence", "Gate", "Readiness", "readiness_check", "readiness_lost", "readiness_record"]
+__all__ = [
+    "GATES", "STEPS", "Evidence", "Gate", "Readiness", "evidence_capture", "last_purge_at", "readiness_check",
+    "readiness_lost", "readiness_record", "readiness_view",
+]

@@ -23,7 +23,7 @@ from rest_framework.renderers import JSONRenderer
 from alerts import selectors as alert_selectors
 from core.logging import mask_pii
 from core.models import StaffAction
-from leadops.readiness import GATES, Readiness, readiness_check
+from leadops.readiness.gates import GATES, Readiness, readiness_check
 from leadops.readiness.privacy import masking_samples
 from leadops.readiness.screenshots import Screenshots, chromium_at_hand
 from queueing import selectors as queue_selectors

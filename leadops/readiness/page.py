@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from leadops import __version__
-from leadops.readiness import readiness_check
+from leadops.readiness.gates import readiness_check
 
 
 def readiness_view(request: HttpRequest) -> HttpResponse:

@@ -26,8 +26,8 @@ from django.urls import reverse
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
-    from leadops.readiness import Readiness
     from leadops.readiness.evidence import StepFiles
+    from leadops.readiness.gates import Readiness
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 ACTION_CHUNK = 1000
 
 
-def _id_chunks(queryset: QuerySet) -> Iterator[list[int]]:
+def id_chunks(queryset: QuerySet) -> Iterator[list[int]]:
     # The ids are read in full before the first write, so the services' updates cannot shift a
     # cursor still walking the same rows.
     ids = iter(list(queryset.order_by().values_list("pk", flat=True)))
@@ -20,6 +20,6 @@ def _id_chunks(queryset: QuerySet) -> Iterator[list[int]]:
         yield chunk
 
 
-def _int_term(search_term: str) -> int | None:
+def int_term(search_term: str) -> int | None:
     term = search_term.strip().lstrip("#")
     return int(term) if term.isdecimal() and len(term) < 19 else None

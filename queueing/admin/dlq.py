@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 from core.admin_tools import AuditedModelAdmin, admin_export_record
 from core.audit import Actor
 from core.csv import csv_response
-from queueing.admin.common import _id_chunks
+from queueing.admin.common import id_chunks
 from queueing.admin.evidence import HasEvidenceFilter, evidence_gallery
 from queueing.admin.html import log_tail_html
 from queueing.admin.jobs import JobAttemptInline
@@ -85,7 +85,7 @@ class DeadJobAdmin(AuditedModelAdmin):
         return obj.last_error.get("code", "") if isinstance(obj.last_error, dict) else ""
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
-        for ids in _id_chunks(queryset):
+        for ids in id_chunks(queryset):
             dead_jobs_delete(job_ids=ids, actor=Actor.from_user(request.user))
 
     def delete_model(self, request: HttpRequest, obj: DeadJob) -> None:
@@ -100,7 +100,7 @@ class DeadJobAdmin(AuditedModelAdmin):
                 priority = form.cleaned_data["priority"]
                 actor = Actor.from_user(request.user)
                 done = sum(dead_jobs_requeue(job_ids=ids, priority=priority, actor=actor)
-                           for ids in _id_chunks(queryset))
+                           for ids in id_chunks(queryset))
                 self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
                 return None
         else:
@@ -120,7 +120,7 @@ class DeadJobAdmin(AuditedModelAdmin):
         changelist = self.get_changelist_instance(request)
         matching = changelist.get_queryset(request)
         actor = Actor.from_user(request.user)
-        done = sum(dead_jobs_requeue(job_ids=ids, actor=actor) for ids in _id_chunks(matching))
+        done = sum(dead_jobs_requeue(job_ids=ids, actor=actor) for ids in id_chunks(matching))
         self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
 
     @admin.action(permissions=["view"], description="Export selected dead jobs as CSV")

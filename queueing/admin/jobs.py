@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
 from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
-from queueing.admin.common import _id_chunks, _int_term
+from queueing.admin.common import id_chunks, int_term
 from queueing.admin.evidence import evidence_file_view, evidence_gallery
 from queueing.admin.html import ATTEMPT_STATE_COLOURS, JOB_STATE_COLOURS, log_tail_html, state_badge
 from queueing.models import (
@@ -73,7 +73,7 @@ class JobAdmin(AuditedModelAdmin):
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
                            ) -> tuple[QuerySet[Job], bool]:
         # A number is a job id: answer from the primary key instead of scanning every payload.
-        job_id = _int_term(search_term)
+        job_id = int_term(search_term)
         if job_id is not None:
             return queryset.filter(pk=job_id), False
         return super().get_search_results(request, queryset, search_term)
@@ -104,7 +104,7 @@ class JobAdmin(AuditedModelAdmin):
     @admin.action(permissions=["change"], description="Cancel selected jobs (queued or leased)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         selected = cancelled = 0
-        for ids in _id_chunks(queryset):
+        for ids in id_chunks(queryset):
             selected += len(ids)
             cancelled += jobs_cancel(job_ids=ids, actor=Actor.from_user(request.user))
         self._report(request, done=cancelled, selected=selected, verb="cancelled",
@@ -113,7 +113,7 @@ class JobAdmin(AuditedModelAdmin):
     @admin.action(permissions=["change"], description="Requeue selected jobs (finished ones), attempts reset")
     def requeue(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         selected = requeued = 0
-        for ids in _id_chunks(queryset):
+        for ids in id_chunks(queryset):
             selected += len(ids)
             requeued += jobs_requeue(job_ids=ids, reset_attempts=True, actor=Actor.from_user(request.user))
         self._report(request, done=requeued, selected=selected, verb="requeued", skipped="not finished")
@@ -160,7 +160,7 @@ class JobAttemptAdmin(ReadOnlyModelAdmin):
                            ) -> tuple[QuerySet[JobAttempt], bool]:
         if not search_term.strip():
             return queryset, False
-        job_id = _int_term(search_term)
+        job_id = int_term(search_term)
         if job_id is not None:
             return queryset.filter(job_id=job_id), False
         try:

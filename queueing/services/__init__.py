@@ -21,7 +21,11 @@ from queueing.services.campaign_runs import (
     campaign_schedules_run,
 )
 from queueing.services.claim import Claim, PullResult, jobs_pull
-from queueing.services.counts import job_state_counts_compact, job_state_counts_reconcile
+from queueing.services.counts import (
+    job_state_counts_compact,
+    job_state_counts_reconcile,
+    job_state_triggers_ensure,
+)
 from queueing.services.enqueue import (
     backoff_delay_s,
     campaign_create,
@@ -122,6 +126,7 @@ __all__ = [
     "job_report",
     "job_state_counts_compact",
     "job_state_counts_reconcile",
+    "job_state_triggers_ensure",
     "jobs_cancel",
     "jobs_enqueue",
     "jobs_moved_publish",

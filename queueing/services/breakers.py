@@ -80,13 +80,13 @@ def _breaker_move(*, scope: str, key: str, from_state: str, to_state: str, reaso
     return True
 
 
-def _breaker_half_open(*, scope: str, key: str, now: dt.datetime) -> bool:
+def breaker_half_open(*, scope: str, key: str, now: dt.datetime) -> bool:
     """OPEN -> HALF_OPEN once the cooldown is over, reserving the probe jobs (one claim wins)."""
     return _breaker_move(scope=scope, key=key, from_state=BreakerState.OPEN, to_state=BreakerState.HALF_OPEN,
                          reason="cooldown over", now=now, only_when_due=True)
 
 
-def _breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
+def breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
     """Probes handed out but never reported (their worker died) must not hold a breaker half-open
     for ever: after another cooldown with no probe left, reserve the missing probes again."""
     policy = _breaker_policy(scope=breaker.scope, key=breaker.key)

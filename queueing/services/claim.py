@@ -22,7 +22,7 @@ from queueing.models import (
     JobAttempt,
     JobState,
 )
-from queueing.services.guards import _claim_guard, _claim_guard_settle
+from queueing.services.guards import claim_guard, claim_guard_settle
 from queueing.services.leases import leases_reap
 from workers_mgmt.models import Worker
 
@@ -98,7 +98,7 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
     if pull_reaper.due(now):
         leases_reap(now=now, limit=500)
     with transaction.atomic():
-        guard = _claim_guard(worker=worker, max_jobs=max_jobs, now=now)
+        guard = claim_guard(worker=worker, max_jobs=max_jobs, now=now)
         if guard.max_jobs < 1:
             return PullResult(claims=[], throttled_for_s=guard.wait_s, worker_blocked=guard.worker_blocked)
         if connection.vendor == "postgresql":
@@ -123,7 +123,7 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
                  "provider": c.provider, "worker_id": worker.pk}
                 for c in claims
             ])
-            _claim_guard_settle(guard=guard, claims=claims, now=now)
+            claim_guard_settle(guard=guard, claims=claims, now=now)
     return PullResult(claims=claims, throttled_for_s=None if claims else guard.wait_s)
 
 

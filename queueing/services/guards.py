@@ -19,7 +19,7 @@ from queueing.models import (
     BreakerState,
     ProviderQuotaState,
 )
-from queueing.services.breakers import _breaker_half_open, _breaker_probes_renew
+from queueing.services.breakers import breaker_half_open, breaker_probes_renew
 from workers_mgmt.models import Worker
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def _as_datetime(value: Any) -> dt.datetime | None:
     return parsed
 
 
-def _claim_guard(*, worker: Worker, max_jobs: int, now: dt.datetime) -> _Guard:
+def claim_guard(*, worker: Worker, max_jobs: int, now: dt.datetime) -> _Guard:
     guard = _Guard(max_jobs=max_jobs, skip=set(), limited={})
     with connection.cursor() as cursor:
         cursor.execute(_GUARD_SQL, [worker.pk])
@@ -93,7 +93,7 @@ def _claim_guard(*, worker: Worker, max_jobs: int, now: dt.datetime) -> _Guard:
             continue
         retry_at = _as_datetime(retry_at)
         if (state == BreakerState.OPEN and retry_at is not None and retry_at <= now
-                and _breaker_half_open(scope=scope, key=key, now=now)):
+                and breaker_half_open(scope=scope, key=key, now=now)):
             state = BreakerState.HALF_OPEN
         if state == BreakerState.HALF_OPEN:
             half_open.append((scope, key))
@@ -112,7 +112,7 @@ def _claim_guard(*, worker: Worker, max_jobs: int, now: dt.datetime) -> _Guard:
         guard.probes = {}
         for breaker in locked:
             if breaker.probes_left == 0:
-                _breaker_probes_renew(breaker=breaker, now=now)
+                breaker_probes_renew(breaker=breaker, now=now)
             if breaker.scope == BreakerScope.WORKER:
                 guard.max_jobs = min(guard.max_jobs, breaker.probes_left)
                 guard.probes[""] = breaker.pk
@@ -168,7 +168,7 @@ def _seconds_to_local_midnight(now: dt.datetime) -> float:
     return (midnight - local).total_seconds()
 
 
-def _claim_guard_settle(*, guard: _Guard, claims: list[Claim], now: dt.datetime) -> None:
+def claim_guard_settle(*, guard: _Guard, claims: list[Claim], now: dt.datetime) -> None:
     """Take the quota tokens and probes of the jobs handed out (the guard rows are still locked)."""
     if not guard.quotas and not guard.probes:
         return

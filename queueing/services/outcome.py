@@ -18,7 +18,7 @@ from django.db import models
 
 from core import events
 from core.counters import metric_totals_add
-from core.db.bulk import rows_update
+from core.db import rows_update
 from core.logging import mask_pii
 from ingestion.schema import LeadInput
 from ingestion.services import IngestBatch, IngestResult, lead_batches_ingest

@@ -48,8 +48,9 @@ class ReleaseRefused(Exception):
     """A release, channel or rollout change that cannot be made; the message says why."""
 
 
-def _audit(*, action: str, actor: str, channel: str = "", version: str = "", rollout: Rollout | None = None,
-           detail: dict[str, Any] | None = None, from_state: str = "", to_state: str = "") -> None:
+def release_audit(*, action: str, actor: str, channel: str = "", version: str = "",
+                  rollout: Rollout | None = None, detail: dict[str, Any] | None = None,
+                  from_state: str = "", to_state: str = "") -> None:
     ReleaseAuditEvent.objects.create(
         action=action, actor=actor[:150], channel=channel, version=version,
         rollout_id_ref=rollout.pk if rollout is not None else None, detail=detail or {},

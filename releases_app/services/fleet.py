@@ -18,8 +18,8 @@ from releases_app.models import (
     WorkerPin,
     WorkerReleaseStatus,
 )
-from releases_app.services.base import ReleaseRefused, _audit
-from releases_app.services.manifests import _lock_channel, _manifest_sign, channel_get_or_create
+from releases_app.services.base import ReleaseRefused, release_audit
+from releases_app.services.manifests import channel_get_or_create, channel_locked, manifest_sign
 from workers_mgmt.models import Worker
 
 WORKER_PIN_TYPE = "releases_app.workerpin"
@@ -34,13 +34,13 @@ def worker_pin_set(*, worker: Worker, version: str, reason: str = "", expires_at
                       object_ids=[worker.pk], detail={"version": version}):
         actor = actor_label(actor)
         channel_get_or_create(name=worker.channel, actor=actor)
-        channel = _lock_channel(worker.channel)
+        channel = channel_locked(worker.channel)
         pin, _ = WorkerPin.objects.update_or_create(
             worker=worker, defaults={"release": release, "reason": reason[:200], "expires_at": expires_at,
                                      "created_by": actor[:150]})
-        _audit(action=ReleaseAuditAction.PIN_SET, actor=actor, channel=channel.name, version=version,
-               detail={"worker_id": worker.pk, "reason": reason}, to_state="pinned")
-        _manifest_sign(channel=channel, actor=actor, reason="pin set")
+        release_audit(action=ReleaseAuditAction.PIN_SET, actor=actor, channel=channel.name, version=version,
+                      detail={"worker_id": worker.pk, "reason": reason}, to_state="pinned")
+        manifest_sign(channel=channel, actor=actor, reason="pin set")
     return pin
 
 
@@ -54,10 +54,10 @@ def worker_pin_clear(*, worker: Worker, actor: Actor | str) -> bool:
             return False
         version = pin.release.version
         pin.delete()
-        _audit(action=ReleaseAuditAction.PIN_CLEARED, actor=actor, channel=worker.channel, version=version,
-               detail={"worker_id": worker.pk}, to_state="unpinned")
+        release_audit(action=ReleaseAuditAction.PIN_CLEARED, actor=actor, channel=worker.channel,
+                      version=version, detail={"worker_id": worker.pk}, to_state="unpinned")
         if channel is not None:
-            _manifest_sign(channel=channel, actor=actor, reason="pin cleared")
+            manifest_sign(channel=channel, actor=actor, reason="pin cleared")
     return True
 
 

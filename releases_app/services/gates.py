@@ -18,9 +18,15 @@ from releases_app.models import (
     RolloutTarget,
     WorkerReleaseStatus,
 )
-from releases_app.services.base import DEFAULT_GATES, ReleaseRefused, _audit, heartbeat_window, min_hold_s
-from releases_app.services.manifests import _iso, _manifest_sign
-from releases_app.services.rollouts import _advance, _locked_active_rollout, _rollout_move, rollout_abort
+from releases_app.services.base import (
+    DEFAULT_GATES,
+    ReleaseRefused,
+    heartbeat_window,
+    min_hold_s,
+    release_audit,
+)
+from releases_app.services.manifests import iso_utc, manifest_sign
+from releases_app.services.rollouts import active_rollout_locked, rollout_abort, rollout_advance, rollout_move
 from workers_mgmt.models import Worker
 from workers_mgmt.services import worker_config_get
 
@@ -127,7 +133,7 @@ def rollout_gate_check(*, rollout: Rollout) -> GateResult:
         "targets": len(targets), "installed": len(installed), "failed_installs": failed_install,
         "silent": silent, "offline": offline, "error_rate": new_rate, "attempts": new_total,
         "previous_error_rate": old_rate,
-        "previous_attempts": old_total, "allowed_error_rate": allowed, "evaluated_at": _iso(now),
+        "previous_attempts": old_total, "allowed_error_rate": allowed, "evaluated_at": iso_utc(now),
     }
     if fails:
         return GateResult(GateOutcome.FAIL, checks, fails + unknown)
@@ -151,34 +157,34 @@ def rollout_gate_evaluate(*, rollout_id: int) -> GateResult | None:
     result = rollout_gate_check(rollout=rollout)
     channel_name = rollout.channel.name
     with transaction.atomic():
-        channel, locked = _locked_active_rollout(channel_name)
+        channel, locked = active_rollout_locked(channel_name)
         moved = locked.pk != rollout.pk or locked.state != RolloutState.RUNNING
         if moved or locked.step_index != rollout.step_index:
             return None  # someone else moved it meanwhile
         Rollout.objects.filter(pk=locked.pk).update(last_gate_result=result.as_dict())
-        _audit(action=ReleaseAuditAction.GATE_EVALUATED, actor="system", channel=channel_name,
-               version=locked.release.version, rollout=locked,
-               detail={"step": locked.step_index, **result.as_dict()}, from_state=locked.state,
-               to_state=f"gate_{result.outcome}")
+        release_audit(action=ReleaseAuditAction.GATE_EVALUATED, actor="system", channel=channel_name,
+                      version=locked.release.version, rollout=locked,
+                      detail={"step": locked.step_index, **result.as_dict()}, from_state=locked.state,
+                      to_state=f"gate_{result.outcome}")
         reason = "; ".join(result.reasons)
         if result.outcome == GateOutcome.FAIL:
             rollout_abort(channel_name=channel_name, actor="system", reason=f"health gate failed: {reason}",
                           to_state=RolloutState.ROLLED_BACK)
         elif result.outcome == GateOutcome.INCONCLUSIVE:
-            _rollout_move(rollout=locked, to_state=RolloutState.PAUSED, reason=f"too little data: {reason}")
-            _audit(action=ReleaseAuditAction.ROLLOUT_PAUSED, actor="system", channel=channel_name,
-                   version=locked.release.version, rollout=locked, detail={"reason": reason},
-                   from_state=RolloutState.RUNNING, to_state=RolloutState.PAUSED)
-            _manifest_sign(channel=channel, actor="system", reason="rollout paused")
+            rollout_move(rollout=locked, to_state=RolloutState.PAUSED, reason=f"too little data: {reason}")
+            release_audit(action=ReleaseAuditAction.ROLLOUT_PAUSED, actor="system", channel=channel_name,
+                          version=locked.release.version, rollout=locked, detail={"reason": reason},
+                          from_state=RolloutState.RUNNING, to_state=RolloutState.PAUSED)
+            manifest_sign(channel=channel, actor="system", reason="rollout paused")
         elif step.get("approve") and locked.step_index + 1 < len(locked.steps):
-            _rollout_move(rollout=locked, to_state=RolloutState.WAITING_APPROVAL,
-                          reason="health gates passed; waiting for approval")
-            _audit(action=ReleaseAuditAction.ROLLOUT_WAITING, actor="system", channel=channel_name,
-                   version=locked.release.version, rollout=locked, from_state=RolloutState.RUNNING,
-                   to_state=RolloutState.WAITING_APPROVAL)
-            _manifest_sign(channel=channel, actor="system", reason="rollout waits for approval")
+            rollout_move(rollout=locked, to_state=RolloutState.WAITING_APPROVAL,
+                         reason="health gates passed; waiting for approval")
+            release_audit(action=ReleaseAuditAction.ROLLOUT_WAITING, actor="system", channel=channel_name,
+                          version=locked.release.version, rollout=locked, from_state=RolloutState.RUNNING,
+                          to_state=RolloutState.WAITING_APPROVAL)
+            manifest_sign(channel=channel, actor="system", reason="rollout waits for approval")
         else:
-            _advance(channel=channel, rollout=locked, actor="system", reason="health gates passed")
+            rollout_advance(channel=channel, rollout=locked, actor="system", reason="health gates passed")
     return result
 
 

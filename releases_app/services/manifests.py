@@ -20,7 +20,7 @@ from releases_app.models import (
     WorkerPin,
     channel_name_validator,
 )
-from releases_app.services.base import MANIFEST_SCHEMA, ReleaseRefused, _audit
+from releases_app.services.base import MANIFEST_SCHEMA, ReleaseRefused, release_audit
 from releases_app.signing import sign_envelope
 
 CHANNEL_TYPE = "releases_app.channel"
@@ -37,13 +37,13 @@ def channel_get_or_create(*, name: str, actor: str) -> Channel:
     try:
         with transaction.atomic():
             channel = Channel.objects.create(name=name)
-            _audit(action=ReleaseAuditAction.CHANNEL_CREATED, actor=actor, channel=name)
+            release_audit(action=ReleaseAuditAction.CHANNEL_CREATED, actor=actor, channel=name)
     except IntegrityError:
         channel = Channel.objects.get(name=name)
     return channel
 
 
-def _lock_channel(name: str) -> Channel:
+def channel_locked(name: str) -> Channel:
     # `of=("self",)`: lock the channel row only (PostgreSQL cannot lock the nullable side of the joins).
     channel = (Channel.objects.select_for_update(of=("self",)).select_related("current", "previous")
                .filter(name=name).first())
@@ -52,7 +52,7 @@ def _lock_channel(name: str) -> Channel:
     return channel
 
 
-def _iso(moment: dt.datetime) -> str:
+def iso_utc(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -71,14 +71,14 @@ def release_entry(release: Release) -> dict[str, Any]:
     return entry
 
 
-def _active_rollout(channel: Channel) -> Rollout | None:
+def active_rollout(channel: Channel) -> Rollout | None:
     return Rollout.objects.filter(channel=channel, state__in=ACTIVE_ROLLOUT_STATES).first()
 
 
-def _manifest_sign(*, channel: Channel, actor: str, reason: str) -> Channel:
+def manifest_sign(*, channel: Channel, actor: str, reason: str) -> Channel:
     """Sign the channel's manifest again with sequence + 1; call inside the transaction that locked it."""
     now = timezone.now()
-    rollout = _active_rollout(channel)
+    rollout = active_rollout(channel)
     pinned = (
         WorkerPin.objects.filter(worker__channel=channel.name).select_related("release")
         .order_by("release__version").distinct()
@@ -90,8 +90,8 @@ def _manifest_sign(*, channel: Channel, actor: str, reason: str) -> Channel:
         "schema": MANIFEST_SCHEMA,
         "channel": channel.name,
         "sequence": sequence,
-        "issued_at": _iso(now),
-        "expires_at": _iso(expires),
+        "issued_at": iso_utc(now),
+        "expires_at": iso_utc(expires),
         "release": release_entry(channel.current) if channel.current else None,
         "previous": release_entry(channel.previous) if channel.previous else None,
         "rollout": (
@@ -105,11 +105,11 @@ def _manifest_sign(*, channel: Channel, actor: str, reason: str) -> Channel:
     Channel.objects.filter(pk=channel.pk).update(
         sequence=sequence, manifest=envelope, manifest_expires_at=expires, updated_at=now)
     channel.sequence, channel.manifest, channel.manifest_expires_at = sequence, envelope, expires
-    _audit(action=ReleaseAuditAction.MANIFEST_SIGNED, actor=actor, channel=channel.name,
-           version=channel.current.version if channel.current else "",
-           detail={"sequence": sequence, "reason": reason,
+    release_audit(action=ReleaseAuditAction.MANIFEST_SIGNED, actor=actor, channel=channel.name,
+                  version=channel.current.version if channel.current else "",
+                  detail={"sequence": sequence, "reason": reason,
                    "keyids": [entry["keyid"] for entry in envelope["signatures"]]},
-           to_state="manifest_signed")
+                  to_state="manifest_signed")
     return channel
 
 
@@ -117,8 +117,8 @@ def channel_manifest_sign(*, channel_name: str, actor: Actor | str, reason: str 
     with staff_change(actor=actor, action="release.manifest_sign", object_type=CHANNEL_TYPE,
                       object_ids=[channel_name], detail={"reason": reason}):
         actor = actor_label(actor)
-        channel = _lock_channel(channel_name)
-        return _manifest_sign(channel=channel, actor=actor, reason=reason)
+        channel = channel_locked(channel_name)
+        return manifest_sign(channel=channel, actor=actor, reason=reason)
 
 
 def channel_manifest_ensure(*, channel: Channel) -> dict[str, Any]:
@@ -127,9 +127,9 @@ def channel_manifest_ensure(*, channel: Channel) -> dict[str, Any]:
     if channel.manifest and channel.manifest_expires_at and channel.manifest_expires_at > now:
         return channel.manifest
     with transaction.atomic():
-        locked = _lock_channel(channel.name)
+        locked = channel_locked(channel.name)
         if not (locked.manifest and locked.manifest_expires_at and locked.manifest_expires_at > now):
-            locked = _manifest_sign(channel=locked, actor="system", reason="missing or expired")
+            locked = manifest_sign(channel=locked, actor="system", reason="missing or expired")
     assert locked.manifest is not None  # signed just above when it was missing
     return dict(locked.manifest)
 

@@ -26,7 +26,7 @@ from releases_app.models import (
     WorkerPin,
     version_validator,
 )
-from releases_app.services.base import ReleaseRefused, _audit
+from releases_app.services.base import ReleaseRefused, release_audit
 
 RELEASE_TYPE = "releases_app.release"
 
@@ -82,8 +82,8 @@ def release_publish(
                     notes=notes, min_agent_version=min_agent_version, created_by=actor[:150],
                     state=ReleaseState.UPLOADED,
                 )
-                _audit(action=ReleaseAuditAction.RELEASE_UPLOADED, actor=actor, version=version,
-                       detail={"sha256": release.sha256, "size": size}, to_state=ReleaseState.UPLOADED)
+                release_audit(action=ReleaseAuditAction.RELEASE_UPLOADED, actor=actor, version=version,
+                              detail={"sha256": release.sha256, "size": size}, to_state=ReleaseState.UPLOADED)
         except IntegrityError:
             raise ReleaseRefused(f"version {version} already exists") from None
         return release_self_test(release=release, actor=actor)
@@ -119,9 +119,9 @@ def release_self_test(*, release: Release, actor: str) -> Release:
             entrypoint=manifest.get("entrypoint", "")[:255], node_version=manifest.get("node", "")[:40],
             chromium_version=manifest.get("chromium", "")[:40], updated_at=timezone.now(),
         )
-        _audit(action=ReleaseAuditAction.RELEASE_SELF_TESTED, actor=actor, version=release.version,
-               detail={"ok": report.ok, "errors": report.errors}, from_state=ReleaseState.SELF_TESTING,
-               to_state=state)
+        release_audit(action=ReleaseAuditAction.RELEASE_SELF_TESTED, actor=actor, version=release.version,
+                      detail={"ok": report.ok, "errors": report.errors}, from_state=ReleaseState.SELF_TESTING,
+                      to_state=state)
     release.refresh_from_db()
     return release
 
@@ -143,7 +143,7 @@ def release_revoke(*, release: Release, actor: Actor | str) -> Release:
         moved = Release.objects.filter(pk=release.pk).exclude(state=ReleaseState.REVOKED).update(
             state=ReleaseState.REVOKED, updated_at=timezone.now())
         if moved:
-            _audit(action=ReleaseAuditAction.RELEASE_REVOKED, actor=actor, version=release.version,
-                   from_state=before, to_state=ReleaseState.REVOKED)
+            release_audit(action=ReleaseAuditAction.RELEASE_REVOKED, actor=actor, version=release.version,
+                          from_state=before, to_state=ReleaseState.REVOKED)
     release.refresh_from_db()
     return release

@@ -25,15 +25,15 @@ from releases_app.services.base import (
     DEFAULT_GATES,
     DEFAULT_HOLD_S,
     ReleaseRefused,
-    _audit,
     heartbeat_window,
+    release_audit,
 )
 from releases_app.services.manifests import (
     CHANNEL_TYPE,
-    _active_rollout,
-    _lock_channel,
-    _manifest_sign,
+    active_rollout,
     channel_get_or_create,
+    channel_locked,
+    manifest_sign,
 )
 from workers_mgmt.models import Worker
 from workers_mgmt.services import worker_config_get
@@ -153,7 +153,7 @@ def rollout_start(
                       object_ids=[channel_name], detail={"version": version}):
         actor = actor_label(actor)
         channel_get_or_create(name=channel_name, actor=actor)
-        channel = _lock_channel(channel_name)
+        channel = channel_locked(channel_name)
         if named:
             found = dict(Worker.objects.filter(id__in=named).values_list("id", "channel"))
             missing = sorted(named - set(found))
@@ -162,7 +162,7 @@ def rollout_start(
             elsewhere = sorted(name for name, ch in found.items() if ch != channel_name)
             if elsewhere:
                 raise ReleaseRefused(f"canary workers not on channel {channel_name}: {', '.join(elsewhere)}")
-        if _active_rollout(channel) is not None:
+        if active_rollout(channel) is not None:
             raise ReleaseRefused(f"channel {channel_name} already has a rollout in progress")
         if channel.current_id == release.pk:
             raise ReleaseRefused(f"{version} is already the release of channel {channel_name}")
@@ -176,17 +176,17 @@ def rollout_start(
         Channel.objects.filter(pk=channel.pk).update(current=release, previous=channel.current,
                                                      updated_at=now)
         channel.previous, channel.current = channel.current, release
-        _audit(action=ReleaseAuditAction.ROLLOUT_STARTED, actor=actor, channel=channel_name, version=version,
-               rollout=rollout,
-               detail={"steps": steps, "gates": gates, "targets_added": added,
+        release_audit(action=ReleaseAuditAction.ROLLOUT_STARTED, actor=actor, channel=channel_name,
+                      version=version, rollout=rollout,
+                      detail={"steps": steps, "gates": gates, "targets_added": added,
                        "from_version": channel.previous.version if channel.previous else None},
-               to_state=RolloutState.RUNNING)
-        _manifest_sign(channel=channel, actor=actor, reason="rollout started")
+                      to_state=RolloutState.RUNNING)
+        manifest_sign(channel=channel, actor=actor, reason="rollout started")
     return rollout
 
 
-def _locked_active_rollout(channel_name: str) -> tuple[Channel, Rollout]:
-    channel = _lock_channel(channel_name)
+def active_rollout_locked(channel_name: str) -> tuple[Channel, Rollout]:
+    channel = channel_locked(channel_name)
     rollout = Rollout.objects.select_for_update(of=("self",)).select_related("release", "channel").filter(
         channel=channel, state__in=ACTIVE_ROLLOUT_STATES).first()
     if rollout is None:
@@ -194,7 +194,7 @@ def _locked_active_rollout(channel_name: str) -> tuple[Channel, Rollout]:
     return channel, rollout
 
 
-def _rollout_move(*, rollout: Rollout, to_state: str, reason: str, **changes: Any) -> None:
+def rollout_move(*, rollout: Rollout, to_state: str, reason: str, **changes: Any) -> None:
     """Compare-and-swap the rollout's state: only from the state this transaction read."""
     now = timezone.now()
     moved = Rollout.objects.filter(pk=rollout.pk, state=rollout.state).update(
@@ -207,25 +207,25 @@ def _rollout_move(*, rollout: Rollout, to_state: str, reason: str, **changes: An
         setattr(rollout, name, value)
 
 
-def _advance(*, channel: Channel, rollout: Rollout, actor: str, reason: str) -> Rollout:
+def rollout_advance(*, channel: Channel, rollout: Rollout, actor: str, reason: str) -> Rollout:
     """Next step, or done after the last one; then re-sign (the manifest names the step)."""
     before = rollout.state
     now = timezone.now()
     if rollout.step_index + 1 >= len(rollout.steps):
-        _rollout_move(rollout=rollout, to_state=RolloutState.DONE, reason=reason, finished_at=now)
-        _audit(action=ReleaseAuditAction.ROLLOUT_DONE, actor=actor, channel=channel.name,
-               version=rollout.release.version, rollout=rollout, detail={"reason": reason},
-               from_state=before, to_state=RolloutState.DONE)
+        rollout_move(rollout=rollout, to_state=RolloutState.DONE, reason=reason, finished_at=now)
+        release_audit(action=ReleaseAuditAction.ROLLOUT_DONE, actor=actor, channel=channel.name,
+                      version=rollout.release.version, rollout=rollout, detail={"reason": reason},
+                      from_state=before, to_state=RolloutState.DONE)
     else:
         step_index = rollout.step_index + 1
-        _rollout_move(rollout=rollout, to_state=RolloutState.RUNNING, reason=reason, step_index=step_index,
-                      step_started_at=now)
+        rollout_move(rollout=rollout, to_state=RolloutState.RUNNING, reason=reason, step_index=step_index,
+                     step_started_at=now)
         added = _step_targets_apply(rollout=rollout, step_index=step_index)
-        _audit(action=ReleaseAuditAction.ROLLOUT_STEP, actor=actor, channel=channel.name,
-               version=rollout.release.version, rollout=rollout,
-               detail={"step": step_index, "targets_added": added, "reason": reason},
-               from_state=before, to_state=RolloutState.RUNNING)
-    _manifest_sign(channel=channel, actor=actor, reason=f"rollout {rollout.state}")
+        release_audit(action=ReleaseAuditAction.ROLLOUT_STEP, actor=actor, channel=channel.name,
+                      version=rollout.release.version, rollout=rollout,
+                      detail={"step": step_index, "targets_added": added, "reason": reason},
+                      from_state=before, to_state=RolloutState.RUNNING)
+    manifest_sign(channel=channel, actor=actor, reason=f"rollout {rollout.state}")
     return rollout
 
 
@@ -234,23 +234,23 @@ def rollout_promote(*, channel_name: str, actor: Actor | str) -> Rollout:
     with staff_change(actor=actor, action="rollout.promote",
                       object_type=CHANNEL_TYPE, object_ids=[channel_name]):
         actor = actor_label(actor)
-        channel, rollout = _locked_active_rollout(channel_name)
-        return _advance(channel=channel, rollout=rollout, actor=actor, reason=f"promoted by {actor}")
+        channel, rollout = active_rollout_locked(channel_name)
+        return rollout_advance(channel=channel, rollout=rollout, actor=actor, reason=f"promoted by {actor}")
 
 
 def rollout_pause(*, channel_name: str, actor: Actor | str, reason: str = "") -> Rollout:
     with staff_change(actor=actor, action="rollout.pause",
                       object_type=CHANNEL_TYPE, object_ids=[channel_name]):
         actor = actor_label(actor)
-        channel, rollout = _locked_active_rollout(channel_name)
+        channel, rollout = active_rollout_locked(channel_name)
         if rollout.state == RolloutState.PAUSED:
             return rollout
         before = rollout.state
-        _rollout_move(rollout=rollout, to_state=RolloutState.PAUSED, reason=reason or f"paused by {actor}")
-        _audit(action=ReleaseAuditAction.ROLLOUT_PAUSED, actor=actor, channel=channel.name,
-               version=rollout.release.version, rollout=rollout, detail={"reason": reason},
-               from_state=before, to_state=RolloutState.PAUSED)
-        _manifest_sign(channel=channel, actor=actor, reason="rollout paused")
+        rollout_move(rollout=rollout, to_state=RolloutState.PAUSED, reason=reason or f"paused by {actor}")
+        release_audit(action=ReleaseAuditAction.ROLLOUT_PAUSED, actor=actor, channel=channel.name,
+                      version=rollout.release.version, rollout=rollout, detail={"reason": reason},
+                      from_state=before, to_state=RolloutState.PAUSED)
+        manifest_sign(channel=channel, actor=actor, reason="rollout paused")
     return rollout
 
 
@@ -259,15 +259,15 @@ def rollout_resume(*, channel_name: str, actor: Actor | str) -> Rollout:
     with staff_change(actor=actor, action="rollout.resume",
                       object_type=CHANNEL_TYPE, object_ids=[channel_name]):
         actor = actor_label(actor)
-        channel, rollout = _locked_active_rollout(channel_name)
+        channel, rollout = active_rollout_locked(channel_name)
         if rollout.state != RolloutState.PAUSED:
             raise ReleaseRefused(f"the rollout on {channel_name} is {rollout.state}, not paused")
-        _rollout_move(rollout=rollout, to_state=RolloutState.RUNNING, reason=f"resumed by {actor}",
-                      step_started_at=timezone.now())
-        _audit(action=ReleaseAuditAction.ROLLOUT_RESUMED, actor=actor, channel=channel.name,
-               version=rollout.release.version, rollout=rollout, from_state=RolloutState.PAUSED,
-               to_state=RolloutState.RUNNING)
-        _manifest_sign(channel=channel, actor=actor, reason="rollout resumed")
+        rollout_move(rollout=rollout, to_state=RolloutState.RUNNING, reason=f"resumed by {actor}",
+                     step_started_at=timezone.now())
+        release_audit(action=ReleaseAuditAction.ROLLOUT_RESUMED, actor=actor, channel=channel.name,
+                      version=rollout.release.version, rollout=rollout, from_state=RolloutState.PAUSED,
+                      to_state=RolloutState.RUNNING)
+        manifest_sign(channel=channel, actor=actor, reason="rollout resumed")
     return rollout
 
 
@@ -282,18 +282,19 @@ def rollout_abort(*, channel_name: str, actor: Actor | str, reason: str = "",
     with staff_change(actor=actor, action="rollout.abort",
                       object_type=CHANNEL_TYPE, object_ids=[channel_name], detail={"to_state": to_state}):
         actor = actor_label(actor)
-        channel, rollout = _locked_active_rollout(channel_name)
+        channel, rollout = active_rollout_locked(channel_name)
         before = rollout.state
         reason = reason or f"{to_state} by {actor}"
-        _rollout_move(rollout=rollout, to_state=to_state, reason=reason, finished_at=timezone.now())
+        rollout_move(rollout=rollout, to_state=to_state, reason=reason, finished_at=timezone.now())
         _revert_channel(channel=channel, to_release=rollout.from_release)
         action = ReleaseAuditAction.ROLLED_BACK if to_state == RolloutState.ROLLED_BACK \
             else ReleaseAuditAction.ROLLOUT_ABORTED
-        _audit(action=action, actor=actor, channel=channel.name, version=rollout.release.version,
-               rollout=rollout,
-               detail={"reason": reason, "back_to": channel.current.version if channel.current else None},
-               from_state=before, to_state=to_state)
-        _manifest_sign(channel=channel, actor=actor, reason=to_state)
+        release_audit(action=action, actor=actor, channel=channel.name, version=rollout.release.version,
+                      rollout=rollout,
+                      detail={"reason": reason,
+                              "back_to": channel.current.version if channel.current else None},
+                      from_state=before, to_state=to_state)
+        manifest_sign(channel=channel, actor=actor, reason=to_state)
     return rollout
 
 
@@ -302,8 +303,8 @@ def channel_rollback(*, channel_name: str, actor: Actor | str, reason: str = "")
     with staff_change(actor=actor, action="channel.rollback",
                       object_type=CHANNEL_TYPE, object_ids=[channel_name]):
         actor = actor_label(actor)
-        channel = _lock_channel(channel_name)
-        if _active_rollout(channel) is not None:
+        channel = channel_locked(channel_name)
+        if active_rollout(channel) is not None:
             rollout_abort(channel_name=channel_name, actor=actor, reason=reason or f"rolled back by {actor}",
                           to_state=RolloutState.ROLLED_BACK)
             return Channel.objects.get(pk=channel.pk)
@@ -313,11 +314,12 @@ def channel_rollback(*, channel_name: str, actor: Actor | str, reason: str = "")
         _revert_channel(channel=channel, to_release=channel.previous)
         last = Rollout.objects.filter(channel=channel, release=rolled, state=RolloutState.DONE).first()
         if last is not None:
-            _rollout_move(rollout=last, to_state=RolloutState.ROLLED_BACK,
-                          reason=reason or f"rolled back by {actor}")
-        _audit(action=ReleaseAuditAction.ROLLED_BACK, actor=actor, channel=channel.name,
-               version=rolled.version if rolled else "", rollout=last,
-               detail={"reason": reason, "back_to": channel.current.version if channel.current else None},
-               from_state="current", to_state=RolloutState.ROLLED_BACK)
-        _manifest_sign(channel=channel, actor=actor, reason="rolled back")
+            rollout_move(rollout=last, to_state=RolloutState.ROLLED_BACK,
+                         reason=reason or f"rolled back by {actor}")
+        release_audit(action=ReleaseAuditAction.ROLLED_BACK, actor=actor, channel=channel.name,
+                      version=rolled.version if rolled else "", rollout=last,
+                      detail={"reason": reason,
+                              "back_to": channel.current.version if channel.current else None},
+                      from_state="current", to_state=RolloutState.ROLLED_BACK)
+        manifest_sign(channel=channel, actor=actor, reason="rolled back")
     return channel

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from core.audit import Actor
 from leadops.readiness import readiness_check
 from queueing.models import Job, JobState
 from tests.factories import make_jobs, make_provider, make_worker
@@ -36,7 +37,7 @@ def test_secrets_names_a_worker_without_a_key_and_a_rotation_stuck_past_its_grac
     other, _ = make_worker(worker_id="slow")
     worker.enabled = False
     worker.save()
-    issued = credential_rotate(worker=other, actor="tests", grace_hours=1)
+    issued = credential_rotate(worker=other, actor=Actor.command("tests"), grace_hours=1)
     assert gate("secrets").ok
     WorkerCredential.objects.filter(pk=issued.key_id).update(created_at=timezone.now() - dt.timedelta(hours=2))
     secrets = gate("secrets")
@@ -47,7 +48,14 @@ def test_secrets_needs_the_audit_of_every_rotation():
     from workers_mgmt.models import CredentialRotation
 
     worker, _ = make_worker(worker_id="audited")
-    credential_rotate(worker=worker, actor="tests")
+    credential_rotate(worker=worker, actor=Actor.command("tests"))
+    assert gate("secrets").ok
+    # The credential audit saw this one start, but no staff action lists it: not in the one trail.
+    unlisted, _ = make_worker(worker_id="unlisted")
+    pending = credential_rotate(worker=unlisted, actor="no staff action")
+    secrets = gate("secrets")
+    assert not secrets.ok and f"missing from the credential audit ({pending.key_id})" in secrets.why
+    unlisted.delete()
     assert gate("secrets").ok
     # A rotation written past the services (a restore, a hand-made key): the audit never saw it start.
     # The audit itself is append-only (on PostgreSQL a trigger refuses deletes), so it is added beside it.

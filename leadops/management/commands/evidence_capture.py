@@ -10,7 +10,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from core.commands import OneLineErrorCommand
-from leadops.readiness.evidence import STEPS, evidence_capture
+from leadops.readiness import STEPS, evidence_capture
 
 
 class Command(OneLineErrorCommand):
