@@ -36,6 +36,8 @@ lint: $(STAMP)
 	DEBUG=true $(VENV)/bin/mypy
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 	DEBUG=true $(PY) manage.py check
+	# Modules meet through public names (docs/SYSTEM_OVERVIEW.md, "Public faces").
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_public_faces.py
 
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
