@@ -24,7 +24,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bench import portal
-from bench.common import ROOT, database_url, drop_database, median, percentile, recreate_database
+from bench.common import (
+    ROOT,
+    database_url,
+    drop_database,
+    median,
+    name_value_table,
+    percentile,
+    recreate_database,
+)
 
 DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_alerts"
 TARGET_P99_S = 30.0
@@ -140,8 +148,7 @@ def render(result: dict) -> str:
             ("delivered", f"{result['delivered']} in {result['posts']} POSTs"),
             ("p50 s", f"{result['p50_s']}"), ("p99 s", f"{result['p99_s']}"), ("max s", f"{result['max_s']}"),
             ("target", f"p99 <= {TARGET_P99_S:.0f} s"), ("result", "PASS" if result["pass"] else "FAIL")]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"| {name.ljust(width)} | {value} |" for name, value in rows)
+    return name_value_table(rows)
 
 
 def main() -> int:

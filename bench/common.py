@@ -78,6 +78,12 @@ def spread(values: Sequence[float]) -> float:
     return (max(values) - min(values)) / mid if mid else float("nan")
 
 
+def name_value_table(rows: Sequence[tuple[str, str]]) -> str:
+    """A result as a two-column table, one `| name | value |` line a row, the names padded alike."""
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"| {name.ljust(width)} | {value} |" for name, value in rows)
+
+
 # --- CPU accounting (Linux /proc) --------------------------------------------------------------------
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

@@ -24,7 +24,15 @@ import subprocess
 import sys
 
 from bench import portal
-from bench.common import ROOT, database_url, drop_database, median, percentile, recreate_database
+from bench.common import (
+    ROOT,
+    database_url,
+    drop_database,
+    median,
+    name_value_table,
+    percentile,
+    recreate_database,
+)
 
 DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_live"
 TARGET_P95_MS = 500.0
@@ -192,8 +200,7 @@ def render(result: dict) -> str:
             ("p50 ms", f"{result['p50_ms']}"), ("p95 ms", f"{result['p95_ms']}"),
             ("p99 ms", f"{result['p99_ms']}"), ("max ms", f"{result['max_ms']}"),
             ("target", f"p95 <= {TARGET_P95_MS:.0f} ms"), ("result", "PASS" if result["pass"] else "FAIL")]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"| {name.ljust(width)} | {value} |" for name, value in rows)
+    return name_value_table(rows)
 
 
 def main() -> int:
