@@ -24,15 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bench import portal
-from bench.common import (
-    ROOT,
-    database_url,
-    drop_database,
-    median,
-    name_value_table,
-    percentile,
-    recreate_database,
-)
+from bench.common import ROOT, drop_database, median, name_value_table, percentile
 
 DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_alerts"
 TARGET_P99_S = 30.0
@@ -103,11 +95,7 @@ class Receiver:
 
 def measure(*, alerts: int = 100, spread_s: float = 30.0, keep_db: bool = False) -> dict:
     """Run the evaluator with default timings on a fresh database; time condition -> receipt per alert."""
-    log_dir = portal.new_log_dir()
-    env = portal.bench_env(redis=False, log_dir=log_dir)
-    env["DATABASE_URL"] = database_url(DATABASE)
-    recreate_database(DATABASE)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    env, log_dir = portal.fresh_portal(DATABASE, redis=False)
     receiver = Receiver()
     first_in = 12.0  # seconds: the evaluator is up and idle before the first heartbeat becomes overdue
     evaluator = None
