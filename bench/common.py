@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -191,6 +192,15 @@ def machine_info() -> dict[str, object]:
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty_files": len(dirty.splitlines()) if dirty else 0,
     }
+
+
+def child_json(argv: Sequence[str], *, tree: Path, env: dict[str, str], what: str) -> dict[str, float]:
+    """Run `python ARGV` in a checkout, its modules first on the path; the JSON its last line prints."""
+    proc = subprocess.run([sys.executable, *argv], cwd=tree, env={**env, "PYTHONPATH": str(tree)},
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode:
+        raise SystemExit(f"{what} in {tree} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def dump_json(path: Path, payload: object) -> None:
