@@ -569,9 +569,7 @@ class Agent:
         except ClientError as exc:
             logger.warning("GET /config failed: %s", exc)
             return
-        channel = config.get("channel")
-        if isinstance(channel, str) and channel:
-            self.updater.channel = channel
+        self.updater.channel_follow(config)
         interval = config.get("update_check_interval_s")
         if self.settings.check_interval_s is None and isinstance(interval, (int, float)) and interval > 0:
             self._check_interval_s = float(interval)
