@@ -24,7 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bench import portal
-from bench.common import ROOT, database_url, drop_database, median, percentile, recreate_database
+from bench.common import ROOT, drop_database, median, name_value_table, percentile
 
 DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_alerts"
 TARGET_P99_S = 30.0
@@ -95,11 +95,7 @@ class Receiver:
 
 def measure(*, alerts: int = 100, spread_s: float = 30.0, keep_db: bool = False) -> dict:
     """Run the evaluator with default timings on a fresh database; time condition -> receipt per alert."""
-    log_dir = portal.new_log_dir()
-    env = portal.bench_env(redis=False, log_dir=log_dir)
-    env["DATABASE_URL"] = database_url(DATABASE)
-    recreate_database(DATABASE)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    env, log_dir = portal.fresh_portal(DATABASE, redis=False)
     receiver = Receiver()
     first_in = 12.0  # seconds: the evaluator is up and idle before the first heartbeat becomes overdue
     evaluator = None
@@ -140,8 +136,7 @@ def render(result: dict) -> str:
             ("delivered", f"{result['delivered']} in {result['posts']} POSTs"),
             ("p50 s", f"{result['p50_s']}"), ("p99 s", f"{result['p99_s']}"), ("max s", f"{result['max_s']}"),
             ("target", f"p99 <= {TARGET_P99_S:.0f} s"), ("result", "PASS" if result["pass"] else "FAIL")]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"| {name.ljust(width)} | {value} |" for name, value in rows)
+    return name_value_table(rows)
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,12 @@ def spread(values: Sequence[float]) -> float:
         return 0.0
     mid = median(values)
     return (max(values) - min(values)) / mid if mid else float("nan")
+
+
+def name_value_table(rows: Sequence[tuple[str, str]]) -> str:
+    """A result as a two-column table, one `| name | value |` line a row, the names padded alike."""
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"| {name.ljust(width)} | {value} |" for name, value in rows)
 
 
 # --- CPU accounting (Linux /proc) --------------------------------------------------------------------
@@ -185,6 +192,15 @@ def machine_info() -> dict[str, object]:
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty_files": len(dirty.splitlines()) if dirty else 0,
     }
+
+
+def child_json(argv: Sequence[str], *, tree: Path, env: dict[str, str], what: str) -> dict[str, float]:
+    """Run `python ARGV` in a checkout, its modules first on the path; the JSON its last line prints."""
+    proc = subprocess.run([sys.executable, *argv], cwd=tree, env={**env, "PYTHONPATH": str(tree)},
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode:
+        raise SystemExit(f"{what} in {tree} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def dump_json(path: Path, payload: object) -> None:

@@ -128,11 +128,8 @@ def micro_child(rounds: int, calls: int) -> None:
 
 
 def micro(backend: str, env: dict[str, str], rounds: int, calls: int) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, "-m", "bench.credential_check", "--micro-child", str(rounds), str(calls)],
-                          cwd=common.ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    if proc.returncode:
-        raise SystemExit(f"micro ({backend}) failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = common.child_json(["-m", "bench.credential_check", "--micro-child", str(rounds), str(calls)],
+                               tree=common.ROOT, env=env, what=f"micro ({backend})")
     result["check_ms"] = result["now"] - result["before"]
     return result
 
@@ -141,11 +138,7 @@ def micro(backend: str, env: dict[str, str], rounds: int, calls: int) -> dict[st
 
 
 def requests_cpu(tree: Path, env: dict[str, str], reps: int, script: Path) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, str(script), str(reps)], cwd=tree,
-                          env={**env, "PYTHONPATH": str(tree)}, capture_output=True, text=True, timeout=1800)
-    if proc.returncode:
-        raise SystemExit(f"request_cpu in {tree} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return common.child_json([str(script), str(reps)], tree=tree, env=env, what="request_cpu")
 
 
 def main() -> None:

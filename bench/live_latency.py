@@ -24,7 +24,7 @@ import subprocess
 import sys
 
 from bench import portal
-from bench.common import ROOT, database_url, drop_database, median, percentile, recreate_database
+from bench.common import ROOT, drop_database, median, name_value_table, percentile
 
 DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_live"
 TARGET_P95_MS = 500.0
@@ -146,11 +146,7 @@ def measure(*, viewers: int = 100, rate: float = 50.0, seconds: float = 20.0, ke
     """Start daphne on a fresh database with the Redis layer and time commit -> viewer latency."""
     if not portal.redis_reachable(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")):
         raise RuntimeError("Redis is not reachable: the live bench measures the Redis channel layer")
-    log_dir = portal.new_log_dir()
-    env = portal.bench_env(redis=True, log_dir=log_dir)
-    env["DATABASE_URL"] = database_url(DATABASE)
-    recreate_database(DATABASE)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    env, log_dir = portal.fresh_portal(DATABASE, redis=True)
     session_key = subprocess.run([sys.executable, "-c", SESSION_CHILD], cwd=ROOT, env=env, check=True,
                                  capture_output=True, text=True).stdout.strip().splitlines()[-1]
     count = int(rate * seconds)
@@ -192,8 +188,7 @@ def render(result: dict) -> str:
             ("p50 ms", f"{result['p50_ms']}"), ("p95 ms", f"{result['p95_ms']}"),
             ("p99 ms", f"{result['p99_ms']}"), ("max ms", f"{result['max_ms']}"),
             ("target", f"p95 <= {TARGET_P95_MS:.0f} ms"), ("result", "PASS" if result["pass"] else "FAIL")]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"| {name.ljust(width)} | {value} |" for name, value in rows)
+    return name_value_table(rows)
 
 
 def main() -> int:

@@ -22,7 +22,6 @@ import importlib.util
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -101,14 +100,6 @@ def parse_child(rounds: int, calls: int) -> None:
     json.dump({kind: statistics.median(values) for kind, values in samples.items()}, sys.stdout)
 
 
-def parse_cpu(tree: Path, env: dict[str, str], rounds: int, calls: int, script: Path) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, str(script), "--parse-child", str(rounds), str(calls)], cwd=tree,
-                          env={**env, "PYTHONPATH": str(tree)}, capture_output=True, text=True, timeout=1800)
-    if proc.returncode:
-        raise SystemExit(f"parse_cpu in {tree} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, help="a checkout from before the protocol modules (required)")
@@ -142,7 +133,8 @@ def main() -> None:
     for round_index in range(args.rounds):
         order = list(trees) if round_index % 2 == 0 else list(reversed(trees))
         for name in order:
-            parsing[name].append(parse_cpu(trees[name], envs[name], 1, args.calls, script))
+            parsing[name].append(common.child_json([str(script), "--parse-child", "1", str(args.calls)],
+                                                   tree=trees[name], env=envs[name], what="parse_cpu"))
             requests[name].append(requests_cpu(trees[name], envs[name], args.reps, request_script))
         print(f"round {round_index + 1}: " + "; ".join(
             f"{name} parse {json.dumps({k: round(v, 1) for k, v in parsing[name][-1].items()})} "

@@ -73,6 +73,16 @@ def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     return proc.stdout
 
 
+def fresh_portal(database: str, *, redis: bool) -> tuple[dict[str, str], Path]:
+    """Production settings on `database`, made anew and migrated: (the environment, the run's log folder)."""
+    log_dir = new_log_dir()
+    env = bench_env(redis=redis, log_dir=log_dir)
+    env["DATABASE_URL"] = database_url(database)
+    recreate_database(database)
+    manage(env, "migrate", "--noinput", "-v", "0", timeout=600)
+    return env, log_dir
+
+
 def setup_database(env: dict[str, str]) -> None:
     recreate_database(DB)
     manage(env, "migrate", "--noinput", timeout=600)

@@ -19,11 +19,11 @@ import secrets
 import time
 from typing import Any
 
-import phonenumbers
 import psycopg
 
 from bench.common import Clients, client_ready, dsn, median, recreate_database, spread, wait_until
 from bench.leads import LeadStream
+from worker_client.tests.phones import portal_e164
 
 DB = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_raw_ingest"
 BATCH = 500
@@ -45,31 +45,17 @@ ON CONFLICT (fingerprint) DO NOTHING
 RETURNING 1
 """
 
-_E164 = phonenumbers.PhoneNumberFormat.E164
-
-
 def setup() -> None:
     recreate_database(DB)
     with psycopg.connect(dsn(DB), autocommit=True) as conn:
         conn.execute(_DDL)
 
 
-def normalize(raw: str) -> str | None:
-    """E.164 of a usable phone (at least possible), else None."""
-    try:
-        number = phonenumbers.parse(raw, "SA")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, _E164)
-
-
 def ingest_batch(conn: psycopg.Connection, key: bytes, scope: str, phones: list[str]) -> tuple[int, int, int]:
     invalid = 0
     batch: dict[str, str] = {}
     for raw in phones:
-        e164 = normalize(raw)
+        e164 = portal_e164(raw)
         if e164 is None:
             invalid += 1
             continue
@@ -138,7 +124,7 @@ def parse_rate(seconds: float = 1.0) -> float:
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         for raw in phones:
-            normalize(raw)
+            portal_e164(raw)
         done += len(phones)
     return done / (time.perf_counter() - start)
 

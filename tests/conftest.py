@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: database vendor markers, a signed worker client, the clock shift."""
+"""Fixtures shared by the whole suite: database vendor markers, a signed worker client, the clock shift,
+a local HTTP receiver."""
 
 from __future__ import annotations
 
@@ -201,3 +202,13 @@ def received():
     events.sink_register(got.append)
     yield got
     events.sink_unregister(got.append)
+
+
+@pytest.fixture
+def http_receiver():
+    """A local HTTP server standing in for webhooks and chat services (tests/alerts/receivers.py)."""
+    from tests.alerts.receivers import HttpReceiver
+
+    receiver = HttpReceiver()
+    yield receiver
+    receiver.close()

@@ -23,13 +23,13 @@ import os
 import random
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from worker_client.client import LeadOpsClient, enroll
 from worker_client.errors import ClientError
+from worker_client.files import write_atomically
 from worker_client.provider import SimulatedProvider
 from worker_client.runtime import (
     AGENT_HOLD_ENV,
@@ -142,18 +142,7 @@ def credentials_writer(path: Path, *, worker_id: str | None = None) -> Callable[
         stored = {"key_id": key_id, "secret": secret}
         if worker_id:
             stored = {"worker_id": worker_id, **stored}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(stored, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, json.dumps(stored))
 
     return write
 

@@ -33,7 +33,6 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +42,7 @@ from typing import Any
 
 from worker_client.client import LeadOpsClient
 from worker_client.errors import ClientError
+from worker_client.files import write_atomically
 from worker_client.runtime import (
     AGENT_FD_ENV,
     AGENT_HOLD_ENV,
@@ -107,20 +107,9 @@ class AgentState:
         return state
 
     def save(self, path: Path) -> None:
-        """Write, fsync, rename: a crash never leaves half a file behind."""
-        data = json.dumps({"running": self.running, "last_good": self.last_good,
-                           "switched_at": self.switched_at, "crashes": self.crashes,
-                           "self_tests": self.self_tests, "quarantine": self.quarantine}, indent=1)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".agent-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        state = {"running": self.running, "last_good": self.last_good, "switched_at": self.switched_at,
+                 "crashes": self.crashes, "self_tests": self.self_tests, "quarantine": self.quarantine}
+        write_atomically(path, json.dumps(state, indent=1))
 
     def crash_loop(self, *, limit: int, window_s: float) -> bool:
         """More than `limit` crashes within `window_s` seconds after the switch."""
@@ -580,9 +569,7 @@ class Agent:
         except ClientError as exc:
             logger.warning("GET /config failed: %s", exc)
             return
-        channel = config.get("channel")
-        if isinstance(channel, str) and channel:
-            self.updater.channel = channel
+        self.updater.channel_follow(config)
         interval = config.get("update_check_interval_s")
         if self.settings.check_interval_s is None and isinstance(interval, (int, float)) and interval > 0:
             self._check_interval_s = float(interval)

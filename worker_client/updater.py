@@ -295,11 +295,19 @@ class Updater:
             logger.info("worker %s is now on channel %s", self.client.worker_id, moved_to)
             return self.verifier.verify(manifest, channel=moved_to)
 
-    def _channel_fetch(self) -> str:
-        channel = self.client.config().get("channel")
+    def channel_follow(self, config: Mapping[str, Any]) -> str | None:
+        """Take the channel the portal's config names (a manifest of any other channel is refused);
+        None when it names none, and the channel stays as it was."""
+        channel = config.get("channel")
         if not isinstance(channel, str) or not channel:
-            raise UpdateRefused("manifest_wrong_channel", "the portal names no channel for this worker")
+            return None
         self.channel = channel
+        return channel
+
+    def _channel_fetch(self) -> str:
+        channel = self.channel_follow(self.client.config())
+        if channel is None:
+            raise UpdateRefused("manifest_wrong_channel", "the portal names no channel for this worker")
         return channel
 
     def kept(self, entry: Mapping[str, Any]) -> bool:

@@ -580,10 +580,9 @@ class Worker:
             self._note_error("config", exc)
             return
         self.settings = WorkerSettings.from_config(config)
-        channel = config.get("channel")
-        if self.updater is not None and isinstance(channel, str) and channel:
+        if self.updater is not None:
             # The updater refuses a manifest of any other channel (docs/RELEASES.md).
-            self.updater.channel = channel
+            self.updater.channel_follow(config)
 
     def _heartbeat_loop(self) -> None:
         while True:

@@ -1,17 +1,11 @@
-"""Fixtures of the alerting tests: local receivers (HTTP and SMTP) and SMTP settings pointing at them."""
+"""Fixtures of the alerting tests: a local SMTP receiver and the settings pointing at it (the HTTP one is
+tests/conftest.py's `http_receiver`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.alerts.receivers import HttpReceiver, SmtpReceiver
-
-
-@pytest.fixture
-def http_receiver():
-    receiver = HttpReceiver()
-    yield receiver
-    receiver.close()
+from tests.alerts.receivers import SmtpReceiver
 
 
 @pytest.fixture

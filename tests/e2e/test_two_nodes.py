@@ -26,7 +26,6 @@ from alerts.services import receiver_set
 from queueing.services import jobs_enqueue
 from releases_app.models import Release
 from releases_app.services import release_publish
-from tests.alerts.conftest import http_receiver  # noqa: F401 - the fixture, shared with tests/alerts
 from tests.alerts.factories import silent_workers
 from tests.e2e.conftest import admin_post, admin_session
 from tests.e2e.servers import BASE_DIR, CHOSEN, LOG_DIR, free_port, sessions_end, start_server
@@ -95,7 +94,7 @@ def _url_of(process: subprocess.Popen) -> str:
     return f"http://{args[args.index('-b') + 1]}"
 
 
-def test_two_nodes_share_claims_limits_alerts_rotation_and_rollouts(two_nodes, http_receiver, tmp_path, settings):  # noqa: F811
+def test_two_nodes_share_claims_limits_alerts_rotation_and_rollouts(two_nodes, http_receiver, tmp_path, settings):
     node_a, node_b = two_nodes
     nodes = [node_a, node_b]
     # Started first, checked last: each alert notification is sent once though two evaluator

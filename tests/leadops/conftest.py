@@ -1,8 +1,19 @@
-"""Fixtures of the live-monitor tests: a fresh in-memory channel layer, users."""
+"""Fixtures of the leadops tests: a fresh in-memory channel layer, users; `purge_retention --json`."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
+from django.core.management import call_command
+
+
+def purge_retention(*args: str) -> dict:
+    """`purge_retention --json ARGS`: its answer."""
+    out = io.StringIO()
+    call_command("purge_retention", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
 
 
 @pytest.fixture

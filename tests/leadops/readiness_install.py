@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from django.core.management import call_command
 from django.utils import timezone
@@ -12,6 +13,17 @@ from tests.log_guard import remember_secret
 from tests.releases_app.builders import tar_artifact
 from tests.signing import SignedClient
 from workers_mgmt.models import WorkerCredential
+
+
+def readiness_json(capsys) -> tuple[int, dict]:
+    """`readiness --json`: (its exit code, its answer)."""
+    capsys.readouterr()
+    try:
+        call_command("readiness", "--json")
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, json.loads(capsys.readouterr().out)
 
 
 def publish(tmp_path, version: str) -> None:

@@ -14,19 +14,11 @@ from django.utils import timezone
 
 from queueing.models import Job, JobState
 from releases_app.signing import envelope_verify
-from tests.alerts.receivers import HttpReceiver
 from tests.leadops.readiness_install import ready_installation
 
 pytestmark = pytest.mark.django_db
 
 FULL_PHONE = re.compile(r"(?:\+?966|0)5\d{8}")
-
-
-@pytest.fixture
-def http_receiver():
-    receiver = HttpReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture(autouse=True)

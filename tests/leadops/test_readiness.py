@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.core.management import call_command
+
+from tests.leadops.readiness_install import readiness_json
 
 pytestmark = pytest.mark.django_db
 
 GATE_NAMES = ["secrets", "updates", "breakers_dlq", "alerts", "privacy", "throttling"]
-
-
-def readiness_json(capsys) -> tuple[int, dict]:
-    capsys.readouterr()
-    try:
-        call_command("readiness", "--json")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, json.loads(capsys.readouterr().out)
 
 
 def test_fresh_portal_is_no_go_with_every_gate_and_its_why(capsys):

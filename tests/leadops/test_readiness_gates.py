@@ -144,12 +144,8 @@ def test_throttling_accepts_a_daily_cap():
 
 
 @pytest.fixture
-def http_receiver_url():
-    from tests.alerts.receivers import HttpReceiver
-
-    receiver = HttpReceiver()
-    yield receiver.url("/hook")
-    receiver.close()
+def http_receiver_url(http_receiver):
+    return http_receiver.url("/hook")
 
 
 def test_a_gate_that_cannot_be_read_does_not_hold_and_the_others_are_still_read(settings):

@@ -4,7 +4,6 @@ to no-go when the receiver starts failing (`readiness_lost` fires). docs/PRODUCT
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 from django.core.management import call_command
@@ -13,19 +12,11 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertState
 from queueing.services import BreakerAction, breaker_force
-from tests.alerts.receivers import HttpReceiver
 from tests.factories import make_worker
-from tests.leadops.readiness_install import publish, roll_out, rotate_and_use
+from tests.leadops.readiness_install import publish, readiness_json, roll_out, rotate_and_use
 from workers_mgmt.models import WorkerCredential
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def http_receiver():
-    receiver = HttpReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture(autouse=True)
@@ -34,13 +25,7 @@ def _media_in_tmp(settings, tmp_path):
 
 
 def gates(capsys) -> tuple[int, dict[str, dict]]:
-    capsys.readouterr()
-    try:
-        call_command("readiness", "--json")
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    answer = json.loads(capsys.readouterr().out)
+    code, answer = readiness_json(capsys)
     return code, {gate["name"]: gate for gate in answer["gates"]}
 
 

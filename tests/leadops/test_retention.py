@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 
 import pytest
 from django.core.files.base import ContentFile
@@ -22,17 +21,12 @@ from leadops.schedules import PERIODIC_TASKS
 from queueing.models import AttemptEvidence, BreakerTransition, Job, JobState, ReportReceipt
 from tests.factories import make_jobs
 from tests.ingestion.conftest import ingest, lead
+from tests.leadops.conftest import purge_retention
 from workers_mgmt.models import CredentialEvent, CredentialEventKind, RequestNonce
 
 pytestmark = pytest.mark.django_db
 
 DAY = dt.timedelta(days=1)
-
-
-def run(*args: str) -> dict:
-    out = io.StringIO()
-    call_command("purge_retention", "--json", *args, stdout=out)
-    return json.loads(out.getvalue())
 
 
 @pytest.fixture
@@ -102,11 +96,11 @@ def test_every_class_loses_exactly_its_expired_rows(aged):
     assert set(EXPECTED) == set(DataClass.values) == set(RetentionPolicy.objects.values_list("data_class",
                                                                                              flat=True))
     before = {"leads": Lead.objects.count(), "fingerprints": LeadFingerprint.objects.count()}
-    dry = run("--dry-run")
+    dry = purge_retention("--dry-run")
     assert dry == {"dry_run": True, "counts": EXPECTED}
     assert Lead.objects.count() == before["leads"]
 
-    assert run() == {"dry_run": False, "counts": EXPECTED}
+    assert purge_retention() == {"dry_run": False, "counts": EXPECTED}
     assert sorted(Lead.objects.values_list("name", flat=True)) == ["all-new", "bad", "fp-new", "fp-old", "kept"]
     scopes = sorted(LeadFingerprint.objects.values_list("scope", flat=True))
     # Only fp-new's day (inside the grace) and all-new's cross-day fingerprint are left.
@@ -124,14 +118,14 @@ def test_every_class_loses_exactly_its_expired_rows(aged):
     assert [a.action for a in audits] == ["retention.purge_dry_run", "retention.purge"]
     assert audits[1].detail["counts"] == EXPECTED and audits[1].actor_name == "command:purge_retention"
     # A second run finds nothing more to do.
-    assert set(run()["counts"].values()) == {0}
+    assert set(purge_retention()["counts"].values()) == {0}
 
 
 def test_policy_edits_apply_and_blank_keeps_a_class_forever(aged):
     retention_policies_ensure()
     RetentionPolicy.objects.filter(data_class=DataClass.LEADS).update(days=None)
     RetentionPolicy.objects.filter(data_class=DataClass.STAFF_AUDIT).update(days=1)
-    counts = run()["counts"]
+    counts = purge_retention()["counts"]
     assert counts["leads"] is None and Lead.objects.filter(name="old").exists()
     # Cross-day fingerprints follow their leads: kept forever too.
     assert LeadFingerprint.objects.filter(scope="all").count() == 2

@@ -6,14 +6,11 @@ docs/RUNBOOK.md, "Retention and data-subject requests".
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
 
 import pytest
 from django.apps import apps
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.core.management import call_command
 from django.utils import timezone
 
 from alerts.models import Silence
@@ -23,16 +20,11 @@ from leadops.retention import retention_policies_ensure
 from queueing.models import AttemptEvidence, Job, JobAttempt, JobState, ReportReceipt
 from tests.factories import make_jobs
 from tests.ingestion.conftest import ingest, lead
+from tests.leadops.conftest import purge_retention
 
 pytestmark = pytest.mark.django_db
 
 DAY = dt.timedelta(days=1)
-
-
-def run(*args: str) -> dict:
-    out = io.StringIO()
-    call_command("purge_retention", "--json", *args, stdout=out)
-    return json.loads(out.getvalue())
 
 
 def snapshot() -> dict[str, int]:
@@ -80,7 +72,7 @@ def test_dry_run_counts_what_the_purge_then_deletes_and_deletes_nothing(tangled,
     retention_policies_ensure()
     before = snapshot()
 
-    dry = run("--dry-run")
+    dry = purge_retention("--dry-run")
 
     after = snapshot()
     # Nothing went; the only new rows are the dry run's own audit row and the monitor event it publishes.
@@ -88,7 +80,7 @@ def test_dry_run_counts_what_the_purge_then_deletes_and_deletes_nothing(tangled,
                                                                              "leadops.MonitorEvent"}
     assert after["core.StaffAction"] == before["core.StaffAction"] + 1
     assert after["leadops.MonitorEvent"] == before["leadops.MonitorEvent"] + 1
-    real = run()
+    real = purge_retention()
     assert dry["dry_run"] and not real["dry_run"]
     assert dry["counts"] == real["counts"]
     # The tangled rows were counted where they are deleted, before the job that would take them along.

@@ -24,6 +24,7 @@ from worker_client.provider import (
     SimulatedProvider,
     failure_screenshot,
 )
+from worker_client.tests.phones import portal_e164
 
 LEAD_FIELDS = {"name", "phone", "city", "category", "address", "website", "source_url", "external_id", "lat",
                "lng", "rating", "extra"}
@@ -31,17 +32,6 @@ ARABIC_LETTERS = re.compile(r"[\u0621-\u064A]")
 PAYLOADS = [{"query": "مطاعم", "city": "الرياض"}, {"query": "pharmacy", "city": "Jeddah"},
             {"query": "car repair", "city": "Dammam"}, {"query": "cafe", "city": "مكة"},
             {"query": "anything", "city": "Unknown Town"}]
-
-
-def e164(raw: str) -> str | None:
-    """The E.164 form the portal would compute, or None when the number is not usable."""
-    try:
-        number = phonenumbers.parse(raw, "SA")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def scrape_many(provider: SimulatedProvider, jobs: int) -> list[dict]:
@@ -55,7 +45,7 @@ def leads() -> list[dict]:
 
 
 def test_about_thirty_percent_of_leads_repeat_a_number_already_seen(leads):
-    numbers = [e164(lead["phone"]) for lead in leads]
+    numbers = [portal_e164(lead["phone"]) for lead in leads]
     usable = [n for n in numbers if n]
     repeats = len(usable) - len(set(usable))
 
@@ -66,15 +56,15 @@ def test_repeats_cross_jobs_and_workers_through_the_shared_pool():
     pool = LeadPool()
     first = SimulatedProvider(rng=random.Random(1), pool=pool, repeat_rate=0.0, invalid_rate=0.0)
     second = SimulatedProvider(rng=random.Random(2), pool=pool, repeat_rate=1.0, invalid_rate=0.0)
-    seen = {e164(lead["phone"]) for lead in scrape_many(first, 5)}
+    seen = {portal_e164(lead["phone"]) for lead in scrape_many(first, 5)}
 
-    repeated = {e164(lead["phone"]) for lead in scrape_many(second, 5)}
+    repeated = {portal_e164(lead["phone"]) for lead in scrape_many(second, 5)}
 
     assert repeated <= seen
 
 
 def test_a_few_numbers_are_unusable(leads):
-    unusable = [lead for lead in leads if e164(lead["phone"]) is None]
+    unusable = [lead for lead in leads if portal_e164(lead["phone"]) is None]
 
     assert 0.01 <= len(unusable) / len(leads) <= 0.06
     assert all(lead["extra"]["phone_format"] == "unusable" for lead in unusable)
