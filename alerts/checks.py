@@ -10,7 +10,7 @@ from django.core import checks
 from django.db import DatabaseError
 
 from alerts.models import Receiver, ReceiverKind
-from core.setting_checks import below_minimum, email_backend_sends
+from core.setting_checks import below_minimum, email_backend_sends, settings_check
 
 
 def check_timers(**kwargs: Any) -> list[checks.CheckMessage]:
@@ -21,28 +21,26 @@ def check_timers(**kwargs: Any) -> list[checks.CheckMessage]:
         check_id="alerts.E001", hint="docs/DEPLOY.md, 'Alerts', says what each timer does.")
 
 
-def check_email_receivers_can_send(*, databases: Sequence[str] | None = None, **kwargs: Any
-                                   ) -> list[checks.CheckMessage]:
-    """alerts.W001: an enabled email receiver while the mail backend sends nothing.
+@settings_check("alerts.W001", checks.Warning, hint=(
+    "Set EMAIL_URL to the mail relay, e.g. smtp+tls://user:password@smtp.example.com:587 "
+    "(docs/DEPLOY.md, 'Alerts'), or disable those receivers."))
+def check_email_receivers_can_send(*, databases: Sequence[str] | None = None, **kwargs: Any) -> str | None:
+    """An enabled email receiver while the mail backend sends nothing.
 
     It reads the database, so it runs when a database is checked (`check --database default`,
     `migrate`); in production `leadops.W002` says the same from the settings alone.
     """
     if not databases or email_backend_sends():
-        return []
+        return None
     try:
         names = list(Receiver.objects.using(databases[0]).filter(kind=ReceiverKind.EMAIL, enabled=True)
                      .order_by("name").values_list("name", flat=True)[:5])
     except DatabaseError:
-        return []  # Not migrated yet: there is no receiver to warn about.
+        return None  # Not migrated yet: there is no receiver to warn about.
     if not names:
-        return []
-    return [checks.Warning(
-        f"Email receivers are enabled ({', '.join(names)}) but EMAIL_BACKEND is {settings.EMAIL_BACKEND}, "
-        "which sends nothing: their alerts reach nobody.",
-        hint="Set EMAIL_URL to the mail relay, e.g. smtp+tls://user:password@smtp.example.com:587 "
-             "(docs/DEPLOY.md, 'Alerts'), or disable those receivers.",
-        obj="settings", id="alerts.W001")]
+        return None
+    return (f"Email receivers are enabled ({', '.join(names)}) but EMAIL_BACKEND is "
+            f"{settings.EMAIL_BACKEND}, which sends nothing: their alerts reach nobody.")
 
 
 def register() -> None:

@@ -3,10 +3,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.core import checks
+
+CheckFunction = Callable[..., list[checks.CheckMessage]]
+
+
+def settings_check(check_id: str, level: type[checks.Error | checks.Warning], *, hint: str
+                   ) -> Callable[[Callable[..., str | None]], CheckFunction]:
+    """Turn a function that names the settings' problem (None when there is none) into a system check.
+
+    The id, level and hint stand above the function; the function says only what is wrong. It gets the
+    check's keyword arguments (`databases`, ...) as Django passes them.
+    """
+    def decorate(problem: Callable[..., str | None]) -> CheckFunction:
+        @functools.wraps(problem)
+        def check(**kwargs: Any) -> list[checks.CheckMessage]:
+            message = problem(**kwargs)
+            return [] if message is None else [level(message, hint=hint, obj="settings", id=check_id)]
+        return check
+    return decorate
 
 
 def below_minimum(*, minimums: Mapping[str, float], check_id: str, hint: str,

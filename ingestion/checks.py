@@ -7,30 +7,29 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from core.setting_checks import below_minimum
+from core.setting_checks import below_minimum, settings_check
 from ingestion.services import DEDUP_SCOPES
 
 
-def check_dedup_scope(**kwargs: Any) -> list[checks.CheckMessage]:
-    """ingestion.E001: a dedup scope the ingestion does not know fails every report with leads."""
+@settings_check("ingestion.E001", checks.Error, hint=(
+    f"Set LEADOPS_DEDUP_SCOPE to one of {', '.join(DEDUP_SCOPES)} (docs/DEPLOY.md, 'Behaviour')."))
+def check_dedup_scope(**kwargs: Any) -> str | None:
+    """A dedup scope the ingestion does not know fails every report with leads."""
     scope = settings.LEADOPS_DEDUP_SCOPE
     if scope in DEDUP_SCOPES:
-        return []
-    return [checks.Error(
-        f"LEADOPS_DEDUP_SCOPE is {scope!r}; every report with leads would fail until it is fixed.",
-        hint=f"Set LEADOPS_DEDUP_SCOPE to one of {', '.join(DEDUP_SCOPES)} (docs/DEPLOY.md, 'Behaviour').",
-        obj="settings", id="ingestion.E001")]
+        return None
+    return f"LEADOPS_DEDUP_SCOPE is {scope!r}; every report with leads would fail until it is fixed."
 
 
-def check_fingerprint_key(**kwargs: Any) -> list[checks.CheckMessage]:
-    """ingestion.E002: lead fingerprints (dedup, the suppression list) need a secret key."""
+@settings_check("ingestion.E002", checks.Error, hint=(
+    "Restore the deployment's key from the secret store (a new key makes every phone seen before "
+    "new again; docs/DEPLOY.md, 'Required in production')."))
+def check_fingerprint_key(**kwargs: Any) -> str | None:
+    """Lead fingerprints (dedup, the suppression list) need a secret key."""
     if str(settings.LEADOPS_FINGERPRINT_KEY).strip():
-        return []
-    return [checks.Error(
-        "LEADOPS_FINGERPRINT_KEY is empty; no lead could be fingerprinted, so every report with leads fails.",
-        hint="Restore the deployment's key from the secret store (a new key makes every phone seen before "
-             "new again; docs/DEPLOY.md, 'Required in production').",
-        obj="settings", id="ingestion.E002")]
+        return None
+    return ("LEADOPS_FINGERPRINT_KEY is empty; no lead could be fingerprinted, so every report with leads "
+            "fails.")
 
 
 def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from core.setting_checks import below_minimum, email_backend_sends
+from core.setting_checks import below_minimum, email_backend_sends, settings_check
 from leadops.devkeys import REQUIRED_KEYS, dev_keys_read
 
 # The token a Prometheus server sends: shorter than this is guessable (docs/DEPLOY.md asks for 32 random
@@ -28,20 +28,19 @@ def app_processes() -> int:
     return int(declared) if declared is not None else os.cpu_count() or 1
 
 
-def check_pool(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.E001: a connection pool whose bounds contradict each other never opens."""
+@settings_check("leadops.E001", checks.Error, hint=(
+    "Keep 0 <= LEADOPS_DB_POOL_MIN <= LEADOPS_DB_POOL_MAX and LEADOPS_DB_POOL_MAX >= 1 "
+    "(docs/DEPLOY.md, 'PostgreSQL', sizes them)."))
+def check_pool(**kwargs: Any) -> str | None:
+    """A connection pool whose bounds contradict each other never opens."""
     pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
     if not isinstance(pool, dict):
-        return []
+        return None
     low, high = pool.get("min_size", 0), pool.get("max_size", 1)
     if 0 <= low <= high and high >= 1:
-        return []
-    return [checks.Error(
-        f"The database pool's bounds are LEADOPS_DB_POOL_MIN={low}, LEADOPS_DB_POOL_MAX={high}; no process "
-        "could open a connection.",
-        hint="Keep 0 <= LEADOPS_DB_POOL_MIN <= LEADOPS_DB_POOL_MAX and LEADOPS_DB_POOL_MAX >= 1 "
-             "(docs/DEPLOY.md, 'PostgreSQL', sizes them).",
-        obj="settings", id="leadops.E001")]
+        return None
+    return (f"The database pool's bounds are LEADOPS_DB_POOL_MIN={low}, LEADOPS_DB_POOL_MAX={high}; no "
+            "process could open a connection.")
 
 
 def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:
@@ -53,105 +52,97 @@ def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:
                          hint="docs/DEPLOY.md says what it bounds.")
 
 
-def check_proxy_ssl_header(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.E004: a proxy header Django cannot read fails every request (500) in production."""
+@settings_check("leadops.E004", checks.Error, hint=(
+    "Set SECURE_PROXY_SSL_HEADER to e.g. HTTP_X_FORWARDED_PROTO,https, or to an empty value when "
+    "daphne terminates TLS itself (docs/DEPLOY.md, 'Security settings')."))
+def check_proxy_ssl_header(**kwargs: Any) -> str | None:
+    """A proxy header Django cannot read fails every request (500) in production."""
     header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
     if header is None or (isinstance(header, tuple | list) and len(header) == 2 and all(header)):
-        return []
-    return [checks.Error(
-        f"SECURE_PROXY_SSL_HEADER is {','.join(map(str, header))!r}; it must be a header name and a value, "
-        "so every request would fail.",
-        hint="Set SECURE_PROXY_SSL_HEADER to e.g. HTTP_X_FORWARDED_PROTO,https, or to an empty value when "
-             "daphne terminates TLS itself (docs/DEPLOY.md, 'Security settings').",
-        obj="settings", id="leadops.E004")]
+        return None
+    return (f"SECURE_PROXY_SSL_HEADER is {','.join(map(str, header))!r}; it must be a header name and a "
+            "value, so every request would fail.")
 
 
-def check_monitor_events_keep(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.W004: too short a replay log loses events of viewers that reconnect."""
+@settings_check("leadops.W004", checks.Warning, hint=(
+    "Keep LEADOPS_MONITOR_EVENTS_KEEP at 1000 or more (docs/DEPLOY.md, 'Live monitoring and metrics')."))
+def check_monitor_events_keep(**kwargs: Any) -> str | None:
+    """Too short a replay log loses events of viewers that reconnect."""
     keep = settings.LEADOPS_MONITOR_EVENTS_KEEP
     if isinstance(keep, int) and keep >= 1000:
-        return []
-    return [checks.Warning(
-        f"LEADOPS_MONITOR_EVENTS_KEEP is {keep!r}: a monitor page that reconnects misses the events it "
-        "was away for.",
-        hint="Keep LEADOPS_MONITOR_EVENTS_KEEP at 1000 or more (docs/DEPLOY.md, 'Live monitoring and "
-             "metrics').",
-        obj="settings", id="leadops.W004")]
+        return None
+    return (f"LEADOPS_MONITOR_EVENTS_KEEP is {keep!r}: a monitor page that reconnects misses the events it "
+            "was away for.")
 
 
-def check_redis_for_several_processes(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.W001 (deploy): several app processes without Redis do not share cache or live stream."""
+@settings_check("leadops.W001", checks.Warning, hint=(
+    "Set REDIS_URL (docs/DEPLOY.md, 'Redis'), or WEB_CONCURRENCY=1 if only one app process runs."))
+def check_redis_for_several_processes(**kwargs: Any) -> str | None:
+    """(deploy) Several app processes without Redis do not share cache or live stream."""
     processes = app_processes()
     if settings.REDIS_URL or processes <= 1:
-        return []
-    return [checks.Warning(
-        f"REDIS_URL is not set while {processes} app processes are expected (WEB_CONCURRENCY, else one per "
-        "CPU core): each process keeps its own cache and Channels layer, so the live monitor reaches only "
-        "viewers of the process that published, and nonces and rate limits load the database.",
-        hint="Set REDIS_URL (docs/DEPLOY.md, 'Redis'), or WEB_CONCURRENCY=1 if only one app process runs.",
-        obj="settings", id="leadops.W001")]
+        return None
+    return (f"REDIS_URL is not set while {processes} app processes are expected (WEB_CONCURRENCY, else one "
+            "per CPU core): each process keeps its own cache and Channels layer, so the live monitor reaches "
+            "only viewers of the process that published, and nonces and rate limits load the database.")
 
 
-def check_sqlite_for_several_processes(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.W006 (deploy): SQLite's one writer serializes several app processes."""
+@settings_check("leadops.W006", checks.Warning, hint=(
+    "Point DATABASE_URL at PostgreSQL (docs/DEPLOY.md, 'From SQLite to PostgreSQL'), or set "
+    "WEB_CONCURRENCY=1."))
+def check_sqlite_for_several_processes(**kwargs: Any) -> str | None:
+    """(deploy) SQLite's one writer serializes several app processes."""
     processes = app_processes()
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" or processes <= 1:
-        return []
-    return [checks.Warning(
-        f"The database is SQLite while {processes} app processes are expected (WEB_CONCURRENCY, else one per "
-        "CPU core): its one writer makes every report, claim and heartbeat wait in line.",
-        hint="Point DATABASE_URL at PostgreSQL (docs/DEPLOY.md, 'From SQLite to PostgreSQL'), or set "
-             "WEB_CONCURRENCY=1.",
-        obj="settings", id="leadops.W006")]
+        return None
+    return (f"The database is SQLite while {processes} app processes are expected (WEB_CONCURRENCY, else one "
+            "per CPU core): its one writer makes every report, claim and heartbeat wait in line.")
 
 
-def check_email_backend_sends(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.W002 (deploy): in production, mail (alerts, password resets) must leave the machine."""
+@settings_check("leadops.W002", checks.Warning, hint=(
+    "Set EMAIL_URL to the mail relay, e.g. smtp+tls://user:password@smtp.example.com:587 "
+    "(docs/DEPLOY.md, 'Database and services')."))
+def check_email_backend_sends(**kwargs: Any) -> str | None:
+    """(deploy) In production, mail (alerts, password resets) must leave the machine."""
     if email_backend_sends():
-        return []
-    return [checks.Warning(
-        f"EMAIL_BACKEND is {settings.EMAIL_BACKEND}, which sends nothing: email alerts and password "
-        "resets would reach nobody.",
-        hint="Set EMAIL_URL to the mail relay, e.g. smtp+tls://user:password@smtp.example.com:587 "
-             "(docs/DEPLOY.md, 'Database and services').",
-        obj="settings", id="leadops.W002")]
+        return None
+    return (f"EMAIL_BACKEND is {settings.EMAIL_BACKEND}, which sends nothing: email alerts and password "
+            "resets would reach nobody.")
 
 
-def check_allowed_hosts(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.W003 (deploy): '*' answers any Host header (Django's security.W020 covers an empty list)."""
+@settings_check("leadops.W003", checks.Warning, hint=(
+    "Set ALLOWED_HOSTS to the real host names, comma-separated (docs/DEPLOY.md, 'Required in "
+    "production')."))
+def check_allowed_hosts(**kwargs: Any) -> str | None:
+    """(deploy) '*' answers any Host header (Django's security.W020 covers an empty list)."""
     if "*" not in settings.ALLOWED_HOSTS:
-        return []
-    return [checks.Warning(
-        "ALLOWED_HOSTS contains '*': the portal answers any Host header, so links it builds (password "
-        "resets, the admin's absolute URLs) can point at a host an attacker chose.",
-        hint="Set ALLOWED_HOSTS to the real host names, comma-separated (docs/DEPLOY.md, 'Required in "
-             "production').",
-        obj="settings", id="leadops.W003")]
+        return None
+    return ("ALLOWED_HOSTS contains '*': the portal answers any Host header, so links it builds (password "
+            "resets, the admin's absolute URLs) can point at a host an attacker chose.")
 
 
-def check_no_development_keys(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.E003 (deploy): the keys generated for development must never serve production."""
+@settings_check("leadops.E003", checks.Error, hint=(
+    "Generate production keys, put them in the environment (docs/DEPLOY.md, 'Required in "
+    "production') and delete .dev-keys.env on this machine."))
+def check_no_development_keys(**kwargs: Any) -> str | None:
+    """(deploy) The keys generated for development must never serve production."""
     dev = dev_keys_read(settings.BASE_DIR / ".dev-keys.env")
     reused = [name for name in REQUIRED_KEYS if dev.get(name) and getattr(settings, name, None) == dev[name]]
     if not reused:
-        return []
-    return [checks.Error(
-        f"{', '.join(reused)} {'is' if len(reused) == 1 else 'are'} the development key(s) of .dev-keys.env.",
-        hint="Generate production keys, put them in the environment (docs/DEPLOY.md, 'Required in "
-             "production') and delete .dev-keys.env on this machine.",
-        obj="settings", id="leadops.E003")]
+        return None
+    verb = "is" if len(reused) == 1 else "are"
+    return f"{', '.join(reused)} {verb} the development key(s) of .dev-keys.env."
 
 
-def check_metrics_token(**kwargs: Any) -> list[checks.CheckMessage]:
-    """leadops.W005 (deploy): a short /metrics bearer token can be guessed."""
+@settings_check("leadops.W005", checks.Warning, hint=(
+    "Generate one with `python -c \"import secrets; print(secrets.token_urlsafe(32))\"` "
+    "(docs/DEPLOY.md, 'Live monitoring and metrics')."))
+def check_metrics_token(**kwargs: Any) -> str | None:
+    """(deploy) A short /metrics bearer token can be guessed."""
     token = settings.LEADOPS_METRICS_TOKEN
     if not token or len(token) >= METRICS_TOKEN_MIN_LENGTH:
-        return []
-    return [checks.Warning(
-        f"LEADOPS_METRICS_TOKEN has {len(token)} characters; a token that short can be guessed.",
-        hint="Generate one with `python -c \"import secrets; print(secrets.token_urlsafe(32))\"` "
-             "(docs/DEPLOY.md, 'Live monitoring and metrics').",
-        obj="settings", id="leadops.W005")]
+        return None
+    return f"LEADOPS_METRICS_TOKEN has {len(token)} characters; a token that short can be guessed."
 
 
 def register() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from core.setting_checks import below_minimum
+from core.setting_checks import below_minimum, settings_check
 
 
 def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:
@@ -22,17 +22,16 @@ def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:
         hint="docs/DEPLOY.md, 'Behaviour' and 'Protocol v1.1 exchange', say what it bounds.")
 
 
-def check_exchange_fits_a_report(**kwargs: Any) -> list[checks.CheckMessage]:
-    """queueing.W001: an exchange that cannot carry one full report refuses what v1 accepts."""
+@settings_check("queueing.W001", checks.Warning, hint=(
+    "Raise LEADOPS_MAX_LEADS_PER_EXCHANGE to at least LEADOPS_MAX_LEADS_PER_REPORT "
+    "(docs/DEPLOY.md, 'Protocol v1.1 exchange')."))
+def check_exchange_fits_a_report(**kwargs: Any) -> str | None:
+    """An exchange that cannot carry one full report refuses what v1 accepts."""
     per_exchange, per_report = settings.LEADOPS_MAX_LEADS_PER_EXCHANGE, settings.LEADOPS_MAX_LEADS_PER_REPORT
     if not isinstance(per_exchange, int) or not isinstance(per_report, int) or per_exchange >= per_report:
-        return []
-    return [checks.Warning(
-        f"LEADOPS_MAX_LEADS_PER_EXCHANGE ({per_exchange}) is below LEADOPS_MAX_LEADS_PER_REPORT "
-        f"({per_report}): a full report that v1 accepts is refused (422) inside an exchange.",
-        hint="Raise LEADOPS_MAX_LEADS_PER_EXCHANGE to at least LEADOPS_MAX_LEADS_PER_REPORT "
-             "(docs/DEPLOY.md, 'Protocol v1.1 exchange').",
-        obj="settings", id="queueing.W001")]
+        return None
+    return (f"LEADOPS_MAX_LEADS_PER_EXCHANGE ({per_exchange}) is below LEADOPS_MAX_LEADS_PER_REPORT "
+            f"({per_report}): a full report that v1 accepts is refused (422) inside an exchange.")
 
 
 def register() -> None:

@@ -8,22 +8,21 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from core.setting_checks import below_minimum
+from core.setting_checks import below_minimum, settings_check
 from releases_app.signing import signing_keys
 
 
-def check_signing_key(**kwargs: Any) -> list[checks.CheckMessage]:
-    """releases_app.E001: channel manifests cannot be signed without a usable Ed25519 seed."""
+@settings_check("releases_app.E001", checks.Error, hint=(
+    "Set LEADOPS_SIGNING_KEY to the deployment's seed(s) (generate one with `python -c \"import "
+    "base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())\"`); a new seed needs "
+    "a key rotation on the workers (docs/RUNBOOK.md, 'Rotating the manifest signing key')."))
+def check_signing_key(**kwargs: Any) -> str | None:
+    """Channel manifests cannot be signed without a usable Ed25519 seed."""
     try:
         signing_keys()
     except ImproperlyConfigured as exc:
-        return [checks.Error(
-            f"{exc} Channel manifests cannot be signed, so no worker can be offered an update.",
-            hint="Set LEADOPS_SIGNING_KEY to the deployment's seed(s) (generate one with `python -c \"import "
-                 "base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())\"`); a new seed needs "
-                 "a key rotation on the workers (docs/RUNBOOK.md, 'Rotating the manifest signing key').",
-            obj="settings", id="releases_app.E001")]
-    return []
+        return f"{exc} Channel manifests cannot be signed, so no worker can be offered an update."
+    return None
 
 
 def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:

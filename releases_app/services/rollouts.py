@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.utils import timezone
@@ -194,6 +196,16 @@ def active_rollout_locked(channel_name: str) -> tuple[Channel, Rollout]:
     return channel, rollout
 
 
+@contextmanager
+def _rollout_staff_change(*, channel_name: str, actor: Actor | str, action: str,
+                          detail: dict[str, Any] | None = None) -> Iterator[tuple[str, Channel, Rollout]]:
+    """One staff change of the channel's rollout in progress: yield the actor's label and both rows."""
+    with staff_change(actor=actor, action=action, object_type=CHANNEL_TYPE, object_ids=[channel_name],
+                      detail=detail):
+        channel, rollout = active_rollout_locked(channel_name)
+        yield actor_label(actor), channel, rollout
+
+
 def rollout_move(*, rollout: Rollout, to_state: str, reason: str, **changes: Any) -> None:
     """Compare-and-swap the rollout's state: only from the state this transaction read."""
     now = timezone.now()
@@ -231,18 +243,14 @@ def rollout_advance(*, channel: Channel, rollout: Rollout, actor: str, reason: s
 
 def rollout_promote(*, channel_name: str, actor: Actor | str) -> Rollout:
     """Promote now: skip the rest of the hold and the gates, go to the next step (or finish)."""
-    with staff_change(actor=actor, action="rollout.promote",
-                      object_type=CHANNEL_TYPE, object_ids=[channel_name]):
-        actor = actor_label(actor)
-        channel, rollout = active_rollout_locked(channel_name)
+    with _rollout_staff_change(channel_name=channel_name, actor=actor,
+                               action="rollout.promote") as (actor, channel, rollout):
         return rollout_advance(channel=channel, rollout=rollout, actor=actor, reason=f"promoted by {actor}")
 
 
 def rollout_pause(*, channel_name: str, actor: Actor | str, reason: str = "") -> Rollout:
-    with staff_change(actor=actor, action="rollout.pause",
-                      object_type=CHANNEL_TYPE, object_ids=[channel_name]):
-        actor = actor_label(actor)
-        channel, rollout = active_rollout_locked(channel_name)
+    with _rollout_staff_change(channel_name=channel_name, actor=actor,
+                               action="rollout.pause") as (actor, channel, rollout):
         if rollout.state == RolloutState.PAUSED:
             return rollout
         before = rollout.state
@@ -256,10 +264,8 @@ def rollout_pause(*, channel_name: str, actor: Actor | str, reason: str = "") ->
 
 def rollout_resume(*, channel_name: str, actor: Actor | str) -> Rollout:
     """Paused -> running; the step's hold starts again so the gates see fresh data."""
-    with staff_change(actor=actor, action="rollout.resume",
-                      object_type=CHANNEL_TYPE, object_ids=[channel_name]):
-        actor = actor_label(actor)
-        channel, rollout = active_rollout_locked(channel_name)
+    with _rollout_staff_change(channel_name=channel_name, actor=actor,
+                               action="rollout.resume") as (actor, channel, rollout):
         if rollout.state != RolloutState.PAUSED:
             raise ReleaseRefused(f"the rollout on {channel_name} is {rollout.state}, not paused")
         rollout_move(rollout=rollout, to_state=RolloutState.RUNNING, reason=f"resumed by {actor}",
@@ -279,10 +285,8 @@ def _revert_channel(*, channel: Channel, to_release: Release | None) -> None:
 def rollout_abort(*, channel_name: str, actor: Actor | str, reason: str = "",
                   to_state: str = RolloutState.ABORTED) -> Rollout:
     """Stop the rollout and put every worker back on the release the channel had before it."""
-    with staff_change(actor=actor, action="rollout.abort",
-                      object_type=CHANNEL_TYPE, object_ids=[channel_name], detail={"to_state": to_state}):
-        actor = actor_label(actor)
-        channel, rollout = active_rollout_locked(channel_name)
+    with _rollout_staff_change(channel_name=channel_name, actor=actor, action="rollout.abort",
+                               detail={"to_state": to_state}) as (actor, channel, rollout):
         before = rollout.state
         reason = reason or f"{to_state} by {actor}"
         rollout_move(rollout=rollout, to_state=to_state, reason=reason, finished_at=timezone.now())
