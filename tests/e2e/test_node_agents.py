@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -58,17 +59,18 @@ export default {
 """
 
 
-def artifact_build(version: str, out: Path) -> Path:
+def artifact_build(version: str, out: Path, *, source: Path = PACKAGE) -> Path:
     """What `npm run artifact -- --version V --out DIR` runs, called without npm."""
-    done = subprocess.run(["node", "scripts/artifact.mjs", "--version", version, "--out", str(out)], cwd=PACKAGE,
-                          capture_output=True, text=True, check=True, timeout=60)
+    done = subprocess.run(["node", "scripts/artifact.mjs", "--version", version, "--out", str(out),
+                           "--source", str(source)], cwd=PACKAGE, capture_output=True, text=True, check=True,
+                          timeout=60)
     return Path(json.loads(done.stdout)["path"])
 
 
 class NodeAgent:
     """`node agents/node/bin/agent.mjs` for one worker, its output in `<root>/agent.log`."""
 
-    def __init__(self, url: str, issued, root: Path, provider: Path) -> None:
+    def __init__(self, url: str, issued, root: Path, provider: Path, agent_args: tuple[str, ...] = ()) -> None:
         self.worker_id = issued.worker_id
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -79,7 +81,7 @@ class NodeAgent:
         self.log_path = root / "agent.log"
         command = ["node", str(PACKAGE / "bin" / "agent.mjs"), "--url", url, "--install-dir", str(root),
                    "--trust-key", trust_key_argument(), "--credentials-file", str(self.credentials),
-                   "--stop-timeout", "20", "--", "--provider", str(provider), "--batch", "3", "--concurrency", "3",
+                   "--stop-timeout", "20", *agent_args, "--", "--provider", str(provider), "--batch", "3", "--concurrency", "3",
                    "--log-level", "warn"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
@@ -108,6 +110,29 @@ class NodeAgent:
             return -9
 
 
+@pytest.fixture
+def fleet(worker_api_url, worker_api_media, tmp_path):
+    """start(count, prefix, agent_args) -> running Node agents of channel stable; all stopped after (exit 0)."""
+    node_or_skip()
+    WorkerConfig.objects.update_or_create(pk=1, defaults={"heartbeat_interval_s": HEARTBEAT_S, "poll_interval_s": 1,
+                                                          "update_check_interval_s": 3600})
+    provider = tmp_path / "provider.mjs"
+    provider.write_text(PROVIDER)
+    started: list[NodeAgent] = []
+
+    def start(count: int, prefix: str, agent_args: tuple[str, ...] = ()) -> list[NodeAgent]:
+        for index in range(count):
+            _, issued = make_worker(worker_id=f"{prefix}-{index}", channel="stable", rate_limit_per_min=100_000)
+            started.append(NodeAgent(worker_api_url, issued, tmp_path / issued.worker_id, provider, agent_args))
+        return list(started)
+
+    yield start
+    codes = [agent.stop() for agent in started]
+    assert codes == [0] * len(started), [agent.log() for agent in started]
+    # A stopped fleet holds no lease.
+    assert not Job.objects.filter(state=JobState.LEASED).exists()
+
+
 def _reported(names: set[str]) -> dict[str, str]:
     return dict(Worker.objects.filter(pk__in=names).values_list("pk", "reported_version"))
 
@@ -119,6 +144,11 @@ def _runs(agents: list[NodeAgent], version: str) -> bool:
             and all(agent.state().get("running") == version for agent in agents))
 
 
+def _channel_on(version: str) -> None:
+    rollout_start(version=version, channel_name="stable", steps=[{"percent": 100}], actor="e2e")
+    rollout_promote(channel_name="stable", actor="e2e")
+
+
 def _publish(path: Path, version: str) -> None:
     with open(path, "rb") as artifact:
         release = release_publish(version=version, fileobj=artifact, filename=path.name, actor="e2e")
@@ -126,69 +156,84 @@ def _publish(path: Path, version: str) -> None:
     assert release.entrypoint == "bin/worker.mjs" and release.node_version, release
 
 
-def test_three_node_agents_work_rotate_and_follow_a_canary_and_its_rollback(worker_api_url, worker_api_media,
-                                                                            tmp_path):
-    node_or_skip()
-    WorkerConfig.objects.update_or_create(pk=1, defaults={"heartbeat_interval_s": HEARTBEAT_S, "poll_interval_s": 1,
-                                                          "update_check_interval_s": 3600})
-    provider = tmp_path / "provider.mjs"
-    provider.write_text(PROVIDER)
+def test_three_node_agents_work_rotate_and_follow_a_canary_and_its_rollback(fleet, tmp_path):
     _publish(artifact_build("1.0.0", tmp_path / "dist"), "1.0.0")
     _publish(artifact_build("2.0.0", tmp_path / "dist"), "2.0.0")
-    rollout_start(version="1.0.0", channel_name="stable", steps=[{"percent": 100}], actor="e2e")
-    rollout_promote(channel_name="stable", actor="e2e")
+    _channel_on("1.0.0")
+    agents = fleet(AGENTS, "node")
+    everyone = {agent.worker_id for agent in agents}
+    # Each agent installs the channel's release from the portal and runs it.
+    assert wait_until(lambda: _runs(agents, "1.0.0"), timeout=45), (_reported(everyone), agents[0].log())
+    jobs = make_jobs(JOBS, provider=make_provider("node-maps", backoff_base_s=1, backoff_cap_s=1))
+    ids = [job.pk for job in jobs]
 
-    agents: list[NodeAgent] = []
-    try:
-        for index in range(AGENTS):
-            _, issued = make_worker(worker_id=f"node-{index}", channel="stable", rate_limit_per_min=100_000)
-            agents.append(NodeAgent(worker_api_url, issued, tmp_path / issued.worker_id, provider))
-        everyone = {agent.worker_id for agent in agents}
-        # Each agent installs the channel's release from the portal and runs it.
-        assert wait_until(lambda: _runs(agents, "1.0.0"), timeout=45), (_reported(everyone), agents[0].log())
-        jobs = make_jobs(JOBS, provider=make_provider("node-maps", backoff_base_s=1, backoff_cap_s=1))
-        ids = [job.pk for job in jobs]
+    # A key rotation by push, while the fleet works: no request of that worker fails.
+    rotated = agents[1]
+    old_key = rotated.key_id()
+    new = credential_rotate(worker=Worker.objects.get(pk=rotated.worker_id), actor="e2e")
 
-        # A key rotation by push, while the fleet works: no request of that worker fails.
-        rotated = agents[1]
-        old_key = rotated.key_id()
-        new = credential_rotate(worker=Worker.objects.get(pk=rotated.worker_id), actor="e2e")
+    def promoted() -> bool:
+        return (rotated.key_id() == new.key_id
+                and WorkerCredential.objects.filter(key_id=new.key_id, state=CredentialState.CURRENT).exists())
 
-        def promoted() -> bool:
-            return (rotated.key_id() == new.key_id
-                    and WorkerCredential.objects.filter(key_id=new.key_id, state=CredentialState.CURRENT).exists())
+    assert wait_until(promoted, timeout=30), rotated.log()
+    assert wait_until(lambda: Job.objects.filter(pk__in=ids, state=JobState.SUCCEEDED).count() == JOBS,
+                      timeout=60), Job.objects.filter(pk__in=ids).values("state").annotate(n=Count("id"))
+    time.sleep(HEARTBEAT_S + 0.5)  # one more heartbeat carries the counters of the rotated worker
+    metrics = Worker.objects.get(pk=rotated.worker_id).last_metrics
+    assert metrics["failed_requests"] == 0 and metrics["requests"] > 5, metrics
+    assert WorkerCredential.objects.get(key_id=old_key).state == CredentialState.PREVIOUS
+    assert not CredentialEvent.objects.filter(kind="auth_failed", worker_id__in=everyone).exists()
 
-        assert wait_until(promoted, timeout=30), rotated.log()
-        assert wait_until(lambda: Job.objects.filter(pk__in=ids, state=JobState.SUCCEEDED).count() == JOBS,
-                          timeout=60), Job.objects.filter(pk__in=ids).values("state").annotate(n=Count("id"))
-        time.sleep(HEARTBEAT_S + 0.5)  # one more heartbeat carries the counters of the rotated worker
-        metrics = Worker.objects.get(pk=rotated.worker_id).last_metrics
-        assert metrics["failed_requests"] == 0 and metrics["requests"] > 5, metrics
-        assert WorkerCredential.objects.get(key_id=old_key).state == CredentialState.PREVIOUS
-        assert not CredentialEvent.objects.filter(kind="auth_failed", worker_id__in=everyone).exists()
+    # Exactly once: one succeeded attempt per job; the blocked first attempts left their screenshot.
+    finished = (JobAttempt.objects.filter(job_id__in=ids).values("job_id")
+                .annotate(succeeded=Count("id", filter=Q(state=AttemptState.SUCCEEDED))))
+    assert sorted(row["succeeded"] for row in finished) == [1] * JOBS
+    blocked = [pk for pk in ids if pk % 7 == 0]
+    assert JobAttempt.objects.filter(job_id__in=blocked, number=1, state=AttemptState.FAILED).count() == len(blocked)
+    assert AttemptEvidence.objects.filter(attempt__job_id__in=blocked).count() == len(blocked)
 
-        # Exactly once: one succeeded attempt per job; the blocked first attempts left their screenshot.
-        finished = (JobAttempt.objects.filter(job_id__in=ids).values("job_id")
-                    .annotate(succeeded=Count("id", filter=Q(state=AttemptState.SUCCEEDED))))
-        assert sorted(row["succeeded"] for row in finished) == [1] * JOBS
-        blocked = [pk for pk in ids if pk % 7 == 0]
-        assert JobAttempt.objects.filter(job_id__in=blocked, number=1, state=AttemptState.FAILED).count() == len(blocked)
-        assert AttemptEvidence.objects.filter(attempt__job_id__in=blocked).count() == len(blocked)
+    # A canary: only agent 0 switches to 2.0.0; then the rollback brings it back.
+    canary = agents[0]
+    rollout_start(version="2.0.0", channel_name="stable", canary=[canary.worker_id], actor="e2e",
+                  steps=[{"canary": [canary.worker_id], "hold_s": 1800}, {"percent": 100, "hold_s": 1800}])
+    assert wait_until(lambda: _runs([canary], "2.0.0"), timeout=30), (_reported(everyone), canary.log())
+    assert _runs(agents[1:], "1.0.0"), _reported(everyone)
+    stages = set(WorkerReleaseStatus.objects.filter(worker_id=canary.worker_id, version="2.0.0")
+                 .values_list("install_ok", "self_test_ok"))
+    assert stages == {(True, True)}, stages
 
-        # A canary: only agent 0 switches to 2.0.0; then the rollback brings it back.
-        canary = agents[0]
-        rollout_start(version="2.0.0", channel_name="stable", canary=[canary.worker_id], actor="e2e",
-                      steps=[{"canary": [canary.worker_id], "hold_s": 1800}, {"percent": 100, "hold_s": 1800}])
-        assert wait_until(lambda: _runs([canary], "2.0.0"), timeout=30), (_reported(everyone), canary.log())
-        assert _runs(agents[1:], "1.0.0"), _reported(everyone)
-        stages = set(WorkerReleaseStatus.objects.filter(worker_id=canary.worker_id, version="2.0.0")
-                     .values_list("install_ok", "self_test_ok"))
-        assert stages == {(True, True)}, stages
+    channel_rollback(channel_name="stable", actor="e2e")
+    assert wait_until(lambda: _runs(agents, "1.0.0"), timeout=30), (_reported(everyone), canary.log())
 
-        channel_rollback(channel_name="stable", actor="e2e")
-        assert wait_until(lambda: _runs(agents, "1.0.0"), timeout=30), (_reported(everyone), canary.log())
-    finally:
-        codes = [agent.stop() for agent in agents]
-    assert codes == [0] * len(agents), [agent.log() for agent in agents]
-    # A stopped fleet holds no lease.
-    assert not Job.objects.filter(state=JobState.LEASED).exists()
+
+def test_a_node_version_that_exits_at_start_is_rolled_back_and_quarantined(fleet, tmp_path):
+    # 3.0.0 passes its self-test (it loads and signs a heartbeat) but exits as soon as it should work.
+    source = tmp_path / "src-3.0.0"
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("dist", "test", "test-support"))
+    entry = source / "bin" / "worker.mjs"
+    lines = entry.read_text().split("\n")
+    lines.insert(1, 'if (!process.argv.includes("--self-test")) process.exit(3);')
+    entry.write_text("\n".join(lines))
+    _publish(artifact_build("2.0.0", tmp_path / "dist"), "2.0.0")
+    _publish(artifact_build("3.0.0", tmp_path / "dist", source=source), "3.0.0")
+    _channel_on("2.0.0")
+    (agent,) = fleet(1, "node-crash", ("--crash-limit", "2", "--crash-window", "60"))
+    assert wait_until(lambda: _runs([agent], "2.0.0"), timeout=45), agent.log()
+
+    rollout_start(version="3.0.0", channel_name="stable", canary=[agent.worker_id], actor="e2e",
+                  steps=[{"canary": [agent.worker_id], "hold_s": 0}, {"percent": 100}])
+
+    def rolled_back() -> bool:
+        status = WorkerReleaseStatus.objects.filter(worker_id=agent.worker_id, version="3.0.0").first()
+        return status is not None and status.rolled_back_at is not None
+
+    assert wait_until(rolled_back, timeout=30), agent.log()
+    status = WorkerReleaseStatus.objects.get(worker_id=agent.worker_id, version="3.0.0")
+    assert status.install_ok and status.self_test_ok  # it passed its self-test: the crash loop caught it
+    assert "crash loop" in status.last_details["reason"] and status.last_details["to_version"] == "2.0.0"
+    assert wait_until(lambda: _runs([agent], "2.0.0"), timeout=20), agent.log()
+    assert agent.state()["quarantine"]["3.0.0"]["reason"].startswith("crash loop")
+    # The portal still names 3.0.0 for this canary; the agent does not start it again.
+    time.sleep(3 * HEARTBEAT_S)
+    assert _runs([agent], "2.0.0"), agent.log()

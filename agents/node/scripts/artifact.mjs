@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// `npm run artifact -- --version X [--out DIR] [--add FILE:DEST ...]`: a release artifact of this
+// `npm run artifact -- --version X [--out DIR] [--source DIR] [--add FILE:DEST ...]`: a release artifact of this
 // package for the portal (docs/RELEASES.md, "The Node agent"): a .tar.gz whose top level holds
 // worker-manifest.json ({version, entrypoint, node}) beside bin/, src/, package.json and README.md
-// (not under package/, as `npm pack` would put them). Prints {"path", "version", "sha256", "size"}.
+// (not under package/, as `npm pack` would put them). --source packs another copy of the package;
+// --add puts one more file in. Prints {"path", "version", "sha256", "size"}.
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -29,19 +30,21 @@ export function artifactBuild({ version, root = PACKAGE_ROOT, extra = [], node =
 function main(argv) {
   let version;
   let out = path.join(PACKAGE_ROOT, "dist");
+  let root = PACKAGE_ROOT;
   const extra = [];
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${flag} needs a value`);
     if (flag === "--version") version = value;
     else if (flag === "--out") out = path.resolve(value);
+    else if (flag === "--source") root = path.resolve(value);
     else if (flag === "--add") {
       const at = value.lastIndexOf(":");
       extra.push({ name: value.slice(at + 1), data: readFileSync(value.slice(0, at)) });
     } else throw new Error(`unknown option ${flag}`);
   }
   version ??= process.env.npm_config_version ?? JSON.parse(readFileSync(path.join(PACKAGE_ROOT, "package.json"), "utf8")).version;
-  const bytes = artifactBuild({ version, extra });
+  const bytes = artifactBuild({ version, root, extra });
   mkdirSync(out, { recursive: true });
   const file = path.join(out, `leadops-node-worker-${version}.tar.gz`);
   writeFileSync(file, bytes);
