@@ -45,6 +45,7 @@ export class Worker {
     this.settings = { ...DEFAULT_SETTINGS };
     this.running = new Map(); // attempt_id -> {job, abort, renew}
     this.outbox = []; // exchange report items not yet answered
+    this.maxItems = 50; // LEADOPS_MAX_EXCHANGE_REPORTS by default; halved when the portal says too much
     this.counters = { jobs_done: 0, jobs_failed: 0, jobs_dropped: 0, jobs_released: 0, leads_sent: 0, evidence_sent: 0 };
     this.stopping = false;
     this.stopController = new AbortController();
@@ -128,16 +129,16 @@ export class Worker {
         await sleep(this.settings.poll_interval_s * 1000, wake);
         continue;
       }
-      const sent = this.outbox.splice(0, 50);
+      const sent = this.outbox.splice(0, this.maxItems);
       let answer;
       try {
         answer = await this.client.exchange(sent, want, this.provider.providers);
       } catch (error) {
-        this.outbox.unshift(...sent); // same items, same keys: a replay answers the first answer
-        this.log("warn", `exchange failed: ${error.message}`);
+        this.#exchangeFailed(sent, error);
         await sleep(this.settings.poll_interval_s * 1000, this.stopController.signal);
         continue;
       }
+      this.maxItems = Math.min(50, this.maxItems * 2);
       this.#results(sent, answer.results ?? []);
       const jobs = Array.isArray(answer.jobs) ? answer.jobs : [];
       for (const job of jobs) this.#start(job);
@@ -147,6 +148,18 @@ export class Worker {
         await sleep(waitS * 1000, wake);
       }
     }
+  }
+
+  /** A whole exchange refused: 413/422 (too many items or leads) halves the next one, down to a
+   * single item, which is then dropped; anything else keeps the items (same keys) for the next try. */
+  #exchangeFailed(sent, error) {
+    this.log("warn", `exchange failed: ${error.message}`);
+    if ((error.status === 413 || error.status === 422) && sent.length === 1) {
+      this.counters.jobs_dropped += 1;
+      return;
+    }
+    if (error.status === 413 || error.status === 422) this.maxItems = Math.max(1, Math.floor(sent.length / 2));
+    this.outbox.unshift(...sent); // same items, same keys: a replay answers the first answer
   }
 
   #results(sent, results) {
@@ -255,13 +268,12 @@ export class Worker {
     while (this.running.size && Date.now() < deadline) await sleep(100);
     const unfinished = [...this.running.keys()];
     for (const entry of this.running.values()) { entry.lost = true; entry.abort.abort(); clearTimeout(entry.timer); }
-    for (let tries = 0; this.outbox.length && tries < 3; tries += 1) {
-      const sent = this.outbox.splice(0, 50);
+    for (let tries = 0; this.outbox.length && tries < 10; tries += 1) {
+      const sent = this.outbox.splice(0, this.maxItems);
       try {
         this.#results(sent, (await this.client.exchange(sent, 0)).results ?? []);
       } catch (error) {
-        this.outbox.unshift(...sent);
-        this.log("warn", `final exchange failed: ${error.message}`);
+        this.#exchangeFailed(sent, error);
       }
     }
     if (unfinished.length) {

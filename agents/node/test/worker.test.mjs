@@ -92,3 +92,32 @@ test("masking hides phones (any digits), e-mail addresses and secrets", () => {
   assert.ok(!mask("٠٥٠١٢٣٤٥٦٧").includes("٤٥٦"));
   assert.equal(mask("token=abc123 a@b.co"), "token=[secret] [email]");
 });
+
+test("an exchange refused as too large is halved until it passes; a single item refused is dropped", async () => {
+  const sizes = [];
+  const server = await serve((req, body, res) => {
+    const payload = body.length ? JSON.parse(body) : {};
+    if (req.url.endsWith("/config")) return json(res, 200, { poll_interval_s: 0.01, heartbeat_interval_s: 5 });
+    if (req.url.endsWith("/heartbeat")) return json(res, 200, { update_target: null });
+    const reports = payload.reports ?? [];
+    sizes.push(reports.length);
+    if (reports.length > 2 || reports.some((r) => r.job_id === 99)) {
+      return json(res, 422, { error: { code: "validation_error", message: "too many leads" } });
+    }
+    return json(res, 200, { results: reports.map((r) => ({ job_id: r.job_id, status: 200, body: {} })), jobs: [], retry_after_s: 0.01 });
+  });
+  try {
+    const worker = new Worker(new LeadOpsClient(server.url, creds), { scrape: async () => [] }, { concurrency: 0 });
+    worker.outbox.push(...[1, 2, 3, 4, 99].map((id) => ({ job_id: id, idempotency_key: `k-${id}`, attempt_id: `a-${id}`,
+                                                        outcome: "succeeded", leads: [] })));
+    const done = worker.run();
+    while (worker.outbox.length) await new Promise((r) => setTimeout(r, 10));
+    worker.stop();
+    await done;
+    assert.equal(sizes[0], 5);
+    assert.equal(worker.counters.jobs_done, 4);
+    assert.equal(worker.counters.jobs_dropped, 1);
+  } finally {
+    await server.close();
+  }
+});
