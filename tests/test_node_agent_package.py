@@ -39,6 +39,7 @@ def test_node_unit_tests_of_the_agent_package_pass():
     tail = (done.stdout + done.stderr)[-4000:]
     assert done.returncode == 0, tail
     assert "# fail 0" in done.stdout and "# skipped 0" in done.stdout, tail
+    assert "Warning" not in done.stdout + done.stderr, tail  # e.g. a listener leak in a wait
 
 
 def test_the_package_has_no_npm_dependencies():

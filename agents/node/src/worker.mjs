@@ -15,9 +15,16 @@ import { randomUUID } from "node:crypto";
 import { BlockedError } from "./errors.mjs";
 import { LogTail } from "./logtail.mjs";
 
+/** Wait `ms`, or less when `signal` aborts; the listener goes away either way (no leak per wait). */
 const sleep = (ms, signal) => new Promise((resolve) => {
-  const timer = setTimeout(resolve, ms);
-  signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+  if (signal?.aborted) return resolve();
+  const done = () => {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", done);
+    resolve();
+  };
+  const timer = setTimeout(done, ms);
+  signal?.addEventListener("abort", done, { once: true });
 });
 
 export const DEFAULT_SETTINGS = Object.freeze({

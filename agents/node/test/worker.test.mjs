@@ -14,7 +14,7 @@ const PNG = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex");
 function portal(jobs) {
   const queue = [...jobs];
   return serve((req, body, res) => {
-    const payload = body.length ? JSON.parse(body) : {};
+    const payload = req.headers["content-type"] === "application/json" ? JSON.parse(body) : {};
     if (req.url.endsWith("/config")) return json(res, 200, { poll_interval_s: 0.05, heartbeat_interval_s: 0.2, max_batch: 10 });
     if (req.url.endsWith("/heartbeat")) return json(res, 200, { server_time: new Date().toISOString(), update_target: null });
     if (req.url.endsWith("/jobs/exchange")) {
@@ -51,6 +51,8 @@ test("a block uploads its screenshot as evidence and reports failed with a maske
     const evidence = server.requests.find((r) => r.url === "/api/v1/jobs/1/evidence");
     assert.equal(evidence.headers["x-leadops-attempt-id"], "att-1");
     assert.deepEqual(evidence.body, PNG);
+    assert.equal(worker.counters.evidence_sent, 1);
+    assert.equal(worker.client.stats.failed_requests, 0);
     const items = server.requests.filter((r) => r.url.endsWith("/exchange")).flatMap((r) => JSON.parse(r.body).reports);
     const failed = items.find((i) => i.job_id === 1);
     assert.equal(failed.outcome, "failed");
@@ -117,6 +119,34 @@ test("an exchange refused as too large is halved until it passes; a single item 
     assert.equal(sizes[0], 5);
     assert.equal(worker.counters.jobs_done, 4);
     assert.equal(worker.counters.jobs_dropped, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a plug-in's browser page gets the system Chromium path, is screenshotted on a block and closed", async () => {
+  const server = await portal([job(3)]);
+  try {
+    const seen = { closed: 0 };
+    const provider = {
+      async newPage({ executablePath }) {
+        seen.executablePath = executablePath;
+        return { page: { screenshot: async ({ type }) => { seen.type = type; return PNG; } }, close: async () => { seen.closed += 1; } };
+      },
+      async scrape(j, { page }) {
+        seen.page = Boolean(page);
+        throw new BlockedError("403 from the source");
+      },
+    };
+    const worker = new Worker(new LeadOpsClient(server.url, creds), provider, { executablePath: "/usr/bin/chromium" });
+    const done = worker.run();
+    while (worker.counters.jobs_failed < 1) await new Promise((r) => setTimeout(r, 20));
+    worker.stop();
+    await done;
+    assert.deepEqual(seen, { executablePath: "/usr/bin/chromium", page: true, type: "png", closed: 1 });
+    const evidence = server.requests.find((r) => r.url === "/api/v1/jobs/3/evidence");
+    assert.deepEqual(evidence.body, PNG);
+    assert.equal(worker.counters.evidence_sent, 1);
   } finally {
     await server.close();
   }
