@@ -237,3 +237,23 @@ def test_a_node_version_that_exits_at_start_is_rolled_back_and_quarantined(fleet
     # The portal still names 3.0.0 for this canary; the agent does not start it again.
     time.sleep(3 * HEARTBEAT_S)
     assert _runs([agent], "2.0.0"), agent.log()
+
+
+def test_the_package_client_verifies_the_portals_manifests_and_resumes_a_download(worker_api_url, worker_api_media,
+                                                                                 tmp_path):
+    node_or_skip()
+    _publish(artifact_build("1.0.0", tmp_path / "dist"), "1.0.0")
+    _channel_on("1.0.0")
+    _, issued = make_worker(worker_id="node-calls", channel="stable")
+    url = worker_api_url
+    done = subprocess.run(["node", str(Path(__file__).with_name("node_package_calls.mjs"))], capture_output=True,
+                          text=True, timeout=60, check=False,
+                          env={**os.environ, "LEADOPS_URL": url, "WORKER_ID": issued.worker_id,
+                               "KEY_ID": issued.key_id, "SECRET": issued.secret, "TRUST": trust_key_argument()})
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    size = answer.pop("size")
+    assert answer == {"channel": "stable", "latest": "1.0.0", "sequence": answer["sequence"], "target": "1.0.0",
+                      "unsigned_status": 401, "resumed_bytes": size - 100, "sha_ok": True, "failed_requests": 0}
+    status = WorkerReleaseStatus.objects.get(worker_id="node-calls", version="1.0.0")
+    assert status.last_stage == "downloaded" and status.last_ok
