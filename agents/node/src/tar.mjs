@@ -1,5 +1,5 @@
 // A small ustar writer and a safe reader, so a release is built and unpacked with node:zlib alone
-// (docs/RELEASES.md, "Node agent"). The writer makes regular files and folders only; the reader
+// (docs/RELEASES.md, "The Node agent"). The writer makes files, folders (and symlinks, for tests); the reader
 // refuses absolute paths, `..`, links that leave the folder, devices and FIFOs.
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
