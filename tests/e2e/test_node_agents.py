@@ -180,17 +180,23 @@ def test_three_node_agents_work_rotate_and_follow_a_canary_and_its_rollback(flee
 
     # While the queue drains: a canary, only agent 0 switches to 2.0.0; then the rollback brings it back.
     canary = agents[0]
+    started = time.monotonic()
     rollout_start(version="2.0.0", channel_name="stable", canary=[canary.worker_id], actor="e2e",
                   steps=[{"canary": [canary.worker_id], "hold_s": 1800}, {"percent": 100, "hold_s": 1800}])
     assert wait_until(lambda: _runs([canary], "2.0.0"), timeout=30), (_reported(everyone), canary.log())
+    canary_s = time.monotonic() - started
     assert _runs(agents[1:], "1.0.0"), _reported(everyone)
     stages = set(WorkerReleaseStatus.objects.filter(worker_id=canary.worker_id, version="2.0.0")
                  .values_list("install_ok", "self_test_ok"))
     assert stages == {(True, True)}, stages
+    started = time.monotonic()
     channel_rollback(channel_name="stable", actor="e2e")
     assert wait_until(lambda: _runs(agents, "1.0.0"), timeout=30), (_reported(everyone), canary.log())
+    rollback_s = time.monotonic() - started
+    print(f"\nNode agents, heartbeat {HEARTBEAT_S} s: canary {canary_s:.2f} s (download, self-test, switch), "
+          f"rollback {rollback_s:.2f} s (kept folder)")
     left = Job.objects.filter(pk__in=ids).exclude(state=JobState.SUCCEEDED).count()
-    print(f"\n{left} of {JOBS} jobs still to do after the canary and the rollback")
+    print(f"{left} of {JOBS} jobs still to do after the canary and the rollback")
 
     assert wait_until(lambda: Job.objects.filter(pk__in=ids, state=JobState.SUCCEEDED).count() == JOBS,
                       timeout=60), Job.objects.filter(pk__in=ids).values("state").annotate(n=Count("id"))
