@@ -71,10 +71,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "leadops.middleware.BodySizeLimitMiddleware",
     "leadops.middleware.QueryStringNulMiddleware",
+    "leadops.middleware.ApiErrorShapeMiddleware",
     "leadops.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "leadops.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
