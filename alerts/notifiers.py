@@ -24,8 +24,13 @@ from django.utils import timezone
 
 from alerts.crypto import decrypt_text
 from alerts.models import Receiver, ReceiverKind
+from core.setting_checks import email_backend_sends
 
 HTTP_TIMEOUT_S = 10.0
+# Mail backends that print a message or drop it: what they "send" reaches no one, so it is never
+# recorded as delivered (docs/RUNBOOK.md, "Setting up").
+PRINTING_EMAIL_BACKENDS = frozenset({"django.core.mail.backends.console.EmailBackend",
+                                     "django.core.mail.backends.dummy.EmailBackend"})
 SIGNATURE_HEADER = "X-LeadOps-Signature"
 # Alertmanager writes a firing alert's end as the zero time.
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -254,8 +259,20 @@ def send(receiver: Receiver, message: dict[str, Any]) -> Outcome:
     return _post(url, body, headers)
 
 
+def email_refusal() -> str:
+    """Why an email receiver cannot work here ("" when it can): in production, a mail backend that
+    sends nothing (EMAIL_URL unset or not a mail server; docs/DEPLOY.md, "Email")."""
+    if settings.LEADOPS_DEVELOPMENT or email_backend_sends():
+        return ""
+    return (f"email needs a mail server: EMAIL_BACKEND is {settings.EMAIL_BACKEND}, which sends nothing; "
+            "set EMAIL_URL to the mail relay (docs/DEPLOY.md, Alerts, 'Email')")
+
+
 def _send_email(receiver: Receiver, message: dict[str, Any]) -> Outcome:
     started = time.perf_counter()
+    refusal = email_refusal()
+    if refusal:
+        return Outcome(False, None, f"not sent: {refusal}", None, 0)
     recipients = [address.strip() for address in receiver.addresses.split(",") if address.strip()]
     try:
         connection = get_connection(timeout=getattr(settings, "EMAIL_TIMEOUT", None) or HTTP_TIMEOUT_S)
@@ -268,4 +285,9 @@ def _send_email(receiver: Receiver, message: dict[str, Any]) -> Outcome:
         ).send()
     except Exception as exc:  # smtplib, socket and backend errors alike: the attempt failed
         return Outcome.failed(exc, started=started)
-    return Outcome(True, None, "", None, int((time.perf_counter() - started) * 1000))
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    if settings.EMAIL_BACKEND in PRINTING_EMAIL_BACKENDS:
+        # Development: the message is on the evaluator's console for a developer to read; nobody got it.
+        return Outcome(False, None, f"not delivered: EMAIL_BACKEND is {settings.EMAIL_BACKEND}, which only "
+                       "prints or drops mail; set EMAIL_URL to a mail server", None, latency_ms)
+    return Outcome(True, None, "", None, latency_ms)
