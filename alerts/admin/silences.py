@@ -43,7 +43,7 @@ class SilenceForm(forms.ModelForm):
         model = Silence
         fields = ["starts_at", "ends_at", "comment", "weekdays", "hour_start", "hour_end"]
         help_texts = {"hour_start": "Recurring window: local hour it opens (0-23).",
-                      "hour_end": "Local hour it closes (1-24); at or before the start it closes the next "
+                      "hour_end": "Local hour it closes (0-24); at or before the start it closes the next "
                                   "morning (22 to 6 is one night)."}
 
     def clean(self) -> dict[str, Any]:
