@@ -73,20 +73,56 @@ def _alert_line(alert: dict[str, Any]) -> str:
 # ----- payloads ---------------------------------------------------------------------------------
 
 
+# Slack's control characters in every text object, written as the entities Slack decodes for display
+# ("Escaping text" in Slack's formatting reference); nothing else is encoded.
+SLACK_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# Slack's limits: a header's text, a section's text, one of a section's fields, and fields per section.
+SLACK_HEADER_MAX, SLACK_TEXT_MAX, SLACK_FIELD_MAX, SLACK_FIELDS_MAX = 150, 3000, 2000, 10
+
+
+def slack_escape(text: str, limit: int | None = None) -> str:
+    """`text` with &, < and > escaped for Slack, cut at `limit` characters without splitting an entity."""
+    pieces: list[str] = []
+    size = 0
+    for char in text:
+        piece = SLACK_ENTITIES.get(char, char)
+        if limit is not None and size + len(piece) > limit:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return "".join(pieces)
+
+
+def _slack_plain(text: str, limit: int) -> dict[str, Any]:
+    # plain_text: Slack applies no mrkdwn, so a label with _ or * shows as written; no emoji codes either.
+    return {"type": "plain_text", "text": slack_escape(text, limit), "emoji": False}
+
+
+def _slack_alert_block(alert: dict[str, Any]) -> dict[str, Any]:
+    summary = alert["annotations"].get("summary", "")
+    line = f"{alert['status'].upper()} {alert['labels'].get('alertname', '')}: {summary}"
+    labels = [f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k != "alertname"]
+    if len(labels) > SLACK_FIELDS_MAX:
+        labels = [*labels[:SLACK_FIELDS_MAX - 1], ", ".join(labels[SLACK_FIELDS_MAX - 1:])]
+    block: dict[str, Any] = {"type": "section", "text": _slack_plain(line, SLACK_TEXT_MAX)}
+    if labels:
+        block["fields"] = [_slack_plain(label, SLACK_FIELD_MAX) for label in labels]
+    return block
+
+
 def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
-    """Slack incoming webhook: `text` (the fallback and the notification line) and Block Kit `blocks`."""
+    """Slack incoming webhook: `text` (the fallback and the notification line) and Block Kit `blocks`.
+
+    What comes from alerts (names, summaries, labels) goes in plain_text, escaped (docs/RUNBOOK.md,
+    "Setting up"): Slack shows it as written, whatever `_`, `*`, `&`, `<` or `>` it holds.
+    """
     title = summary_line(message)
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
-    for alert in message["alerts"][:MAX_LISTED]:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _alert_line(alert)[:3000]}})
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _slack_plain(title, SLACK_HEADER_MAX)}]
+    blocks += [_slack_alert_block(alert) for alert in message["alerts"][:MAX_LISTED]]
     if len(message["alerts"]) > MAX_LISTED:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"and {len(message['alerts']) - MAX_LISTED} more"}],
-            }
-        )
-    return {"text": title, "blocks": blocks}
+        more = f"and {len(message['alerts']) - MAX_LISTED} more"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(more)}]})
+    return {"text": slack_escape(title), "blocks": blocks}
 
 
 def teams_payload(message: dict[str, Any]) -> dict[str, Any]:
