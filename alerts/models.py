@@ -101,7 +101,8 @@ class Silence(TimestampedModel):
     """Mutes alerts whose labels match every matcher, between starts_at and ends_at.
 
     With weekdays set it is a recurring maintenance window: active only on those local weekdays
-    (TIME_ZONE; 0 is Monday) between hour_start and hour_end, within starts_at..ends_at.
+    (TIME_ZONE; 0 is Monday) between hour_start and hour_end, within starts_at..ends_at. An end at or
+    before the start crosses midnight: the window opens on its weekday and closes the next morning.
     """
 
     matchers = models.JSONField(help_text='A list of {"name", "op", "value"}; op is =, !=, =~ or !~.')

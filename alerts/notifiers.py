@@ -24,8 +24,13 @@ from django.utils import timezone
 
 from alerts.crypto import decrypt_text
 from alerts.models import Receiver, ReceiverKind
+from core.setting_checks import email_backend_sends
 
 HTTP_TIMEOUT_S = 10.0
+# Mail backends that print a message or drop it: what they "send" reaches no one, so it is never
+# recorded as delivered (docs/RUNBOOK.md, "Setting up").
+PRINTING_EMAIL_BACKENDS = frozenset({"django.core.mail.backends.console.EmailBackend",
+                                     "django.core.mail.backends.dummy.EmailBackend"})
 SIGNATURE_HEADER = "X-LeadOps-Signature"
 # Alertmanager writes a firing alert's end as the zero time.
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -68,20 +73,56 @@ def _alert_line(alert: dict[str, Any]) -> str:
 # ----- payloads ---------------------------------------------------------------------------------
 
 
+# Slack's control characters in every text object, written as the entities Slack decodes for display
+# ("Escaping text" in Slack's formatting reference); nothing else is encoded.
+SLACK_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# Slack's limits: a header's text, a section's text, one of a section's fields, and fields per section.
+SLACK_HEADER_MAX, SLACK_TEXT_MAX, SLACK_FIELD_MAX, SLACK_FIELDS_MAX = 150, 3000, 2000, 10
+
+
+def slack_escape(text: str, limit: int | None = None) -> str:
+    """`text` with &, < and > escaped for Slack, cut at `limit` characters without splitting an entity."""
+    pieces: list[str] = []
+    size = 0
+    for char in text:
+        piece = SLACK_ENTITIES.get(char, char)
+        if limit is not None and size + len(piece) > limit:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return "".join(pieces)
+
+
+def _slack_plain(text: str, limit: int) -> dict[str, Any]:
+    # plain_text: Slack applies no mrkdwn, so a label with _ or * shows as written; no emoji codes either.
+    return {"type": "plain_text", "text": slack_escape(text, limit), "emoji": False}
+
+
+def _slack_alert_block(alert: dict[str, Any]) -> dict[str, Any]:
+    summary = alert["annotations"].get("summary", "")
+    line = f"{alert['status'].upper()} {alert['labels'].get('alertname', '')}: {summary}"
+    labels = [f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k != "alertname"]
+    if len(labels) > SLACK_FIELDS_MAX:
+        labels = [*labels[:SLACK_FIELDS_MAX - 1], ", ".join(labels[SLACK_FIELDS_MAX - 1:])]
+    block: dict[str, Any] = {"type": "section", "text": _slack_plain(line, SLACK_TEXT_MAX)}
+    if labels:
+        block["fields"] = [_slack_plain(label, SLACK_FIELD_MAX) for label in labels]
+    return block
+
+
 def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
-    """Slack incoming webhook: `text` (the fallback and the notification line) and Block Kit `blocks`."""
+    """Slack incoming webhook: `text` (the fallback and the notification line) and Block Kit `blocks`.
+
+    What comes from alerts (names, summaries, labels) goes in plain_text, escaped (docs/RUNBOOK.md,
+    "Setting up"): Slack shows it as written, whatever `_`, `*`, `&`, `<` or `>` it holds.
+    """
     title = summary_line(message)
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
-    for alert in message["alerts"][:MAX_LISTED]:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _alert_line(alert)[:3000]}})
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _slack_plain(title, SLACK_HEADER_MAX)}]
+    blocks += [_slack_alert_block(alert) for alert in message["alerts"][:MAX_LISTED]]
     if len(message["alerts"]) > MAX_LISTED:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"and {len(message['alerts']) - MAX_LISTED} more"}],
-            }
-        )
-    return {"text": title, "blocks": blocks}
+        more = f"and {len(message['alerts']) - MAX_LISTED} more"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(more)}]})
+    return {"text": slack_escape(title), "blocks": blocks}
 
 
 def teams_payload(message: dict[str, Any]) -> dict[str, Any]:
@@ -254,8 +295,20 @@ def send(receiver: Receiver, message: dict[str, Any]) -> Outcome:
     return _post(url, body, headers)
 
 
+def email_refusal() -> str:
+    """Why an email receiver cannot work here ("" when it can): in production, a mail backend that
+    sends nothing (EMAIL_URL unset or not a mail server; docs/DEPLOY.md, "Email")."""
+    if settings.LEADOPS_DEVELOPMENT or email_backend_sends():
+        return ""
+    return (f"email needs a mail server: EMAIL_BACKEND is {settings.EMAIL_BACKEND}, which sends nothing; "
+            "set EMAIL_URL to the mail relay (docs/DEPLOY.md, Alerts, 'Email')")
+
+
 def _send_email(receiver: Receiver, message: dict[str, Any]) -> Outcome:
     started = time.perf_counter()
+    refusal = email_refusal()
+    if refusal:
+        return Outcome(False, None, f"not sent: {refusal}", None, 0)
     recipients = [address.strip() for address in receiver.addresses.split(",") if address.strip()]
     try:
         connection = get_connection(timeout=getattr(settings, "EMAIL_TIMEOUT", None) or HTTP_TIMEOUT_S)
@@ -268,4 +321,9 @@ def _send_email(receiver: Receiver, message: dict[str, Any]) -> Outcome:
         ).send()
     except Exception as exc:  # smtplib, socket and backend errors alike: the attempt failed
         return Outcome.failed(exc, started=started)
-    return Outcome(True, None, "", None, int((time.perf_counter() - started) * 1000))
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    if settings.EMAIL_BACKEND in PRINTING_EMAIL_BACKENDS:
+        # Development: the message is on the evaluator's console for a developer to read; nobody got it.
+        return Outcome(False, None, f"not delivered: EMAIL_BACKEND is {settings.EMAIL_BACKEND}, which only "
+                       "prints or drops mail; set EMAIL_URL to a mail server", None, latency_ms)
+    return Outcome(True, None, "", None, latency_ms)

@@ -85,11 +85,14 @@ def silence_is_active(silence: Silence, now: dt.datetime) -> bool:
     if not silence.weekdays:
         return True
     local = timezone.localtime(now)
-    if local.weekday() not in silence.weekdays:
-        return False
     start = silence.hour_start if silence.hour_start is not None else 0
     end = silence.hour_end if silence.hour_end is not None else 24
-    return start <= local.hour < end
+    if start < end:
+        return local.weekday() in silence.weekdays and start <= local.hour < end
+    # The window crosses midnight: it opens on one of its weekdays and closes the next morning.
+    yesterday = (local.weekday() - 1) % 7
+    return ((local.weekday() in silence.weekdays and local.hour >= start)
+            or (yesterday in silence.weekdays and local.hour < end))
 
 
 def silence_state(silence: Silence, now: dt.datetime) -> str:

@@ -1,5 +1,6 @@
 """Refuse what no view should see (oversized bodies: 413 first, docs/API.md; NUL in a query string),
-and put the Content-Security-Policy on HTML pages."""
+give every answer under /api/ the protocol's error shape, and put the Content-Security-Policy on HTML
+pages."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 
 from core.errors import error_response
 
@@ -96,3 +98,42 @@ def _nul_in_query(request: HttpRequest) -> HttpResponse | None:
 
 class QueryStringNulMiddleware(RefuseEarlyMiddleware):
     refuse = staticmethod(_nul_in_query)
+
+
+# The answers Django itself writes for a path under /api/ that no view takes: its 404 page (the
+# technical one in development), and an empty 405 from a plain view's method check.
+API_ERRORS_DJANGO_WRITES = {404: ("not_found", "No such endpoint."),
+                            405: ("method_not_allowed", "That method is not allowed on this path.")}
+
+
+def _api_error_shape(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """The protocol's error shape for a 404 or 405 under /api/ that no view wrote (docs/API.md, "Errors")."""
+    known = API_ERRORS_DJANGO_WRITES.get(response.status_code)
+    if (known is None or not request.path.startswith("/api/")
+            or response.get("Content-Type", "").startswith("application/json")):
+        return response
+    shaped = error_response(*known, response.status_code)
+    if response.has_header("Allow"):
+        shaped["Allow"] = response["Allow"]
+    return shaped
+
+
+class ApiErrorShapeMiddleware(HybridMiddleware):
+    """Answer unrouted paths and wrong methods under /api/ as JSON errors, in DEBUG too (where Django
+    would show its HTML 404 page instead of `handler404`)."""
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self._acall(request)
+        return _api_error_shape(request, self.get_response(request))  # type: ignore[arg-type]
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return _api_error_shape(request, await self.get_response(request))  # type: ignore[misc]
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's, without APPEND_SLASH under /api/: a client there calls the exact path; a redirect would
+    drop a POST's body (and in DEBUG Django raises instead, a 500), so it gets the JSON 404."""
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        return not request.path.startswith("/api/") and super().should_redirect_with_slash(request)

@@ -24,6 +24,10 @@ if (BASE_DIR / ".env").exists():
 # Off unless asked for: `make run` and the test suite turn development mode on themselves
 # (docs/DEPLOY.md, "Development mode").
 DEBUG = env.bool("DEBUG", default=False)
+# Development mode as the environment set it (docs/DEPLOY.md, "Development mode"). Django's test runner
+# turns DEBUG off while tests run; what only production refuses (an email receiver without a mail
+# server, docs/RUNBOOK.md "Setting up") reads this instead.
+LEADOPS_DEVELOPMENT = DEBUG
 
 # Keys: in production they must be real environment values; in development a local file keeps them
 # stable across restarts so encrypted worker secrets stay readable.
@@ -71,10 +75,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "leadops.middleware.BodySizeLimitMiddleware",
     "leadops.middleware.QueryStringNulMiddleware",
+    "leadops.middleware.ApiErrorShapeMiddleware",
     "leadops.metrics.RequestLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "leadops.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

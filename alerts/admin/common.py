@@ -6,6 +6,7 @@ from django import forms
 from django.utils.html import format_html, format_html_join
 
 from alerts.matchers import matcher_parse
+from alerts.services import AlertsError
 
 STATE_COLOURS = {
     "firing": "#c62828",
@@ -60,3 +61,10 @@ def post_button(url: str, text: str) -> str:
 
 def matchers_from_text(text: str) -> list[dict[str, str]]:
     return [matcher_parse(line) for line in text.splitlines() if line.strip()]
+
+
+def form_error_add(form: forms.BaseForm, exc: AlertsError, *, renamed: dict[str, str] | None = None) -> None:
+    """Show a service's refusal on the form, beside its field when the form has that field."""
+    field = (renamed or {}).get(exc.field or "", exc.field)
+    message = str(exc)
+    form.add_error(field if field in form.fields else None, f"{message[:1].upper()}{message[1:]}.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,7 +14,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from alerts.admin.common import post_button
+from alerts.admin.common import form_error_add, post_button
 from alerts.models import (
     DeliveryAttempt,
     Receiver,
@@ -23,6 +22,7 @@ from alerts.models import (
 )
 from alerts.services import (
     AlertsError,
+    receiver_check,
     receiver_set,
     receiver_test,
 )
@@ -48,17 +48,19 @@ class ReceiverForm(forms.ModelForm):
         fields = ["name", "kind", "url", "secret", "addresses", "send_resolved", "enabled"]
 
     def clean(self) -> dict[str, Any]:
+        # The service's own checks, so that saving never refuses what the form let through.
         data = super().clean() or {}
         kind = data.get("kind")
-        if kind == ReceiverKind.EMAIL:
-            addresses = [a.strip() for a in (data.get("addresses") or "").split(",") if a.strip()]
-            if not addresses or any("@" not in a or " " in a for a in addresses):
-                self.add_error("addresses", "One or more email addresses, comma-separated.")
-        elif data.get("url"):
-            parts = urlsplit(data["url"])
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                self.add_error("url", "An http(s) URL.")
-        elif not (self.instance.pk and self.instance.url_encrypted):
+        if not kind:
+            return data
+        try:
+            receiver_check(kind=kind, url=data.get("url") or None, addresses=data.get("addresses"),
+                           enabled=bool(data.get("enabled")))
+        except AlertsError as exc:
+            form_error_add(self, exc)
+            return data
+        if kind != ReceiverKind.EMAIL and not data.get("url") and not (
+                self.instance.pk and self.instance.url_encrypted):
             self.add_error("url", "This kind of receiver needs its URL.")
         return data
 
@@ -108,20 +110,18 @@ class ReceiverAdmin(AuditedModelAdmin):
         return super().changeform_view(request, *args, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Receiver, form: forms.ModelForm, change: bool) -> None:
+        # The form ran the service's checks (ReceiverForm.clean): this save is not refused.
         data = form.cleaned_data
-        try:
-            saved = receiver_set(
-                name=obj.name,
-                kind=data["kind"],
-                url=data.get("url") or None,
-                secret=data.get("secret") or None,
-                addresses=data.get("addresses") or "",
-                send_resolved=data["send_resolved"],
-                enabled=data["enabled"],
-                actor=Actor.from_user(request.user),
-            )
-        except AlertsError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+        saved = receiver_set(
+            name=obj.name,
+            kind=data["kind"],
+            url=data.get("url") or None,
+            secret=data.get("secret") or None,
+            addresses=data.get("addresses") or "",
+            send_resolved=data["send_resolved"],
+            enabled=data["enabled"],
+            actor=Actor.from_user(request.user),
+        )
         obj.pk = saved.pk
         obj.__dict__.update(Receiver.objects.filter(pk=saved.pk).values().get())
 

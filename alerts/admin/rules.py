@@ -59,6 +59,10 @@ class AlertRuleAdmin(AuditedModelAdmin):
     def firing(self, rule: AlertRule) -> int:
         return rule.alerts.filter(state=AlertState.FIRING).count()
 
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
+        # Editing in the list checks what the change page checks (Django builds a bare form otherwise).
+        return super().get_changelist_form(request, form=AlertRuleForm, **kwargs)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # the rules are built in
 

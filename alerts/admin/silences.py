@@ -13,11 +13,18 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.admin.common import WEEKDAYS, badge_html, matchers_field, matchers_from_text, post_button
+from alerts.admin.common import (
+    WEEKDAYS,
+    badge_html,
+    form_error_add,
+    matchers_field,
+    matchers_from_text,
+    post_button,
+)
 from alerts.matchers import MatcherError, matchers_text
 from alerts.models import Silence
 from alerts.selectors import silence_state
-from alerts.services import AlertsError, silence_create, silence_expire
+from alerts.services import AlertsError, silence_check, silence_create, silence_expire
 from core.admin_tools import AuditedModelAdmin, admin_url
 from core.audit import Actor
 
@@ -35,17 +42,21 @@ class SilenceForm(forms.ModelForm):
     class Meta:
         model = Silence
         fields = ["starts_at", "ends_at", "comment", "weekdays", "hour_start", "hour_end"]
+        help_texts = {"hour_start": "Recurring window: local hour it opens (0-23).",
+                      "hour_end": "Local hour it closes (0-24); at or before the start it closes the next "
+                                  "morning (22 to 6 is one night)."}
 
     def clean(self) -> dict[str, Any]:
+        # The service's own checks, so that saving never refuses what the form let through.
         data = super().clean() or {}
-        starts_at, ends_at = data.get("starts_at"), data.get("ends_at")
-        if starts_at and ends_at and ends_at <= starts_at:
-            self.add_error("ends_at", "A silence must end after it starts.")
-        start, end = data.get("hour_start"), data.get("hour_end")
-        if (start is not None and start > 24) or (end is not None and end > 24):
-            self.add_error("hour_end", "Hours are 0 to 24.")
-        elif start is not None and end is not None and end <= start:
-            self.add_error("hour_end", "The window's end hour must be after its start hour.")
+        if all(name in data for name in ("matchers_text", "starts_at", "ends_at", "comment")):
+            try:
+                silence_check(matchers=data["matchers_text"], starts_at=data["starts_at"],
+                              ends_at=data["ends_at"], comment=data["comment"],
+                              weekdays=data.get("weekdays") or [], hour_start=data.get("hour_start"),
+                              hour_end=data.get("hour_end"))
+            except AlertsError as exc:
+                form_error_add(self, exc, renamed={"matchers": "matchers_text"})
         return data
 
     def clean_matchers_text(self) -> list[dict[str, str]]:
@@ -100,7 +111,9 @@ class SilenceAdmin(AuditedModelAdmin):
         if not silence.weekdays:
             return "-"
         days = ", ".join(dict(WEEKDAYS)[d][:3] for d in silence.weekdays)
-        return f"{days} {silence.hour_start or 0:02d}:00-{silence.hour_end or 24:02d}:00"
+        start = silence.hour_start if silence.hour_start is not None else 0
+        end = silence.hour_end if silence.hour_end is not None else 24
+        return f"{days} {start:02d}:00-{end:02d}:00{' (into the next day)' if end <= start else ''}"
 
     @admin.display(description="actions")
     def one_click(self, silence: Silence) -> str:
@@ -109,21 +122,19 @@ class SilenceAdmin(AuditedModelAdmin):
         return post_button(reverse("admin:alerts_silence_expire", args=[silence.pk]), "Expire now")
 
     def save_model(self, request: HttpRequest, obj: Silence, form: forms.ModelForm, change: bool) -> None:
+        # The form ran the service's checks (SilenceForm.clean): this save is not refused.
         data = form.cleaned_data
-        try:
-            created = silence_create(
-                matchers=data["matchers_text"],
-                starts_at=data["starts_at"],
-                ends_at=data["ends_at"],
-                created_by=request.user.get_username(),
-                comment=data["comment"],
-                weekdays=data.get("weekdays") or [],
-                hour_start=data.get("hour_start"),
-                hour_end=data.get("hour_end"),
-                actor=Actor.from_user(request.user),
-            )
-        except AlertsError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+        created = silence_create(
+            matchers=data["matchers_text"],
+            starts_at=data["starts_at"],
+            ends_at=data["ends_at"],
+            created_by=request.user.get_username(),
+            comment=data["comment"],
+            weekdays=data.get("weekdays") or [],
+            hour_start=data.get("hour_start"),
+            hour_end=data.get("hour_end"),
+            actor=Actor.from_user(request.user),
+        )
         obj.pk = created.pk
         obj.__dict__.update(Silence.objects.filter(pk=created.pk).values().get())
 

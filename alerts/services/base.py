@@ -24,7 +24,14 @@ SLACK_MIN_GAP_S = 1.0
 
 
 class AlertsError(ValueError):
-    """A bad argument to an alerting service (a command prints it as a one-line error)."""
+    """A bad argument to an alerting service (a command prints it as a one-line error).
+
+    `field` names the argument at fault, so an admin form can show the message beside its field.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def current_time(now: dt.datetime | None) -> dt.datetime:

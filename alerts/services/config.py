@@ -37,6 +37,35 @@ def _receiver_fields(receiver: Receiver) -> dict[str, object]:
             "enabled": receiver.enabled}
 
 
+def receiver_check(*, kind: str, url: str | None = None, addresses: str | None = None,
+                   enabled: bool = True) -> str:
+    """Check what a receiver would be made of; return its addresses normalized (email), or raise
+    AlertsError naming the field at fault. The admin form and `receiver_set` both ask it."""
+    if kind not in ReceiverKind.values:
+        raise AlertsError(f"unknown receiver kind {kind!r}", field="kind")
+    if kind == ReceiverKind.EMAIL:
+        recipients = [a.strip() for a in (addresses or "").split(",") if a.strip()]
+        if not recipients or any("@" not in a or " " in a for a in recipients):
+            raise AlertsError("--email needs one or more addresses, comma-separated", field="addresses")
+        # In production an enabled email receiver must reach a mail server (docs/RUNBOOK.md, "Setting up").
+        refusal = notifiers.email_refusal() if enabled else ""
+        if refusal:
+            raise AlertsError(refusal, field="kind")
+        return ",".join(recipients)
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise AlertsError("the receiver URL must be an http(s) URL", field="url")
+        host = (parts.hostname or "").lower()
+        if kind == ReceiverKind.TEAMS and (
+            host.endswith("webhook.office.com") or host == "outlook.office.com"
+        ):
+            # Microsoft retired Office 365 connectors (docs/RUNBOOK.md, Alerts): only Workflows URLs work.
+            raise AlertsError("that is a retired Office 365 connector URL; create a Teams Workflows webhook "
+                              "instead", field="url")
+    return ""
+
+
 def receiver_set(
     *,
     name: str,
@@ -50,42 +79,26 @@ def receiver_set(
 ) -> Receiver:
     """Create or change a receiver; the URL and secret are stored encrypted (never shown again).
 
-    With an `actor` (admin, a command) the change is a staff action: audited in the same
-    transaction, the URL and secret named as changed but never written to the audit.
+    An argument left None keeps the stored value (a new receiver: the model's default). With an
+    `actor` (admin, a command) the change is a staff action: audited in the same transaction, the
+    URL and secret named as changed but never written to the audit.
     """
     name = name.strip()
     if not name or len(name) > 100:
-        raise AlertsError("a receiver needs a name of 1-100 characters")
-    if kind not in ReceiverKind.values:
-        raise AlertsError(f"unknown receiver kind {kind!r}")
-    if kind == ReceiverKind.EMAIL:
-        recipients = [a.strip() for a in (addresses or "").split(",") if a.strip()]
-        if not recipients or any("@" not in a or " " in a for a in recipients):
-            raise AlertsError("--email needs one or more addresses, comma-separated")
-        addresses = ",".join(recipients)
-    elif url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise AlertsError("the receiver URL must be an http(s) URL")
-        host = (parts.hostname or "").lower()
-        if kind == ReceiverKind.TEAMS and (
-            host.endswith("webhook.office.com") or host == "outlook.office.com"
-        ):
-            # Microsoft retired Office 365 connectors (docs/RUNBOOK.md, Alerts): only Workflows URLs work.
-            raise AlertsError(
-                "that is a retired Office 365 connector URL; create a Teams Workflows webhook instead"
-            )
+        raise AlertsError("a receiver needs a name of 1-100 characters", field="name")
     with transaction.atomic():
         receiver = Receiver.objects.select_for_update().filter(name=name).first()
+        will_be_enabled = enabled if enabled is not None else receiver is None or receiver.enabled
+        addresses = receiver_check(kind=kind, url=url, addresses=addresses, enabled=will_be_enabled)
         if receiver is None:
             if kind != ReceiverKind.EMAIL and not url:
-                raise AlertsError("a new webhook receiver needs its URL")
+                raise AlertsError("a new webhook receiver needs its URL", field="url")
             receiver = Receiver(name=name)
         created = receiver.pk is None
         before = {} if created else _receiver_fields(receiver)
         receiver.kind = kind
         if kind == ReceiverKind.EMAIL:
-            receiver.addresses, receiver.url_encrypted, receiver.url_hint = addresses or "", "", ""
+            receiver.addresses, receiver.url_encrypted, receiver.url_hint = addresses, "", ""
         elif url:
             receiver.url_encrypted, receiver.url_hint = encrypt_text(url), _url_hint(url)
         if secret is not None:
@@ -166,13 +179,46 @@ def _send_now(notification: Notification) -> DeliveryAttempt:
     return attempt
 
 
-def _matchers_checked(matchers: list[dict[str, str]]) -> list[dict[str, str]]:
+def silence_check(
+    *,
+    matchers: list[dict[str, str]],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    comment: str,
+    weekdays: list[int] | None = None,
+    hour_start: int | None = None,
+    hour_end: int | None = None,
+) -> tuple[list[dict[str, str]], list[int]]:
+    """Check a silence before it is made; return its matchers and weekdays normalized, or raise
+    AlertsError naming the field at fault. The admin form and `silence_create` both ask it.
+
+    A recurring window runs from `hour_start` to `hour_end` local time on each of its weekdays; an end
+    at or before the start crosses midnight into the next day (22 to 6 is one night), docs/RUNBOOK.md
+    "In admin".
+    """
     if not matchers:
-        raise AlertsError("a silence needs at least one matcher")
+        raise AlertsError("a silence needs at least one matcher", field="matchers")
     try:
-        return [matcher_check(m) for m in matchers]
+        matchers = [matcher_check(m) for m in matchers]
     except MatcherError as exc:
-        raise AlertsError(str(exc)) from exc
+        raise AlertsError(str(exc), field="matchers") from exc
+    if ends_at <= starts_at:
+        raise AlertsError("a silence must end after it starts", field="ends_at")
+    if not comment.strip():
+        raise AlertsError("a silence needs a comment (why, and who to ask)", field="comment")
+    days = sorted(set(weekdays or []))
+    if any(not isinstance(d, int) or not 0 <= d <= 6 for d in days):
+        raise AlertsError("weekdays are 0 (Monday) to 6 (Sunday)", field="weekdays")
+    if hour_start is not None and not 0 <= hour_start <= 23:
+        raise AlertsError("the window's start hour is 0 to 23", field="hour_start")
+    if hour_end is not None and not 0 <= hour_end <= 24:
+        raise AlertsError("the window's end hour is 0 to 24", field="hour_end")
+    if (hour_start is not None or hour_end is not None) and not days:
+        raise AlertsError("a window of hours needs its weekdays", field="weekdays")
+    if hour_start is not None and hour_start == hour_end:
+        raise AlertsError("the window's end hour must differ from its start hour (0 to 24 is all day)",
+                          field="hour_end")
+    return matchers, days
 
 
 def silence_create(
@@ -192,21 +238,11 @@ def silence_create(
     With an `actor` (admin, a command) the silence is a staff action, audited in its transaction.
     """
     starts_at = starts_at or timezone.now()
-    matchers = _matchers_checked(matchers)
-    if ends_at <= starts_at:
-        raise AlertsError("a silence must end after it starts")
-    if not comment.strip():
-        raise AlertsError("a silence needs a comment (why, and who to ask)")
+    matchers, weekdays = silence_check(matchers=matchers, starts_at=starts_at, ends_at=ends_at,
+                                       comment=comment, weekdays=weekdays, hour_start=hour_start,
+                                       hour_end=hour_end)
     if not created_by.strip():
         raise AlertsError("a silence needs an author")
-    weekdays = sorted(set(weekdays or []))
-    if any(not isinstance(d, int) or not 0 <= d <= 6 for d in weekdays):
-        raise AlertsError("weekdays are 0 (Monday) to 6 (Sunday)")
-    for hour in (hour_start, hour_end):
-        if hour is not None and not 0 <= hour <= 24:
-            raise AlertsError("hours are 0 to 24")
-    if hour_start is not None and hour_end is not None and hour_end <= hour_start:
-        raise AlertsError("the window's end hour must be after its start hour")
     with transaction.atomic():
         silence = Silence.objects.create(
             matchers=matchers,

@@ -27,6 +27,20 @@ def test_alert_receiver_set_creates_then_changes_a_receiver(db, capsys):
     assert Receiver.objects.get(name="mail").addresses == "a@example.com,b@example.com"
 
 
+def test_alert_receiver_set_keeps_send_resolved_unless_told(db):
+    call_command("alert_receiver_set", "am", "--alertmanager", "http://127.0.0.1:9093", "--send-resolved")
+    # Re-running to change only the URL keeps the stored choice (docs/RUNBOOK.md, "Setting up").
+    call_command("alert_receiver_set", "am", "--alertmanager", "http://127.0.0.1:9094")
+    receiver = Receiver.objects.get(name="am")
+    assert receiver.send_resolved and receiver.url_hint == "http://127.0.0.1:9094/…"
+    call_command("alert_receiver_set", "am", "--alertmanager", "http://127.0.0.1:9094", "--no-send-resolved")
+    receiver.refresh_from_db()
+    assert not receiver.send_resolved
+    with pytest.raises(CommandError, match="not allowed with"):
+        call_command("alert_receiver_set", "am", "--alertmanager", "http://127.0.0.1:9094",
+                     "--send-resolved", "--no-send-resolved")
+
+
 @pytest.mark.parametrize("args, message", [
     (["x"], "one of the arguments"),
     (["x", "--webhook", "ftp://example.com"], r"http\(s\) URL"),

@@ -8,7 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from alerts.models import AlertGroup, DeliveryAttempt, Notification, NotificationStatus, Receiver, Route
-from alerts.services import evaluator_tick, receiver_set
+from alerts.notifiers import slack_escape
+from alerts.services import evaluator_tick, receiver_set, rule_set
 from tests.alerts.factories import silent_workers
 
 
@@ -139,6 +140,40 @@ def test_slack_gets_text_and_blocks(clock, db, http_receiver):
     body = http_receiver.at("/slack")[0].json()
     assert body["text"] == "[FIRING:2] heartbeat_missing"
     assert body["blocks"][0]["type"] == "header" and len(body["blocks"]) == 3
+
+
+def _texts(node) -> list[str]:
+    """Every text object's text in a Slack payload."""
+    if isinstance(node, dict) and node.get("type") in ("plain_text", "mrkdwn"):
+        return [node["text"]]
+    if isinstance(node, dict):
+        return _texts(list(node.values()))
+    if isinstance(node, list):
+        return [t for item in node for t in _texts(item)]
+    return []
+
+
+def test_slack_text_is_escaped_and_labels_render_as_written(clock, db, http_receiver):
+    rule_set(kind="heartbeat_missing", labels={"team": "on_call*ops*", "note": "a & <b> > c", "owner": "_x_"})
+    receiver_set(name="slack", kind="slack", url=http_receiver.url("/slack"))
+    fire_and_flush(clock)
+    body = http_receiver.at("/slack")[0].json()
+    texts = [body["text"], *_texts(body["blocks"])]
+    # Slack's three control characters are entities everywhere; nothing else is encoded.
+    assert not any(c in text for text in texts for c in "<>")
+    assert all(text.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "").count("&") == 0 for text in texts)
+    [alert] = [block for block in body["blocks"] if block["type"] == "section"]
+    fields = {field["text"] for field in alert["fields"]}
+    assert {"team=on_call*ops*", "note=a &amp; &lt;b&gt; &gt; c", "owner=_x_"} <= fields
+    # plain_text: Slack applies no mrkdwn to it, so _ and * show as written (and no :emoji: codes).
+    assert all(field["type"] == "plain_text" and field["emoji"] is False for field in alert["fields"])
+    assert alert["text"]["type"] == "plain_text" and alert["text"]["text"].startswith("FIRING heartbeat_missing: ")
+
+
+def test_slack_escaping_never_cuts_an_entity_in_half():
+    assert slack_escape("a<b", limit=5) == "a&lt;"
+    assert slack_escape("a<b", limit=4) == "a"
+    assert slack_escape("x_y*z & w") == "x_y*z &amp; w"
 
 
 def test_an_existing_alertmanager_gets_the_alerts_on_its_v2_api(clock, db, http_receiver):

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from alerts.models import Silence
 from alerts.selectors import silence_is_active
-from alerts.services import evaluator_tick, receiver_set, silence_create, silence_expire
+from alerts.services import AlertsError, evaluator_tick, receiver_set, silence_create, silence_expire
 from tests.alerts.factories import silent_workers
 from tests.clock import local_time
 
@@ -103,3 +103,42 @@ def test_silencing_a_notified_alert_sends_nothing_and_it_returns_when_the_silenc
     evaluator_tick()
     assert len(hook.at("/hook")) == 2
     assert hook.at("/hook")[1].json()["status"] == "firing"
+
+
+def test_a_maintenance_window_may_cross_midnight(clock, db):
+    # 22:00-06:00 local time opening on one weekday is one silence: that night, into the next morning.
+    evening = local_time(22, 0, days=1)
+    opens_on = timezone.localtime(evening).weekday()
+    silence = silence_create(matchers=[{"name": "provider", "op": "=", "value": "maps"}],
+                             starts_at=timezone.now(), ends_at=timezone.now() + dt.timedelta(days=30),
+                             created_by="ops", comment="nightly re-index", weekdays=[opens_on],
+                             hour_start=22, hour_end=6)
+    assert not silence_is_active(silence, local_time(21, 59, days=1))
+    assert silence_is_active(silence, evening)
+    assert silence_is_active(silence, local_time(23, 59, days=1))
+    assert silence_is_active(silence, local_time(0, 0, days=2))  # after midnight, on the next weekday
+    assert silence_is_active(silence, local_time(5, 59, days=2))
+    assert not silence_is_active(silence, local_time(6, 0, days=2))
+    assert not silence_is_active(silence, local_time(22, 30, days=2))  # the next evening is not its weekday
+    assert not silence_is_active(silence, local_time(3, 0, days=1))  # nor the morning before it opened
+    assert silence_is_active(silence, local_time(1, 0, days=9))  # the same night a week later
+
+
+@pytest.mark.parametrize("hours, message", [
+    ((5, 5), "must differ from its start hour"),
+    ((24, 6), "start hour is 0 to 23"),
+    ((22, 25), "end hour is 0 to 24"),
+])
+def test_a_window_that_names_no_hours_is_refused(db, hours, message):
+    with pytest.raises(AlertsError, match=message):
+        silence_create(matchers=[{"name": "provider", "op": "=", "value": "maps"}],
+                       ends_at=timezone.now() + dt.timedelta(days=1), created_by="ops", comment="c",
+                       weekdays=[0], hour_start=hours[0], hour_end=hours[1])
+    assert not Silence.objects.exists()
+
+
+def test_hours_without_weekdays_are_refused_not_ignored(db):
+    with pytest.raises(AlertsError, match="needs its weekdays"):
+        silence_create(matchers=[{"name": "provider", "op": "=", "value": "maps"}],
+                       ends_at=timezone.now() + dt.timedelta(days=1), created_by="ops", comment="c",
+                       hour_start=22, hour_end=6)

@@ -1,5 +1,7 @@
 """alert_receiver_set NAME (--slack URL | --teams URL | --email ADDR[,ADDR] | --webhook URL [--secret S]
-| --alertmanager URL) [--send-resolved]."""
+| --alertmanager URL) [--send-resolved | --no-send-resolved].
+
+A flag not given keeps the receiver's stored value (docs/RUNBOOK.md, "Alert receivers")."""
 
 from __future__ import annotations
 
@@ -26,7 +28,11 @@ class Command(OneLineErrorCommand):
         kind.add_argument("--webhook", metavar="URL", help="a URL that takes Alertmanager's webhook JSON")
         kind.add_argument("--alertmanager", metavar="URL", help="an Alertmanager (posts to /api/v2/alerts)")
         parser.add_argument("--secret", help="HMAC key of the X-LeadOps-Signature header (--webhook only)")
-        parser.add_argument("--send-resolved", action="store_true", help="also notify when alerts resolve")
+        resolved = parser.add_mutually_exclusive_group()
+        resolved.add_argument("--send-resolved", dest="send_resolved", action="store_true", default=None,
+                              help="also notify when alerts resolve")
+        resolved.add_argument("--no-send-resolved", dest="send_resolved", action="store_false",
+                              help="notify only when alerts fire")
 
     def handle(
         self, *args, name, slack, teams, email, webhook, alertmanager, secret, send_resolved, **options
