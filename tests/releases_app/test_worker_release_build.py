@@ -37,6 +37,7 @@ def _broken_build(version: str, tmp_path: Path) -> bytes:
     return build(version, source=source)
 
 
+@pytest.mark.real_clock  # the agent and its children sign with the real clock
 @pytest.mark.django_db(transaction=True)
 def test_a_version_failing_its_launch_self_test_is_never_run(live_server, publish, tmp_path):
     from releases_app.services import rollout_promote, rollout_start
