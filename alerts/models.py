@@ -23,6 +23,7 @@ class RuleKind(models.TextChoices):
     BREAKER_OPEN = "breaker_open", "Circuit breaker open (provider or worker)"
     ZERO_RESULTS = "zero_results", "Zero results (per provider)"
     READINESS_LOST = "readiness_lost", "Readiness lost (per Go/No-Go gate)"
+    DLQ_PURGE_DUE = "dlq_purge_due", "Dead jobs about to be purged by retention (per provider)"
 
 
 class Severity(models.TextChoices):

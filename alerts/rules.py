@@ -54,6 +54,9 @@ DEFAULTS: dict[str, RuleDefault] = {
     RuleKind.READINESS_LOST: RuleDefault(
         0, 0, Severity.CRITICAL, "unused: any Go/No-Go gate that stopped holding"
     ),
+    RuleKind.DLQ_PURGE_DUE: RuleDefault(
+        72, 0, Severity.WARNING, "hours before the retention purge deletes a provider's first dead job"
+    ),
 }
 
 
@@ -112,6 +115,19 @@ def dlq_growth(threshold: float, now: dt.datetime) -> list[Condition]:
     since = now - dt.timedelta(seconds=DLQ_WINDOW_S)
     counts = queue_selectors.dead_jobs_by_provider(since=since)
     return _providers_at(threshold, counts, "jobs went to the dead-letter queue in 10 minutes")
+
+
+def dlq_purge_due(threshold: float, now: dt.datetime) -> list[Condition]:
+    # No dead job leaves the DLQ unannounced: this fires `threshold` hours before the retention
+    # purge may delete the first dead job of a provider (docs/RUNBOOK.md, "Dead-letter queue").
+    due = queue_selectors.dead_jobs_purge_due_by_provider(now=now, within=dt.timedelta(hours=threshold))
+    return [
+        Condition(labels={"provider": provider}, value=count,
+                  summary=(f"Provider {provider}: {count} dead job(s) will be purged by retention from "
+                           f"{purge_at:%Y-%m-%d %H:%M} UTC: requeue them or let them go"),
+                  annotations={"purge_at": purge_at.isoformat()})
+        for provider, (count, purge_at) in sorted(due.items())
+    ]
 
 
 def _providers_at(threshold: float, counts: dict[str, int], what: str) -> list[Condition]:
@@ -207,4 +223,5 @@ CONDITIONS: dict[str, Callable[[float, dt.datetime], list[Condition]]] = {
     RuleKind.BREAKER_OPEN: breaker_open,
     RuleKind.ZERO_RESULTS: zero_results,
     RuleKind.READINESS_LOST: readiness_lost,
+    RuleKind.DLQ_PURGE_DUE: dlq_purge_due,
 }

@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from core.audit import Actor, staff_action_record
 from core.logging import mask_pii
+from ingestion.mentions import PhoneMatcher, PrivacyField, mentions_find, mentions_redact
 from ingestion.models import Lead, LeadFingerprint, SuppressedPhone
-from ingestion.normalize import normalize_phone
-from ingestion.services import fingerprint_hasher, phone_digest
+from ingestion.normalize import normalize_city, normalize_name, normalize_phone
+from ingestion.services import CITY_KEY_MAX, NAME_KEY_MAX, fingerprint_hasher, phone_digest
 
 # Fingerprints are deleted by primary key in chunks this big (one statement each).
 ERASE_CHUNK = 1000
@@ -93,12 +94,40 @@ def _export_value(value: Any) -> Any:
     return value
 
 
+# The text columns of leads a request searches for the number (docs/PRIVACY.md, "What a request searches").
+_LEAD_TEXT_FIELDS = ("name", "phone_raw", "city", "category", "address", "website", "source_url",
+                     "external_id", "extra")
+
+
+def lead_privacy_fields() -> list[PrivacyField]:
+    """The lead columns that may mention a number; the normalized keys follow a redacted name or city."""
+    derived = {
+        "name": lambda name: {"name_normalized": normalize_name(name)[:NAME_KEY_MAX]},
+        "city": lambda city: {"city_normalized": normalize_city(city)[:CITY_KEY_MAX]},
+    }
+    return [PrivacyField(label=f"ingestion.lead.{name}", model=Lead, field=name, derived=derived.get(name))
+            for name in _LEAD_TEXT_FIELDS]
+
+
+def _own_lead_ids(subject: Subject, matcher: PhoneMatcher) -> list[int]:
+    """The number's leads: its E.164, and leads without a usable phone whose raw phone holds it."""
+    ids = list(Lead.objects.filter(phone_e164=subject.e164).values_list("pk", flat=True))
+    unusable = (Lead.objects.filter(phone_e164__isnull=True).exclude(phone_raw="")
+                .values_list("pk", "phone_raw"))
+    ids += [pk for pk, raw in unusable.iterator(chunk_size=2000) if matcher.spans(raw)]
+    return sorted(ids)
+
+
 def subject_data(*, subject: Subject) -> dict[str, Any]:
     """Everything held on a number (no audit; `privacy_export` is the audited request)."""
+    matcher = PhoneMatcher(e164=subject.e164)
+    own = set(_own_lead_ids(subject, matcher))
     leads = [
         {name: _export_value(value) for name, value in zip(EXPORT_FIELDS, row, strict=True)}
-        for row in Lead.objects.filter(phone_e164=subject.e164).order_by("id").values_list(*EXPORT_FIELDS)
+        for row in Lead.objects.filter(pk__in=own).order_by("id").values_list(*EXPORT_FIELDS)
     ]
+    # Everywhere else the number is written: other leads' text, job payloads, errors, log tails.
+    mentions = mentions_find(matcher=matcher, skip=lambda field, pk: field.model is Lead and pk in own)
     fingerprints = list(
         LeadFingerprint.objects.filter(fingerprint__in=_fingerprints_of(subject))
         .order_by("created_at").values("scope", "created_at")
@@ -113,6 +142,7 @@ def subject_data(*, subject: Subject) -> dict[str, Any]:
         "suppressed": None if listed is None else {
             "reason": listed.reason, "created_at": listed.created_at.isoformat(),
         },
+        "mentions": mentions,
     }
 
 
@@ -140,8 +170,11 @@ def _suppress(*, subject: Subject, reason: str, actor: Actor) -> bool:
 def privacy_erase(*, phone: str, reason: str, actor: Actor, suppress: bool = True) -> dict[str, int | bool]:
     """Erase a number (PDPL art. 18, GDPR art. 17): its leads and fingerprints on every day, audited.
 
-    With `suppress` the number goes on the suppression list, so a worker reporting it again stores
-    nothing; without it, the number may be collected again from a public source.
+    Its leads are those with its E.164 and those without a usable phone whose raw phone holds it;
+    every other place that mentions it (other leads' text, job payloads, errors, log tails; clear or
+    masked) has the mention replaced with "[erased]". With `suppress` the number goes on the
+    suppression list, so a worker reporting it again stores nothing; without it, the number may be
+    collected again from a public source.
     """
     subject = subject_from_phone(phone=phone)
     if not reason.strip():
@@ -153,16 +186,21 @@ def privacy_erase(*, phone: str, reason: str, actor: Actor, suppress: bool = Tru
             erased_fingerprints += LeadFingerprint.objects.filter(
                 fingerprint__in=fingerprints[start:start + ERASE_CHUNK]
             )._raw_delete(LeadFingerprint.objects.db)
+        matcher = PhoneMatcher(e164=subject.e164)
         # Raw: the fingerprints are gone already, so there is nothing for on_delete to set null.
-        erased_leads = Lead.objects.filter(phone_e164=subject.e164)._raw_delete(Lead.objects.db)
+        own = Lead.objects.filter(pk__in=_own_lead_ids(subject, matcher))
+        erased_leads = own._raw_delete(Lead.objects.db)
+        redacted = mentions_redact(matcher=matcher)
         suppressed = _suppress(subject=subject, reason=reason, actor=actor) if suppress else False
         listed = suppressed or SuppressedPhone.objects.filter(digest=subject.digest).exists()
         staff_action_record(
             actor=actor, action="privacy.erase", object_type="ingestion.lead", object_count=erased_leads,
             detail={**subject.audit_detail(), "reason": reason[:500], "erased_leads": erased_leads,
-                    "erased_fingerprints": erased_fingerprints, "suppressed": listed},
+                    "erased_fingerprints": erased_fingerprints, "suppressed": listed,
+                    "redacted_mentions": redacted},
         )
-    return {"erased_leads": erased_leads, "erased_fingerprints": erased_fingerprints, "suppressed": listed}
+    return {"erased_leads": erased_leads, "erased_fingerprints": erased_fingerprints, "suppressed": listed,
+            "redacted_mentions": redacted}
 
 
 def suppression_add(*, phone: str, reason: str, actor: Actor) -> SuppressedPhone:

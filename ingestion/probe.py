@@ -19,17 +19,22 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ingestion.models import Lead, LeadFingerprint
 from ingestion.schema import LeadValidationError, parse_lead_rows
+from ingestion.selectors import probe_database_check
 from ingestion.services import EMPTY_RESULT, IngestResult, lead_batch_ingest
 
 PROBE_PROVIDER = "probe"
 PROBE_WORKER = "probe"
+# The probe's own fingerprint scope: a real lead's scope is a local date or "all", so no probe
+# fingerprint can ever equal a real one (the scope is inside the HMAC).
+PROBE_SCOPE = "probe"
 MAX_PROBE_LEADS = 100_000
 _CSV_NUMBERS = ("lat", "lng", "rating")
 
 # Twenty leads: fifteen distinct numbers in the formats workers send, three repeats of them in other
-# formats (in-batch duplicates), and two phones that are not usable (invalid). On a day the probe
-# has not run yet: added 15, duplicates 3, invalid 2.
+# formats (in-batch duplicates), and two phones that are not usable (invalid). Every run, whatever
+# production holds: added 15, duplicates 3, invalid 2 (suppressed numbers aside).
 SAMPLE_LEADS: list[dict[str, Any]] = [
     {"name": "مطعم البيك", "phone": "0501234567", "city": "جدة", "category": "مطاعم",
      "lat": 21.54, "lng": 39.17},
@@ -67,6 +72,9 @@ class ProbeOutcome:
     leads: int
     started_at: dt.datetime
     finished_at: dt.datetime
+    # What the tables held for the probe just before its rows were rolled back, and what is left.
+    database: dict[str, Any]
+    left_behind: int
 
 
 def _csv_rows(text: str) -> list[dict[str, Any]]:
@@ -118,9 +126,13 @@ def probe_file_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def probe_run(*, raw_rows: list[Any], received_at: dt.datetime | None = None) -> ProbeOutcome:
-    """Validate the rows like a report and ingest them as provider "probe", worker "probe".
+    """Validate the rows like a report, ingest them as provider "probe", worker "probe", then undo it.
 
-    Rows go in batches of the report limit, as a worker would send them, in one transaction.
+    Rows go in batches of the report limit, as a worker would send them, through the real ingest
+    statements, in one transaction under the probe's own fingerprint scope; the transaction is rolled
+    back at the end, so no probe lead, fingerprint or counter outlives the run, a real lead with the
+    same number is never a duplicate of a probe lead, and the telemetry never sees the probe
+    (docs/RUNBOOK.md, "ingest_probe").
     """
     if len(raw_rows) > MAX_PROBE_LEADS:
         raise ProbeFileError(f"at most {MAX_PROBE_LEADS} leads per probe")
@@ -133,12 +145,20 @@ def probe_run(*, raw_rows: list[Any], received_at: dt.datetime | None = None) ->
     started_at = timezone.now()
     totals = EMPTY_RESULT.as_dict()
     with transaction.atomic():
+        last_before = Lead.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         for start in range(0, len(leads), batch_size):
             result = lead_batch_ingest(
                 rows=leads[start:start + batch_size], provider=PROBE_PROVIDER, worker_id=PROBE_WORKER,
-                received_at=received_at,
+                received_at=received_at, scope=PROBE_SCOPE,
             )
             for key, value in result.as_dict().items():
                 totals[key] += value
+        finished_at = timezone.now()
+        database = probe_database_check(now=received_at or finished_at)
+        # The run is over: its counts are taken, its rows go.
+        transaction.set_rollback(True)
+    run_leads = Lead.objects.filter(pk__gt=last_before, provider=PROBE_PROVIDER, worker_id=PROBE_WORKER)
+    left_behind = (run_leads.count()
+                   + LeadFingerprint.objects.filter(scope=PROBE_SCOPE).count())
     return ProbeOutcome(result=IngestResult(**totals), leads=len(leads), started_at=started_at,
-                        finished_at=timezone.now())
+                        finished_at=finished_at, database=database, left_behind=left_behind)

@@ -188,15 +188,16 @@ def lead_batch_ingest(
     job_id: int | None = None,
     attempt_id: uuid.UUID | None = None,
     received_at: dt.datetime | None = None,
+    scope: str | None = None,
 ) -> IngestResult:
     """Ingest the leads of one report: `lead_batches_ingest` with one batch."""
     batch = IngestBatch(rows=rows, provider=provider, worker_id=worker_id, job_id=job_id,
                         attempt_id=attempt_id)
-    return lead_batches_ingest(batches=[batch], received_at=received_at)[0]
+    return lead_batches_ingest(batches=[batch], received_at=received_at, scope=scope)[0]
 
 
-def lead_batches_ingest(*, batches: list[IngestBatch], received_at: dt.datetime | None = None
-                        ) -> list[IngestResult]:
+def lead_batches_ingest(*, batches: list[IngestBatch], received_at: dt.datetime | None = None,
+                        scope: str | None = None) -> list[IngestResult]:
     """Store the leads of many reports and count each exactly once, per report: added, duplicate,
     invalid or suppressed (its number is on the suppression list; nothing of it is stored).
 
@@ -209,11 +210,14 @@ def lead_batches_ingest(*, batches: list[IngestBatch], received_at: dt.datetime 
     own. Added and invalid leads become `Lead` rows (invalid ones with a null E.164 and no
     fingerprint); duplicates are only counted. The hourly counters of (provider, worker) are updated
     in the same transaction, so counters and tables never disagree.
+
+    `scope` replaces the fingerprint scope of `dedup_scope` only for the probe (`PROBE_SCOPE`), whose
+    fingerprints can then never meet a real lead's (docs/RUNBOOK.md, "ingest_probe").
     """
     if not any(batch.rows for batch in batches):
         return [EMPTY_RESULT] * len(batches)
     received_at = received_at or timezone.now()
-    scope = dedup_scope(received_at=received_at)
+    scope = scope or dedup_scope(received_at=received_at)
     phones = [[normalize_phone(row.phone) for row in batch.rows] for batch in batches]
     # Read before the insert, set-based: one query for the whole call. A number put on the list
     # while this report is in flight is stored once more; the erasure that listed it deletes by

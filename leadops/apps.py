@@ -12,15 +12,18 @@ class LeadopsConfig(AppConfig):
         from leadops import checks
         from leadops.live import live_sink
         from leadops.readiness import readiness_lost
-        from leadops.retention import retention_policies_ensure
+        from leadops.retention import dead_job_retention_days, retention_policies_ensure
         from leadops.schedules import ensure_schedules
         from leadops.services import monitor_events_store
+        from queueing.selectors import dead_job_retention_register
 
         # The outbox: events are written in the publishing transaction; the sink pushes them after.
         events.store_register(monitor_events_store)
         events.batch_sink_register(live_sink)
         # Alerts may not import the project package: the readiness_lost rule gets its reader here.
         register_readiness_reader(readiness_lost)
+        # Queueing may not import the project package either: the DLQ learns its retention days here.
+        dead_job_retention_register(dead_job_retention_days)
 
         checks.register()
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="leadops-schedules")

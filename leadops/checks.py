@@ -9,6 +9,7 @@ core of this machine (docs/DEPLOY.md, "daphne").
 from __future__ import annotations
 
 import os
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
@@ -145,9 +146,27 @@ def check_metrics_token(**kwargs: Any) -> str | None:
     return f"LEADOPS_METRICS_TOKEN has {len(token)} characters; a token that short can be guessed."
 
 
+def check_storage_backend(**kwargs: Any) -> list[checks.CheckMessage]:
+    """leadops.E005: LEADOPS_STORAGE_URL names a bucket whose client library is not installed."""
+    backend = settings.STORAGES.get("default", {}).get("BACKEND", "")
+    if not backend.startswith("storages."):
+        return []
+    try:
+        import_module(backend.rsplit(".", 1)[0])
+    except ImportError as exc:
+        return [checks.Error(
+            f"LEADOPS_STORAGE_URL names an S3 bucket, but its client cannot be imported ({exc.name}): no "
+            "artifact or screenshot could be stored or read.",
+            hint="Install the pinned requirements (make install: django-storages[s3] and boto3), or unset "
+                 "LEADOPS_STORAGE_URL (docs/DEPLOY.md, 'Files with several app nodes').",
+            obj="settings", id="leadops.E005")]
+    return []
+
+
 def register() -> None:
     """Register the project's checks (LeadopsConfig.ready)."""
-    for check in (check_pool, check_limits, check_proxy_ssl_header, check_monitor_events_keep):
+    for check in (check_pool, check_limits, check_proxy_ssl_header, check_monitor_events_keep,
+                  check_storage_backend):
         checks.register(check, "settings")
     for check in (check_redis_for_several_processes, check_sqlite_for_several_processes,
                   check_email_backend_sends, check_allowed_hosts, check_no_development_keys,

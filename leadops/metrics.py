@@ -39,7 +39,7 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator:
         from leadops import __version__
         from leadops.readiness import readiness_check
-        from leadops.selectors import metrics_snapshot
+        from leadops.selectors import LEAD_OUTCOMES, metrics_snapshot
 
         snap = metrics_snapshot(now=clock_now(), overdue_s=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
         depth = GaugeMetricFamily("leadops_queue_jobs", "Jobs by state and provider.",
@@ -50,7 +50,7 @@ class DatabaseCollector(Collector):
         yield CounterMetricFamily("leadops_claims", "Job attempts created by claims.", value=snap["claims"])
         yield CounterMetricFamily("leadops_reports", "Reports (chunks) accepted.", value=snap["reports"])
         leads = CounterMetricFamily("leadops_leads", "Reported leads by outcome.", labels=["outcome"])
-        for outcome in ("added", "duplicates", "invalid"):
+        for outcome in LEAD_OUTCOMES:
             leads.add_metric([outcome], snap["leads"][outcome])
         yield leads
         yield GaugeMetricFamily("leadops_dup_ratio", "duplicates / (added + duplicates), all time.",

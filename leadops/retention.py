@@ -85,6 +85,11 @@ def retention_days() -> dict[str, int | None]:
     return days
 
 
+def dead_job_retention_days() -> int | None:
+    """The days a dead job stays in the DLQ before `purge_retention` deletes it (None: until staff act)."""
+    return retention_days()[DataClass.DEAD_JOBS]
+
+
 # One purge per class, called with the current time, the policy's days and whether it is a dry run.
 # A dry run walks the same purge: the same querysets in the same batches, counting at the one place
 # where the real run deletes (core/purge.py), so its counts are the ones a real run would report.

@@ -27,13 +27,17 @@ def monitor_event_last_id() -> int:
     return MonitorEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
+# Every outcome a report's answer counts a lead under (docs/API.md, "Metrics").
+LEAD_OUTCOMES = ("added", "duplicates", "invalid", "suppressed")
+
+
 def metrics_snapshot(*, now: dt.datetime, overdue_s: int) -> dict[str, Any]:
     """Every database-backed number of /metrics, read at scrape time so all processes agree.
 
     The counters come from monotonic totals (`MetricCounter`), never from rows the pruner deletes.
     """
     totals = counters_read()
-    leads = {outcome: totals.get(f"leads_{outcome}", 0) for outcome in ("added", "duplicates", "invalid")}
+    leads = {outcome: totals.get(f"leads_{outcome}", 0) for outcome in LEAD_OUTCOMES}
     seen = leads["added"] + leads["duplicates"]
     return {
         "depth": [(row["provider__name"], row["state"], row["count"])

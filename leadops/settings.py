@@ -14,6 +14,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from leadops.devkeys import REQUIRED_KEYS, load_or_create_dev_keys
+from leadops.storage import default_storage_from_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -198,13 +199,15 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STORAGE_DIR = Path(env.str("LEADOPS_STORAGE_DIR", default=str(BASE_DIR / "storage")))
 
-# Release artifacts (docs/RELEASES.md, "Releases") go through Django's storage API: a folder by
-# default (git-ignored), an S3 bucket through django-storages when several app nodes serve downloads
-# (docs/DEPLOY.md, "Release artifacts with several app nodes").
+# Release artifacts (docs/RELEASES.md, "Releases") and evidence screenshots go through Django's
+# storage API: a folder by default (git-ignored), an S3-compatible bucket through django-storages
+# when several app nodes serve them, chosen by LEADOPS_STORAGE_URL (docs/DEPLOY.md, "Files with
+# several app nodes").
 MEDIA_ROOT = env.str("LEADOPS_MEDIA_ROOT", default=str(BASE_DIR / "media"))
 MEDIA_URL = "media/"
+LEADOPS_STORAGE_URL = env.str("LEADOPS_STORAGE_URL", default="")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": default_storage_from_url(LEADOPS_STORAGE_URL),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # The largest artifact accepted, and the most its members may unpack to (a zip bomb stops here).

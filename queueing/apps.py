@@ -7,7 +7,9 @@ class QueueingConfig(AppConfig):
     verbose_name = "Job queue"
 
     def ready(self) -> None:
+        from ingestion.mentions import PrivacyField, privacy_fields_register
         from queueing import checks
+        from queueing.models import Job, JobAttempt
         from queueing.selectors import enabled_provider_names
         from queueing.services import job_state_triggers_ensure
         from workers_mgmt.api import register_provider_lookup
@@ -15,6 +17,13 @@ class QueueingConfig(AppConfig):
         checks.register()
         # GET /config lists the enabled providers, which this app owns.
         register_provider_lookup(enabled_provider_names)
+        # Data-subject requests search these columns for a number too (docs/PRIVACY.md).
+        privacy_fields_register(
+            PrivacyField(label="queueing.job.payload", model=Job, field="payload"),
+            PrivacyField(label="queueing.job.last_error", model=Job, field="last_error"),
+            PrivacyField(label="queueing.attempt.error", model=JobAttempt, field="error"),
+            PrivacyField(label="queueing.attempt.log_tail", model=JobAttempt, field="log_tail"),
+        )
 
         # The triggers that keep the job counts of the monitor (after every migrate: SQLite drops a
         # table's triggers when a migration rebuilds it).

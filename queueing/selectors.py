@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils.timezone import now as clock_now
 
 from queueing.models import (
@@ -355,3 +356,43 @@ def breaker_rows() -> list[dict[str, Any]]:
              "opened_at": b.opened_at.isoformat() if b.opened_at else None,
              "updated_at": b.updated_at.isoformat()}
             for b in Breaker.objects.order_by("scope", "key")]
+
+
+# ----- when the retention policy purges each dead job (docs/PRIVACY.md, "Retention") -------------
+# Dead jobs are one retention class, `dead_jobs`: `purge_retention` deletes a dead job that many days
+# after it died. The policy lives in the project package, which queueing may not import: the project
+# hands its reader in at start-up (leadops/apps.py), the way the readiness reader reaches the alerts.
+
+RetentionReader = Callable[[], int | None]
+_reader: RetentionReader | None = None
+
+
+def dead_job_retention_register(reader: RetentionReader) -> None:
+    """Set the function that returns the `dead_jobs` retention days (None: kept until staff act)."""
+    global _reader
+    _reader = reader
+
+
+def dead_job_retention_days() -> int | None:
+    """The days a dead job is kept before the purge deletes it; None when no policy applies."""
+    return None if _reader is None else _reader()
+
+
+def dead_job_purge_at(*, finished_at: dt.datetime | None, days: int | None) -> dt.datetime | None:
+    """The moment from which `purge_retention` deletes a job that died at `finished_at`."""
+    if days is None or finished_at is None:
+        return None
+    return finished_at + dt.timedelta(days=days)
+
+
+def dead_jobs_purge_due_by_provider(*, now: dt.datetime,
+                                    within: dt.timedelta) -> dict[str, tuple[int, dt.datetime]]:
+    """Per provider: dead jobs the purge may delete before `now + within`, and the first one's purge time."""
+    days = dead_job_retention_days()
+    if days is None:
+        return {}
+    # A job is purged once finished_at < run time - days, so it is due when finished_at < now + within - days.
+    keep = dt.timedelta(days=days)
+    rows = (Job.objects.filter(state=JobState.DEAD, finished_at__lt=now + within - keep)
+            .values("provider__name").annotate(count=Count("id"), first=Min("finished_at")).order_by())
+    return {row["provider__name"]: (row["count"], row["first"] + keep) for row in rows}

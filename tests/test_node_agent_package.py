@@ -1,39 +1,22 @@
 """`node --test` of the Node agent package (agents/node/), so `make test` and CI run it.
 
 Without Node the test skips on a developer machine; under `CI=true` a missing or too old Node fails
-instead (docs/RELEASES.md, "The Node agent").
+instead (tests/node.py; docs/RELEASES.md, "The Node agent").
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.node import require_node
 
 PACKAGE = Path(__file__).resolve().parents[1] / "agents" / "node"
 
 
-def node_or_skip() -> str:
-    """The node executable (>= 18); skip without one, fail under CI=true."""
-    node = shutil.which("node")
-    problem = "node is not installed" if node is None else None
-    if node is not None:
-        version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-        if int(version.lstrip("v").split(".")[0] or 0) < 18:
-            problem = f"node {version} is older than 18"
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{problem}; under CI=true the Node tests never skip")
-        pytest.skip(problem)
-    assert node is not None
-    return node
-
-
 def test_node_unit_tests_of_the_agent_package_pass():
-    node = node_or_skip()
+    node = require_node()
     done = subprocess.run([node, "--test"], cwd=PACKAGE, capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, "NODE_OPTIONS": ""})
     tail = (done.stdout + done.stderr)[-4000:]

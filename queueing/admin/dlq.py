@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import DateTimeField, ExpressionWrapper, F, QuerySet, Value
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
@@ -25,7 +27,7 @@ from queueing.models import (
     Job,
     JobState,
 )
-from queueing.selectors import evidence_of_job, log_tails_of_job
+from queueing.selectors import dead_job_retention_days, evidence_of_job, log_tails_of_job
 from queueing.services import (
     dead_jobs_delete,
     dead_jobs_requeue,
@@ -42,7 +44,7 @@ class DeadJobAdmin(AuditedModelAdmin):
     """The DLQ: dead jobs with their reason, last error and attempt history."""
 
     list_display = ("id", "provider", "dead_reason", "attempts_display", "error_code", "finished_at",
-                    "priority")
+                    "purged_on", "priority")
     list_filter = ("provider", "dead_reason", HasEvidenceFilter, "campaign")
     list_select_related = ("provider",)
     search_fields = ("payload", "last_error")
@@ -51,11 +53,18 @@ class DeadJobAdmin(AuditedModelAdmin):
     actions = ("requeue", "requeue_matching", "export_csv", "delete_selected")
     inlines = (JobAttemptInline,)
     fields = ("id", "provider", "campaign", "dead_reason", "last_error", "attempts", "max_attempts",
-              "priority", "payload", "finished_at", "created_at", "screenshots", "worker_logs")
+              "priority", "payload", "finished_at", "purged_on", "created_at", "screenshots", "worker_logs")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeadJob]:
-        return super().get_queryset(request).filter(state=JobState.DEAD)
+        dead = super().get_queryset(request).filter(state=JobState.DEAD)
+        # The date the retention purge deletes each job, in the same query
+        # (docs/RUNBOOK.md, "Dead-letter queue").
+        days = dead_job_retention_days()
+        if days is None:
+            return dead.annotate(purge_at=Value(None, output_field=DateTimeField()))
+        return dead.annotate(purge_at=ExpressionWrapper(F("finished_at") + dt.timedelta(days=days),
+                                                        output_field=DateTimeField()))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -67,6 +76,13 @@ class DeadJobAdmin(AuditedModelAdmin):
     @admin.display(description="attempts", ordering="attempts")
     def attempts_display(self, obj: Job) -> str:
         return f"{obj.attempts}/{obj.max_attempts}"
+
+    @admin.display(description="purged on", ordering="purge_at")
+    def purged_on(self, obj: Job) -> str:
+        purge_at = getattr(obj, "purge_at", None)
+        if purge_at is None:
+            return "kept until staff act (no retention)"
+        return f"purged on {timezone.localtime(purge_at):%Y-%m-%d %H:%M}"
 
     @admin.display(description="screenshots")
     def screenshots(self, obj: Job) -> SafeString:

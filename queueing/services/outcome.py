@@ -210,7 +210,8 @@ def reports_apply(*, worker: Worker, taken: list[TakenReport], now: dt.datetime,
         receipts.append(ReportReceipt(worker_id=worker.pk, idempotency_key=call.idempotency_key,
                                       request_hash=call.request_hash, job=job, response=body, created_at=now))
         own_totals.amounts.update({"reports": 1, "leads_added": result.added,
-                                   "leads_duplicates": result.duplicates, "leads_invalid": result.invalid})
+                                   "leads_duplicates": result.duplicates, "leads_invalid": result.invalid,
+                                   "leads_suppressed": result.suppressed})
         if call.outcome != ReportOutcome.PARTIAL:
             own_totals.outcomes.append((job.provider, call.outcome == ReportOutcome.FAILED))
         results.append(ReportResult(status=200, body=body))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from queueing.models import AttemptState, Job, JobAttempt, JobState
 from queueing.services import leases_reap
 from tests.e2e.conftest import wait_until
 from tests.factories import make_jobs, make_provider, make_worker
+from tests.node import require_node
 from worker_client.client import LeadOpsClient
 from worker_client.provider import SimulatedProvider
 from worker_client.worker import Worker as ReferenceWorker
@@ -73,13 +73,13 @@ def test_a_killed_workers_job_is_reaped_and_finished_by_another(worker_api_url):
     assert states == {"doomed": AttemptState.LOST, "rescuer": AttemptState.SUCCEEDED}
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_node_crypto_and_fetch_sign_requests_the_server_accepts(worker_api_url):
+    node = require_node()
     _, issued = make_worker(worker_id="node-interop")
     job = make_jobs(1, provider=make_provider("maps"))[0]
     script = Path(__file__).with_name("node_sign.mjs")
     result = subprocess.run(
-        ["node", str(script)], capture_output=True, text=True, timeout=60,
+        [node, str(script)], capture_output=True, text=True, timeout=60,
         env={**os.environ, "LEADOPS_URL": worker_api_url, "WORKER_ID": issued.worker_id,
              "KEY_ID": issued.key_id, "SECRET": issued.secret},
     )

@@ -28,7 +28,7 @@ from tests.e2e.agents import trust_key_argument
 from tests.e2e.conftest import wait_until
 from tests.e2e.servers import BASE_DIR
 from tests.factories import make_jobs, make_provider, make_worker
-from tests.test_node_agent_package import node_or_skip
+from tests.node import require_node
 from workers_mgmt.models import CredentialEvent, CredentialState, Worker, WorkerConfig, WorkerCredential
 from workers_mgmt.services import credential_rotate
 
@@ -113,7 +113,7 @@ class NodeAgent:
 @pytest.fixture
 def fleet(worker_api_url, worker_api_media, tmp_path):
     """start(count, prefix, agent_args) -> running Node agents of channel stable; all stopped after (exit 0)."""
-    node_or_skip()
+    require_node()
     WorkerConfig.objects.update_or_create(pk=1, defaults={"heartbeat_interval_s": HEARTBEAT_S, "poll_interval_s": 1,
                                                           "update_check_interval_s": 3600})
     provider = tmp_path / "provider.mjs"
@@ -251,7 +251,7 @@ def test_a_node_version_that_exits_at_start_is_rolled_back_and_quarantined(fleet
 
 def test_the_package_client_verifies_the_portals_manifests_and_resumes_a_download(worker_api_url, worker_api_media,
                                                                                  tmp_path):
-    node_or_skip()
+    require_node()
     _publish(artifact_build("1.0.0", tmp_path / "dist"), "1.0.0")
     _channel_on("1.0.0")
     _, issued = make_worker(worker_id="node-calls", channel="stable")

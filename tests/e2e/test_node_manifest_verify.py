@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,11 +17,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from releases_app.services import channel_manifest_sign
 from releases_app.signing import sign_envelope, signing_keys
+from tests.node import require_node
 
 SCRIPT = Path(__file__).with_name("node_verify_manifest.mjs")
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+@pytest.fixture(autouse=True)
+def node() -> str:
+    return require_node()
 
 
 def run_node(manifest: dict, tmp_path: Path, *args: str, trust: list[str] | None = None) -> tuple[int, dict]:
@@ -31,7 +34,7 @@ def run_node(manifest: dict, tmp_path: Path, *args: str, trust: list[str] | None
     if trust is None:
         key = signing_keys()[0]
         trust = [f"{key.key_id}:{key.public_b64}"]
-    argv = ["node", str(SCRIPT), "--manifest", str(path)]
+    argv = [require_node(), str(SCRIPT), "--manifest", str(path)]
     for entry in trust:
         argv += ["--trust", entry]
     done = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=60)

@@ -1,4 +1,4 @@
-"""ingest_probe and capture_ingestion_evidence: their numbers are the database's."""
+"""ingest_probe and capture_ingestion_evidence: their numbers are the database's, and they leave none of it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from django.utils import timezone
 
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.probe import SAMPLE_LEADS
+from ingestion.schema import parse_lead_rows
+from ingestion.services import lead_batch_ingest
+from tests.factories import lead
 
 pytestmark = pytest.mark.django_db
 
@@ -33,16 +36,12 @@ def probe(*args: str) -> dict:
     return json.loads(lines[0])
 
 
-def test_sample_probe_prints_one_json_line_matching_the_database():
+def test_sample_probe_prints_one_json_line_and_leaves_nothing_behind():
     assert len(SAMPLE_LEADS) == 20
-    assert probe() == {"added": 15, "duplicates": 3, "invalid": 2}
-    leads = Lead.objects.filter(provider="probe", worker_id="probe")
-    assert leads.filter(phone_e164__isnull=False).count() == 15 == LeadFingerprint.objects.count()
-    assert leads.filter(phone_e164__isnull=True).count() == 2
-    counter = IngestCounter.objects.get()
-    assert (counter.added, counter.duplicates, counter.invalid) == (15, 3, 2)
-    # The same day again: everything usable is already there.
-    assert probe() == {"added": 0, "duplicates": 18, "invalid": 2}
+    assert probe() == {"added": 15, "duplicates": 3, "invalid": 2, "suppressed": 0}
+    assert (Lead.objects.count(), LeadFingerprint.objects.count(), IngestCounter.objects.count()) == (0, 0, 0)
+    # The same day again: the same answer, nothing of the first run is there to collide with.
+    assert probe() == {"added": 15, "duplicates": 3, "invalid": 2, "suppressed": 0}
 
 
 def test_probe_json_file(tmp_path):
@@ -51,7 +50,7 @@ def test_probe_json_file(tmp_path):
                                 {"name": "B", "phone": "+966501234567"},
                                 {"name": "C", "phone": "0551112222", "extra": {"k": 1}},
                                 {"name": "D", "phone": "??"}], ensure_ascii=False), encoding="utf-8")
-    assert probe("--file", str(path)) == {"added": 2, "duplicates": 1, "invalid": 1}
+    assert probe("--file", str(path)) == {"added": 2, "duplicates": 1, "invalid": 1, "suppressed": 0}
 
 
 def test_probe_csv_file_with_header(tmp_path):
@@ -60,9 +59,7 @@ def test_probe_csv_file_with_header(tmp_path):
                     "مطعم,٠٥٠١٢٣٤٥٦٧,الرياض,24.7,46.7,4.5,\"{\"\"k\"\": 1}\"\n"
                     "مقهى,+966 50 123 4567,جدة,,,,\n"
                     "محل,,الدمام,,,,\n", encoding="utf-8-sig")
-    assert probe("--file", str(path)) == {"added": 1, "duplicates": 1, "invalid": 1}
-    stored = Lead.objects.get(phone_e164="+966501234567")
-    assert (stored.lat, stored.rating, stored.extra, stored.city) == (24.7, 4.5, {"k": 1}, "الرياض")
+    assert probe("--file", str(path)) == {"added": 1, "duplicates": 1, "invalid": 1, "suppressed": 0}
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -100,29 +97,32 @@ def test_bad_file_exits_non_zero_with_one_line(tmp_path):
 
 def test_capture_ingestion_evidence_writes_files_that_match_the_database(settings, tmp_path):
     settings.STORAGE_DIR = tmp_path
-    run("ingest_probe")  # earlier traffic today: the counters file must include it too
+    # Earlier real traffic today: the counters file holds it, and the probe is not added to it.
+    lead_batch_ingest(rows=parse_lead_rows([lead("Real", "0501234567"), lead("No phone", "")], max_leads=10),
+                      provider="maps", worker_id="w1")
     output = run("capture_ingestion_evidence").strip().splitlines()
     folder = tmp_path / "logs" / "validation"
     assert output == [str(folder / "ingestion_probe.json"), str(folder / "usage_counters_today.json")]
 
     probe_file = json.loads((folder / "ingestion_probe.json").read_text(encoding="utf-8"))
-    assert (probe_file["added"], probe_file["duplicates"], probe_file["invalid"]) == (0, 18, 2)
+    assert (probe_file["added"], probe_file["duplicates"], probe_file["invalid"], probe_file["suppressed"]) == (
+        15, 3, 2, 0)
     assert probe_file["leads"] == 20
     assert probe_file["started_at"] <= probe_file["finished_at"]
     today = timezone.localdate()
     assert probe_file["local_day"] == today.isoformat()
+    assert probe_file["dedup_scope"] == "probe" and probe_file["real_dedup_scope"] == today.isoformat()
     database = probe_file["database"]
-    leads = Lead.objects.filter(provider="probe", local_day=today)
-    assert database["leads_added_today"] == leads.filter(phone_e164__isnull=False).count() == 15
-    assert database["leads_invalid_today"] == leads.filter(phone_e164__isnull=True).count() == 4
-    assert database["fingerprints_of_probe_leads_today"] == LeadFingerprint.objects.count() == 15
-    assert database["counters_today"]["duplicates"] == 3 + 18
+    assert database["leads_added_today"] == 15 and database["leads_invalid_today"] == 2
+    assert database["fingerprints_of_probe_leads_today"] == 15
+    assert database["counters_today"]["duplicates"] == 3
+    assert probe_file["rolled_back"] is True and probe_file["left_behind"] == 0
+    assert not Lead.objects.filter(provider="probe").exists()
 
     counters = json.loads((folder / "usage_counters_today.json").read_text(encoding="utf-8"))
     assert counters["day"] == today.isoformat()
-    assert counters["totals"]["added"] == 15 == Lead.objects.filter(phone_e164__isnull=False).count()
-    assert counters["totals"]["invalid"] == 4 == Lead.objects.filter(phone_e164__isnull=True).count()
-    assert counters["totals"]["duplicates"] == sum(IngestCounter.objects.values_list("duplicates", flat=True))
-    assert counters["by_provider"][0]["provider"] == "probe"
-    assert counters["by_worker"][0]["worker_id"] == "probe"
+    assert counters["totals"]["added"] == 1 == Lead.objects.filter(phone_e164__isnull=False).count()
+    assert counters["totals"]["invalid"] == 1 == Lead.objects.filter(phone_e164__isnull=True).count()
+    assert [row["provider"] for row in counters["by_provider"]] == ["maps"]
+    assert [row["worker_id"] for row in counters["by_worker"]] == ["w1"]
     assert "captured_at" in counters

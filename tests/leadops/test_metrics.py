@@ -74,8 +74,9 @@ def test_numbers_agree_with_the_database(client, token, signed, make_signed):
     assert samples["leadops_reports_total"][()] == 1
     leads = {dict(k)["outcome"]: v for k, v in samples["leadops_leads_total"].items()}
     counters = IngestCounter.objects.get()
-    assert leads == {"added": counters.added, "duplicates": counters.duplicates, "invalid": counters.invalid}
-    assert leads == {"added": 1, "duplicates": 1, "invalid": 1}
+    assert leads == {"added": counters.added, "duplicates": counters.duplicates, "invalid": counters.invalid,
+                     "suppressed": counters.suppressed}
+    assert leads == {"added": 1, "duplicates": 1, "invalid": 1, "suppressed": 0}
     assert samples["leadops_dup_ratio"][()] == pytest.approx(0.5)
     assert samples["leadops_workers_online"][()] == 1
     assert "leadops_http_request_duration_seconds_bucket" in samples

@@ -1,8 +1,9 @@
 """capture_ingestion_evidence
 
-Runs the ingestion probe (the built-in sample) and writes two evidence files under STORAGE_DIR:
-`logs/validation/ingestion_probe.json` (the probe's counts, timestamps, and what the database holds
-for the probe today) and `logs/validation/usage_counters_today.json` (today's counters: totals, per
+Runs the ingestion probe (the built-in sample, rolled back after the run) and writes two evidence
+files under STORAGE_DIR: `logs/validation/ingestion_probe.json` (the probe's counts, timestamps, what
+the database held for the probe inside its transaction, and what it left behind: nothing) and
+`logs/validation/usage_counters_today.json` (today's counters: totals, per
 provider and per worker). Prints the two paths.
 """
 
@@ -17,8 +18,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from core.commands import OneLineErrorCommand
-from ingestion.probe import PROBE_PROVIDER, PROBE_WORKER, SAMPLE_LEADS, ProbeFileError, probe_run
-from ingestion.selectors import counters_today, probe_database_check
+from ingestion.probe import PROBE_PROVIDER, PROBE_SCOPE, PROBE_WORKER, SAMPLE_LEADS, ProbeFileError, probe_run
+from ingestion.selectors import counters_today
 from ingestion.services import dedup_scope
 
 
@@ -45,6 +46,7 @@ class Command(OneLineErrorCommand):
             "added": result.added,
             "duplicates": result.duplicates,
             "invalid": result.invalid,
+            "suppressed": result.suppressed,
             "duplicates_in_batch": result.duplicates_in_batch,
             "duplicates_existing": result.duplicates_existing,
             "leads": outcome.leads,
@@ -54,8 +56,12 @@ class Command(OneLineErrorCommand):
             "finished_at": outcome.finished_at.isoformat(),
             "time_zone": settings.TIME_ZONE,
             "local_day": local_start.date().isoformat(),
-            "dedup_scope": dedup_scope(received_at=outcome.started_at),
-            "database": probe_database_check(now=outcome.finished_at),
+            "dedup_scope": PROBE_SCOPE,
+            "real_dedup_scope": dedup_scope(received_at=outcome.started_at),
+            # Inside the probe's transaction, before its rows were rolled back; then what is left (0).
+            "database": outcome.database,
+            "rolled_back": True,
+            "left_behind": outcome.left_behind,
         }
         counters = {**counters_today(), "captured_at": timezone.now().isoformat()}
         probe_path = folder / "ingestion_probe.json"

@@ -1,7 +1,8 @@
 """ingest_probe [--file F]
 
-Ingests a known set of leads through the real ingest path (provider "probe", worker "probe") and
-prints one JSON line: {"added": a, "duplicates": d, "invalid": i}. F is a JSON array of leads in the
+Ingests a known set of leads through the real ingest path (provider "probe", worker "probe", its own
+fingerprint scope; rolled back after the run) and prints one JSON line:
+{"added": a, "duplicates": d, "invalid": i, "suppressed": s}. F is a JSON array of leads in the
 protocol's shape, or CSV with a header row; without it, a built-in sample of Saudi leads.
 """
 
@@ -31,4 +32,4 @@ class Command(OneLineErrorCommand):
             raise CommandError(f"ingest_probe: {exc}") from None
         result = outcome.result
         self.stdout.write(json.dumps({"added": result.added, "duplicates": result.duplicates,
-                                      "invalid": result.invalid}))
+                                      "invalid": result.invalid, "suppressed": result.suppressed}))

@@ -25,4 +25,5 @@ class Command(PhoneCommand):
     def act(self, *, phone: str, actor: Actor, options: dict[str, Any]) -> str:
         result = privacy_erase(phone=phone, reason=options["reason"], actor=actor,
                                suppress=not options["no_suppress"])
-        return json.dumps(result)
+        # The contract's three keys (docs/RUNBOOK.md); the redacted mentions are counted in the audit row.
+        return json.dumps({key: result[key] for key in ("erased_leads", "erased_fingerprints", "suppressed")})
