@@ -65,12 +65,16 @@ class AgentProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self, timeout: float = 60) -> int:
-        """SIGTERM the agent (it stops its child gracefully); kill the whole session if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            return -9
+        return agent_stop(self.process, timeout=timeout)
+
+
+def agent_stop(process: subprocess.Popen, *, timeout: float) -> int:
+    """SIGTERM an agent (it stops its child gracefully); kill its whole session if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return -9

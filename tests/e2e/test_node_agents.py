@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from django.db.models import Count, Q
 from queueing.models import AttemptEvidence, AttemptState, Job, JobAttempt, JobState
 from releases_app.models import WorkerReleaseStatus
 from releases_app.services import channel_rollback, release_publish, rollout_promote, rollout_start
-from tests.e2e.agents import trust_key_argument
+from tests.e2e.agents import agent_stop, trust_key_argument
 from tests.e2e.conftest import wait_until
 from tests.e2e.servers import BASE_DIR
 from tests.factories import make_jobs, make_provider, make_worker
@@ -100,14 +99,7 @@ class NodeAgent:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self, timeout: float = 40) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            return -9
+        return agent_stop(self.process, timeout=timeout)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import path from "node:path";
 
 import { Agent } from "../src/agent.mjs";
 import { LeadOpsClient } from "../src/client.mjs";
+import { stderrLogger } from "../src/logtail.mjs";
 import { trustedKeysFrom } from "../src/manifest.mjs";
 import { credentialsRead } from "../src/runtime.mjs";
 
@@ -43,14 +44,9 @@ function parseArgs(argv) {
   return options;
 }
 
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 };
-
 async function main() {
   const options = parseArgs(process.argv.slice(2));
-  const threshold = LEVELS[(options.logLevel || "info").toLowerCase()] ?? 20;
-  const log = (level, message) => {
-    if ((LEVELS[level] ?? 20) >= threshold) process.stderr.write(`${new Date().toISOString()} ${level} node-agent ${message}\n`);
-  };
+  const log = stderrLogger("node-agent", options.logLevel || "info");
   const trustedKeys = trustedKeysFrom(options.trust);
   const client = new LeadOpsClient(options.url, credentialsRead(options.credentialsFile), { log });
   const agent = new Agent(client, { ...options, trustedKeys, log });

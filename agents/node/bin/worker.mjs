@@ -10,6 +10,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 
 import { LeadOpsClient } from "../src/client.mjs";
+import { stderrLogger } from "../src/logtail.mjs";
 import {
   AGENT_RUNNING_VERSION_ENV, AgentLink, agentSelfTest, credentialsRead, credentialsWrite, ownVersion,
 } from "../src/runtime.mjs";
@@ -39,14 +40,9 @@ export function parseArgs(argv) {
   return options;
 }
 
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 };
-
 async function main() {
   const options = parseArgs(process.argv.slice(2));
-  const threshold = LEVELS[(options.logLevel || "info").toLowerCase()] ?? 20;
-  const log = (level, message) => {
-    if ((LEVELS[level] ?? 20) >= threshold) process.stderr.write(`${new Date().toISOString()} ${level} node-worker ${message}\n`);
-  };
+  const log = stderrLogger("node-worker", options.logLevel || "info");
   const credentials = credentialsRead(options.credentialsFile);
   const client = new LeadOpsClient(options.url, credentials, {
     log,

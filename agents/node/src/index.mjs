@@ -5,5 +5,5 @@ export { BlockedError, RetryableError, ProtocolError, TransportError, ClientErro
 export { ManifestVerifier, UpdateRefused, canonicalJson, manifestEntryFor, trustedKeysFrom } from "./manifest.mjs";
 export { Worker } from "./worker.mjs";
 export { Agent, AgentState } from "./agent.mjs";
-export { LogTail, mask } from "./logtail.mjs";
+export { LogTail, mask, stderrLogger } from "./logtail.mjs";
 export { tarGz, safeExtract, tarMembers } from "./tar.mjs";

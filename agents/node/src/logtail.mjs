@@ -37,3 +37,13 @@ export class LogTail {
     return text;
   }
 }
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** A `log(level, message)` writing timestamped lines at or above `levelName` to stderr as `name`. */
+export function stderrLogger(name, levelName = "info") {
+  const threshold = LEVELS[levelName.toLowerCase()] ?? 20;
+  return (level, message) => {
+    if ((LEVELS[level] ?? 20) >= threshold) process.stderr.write(`${new Date().toISOString()} ${level} ${name} ${message}\n`);
+  };
+}
