@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -539,6 +540,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: one short run per metric")
+    parser.add_argument("--fleet-sizes", default="", help="fleet steps, comma-separated (default: the plan's)")
+    parser.add_argument("--fleet-seconds", type=float, default=None, help="measured seconds per fleet step")
     parser.add_argument("--only", default="", help=f"{', '.join(SECTIONS)} (comma-separated for several)")
     parser.add_argument("--client", choices=("auto", "reference", "mini"), default="auto",
                         help="auto: worker_client.LeadOpsClient when it imports, else bench.miniclient")
@@ -564,6 +567,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan.make(args.quick)
+    if args.fleet_sizes:
+        plan = dataclasses.replace(plan, fleet_sizes=tuple(int(x) for x in args.fleet_sizes.split(",") if x.strip()))
+    if args.fleet_seconds:
+        plan = dataclasses.replace(plan, fleet_seconds=args.fleet_seconds)
     started = time.time()
     res: dict[str, Any] = {
         "date": dt.date.today().isoformat(), "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
