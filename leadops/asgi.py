@@ -21,10 +21,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from leadops.routing import websocket_urlpatterns  # noqa: E402
 from leadops.servers import freeze_startup_heap  # noqa: E402
+from queueing.long_poll import LongPollMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Long polls wait in the event loop, not in a Django thread (docs/API.md, "Long poll").
+        "http": LongPollMiddleware(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -117,7 +117,7 @@ def workers_context() -> dict[str, Any]:
     ratios = {row["worker_id"]: row.get("dup_ratio_24h") for row in telemetry.get("by_worker", [])}
     rows = []
     for worker in Worker.objects.order_by("id"):
-        age = (now - worker.last_heartbeat_at) if worker.last_heartbeat_at else None
+        age = (now - worker.last_seen_at) if worker.last_seen_at else None
         rows.append({
             "worker": worker,
             "heartbeat_age_s": int(age.total_seconds()) if age is not None else None,

@@ -256,6 +256,17 @@ LEADOPS_ENROLL_FAILURES_IP_BURST = env.int("LEADOPS_ENROLL_FAILURES_IP_BURST", d
 # log keeps this many newest events for SSE Last-Event-ID; /metrics accepts this bearer token (empty:
 # staff sessions only).
 LEADOPS_HEARTBEAT_OVERDUE_S = env.int("LEADOPS_HEARTBEAT_OVERDUE_S", default=120)
+# Any signed request refreshes a worker's liveness, at most once per this many seconds per worker
+# (docs/API.md, "Liveness"); keep it well under LEADOPS_HEARTBEAT_OVERDUE_S.
+# Connections per server process to Redis; a request waits up to the timeout for one (core/redis.py).
+LEADOPS_REDIS_MAX_CONNECTIONS = env.int("LEADOPS_REDIS_MAX_CONNECTIONS", default=64)
+LEADOPS_REDIS_POOL_TIMEOUT_S = env.float("LEADOPS_REDIS_POOL_TIMEOUT_S", default=5.0)
+LEADOPS_LIVENESS_REFRESH_S = env.int("LEADOPS_LIVENESS_REFRESH_S", default=15)
+# Long polls (docs/API.md, "Long poll"): each server process's longest waiter retries its claim this
+# often even without a wake-up (jobs whose backoff ended, a breaker that closed, a quota refilled).
+LEADOPS_LONG_POLL_PROBE_S = env.float("LEADOPS_LONG_POLL_PROBE_S", default=2.0)
+# Threads per server process that run the claims of woken long polls (a waiter holds none).
+LEADOPS_LONG_POLL_THREADS = env.int("LEADOPS_LONG_POLL_THREADS", default=4)
 LEADOPS_MONITOR_EVENTS_KEEP = env.int("LEADOPS_MONITOR_EVENTS_KEEP", default=10_000)
 LEADOPS_METRICS_TOKEN = env.str("LEADOPS_METRICS_TOKEN", default="")
 # Alerts (docs/DEPLOY.md, "Alerts"): Alertmanager's three timers and how often the evaluator looks.

@@ -18,8 +18,9 @@ from core.audit import Actor
 from core.errors import ValidationFailed
 from core.models import StaffSource
 from queueing import protocol, services
+from queueing.long_poll import LongPoll, long_poll_allowed, long_poll_defer
 from queueing.models import Provider
-from workers_mgmt.api import WorkerAPIView
+from workers_mgmt.api import WorkerAPIView, no_store_if_secret
 
 
 class PullView(WorkerAPIView):
@@ -29,10 +30,30 @@ class PullView(WorkerAPIView):
         data = protocol.pull_parse(self.data(request))
         providers = data.get("providers") or None
         result = services.jobs_pull(worker=self.worker, max_jobs=data["max"], providers=providers)
-        if not result.claims and data["wait_s"] and not result.worker_blocked:
-            result = _long_poll(worker=self.worker, max_jobs=data["max"], providers=providers,
-                                wait_s=data["wait_s"])
-        return Response(_pull_answer(result))
+        answer = {**_pull_answer(result), **self.standin_fields(request)}
+        wait_s = _wait_allowed(data["wait_s"]) if not (result.claims or result.worker_blocked) else 0
+        if wait_s and long_poll_allowed(request._request):
+            # The wait happens in the event loop, after this view and its thread are done
+            # (queueing/long_poll.py); this answer goes out if the wait ends empty.
+            long_poll_defer(request._request, LongPoll(
+                worker_id=self.worker.pk, key_id=request.auth.key_id,  # type: ignore[union-attr]
+                max_jobs=data["max"], providers=providers, deadline=time.monotonic() + wait_s))
+            answer["retry_after_s"] = 0
+        elif wait_s:
+            result = _long_poll(worker=self.worker, max_jobs=data["max"], providers=providers, wait_s=wait_s)
+            answer.update(_pull_answer(result))
+            if not result.claims and not result.worker_blocked:
+                answer["retry_after_s"] = 0
+        return Response(answer, headers=no_store_if_secret(answer))
+
+
+def _wait_allowed(wait_s: int) -> int:
+    """How long this pull may wait: what it asks, within the fleet's `long_poll_wait_s`."""
+    if not wait_s:
+        return 0
+    from workers_mgmt.services import worker_config_recent
+
+    return min(wait_s, worker_config_recent().long_poll_wait_s)
 
 
 def _pull_answer(result: services.PullResult) -> dict[str, Any]:
@@ -51,15 +72,14 @@ def _pull_answer(result: services.PullResult) -> dict[str, Any]:
 
 def _long_poll(*, worker: Any, max_jobs: int, providers: list[str] | None, wait_s: int
                ) -> services.PullResult:
-    """Optional long poll: retry the claim about once a second, up to the configured wait.
+    """The long poll under a WSGI server (no event loop): retry the claim about once a second.
 
     Each retry is its own short transaction, and the database connection goes back to the pool
     before every sleep: a pooled connection held by a sleeping request would let a few dozen
     waiting pollers starve the whole process (docs/PERFORMANCE.md, "Long polls and the pool").
+    Under ASGI the wait holds no thread at all (queueing/long_poll.py).
     """
-    from workers_mgmt.services import worker_config_get
-
-    deadline = time.monotonic() + min(wait_s, worker_config_get().long_poll_wait_s)
+    deadline = time.monotonic() + wait_s
     result = services.PullResult(claims=[])
     while (left := deadline - time.monotonic()) > 0:
         if not connection.in_atomic_block:
@@ -132,12 +152,13 @@ class ExchangeView(WorkerAPIView):
             claimed = services.jobs_pull(worker=self.worker, max_jobs=pull["max"],
                                          providers=pull.get("providers") or None)
             answer = _pull_answer(claimed)
-        return Response({
+        answer = {
             "results": [{"job_id": item.get("job_id") if isinstance(item, dict) else None,
                          "status": result.status, "body": result.body}
                         for item, result in zip(exchange.reports, results, strict=True)],
-            **answer,
-        })
+            **answer, **self.standin_fields(request),
+        }
+        return Response(answer, headers=no_store_if_secret(answer))
 
 
 class EvidenceView(WorkerAPIView):

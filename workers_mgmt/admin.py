@@ -163,14 +163,14 @@ class WorkerAdmin(AuditedModelAdmin):
     deletion_note = ("Workers are not deleted here: disable one (the Disable action, or untick Enabled) to "
                      "retire it; its jobs, attempts and credential trail keep naming it.")
     add_form = WorkerAddForm
-    readonly_fields = ("id", "last_heartbeat_at", "reported_version", "reported_status", "running_jobs",
-                       "last_metrics", "last_ip", "created_at", "updated_at")
+    readonly_fields = ("id", "last_seen_at", "last_heartbeat_at", "reported_version", "reported_status",
+                       "running_jobs", "last_metrics", "last_ip", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("id", *EDITABLE_WORKER_FIELDS),
                 "description": "A worker is not deleted: untick Enabled (or use the Disable action) to "
                                "retire it; its jobs, attempts and credential trail keep naming it."}),
-        ("Last heartbeat", {"fields": ("last_heartbeat_at", "reported_version", "reported_status",
-                                       "running_jobs", "last_metrics", "last_ip")}),
+        ("Last heartbeat", {"fields": ("last_seen_at", "last_heartbeat_at", "reported_version",
+                                       "reported_status", "running_jobs", "last_metrics", "last_ip")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
     add_fieldsets = ((None, {
@@ -283,13 +283,14 @@ class WorkerAdmin(AuditedModelAdmin):
                                   ip=request.META.get("REMOTE_ADDR"))
         return enrollment_issued_response(self, request, issued)
 
-    @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
+    @admin.display(description="last seen", ordering="last_seen_at")
     def heartbeat(self, obj: Worker) -> str:
-        if obj.last_heartbeat_at is None:
+        # Liveness: any signed request counts, not only heartbeats (docs/API.md, "Liveness").
+        if obj.last_seen_at is None:
             return _badge("never", "#757575")
-        age = clock_now() - obj.last_heartbeat_at
+        age = clock_now() - obj.last_seen_at
         colour = "#2e7d32" if age <= HEARTBEAT_STALE_AFTER else "#c62828"
-        return _badge(age_text(age), colour, title=obj.last_heartbeat_at.isoformat())
+        return _badge(age_text(age), colour, title=obj.last_seen_at.isoformat())
 
     @sensitive_variables("issued")
     def save_model(self, request: HttpRequest, obj: Worker, form: Any, change: bool) -> None:

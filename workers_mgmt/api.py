@@ -22,6 +22,7 @@ from workers_mgmt.services import (
     worker_config_get,
     worker_config_recent,
     worker_heartbeat,
+    worker_seen,
 )
 
 logger = logging.getLogger("leadops.auth")
@@ -32,10 +33,24 @@ class WorkerAPIView(APIView):
 
     authentication_classes = [WorkerSignatureAuthentication]
     permission_classes = [IsWorker]
+    # Any signed request refreshes the worker's liveness (docs/API.md, "Liveness"); the heartbeat
+    # writes it with the rest of what it reports.
+    refreshes_liveness = True
+    # This request refreshed liveness: its answer carries what a heartbeat's would (`standin_fields`).
+    stands_in = False
 
     @property
     def worker(self) -> Worker:
         return self.request.user  # type: ignore[return-value]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if self.refreshes_liveness:
+            self.stands_in = worker_seen(worker=self.worker)
+
+    def standin_fields(self, request: Request) -> dict[str, Any]:
+        """What a heartbeat answers, for an answer that stands in for one; else nothing."""
+        return heartbeat_fields(request, worker=self.worker) if self.stands_in else {}
 
     def data(self, request: Request) -> Any:
         """The decoded JSON body (an empty body is `{}`), for the app's protocol module to parse."""
@@ -46,7 +61,30 @@ def client_ip(request: Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def heartbeat_fields(request: Request, *, worker: Worker) -> dict[str, Any]:
+    """`config_version`, `update_target` and a pending push key: what the heartbeat answers, and
+    what a pull or an exchange that refreshed liveness answers too (docs/API.md, "Liveness").
+
+    An answer that carries `credentials` must be sent with `Cache-Control: no-store`.
+    """
+    # A copy at most WORKER_CONFIG_MAX_AGE_S old: a changed version reaches the fleet that much later.
+    fields: dict[str, Any] = {"config_version": worker_config_recent().version,
+                              "update_target": update_target_for(worker.pk)}
+    # Push rotation: the only answers in which a secret ever leaves the server.
+    pending = credential_deliver(credential=request.auth, ip=client_ip(request))  # type: ignore[arg-type]
+    if pending is not None:
+        fields["credentials"] = {"pending": {"key_id": pending.key_id, "secret": pending.secret}}
+    return fields
+
+
+def no_store_if_secret(answer: dict[str, Any]) -> dict[str, str] | None:
+    """The headers of an answer: `Cache-Control: no-store` when it carries a key."""
+    return {"Cache-Control": "no-store"} if "credentials" in answer else None
+
+
 class HeartbeatView(WorkerAPIView):
+    refreshes_liveness = False
+
     @extend_schema(request=protocol.HEARTBEAT_IN, responses={200: protocol.HeartbeatOut},
                    operation_id="heartbeat",
                    summary="Report liveness; learn the poll interval, config version and update target.")
@@ -57,19 +95,10 @@ class HeartbeatView(WorkerAPIView):
             running_jobs=data["running_jobs"], metrics=data.get("metrics"), ip=client_ip(request),
             self_test=data.get("self_test"),
         )
-        # A copy at most WORKER_CONFIG_MAX_AGE_S old: a changed version reaches the fleet that much later.
-        config = worker_config_recent()
-        answer = {
-            "server_time": clock_now().isoformat(),
-            "poll_interval_s": config.poll_interval_s,
-            "config_version": config.version,
-            "update_target": update_target_for(self.worker.pk),
-        }
-        # Push rotation: the one place a secret ever leaves the server in an API answer.
-        pending = credential_deliver(credential=request.auth, ip=client_ip(request))  # type: ignore[arg-type]
-        if pending is not None:
-            answer["credentials"] = {"pending": {"key_id": pending.key_id, "secret": pending.secret}}
-        return Response(answer, headers={"Cache-Control": "no-store"} if pending else None)
+        answer = {"server_time": clock_now().isoformat(),
+                  "poll_interval_s": worker_config_recent().poll_interval_s,
+                  **heartbeat_fields(request, worker=self.worker)}
+        return Response(answer, headers=no_store_if_secret(answer))
 
 
 class ConfigView(WorkerAPIView):

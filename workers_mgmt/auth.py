@@ -188,6 +188,18 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         return worker, credential
 
 
+def signer_current(*, worker_id: str, key_id: str) -> Worker | None:
+    """The worker, when the key that signed its request is still usable and the worker enabled.
+
+    A long poll checked the signature when it began; before it hands out work after a wait it asks
+    again, so a key revoked meanwhile (in any process) gets nothing (queueing/long_poll.py).
+    """
+    credential = WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
+    if credential is None or credential.worker_id != worker_id or not _key_usable(credential, clock_now()):
+        return None
+    return credential.worker if credential.worker.enabled else None
+
+
 def auth_failure_keys(*, ip: str | None, worker_id: str) -> list[str]:
     """The rate-limit keys of a failed authentication: [per source IP, per claimed worker id]."""
     return [f"authfail:ip:{ip or '-'}", f"authfail:worker:{worker_id[:63] or '-'}"]

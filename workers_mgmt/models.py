@@ -28,6 +28,10 @@ class Worker(TimestampedModel):
         help_text="Signed requests accepted per minute (GCRA, shared by all server processes).",
     )
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Liveness: the last signed request of any kind (a heartbeat, a pull, an exchange, a report), kept
+    # to within LEADOPS_LIVENESS_REFRESH_S. The monitor, the alerts and the release gates read this;
+    # last_heartbeat_at dates what the worker last said about itself (version, status).
+    last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
     reported_version = models.CharField(max_length=64, blank=True)
     reported_status = models.CharField(max_length=32, blank=True)
     running_jobs = models.PositiveIntegerField(default=0)
@@ -110,8 +114,9 @@ class WorkerConfig(models.Model):
     )
     # Tuning: how long a pull may wait for work, and the payload limits workers obey.
     long_poll_wait_s = models.PositiveIntegerField(
-        default=0, validators=[MaxValueValidator(30)],
-        help_text="Longest a pull with wait_s waits for a job (0: pulls never wait).",
+        default=30, validators=[MaxValueValidator(30)],
+        help_text="Longest a pull with wait_s waits for a job (0: pulls never wait). A waiting pull holds "
+                  "no thread and no database connection; 30 s keeps an idle worker at 2 requests a minute.",
     )
     max_leads_per_report = models.PositiveIntegerField(
         default=1000, validators=[MinValueValidator(1)],

@@ -20,15 +20,18 @@ from workers_mgmt.models import (
 
 
 def workers_overdue(*, cutoff: dt.datetime) -> list[tuple[str, dt.datetime | None]]:
-    """(worker id, last heartbeat) of enabled workers heard from once but not since `cutoff`."""
+    """(worker id, last seen) of enabled workers heard from once but not since `cutoff`.
+
+    Liveness is the last signed request of any kind (`Worker.last_seen_at`), not only heartbeats.
+    """
     return list(
-        Worker.objects.filter(enabled=True, last_heartbeat_at__lt=cutoff)
-        .order_by("id").values_list("id", "last_heartbeat_at")
+        Worker.objects.filter(enabled=True, last_seen_at__lt=cutoff)
+        .order_by("id").values_list("id", "last_seen_at")
     )
 
 
 def workers_online_count(*, cutoff: dt.datetime) -> int:
-    return Worker.objects.filter(enabled=True, last_heartbeat_at__gte=cutoff).count()
+    return Worker.objects.filter(enabled=True, last_seen_at__gte=cutoff).count()
 
 
 # ----- readiness (docs/PRODUCTION_READINESS.md, "secrets") ---------------------------------------
@@ -105,7 +108,7 @@ def credential_audit_rows(*, since: dt.datetime | None = None) -> Iterator[dict[
 def enabled_worker_channels(*, online_cutoff: dt.datetime) -> dict[str, dict[str, Any]]:
     """Per channel of enabled workers: how many, and the versions its online workers report."""
     channels: dict[str, dict[str, Any]] = {}
-    rows = Worker.objects.filter(enabled=True).values_list("channel", "reported_version", "last_heartbeat_at")
+    rows = Worker.objects.filter(enabled=True).values_list("channel", "reported_version", "last_seen_at")
     for channel, version, heartbeat in rows:
         entry = channels.setdefault(channel, {"workers": 0, "online_versions": Counter()})
         entry["workers"] += 1

@@ -24,6 +24,7 @@ from queueing.models import (
     Provider,
 )
 from queueing.schedule import schedule_parse
+from queueing.wakeup import jobs_ready_announce
 
 logger = logging.getLogger("queueing.services")  # one logger name for the whole package
 
@@ -144,6 +145,7 @@ def jobs_enqueue(
     with events.atomic():
         created = Job.objects.bulk_create(jobs, batch_size=1000)
         if created:
+            jobs_ready_announce()
             events.publish("jobs.moved", action="jobs.enqueue", provider=provider.name, from_state="",
                            to_state=JobState.QUEUED, count=len(created))
         if actor is not None and created:

@@ -25,6 +25,7 @@ from queueing.services.errors import (
     JobFinished,
     JobNotFound,
 )
+from queueing.wakeup import jobs_ready_announce
 from workers_mgmt.models import Worker
 
 
@@ -76,6 +77,8 @@ def jobs_release(*, worker: Worker, attempt_ids: Iterable[uuid.UUID] | None = No
         JobAttempt.objects.filter(pk__in=released_attempts, state=AttemptState.RUNNING).update(
             state=AttemptState.RELEASED, finished_at=now
         )
+        if count:
+            jobs_ready_announce()
     return count
 
 

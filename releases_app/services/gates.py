@@ -80,8 +80,8 @@ def rollout_gate_check(*, rollout: Rollout) -> GateResult:
 
     def heard(name: str) -> bool:
         worker = workers.get(name)
-        return (worker is not None and worker.last_heartbeat_at is not None
-                and now - worker.last_heartbeat_at <= late_after)
+        return (worker is not None and worker.last_seen_at is not None
+                and now - worker.last_seen_at <= late_after)
 
     # Installed since the step reached it: its install report, or its heartbeat says it runs the
     # version (a worker that ran it already gets no target and reports no install).

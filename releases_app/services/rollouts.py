@@ -105,7 +105,7 @@ def _step_targets_apply(*, rollout: Rollout, step_index: int) -> int:
     # Pinned workers are left out of the ranking: a pin outranks the rollout, so reaching them would
     # only leave the gates waiting for installs that never come.
     heard = dict(Worker.objects.filter(channel=rollout.channel.name, enabled=True, release_pin__isnull=True)
-                 .values_list("id", "last_heartbeat_at"))
+                 .values_list("id", "last_seen_at"))
     fleet = list(heard)
     window = heartbeat_window(heartbeat_interval_s=worker_config_get().heartbeat_interval_s,
                               gates={**DEFAULT_GATES, **(rollout.gates or {})})

@@ -30,7 +30,7 @@ def test_silent_worker_reaches_slack_email_and_webhook_within_a_minute(
     receiver_set(name="mail", kind="email", addresses="oncall@example.com")
     worker, _ = make_worker(worker_id="w-e2e")
     last_heartbeat = timezone.now()
-    Worker.objects.filter(pk=worker.pk).update(last_heartbeat_at=last_heartbeat)
+    Worker.objects.filter(pk=worker.pk).update(last_heartbeat_at=last_heartbeat, last_seen_at=last_heartbeat)
     overdue_at = (last_heartbeat + dt.timedelta(seconds=OVERDUE_AFTER_S)).timestamp()
 
     stop = threading.Event()

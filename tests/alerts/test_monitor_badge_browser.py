@@ -29,7 +29,7 @@ def silent_fleet(live_portal_url, django_user_model):  # noqa: F811
     django_user_model.objects.create_user("watcher", password="watch-the-fleet-123", is_staff=True)
     make_worker(worker_id="quiet-1")
     make_worker(worker_id="quiet-2")
-    Worker.objects.update(last_heartbeat_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=600))
+    Worker.objects.update(last_seen_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=600))
     return _database_url()
 
 

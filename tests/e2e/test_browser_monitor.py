@@ -70,8 +70,8 @@ def fleet(live_portal_url, django_user_model):
     make_worker(worker_id="steady")
     # "fading" goes overdue 12 s from now by the page's own timer (time enough to log in on a busy
     # machine); "steady" stays fresh.
-    Worker.objects.filter(pk="fading").update(last_heartbeat_at=now - dt.timedelta(seconds=108))
-    Worker.objects.filter(pk="steady").update(last_heartbeat_at=now - dt.timedelta(seconds=5))
+    Worker.objects.filter(pk="fading").update(last_seen_at=now - dt.timedelta(seconds=108))
+    Worker.objects.filter(pk="steady").update(last_seen_at=now - dt.timedelta(seconds=5))
 
 
 def _announce_steady_offline() -> list[str]:
@@ -84,7 +84,7 @@ def _announce_steady_offline() -> list[str]:
 
     try:
         Worker.objects.filter(pk="steady").update(
-            last_heartbeat_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+            last_seen_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
         return workers_offline_announce()
     finally:
         connection.close()

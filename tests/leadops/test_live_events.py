@@ -81,7 +81,8 @@ def test_failure_then_dead_are_published(signed, received, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         claim = signed.pull(1).json()["jobs"][0]
         signed.report(job.pk, {"attempt_id": claim["attempt_id"], "outcome": "failed", "error": error})
-    assert _types(received) == ["job.claimed", "leads.ingested", "job.failed"]
+    # The worker's first request of all is its first sign of life (docs/API.md, "Liveness").
+    assert _types(received) == ["worker.online", "job.claimed", "leads.ingested", "job.failed"]
     assert received[-1]["data"]["error_code"] == "captcha"
     from queueing.models import Job
 
@@ -98,6 +99,8 @@ def test_a_claim_of_50_is_stored_with_one_insert_in_its_transaction(
     signed, received, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
     make_jobs(50)
+    assert _heartbeat(signed).status_code == 200  # seen already: the pull publishes no worker.online
+    received.clear()
     with django_capture_on_commit_callbacks(execute=False) as callbacks, \
             CaptureQueriesContext(connection) as captured:
         assert len(signed.pull(50).json()["jobs"]) == 50

@@ -77,8 +77,8 @@ def test_monitor_workers_marks_overdue_heartbeats_offline(admin_client):
     fresh, _ = make_worker(worker_id="fresh")
     stale, _ = make_worker(worker_id="stale")
     now = timezone.now()
-    type(fresh).objects.filter(pk="fresh").update(last_heartbeat_at=now - dt.timedelta(seconds=10))
-    type(stale).objects.filter(pk="stale").update(last_heartbeat_at=now - dt.timedelta(minutes=10))
+    type(fresh).objects.filter(pk="fresh").update(last_seen_at=now - dt.timedelta(seconds=10))
+    type(stale).objects.filter(pk="stale").update(last_seen_at=now - dt.timedelta(minutes=10))
     html = admin_client.get("/admin/monitor/workers/").content.decode()
     assert metric(html, "workers_online") == "1"
     fresh_row = html[html.index('data-worker="fresh"'):]

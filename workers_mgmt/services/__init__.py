@@ -35,6 +35,7 @@ from workers_mgmt.services.fleet import (
     worker_create,
     worker_create_for_enrollment,
     worker_heartbeat,
+    worker_seen,
     worker_update,
     workers_set_enabled,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "worker_create_for_enrollment",
     "worker_credential_issue",
     "worker_heartbeat",
+    "worker_seen",
     "worker_update",
     "workers_set_enabled",
 ]

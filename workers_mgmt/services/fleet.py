@@ -58,25 +58,50 @@ def worker_heartbeat(
 ) -> Worker:
     """Store what a worker says about itself; one UPDATE (and live monitor events, no writes)."""
     at = clock_now()
-    previous = worker.last_heartbeat_at
+    previous = worker.last_seen_at
     changes: dict[str, Any] = {}
     if self_test is not None:
         # Kept, not dropped: the release health gates read the latest self-test (docs/RELEASES.md).
         changes["last_self_test"] = self_test
         worker.last_self_test = self_test
     Worker.objects.filter(pk=worker.pk).update(
-        last_heartbeat_at=at, reported_version=version, reported_status=status,
+        last_heartbeat_at=at, last_seen_at=at, reported_version=version, reported_status=status,
         running_jobs=running_jobs, last_metrics=metrics or {}, last_ip=ip, updated_at=at, **changes,
     )
-    worker.last_heartbeat_at = at
+    worker.last_heartbeat_at = worker.last_seen_at = at
     worker.reported_version = version
-    credential_cache_worker_seen(worker_id=worker.pk, last_heartbeat_at=at, reported_version=version)
-    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
-    if previous is None or at - previous > overdue:
-        events.publish("worker.online", worker_id=worker.pk)
+    credential_cache_worker_seen(worker_id=worker.pk, last_heartbeat_at=at, last_seen_at=at,
+                                 reported_version=version)
+    _online_announce(worker=worker, previous=previous, at=at)
     events.publish("worker.heartbeat", worker_id=worker.pk, version=version, status=status,
                    running_jobs=running_jobs)
     return worker
+
+
+def worker_seen(*, worker: Worker, at: dt.datetime | None = None) -> bool:
+    """Any signed request is a sign of life: refresh the worker's liveness (`last_seen_at`).
+
+    At most one UPDATE per LEADOPS_LIVENESS_REFRESH_S per worker (per server process: each keeps
+    its own copy of the worker), so a worker that pulls or exchanges within its heartbeat interval
+    needs no separate heartbeat (docs/API.md, "Liveness"). True when this request refreshed it:
+    its answer then stands in for a heartbeat's.
+    """
+    at = at or clock_now()
+    previous = worker.last_seen_at
+    refresh = dt.timedelta(seconds=settings.LEADOPS_LIVENESS_REFRESH_S)
+    if previous is not None and dt.timedelta(0) <= at - previous < refresh:
+        return False
+    Worker.objects.filter(pk=worker.pk).update(last_seen_at=at)
+    worker.last_seen_at = at
+    credential_cache_worker_seen(worker_id=worker.pk, last_seen_at=at)
+    _online_announce(worker=worker, previous=previous, at=at)
+    return True
+
+
+def _online_announce(*, worker: Worker, previous: dt.datetime | None, at: dt.datetime) -> None:
+    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
+    if previous is None or at - previous > overdue:
+        events.publish("worker.online", worker_id=worker.pk)
 
 
 def worker_config_get() -> WorkerConfig:
