@@ -15,13 +15,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_url
 from core.audit import Actor
 from ingestion.breach import EDITABLE, breach_deadline, breach_notification_draft, breach_open, breach_update
 from ingestion.dsr import RequestError, request_close, request_extend, request_open
-from ingestion.models import BreachIncident, DataSubjectRequest, ErasureReceipt, RequestAction
+from ingestion.models import BreachIncident, DataSubjectRequest, ErasureReceipt
 from ingestion.normalize import normalize_phone
 from ingestion.privacy import receipt_document
 
@@ -58,17 +58,6 @@ class RequestChangeForm(forms.ModelForm):
         return data
 
 
-class RequestActionInline(admin.TabularInline):
-    model = RequestAction
-    fields = ("kind", "at", "actor", "detail", "receipt")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(DataSubjectRequest)
 class DataSubjectRequestAdmin(AuditedModelAdmin):
     list_display = ("id", "kind", "channel", "phone_masked", "status", "received_at", "due_at", "days_left",
@@ -76,17 +65,22 @@ class DataSubjectRequestAdmin(AuditedModelAdmin):
     list_filter = ("status", "kind", "channel")
     search_fields = ("reference",)
     ordering = ("due_at",)
-    inlines = (RequestActionInline,)
     deletion_note = "Requests are closed, not deleted: they are the record that you answered."
     _shown = ("kind", "channel", "phone_masked", "phone_hmac", "reference", "notes", "received_at",
               "due_at", "status", "extended_days", "extension_reason", "extended_at", "outcome", "closed_at",
-              "created_by")
+              "created_by", "actions_taken")
 
     @admin.display(description="days left")
     def days_left(self, obj: DataSubjectRequest) -> str:
         if not obj.is_open:
             return "-"
         return f"{(obj.due_at - timezone.now()).total_seconds() / 86400:.1f}"
+
+    @admin.display(description="actions taken")
+    def actions_taken(self, obj: DataSubjectRequest) -> str:
+        rows = [(f"{timezone.localtime(a.at):%Y-%m-%d %H:%M}", a.get_kind_display(), a.actor,
+                 json.dumps(a.detail, ensure_ascii=False)) for a in obj.actions.all()]
+        return format_html_join("", "<div>{} {} by {}: {}</div>", rows) or "-"
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         kwargs["form"] = RequestAddForm if obj is None else RequestChangeForm
@@ -122,8 +116,6 @@ class DataSubjectRequestAdmin(AuditedModelAdmin):
         except RequestError as exc:
             self.message_user(request, str(exc), level="error")
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        pass  # the actions inline is read-only; nothing else is related
 
 
 @admin.register(ErasureReceipt)
