@@ -92,7 +92,7 @@ def lead_export(*, queryset: QuerySet[Lead]) -> LeadExport:
         return LeadExport(queryset=queryset)
     numbers = (queryset.exclude(phone_e164__isnull=True).order_by().values_list("phone_e164", flat=True)
                .distinct().iterator(chunk_size=EXPORT_CHUNK))
-    listed = [e164 for e164 in numbers if phone_digest(e164=e164) in digests]
+    listed = [e164 for e164 in numbers if e164 and phone_digest(e164=e164) in digests]
     if not listed:
         return LeadExport(queryset=queryset, digests=digests)
     left_out = queryset.filter(phone_e164__in=listed).count()

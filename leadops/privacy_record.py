@@ -198,7 +198,8 @@ def _transfers() -> list[dict[str, str]]:
 
 
 def _security() -> list[dict[str, Any]]:
-    handlers = settings.LOGGING.get("handlers", {})
+    logging_config: dict[str, Any] = settings.LOGGING
+    handlers: dict[str, dict[str, Any]] = logging_config.get("handlers", {})
     masked_logs = bool(handlers) and all("pii" in h.get("filters", []) for h in handlers.values())
     days = retention_days()
     return [
