@@ -141,3 +141,18 @@ def test_staff_record_extend_and_close_a_request_in_admin(admin_client, clock):
     assert request.extended_days == 15 and request.status == RequestStatus.CLOSED
     assert [a.kind for a in request.actions.all()] == ["extension", "closure"]
     assert StaffAction.objects.filter(action__startswith="privacy.request_").count() == 3
+
+
+def test_the_admin_download_links_the_export_to_its_request_and_refuses_another_number(admin_client, clock):
+    ingest([lead("Cafe", "0501234567")])
+    opened = json.loads(run("privacy_request", "open", "--kind", "access", "--channel", "web_form",
+                            "--phone", "0501234567"))
+    url = "/admin/ingestion/lead/privacy-export/"
+    refused = admin_client.post(url, {"phone": "0551111111", "format": "json", "request": opened["id"]})
+    assert refused.status_code == 200 and "another number" in refused.content.decode()
+    response = admin_client.post(url, {"phone": "+966501234567", "format": "json", "request": opened["id"]})
+    assert response.status_code == 200
+    [action] = DataSubjectRequest.objects.get().actions.all()
+    assert action.kind == "export" and action.detail["leads"] == 1
+    assert action.detail["sha256"] == hashlib.sha256(response.content).hexdigest()
+    assert action.detail["file"].startswith("subject-export-") and action.detail["file"].endswith(".json")
