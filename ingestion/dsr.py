@@ -52,7 +52,7 @@ def request_open(*, kind: str, channel: str, phone: str, actor: Actor, reference
     with transaction.atomic():
         request = DataSubjectRequest.objects.create(
             kind=kind, channel=channel, phone_hmac=subject.digest, phone_masked=subject.masked,
-            reference=reference[:200], notes=mask_pii(notes), received_at=received,
+            reference=mask_pii(reference)[:200], notes=mask_pii(notes), received_at=received,
             due_at=received + dt.timedelta(days=ANSWER_DAYS), created_by=actor.name[:150],
         )
         staff_action_record(actor=actor, action="privacy.request_open", object_type=OBJECT_TYPE,

@@ -208,7 +208,8 @@ def privacy_erase(*, phone: str, reason: str, actor: Actor, suppress: bool = Tru
                     "redacted_mentions": redacted},
         )
         receipt = ErasureReceipt.objects.create(
-            phone_hmac=subject.digest, phone_masked=subject.masked, suppressed=listed, reason=reason[:500],
+            phone_hmac=subject.digest, phone_masked=subject.masked, suppressed=listed,
+            reason=mask_pii(reason)[:500],
             erased_by=actor.name[:150], request=request,
             counts={"leads": erased_leads, "fingerprints": erased_fingerprints, "mentions": redacted},
         )
