@@ -24,6 +24,8 @@ class RuleKind(models.TextChoices):
     ZERO_RESULTS = "zero_results", "Zero results (per provider)"
     READINESS_LOST = "readiness_lost", "Readiness lost (per Go/No-Go gate)"
     DLQ_PURGE_DUE = "dlq_purge_due", "Dead jobs about to be purged by retention (per provider)"
+    DSR_DUE_SOON = "dsr_due_soon", "Data-subject request due soon (per request)"
+    BREACH_DEADLINE = "breach_deadline", "Breach not notified 48 h / 72 h after discovery (per incident)"
 
 
 class Severity(models.TextChoices):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from alerts.models import RuleKind, Severity
+from ingestion import selectors as ingestion_selectors
 from queueing import selectors as queue_selectors
 from workers_mgmt import selectors as worker_selectors
 
@@ -56,6 +57,12 @@ DEFAULTS: dict[str, RuleDefault] = {
     ),
     RuleKind.DLQ_PURGE_DUE: RuleDefault(
         72, 0, Severity.WARNING, "hours before the retention purge deletes a provider's first dead job"
+    ),
+    RuleKind.DSR_DUE_SOON: RuleDefault(
+        7, 0, Severity.WARNING, "days before an open data-subject request is due (again on the due date)"
+    ),
+    RuleKind.BREACH_DEADLINE: RuleDefault(
+        48, 0, Severity.CRITICAL, "hours after a breach's discovery with no notification (again at 72 h)"
     ),
 }
 
@@ -128,6 +135,40 @@ def dlq_purge_due(threshold: float, now: dt.datetime) -> list[Condition]:
                   annotations={"purge_at": purge_at.isoformat()})
         for provider, (count, purge_at) in sorted(due.items())
     ]
+
+
+def dsr_due_soon(threshold: float, now: dt.datetime) -> list[Condition]:
+    # Two stages, two alerts (the labels differ): `threshold` days before the due date, and on it.
+    # Only the request id and kind leave the portal, never the number (docs/PRIVACY.md).
+    found = []
+    horizon = now + dt.timedelta(days=threshold)
+    for request_id, kind, due_at in ingestion_selectors.requests_due_by(moment=horizon):
+        stage = "due" if due_at <= now else "soon"
+        days_left = (due_at - now).total_seconds() / 86400
+        tail = ": answer it today or record why not" if stage == "due" else f", {days_left:.1f} days left"
+        summary = f"Data-subject request {request_id} ({kind}) is due {due_at:%Y-%m-%d %H:%M} UTC{tail}"
+        found.append(Condition(labels={"request": str(request_id), "stage": stage}, value=round(days_left, 2),
+                               summary=summary, annotations={"due_at": due_at.isoformat()}))
+    return found
+
+
+BREACH_FINAL_HOURS = 72
+
+
+def breach_deadline(threshold: float, now: dt.datetime) -> list[Condition]:
+    # Fires `threshold` hours after discovery and again at 72 hours while no notification is recorded.
+    found = []
+    for incident_id, discovered_at in ingestion_selectors.breaches_unnotified(
+            discovered_before=now - dt.timedelta(hours=threshold)):
+        hours = (now - discovered_at).total_seconds() / 3600
+        stage = "72h" if hours >= BREACH_FINAL_HOURS else f"{int(threshold)}h"
+        deadline = discovered_at + dt.timedelta(hours=BREACH_FINAL_HOURS)
+        found.append(Condition(
+            labels={"incident": str(incident_id), "stage": stage}, value=round(hours, 1),
+            summary=(f"Breach {incident_id}: {hours:.0f} h since discovery and no notification to the "
+                     f"authority recorded (deadline {deadline:%Y-%m-%d %H:%M} UTC)"),
+            annotations={"deadline": deadline.isoformat()}))
+    return found
 
 
 def _providers_at(threshold: float, counts: dict[str, int], what: str) -> list[Condition]:
@@ -224,4 +265,6 @@ CONDITIONS: dict[str, Callable[[float, dt.datetime], list[Condition]]] = {
     RuleKind.ZERO_RESULTS: zero_results,
     RuleKind.READINESS_LOST: readiness_lost,
     RuleKind.DLQ_PURGE_DUE: dlq_purge_due,
+    RuleKind.DSR_DUE_SOON: dsr_due_soon,
+    RuleKind.BREACH_DEADLINE: breach_deadline,
 }

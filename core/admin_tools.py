@@ -104,7 +104,7 @@ class AuditedAdminMixin:
 
 
 def admin_export_record(request: HttpRequest, queryset: QuerySet[Any], *, action: str,
-                        export_format: str) -> int:
+                        export_format: str, extra: dict[str, Any] | None = None) -> int:
     """Audit an export from a list page before a row leaves: its filter, selection and row count.
 
     The filter is the list page's query string (a search term masked: it may be a phone number);
@@ -116,7 +116,7 @@ def admin_export_record(request: HttpRequest, queryset: QuerySet[Any], *, action
     staff_action_record(actor=Actor.from_user(request.user), action=action,
                         object_type=admin_object_type(queryset.model), object_count=count,
                         detail={"format": export_format, "filters": filters, "rows": count,
-                                "all_matching": request.POST.get("select_across") == "1"})
+                                "all_matching": request.POST.get("select_across") == "1", **(extra or {})})
     return count
 
 

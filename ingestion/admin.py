@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
@@ -26,41 +25,31 @@ from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_export
 from core.csv import csv_response
 from core.logging import mask_pii
 
-# Importing it registers the suppression list's admin too.
+# Importing them registers the suppression list's, requests', receipts' and breaches' admins too.
+from ingestion import admin_requests  # noqa: F401
 from ingestion.admin_privacy import subject_export_view
+from ingestion.exports import EXPORT_FIELDS, LeadExport, jsonl_line, lead_export, value_masked
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.selectors import counter_providers, counter_worker_ids, lead_recent_cities, lead_search
 
-EXPORT_CHUNK = 2000
-EXPORT_FIELDS = (
-    "id", "name", "phone_raw", "phone_e164", "phone_valid", "phone_type", "phone_region", "city",
-    "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating", "extra",
-    "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
-)
 VIEW_PII = "ingestion.view_pii"
+# Left out of an export because their number is suppressed (the admin export says so in this header).
+LEFT_OUT_HEADER = "X-LeadOps-Suppressed-Left-Out"
 
 
 def can_view_pii(request: HttpRequest) -> bool:
     return bool(request.user.has_perm(VIEW_PII))
 
 
-def _masked(value: Any) -> Any:
-    """Mask every phone (and email) inside a text or JSON value; other values pass unchanged."""
-    if isinstance(value, str):
-        return mask_pii(value)
-    if isinstance(value, dict | list):
-        return json.loads(mask_pii(json.dumps(value, ensure_ascii=False)))
-    return value
-
-
-def _lead_rows(queryset: QuerySet[Lead], *, masked: bool = False) -> Iterator[tuple[Any, ...]]:
-    rows = queryset.order_by("id").values_list(*EXPORT_FIELDS).iterator(chunk_size=EXPORT_CHUNK)
-    if not masked:
-        yield from rows
-        return
-    for row in rows:
-        # Every text column, not only the phone ones: a worker may put a number in a name or in extra.
-        yield tuple(_masked(value) for value in row)
+def _prepared(request: HttpRequest, queryset: QuerySet[Lead], export_format: str) -> LeadExport:
+    """The export without suppressed numbers, audited with what it writes and what it left out."""
+    export = lead_export(queryset=queryset)
+    admin_export_record(request, export.queryset, action="leads.export", export_format=export_format,
+                        extra={"left_out_suppressed": export.left_out})
+    if export.left_out:
+        messages.info(request, f"{export.left_out} lead(s) with a suppressed number were left out of the "
+                               "export.")
+    return export
 
 
 def _export_name(extension: str) -> str:
@@ -157,7 +146,7 @@ class LeadAdmin(AuditedModelAdmin):
 
     @admin.display(description="extra")
     def extra_masked(self, obj: Lead) -> str:
-        return json.dumps(_masked(obj.extra), ensure_ascii=False)
+        return json.dumps(value_masked(obj.extra), ensure_ascii=False)
 
     def get_urls(self) -> list[Any]:
         urls = [path("privacy-export/", self.admin_site.admin_view(subject_export_view),
@@ -181,27 +170,19 @@ class LeadAdmin(AuditedModelAdmin):
 
     @admin.action(permissions=["export"], description="Export selected leads as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
-        admin_export_record(request, queryset, action="leads.export", export_format="csv")
-        rows = _lead_rows(queryset, masked=not can_view_pii(request))
-        return csv_response(header=EXPORT_FIELDS, rows=rows, filename=_export_name("csv"))
+        export = _prepared(request, queryset, "csv")
+        response = csv_response(header=EXPORT_FIELDS, rows=export.rows(masked=not can_view_pii(request)),
+                                filename=_export_name("csv"))
+        response[LEFT_OUT_HEADER] = str(export.left_out)
+        return response
 
     @admin.action(permissions=["export"], description="Export selected leads as JSON Lines")
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Lead]) -> StreamingHttpResponse:
-        admin_export_record(request, queryset, action="leads.export", export_format="jsonl")
-        masked = not can_view_pii(request)
-
-        def lines() -> Iterator[str]:
-            for row in _lead_rows(queryset, masked=masked):
-                record = dict(zip(EXPORT_FIELDS, row, strict=True))
-                for key, value in record.items():
-                    if isinstance(value, (dt.date, dt.datetime)):
-                        record[key] = value.isoformat()
-                    elif key == "attempt_id" and value is not None:
-                        record[key] = str(value)
-                yield json.dumps(record, ensure_ascii=False) + "\n"
-
-        response = StreamingHttpResponse(lines(), content_type="application/x-ndjson; charset=utf-8")
+        export = _prepared(request, queryset, "jsonl")
+        lines = map(jsonl_line, export.records(masked=not can_view_pii(request)))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{_export_name("jsonl")}"'
+        response[LEFT_OUT_HEADER] = str(export.left_out)
         return response
 
 

@@ -5,7 +5,6 @@ Both go through ingestion/privacy.py, which audits every request without the num
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -19,10 +18,12 @@ from django.utils import timezone
 from core.admin_tools import AuditedModelAdmin
 from core.audit import Actor
 from core.csv import csv_response
+from ingestion.dsr import RequestError, request_export, request_for_subject
 from ingestion.models import SuppressedPhone
 from ingestion.normalize import normalize_phone
 from ingestion.privacy import (
     EXPORT_FIELDS,
+    export_text,
     privacy_export,
     subject_from_phone,
     suppression_add,
@@ -94,6 +95,19 @@ class SuppressedPhoneAdmin(AuditedModelAdmin):
 class SubjectExportForm(forms.Form):
     phone = _phone_field()
     format = forms.ChoiceField(choices=[("json", "JSON"), ("csv", "CSV")])
+    request = forms.IntegerField(required=False, min_value=1, label="Data-subject request (id)",
+                                 help_text="Optional: link the download to this open request (the number "
+                                           "must be the request's).")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("request") and data.get("phone"):
+            try:
+                subject = subject_from_phone(phone=data["phone"])
+                request_for_subject(request_id=data["request"], subject=subject)
+            except RequestError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return data
 
     def clean_phone(self) -> str:
         return _clean_phone(self.cleaned_data["phone"])
@@ -105,13 +119,19 @@ def subject_export_view(request: HttpRequest) -> HttpResponse | StreamingHttpRes
         raise PermissionDenied
     form = SubjectExportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        data = privacy_export(phone=form.cleaned_data["phone"], actor=Actor.from_user(request.user))
         name = f"subject-export-{timezone.localtime():%Y%m%d-%H%M%S}"
-        if form.cleaned_data["format"] == "csv":
+        fmt, phone = form.cleaned_data["format"], form.cleaned_data["phone"]
+        actor = Actor.from_user(request.user)
+        if form.cleaned_data.get("request"):
+            data, text = request_export(request_id=form.cleaned_data["request"], phone=phone, actor=actor,
+                                        file_name=f"{name}.{fmt}")
+        else:
+            data = privacy_export(phone=phone, actor=actor)
+            text = export_text(data)
+        if fmt == "csv":
             rows = ([lead[field] for field in EXPORT_FIELDS] for lead in data["leads"])
             return csv_response(header=EXPORT_FIELDS, rows=rows, filename=f"{name}.csv")
-        response = HttpResponse(json.dumps(data, ensure_ascii=False, indent=2),
-                                content_type="application/json; charset=utf-8")
+        response = HttpResponse(text, content_type="application/json; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.json"'
         return response
     context = {**admin.site.each_context(request), "form": form, "title": "Data-subject export"}

@@ -163,3 +163,147 @@ class SuppressedPhone(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone_masked or self.digest[:12]} ({self.reason})"
+
+
+class RequestKind(models.TextChoices):
+    ACCESS = "access", "Access (a copy of the data)"
+    CORRECTION = "correction", "Correction"
+    ERASURE = "erasure", "Erasure"
+    OBJECTION = "objection", "Objection / opt-out"
+
+
+class RequestChannel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    PHONE = "phone", "Phone call"
+    LETTER = "letter", "Letter"
+    WEB_FORM = "web_form", "Web form"
+    IN_PERSON = "in_person", "In person"
+    OTHER = "other", "Other"
+
+
+class RequestStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    EXTENDED = "extended", "Open, extended"
+    CLOSED = "closed", "Closed (answered)"
+    REFUSED = "refused", "Closed (refused, with reasons)"
+
+
+class DataSubjectRequest(models.Model):
+    """A person's request about their number (PDPL: answered within 30 days, extendable once by 30).
+
+    The number is kept as its keyed hash (`phone_hmac`, the suppression list's digest) and its masked
+    form, never in clear: staff type it again when they act on it, and the service checks that it
+    hashes to this request (docs/PRIVACY.md, "Data-subject requests").
+    """
+
+    kind = models.CharField(max_length=16, choices=RequestKind.choices)
+    channel = models.CharField(max_length=16, choices=RequestChannel.choices)
+    phone_hmac = models.CharField(max_length=64, db_index=True)
+    phone_masked = models.CharField(max_length=32)
+    reference = models.CharField(max_length=200, blank=True, help_text="Your ticket or letter reference.")
+    notes = models.TextField(blank=True, help_text="No phone numbers here: they are masked on save.")
+    received_at = models.DateTimeField()
+    due_at = models.DateTimeField(help_text="30 days after receipt; moved once by an extension.")
+    extended_days = models.PositiveSmallIntegerField(default=0)
+    extension_reason = models.CharField(max_length=500, blank=True)
+    extended_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.OPEN)
+    outcome = models.CharField(max_length=1000, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "data-subject request"
+        ordering = ["due_at"]
+        indexes = [models.Index(fields=["status", "due_at"], name="ingestion_dsr_open_due_idx")]
+
+    def __str__(self) -> str:
+        return f"DSR-{self.pk} {self.kind} {self.phone_masked}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (RequestStatus.OPEN, RequestStatus.EXTENDED)
+
+
+class RequestActionKind(models.TextChoices):
+    EXPORT = "export", "Export file"
+    ERASURE = "erasure", "Erasure (receipt)"
+    SUPPRESSION = "suppression", "Suppression"
+    EXTENSION = "extension", "Extension"
+    CLOSURE = "closure", "Closure"
+
+
+class RequestAction(models.Model):
+    """What was done for a request, in order: exports, erasures, suppressions, the extension, closure."""
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.CASCADE, related_name="actions")
+    kind = models.CharField(max_length=16, choices=RequestActionKind.choices)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=150)
+    # Counts, file name and SHA-256 of an export, the receipt id: never a number in clear.
+    detail = models.JSONField(default=dict, blank=True)
+    receipt = models.ForeignKey("ErasureReceipt", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ErasureReceipt(models.Model):
+    """Proof of one erasure that holds no number: what classes, how many rows, when, by whom, the HMAC.
+
+    The requester can be given it (`erasure_receipt` command, admin download); they can check the HMAC
+    only through us, who hold the key, which is the point: the receipt alone reveals nothing.
+    """
+
+    phone_hmac = models.CharField(max_length=64, db_index=True)
+    phone_masked = models.CharField(max_length=32)
+    counts = models.JSONField(default=dict, help_text="Rows erased per data class.")
+    suppressed = models.BooleanField(default=False)
+    reason = models.CharField(max_length=500)
+    erased_by = models.CharField(max_length=150)
+    erased_at = models.DateTimeField(default=timezone.now)
+    request = models.ForeignKey(DataSubjectRequest, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="receipts")
+
+    class Meta:
+        ordering = ["-erased_at"]
+
+    def __str__(self) -> str:
+        return f"Erasure receipt {self.pk} ({self.phone_masked})"
+
+
+class BreachIncident(models.Model):
+    """A personal-data breach: what happened and the 72-hour clock from discovery to notification.
+
+    The alert `breach_deadline` fires 48 and 72 hours after `discovered_at` while `notified_at` is
+    empty (docs/PRIVACY.md, "Breach register").
+    """
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(help_text="What happened, as known now.")
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text="When it began, if known.")
+    discovered_at = models.DateTimeField(help_text="When we became aware: the 72-hour clock starts here.")
+    data_classes = models.TextField(help_text="Data classes affected, one per line (leads: phones, names).")
+    approx_subjects = models.PositiveIntegerField(null=True, blank=True, help_text="People affected, about.")
+    approx_records = models.PositiveIntegerField(null=True, blank=True, help_text="Records affected, about.")
+    consequences = models.TextField(blank=True, help_text="Likely consequences for the people.")
+    actions = models.TextField(blank=True, help_text="Measures taken or proposed.")
+    contact = models.CharField(max_length=300, blank=True, help_text="Who the authority may contact.")
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="When the authority was notified.")
+    notification_reference = models.CharField(max_length=200, blank=True)
+    subjects_notified_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "breach incident"
+        ordering = ["-discovered_at"]
+
+    def __str__(self) -> str:
+        return f"Breach {self.pk}: {self.title}"

@@ -8,6 +8,7 @@ for a number someone gives us again (docs/PRIVACY.md, "Requests").
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from django.utils import timezone
 from core.audit import Actor, staff_action_record
 from core.logging import mask_pii
 from ingestion.mentions import PhoneMatcher, PrivacyField, mentions_find, mentions_redact
-from ingestion.models import Lead, LeadFingerprint, SuppressedPhone
+from ingestion.models import DataSubjectRequest, ErasureReceipt, Lead, LeadFingerprint, SuppressedPhone
 from ingestion.normalize import normalize_city, normalize_name, normalize_phone
 from ingestion.services import CITY_KEY_MAX, NAME_KEY_MAX, fingerprint_hasher, phone_digest
 
@@ -146,6 +147,11 @@ def subject_data(*, subject: Subject) -> dict[str, Any]:
     }
 
 
+def export_text(data: dict[str, Any]) -> str:
+    """The one text of a data-subject export (command and admin): its SHA-256 is what a request records."""
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
+
+
 def privacy_export(*, phone: str, actor: Actor) -> dict[str, Any]:
     """Answer an access request (PDPL art. 4, GDPR art. 15): everything held on a number, audited."""
     subject = subject_from_phone(phone=phone)
@@ -167,14 +173,16 @@ def _suppress(*, subject: Subject, reason: str, actor: Actor) -> bool:
     return created
 
 
-def privacy_erase(*, phone: str, reason: str, actor: Actor, suppress: bool = True) -> dict[str, int | bool]:
+def privacy_erase(*, phone: str, reason: str, actor: Actor, suppress: bool = True,
+                  request: DataSubjectRequest | None = None) -> dict[str, int | bool]:
     """Erase a number (PDPL art. 18, GDPR art. 17): its leads and fingerprints on every day, audited.
 
     Its leads are those with its E.164 and those without a usable phone whose raw phone holds it;
     every other place that mentions it (other leads' text, job payloads, errors, log tails; clear or
     masked) has the mention replaced with "[erased]". With `suppress` the number goes on the
     suppression list, so a worker reporting it again stores nothing; without it, the number may be
-    collected again from a public source.
+    collected again from a public source. Every erasure writes an `ErasureReceipt` (classes, counts,
+    when, by whom, the keyed hash; never the number), linked to `request` when given.
     """
     subject = subject_from_phone(phone=phone)
     if not reason.strip():
@@ -199,8 +207,30 @@ def privacy_erase(*, phone: str, reason: str, actor: Actor, suppress: bool = Tru
                     "erased_fingerprints": erased_fingerprints, "suppressed": listed,
                     "redacted_mentions": redacted},
         )
+        receipt = ErasureReceipt.objects.create(
+            phone_hmac=subject.digest, phone_masked=subject.masked, suppressed=listed,
+            reason=mask_pii(reason)[:500],
+            erased_by=actor.name[:150], request=request,
+            counts={"leads": erased_leads, "fingerprints": erased_fingerprints, "mentions": redacted},
+        )
     return {"erased_leads": erased_leads, "erased_fingerprints": erased_fingerprints, "suppressed": listed,
-            "redacted_mentions": redacted}
+            "redacted_mentions": redacted, "receipt": receipt.pk}
+
+
+def receipt_document(*, receipt: ErasureReceipt) -> dict[str, Any]:
+    """What the requester is given: the receipt without the number (its keyed hash and masked form only)."""
+    return {
+        "receipt": receipt.pk,
+        "erased_at": receipt.erased_at.isoformat(),
+        "erased_by": receipt.erased_by,
+        "phone_masked": receipt.phone_masked,
+        "phone_hmac": receipt.phone_hmac,
+        "hmac": "HMAC-SHA256 of the number in E.164 under the portal's fingerprint key",
+        "rows_erased": dict(receipt.counts),
+        "suppressed": receipt.suppressed,
+        "request": receipt.request_id,
+        "reason": receipt.reason,
+    }
 
 
 def suppression_add(*, phone: str, reason: str, actor: Actor) -> SuppressedPhone:

@@ -13,7 +13,14 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from ingestion.models import IngestCounter, Lead, LeadFingerprint
+from ingestion.models import (
+    BreachIncident,
+    DataSubjectRequest,
+    IngestCounter,
+    Lead,
+    LeadFingerprint,
+    RequestStatus,
+)
 from ingestion.normalize import normalize_name, normalize_phone
 
 TREND_DAYS = 7
@@ -202,3 +209,18 @@ def probe_database_check(*, now: dt.datetime | None = None) -> dict[str, Any]:
         "fingerprints_of_probe_leads_today": LeadFingerprint.objects.filter(lead__in=leads).count(),
         "counters_today": _pick(counter, "sum_"),
     }
+
+
+def requests_due_by(*, moment: dt.datetime) -> list[tuple[int, str, dt.datetime]]:
+    """(id, kind, due_at) of every open data-subject request due at or before `moment` (alerts)."""
+    return list(DataSubjectRequest.objects
+                .filter(status__in=[RequestStatus.OPEN, RequestStatus.EXTENDED], due_at__lte=moment)
+                .order_by("due_at", "id").values_list("id", "kind", "due_at"))
+
+
+def breaches_unnotified(*, discovered_before: dt.datetime) -> list[tuple[int, dt.datetime]]:
+    """(id, discovered_at) of every open breach discovered before then with no notification recorded."""
+    return list(BreachIncident.objects
+                .filter(notified_at__isnull=True, closed_at__isnull=True,
+                        discovered_at__lte=discovered_before)
+                .order_by("discovered_at", "id").values_list("id", "discovered_at"))

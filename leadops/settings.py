@@ -206,6 +206,10 @@ STORAGE_DIR = Path(env.str("LEADOPS_STORAGE_DIR", default=str(BASE_DIR / "storag
 MEDIA_ROOT = env.str("LEADOPS_MEDIA_ROOT", default=str(BASE_DIR / "media"))
 MEDIA_URL = "media/"
 LEADOPS_STORAGE_URL = env.str("LEADOPS_STORAGE_URL", default="")
+# Where the servers and the backups are (a place and a provider, e.g. "Riyadh, KSA (provider X)"): the
+# record of processing names them as the transfers of personal data (docs/PRIVACY.md, "Record of processing").
+LEADOPS_SERVER_LOCATION = env.str("LEADOPS_SERVER_LOCATION", default="")
+LEADOPS_BACKUP_LOCATION = env.str("LEADOPS_BACKUP_LOCATION", default="")
 STORAGES = {
     "default": default_storage_from_url(LEADOPS_STORAGE_URL),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

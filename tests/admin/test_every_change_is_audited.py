@@ -50,7 +50,7 @@ from workers_mgmt.models import WorkerCredential
 SETUP = Actor.command("tests")
 DJANGO_VIEWS = ("changelist", "add", "history", "delete", "change")
 # Extra admin pages that only read: they may not write a row (checked below with a GET).
-READ_ONLY_VIEWS = {"queueing_attemptevidence_file"}
+READ_ONLY_VIEWS = {"queueing_attemptevidence_file", "ingestion_erasurereceipt_document"}
 
 
 @dataclass

@@ -240,5 +240,5 @@ def test_a_lead_export_is_audited_with_its_filter_and_row_count(admin_client, db
     row = only_action("leads.export")
     assert (row.object_type, row.object_count, row.actor_name) == ("ingestion.lead", 1, "admin")
     assert row.detail == {"format": "csv", "filters": {"provider": "maps", "q": mask_pii("0501234567")},
-                          "rows": 1, "all_matching": True}
+                          "rows": 1, "all_matching": True, "left_out_suppressed": 0}
     assert len(exported) == 1 + 1  # the header and the one lead the search matched

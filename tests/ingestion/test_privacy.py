@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from core.models import StaffAction
-from ingestion.models import Lead, LeadFingerprint, SuppressedPhone
+from ingestion.models import ErasureReceipt, Lead, LeadFingerprint, SuppressedPhone
 from tests.clock import minute_start
 from tests.ingestion.conftest import ingest, lead
 
@@ -71,7 +71,9 @@ def test_erase_in_any_spelling_leaves_the_number_nowhere_and_it_is_suppressed_af
     assert any(database_rows_containing("501234567"))
 
     output = run("privacy_erase", "--phone", "٠٥٠ ١٢٣ ٤٥٦٧", "--reason", "ticket 42")
-    assert json.loads(output) == {"erased_leads": 3, "erased_fingerprints": 3, "suppressed": True}
+    receipt = ErasureReceipt.objects.get()
+    assert json.loads(output) == {"erased_leads": 3, "erased_fingerprints": 3, "suppressed": True,
+                                  "receipt": receipt.pk}
 
     for needle in NEEDLES:
         assert database_rows_containing(needle) == [], needle
@@ -90,7 +92,8 @@ def test_erase_in_any_spelling_leaves_the_number_nowhere_and_it_is_suppressed_af
 def test_erase_without_suppress_lets_the_number_be_collected_again(fixed_key):
     ingest([lead("Subject", "0501234567")])
     output = run("privacy_erase", "--phone", "00966501234567", "--reason", "r", "--no-suppress")
-    assert json.loads(output) == {"erased_leads": 1, "erased_fingerprints": 1, "suppressed": False}
+    assert json.loads(output) == {"erased_leads": 1, "erased_fingerprints": 1, "suppressed": False,
+                                  "receipt": ErasureReceipt.objects.get().pk}
     assert not SuppressedPhone.objects.exists()
     assert ingest([lead("Subject", "0501234567")]).added == 1
 

@@ -39,7 +39,8 @@ PLANTED = {
 }
 NEEDLES = ["501234567", "٥٠١٢٣٤٥٦٧", "۵۰۱۲۳۴۵۶۷", "50 123 4567", "۱۲۳ ۴۵۶۷", "123-4567"]
 # The audit trail and the suppression list keep the masked form on purpose (docs/PRIVACY.md, "Requests").
-KEEPS_THE_MASK = {("core_staffaction", "detail"), ("ingestion_suppressedphone", "phone_masked")}
+KEEPS_THE_MASK = {("core_staffaction", "detail"), ("ingestion_suppressedphone", "phone_masked"),
+                  ("ingestion_erasurereceipt", "phone_masked")}
 
 
 @pytest.fixture
