@@ -123,7 +123,7 @@ def lead_lineage(*, lead: Lead, pii: bool) -> list[LineageStep]:
         steps += _attempt_steps(attempt, ReleaseHistory({attempt.worker_id} if attempt.worker_id else set()))
     decision = lead_dedup_decision(lead=lead)
     steps.append(LineageStep("dedup", f"Dedup decision: {decision['decision']}", "", [
-        (name, _when(value) if isinstance(value, dt.datetime) else str(value))
+        (name.replace("_", " "), _when(value) if isinstance(value, dt.datetime) else str(value))
         for name, value in decision.items() if name != "decision"
     ]))
     steps.append(_lead_step(lead, pii=pii))
