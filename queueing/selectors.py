@@ -206,12 +206,15 @@ def attempt_yield_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[str,
         for row in rows:
             into = totals.setdefault(row["job__provider__name"], dict.fromkeys(
                 ("finished", "succeeded", "zero", "added", "duplicates", "invalid", "blocked"), 0))
-            for key in ("finished", "succeeded", "zero", "blocked"):
-                into[key] += row[key]
-        for row in sums:
-            into = totals[row["job__provider__name"]]
-            for key in ("added", "duplicates", "invalid"):
-                into[key] += int(row[key] or 0)
+            into["finished"] += row["finished"]
+            into["succeeded"] += row["succeeded"]
+            into["zero"] += row["zero"]
+            into["blocked"] += row["blocked"]
+        for total in sums:
+            into = totals[total["job__provider__name"]]
+            into["added"] += int(total["added"] or 0)
+            into["duplicates"] += int(total["duplicates"] or 0)
+            into["invalid"] += int(total["invalid"] or 0)
     return totals
 
 

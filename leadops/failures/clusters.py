@@ -75,7 +75,8 @@ class ReleaseHistory:
         rows = WorkerReleaseStatus.objects.filter(worker_id__in=worker_ids, install_ok=True,
                                                   installed_at__isnull=False)
         for worker_id, version, at in rows.values_list("worker_id", "version", "installed_at"):
-            self.installs[worker_id].append((at, version))
+            if at is not None:
+                self.installs[worker_id].append((at, version))
         for installs in self.installs.values():
             installs.sort()
         known = Worker.objects.filter(id__in=worker_ids).values_list("id", "reported_version", "channel")
@@ -89,7 +90,7 @@ class ReleaseHistory:
         for action, channel, version, at, detail in moves.order_by("created_at").values_list(
                 "action", "channel", "version", "created_at", "detail"):
             if action == ReleaseAuditAction.ROLLED_BACK:
-                version = detail.get("back_to") if isinstance(detail, dict) else None
+                version = str(detail.get("back_to") or "") if isinstance(detail, dict) else ""
             if version:
                 self.channel_releases[channel].append((at, version))
 
@@ -115,7 +116,7 @@ def cluster_key(fingerprint: str, release: str, provider: str) -> str:
     return hashlib.sha256(f"{fingerprint}|{release}|{provider}".encode()).hexdigest()[:16]
 
 
-def _failed_attempts(since: dt.datetime) -> list[dict[str, Any]]:
+def _failed_attempts(since: dt.datetime) -> list[Any]:
     return list(JobAttempt.objects.filter(state__in=FAILED_STATES, finished_at__gte=since)
                 .order_by("-finished_at").values(
                     "id", "job_id", "worker_id", "claimed_at", "finished_at", "error", "state",

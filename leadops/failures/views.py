@@ -58,7 +58,8 @@ def cluster_remedy_view(request: HttpRequest, key: str) -> HttpResponse:
         if not any(chosen.values()):
             messages.warning(request, "Nothing chosen: nothing was done.")
         else:
-            done = cluster_remedy(plan=plan, actor=Actor.from_user(request.user), **chosen)
+            done = cluster_remedy(plan=plan, actor=Actor.from_user(request.user), rollback=chosen["rollback"],
+                                  requeue=chosen["requeue"], silence=chosen["silence"])
             messages.success(request, "Remedy done: " + "; ".join(done.steps or ["nothing to do"]) + ".")
         return HttpResponseRedirect(reverse("leadops-failure-clusters"))
     return _page(request, "admin/leadops/cluster_remedy.html", "Remedy a failure cluster", cluster=cluster,
