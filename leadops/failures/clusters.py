@@ -34,7 +34,7 @@ DEFAULT_DAYS = 7
 
 def rollout_window() -> dt.timedelta:
     """How soon after a rollout step a cluster's first failure must come to be blamed on it."""
-    return dt.timedelta(seconds=getattr(settings, "LEADOPS_CLUSTER_ROLLOUT_WINDOW_S", 2 * 3600))
+    return dt.timedelta(seconds=settings.LEADOPS_CLUSTER_ROLLOUT_WINDOW_S)
 
 
 @dataclass(frozen=True)
