@@ -39,7 +39,8 @@ def canary_lead(clock, fleet, stable_on, publish, admin_user):  # noqa: F811
             "leads": [{"name": "Cafe Najd", "phone": PHONE, "city": "Riyadh"}]}
     assert workers[0].signed.report(good["id"], body).status_code == 200
     body = {"attempt_id": bad["attempt_id"], "outcome": "failed", "leads": [],
-            "error": {"code": "blocked", "message": "captcha on page 2", "retryable": False}}
+            "error": {"code": "blocked", "message": "captcha on page 2 calling 0551234999",
+                      "retryable": False}}
     assert workers[0].signed.report(bad["id"], body).status_code == 200
     return Lead.objects.get(), bad["id"]
 
@@ -87,7 +88,8 @@ def test_dead_job_lineage_goes_backwards_from_the_dlq(canary_lead, admin_client)
     assert url in page
     text = admin_client.get(url).content.decode()
     assert f"Job {dead_id}" in text and "Worker w-01" in text and "Release 1.1.0" in text
-    assert "blocked: captcha on page 2" in text
+    assert "blocked: captcha on page 2 calling" in text
+    assert "0551234999" not in text  # a number in an error message is masked, even for a superuser
     assert text.index(f"Job {dead_id}") < text.index("Campaign Riyadh cafes")  # backwards
 
 

@@ -10,15 +10,15 @@ import pytest
 from releases_app.models import ReleaseAuditEvent, RolloutState
 from releases_app.services import rollout_start
 from releases_app.tasks import evaluate_rollouts
-from tests.factories import make_jobs
+from tests.factories import make_jobs, make_provider
 
 HOLD_S = 600
 _phones = itertools.count(1)
 
 
-def produce(member, *, jobs: int, leads_per_job: int) -> None:
+def produce(member, *, jobs: int, leads_per_job: int, provider: str | None = None) -> None:
     """The worker pulls `jobs` jobs and reports each succeeded, with valid, distinct phones."""
-    pulled = member.signed.pull(jobs).json()["jobs"]
+    pulled = member.signed.pull(jobs, **({"providers": [provider]} if provider else {})).json()["jobs"]
     assert len(pulled) == jobs
     for job in pulled:
         leads = [{"name": f"Shop {n}", "phone": f"0501{next(_phones):06d}"} for n in range(leads_per_job)]
@@ -83,3 +83,27 @@ def test_too_few_jobs_leave_the_yield_unjudged(half_yield_canary):
     assert results == {rollout.pk: "pass"}
     assert "too few succeeded jobs" in rollout.__class__.objects.get(pk=rollout.pk).last_gate_result[
         "checks"]["yield"]
+
+
+def test_the_baseline_is_weighed_by_the_canarys_provider_mix(clock, fleet, stable_on, publish):
+    """The canary got the lean provider only: judged against the channel on that provider, it passes."""
+    stable_on("1.0.0")
+    workers = fleet(3)
+    publish("1.1.0")
+    rollout = rollout_start(version="1.1.0", channel_name="stable", canary=["w-01"],
+                            steps=[{"canary": ["w-01"], "hold_s": HOLD_S}, {"percent": 100}],
+                            gates={"min_attempts": 10}, actor="tests")
+    workers[0].update()
+    make_jobs(40, provider=make_provider("maps"))
+    make_jobs(50, provider=make_provider("directory"))
+    produce(workers[1], jobs=40, leads_per_job=6, provider="maps")        # rich provider, baseline only
+    produce(workers[2], jobs=25, leads_per_job=2, provider="directory")   # lean provider
+    produce(workers[0], jobs=25, leads_per_job=2, provider="directory")   # the canary: lean provider only
+    clock.shift(dt.timedelta(seconds=HOLD_S + 1))
+    for member in workers:
+        member.heartbeat()
+    assert evaluate_rollouts() == {rollout.pk: "pass"}
+    checks = rollout.__class__.objects.get(pk=rollout.pk).last_gate_result["checks"]
+    # Unweighed, the baseline would be (40 x 6 + 25 x 2) / 65 = 4.5 leads per job, and the canary's 2 low.
+    assert checks["yield_leads_per_job"] == {"canary": 2.0, "baseline": 2.0}
+    assert checks["yield_providers"] == ["directory"]
