@@ -3,7 +3,10 @@ through Playwright). The screenshots are kept in storage/test-artifacts/."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from core.audit import Actor
 from ingestion.models import Lead
@@ -17,6 +20,12 @@ from tests.releases_app.conftest import _media_in_tmp, fleet, publish, stable_on
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "clusters-and-lineage-123"
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 200), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -44,6 +53,8 @@ def incident(live_portal_url, fleet, stable_on, publish, django_user_model):  # 
             "leads": [{"name": "Cafe Najd", "phone": "0551234567", "city": "Riyadh"}]}
     assert canary.signed.report(found["id"], body).status_code == 200
     for index, job in enumerate(failing):
+        if index == len(failing) - 1:  # the newest failure kept a screenshot
+            assert canary.signed.evidence(job["id"], job["attempt_id"], _png()).status_code == 200
         body = {"attempt_id": job["attempt_id"], "outcome": "failed", "leads": [],
                 "log_tail": f"open https://maps.example/search?q={index}\nwaited 30000 ms\ntimeout",
                 "error": {"code": "timeout", "message": f"Navigation timeout of {30000 + index} ms exceeded",
@@ -63,6 +74,7 @@ def test_cluster_page_and_remedy_page_in_the_browser(live_portal_url, incident, 
     assert row.get_attribute("data-release") == "1.1.0" and row.get_attribute("data-count") == "4"
     assert "began with release 1.1.0 on channel stable" in row.inner_text()
     assert "navigation timeout of <n> ms exceeded" in row.inner_text()
+    assert row.locator("text=newest screenshot").count() == 1
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-failure-clusters.png"), full_page=True)
     assert (ARTIFACTS / "admin-failure-clusters.png").stat().st_size > 10_000

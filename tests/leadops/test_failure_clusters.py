@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from PIL import Image
 
 from core.models import StaffAction
 from leadops.failures import failure_clusters, failure_message_normalize
@@ -25,11 +27,19 @@ def fail(member, count: int, *, message: str, code: str = "timeout") -> list[int
     jobs = member.signed.pull(count).json()["jobs"]
     assert len(jobs) == count
     for index, job in enumerate(jobs):
+        if index == count - 1:  # the newest failure kept a screenshot
+            assert member.signed.evidence(job["id"], job["attempt_id"], _png()).status_code == 200
         body = {"attempt_id": job["attempt_id"], "outcome": "failed", "leads": [],
                 "log_tail": f"loading page {index}\nwaited {1000 + index} ms\ngave up",
                 "error": {"code": code, "message": message.format(n=index), "retryable": False}}
         assert member.signed.report(job["id"], body).status_code == 200, job
     return [job["id"] for job in jobs]
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def succeed(member, count: int) -> None:
@@ -77,6 +87,7 @@ def test_failures_only_on_the_canary_release_form_one_cluster_that_began_with_it
     assert (cluster.began_with.release, cluster.began_with.channel) == ("1.1.0", "stable")
     assert cluster.first_seen <= cluster.last_seen
     assert "gave up" in cluster.sample_log_tail
+    assert cluster.sample_evidence_id is not None
 
 
 def test_a_failure_seen_before_the_rollout_is_not_blamed_on_it(clock, fleet, stable_on, publish):  # noqa: F811
@@ -160,3 +171,4 @@ def test_cluster_page_lists_the_cluster(canary_failing, admin_client):
     page = admin_client.get(reverse("leadops-failure-clusters")).content.decode()
     assert "began with release 1.1.0 on channel stable" in page
     assert "timeout after &lt;n&gt; ms loading &lt;url&gt;" in page
+    assert "newest screenshot" in page
