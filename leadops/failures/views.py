@@ -10,12 +10,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from alerts.services import AlertsError
 from core.audit import Actor
 from ingestion.models import Lead
 from leadops.failures.clusters import DEFAULT_DAYS, cluster_find, failure_clusters
 from leadops.failures.lineage import dead_job_lineage, lead_lineage
 from leadops.failures.remedy import SILENCE_MINUTES, cluster_remedy, remedy_permissions, remedy_plan
 from queueing.models import Job, JobState
+from releases_app.services import ReleaseRefused
 
 VIEW_ATTEMPTS = "queueing.view_jobattempt"
 
@@ -58,9 +60,15 @@ def cluster_remedy_view(request: HttpRequest, key: str) -> HttpResponse:
         if not any(chosen.values()):
             messages.warning(request, "Nothing chosen: nothing was done.")
         else:
-            done = cluster_remedy(plan=plan, actor=Actor.from_user(request.user), rollback=chosen["rollback"],
-                                  requeue=chosen["requeue"], silence=chosen["silence"])
-            messages.success(request, "Remedy done: " + "; ".join(done.steps or ["nothing to do"]) + ".")
+            try:
+                done = cluster_remedy(plan=plan, actor=Actor.from_user(request.user),
+                                      rollback=chosen["rollback"], requeue=chosen["requeue"],
+                                      silence=chosen["silence"])
+            except (ReleaseRefused, AlertsError) as exc:
+                # Nothing was done: the steps share one transaction.
+                messages.error(request, f"Nothing was done: {exc}")
+            else:
+                messages.success(request, "Remedy done: " + "; ".join(done.steps or ["nothing to do"]) + ".")
         return HttpResponseRedirect(reverse("leadops-failure-clusters"))
     return _page(request, "admin/leadops/cluster_remedy.html", "Remedy a failure cluster", cluster=cluster,
                  plan=plan, allowed=allowed, silence_minutes=SILENCE_MINUTES)
