@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 
 import pytest
+from django.urls import reverse
 
 from releases_app.models import ReleaseAuditEvent, RolloutState
 from releases_app.services import rollout_start
@@ -48,7 +49,7 @@ def half_yield_canary(clock, fleet, stable_on, publish):
     return begin
 
 
-def test_half_the_leads_per_job_pauses_the_canary_within_one_hold(half_yield_canary):
+def test_half_the_leads_per_job_pauses_the_canary_within_one_hold(half_yield_canary, admin_client):
     rollout, results = half_yield_canary()
     assert results == {rollout.pk: "low_yield"}
     rollout.refresh_from_db()
@@ -61,6 +62,8 @@ def test_half_the_leads_per_job_pauses_the_canary_within_one_hold(half_yield_can
     assert checks["yield_usable_phone_share"] == {"canary": 1.0, "baseline": 1.0}
     assert rollout.channel.current.version == "1.1.0"  # paused, not rolled back
     assert ReleaseAuditEvent.objects.filter(action="rollout_paused", rollout_id_ref=rollout.pk).exists()
+    page = admin_client.get(reverse("admin:releases_app_rollout_change", args=[rollout.pk])).content.decode()
+    assert "leads per succeeded job 2.00 vs 4.00" in page
 
 
 def test_the_same_canary_passes_on_the_error_rate_gate_alone(half_yield_canary):
