@@ -179,3 +179,19 @@ def test_cluster_page_lists_the_cluster(canary_failing, admin_client):
     assert "began with release 1.1.0 on channel stable" in page
     assert "timeout after &lt;n&gt; ms loading &lt;url&gt;" in page
     assert "newest screenshot" in page
+
+
+def test_each_remedy_step_needs_the_permission_of_the_page_it_replaces(canary_failing, client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    staff = django_user_model.objects.create_user("dlq-only", password="pw-dlq-only-1", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="queueing", codename__in=["view_jobattempt", "change_deadjob"]))
+    client.force_login(staff)
+    key = failure_clusters()[0].key
+    page = client.get(_remedy_url(key)).content.decode()
+    assert 'name="rollback" disabled' in page
+    assert client.post(_remedy_url(key), {"rollback": "on", "requeue": "on"}).status_code == 403
+    assert Channel.objects.get(name="stable").current.version == "1.1.0"
+    assert client.post(_remedy_url(key), {"requeue": "on"}).status_code == 302
+    assert [row.action for row in StaffAction.objects.filter(actor_name="dlq-only")] == ["dlq.requeue"]
