@@ -22,6 +22,7 @@ from ingestion.models import (
     RequestStatus,
 )
 from ingestion.normalize import normalize_name, normalize_phone
+from ingestion.services import fingerprint_hasher
 
 TREND_DAYS = 7
 _COUNTS = ("added", "duplicates", "duplicates_in_batch", "duplicates_existing", "invalid")
@@ -224,3 +225,26 @@ def breaches_unnotified(*, discovered_before: dt.datetime) -> list[tuple[int, dt
                 .filter(notified_at__isnull=True, closed_at__isnull=True,
                         discovered_at__lte=discovered_before)
                 .order_by("discovered_at", "id").values_list("id", "discovered_at"))
+
+def lead_dedup_decision(*, lead: Lead) -> dict[str, Any]:
+    """What deduplication decided for a stored lead (the lineage page, docs/RUNBOOK.md "Lineage").
+
+    A lead without a usable phone is stored as invalid and never deduplicated. A lead with one was
+    stored because its fingerprint (scope + E.164, keyed) was new: the fingerprint row names the lead
+    that was added first. The fingerprint is recomputed, so no phone is read back out of it.
+    """
+    if not lead.phone_e164:
+        return {"decision": "invalid", "why": "no usable phone: stored as invalid, not deduplicated"}
+    scope = "all" if getattr(settings, "LEADOPS_DEDUP_SCOPE", "day") == "all" else lead.local_day.isoformat()
+    hasher = fingerprint_hasher()
+    hasher.update(f"{scope}|{lead.phone_e164}".encode())
+    row = LeadFingerprint.objects.filter(fingerprint=hasher.hexdigest()).first()
+    if row is None:
+        return {"decision": "added", "scope": scope,
+                "why": "added; its fingerprint row has since been purged (retention)"}
+    first = row.lead_id == lead.pk
+    return {"decision": "added" if first else "kept beside an earlier lead", "scope": scope,
+            "fingerprint": f"{row.fingerprint[:12]}…", "first_lead_id": row.lead_id,
+            "fingerprint_created_at": row.created_at,
+            "why": ("the first lead of its fingerprint in scope " + scope) if first
+            else f"the fingerprint of scope {scope} belongs to lead {row.lead_id}"}

@@ -279,6 +279,9 @@ LEADOPS_ALERT_GROUP_WAIT_S = env.float("LEADOPS_ALERT_GROUP_WAIT_S", default=15.
 LEADOPS_ALERT_GROUP_INTERVAL_S = env.float("LEADOPS_ALERT_GROUP_INTERVAL_S", default=120.0)
 LEADOPS_ALERT_REPEAT_INTERVAL_S = env.float("LEADOPS_ALERT_REPEAT_INTERVAL_S", default=14400.0)
 LEADOPS_ALERT_EVAL_INTERVAL_S = env.float("LEADOPS_ALERT_EVAL_INTERVAL_S", default=10.0)
+# Failure clusters (docs/RUNBOOK.md): a cluster whose first failure comes this soon after a rollout
+# step of its release "began with" that release.
+LEADOPS_CLUSTER_ROLLOUT_WINDOW_S = env.int("LEADOPS_CLUSTER_ROLLOUT_WINDOW_S", default=7200)
 # Go/No-Go (docs/PRODUCTION_READINESS.md): the oldest a worker's current key may be, and how many
 # jobs the dead-letter queue may gain in an hour while the installation counts as ready.
 LEADOPS_READINESS_KEY_MAX_AGE_DAYS = env.int("LEADOPS_READINESS_KEY_MAX_AGE_DAYS", default=90)

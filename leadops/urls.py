@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from leadops import live, metrics, monitor, views
+from leadops.failures import cluster_remedy_view, clusters_view, dead_job_lineage_view, lead_lineage_view
 from leadops.readiness import readiness_view
 
 urlpatterns = [
@@ -15,6 +16,13 @@ urlpatterns = [
     path("admin/monitor/workers/", admin.site.admin_view(monitor.monitor_workers_view),
          name="leadops-monitor-workers"),
     path("admin/readiness/", admin.site.admin_view(readiness_view), name="leadops-readiness"),
+    path("admin/failures/clusters/", admin.site.admin_view(clusters_view), name="leadops-failure-clusters"),
+    path("admin/failures/clusters/<str:key>/remedy/", admin.site.admin_view(cluster_remedy_view),
+         name="leadops-cluster-remedy"),
+    path("admin/lineage/lead/<int:lead_id>/", admin.site.admin_view(lead_lineage_view),
+         name="leadops-lead-lineage"),
+    path("admin/lineage/dead-job/<int:job_id>/", admin.site.admin_view(dead_job_lineage_view),
+         name="leadops-dead-job-lineage"),
     path("admin/", admin.site.urls),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("api/v1/monitor/events", live.monitor_events_sse, name="monitor-events"),

@@ -176,6 +176,48 @@ def attempt_outcomes_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[s
     return outcomes
 
 
+def attempt_yield_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[str, dict[str, int]]:
+    """What the workers' finished attempts produced since each worker's own instant, per provider.
+
+    {provider: {finished, succeeded, zero, added, duplicates, invalid, blocked}}: `zero` counts
+    succeeded attempts that reported no lead, `blocked` finished attempts that failed with the code
+    `blocked` or kept a screenshot. Read by the release yield gate (docs/RELEASES.md, "Yield gate").
+    """
+    totals: dict[str, dict[str, int]] = {}
+    items = list(since_by_worker.items())
+    for start in range(0, len(items), 200):
+        windows = Q()
+        for worker_id, since in items[start:start + 200]:
+            windows |= Q(worker_id=worker_id, finished_at__gte=since)
+        succeeded = Q(state=AttemptState.SUCCEEDED)
+        blocked = Q(error__code="blocked") | Q(evidence__isnull=False)
+        rows = JobAttempt.objects.filter(windows, finished_at__isnull=False).values(
+            "job__provider__name").annotate(
+            finished=Count("id", distinct=True),
+            succeeded=Count("id", filter=succeeded, distinct=True),
+            zero=Count("id", filter=succeeded & Q(leads_added=0, leads_duplicates=0, leads_invalid=0),
+                       distinct=True),
+            blocked=Count("id", filter=blocked, distinct=True),
+        ).order_by()
+        sums = JobAttempt.objects.filter(windows, finished_at__isnull=False).values(
+            "job__provider__name").annotate(
+            added=Sum("leads_added"), duplicates=Sum("leads_duplicates"), invalid=Sum("leads_invalid"),
+        ).order_by()
+        for row in rows:
+            into = totals.setdefault(row["job__provider__name"], dict.fromkeys(
+                ("finished", "succeeded", "zero", "added", "duplicates", "invalid", "blocked"), 0))
+            into["finished"] += row["finished"]
+            into["succeeded"] += row["succeeded"]
+            into["zero"] += row["zero"]
+            into["blocked"] += row["blocked"]
+        for total in sums:
+            into = totals[total["job__provider__name"]]
+            into["added"] += int(total["added"] or 0)
+            into["duplicates"] += int(total["duplicates"] or 0)
+            into["invalid"] += int(total["invalid"] or 0)
+    return totals
+
+
 # Reads for the alert rules (alerts reads the queue only through these). Each is one aggregate query.
 
 

@@ -30,6 +30,11 @@ DEFAULT_GATES: dict[str, Any] = {
     "min_attempts": 20,              # fewer finished attempts than this: too little data -> pause
     "heartbeat_factor": 2.0,         # a heartbeat older than this times its interval: failed
     "baseline_hours": 24,            # the previous release's rate is measured over this window
+    # The yield gate (docs/RELEASES.md, "Yield gate"): the canary's yield against the rest of the
+    # channel over the same window and provider mix; 0 turns it off.
+    "yield_min_share": 0.8,          # each yield measure must reach this share of the baseline's
+    "yield_min_jobs": 20,            # succeeded jobs each cohort needs before yield is judged
+    "yield_action": "pause",         # "pause" or "rollback" when the yield is low
 }
 
 

@@ -27,6 +27,7 @@ from releases_app.services.base import (
 )
 from releases_app.services.manifests import iso_utc, manifest_sign
 from releases_app.services.rollouts import active_rollout_locked, rollout_abort, rollout_advance, rollout_move
+from releases_app.services.yield_gate import yield_judge
 from workers_mgmt.models import Worker
 from workers_mgmt.services import worker_config_get
 
@@ -35,6 +36,7 @@ class GateOutcome:
     PASS = "pass"
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
+    LOW_YIELD = "low_yield"  # the yield gate asks for a pause (its `yield_action`)
 
 
 @dataclass
@@ -129,14 +131,21 @@ def rollout_gate_check(*, rollout: Rollout) -> GateResult:
         unknown.append(f"only {new_total} finished attempts on {version} (need {gates['min_attempts']})")
     elif new_rate is not None and new_rate > allowed:
         fails.append(f"job error rate {new_rate:.1%} above {allowed:.1%}")
+    verdict = yield_judge(canary_since=installed, baseline_workers=list(others), gates=gates)
     checks = {
+        **verdict.checks,
         "targets": len(targets), "installed": len(installed), "failed_installs": failed_install,
         "silent": silent, "offline": offline, "error_rate": new_rate, "attempts": new_total,
         "previous_error_rate": old_rate,
         "previous_attempts": old_total, "allowed_error_rate": allowed, "evaluated_at": iso_utc(now),
     }
+    low_yield = [f"yield low: {item}" for item in verdict.low]
+    if low_yield and gates.get("yield_action") == "rollback":
+        fails.extend(low_yield)
     if fails:
         return GateResult(GateOutcome.FAIL, checks, fails + unknown)
+    if low_yield:
+        return GateResult(GateOutcome.LOW_YIELD, checks, low_yield + unknown)
     if unknown:
         return GateResult(GateOutcome.INCONCLUSIVE, checks, unknown)
     return GateResult(GateOutcome.PASS, checks, [])
@@ -170,8 +179,9 @@ def rollout_gate_evaluate(*, rollout_id: int) -> GateResult | None:
         if result.outcome == GateOutcome.FAIL:
             rollout_abort(channel_name=channel_name, actor="system", reason=f"health gate failed: {reason}",
                           to_state=RolloutState.ROLLED_BACK)
-        elif result.outcome == GateOutcome.INCONCLUSIVE:
-            rollout_move(rollout=locked, to_state=RolloutState.PAUSED, reason=f"too little data: {reason}")
+        elif result.outcome in (GateOutcome.INCONCLUSIVE, GateOutcome.LOW_YIELD):
+            why = "too little data" if result.outcome == GateOutcome.INCONCLUSIVE else "health gate paused"
+            rollout_move(rollout=locked, to_state=RolloutState.PAUSED, reason=f"{why}: {reason}")
             release_audit(action=ReleaseAuditAction.ROLLOUT_PAUSED, actor="system", channel=channel_name,
                           version=locked.release.version, rollout=locked, detail={"reason": reason},
                           from_state=RolloutState.RUNNING, to_state=RolloutState.PAUSED)
