@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from alerts.admin import alert_pages
 from alerts.admin.common import badge_html, labels_html, post_button
@@ -94,7 +95,7 @@ class AlertAdmin(ReadOnlyModelAdmin):
     @admin.display(description="evidence")
     def evidence_text(self, alert: Alert) -> str:
         lines = evidence_lines(alert.evidence)
-        return format_html_join(format_html("<br>"), "{}", ((line,) for line in lines)) if lines else "-"
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines)) if lines else "-"
 
     @admin.display(description="pages")
     def links(self, alert: Alert) -> str:
