@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
@@ -30,6 +31,7 @@ SUCCESSES = 25
 
 @dataclass
 class FailingCanary:
+    canary: Any  # the canary's signed client (tests/signing.py)
     screenshot_id: str
     failed_attempt_ids: list[str]
 
@@ -77,19 +79,28 @@ def failing_canary_make(make_signed) -> FailingCanary:
         body = {"attempt_id": job["attempt_id"], "outcome": "succeeded",
                 "leads": [lead(name=LEAD_NAME, phone=LEAD_PHONE)]}
         assert stable.report(job["id"], body).status_code == 200
-    make_jobs(FAILURES, provider=provider)
-    jobs = canary.pull(FAILURES).json()["jobs"]
-    assert len(jobs) == FAILURES
-    screenshot = canary.evidence(jobs[0]["id"], jobs[0]["attempt_id"], _png())
-    assert screenshot.status_code == 200, screenshot.content
+    jobs = canary_fails(canary, code="blocked", count=FAILURES, screenshot=True)
+    return FailingCanary(canary=canary, screenshot_id=jobs[0]["evidence_id"],
+                         failed_attempt_ids=[job["attempt_id"] for job in jobs])
+
+
+def canary_fails(canary, *, code: str, count: int, screenshot: bool = False) -> list[dict[str, Any]]:
+    """`count` new jobs of `maps` that the canary pulls and reports failed with `code` (a screenshot of
+    the first); returns the jobs, the first with its `evidence_id`."""
+    make_jobs(count, provider=make_provider("maps"))
+    jobs = canary.pull(count).json()["jobs"]
+    assert len(jobs) == count
+    if screenshot:
+        response = canary.evidence(jobs[0]["id"], jobs[0]["attempt_id"], _png())
+        assert response.status_code == 200, response.content
+        jobs[0]["evidence_id"] = response.json()["evidence_id"]
     for job in jobs:
         body = {"attempt_id": job["attempt_id"], "outcome": "failed", "leads": [],
-                "error": {"code": "blocked", "message": f"captcha after calling {ERROR_PHONE}",
-                          "retryable": False},
+                "error": {"code": code, "message": f"captcha after calling {ERROR_PHONE}", "retryable": False},
                 "log_tail": f"opened the listing\ncalled {ERROR_PHONE}\ncaptcha shown"}
-        assert canary.report(job["id"], body).status_code == 200
-    return FailingCanary(screenshot_id=screenshot.json()["evidence_id"],
-                         failed_attempt_ids=[job["attempt_id"] for job in jobs])
+        response = canary.report(job["id"], body)
+        assert response.status_code == 200, response.content
+    return jobs
 
 
 def pii_in(text: str) -> list[str]:
