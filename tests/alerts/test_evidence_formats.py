@@ -137,3 +137,23 @@ def test_an_acknowledged_alert_notifies_again_when_its_top_reason_changes(db, cl
     assert len(http_receiver.wait_for("/slack", count=2)) == 2
     assert Notification.objects.filter(alerts=alert).order_by("-created_at").first().reason == "repeat"
     assert "Top reasons: timeout x40, blocked x20" in http_receiver.at("/slack")[1].body.decode()
+
+
+def test_an_acknowledgement_ends_when_its_alert_resolves(db, clock, make_signed, alert_settings):
+    rule_set(kind=RuleKind.BREAKER_OPEN, enabled=False)
+    rule_set(kind=RuleKind.DLQ_GROWTH, enabled=False)
+    rule_set(kind=RuleKind.ERROR_RATE, threshold=0.75)
+    scenario = failing_canary_make(make_signed)
+    evaluator_tick()
+    alert = Alert.objects.get(state=AlertState.FIRING)
+    alert_acknowledge(alert_id=alert.pk, actor=Actor(name="oncall", source="admin"))
+
+    clock.shift(dt.timedelta(minutes=6))   # the failures leave the 5-minute window: resolved
+    evaluator_tick()
+    alert.refresh_from_db()
+    assert alert.state == AlertState.RESOLVED
+    breaker_reset(scope="worker", key="w-canary")
+    canary_fails(scenario.canary, code="blocked", count=FAILURES)
+    evaluator_tick()
+    alert.refresh_from_db()
+    assert alert.state == AlertState.FIRING and alert.acknowledged_at is None and alert.acknowledged_by == ""
