@@ -249,7 +249,9 @@ def alertmanager_payload(message: dict[str, Any]) -> list[dict[str, Any]]:
             "annotations": a["annotations"],
             "startsAt": a["startsAt"],
             "endsAt": a["endsAt"] if a["status"] == "resolved" else a["validUntil"],
-            "generatorURL": a.get("generatorURL", ""),
+            # The alert's admin page when it is an absolute URL (Alertmanager shows it as "Source").
+            "generatorURL": next((url for url in [(a.get("links") or {}).get("alert", "")] if _absolute(url)),
+                                 a.get("generatorURL", "")),
         }
         for a in message["alerts"]
     ]

@@ -55,3 +55,17 @@ def test_what_counts_as_a_change_of_an_acknowledged_alert(now, why):
 def test_a_growing_heartbeat_delay_is_no_change():
     was = change_class(kind="heartbeat_missing", severity="critical", value=60, evidence={})
     assert change_of(was, change_class(kind="heartbeat_missing", severity="critical", value=6000, evidence={})) == ""
+
+
+def test_an_alertmanager_gets_the_alert_page_as_generator_url_only_when_it_is_absolute():
+    from alerts.notifiers import alertmanager_payload
+
+    def entry(link: str) -> dict:
+        return {"status": "firing", "labels": {"alertname": "error_rate"}, "annotations": {},
+                "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "validUntil": "2026-01-01T00:06:00Z", "generatorURL": "", "links": {"alert": link}}
+
+    absolute, path = alertmanager_payload({"alerts": [entry("https://ops.example.test/admin/alerts/alert/1/change/"),
+                                                       entry("/admin/alerts/alert/1/change/")]})
+    assert absolute["generatorURL"] == "https://ops.example.test/admin/alerts/alert/1/change/"
+    assert path["generatorURL"] == ""
