@@ -132,7 +132,13 @@ def _acknowledgement_check(alert: Alert, kind: str, now: dt.datetime) -> list[Al
     why = change_of(alert.acknowledged_class, current)
     if not why:
         return []
+    # Compare-and-swap on the acknowledgement we read: one given meanwhile (staff acknowledging the
+    # changed alert again) is never overwritten; the round's other fields never touch it.
+    ended = Alert.objects.filter(pk=alert.pk, acknowledged_at=alert.acknowledged_at).update(
+        acknowledged_at=None, acknowledged_by="", acknowledged_class="", updated_at=now)
     alert.acknowledged_at, alert.acknowledged_by, alert.acknowledged_class = None, "", ""
+    if not ended:
+        return []
     return [AlertEvent(alert=alert, at=now, kind="unacknowledged", detail=f"it changed: {why}"[:300])]
 
 
@@ -210,8 +216,7 @@ def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) 
             continue
         steady.append(alert)
     # Alerts that stay as they were: one UPDATE for all of them, however many workers are silent.
-    Alert.objects.bulk_update(steady, ["value", "annotations", "evidence", "last_evaluated_at",
-                                       "acknowledged_at", "acknowledged_by", "acknowledged_class"],
+    Alert.objects.bulk_update(steady, ["value", "annotations", "evidence", "last_evaluated_at"],
                               batch_size=500)
     if created:
         Alert.objects.bulk_create(created)
