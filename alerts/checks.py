@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
@@ -43,7 +44,32 @@ def check_email_receivers_can_send(*, databases: Sequence[str] | None = None, **
             f"{settings.EMAIL_BACKEND}, which sends nothing: their alerts reach nobody.")
 
 
+@settings_check("alerts.E002", checks.Error, hint=(
+    "Set LEADOPS_PUBLIC_URL to the portal's address as staff open it, e.g. https://ops.example.com "
+    "(docs/DEPLOY.md, 'Alerts')."))
+def check_public_url(**kwargs: Any) -> str | None:
+    """A LEADOPS_PUBLIC_URL that is no absolute http(s) URL: every link in a notification would be broken."""
+    url = settings.LEADOPS_PUBLIC_URL
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment):
+        return f"LEADOPS_PUBLIC_URL is {url!r}; it must be an absolute http(s) URL without query or fragment."
+    return None
+
+
+@settings_check("alerts.W002", checks.Warning, hint=(
+    "Set LEADOPS_PUBLIC_URL to the portal's address as staff open it, e.g. https://ops.example.com "
+    "(docs/DEPLOY.md, 'Alerts')."))
+def check_public_url_set(**kwargs: Any) -> str | None:
+    """In production, notifications need the portal's address to link to acknowledge and the evidence."""
+    if settings.LEADOPS_PUBLIC_URL or settings.LEADOPS_DEVELOPMENT:
+        return None
+    return ("LEADOPS_PUBLIC_URL is not set: notifications carry the acknowledge, silence and evidence links "
+            "as paths only, and Slack and Teams show them as text instead of buttons.")
+
+
 def register() -> None:
     """Register the checks of this app's settings (AlertsConfig.ready)."""
     checks.register(check_timers, "settings")
+    checks.register(check_public_url, "settings")
+    checks.register(check_public_url_set, "settings")
     checks.register(check_email_receivers_can_send, checks.Tags.database)

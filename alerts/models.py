@@ -76,6 +76,13 @@ class Alert(TimestampedModel):
     starts_at = models.DateTimeField(null=True, blank=True, help_text="When it started firing.")
     ends_at = models.DateTimeField(null=True, blank=True, help_text="When it resolved.")
     last_evaluated_at = models.DateTimeField()
+    # What the failed attempts behind it have in common (alerts/evidence.py), refreshed every round.
+    evidence = models.JSONField(default=dict, blank=True)
+    # Acknowledged: no repeat notifications while its change class stays `acknowledged_class`
+    # (alerts/evidence.py, `change_class`); cleared when it resolves or changes (docs/RUNBOOK.md).
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledged_class = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -245,6 +252,10 @@ class Notification(models.Model):
     )
     is_test = models.BooleanField(default=False)
     summary = models.CharField(max_length=300)
+    # Why it was sent: first, new (more alerts fire), resolved, or repeat (the repeat interval passed).
+    reason = models.CharField(max_length=10, blank=True)
+    # The alerts it names (an alert's notification history in admin).
+    alerts = models.ManyToManyField(Alert, blank=True, related_name="notifications")
     # Everything a notifier needs, frozen when the group was flushed (a retry sends the same message).
     message = models.JSONField()
     firing = models.JSONField(default=list)

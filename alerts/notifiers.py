@@ -23,6 +23,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
 from alerts.crypto import decrypt_text
+from alerts.evidence import LINK_TITLES
 from alerts.models import Receiver, ReceiverKind
 from core.setting_checks import email_backend_sends
 
@@ -70,6 +71,25 @@ def _alert_line(alert: dict[str, Any]) -> str:
     return f"{alert['status'].upper()} {alert['labels'].get('alertname', '')}: {summary} ({labels})"
 
 
+def _evidence_text(alert: dict[str, Any]) -> list[str]:
+    """The alert's evidence lines and who acknowledged it (messages built before evidence have none)."""
+    lines = list(alert.get("evidence") or [])
+    if alert.get("acknowledged_by"):
+        lines.append(f"Acknowledged by {alert['acknowledged_by']}: no repeats until it resolves or changes")
+    return lines
+
+
+def _links(alert: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, URL) of the alert's admin links, actions first (alerts/evidence.py, LINK_TITLES)."""
+    links = alert.get("links") or {}
+    return [(title, links[key]) for key, title in LINK_TITLES.items() if links.get(key)]
+
+
+def _absolute(url: str) -> bool:
+    # Chat buttons need an absolute URL: without LEADOPS_PUBLIC_URL the paths are shown as text.
+    return url.startswith(("https://", "http://"))
+
+
 # ----- payloads ---------------------------------------------------------------------------------
 
 
@@ -98,9 +118,19 @@ def _slack_plain(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": slack_escape(text, limit), "emoji": False}
 
 
-def _slack_alert_block(alert: dict[str, Any]) -> dict[str, Any]:
+def _slack_alert_blocks(alert: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alert's section (its line, evidence and labels) and its link buttons: two blocks at most."""
+    links = _links(alert)
+    text_links = [f"{title}: {url}" for title, url in links if not _absolute(url)]
+    block = _slack_alert_block(alert, extra=_evidence_text(alert) + text_links)
+    buttons = [{"type": "button", "text": _slack_plain(title, 75), "url": url, "action_id": f"link-{index}"}
+               for index, (title, url) in enumerate(links) if _absolute(url)]
+    return [block, {"type": "actions", "elements": buttons}] if buttons else [block]
+
+
+def _slack_alert_block(alert: dict[str, Any], *, extra: list[str]) -> dict[str, Any]:
     summary = alert["annotations"].get("summary", "")
-    line = f"{alert['status'].upper()} {alert['labels'].get('alertname', '')}: {summary}"
+    line = "\n".join([f"{alert['status'].upper()} {alert['labels'].get('alertname', '')}: {summary}", *extra])
     labels = [f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k != "alertname"]
     if len(labels) > SLACK_FIELDS_MAX:
         labels = [*labels[:SLACK_FIELDS_MAX - 1], ", ".join(labels[SLACK_FIELDS_MAX - 1:])]
@@ -118,7 +148,8 @@ def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
     """
     title = summary_line(message)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _slack_plain(title, SLACK_HEADER_MAX)}]
-    blocks += [_slack_alert_block(alert) for alert in message["alerts"][:MAX_LISTED]]
+    for alert in message["alerts"][:MAX_LISTED]:
+        blocks += _slack_alert_blocks(alert)
     if len(message["alerts"]) > MAX_LISTED:
         more = f"and {len(message['alerts']) - MAX_LISTED} more"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(more)}]})
@@ -140,6 +171,10 @@ def teams_payload(message: dict[str, Any]) -> dict[str, Any]:
     ]
     for alert in message["alerts"][:MAX_LISTED]:
         body.append({"type": "TextBlock", "text": alert["annotations"].get("summary", ""), "wrap": True})
+        links = _links(alert)
+        lines = _evidence_text(alert) + [f"{title}: {url}" for title, url in links if not _absolute(url)]
+        if lines:
+            body.append({"type": "TextBlock", "text": "\n\n".join(lines), "wrap": True, "isSubtle": True})
         body.append(
             {
                 "type": "FactSet",
@@ -148,6 +183,10 @@ def teams_payload(message: dict[str, Any]) -> dict[str, Any]:
                 ],
             }
         )
+        buttons = [{"type": "Action.OpenUrl", "title": title, "url": url}
+                   for title, url in links if _absolute(url)]
+        if buttons:
+            body.append({"type": "ActionSet", "actions": buttons})
     if len(message["alerts"]) > MAX_LISTED:
         body.append(
             {"type": "TextBlock", "text": f"and {len(message['alerts']) - MAX_LISTED} more", "wrap": True}
@@ -186,8 +225,12 @@ def webhook_payload(message: dict[str, Any]) -> dict[str, Any]:
                 "annotations": a["annotations"],
                 "startsAt": a["startsAt"],
                 "endsAt": a["endsAt"],
-                "generatorURL": a.get("generatorURL", ""),
+                "generatorURL": (a.get("links") or {}).get("alert", a.get("generatorURL", "")),
                 "fingerprint": a["fingerprint"],
+                # LeadOps' additions (receivers that do not know them ignore them): docs/RUNBOOK.md.
+                "evidence": a.get("evidence") or [],
+                "acknowledgedBy": a.get("acknowledged_by", ""),
+                "links": a.get("links") or {},
             }
             for a in message["alerts"]
         ],
@@ -206,7 +249,9 @@ def alertmanager_payload(message: dict[str, Any]) -> list[dict[str, Any]]:
             "annotations": a["annotations"],
             "startsAt": a["startsAt"],
             "endsAt": a["endsAt"] if a["status"] == "resolved" else a["validUntil"],
-            "generatorURL": a.get("generatorURL", ""),
+            # The alert's admin page when it is an absolute URL (Alertmanager shows it as "Source").
+            "generatorURL": next((url for url in [(a.get("links") or {}).get("alert", "")] if _absolute(url)),
+                                 a.get("generatorURL", "")),
         }
         for a in message["alerts"]
     ]
@@ -224,6 +269,8 @@ def email_body(message: dict[str, Any]) -> str:
             f"  since {alert['startsAt']}"
             + (f", resolved {alert['endsAt']}" if alert["status"] == "resolved" else "")
         )
+        lines += [f"  {line}" for line in _evidence_text(alert)]
+        lines += [f"  {title}: {url}" for title, url in _links(alert)]
     lines += ["", "What to do first: docs/RUNBOOK.md, section Alerts."]
     return "\n".join(lines)
 

@@ -258,3 +258,29 @@ def rule_rows() -> list[dict[str, object]]:
              "severity": r.severity,
              "last_evaluated_at": r.last_evaluated_at.isoformat() if r.last_evaluated_at else None}
             for r in AlertRule.objects.order_by("kind")]
+
+
+def alert_notification_history(*, alert_id: int) -> list[dict[str, Any]]:
+    """What was sent about one alert, newest first: to which receiver, when, why, with what result and
+    latency (condition -> delivered, and each attempt's round trip)."""
+    notifications = (Notification.objects.filter(alerts__id=alert_id).select_related("receiver")
+                     .prefetch_related("delivery_attempts").order_by("-created_at", "-id"))
+    history = []
+    for notification in notifications:
+        delivered, condition = notification.delivered_at, notification.condition_at
+        history.append({
+            "id": notification.pk,
+            "created_at": notification.created_at,
+            "receiver": notification.receiver.name,
+            "kind": notification.receiver.get_kind_display(),
+            "reason": notification.reason or "-",
+            "status": notification.status,
+            "summary": notification.summary,
+            "delivered_at": delivered,
+            "latency_s": (delivered - condition).total_seconds() if delivered and condition else None,
+            "send_latency_s": (delivered - notification.created_at).total_seconds() if delivered else None,
+            "attempts": [{"number": a.number, "started_at": a.started_at, "ok": a.ok,
+                          "status_code": a.status_code, "latency_ms": a.latency_ms, "error": a.error}
+                         for a in sorted(notification.delivery_attempts.all(), key=lambda a: a.number)],
+        })
+    return history

@@ -282,6 +282,10 @@ LEADOPS_ALERT_EVAL_INTERVAL_S = env.float("LEADOPS_ALERT_EVAL_INTERVAL_S", defau
 # Failure clusters (docs/RUNBOOK.md): a cluster whose first failure comes this soon after a rollout
 # step of its release "began with" that release.
 LEADOPS_CLUSTER_ROLLOUT_WINDOW_S = env.int("LEADOPS_CLUSTER_ROLLOUT_WINDOW_S", default=7200)
+
+# The portal's own address as staff reach it (https://ops.example.com): notifications link to admin pages
+# under it (acknowledge, silence, screenshot, log tail); empty: the links are paths only (alerts.W002).
+LEADOPS_PUBLIC_URL = env.str("LEADOPS_PUBLIC_URL", default="").rstrip("/")
 # Go/No-Go (docs/PRODUCTION_READINESS.md): the oldest a worker's current key may be, and how many
 # jobs the dead-letter queue may gain in an hour while the installation counts as ready.
 LEADOPS_READINESS_KEY_MAX_AGE_DAYS = env.int("LEADOPS_READINESS_KEY_MAX_AGE_DAYS", default=90)

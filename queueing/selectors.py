@@ -293,6 +293,46 @@ def succeeded_attempts_by_provider(*, since: dt.datetime) -> dict[str, dict[str,
             for row in rows}
 
 
+def failed_attempts_evidence(*, since: dt.datetime, provider: str | None = None, worker_id: str | None = None,
+                             zero_results: bool = False, top: int = 5) -> dict[str, Any]:
+    """What the failed attempts since `since` (of one provider or worker) have in common, for alerts.
+
+    `reasons`: (error code, count) most common first; `releases`: (channel, version the worker
+    reports, count); `workers`: (worker id, count); the newest screenshot's id and the newest attempt
+    with a log tail. With `zero_results` the attempts are those that succeeded and added no lead.
+    Codes and ids only: no error text, lead or log line (docs/RUNBOOK.md, "Alerts").
+    """
+    attempts = JobAttempt.objects.filter(finished_at__gte=since)
+    if zero_results:
+        attempts = attempts.filter(state=AttemptState.SUCCEEDED, leads_added=0)
+    else:
+        attempts = attempts.filter(state__in=[AttemptState.FAILED, AttemptState.LOST])
+    if provider is not None:
+        attempts = attempts.filter(job__provider__name=provider)
+    if worker_id is not None:
+        attempts = attempts.filter(worker_id=worker_id)
+    reasons: dict[str, int] = {}
+    for row in attempts.values("state", "error__code").annotate(count=Count("id")).order_by():
+        code = row["error__code"] or ("no_results" if zero_results else "lease_lost")
+        reasons[str(code)[:60]] = reasons.get(str(code)[:60], 0) + row["count"]
+    releases = (attempts.values("worker__channel", "worker__reported_version").annotate(count=Count("id"))
+                .order_by("-count", "worker__channel", "worker__reported_version")[:top])
+    workers = (attempts.exclude(worker_id=None).values("worker_id").annotate(count=Count("id"))
+               .order_by("-count", "worker_id")[:top])
+    screenshot = (AttemptEvidence.objects.filter(attempt__in=attempts.values("id"))
+                  .order_by("-created_at", "-id").values_list("id", flat=True).first())
+    log_tail = attempts.exclude(log_tail="").order_by("-finished_at").values_list("id", flat=True).first()
+    return {
+        "attempts": sum(reasons.values()),
+        "reasons": sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:top],
+        "releases": [(row["worker__channel"] or "", row["worker__reported_version"] or "", row["count"])
+                     for row in releases],
+        "workers": [(row["worker_id"], row["count"]) for row in workers],
+        "screenshot_id": str(screenshot) if screenshot else None,
+        "log_tail_attempt_id": str(log_tail) if log_tail else None,
+    }
+
+
 def breaker_states() -> list[tuple[str, str, str]]:
     """(scope, key, state) of every breaker that ever left closed."""
 

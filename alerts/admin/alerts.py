@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.contrib import admin, messages
@@ -10,9 +11,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
+from alerts.admin import alert_pages
 from alerts.admin.common import badge_html, labels_html, post_button
+from alerts.evidence import LINK_TITLES, alert_links, evidence_lines
 from alerts.models import (
     Alert,
     AlertEvent,
@@ -41,6 +45,7 @@ class AlertAdmin(ReadOnlyModelAdmin):
         "summary",
         "starts_at",
         "ends_at",
+        "acknowledged",
         "silence_link",
     ]
     list_filter = ["state", "rule"]
@@ -58,6 +63,9 @@ class AlertAdmin(ReadOnlyModelAdmin):
         "starts_at",
         "ends_at",
         "last_evaluated_at",
+        "acknowledged",
+        "evidence_text",
+        "links",
         "one_click",
     )
     actions = ["silence_selected"]
@@ -78,6 +86,27 @@ class AlertAdmin(ReadOnlyModelAdmin):
     def summary(self, alert: Alert) -> str:
         return alert.annotations.get("summary", "")
 
+    @admin.display(description="acknowledged")
+    def acknowledged(self, alert: Alert) -> str:
+        if alert.acknowledged_at is None:
+            return "-"
+        return f"by {alert.acknowledged_by} at {timezone.localtime(alert.acknowledged_at):%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="evidence")
+    def evidence_text(self, alert: Alert) -> str:
+        lines = evidence_lines(alert.evidence)
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines)) if lines else "-"
+
+    @admin.display(description="pages")
+    def links(self, alert: Alert) -> str:
+        pages = [(reverse("admin:alerts_alert_history", args=[alert.pk]), "notification history")]
+        if alert.state == AlertState.FIRING:
+            pages.append((reverse("admin:alerts_alert_acknowledge", args=[alert.pk]), "acknowledge…"))
+        evidence_pages = alert_links(alert_id=alert.pk, evidence=alert.evidence)
+        pages += [(evidence_pages[key], LINK_TITLES[key].lower()) for key in ("screenshot", "log_tail")
+                  if key in evidence_pages]
+        return format_html_join(" · ", '<a href="{}">{}</a>', pages)
+
     @admin.display(description="")
     def silence_link(self, alert: Alert) -> str:
         if alert.state == AlertState.RESOLVED:
@@ -93,7 +122,12 @@ class AlertAdmin(ReadOnlyModelAdmin):
         )
 
     def get_urls(self) -> list[Any]:
+        pages = [("acknowledge/", alert_pages.acknowledge_view, "alerts_alert_acknowledge"),
+                 ("silence-1h/", alert_pages.silence_hour_view, "alerts_alert_silence_hour"),
+                 ("history/", alert_pages.history_view, "alerts_alert_history")]
         return [admin_url(self, "<int:alert_id>/silence/", self.silence_view, "alerts_alert_silence"),
+                *[admin_url(self, f"<int:alert_id>/{route}", functools.partial(view, self), name)
+                  for route, view, name in pages],
                 *super().get_urls()]
 
     def silence_view(self, request: HttpRequest, alert_id: int) -> HttpResponse:

@@ -24,18 +24,20 @@ class NotificationAdmin(ReadOnlyModelAdmin):
         "id",
         "summary",
         "receiver",
+        "reason",
         "status",
         "attempts",
         "created_at",
         "delivered_at",
         "latency",
     ]
-    list_filter = ["status", "receiver", "is_test"]
+    list_filter = ["status", "reason", "receiver", "is_test"]
     date_hierarchy = "created_at"
     inlines = [DeliveryAttemptInline]
     fields = readonly_fields = (
         "summary",
         "receiver",
+        "reason",
         "status",
         "is_test",
         "attempts",

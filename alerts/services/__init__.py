@@ -16,6 +16,7 @@ are re-exported here.
 
 from __future__ import annotations
 
+from alerts.services.acknowledge import alert_acknowledge
 from alerts.services.base import (
     MIN_RETRY_WINDOW_S,
     RETRY_BASE_S,
@@ -62,6 +63,7 @@ __all__ = [
     "SLACK_MIN_GAP_S",
     "AlertsError",
     "GroupPlan",
+    "alert_acknowledge",
     "alerts_evaluate",
     "alerts_history_purge",
     "evaluator_tick",

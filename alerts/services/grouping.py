@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from alerts import notifiers
+from alerts.evidence import alert_links, evidence_lines
 from alerts.models import (
     Alert,
     AlertGroup,
@@ -113,27 +114,34 @@ def _needs_update(
     *,
     group: AlertGroup,
     firing: set[str],
+    unacknowledged: set[str],
     resolved: set[str],
     send_resolved: bool,
     repeat_s: float,
     now: dt.datetime,
-) -> bool:
-    """Alertmanager's rule for whether a receiver must hear about a group now (docs/SYSTEM_OVERVIEW.md)."""
+) -> str:
+    """Alertmanager's rule for whether a receiver must hear about a group now (docs/SYSTEM_OVERVIEW.md):
+    why it must ("first", "new", "resolved", "repeat"), or "" when it need not.
+
+    One addition: a group repeats only while one of its firing alerts is unacknowledged."""
     if group.last_notified_at is None:
-        return bool(firing)
+        return "first" if firing else ""
     last_firing = set(group.last_firing)
     if not firing <= last_firing:
-        return True  # something new is firing
+        return "new"  # something new is firing
     if not firing:
         # Everything resolved: tell the receiver so its firing set is cleared (sent only when it
         # asked for resolved notifications; the log is cleared either way).
-        return bool(last_firing)
+        return "resolved" if last_firing else ""
     if send_resolved and not resolved <= set(group.last_resolved):
-        return True
-    return group.last_notified_at <= now - dt.timedelta(seconds=repeat_s)
+        return "resolved"
+    if unacknowledged and group.last_notified_at <= now - dt.timedelta(seconds=repeat_s):
+        return "repeat"
+    return ""
 
 
 def _alert_entry(alert: Alert, *, status: str, valid_until: dt.datetime) -> dict[str, Any]:
+    evidence = alert.evidence or {}
     return {
         "status": status,
         "labels": alert.labels,
@@ -143,6 +151,10 @@ def _alert_entry(alert: Alert, *, status: str, valid_until: dt.datetime) -> dict
         "validUntil": notifiers.iso(valid_until),
         "fingerprint": alert.fingerprint,
         "generatorURL": "",
+        # What the failed attempts have in common and the staff-only pages to act on it (alerts/evidence.py).
+        "evidence": evidence_lines(evidence) if status == "firing" else [],
+        "links": alert_links(alert_id=alert.pk, evidence=evidence if status == "firing" else {}),
+        "acknowledged_by": alert.acknowledged_by if alert.acknowledged_at else "",
     }
 
 
@@ -232,6 +244,7 @@ def _group_flush(
     needs = _needs_update(
         group=group,
         firing=firing,
+        unacknowledged={a.fingerprint for a in firing_alerts if a.acknowledged_at is None},
         resolved=resolved,
         send_resolved=receiver.send_resolved,
         repeat_s=timers.repeat_interval_s,
@@ -239,7 +252,7 @@ def _group_flush(
     )
     if receiver.kind == ReceiverKind.ALERTMANAGER and firing and group.last_notified_at is not None:
         # An Alertmanager resolves alerts nobody re-posts: re-post firing ones every group interval.
-        needs = needs or group.last_notified_at <= now - interval
+        needs = needs or ("repeat" if group.last_notified_at <= now - interval else "")
     if not needs:
         return None
     sent_resolved = resolved_alerts if receiver.send_resolved else []
@@ -267,6 +280,7 @@ def _group_flush(
         group=group,
         receiver=receiver,
         summary=notifiers.summary_line(message)[:300],
+        reason=needs,
         message=message,
         firing=sorted(firing),
         resolved=sorted(resolved),
@@ -275,4 +289,5 @@ def _group_flush(
         condition_at=condition_at,
         created_at=now,
     )
+    notification.alerts.set([*firing_alerts, *sent_resolved])
     return notification

@@ -8,6 +8,7 @@ from collections import defaultdict
 from django.db import transaction
 from django.db.models import Q
 
+from alerts.evidence import change_class, change_of, evidence_read
 from alerts.models import (
     Alert,
     AlertEvent,
@@ -122,6 +123,25 @@ def alerts_evaluate(*, now: dt.datetime | None = None) -> dict[str, int]:
     return dict(counts)
 
 
+def _acknowledgement_check(alert: Alert, kind: str, now: dt.datetime) -> list[AlertEvent]:
+    """End the acknowledgement of an alert that changed (alerts/evidence.py, `change_of`)."""
+    if alert.acknowledged_at is None:
+        return []
+    current = change_class(kind=kind, severity=alert.labels.get("severity", ""), value=alert.value,
+                           evidence=alert.evidence)
+    why = change_of(alert.acknowledged_class, current)
+    if not why:
+        return []
+    # Compare-and-swap on the acknowledgement we read: one given meanwhile (staff acknowledging the
+    # changed alert again) is never overwritten; the round's other fields never touch it.
+    ended = Alert.objects.filter(pk=alert.pk, acknowledged_at=alert.acknowledged_at).update(
+        acknowledged_at=None, acknowledged_by="", acknowledged_class="", updated_at=now)
+    alert.acknowledged_at, alert.acknowledged_by, alert.acknowledged_class = None, "", ""
+    if not ended:
+        return []
+    return [AlertEvent(alert=alert, at=now, kind="unacknowledged", detail=f"it changed: {why}"[:300])]
+
+
 def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) -> dict[str, int]:
     """Move this rule's alerts to what its conditions say now (the rule row is locked by the caller)."""
     wanted: dict[str, tuple[dict[str, str], Condition]] = {}
@@ -144,6 +164,7 @@ def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) 
     timeline: list[AlertEvent] = []
     for fp, (labels, condition) in wanted.items():
         annotations = {"summary": condition.summary, **condition.annotations}
+        evidence = evidence_read(kind=rule.kind, labels=labels, threshold=rule.threshold, now=now)
         alert = existing.get(fp)
         if alert is None or alert.state == AlertState.RESOLVED:
             # A new streak: pending from when the condition began, firing at once when `for` has passed.
@@ -159,6 +180,11 @@ def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) 
                 "starts_at": now if firing_now else None,
                 "ends_at": None,
                 "last_evaluated_at": now,
+                # A new streak starts unacknowledged (an acknowledgement ends when its alert resolves).
+                "evidence": evidence,
+                "acknowledged_at": None,
+                "acknowledged_by": "",
+                "acknowledged_class": "",
             }
             if alert is None:
                 alert = Alert(fingerprint=fp, **fields)
@@ -171,6 +197,8 @@ def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) 
             (fired if firing_now else became_pending).append(alert)
             continue
         alert.value, alert.annotations, alert.last_evaluated_at = condition.value, annotations, now
+        alert.evidence = evidence
+        timeline += _acknowledgement_check(alert, rule.kind, now)
         if alert.state == AlertState.PENDING and now - alert.active_since >= hold:
             # Compare-and-swap on the state we read: a concurrent change is never overwritten.
             if Alert.objects.filter(pk=alert.pk, state=AlertState.PENDING).update(
@@ -178,6 +206,7 @@ def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) 
                 starts_at=now,
                 value=alert.value,
                 annotations=annotations,
+                evidence=evidence,
                 last_evaluated_at=now,
                 updated_at=now,
             ):
@@ -187,7 +216,8 @@ def _rule_apply(rule: AlertRule, conditions: list[Condition], now: dt.datetime) 
             continue
         steady.append(alert)
     # Alerts that stay as they were: one UPDATE for all of them, however many workers are silent.
-    Alert.objects.bulk_update(steady, ["value", "annotations", "last_evaluated_at"], batch_size=500)
+    Alert.objects.bulk_update(steady, ["value", "annotations", "evidence", "last_evaluated_at"],
+                              batch_size=500)
     if created:
         Alert.objects.bulk_create(created)
         if any(alert.pk is None for alert in created):

@@ -328,6 +328,8 @@ VIEWS: dict[str, Callable[[], Step]] = {
     "releases_app_rollout_operate": lambda: Step(reverse("admin:releases_app_rollout_operate",
                                                          args=[a_rollout().pk, "pause"])),
     "alerts_alert_silence": lambda: Step(reverse("admin:alerts_alert_silence", args=[an_alert().pk])),
+    "alerts_alert_acknowledge": lambda: Step(reverse("admin:alerts_alert_acknowledge", args=[an_alert().pk])),
+    "alerts_alert_silence_hour": lambda: Step(reverse("admin:alerts_alert_silence_hour", args=[an_alert().pk])),
     "alerts_receiver_test": lambda: Step(reverse("admin:alerts_receiver_test", args=[a_receiver().pk])),
     "alerts_silence_expire": lambda: Step(reverse("admin:alerts_silence_expire", args=[a_silence().pk])),
     "auth_user_password_change": _user_password,
