@@ -16,7 +16,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
@@ -126,38 +128,40 @@ class LeadAdmin(AuditedModelAdmin):
         swap = {"phone_e164": "phone_masked", "name": "name_masked"}
         return tuple(swap.get(name, name) for name in shown)
 
+    def action_checkbox(self, obj: Lead) -> str:
+        # Named by id, not by the lead's text: a row's label is read out, and holds no phone either way.
+        attrs = {"class": "action-select", "aria-label": f"Select lead {obj.pk} for an action"}
+        return forms.CheckboxInput(attrs, lambda value: False).render(ACTION_CHECKBOX_NAME, str(obj.pk))
+
     @admin.display(description="phone e164")
     def phone_masked(self, obj: Lead) -> str:
-        return mask_pii(obj.phone_e164 or "")
-
-    def get_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
-        fields = [field.name for field in Lead._meta.fields if field.name != "id"]
-        if can_view_pii(request):
-            return fields
-        return [f"{name}_masked" if name in _MASKED_DETAIL else name for name in fields]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
-        return self.get_fields(request, obj)
-
-    @admin.display(description="phone raw")
-    def phone_raw_masked(self, obj: Lead) -> str:
-        return mask_pii(obj.phone_raw)
-
-    @admin.display(description="phone e164")
-    def phone_e164_masked(self, obj: Lead) -> str:
         return mask_pii(obj.phone_e164 or "")
 
     @admin.display(description="name")
     def name_masked(self, obj: Lead) -> str:
         return mask_pii(obj.name)
 
-    @admin.display(description="address")
-    def address_masked(self, obj: Lead) -> str:
-        return mask_pii(obj.address)
+    def get_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
+        fields = [field.name for field in Lead._meta.fields if field.name != "id"]
+        if can_view_pii(request):
+            return fields
+        # Every text field, not only the phone ones: a number written in a name also sits in its
+        # normalized form, and a worker may put one in a URL or in extra (the exports do the same).
+        return [_MASKED_FIELDS.get(name, name) for name in fields]
 
-    @admin.display(description="extra")
-    def extra_masked(self, obj: Lead) -> str:
-        return json.dumps(_masked(obj.extra), ensure_ascii=False)
+    def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
+        return self.get_fields(request, obj)
+
+    def lead_label(self, request: HttpRequest, obj: Lead) -> str:
+        """The lead as its title, breadcrumb and history name it: in full with view_pii, else masked."""
+        text = f"{obj.name} ({obj.phone_e164 or 'invalid phone'})"
+        return text if can_view_pii(request) else mask_pii(text)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> Any:
+        obj = self.get_object(request, object_id)
+        label = {"subtitle": self.lead_label(request, obj), "lead_label": self.lead_label(request, obj)} if obj else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **label})
 
     def get_urls(self) -> list[Any]:
         urls = [path("privacy-export/", self.admin_site.admin_view(subject_export_view),
@@ -205,8 +209,21 @@ class LeadAdmin(AuditedModelAdmin):
         return response
 
 
-# The fields shown masked on the detail page without view_pii (those a phone may be written in).
-_MASKED_DETAIL = {"phone_raw", "phone_e164", "name", "address", "extra"}
+def _masked_field(field: Any) -> Any:
+    """A read-only display of one lead field with every phone and email in it masked."""
+
+    def display(obj: Lead) -> Any:
+        value = _masked(getattr(obj, field.attname))
+        return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+    display.short_description = field.verbose_name  # type: ignore[attr-defined]
+    display.__name__ = f"{field.name}_masked"
+    return display
+
+
+# Without view_pii the detail page shows every text field through the mask (docs/PRIVACY.md).
+_MASKED_FIELDS = {field.name: _masked_field(field) for field in Lead._meta.fields
+                  if field.get_internal_type() in ("CharField", "TextField", "JSONField")}
 
 
 @admin.register(LeadFingerprint)
