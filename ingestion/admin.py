@@ -160,8 +160,9 @@ class LeadAdmin(AuditedModelAdmin):
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> Any:
         obj = self.get_object(request, object_id)
-        label = {"subtitle": self.lead_label(request, obj), "lead_label": self.lead_label(request, obj)} if obj else {}
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **label})
+        label = self.lead_label(request, obj) if obj else ""
+        named = {"subtitle": label, "lead_label": label} if obj else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **named})
 
     def get_urls(self) -> list[Any]:
         urls = [path("privacy-export/", self.admin_site.admin_view(subject_export_view),
