@@ -30,13 +30,15 @@ from core.logging import mask_pii
 
 # Importing it registers the suppression list's admin too.
 from ingestion.admin_privacy import subject_export_view
+from ingestion.cities import city_canonical
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.selectors import counter_providers, counter_worker_ids, lead_recent_cities, lead_search
 
 EXPORT_CHUNK = 2000
 EXPORT_FIELDS = (
     "id", "name", "phone_raw", "phone_e164", "phone_valid", "phone_type", "phone_region", "city",
-    "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating", "extra",
+    "city_raw", "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating",
+    "extra",
     "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
 )
 VIEW_PII = "ingestion.view_pii"
@@ -73,8 +75,18 @@ ProviderFilter = value_list_filter(title="provider", parameter_name="provider", 
                                    values=counter_providers)
 WorkerFilter = value_list_filter(title="worker", parameter_name="worker_id", field="worker_id",
                                  values=counter_worker_ids)
-CityFilter = value_list_filter(title="city (most frequent lately)", parameter_name="city",
-                               field="city_normalized", values=lead_recent_cities)
+class CityFilter(admin.SimpleListFilter):
+    """The most frequent cities lately, each once whatever its spellings; any spelling filters too."""
+
+    title = "city (most frequent lately)"
+    parameter_name = "city"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return lead_recent_cities()
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(city_normalized=city_canonical(value).key) if value else queryset
 
 
 class LocalDayFilter(admin.SimpleListFilter):
