@@ -26,6 +26,14 @@ class RuleKind(models.TextChoices):
     DLQ_PURGE_DUE = "dlq_purge_due", "Dead jobs about to be purged by retention (per provider)"
 
 
+def rule_name(kind: str) -> str:
+    """The name an operator reads for a rule kind: "Circuit breaker open", never "breaker_open"."""
+    try:
+        return str(RuleKind(kind).label).split(" (")[0]
+    except ValueError:
+        return kind
+
+
 class Severity(models.TextChoices):
     CRITICAL = "critical", "Critical"
     WARNING = "warning", "Warning"
@@ -50,7 +58,7 @@ class AlertRule(TimestampedModel):
         ordering = ["kind"]
 
     def __str__(self) -> str:
-        return self.kind
+        return rule_name(self.kind)
 
 
 class AlertState(models.TextChoices):
@@ -80,7 +88,7 @@ class Alert(TimestampedModel):
         indexes = [models.Index(fields=["state", "rule"], name="alert_state_rule_idx")]
 
     def __str__(self) -> str:
-        return f"{self.labels.get('alertname', '?')} {self.fingerprint} ({self.state})"
+        return f"{rule_name(self.labels.get('alertname', '?'))} {self.fingerprint} ({self.state})"
 
 
 class AlertEvent(models.Model):
