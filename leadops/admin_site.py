@@ -32,7 +32,19 @@ class LeadOpsAdminSite(AdminSite):
         for app in apps:
             app["name"] = SECTION_NAMES.get(app["app_label"], app["name"])
         apps.sort(key=lambda app: (app["app_label"] in INTERNAL_SECTIONS, _section_rank(app["app_label"])))
-        return apps if app_label else [monitor_section(), *apps]
+        return apps
+
+    # The Monitor is pages, not models: it heads what the index and the sidebar show, while
+    # get_app_list keeps listing models only (code that walks the registered admins reads it).
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        if self.has_permission(request):  # not on the login page
+            context["available_apps"] = [monitor_section(), *context["available_apps"]]
+        return context
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        app_list = [monitor_section(), *self.get_app_list(request)]
+        return super().index(request, {"app_list": app_list, **(extra_context or {})})
 
 
 def _section_rank(app_label: str) -> int:

@@ -47,8 +47,10 @@ class JobAttemptInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(AuditedModelAdmin):
-    list_display = ("id", "provider", "state_badge", "priority", "attempts_display", "run_at", "leased_by",
-                    "lease_expires_at", "leads_added", "dead_reason", "updated_at")
+    # What an operator scans for (docs/RUNBOOK.md, "The admin"): the work, where it stands, who holds
+    # it; priority, run_at, the lease's expiry and the error live on the job's page. 1440 px wide.
+    list_display = ("id", "query", "city", "provider", "state_badge", "attempts_display", "leased_by",
+                    "leads_added", "updated_at")
     list_filter = ("state", "provider", "leased_by", "campaign")
     list_select_related = ("provider", "leased_by")
     search_fields = ("payload", "last_error")
@@ -96,6 +98,14 @@ class JobAdmin(AuditedModelAdmin):
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Job) -> SafeString:
         return state_badge(obj.get_state_display(), JOB_STATE_COLOURS.get(obj.state, "#757575"))  # type: ignore[call-overload]
+
+    @admin.display(description="query")
+    def query(self, obj: Job) -> str:
+        return str(obj.payload.get("query", "")) if isinstance(obj.payload, dict) else ""
+
+    @admin.display(description="city")
+    def city(self, obj: Job) -> str:
+        return str(obj.payload.get("city", "")) if isinstance(obj.payload, dict) else ""
 
     @admin.display(description="attempts", ordering="attempts")
     def attempts_display(self, obj: Job) -> str:
