@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from core.admin_fields import labelled_fields
 from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
 from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
@@ -34,8 +35,12 @@ from queueing.services import (
 class JobAttemptInline(ReadOnlyMixin, admin.TabularInline):
     model = JobAttempt
     fields = ("number", "worker", "state", "claimed_at", "lease_expires_at", "finished_at", "reports",
-              "leads_added", "leads_duplicates", "leads_invalid", "error")
+              "leads_added", "leads_duplicates", "leads_invalid", "error_display")
     readonly_fields = fields
+
+    @admin.display(description="error")
+    def error_display(self, obj: JobAttempt) -> SafeString:
+        return labelled_fields(obj.error)
     ordering = ("claimed_at",)
     extra = 0
     can_delete = False
@@ -61,13 +66,21 @@ class JobAdmin(AuditedModelAdmin):
     actions = ("cancel", "requeue")
     inlines = (JobAttemptInline,)
     fieldsets = (
-        (None, {"fields": ("id", "provider", "campaign", "state", "priority", "payload")}),
+        (None, {"fields": ("id", "provider", "campaign", "state", "priority", "payload_display")}),
         ("Attempts", {"fields": ("attempts", "max_attempts", "run_at", "current_attempt_id", "leased_by",
                                  "lease_expires_at")}),
-        ("Outcome", {"fields": ("leads_added", "last_error", "dead_reason", "finished_at")}),
+        ("Outcome", {"fields": ("leads_added", "last_error_display", "dead_reason", "finished_at")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
-    readonly_fields = ("id", "created_at", "updated_at")
+    readonly_fields = ("id", "created_at", "updated_at", "payload_display", "last_error_display")
+
+    @admin.display(description="payload")
+    def payload_display(self, obj: Job) -> SafeString:
+        return labelled_fields(obj.payload)
+
+    @admin.display(description="last error")
+    def last_error_display(self, obj: Job) -> SafeString:
+        return labelled_fields(obj.last_error)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return JobChangeList
@@ -143,8 +156,12 @@ class JobAttemptAdmin(ReadOnlyModelAdmin):
                     "lease_expires_at", "finished_at", "reports", "leads_added", "leads_duplicates",
                     "leads_invalid")
     list_filter = ("state", "worker")
-    readonly_fields = ("screenshots", "worker_log")
-    exclude = ("log_tail",)
+    readonly_fields = ("error_display", "screenshots", "worker_log")
+    exclude = ("log_tail", "error")
+
+    @admin.display(description="error")
+    def error_display(self, obj: JobAttempt) -> SafeString:
+        return labelled_fields(obj.error)
     search_fields = ("=id",)
     search_help_text = "A number finds the attempts of that job id; an attempt id finds that attempt."
     show_full_result_count = False
