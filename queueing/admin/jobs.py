@@ -11,6 +11,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -55,7 +56,7 @@ class JobAdmin(AuditedModelAdmin):
     # What an operator scans for (docs/RUNBOOK.md, "The admin"): the work, where it stands, who holds
     # it; priority, run_at, the lease's expiry and the error live on the job's page. 1440 px wide.
     list_display = ("id", "query", "city", "provider", "state_badge", "attempts_display", "leased_by",
-                    "leads_added", "updated_at")
+                    "leads_added", "updated")
     list_filter = ("state", "provider", "leased_by", "campaign")
     list_select_related = ("provider", "leased_by")
     search_fields = ("payload", "last_error")
@@ -119,6 +120,11 @@ class JobAdmin(AuditedModelAdmin):
     @admin.display(description="city")
     def city(self, obj: Job) -> str:
         return str(obj.payload.get("city", "")) if isinstance(obj.payload, dict) else ""
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: Job) -> str:
+        # Short: the year and seconds are on the job's page; a list is scanned for the latest.
+        return f"{timezone.localtime(obj.updated_at):%b %d, %H:%M}"
 
     @admin.display(description="attempts", ordering="attempts")
     def attempts_display(self, obj: Job) -> str:

@@ -71,7 +71,9 @@
       });
       svg.appendChild(g);
       if (m.claim_p95_s !== null) {
-        points.push((x + slot / 2).toFixed(1) + "," + (TOP + plotH - (m.claim_p95_s / peakWait) * plotH).toFixed(1));
+        var px = (x + slot / 2).toFixed(1), py = (TOP + plotH - (m.claim_p95_s / peakWait) * plotH).toFixed(1);
+        points.push(px + "," + py);
+        g.appendChild(node("circle", { cx: px, cy: py, r: 2.5, fill: COLORS.p95 }));
       }
       if (i % 15 === 0 || i === series.length - 1) {
         var at = new Date(m.at);
