@@ -231,7 +231,9 @@ class AlertGroup(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.receiver} {self.group_labels}"
+        labels = ", ".join(rule_name(value) if name == "alertname" else f"{name}={value}"
+                           for name, value in sorted(self.group_labels.items()))
+        return f"{self.receiver}: {labels or 'all alerts'}"
 
 
 class NotificationStatus(models.TextChoices):
