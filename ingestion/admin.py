@@ -23,6 +23,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
 from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_export_record, value_list_filter
 from core.csv import csv_response
@@ -140,7 +141,7 @@ class LeadAdmin(AuditedModelAdmin):
         swap = {"phone_e164": "phone_masked", "name": "name_masked"}
         return tuple(swap.get(name, name) for name in shown)
 
-    def action_checkbox(self, obj: Lead) -> str:
+    def action_checkbox(self, obj: Lead) -> SafeString:
         # Named by id, not by the lead's text: a row's label is read out, and holds no phone either way.
         attrs = {"class": "action-select", "aria-label": f"Select lead {obj.pk} for an action"}
         return forms.CheckboxInput(attrs, lambda value: False).render(ACTION_CHECKBOX_NAME, str(obj.pk))

@@ -76,26 +76,28 @@ def throughput_by_minute(*, now: dt.datetime | None = None, minutes: int = 60,
     now = now or clock_now()
     end = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     start = end - dt.timedelta(minutes=minutes)
-    series = {start + dt.timedelta(minutes=i): {"succeeded": 0, "failed": 0, "dead": 0, "waits": []}
-              for i in range(minutes)}
+    minutes_of_hour = [start + dt.timedelta(minutes=i) for i in range(minutes)]
+    counts: dict[dt.datetime, dict[str, int]] = {
+        minute: {"succeeded": 0, "failed": 0, "dead": 0} for minute in minutes_of_hour}
+    waits: dict[dt.datetime, list[float]] = {minute: [] for minute in minutes_of_hour}
     finished = (Job.objects.filter(finished_at__gte=start, state__in=[JobState.SUCCEEDED, JobState.DEAD])
-                .annotate(minute=TruncMinute("finished_at")).order_by().values("minute", "state")
+                .annotate(minute=TruncMinute("finished_at")).order_by().values_list("minute", "state")
                 .annotate(count=Count("id")))
-    for row in finished:
-        series.get(row["minute"], {})[row["state"]] = row["count"]
+    for minute, state, count in finished:
+        counts.get(minute, {})[state] = count
     failed_states = [AttemptState.FAILED, AttemptState.LOST]
     failed = (JobAttempt.objects.filter(finished_at__gte=start, state__in=failed_states)
-              .annotate(minute=TruncMinute("finished_at")).order_by().values("minute").annotate(count=Count("id")))
-    for row in failed:
-        series.get(row["minute"], {})["failed"] = row["count"]
-    waits = (JobAttempt.objects.filter(finished_at__gte=start, claimed_at__gte=F("job__run_at"))
-             .order_by("-finished_at").values_list("claimed_at", "job__run_at")[:sample])
-    for claimed_at, run_at in waits:
-        bucket = series.get(claimed_at.replace(second=0, microsecond=0))
-        if bucket is not None:
-            bucket["waits"].append((claimed_at - run_at).total_seconds())
-    return [{"at": minute.isoformat(), "succeeded": row["succeeded"], "failed": row["failed"],
-             "dead": row["dead"], "claim_p95_s": _p95(row["waits"])} for minute, row in series.items()]
+              .annotate(minute=TruncMinute("finished_at")).order_by().values_list("minute")
+              .annotate(count=Count("id")))
+    for minute, count in failed:
+        counts.get(minute, {})["failed"] = count
+    claims = (JobAttempt.objects.filter(finished_at__gte=start, claimed_at__gte=F("job__run_at"))
+              .order_by("-finished_at").values_list("claimed_at", "job__run_at")[:sample])
+    for claimed_at, run_at in claims:
+        wait_s = (claimed_at - run_at).total_seconds()
+        waits.get(claimed_at.replace(second=0, microsecond=0), []).append(wait_s)
+    return [{"at": minute.isoformat(), **counts[minute], "claim_p95_s": _p95(waits[minute])}
+            for minute in minutes_of_hour]
 
 
 def _p95(values: list[float]) -> float | None:
@@ -109,5 +111,6 @@ def succeeded_recently(*, now: dt.datetime | None = None, seconds: int = 60,
                        most: int = 5000) -> list[dt.datetime]:
     """When each job that succeeded in the last `seconds` finished (the monitor's "last minute" tile)."""
     since = (now or clock_now()) - dt.timedelta(seconds=seconds)
-    return list(Job.objects.filter(state=JobState.SUCCEEDED, finished_at__gte=since)
-                .order_by("-finished_at").values_list("finished_at", flat=True)[:most])
+    times = (Job.objects.filter(state=JobState.SUCCEEDED, finished_at__gte=since)
+             .order_by("-finished_at").values_list("finished_at", flat=True)[:most])
+    return [at for at in times if at is not None]

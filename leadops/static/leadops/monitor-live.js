@@ -240,6 +240,6 @@
   setInterval(throughput, 5000);
   throughput();
   if (document.querySelector("[data-fleet-worker]")) { setInterval(refreshFleet, 5000); }
-  // The chart's claim waits and failed attempts come only from the server: re-read them each minute.
-  if (snapshotUrl) { setInterval(resync, 60000); }
+  // Every 30 s the counters, the chart (its claim waits come only from the server) and the last minute.
+  if (snapshotUrl) { setInterval(resync, 30000); }
 })();
