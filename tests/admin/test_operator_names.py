@@ -59,3 +59,9 @@ def test_alert_rules_are_called_by_their_names(admin_client, clock, http_receive
     assert "Circuit breaker open" in filters and "breaker_open" not in filters
     rows = alerts[alerts.index('id="result_list"'):alerts.index("</table>", alerts.index('id="result_list"'))]
     assert '<td class="field-alertname">Heartbeat missing</td>' in rows or ">Heartbeat missing<" in rows
+
+
+def test_the_silence_form_shows_an_example_matcher(admin_client):
+    html = admin_client.get(reverse("admin:alerts_silence_add")).content.decode()
+    assert 'placeholder="alertname=breaker_open\nprovider=maps"' in html
+    assert "For example alertname=breaker_open and provider=maps" in html
