@@ -25,6 +25,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from core.admin_fields import labelled_fields
 from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_export_record, value_list_filter
 from core.csv import csv_response
 from core.logging import mask_pii
@@ -157,13 +158,17 @@ class LeadAdmin(AuditedModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
         fields = [field.name for field in Lead._meta.fields if field.name != "id"]
         if can_view_pii(request):
-            return fields
+            return ["extra_fields" if name == "extra" else name for name in fields]
         # Every text field, not only the phone ones: a number written in a name also sits in its
         # normalized form, and a worker may put one in a URL or in extra (the exports do the same).
         return [_MASKED_FIELDS.get(name, name) for name in fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
         return self.get_fields(request, obj)
+
+    @admin.display(description="extra")
+    def extra_fields(self, obj: Lead) -> SafeString:
+        return labelled_fields(obj.extra)
 
     def lead_label(self, request: HttpRequest, obj: Lead) -> str:
         """The lead as its title, breadcrumb and history name it: in full with view_pii, else masked."""
@@ -228,7 +233,7 @@ def _masked_field(field: Any) -> Any:
 
     def display(obj: Lead) -> Any:
         value = _masked(getattr(obj, field.attname))
-        return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+        return labelled_fields(value) if isinstance(value, dict | list) else value
 
     display.short_description = field.verbose_name  # type: ignore[attr-defined]
     display.__name__ = f"{field.name}_masked"

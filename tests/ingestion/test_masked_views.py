@@ -86,6 +86,14 @@ def test_the_lead_page_names_the_lead_as_its_fields_do(client, leads):
     assert full.count("Shop 0551112222 (+966551112222)") == 3
 
 
+def test_a_leads_extra_reads_as_labelled_fields_masked_or_not(client, leads):
+    cafe = Lead.objects.get(name="Cafe")
+    client.force_login(staff("view_lead", username="nopii-extra"))
+    assert "<dt>Owner</dt><dd>call +9665****5432</dd>" in client.get(f"{CHANGELIST}{cafe.pk}/change/").content.decode()
+    client.force_login(staff("view_lead", "view_pii", username="pii-extra"))
+    assert "<dt>Owner</dt><dd>call ٠٥٩٨٧٦٥٤٣٢</dd>" in client.get(f"{CHANGELIST}{cafe.pk}/change/").content.decode()
+
+
 def test_subject_export_download_needs_view_pii_and_is_audited(client, leads, fixed_key):
     client.force_login(staff("view_lead", username="nopii"))
     assert client.get(f"{CHANGELIST}privacy-export/").status_code == 403
