@@ -66,7 +66,7 @@ def _breaker_text(breaker: Breaker) -> str:
 
 
 def throughput_by_minute(*, now: dt.datetime | None = None, minutes: int = 60,
-                         sample: int = 20_000) -> list[dict[str, Any]]:
+                         sample: int = 5_000) -> list[dict[str, Any]]:
     """Per minute of the last hour: jobs succeeded and dead, attempts failed (to be retried or not),
     and the p95 claim wait in seconds (a job ready -> claimed), oldest minute first.
 
