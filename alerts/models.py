@@ -28,6 +28,14 @@ class RuleKind(models.TextChoices):
     BREACH_DEADLINE = "breach_deadline", "Breach not notified 48 h / 72 h after discovery (per incident)"
 
 
+def rule_name(kind: str) -> str:
+    """The name an operator reads for a rule kind: "Circuit breaker open", never "breaker_open"."""
+    try:
+        return str(RuleKind(kind).label).split(" (")[0]
+    except ValueError:
+        return kind
+
+
 class Severity(models.TextChoices):
     CRITICAL = "critical", "Critical"
     WARNING = "warning", "Warning"
@@ -52,7 +60,7 @@ class AlertRule(TimestampedModel):
         ordering = ["kind"]
 
     def __str__(self) -> str:
-        return self.kind
+        return rule_name(self.kind)
 
 
 class AlertState(models.TextChoices):
@@ -89,7 +97,7 @@ class Alert(TimestampedModel):
         indexes = [models.Index(fields=["state", "rule"], name="alert_state_rule_idx")]
 
     def __str__(self) -> str:
-        return f"{self.labels.get('alertname', '?')} {self.fingerprint} ({self.state})"
+        return f"{rule_name(self.labels.get('alertname', '?'))} {self.fingerprint} ({self.state})"
 
 
 class AlertEvent(models.Model):
@@ -232,7 +240,9 @@ class AlertGroup(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.receiver} {self.group_labels}"
+        labels = ", ".join(rule_name(value) if name == "alertname" else f"{name}={value}"
+                           for name, value in sorted(self.group_labels.items()))
+        return f"{self.receiver}: {labels or 'all alerts'}"
 
 
 class NotificationStatus(models.TextChoices):

@@ -57,7 +57,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("alert.firing", ("rule", "fingerprint", "labels", "summary"), "An alert started firing."),
         EventType("alert.resolved", ("rule", "fingerprint", "labels"), "A firing alert resolved."),
         EventType("staff.action", ("action", "actor", "object_type", "object_count", "staff_action_id"),
-                  "A staff change was made and audited (the row is in admin: Kernel > Staff actions)."),
+                  "A staff change was made and audited (the row is in admin: Audit > Staff actions)."),
         EventType("jobs.moved", ("action", "provider", "from_state", "to_state", "count"),
                   "A staff action moved jobs between states (from_state or to_state empty: created or"
                   " deleted), so the monitor's counters follow enqueue, cancel, requeue and purge."),

@@ -12,15 +12,18 @@ filter offers fixed choices instead of a date hierarchy (which would scan every 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
+from core.admin_fields import labelled_fields
 from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_export_record, value_list_filter
 from core.csv import csv_response
 from core.logging import mask_pii
@@ -28,6 +31,7 @@ from core.logging import mask_pii
 # Importing them registers the suppression list's, requests', receipts' and breaches' admins too.
 from ingestion import admin_requests  # noqa: F401
 from ingestion.admin_privacy import subject_export_view
+from ingestion.cities import city_canonical
 from ingestion.exports import EXPORT_FIELDS, LeadExport, jsonl_line, lead_export, value_masked
 from ingestion.models import IngestCounter, Lead, LeadFingerprint
 from ingestion.selectors import counter_providers, counter_worker_ids, lead_recent_cities, lead_search
@@ -60,8 +64,18 @@ ProviderFilter = value_list_filter(title="provider", parameter_name="provider", 
                                    values=counter_providers)
 WorkerFilter = value_list_filter(title="worker", parameter_name="worker_id", field="worker_id",
                                  values=counter_worker_ids)
-CityFilter = value_list_filter(title="city (most frequent lately)", parameter_name="city",
-                               field="city_normalized", values=lead_recent_cities)
+class CityFilter(admin.SimpleListFilter):
+    """The most frequent cities lately, each once whatever its spellings; any spelling filters too."""
+
+    title = "city (most frequent lately)"
+    parameter_name = "city"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return lead_recent_cities()
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(city_normalized=city_canonical(value).key) if value else queryset
 
 
 class LocalDayFilter(admin.SimpleListFilter):
@@ -115,38 +129,45 @@ class LeadAdmin(AuditedModelAdmin):
         swap = {"phone_e164": "phone_masked", "name": "name_masked"}
         return tuple(swap.get(name, name) for name in shown)
 
+    def action_checkbox(self, obj: Lead) -> SafeString:
+        # Named by id, not by the lead's text: a row's label is read out, and holds no phone either way.
+        attrs = {"class": "action-select", "aria-label": f"Select lead {obj.pk} for an action"}
+        return forms.CheckboxInput(attrs, lambda value: False).render(ACTION_CHECKBOX_NAME, str(obj.pk))
+
     @admin.display(description="phone e164")
     def phone_masked(self, obj: Lead) -> str:
-        return mask_pii(obj.phone_e164 or "")
-
-    def get_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
-        fields = [field.name for field in Lead._meta.fields if field.name != "id"]
-        if can_view_pii(request):
-            return fields
-        return [f"{name}_masked" if name in _MASKED_DETAIL else name for name in fields]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
-        return self.get_fields(request, obj)
-
-    @admin.display(description="phone raw")
-    def phone_raw_masked(self, obj: Lead) -> str:
-        return mask_pii(obj.phone_raw)
-
-    @admin.display(description="phone e164")
-    def phone_e164_masked(self, obj: Lead) -> str:
         return mask_pii(obj.phone_e164 or "")
 
     @admin.display(description="name")
     def name_masked(self, obj: Lead) -> str:
         return mask_pii(obj.name)
 
-    @admin.display(description="address")
-    def address_masked(self, obj: Lead) -> str:
-        return mask_pii(obj.address)
+    def get_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
+        fields = [field.name for field in Lead._meta.fields if field.name != "id"]
+        if can_view_pii(request):
+            return ["extra_fields" if name == "extra" else name for name in fields]
+        # Every text field, not only the phone ones: a number written in a name also sits in its
+        # normalized form, and a worker may put one in a URL or in extra (the exports do the same).
+        return [_MASKED_FIELDS.get(name, name) for name in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
+        return self.get_fields(request, obj)
 
     @admin.display(description="extra")
-    def extra_masked(self, obj: Lead) -> str:
-        return json.dumps(value_masked(obj.extra), ensure_ascii=False)
+    def extra_fields(self, obj: Lead) -> SafeString:
+        return labelled_fields(obj.extra)
+
+    def lead_label(self, request: HttpRequest, obj: Lead) -> str:
+        """The lead as its title, breadcrumb and history name it: in full with view_pii, else masked."""
+        text = f"{obj.name} ({obj.phone_e164 or 'invalid phone'})"
+        return text if can_view_pii(request) else mask_pii(text)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> Any:
+        obj = self.get_object(request, object_id)
+        label = self.lead_label(request, obj) if obj else ""
+        named = {"subtitle": label, "lead_label": label} if obj else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **named})
 
     def get_urls(self) -> list[Any]:
         urls = [path("privacy-export/", self.admin_site.admin_view(subject_export_view),
@@ -186,8 +207,21 @@ class LeadAdmin(AuditedModelAdmin):
         return response
 
 
-# The fields shown masked on the detail page without view_pii (those a phone may be written in).
-_MASKED_DETAIL = {"phone_raw", "phone_e164", "name", "address", "extra"}
+def _masked_field(field: Any) -> Any:
+    """A read-only display of one lead field with every phone and email in it masked."""
+
+    def display(obj: Lead) -> Any:
+        value = value_masked(getattr(obj, field.attname))
+        return labelled_fields(value) if isinstance(value, dict | list) else value
+
+    display.short_description = field.verbose_name  # type: ignore[attr-defined]
+    display.__name__ = f"{field.name}_masked"
+    return display
+
+
+# Without view_pii the detail page shows every text field through the mask (docs/PRIVACY.md).
+_MASKED_FIELDS = {field.name: _masked_field(field) for field in Lead._meta.fields
+                  if field.get_internal_type() in ("CharField", "TextField", "JSONField")}
 
 
 @admin.register(LeadFingerprint)

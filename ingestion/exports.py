@@ -24,7 +24,8 @@ from ingestion.services import phone_digest
 EXPORT_CHUNK = 2000
 EXPORT_FIELDS = (
     "id", "name", "phone_raw", "phone_e164", "phone_valid", "phone_type", "phone_region", "city",
-    "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating", "extra",
+    "city_raw", "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating",
+    "extra",
     "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
 )
 SUPPRESSED = "[suppressed]"

@@ -26,7 +26,10 @@ class Lead(models.Model):
     # The reported fields (docs/API.md).
     name = models.CharField(max_length=500)
     phone_raw = models.CharField(max_length=100, blank=True)
+    # The city's display name (ingestion/cities.py: "Riyadh" for "الرياض", "ar-riyadh", ...); the
+    # spelling the worker reported is kept in `city_raw`, the key the filter uses in `city_normalized`.
     city = models.CharField(max_length=200, blank=True)
+    city_raw = models.CharField(max_length=200, blank=True)
     category = models.CharField(max_length=200, blank=True)
     address = models.CharField(max_length=1000, blank=True)
     website = models.CharField(max_length=2048, blank=True)

@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from core.audit import Actor, staff_action_record
 from core.logging import mask_pii
+from ingestion.cities import city_canonical
 from ingestion.mentions import PhoneMatcher, PrivacyField, mentions_find, mentions_redact
 from ingestion.models import DataSubjectRequest, ErasureReceipt, Lead, LeadFingerprint, SuppressedPhone
-from ingestion.normalize import normalize_city, normalize_name, normalize_phone
+from ingestion.normalize import normalize_name, normalize_phone
 from ingestion.services import CITY_KEY_MAX, NAME_KEY_MAX, fingerprint_hasher, phone_digest
 
 # Fingerprints are deleted by primary key in chunks this big (one statement each).
@@ -28,7 +29,8 @@ ERASE_CHUNK = 1000
 # The lead fields a data-subject export holds (everything stored about the lead).
 EXPORT_FIELDS = (
     "id", "name", "phone_raw", "phone_e164", "phone_valid", "phone_type", "phone_region", "city",
-    "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating", "extra",
+    "city_raw", "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating",
+    "extra",
     "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
 )
 
@@ -96,7 +98,7 @@ def _export_value(value: Any) -> Any:
 
 
 # The text columns of leads a request searches for the number (docs/PRIVACY.md, "What a request searches").
-_LEAD_TEXT_FIELDS = ("name", "phone_raw", "city", "category", "address", "website", "source_url",
+_LEAD_TEXT_FIELDS = ("name", "phone_raw", "city", "city_raw", "category", "address", "website", "source_url",
                      "external_id", "extra")
 
 
@@ -104,7 +106,7 @@ def lead_privacy_fields() -> list[PrivacyField]:
     """The lead columns that may mention a number; the normalized keys follow a redacted name or city."""
     derived = {
         "name": lambda name: {"name_normalized": normalize_name(name)[:NAME_KEY_MAX]},
-        "city": lambda city: {"city_normalized": normalize_city(city)[:CITY_KEY_MAX]},
+        "city": lambda city: {"city_normalized": city_canonical(city).key[:CITY_KEY_MAX]},
     }
     return [PrivacyField(label=f"ingestion.lead.{name}", model=Lead, field=name, derived=derived.get(name))
             for name in _LEAD_TEXT_FIELDS]

@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from ingestion.models import (
@@ -158,11 +158,12 @@ def counter_worker_ids() -> list[str]:
     return list(IngestCounter.objects.order_by("worker_id").values_list("worker_id", flat=True).distinct())
 
 
-def lead_recent_cities(*, sample: int = 20_000, limit: int = 30) -> list[str]:
-    """Return the most frequent normalized cities among the latest `sample` leads (for the admin filter).
+def lead_recent_cities(*, sample: int = 20_000, limit: int = 30) -> list[tuple[str, str]]:
+    """Return (key, display name) of the most frequent cities among the latest `sample` leads.
 
     A window of primary keys, not of days: grouping a week of a busy fleet's leads would scan
     millions of rows on every changelist page, this reads at most `sample` rows by the primary key.
+    Every spelling of a city shares its key (ingestion/cities.py), so each city is offered once.
     """
     latest = Lead.objects.order_by("-id").values_list("id", flat=True).first()
     if latest is None:
@@ -171,10 +172,10 @@ def lead_recent_cities(*, sample: int = 20_000, limit: int = 30) -> list[str]:
         Lead.objects.filter(id__gt=latest - sample)
         .exclude(city_normalized="")
         .values("city_normalized")
-        .annotate(leads=Count("id"))
+        .annotate(leads=Count("id"), name=Min("city"))
         .order_by("-leads", "city_normalized")[:limit]
     )
-    return [row["city_normalized"] for row in rows]
+    return [(row["city_normalized"], row["name"]) for row in rows]
 
 
 def lead_search(*, queryset: QuerySet[Lead], term: str) -> QuerySet[Lead]:

@@ -24,8 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.purge import batched_delete, delete_or_count, keyset_batches
+from ingestion.cities import city_canonical
 from ingestion.models import IngestCounter, Lead, LeadFingerprint, SuppressedPhone
-from ingestion.normalize import PhoneResult, normalize_city, normalize_name, normalize_phone
+from ingestion.normalize import PhoneResult, normalize_name, normalize_phone
 from ingestion.schema import LeadInput
 from ingestion.statements import db_value, ingest_counters_add, leads_insert
 
@@ -160,8 +161,10 @@ def _classify(
 
 
 def _row_object(*, row: LeadInput, phone: PhoneResult, fingerprint: str | None, batch: int) -> dict[str, Any]:
+    city = city_canonical(row.city)
     return {
-        "fp": fingerprint, "b": batch, "name": row.name, "phone_raw": row.phone, "city": row.city,
+        "fp": fingerprint, "b": batch, "name": row.name, "phone_raw": row.phone,
+        "city": city.name, "city_raw": row.city,
         "category": row.category, "address": row.address, "website": row.website,
         "source_url": row.source_url, "external_id": row.external_id, "lat": row.lat, "lng": row.lng,
         "rating": row.rating, "extra": row.extra or {}, "phone_e164": phone.e164,
@@ -169,7 +172,7 @@ def _row_object(*, row: LeadInput, phone: PhoneResult, fingerprint: str | None, 
         # NFKC can lengthen text (one ligature such as U+FDFA becomes 18 letters), so the keys are cut
         # to their columns; a key that long is matched by its start anyway.
         "name_normalized": normalize_name(row.name)[:NAME_KEY_MAX],
-        "city_normalized": normalize_city(row.city)[:CITY_KEY_MAX],
+        "city_normalized": city.key[:CITY_KEY_MAX],
     }
 
 

@@ -28,8 +28,9 @@ COUNTER_TABLE = IngestCounter._meta.db_table
 # The per-row columns of a lead, with their PostgreSQL types; each lead travels as a JSON object
 # with these keys, plus `fp` (its fingerprint or null) and `b` (the index of its report).
 ROW_COLUMNS: dict[str, str] = {
-    "name": "text", "phone_raw": "text", "city": "text", "category": "text", "address": "text",
-    "website": "text", "source_url": "text", "external_id": "text", "lat": "float8", "lng": "float8",
+    "name": "text", "phone_raw": "text", "city": "text", "city_raw": "text", "category": "text",
+    "address": "text", "website": "text", "source_url": "text", "external_id": "text", "lat": "float8",
+    "lng": "float8",
     "rating": "float8", "extra": "jsonb", "phone_e164": "text", "phone_valid": "boolean",
     "phone_type": "text", "phone_region": "text", "name_normalized": "text", "city_normalized": "text",
 }

@@ -17,13 +17,8 @@ from django_q.models import Failure, OrmQ, Schedule, Success
 
 from core.admin_tools import AuditedAdminMixin, AuditedModelAdmin, admin_object_type
 from core.audit import Actor, staff_action_record
-from leadops import __version__
 from leadops.models import RetentionPolicy
 from leadops.services import retention_policy_set
-
-# Every admin page names the release it runs (docs/CHANGELOG.md).
-admin.site.site_header = f"LeadOps {__version__}"
-admin.site.site_title = "LeadOps admin"
 
 
 @admin.register(RetentionPolicy)

@@ -4,7 +4,8 @@ from django.db.models.signals import post_migrate
 
 class LeadopsConfig(AppConfig):
     name = "leadops"
-    verbose_name = "LeadOps"
+    # What it holds in admin: the retention policy of every data class.
+    verbose_name = "Data retention"
 
     def ready(self) -> None:
         from alerts.rules import register_readiness_reader

@@ -61,7 +61,7 @@ def top_up_demo_jobs(minimum: int = 30) -> int:
     """Keep some work in the demo queue, enqueued through a campaign like staff would.
 
     A newcomer then sees the campaign's progress bar move and the staff-action trail fill
-    (Campaigns and Kernel > Staff actions in admin).
+    (Campaigns and Audit > Staff actions in admin).
     """
     from django.contrib.auth import get_user_model
 

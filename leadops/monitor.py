@@ -18,7 +18,8 @@ from django.utils.timezone import now as clock_now
 
 from alerts.selectors import alerts_firing_count
 from ingestion.selectors import ingestion_telemetry
-from queueing.selectors import dlq_stats, queue_overview, worker_job_stats_24h
+from queueing.monitor_selectors import succeeded_recently, throughput_by_minute, work_blockers
+from queueing.selectors import breakers_open, dlq_stats, queue_overview, worker_job_stats_24h
 from releases_app.selectors import releases_overview
 from workers_mgmt.models import Worker
 
@@ -55,11 +56,60 @@ def trend_chart(trend: list[dict[str, Any]], *, width: int = 560, height: int = 
     return {"width": width, "height": height, "bars": bars, "label_y": height - 5}
 
 
+def fleet_grid(*, now: dt.datetime) -> dict[str, Any]:
+    """Every worker as one cell of the fleet grid, by state, and how many are in each state.
+
+    busy / idle: heartbeat on time, with or without running jobs; overdue: heartbeat late; never:
+    no heartbeat yet; disabled; breaker: its circuit breaker is open (it gets no jobs).
+    """
+    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
+    tripped = {key for scope, key, _ in breakers_open() if scope == "worker"}
+    cells = []
+    workers = Worker.objects.order_by("id").only("id", "name", "enabled", "last_heartbeat_at", "running_jobs")
+    for worker in workers:
+        seen = worker.last_heartbeat_at
+        if not worker.enabled:
+            state = "disabled"
+        elif worker.pk in tripped:
+            state = "breaker"
+        elif seen is None:
+            state = "never"
+        elif now - seen > overdue:
+            state = "overdue"
+        else:
+            state = "busy" if worker.running_jobs else "idle"
+        cells.append({"id": worker.pk, "name": worker.name, "state": state, "heartbeat_at": seen,
+                      "running_jobs": worker.running_jobs})
+    counts = {state: sum(1 for cell in cells if cell["state"] == state) for state in FLEET_STATES}
+    return {"cells": cells, "counts": counts}
+
+
+FLEET_STATES = ("busy", "idle", "overdue", "never", "breaker", "disabled")
+
+
+def why_stopped(*, now: dt.datetime, queue: dict[str, Any], fleet: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lines of "Why work is stopped": the queue's blockers, and a fleet with nobody to work."""
+    lines = work_blockers(now=now)
+    if queue["totals"].get("queued") and not (fleet["counts"]["busy"] + fleet["counts"]["idle"]):
+        lines.append({"provider": "", "queued": queue["totals"]["queued"], "reason": "no_worker_online",
+                      "text": f"No worker is online: {queue['totals']['queued']} queued jobs wait for one."})
+    return lines
+
+
 def monitor_context() -> dict[str, Any]:
+    now = clock_now()
     telemetry = ingestion_telemetry()
-    queue = queue_overview()
+    queue = queue_overview(now=now)
+    fleet = fleet_grid(now=now)
+    recent = succeeded_recently(now=now)
     return {
         "queue": queue,
+        "fleet": fleet,
+        "blockers": why_stopped(now=now, queue=queue, fleet=fleet),
+        "throughput": throughput_by_minute(now=now),
+        "succeeded_last_minute": len(recent),
+        # When each of those finished (ms since the epoch): the live tile counts them out of its minute.
+        "recent_succeeded_ms": [int(at.timestamp() * 1000) for at in recent],
         "telemetry": telemetry,
         "dup_badge": dup_ratio_badge(telemetry.get("dup_ratio_24h")),
         "chart": trend_chart(telemetry.get("trend", [])),
@@ -89,13 +139,18 @@ def monitor_snapshot() -> dict[str, Any]:
     for row in queue["by_provider"]:
         for state in queue["states"]:
             metrics[f"provider.{row['provider']}.{state}"] = row[state]
+    now = clock_now()
+    recent = succeeded_recently(now=now)
     metrics.update({
+        "succeeded_last_minute": len(recent),
         "succeeded_last_hour": queue["succeeded_last_hour"], "dlq_size": queue["dlq_size"],
         "stuck_leases": queue["stuck_leases"], "alerts.firing": alerts_firing_count(),
         **{f"today.{key}": telemetry["today"][key] for key in ("added", "duplicates", "invalid")},
     })
-    return {"at": clock_now().isoformat(), "metrics": metrics,
-            "dup_ratio_24h": dup_ratio_badge(telemetry.get("dup_ratio_24h"))}
+    return {"at": now.isoformat(), "metrics": metrics,
+            "dup_ratio_24h": dup_ratio_badge(telemetry.get("dup_ratio_24h")),
+            "recent_succeeded_ms": [int(at.timestamp() * 1000) for at in recent],
+            "throughput": throughput_by_minute(now=now)}
 
 
 def monitor_snapshot_view(request: HttpRequest) -> HttpResponse:

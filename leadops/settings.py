@@ -54,7 +54,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "leadops.admin_config.LeadOpsAdminConfig",  # django.contrib.admin with the operator's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -214,8 +214,8 @@ def _rollout_action(verb: str, description: str) -> Callable[[Any, HttpRequest, 
 
 @admin.register(Rollout)
 class RolloutAdmin(AuditedModelAdmin):
-    list_display = ("id", "channel", "release", "state", "step_display", "targets_count", "started_by",
-                    "created_at")
+    # The rollout's progress at a glance; its targets and who started it live on its page (1440 px).
+    list_display = ("id", "release", "channel", "state", "step_display", "created_at")
     list_filter = ("state", "channel")
     date_hierarchy = "created_at"
     list_select_related = ("channel", "release")

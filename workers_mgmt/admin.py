@@ -155,8 +155,9 @@ class WorkerAddForm(forms.ModelForm):
 class WorkerAdmin(AuditedModelAdmin):
     """Workers are disabled, never deleted: their jobs, attempts and credential trail name them."""
 
-    list_display = ("id", "name", "enabled", "channel", "rate_limit_per_min", "heartbeat",
-                    "reported_version", "reported_status", "running_jobs", "last_ip")
+    # Who it is, whether it works and on what; its rate limit and address live on its page (1440 px).
+    list_display = ("id", "name", "enabled", "channel", "heartbeat", "reported_version", "reported_status",
+                    "running_jobs")
     list_filter = ("enabled", "channel")
     search_fields = ("id", "name")
     actions = ("enable_workers", "disable_workers", "rotate_secrets", "issue_new_key")

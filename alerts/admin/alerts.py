@@ -21,6 +21,7 @@ from alerts.models import (
     Alert,
     AlertEvent,
     AlertState,
+    rule_name,
 )
 from alerts.services import (
     silence_from_alert,
@@ -72,7 +73,8 @@ class AlertAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="alert")
     def alertname(self, alert: Alert) -> str:
-        return alert.labels.get("alertname", "")
+        # The rule's name; the raw label (alertname=breaker_open) stays in the labels column for matchers.
+        return rule_name(alert.labels.get("alertname", ""))
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, alert: Alert) -> str:

@@ -27,13 +27,19 @@ WEEKDAYS = [
 ]
 
 
+# What an operator types most: one rule's alerts for one provider (labels: docs/RUNBOOK.md, "Alerts").
+MATCHERS_EXAMPLE = "alertname=breaker_open\nprovider=maps"
+
+
 def matchers_field(*, required: bool, help_end: str) -> forms.CharField:
-    """The matchers of a route or silence, one per line."""
+    """The matchers of a route or silence, one per line, with an example in the empty box."""
     return forms.CharField(
         label="Matchers",
         required=required,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=f"One per line: label=value, label!=value, label=~regex, label!~regex{help_end}",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": MATCHERS_EXAMPLE}),
+        help_text=(f"One per line: label=value, label!=value, label=~regex, label!~regex{help_end} "
+                   "For example alertname=breaker_open and provider=maps on two lines mute the breaker "
+                   "alerts of provider maps; severity=~warning|info mutes the less urgent ones."),
     )
 
 

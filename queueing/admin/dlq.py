@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
+from core.admin_fields import labelled_fields
 from core.admin_tools import AuditedModelAdmin, admin_export_record
 from core.audit import Actor
 from core.csv import csv_response
@@ -52,8 +53,9 @@ class DeadJobAdmin(AuditedModelAdmin):
     list_per_page = 100
     actions = ("requeue", "requeue_matching", "export_csv", "delete_selected")
     inlines = (JobAttemptInline,)
-    fields = ("id", "provider", "campaign", "dead_reason", "last_error", "attempts", "max_attempts",
-              "priority", "payload", "finished_at", "purged_on", "created_at", "screenshots", "worker_logs")
+    fields = ("id", "provider", "campaign", "dead_reason", "last_error_display", "attempts", "max_attempts",
+              "priority", "payload_display", "finished_at", "purged_on", "created_at", "screenshots",
+              "worker_logs")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeadJob]:
@@ -95,6 +97,14 @@ class DeadJobAdmin(AuditedModelAdmin):
             return log_tail_html("")
         return format_html_join("", "{}", ((log_tail_html(text, label=f"attempt {number}"),)
                                            for number, text in tails))
+
+    @admin.display(description="last error")
+    def last_error_display(self, obj: Job) -> SafeString:
+        return labelled_fields(obj.last_error)
+
+    @admin.display(description="payload")
+    def payload_display(self, obj: Job) -> SafeString:
+        return labelled_fields(obj.payload)
 
     @admin.display(description="last error")
     def error_code(self, obj: Job) -> str:

@@ -11,9 +11,11 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from core.admin_fields import labelled_fields
 from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
 from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
@@ -34,8 +36,12 @@ from queueing.services import (
 class JobAttemptInline(ReadOnlyMixin, admin.TabularInline):
     model = JobAttempt
     fields = ("number", "worker", "state", "claimed_at", "lease_expires_at", "finished_at", "reports",
-              "leads_added", "leads_duplicates", "leads_invalid", "error")
+              "leads_added", "leads_duplicates", "leads_invalid", "error_display")
     readonly_fields = fields
+
+    @admin.display(description="error")
+    def error_display(self, obj: JobAttempt) -> SafeString:
+        return labelled_fields(obj.error)
     ordering = ("claimed_at",)
     extra = 0
     can_delete = False
@@ -47,8 +53,10 @@ class JobAttemptInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(AuditedModelAdmin):
-    list_display = ("id", "provider", "state_badge", "priority", "attempts_display", "run_at", "leased_by",
-                    "lease_expires_at", "leads_added", "dead_reason", "updated_at")
+    # What an operator scans for (docs/RUNBOOK.md, "The admin"): the work, where it stands, who holds
+    # it; priority, run_at, the lease's expiry and the error live on the job's page. 1440 px wide.
+    list_display = ("id", "query", "city", "provider", "state_badge", "attempts_display", "leased_by",
+                    "leads_added", "updated")
     list_filter = ("state", "provider", "leased_by", "campaign")
     list_select_related = ("provider", "leased_by")
     search_fields = ("payload", "last_error")
@@ -59,13 +67,21 @@ class JobAdmin(AuditedModelAdmin):
     actions = ("cancel", "requeue")
     inlines = (JobAttemptInline,)
     fieldsets = (
-        (None, {"fields": ("id", "provider", "campaign", "state", "priority", "payload")}),
+        (None, {"fields": ("id", "provider", "campaign", "state", "priority", "payload_display")}),
         ("Attempts", {"fields": ("attempts", "max_attempts", "run_at", "current_attempt_id", "leased_by",
                                  "lease_expires_at")}),
-        ("Outcome", {"fields": ("leads_added", "last_error", "dead_reason", "finished_at")}),
+        ("Outcome", {"fields": ("leads_added", "last_error_display", "dead_reason", "finished_at")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
-    readonly_fields = ("id", "created_at", "updated_at")
+    readonly_fields = ("id", "created_at", "updated_at", "payload_display", "last_error_display")
+
+    @admin.display(description="payload")
+    def payload_display(self, obj: Job) -> SafeString:
+        return labelled_fields(obj.payload)
+
+    @admin.display(description="last error")
+    def last_error_display(self, obj: Job) -> SafeString:
+        return labelled_fields(obj.last_error)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return JobChangeList
@@ -96,6 +112,19 @@ class JobAdmin(AuditedModelAdmin):
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Job) -> SafeString:
         return state_badge(obj.get_state_display(), JOB_STATE_COLOURS.get(obj.state, "#757575"))  # type: ignore[call-overload]
+
+    @admin.display(description="query")
+    def query(self, obj: Job) -> str:
+        return str(obj.payload.get("query", "")) if isinstance(obj.payload, dict) else ""
+
+    @admin.display(description="city")
+    def city(self, obj: Job) -> str:
+        return str(obj.payload.get("city", "")) if isinstance(obj.payload, dict) else ""
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: Job) -> str:
+        # Short: the year and seconds are on the job's page; a list is scanned for the latest.
+        return f"{timezone.localtime(obj.updated_at):%b %d, %H:%M}"
 
     @admin.display(description="attempts", ordering="attempts")
     def attempts_display(self, obj: Job) -> str:
@@ -133,8 +162,12 @@ class JobAttemptAdmin(ReadOnlyModelAdmin):
                     "lease_expires_at", "finished_at", "reports", "leads_added", "leads_duplicates",
                     "leads_invalid")
     list_filter = ("state", "worker")
-    readonly_fields = ("screenshots", "worker_log")
-    exclude = ("log_tail",)
+    readonly_fields = ("error_display", "screenshots", "worker_log")
+    exclude = ("log_tail", "error")
+
+    @admin.display(description="error")
+    def error_display(self, obj: JobAttempt) -> SafeString:
+        return labelled_fields(obj.error)
     search_fields = ("=id",)
     search_help_text = "A number finds the attempts of that job id; an attempt id finds that attempt."
     show_full_result_count = False

@@ -81,8 +81,8 @@ def test_lead_fields_and_provenance_are_stored():
                  lat=21.5, lng=39.2, rating=4.5, extra={"hours": "9-21", "tags": ["ف", 1]})],
            provider="maps", worker_id="w-7", job_id=42, attempt_id=attempt)
     stored = Lead.objects.get()
-    assert (stored.name, stored.name_normalized, stored.city, stored.city_normalized) == (
-        "مَطْعَمُ البَيْك", "مطعم البيك", "جدّة", "جده")
+    assert (stored.name, stored.name_normalized, stored.city, stored.city_raw, stored.city_normalized) == (
+        "مَطْعَمُ البَيْك", "مطعم البيك", "Jeddah", "جدّة", "jeddah")
     assert (stored.phone_e164, stored.phone_valid, stored.phone_type, stored.phone_region) == (
         "+966501234567", True, "mobile", "SA")
     assert (stored.provider, stored.worker_id, stored.job_id, stored.attempt_id) == ("maps", "w-7", 42, attempt)

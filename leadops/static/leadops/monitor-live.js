@@ -6,6 +6,8 @@
  * worker.offline event arrives. The overview also re-reads every counter from its snapshot URL
  * after a reconnect (events sent while the socket was down are not all replayed). Staff actions
  * (enqueue, cancel, requeue, purge) publish jobs.moved events, so the counters follow them live.
+ * "succeeded, last minute" starts from the jobs the server saw finish in the last minute and counts
+ * them out as they age; the "Last hour" chart (monitor-chart.js) and the fleet grid move by events too.
  */
 (function () {
   "use strict";
@@ -17,7 +19,14 @@
   var statusEl = document.getElementById("lo-live-status");
   var lastId = 0;
   var reconnecting = false;
+  // When each job that succeeded in the last minute finished, on this browser's clock.
   var finished = [];
+
+  function seedFinished(serverTimes) {
+    finished = (serverTimes || []).map(function (ms) { return ms + skewMs; }).sort(function (a, b) { return a - b; });
+  }
+  var recent = document.getElementById("lo-recent-succeeded");
+  if (recent) { seedFinished(JSON.parse(recent.textContent)); }
 
   function setStatus(text, level) {
     if (!statusEl) { return; }
@@ -48,7 +57,7 @@
   }
 
   function throughput() {
-    var node = el("live.per_minute");
+    var node = el("succeeded_last_minute");
     var cutoff = Date.now() - 60000;
     while (finished.length && finished[0] < cutoff) { finished.shift(); }
     if (node) { node.textContent = String(finished.length); }
@@ -87,7 +96,45 @@
     if (counter) { counter.textContent = String(online); }
   }
 
+  function chart(outcome) { if (window.LeadOpsChart) { window.LeadOpsChart.bump(outcome); } }
+
+  // The fleet grid: a cell per worker, its class its state (busy, idle, overdue, never, breaker, disabled).
+  function fleetCell(id) {
+    return document.querySelector('[data-fleet-worker="' + (window.CSS && CSS.escape ? CSS.escape(id) : id) + '"]');
+  }
+
+  function fleetSet(cell, state) {
+    var held = cell.getAttribute("data-state");
+    if (held === "disabled" || held === "breaker" || held === state) { return; }
+    cell.setAttribute("data-state", state);
+    cell.className = "lo-cell lo-" + state;
+    cell.title = cell.getAttribute("data-fleet-worker") + ": " + state;
+  }
+
+  function refreshFleet() {
+    var cells = document.querySelectorAll("[data-fleet-worker]");
+    if (!cells.length) { return; }
+    var now = Date.now() - skewMs;
+    var counts = {};
+    for (var i = 0; i < cells.length; i++) {
+      var at = Date.parse(cells[i].getAttribute("data-heartbeat-at") || "");
+      var state = cells[i].getAttribute("data-state");
+      if ((state === "busy" || state === "idle") && !isNaN(at) && now - at > overdueMs) { fleetSet(cells[i], "overdue"); }
+      state = cells[i].getAttribute("data-state");
+      counts[state] = (counts[state] || 0) + 1;
+    }
+    var shown = document.querySelectorAll("[data-fleet-count]");
+    for (var j = 0; j < shown.length; j++) {
+      shown[j].textContent = String(counts[shown[j].getAttribute("data-fleet-count")] || 0);
+    }
+  }
+
   function heartbeat(event) {
+    var cell = fleetCell(event.data.worker_id);
+    if (cell) {
+      cell.setAttribute("data-heartbeat-at", event.at);
+      fleetSet(cell, event.data.running_jobs ? "busy" : "idle");
+    }
     var row = workerRow(event.data.worker_id);
     if (!row) { return; }
     row.setAttribute("data-heartbeat-at", event.at);
@@ -120,6 +167,8 @@
           badge.className = "lo-badge " + snapshot.dup_ratio_24h.level;
         }
         alertBadge();
+        if (snapshot.recent_succeeded_ms) { seedFinished(snapshot.recent_succeeded_ms); throughput(); }
+        if (window.LeadOpsChart && snapshot.throughput) { window.LeadOpsChart.load(snapshot.throughput); }
         root.setAttribute("data-resynced-at", snapshot.at);
       })
       .catch(function () { /* the next period tries again */ });
@@ -133,9 +182,10 @@
       bump("succeeded_last_hour", 1);
       finished.push(Date.now());
       throughput();
+      chart("succeeded");
     },
-    "job.failed": function (e) { move(e.data.provider, "leased", "queued"); },
-    "job.dead": function (e) { move(e.data.provider, "leased", "dead"); },
+    "job.failed": function (e) { move(e.data.provider, "leased", "queued"); chart("failed"); },
+    "job.dead": function (e) { move(e.data.provider, "leased", "dead"); chart("dead"); },
     "jobs.moved": function (e) { move(e.data.provider, e.data.from_state, e.data.to_state, e.data.count); },
     "leads.ingested": function (e) {
       bump("today.added", e.data.added);
@@ -144,13 +194,15 @@
     },
     "alert.firing": function () { bump("alerts.firing", 1); alertBadge(); },
     "alert.resolved": function () { bump("alerts.firing", -1); alertBadge(); },
-    "worker.heartbeat.batch": function (m) { m.events.forEach(heartbeat); refreshWorkers(); },
+    "worker.heartbeat.batch": function (m) { m.events.forEach(heartbeat); refreshWorkers(); refreshFleet(); },
     "worker.online": function (e) {
       var row = workerRow(e.data.worker_id);
       if (row) { row.setAttribute("data-heartbeat-at", e.at); row.removeAttribute("data-offline-event"); }
       refreshWorkers();
     },
     "worker.offline": function (e) {
+      var cell = fleetCell(e.data.worker_id);
+      if (cell) { fleetSet(cell, "overdue"); refreshFleet(); }
       var row = workerRow(e.data.worker_id);
       if (row) { row.setAttribute("data-offline-event", "true"); markWorker(row, false); }
       refreshWorkers();
@@ -186,4 +238,8 @@
   connect();
   if (document.querySelector("tr[data-worker]")) { refreshWorkers(); setInterval(refreshWorkers, 2000); }
   setInterval(throughput, 5000);
+  throughput();
+  if (document.querySelector("[data-fleet-worker]")) { setInterval(refreshFleet, 5000); }
+  // Every 30 s the counters, the chart (its claim waits come only from the server) and the last minute.
+  if (snapshotUrl) { setInterval(resync, 30000); }
 })();
