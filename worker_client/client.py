@@ -156,6 +156,9 @@ class LeadOpsClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock_offset_s = 0.0
+        # time.monotonic() of the last answered signed call: the server counts any as a sign of life
+        # (docs/API.md, "Liveness"), so the worker skips heartbeats it does not need.
+        self.last_answered_at: float | None = None
         self._http = httpx.Client(
             timeout=timeout, transport=transport,
             headers={"User-Agent": user_agent, "Accept": "application/json"},
@@ -216,16 +219,22 @@ class LeadOpsClient:
         """GET /config: poll intervals, batch and payload limits, providers, channel."""
         return self.request("GET", "/config")
 
-    def pull(self, max: int = 1, providers: Sequence[str] | None = None) -> dict[str, Any]:
-        """POST /jobs/pull -> {jobs: [...], retry_after_s}.
+    def pull(self, max: int = 1, providers: Sequence[str] | None = None, wait_s: int = 0) -> dict[str, Any]:
+        """POST /jobs/pull -> {jobs: [...], retry_after_s}; `wait_s` > 0 long-polls that long at most.
 
         A pull retried after a lost answer may leave the first answer's jobs leased to nobody until
-        their lease lapses; the server's reaper requeues them, so that costs time, not jobs.
+        their lease lapses; the server's reaper requeues them, so that costs time, not jobs. An answer
+        that stands in for a heartbeat may carry a pushed key: it is adopted here, as from a heartbeat.
         """
         payload: dict[str, Any] = {"max": max}
         if providers is not None:
             payload["providers"] = list(providers)
-        return self.request("POST", "/jobs/pull", payload)
+        if wait_s > 0:
+            payload["wait_s"] = int(wait_s)
+        timeout = self._http.timeout.read
+        return self._credentials_adopt(self.request(
+            "POST", "/jobs/pull", payload,
+            timeout=None if wait_s <= 0 or timeout is None else timeout + wait_s))
 
     def extend(self, job_id: int, attempt_id: str, seconds: int | None = None) -> dict[str, Any]:
         """POST /jobs/{id}/extend -> {lease_expires_at}."""
@@ -274,7 +283,7 @@ class LeadOpsClient:
         if providers is not None:
             pull["providers"] = list(providers)
         payload = {"reports": [dict(item) for item in reports], "pull": pull}
-        return self.request("POST", "/jobs/exchange", payload)
+        return self._credentials_adopt(self.request("POST", "/jobs/exchange", payload))
 
     def release(self, attempt_ids: Iterable[str] | None = None) -> dict[str, Any]:
         """POST /jobs/release -> {released}; all of this worker's leases when `attempt_ids` is None."""
@@ -348,11 +357,12 @@ class LeadOpsClient:
     def request(
         self, method: str, path: str, payload: Any = None, *, query: str = "",
         headers: Mapping[str, str] | None = None, raw: bytes | None = None,
-        content_type: str = "application/json",
+        content_type: str = "application/json", timeout: float | None = None,
     ) -> dict[str, Any]:
         """Send one signed call under API_PREFIX, with retries; return the JSON answer.
 
-        `raw` sends those bytes as the body (with `content_type`) instead of `payload` as JSON.
+        `raw` sends those bytes as the body (with `content_type`) instead of `payload` as JSON;
+        `timeout` replaces the client's read timeout for this call (a long poll).
         """
         body = raw if raw is not None else (b"" if payload is None else encode_json(payload))
         url = f"{self.base_url}{API_PREFIX}{path}" + (f"?{query}" if query else "")
@@ -360,7 +370,7 @@ class LeadOpsClient:
         while True:
             attempt += 1
             try:
-                response = self._send_once(method, url, body, headers, content_type)
+                response = self._send_once(method, url, body, headers, content_type, timeout=timeout)
             except httpx.TransportError as exc:
                 self.stats.add(requests=1, failed_requests=1)
                 if attempt >= self.retry.max_attempts:
@@ -371,6 +381,8 @@ class LeadOpsClient:
             else:
                 self.stats.add(requests=1, failed_requests=0 if response.is_success else 1)
                 if response.is_success:
+                    # Any answered signed call refreshes the worker's liveness on the server.
+                    self.last_answered_at = time.monotonic()
                     return _json_object(response)
                 error = error_from_response(
                     response.status_code, response.content,
@@ -386,9 +398,11 @@ class LeadOpsClient:
 
     def _send_once(
         self, method: str, url: str, body: bytes, headers: Mapping[str, str] | None,
-        content_type: str = "application/json",
+        content_type: str = "application/json", *, timeout: float | None = None,
     ) -> httpx.Response:
-        request = self._http.build_request(method, url, content=body or None, headers=headers)
+        request = self._http.build_request(method, url, content=body or None, headers=headers,
+                                           timeout=httpx.USE_CLIENT_DEFAULT if timeout is None
+                                           else httpx.Timeout(self._http.timeout.connect, read=timeout))
         if body:
             request.headers["Content-Type"] = content_type
         # Sign what httpx will put on the wire: its percent-encoded path and query, not our input.

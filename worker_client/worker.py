@@ -44,6 +44,8 @@ WORKER_VERSION = "reference-py/0.1.0"
 # The server read the report and refused it; sending the same bytes again cannot help.
 REJECTED_REPORT_ERRORS: tuple[type[ProtocolError], ...] = (ValidationFailed, PayloadTooLarge)
 MAX_DEFAULT_CONCURRENCY = 16
+# A worker whose other calls keep it alive still sends a full heartbeat (status, metrics) this often.
+HEARTBEAT_FULL_S = 300.0
 
 
 class ScrapeProvider(Protocol):
@@ -63,6 +65,8 @@ class WorkerSettings:
     report_chunk_leads: int = 200
     # A fallback only: a heartbeat naming a new update target wakes the check at once.
     update_check_interval_s: float = 300.0
+    # How long an idle pull may wait on the server for work (0: the server does not hold pulls).
+    long_poll_wait_s: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WorkerSettings:
@@ -79,6 +83,7 @@ class WorkerSettings:
             report_chunk_leads=int(chunk),
             update_check_interval_s=_positive(config.get("update_check_interval_s"),
                                               defaults.update_check_interval_s),
+            long_poll_wait_s=int(_positive(config.get("long_poll_wait_s"), 0)),
         )
 
 
@@ -262,6 +267,9 @@ class Worker:
         self.on_heartbeat = on_heartbeat
         # Set to send a heartbeat now (after an install: the portal learns at once what runs).
         self._heartbeat_due = threading.Event()
+        self._heartbeat_sent_at = 0.0
+        # The last pull found nothing: the next one long-polls (when the server holds pulls).
+        self._idle = False
         # Set to ask /updates/check now (a heartbeat named a new update target).
         self._update_due = threading.Event()
         # The heartbeat's last `update_target` as (version, sequence), and the one the latest update
@@ -372,10 +380,18 @@ class Worker:
         try:
             answer = self._pull()
             self.counters.add("pulls")
+            self._standin_note(answer)
             jobs = [job for job in answer.get("jobs") or [] if isinstance(job, dict)]
             if not jobs:
-                self._stop.wait(_positive(answer.get("retry_after_s"), self.settings.poll_interval_s))
+                retry = answer.get("retry_after_s")
+                if self.settings.long_poll_wait_s > 0 and (not self._idle or retry == 0):
+                    # Nothing now, or a long poll that waited its full time: the next pull waits on
+                    # the server for work instead of sleeping here.
+                    self._idle = True
+                    return
+                self._stop.wait(_positive(retry, self.settings.poll_interval_s))
                 return
+            self._idle = False
             leases = [self._track(job) for job in jobs]
         except ClientError as exc:
             self._note_error("pull", exc)
@@ -394,6 +410,8 @@ class Worker:
         max_jobs = self.batch if max_jobs is None else max_jobs
         with self._pending_lock:
             pending, self._pending = self._pending, []
+        if self._idle and not pending and max_jobs > 0 and self.settings.long_poll_wait_s > 0:
+            return self._long_poll(max_jobs)
         if self.use_exchange:
             try:
                 answer = self.client.exchange([item for _, item in pending], max=max_jobs,
@@ -420,6 +438,43 @@ class Worker:
         if max_jobs < 1:
             return {"jobs": [], "retry_after_s": 0}
         return self.client.pull(max=max_jobs, providers=self.providers)
+
+    def _long_poll(self, max_jobs: int) -> dict[str, Any]:
+        """An idle worker's pull: the server holds it until work comes or its wait ends (docs/API.md,
+        "Long poll"), so an idle worker sends about two requests a minute and no heartbeats.
+
+        The call runs on a thread of its own so that stop() never waits for it: a worker told to
+        stop answers at once, and jobs that the abandoned poll still brings back are released.
+        """
+        done, box = threading.Event(), {}
+
+        def call() -> None:
+            try:
+                box["answer"] = self.client.pull(max=max_jobs, providers=self.providers,
+                                                  wait_s=self.settings.long_poll_wait_s)
+            except BaseException as exc:
+                box["error"] = exc
+            finally:
+                done.set()
+                if self._stop.is_set():
+                    self._abandoned_release(box.get("answer"))
+
+        threading.Thread(target=call, name=f"long-poll-{self.worker_id}", daemon=True).start()
+        while not done.wait(0.2):
+            if self._stop.is_set():
+                return {"jobs": [], "retry_after_s": 0}
+        if "error" in box:
+            raise box["error"]
+        return box["answer"]
+
+    def _abandoned_release(self, answer: Any) -> None:
+        jobs = answer.get("jobs") if isinstance(answer, dict) else None
+        ids = [job["attempt_id"] for job in jobs or [] if isinstance(job, dict) and "attempt_id" in job]
+        if ids:
+            try:
+                self.client.release(ids)
+            except Exception as exc:  # the leases lapse and the reaper requeues the jobs
+                self._note_error("release", exc)
 
     def _exchange_result(self, lease: _Lease, item: dict[str, Any], result: Any) -> None:
         """Act on one exchange item's answer exactly as on the v1 report's answer."""
@@ -586,15 +641,36 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         while True:
-            self._heartbeat_due.wait(self.settings.heartbeat_interval_s)
+            forced = self._heartbeat_due.wait(self.settings.heartbeat_interval_s)
             if self._stop.is_set():
                 return
             self._heartbeat_due.clear()
+            if not forced and self._heartbeat_skippable():
+                continue
             try:
                 self._heartbeat_send()
             except Exception as exc:  # keep reporting liveness whatever one answer looked like
                 logger.exception("heartbeat crashed")
                 self._note_error("heartbeat", exc)
+
+    def _heartbeat_skippable(self) -> bool:
+        """Any signed call answered within the interval kept this worker alive on the server
+        (docs/API.md, "Liveness"); a full heartbeat still goes out every HEARTBEAT_FULL_S so its
+        status, running jobs and metrics stay fresh."""
+        now = time.monotonic()
+        answered = self.client.last_answered_at
+        recent = answered is not None and now - answered < self.settings.heartbeat_interval_s
+        full_every = max(HEARTBEAT_FULL_S, self.settings.heartbeat_interval_s)
+        return recent and now - self._heartbeat_sent_at < full_every
+
+    def _standin_note(self, answer: Mapping[str, Any]) -> None:
+        """A pull or exchange answer that stands in for a heartbeat: act on it as on one."""
+        if "update_target" not in answer:
+            return
+        version = answer.get("config_version")
+        if isinstance(version, int) and version != self.settings.config_version:
+            self._config_load()
+        self._update_target_note(answer.get("update_target"))
 
     def _update_loop(self) -> None:
         while not self._stop.is_set():
@@ -637,6 +713,7 @@ class Worker:
             self._note_error("heartbeat", exc)
             return
         self.counters.add("heartbeats")
+        self._heartbeat_sent_at = time.monotonic()
         if final:
             return
         version = answer.get("config_version")

@@ -132,3 +132,38 @@ def test_two_hundred_long_polls_leave_the_server_free_for_other_requests(django_
         assert time.monotonic() - started >= 19  # they really waited
     finally:
         server_stop(server)
+
+
+def test_an_idle_reference_worker_long_polls_sends_no_heartbeats_and_wakes_for_a_job(worker_api_url):
+    import random
+
+    from worker_client.client import LeadOpsClient
+    from worker_client.provider import SimulatedProvider
+    from worker_client.worker import Worker as ReferenceWorker
+
+    provider = make_provider("maps")
+    WorkerConfig.objects.update_or_create(pk=1, defaults={"long_poll_wait_s": 4, "heartbeat_interval_s": 5,
+                                                          "poll_interval_s": 1})
+    worker, issued = make_worker(worker_id="lp-ref", rate_limit_per_min=10_000)
+    client = LeadOpsClient(worker_api_url, issued.worker_id, issued.key_id, issued.secret, timeout=10)
+    reference = ReferenceWorker(client, SimulatedProvider(rng=random.Random(1), leads_per_job=(1, 2), delay_s=0.01),
+                                batch=1)
+    reference.start()
+    try:
+        time.sleep(12.5)
+        counters = reference.counters.snapshot()
+        requests = client.stats.snapshot()["requests"]
+        # GET /config, the first heartbeat, one empty exchange, then 4 s long polls (3 or 4 of them),
+        # and no heartbeat: every long poll answered within the heartbeat interval.
+        assert counters["heartbeats"] == 1, counters
+        assert requests <= 7, (requests, counters)
+        worker.refresh_from_db()
+        assert worker.last_seen_at is not None and worker.last_seen_at >= worker.last_heartbeat_at
+        enqueued_at = time.monotonic()
+        jobs_enqueue(provider=provider, payloads=[{"query": "tea", "city": "Jeddah"}])
+        # Woken by the job (PostgreSQL: its notification; SQLite: the 2 s probe of the server).
+        assert wait_until(lambda: reference.counters.snapshot()["jobs_done"] == 1, timeout=10)
+        assert time.monotonic() - enqueued_at < 3.5
+    finally:
+        reference.stop(timeout=10)
+    assert not reference.running  # stop() does not wait for a long poll in flight
