@@ -46,6 +46,18 @@ def check_replay_window(**kwargs: Any) -> list[checks.CheckMessage]:
         obj="settings", id="workers_mgmt.E002")]
 
 
+def check_liveness_refresh(**kwargs: Any) -> list[checks.CheckMessage]:
+    """workers_mgmt.E004: liveness refreshed less often than a worker counts as overdue."""
+    refresh, overdue = settings.LEADOPS_LIVENESS_REFRESH_S, settings.LEADOPS_HEARTBEAT_OVERDUE_S
+    if not isinstance(refresh, int | float) or not isinstance(overdue, int | float) or 2 * refresh < overdue:
+        return []
+    return [checks.Error(
+        f"LEADOPS_LIVENESS_REFRESH_S ({refresh}) is not under half of LEADOPS_HEARTBEAT_OVERDUE_S "
+        f"({overdue}): a worker that only pulls could be announced offline while it works.",
+        hint="Lower LEADOPS_LIVENESS_REFRESH_S (docs/API.md, 'Liveness').", obj="settings",
+        id="workers_mgmt.E004")]
+
+
 def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:
     """workers_mgmt.E003: windows and budgets that would refuse every worker or never expire anything."""
     return below_minimum(
@@ -56,12 +68,14 @@ def check_limits(**kwargs: Any) -> list[checks.CheckMessage]:
             "LEADOPS_AUTH_FAILURES_IP_PER_MIN": 1, "LEADOPS_AUTH_FAILURES_IP_BURST": 1,
             "LEADOPS_AUTH_FAILURES_WORKER_PER_MIN": 1, "LEADOPS_AUTH_FAILURES_WORKER_BURST": 1,
             "LEADOPS_AUTH_FAILURE_RETENTION_DAYS": 1, "LEADOPS_ENROLL_FAILURES_IP_PER_MIN": 1,
-            "LEADOPS_ENROLL_FAILURES_IP_BURST": 1,
+            "LEADOPS_ENROLL_FAILURES_IP_BURST": 1, "LEADOPS_LIVENESS_REFRESH_S": 1,
+            "LEADOPS_LONG_POLL_PROBE_S": 0.1, "LEADOPS_LONG_POLL_THREADS": 1,
+            "LEADOPS_REDIS_MAX_CONNECTIONS": 1,
         },
         check_id="workers_mgmt.E003", hint="docs/DEPLOY.md, 'Behaviour', says what it bounds.")
 
 
 def register() -> None:
     """Register the checks of this app's settings (WorkersMgmtConfig.ready)."""
-    for check in (check_secrets_key, check_replay_window, check_limits):
+    for check in (check_secrets_key, check_replay_window, check_liveness_refresh, check_limits):
         checks.register(check, "settings")

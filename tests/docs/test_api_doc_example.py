@@ -129,7 +129,9 @@ def test_request_signed_with_tests_signing_gets_200(client):
     response = client.generic("POST", "/api/v1/jobs/pull", data=body, content_type="application/json",
                               headers=headers)
     assert response.status_code == 200, response.content
-    assert response.json() == {"jobs": [], "retry_after_s": response.json()["retry_after_s"]}
+    # The worker's first request stands in for a heartbeat (docs/API.md, "Liveness").
+    assert response.json() == {"jobs": [], "retry_after_s": response.json()["retry_after_s"],
+                               "config_version": 1, "update_target": None}
 
 
 @pytest.mark.django_db

@@ -83,7 +83,10 @@ def test_exchange_documents_its_request_and_answer(schema):
     item = components["ExchangeReportIn"]["properties"]
     assert {"job_id", "idempotency_key", "attempt_id", "outcome", "leads", "error"} <= set(item)
     answer = components["ExchangeOut"]
-    assert set(answer["properties"]) == {"results", "jobs", "retry_after_s"}
+    assert set(answer["properties"]) == {"results", "jobs", "retry_after_s",
+                                         # when the answer stands in for a heartbeat (docs/API.md, "Liveness")
+                                         "config_version", "update_target", "credentials"}
+    assert set(answer["required"]) == {"results", "jobs", "retry_after_s"}
     assert set(components["ExchangeResultOut"]["properties"]) == {"job_id", "status", "body"}
     assert "200" in exchange["responses"]
 

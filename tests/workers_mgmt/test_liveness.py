@@ -78,3 +78,12 @@ def test_a_pushed_key_rides_on_a_standing_in_pull_with_no_store(clock, signed, s
     clock.shift(1)
     quiet = signed.pull(1)
     assert "credentials" not in quiet.json() and not quiet.has_header("Cache-Control")
+
+
+def test_a_refresh_period_near_the_overdue_limit_is_refused_at_start_up(settings):
+    from workers_mgmt.checks import check_liveness_refresh
+
+    assert check_liveness_refresh() == []
+    settings.LEADOPS_LIVENESS_REFRESH_S = settings.LEADOPS_HEARTBEAT_OVERDUE_S
+    [error] = check_liveness_refresh()
+    assert error.id == "workers_mgmt.E004"
