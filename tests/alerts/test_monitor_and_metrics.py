@@ -51,4 +51,6 @@ def test_a_steady_evaluator_round_costs_the_same_for_5_or_50_silent_workers(cloc
     clock.shift(500)
     many = _steady_queries(clock, 45, "many")
     assert many == few, (few, many)
-    assert few <= 60  # seven rules, each a locked read, its selector and one UPDATE
+    # Eleven rules, each a locked read, its selector and one UPDATE; the failing-jobs rules also read
+    # their evidence (docs/RUNBOOK.md, "Evidence in the message").
+    assert few <= 80

@@ -66,8 +66,8 @@ def test_the_city_lookup_adds_no_query_per_lead(django_assert_max_num_queries):
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_backfills_existing_leads():
     executor = MigrationExecutor(connection)
-    before = [("ingestion", "0001_squashed_0004_suppression_list_and_view_pii")]
-    after = [("ingestion", "0005_lead_city_raw_and_canonical_city")]
+    before = [("ingestion", "0005_privacy_requests_receipts_breaches")]
+    after = [("ingestion", "0006_lead_city_raw_and_canonical_city")]
     executor.migrate(before)
     old_lead = executor.loader.project_state(before).apps.get_model("ingestion", "Lead")
     for i, city in enumerate(["الرياض", "riyadh", "Jeddah", "Unaizah ", "Somewhere Else"]):

@@ -42,7 +42,7 @@ def test_check_deploy_with_only_the_keys_names_the_missing_services():
     assert result.returncode != 0
     # No Redis and SQLite for two processes, mail that goes nowhere (docs/DEPLOY.md, "Settings checks").
     found = {line.split("(", 1)[1].split(")", 1)[0] for line in result.stderr.splitlines() if ": (" in line}
-    assert found == {"leadops.W001", "leadops.W002", "leadops.W006"}, result.stderr
+    assert found == {"leadops.W001", "leadops.W002", "leadops.W006", "alerts.W002"}, result.stderr
 
 
 def test_debug_defaults_to_off():

@@ -26,7 +26,7 @@ def test_rate_and_burst_hold_and_an_empty_queue_burns_no_tokens(clock, signed):
     make_jobs(100, provider=provider)
     assert len(jobs_pull(worker=worker, max_jobs=10).claims) == 5  # the burst
     body = signed.pull(10).json()
-    assert body == {"jobs": [], "retry_after_s": 1}
+    assert (body["jobs"], body["retry_after_s"]) == ([], 1)
     clock.shift(dt.timedelta(seconds=3))
     assert len(jobs_pull(worker=worker, max_jobs=10).claims) == 3
     # Another provider without a quota is not held back by this one.

@@ -56,10 +56,14 @@ def test_long_poll_waits_for_a_job_that_becomes_ready(admin_client, signed):
     assert 1.0 <= time.monotonic() - started < 4
 
 
-def test_long_poll_is_capped_by_the_config_and_off_by_default(admin_client, signed):
+def test_long_poll_is_capped_by_the_config_and_turned_off_by_zero(admin_client, signed):
+    from workers_mgmt.models import WorkerConfig
+
+    assert WorkerConfig().long_poll_wait_s == 30  # on by default (docs/API.md, "Long poll")
+    admin_set(admin_client, long_poll_wait_s=0)
     started = time.monotonic()
     assert signed.pull(1, wait_s=10).json()["jobs"] == []
-    assert time.monotonic() - started < 0.9  # long_poll_wait_s defaults to 0
+    assert time.monotonic() - started < 0.9  # 0: pulls never wait
     admin_set(admin_client, long_poll_wait_s=1)
     started = time.monotonic()
     assert signed.pull(1, wait_s=10).json()["jobs"] == []

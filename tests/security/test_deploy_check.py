@@ -9,7 +9,8 @@ from tests.leadops.test_settings import production_keys, run_manage
 PRODUCTION = {"DEBUG": "False", "ALLOWED_HOSTS": "leadops.example.com",
               "CSRF_TRUSTED_ORIGINS": "https://leadops.example.com",
               "DATABASE_URL": "postgres://leadops@127.0.0.1:5432/leadops", "REDIS_URL": "redis://127.0.0.1:6379/0",
-              "EMAIL_URL": "smtp+tls://leadops:password@smtp.example.com:587", "WEB_CONCURRENCY": "2"}
+              "EMAIL_URL": "smtp+tls://leadops:password@smtp.example.com:587", "WEB_CONCURRENCY": "2",
+              "LEADOPS_PUBLIC_URL": "https://leadops.example.com"}
 
 
 def test_check_deploy_reports_nothing_but_the_documented_preload_choice():
