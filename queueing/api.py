@@ -37,7 +37,8 @@ class PullView(WorkerAPIView):
             # (queueing/long_poll.py); this answer goes out if the wait ends empty.
             long_poll_defer(request._request, LongPoll(
                 worker_id=self.worker.pk, key_id=request.auth.key_id,  # type: ignore[union-attr]
-                max_jobs=data["max"], providers=providers, deadline=time.monotonic() + wait_s))
+                max_jobs=data["max"], providers=providers, deadline=time.monotonic() + wait_s,
+                stands_in=self.stands_in))
             answer["retry_after_s"] = 0
         elif wait_s:
             result = _long_poll(worker=self.worker, max_jobs=data["max"], providers=providers, wait_s=wait_s)

@@ -19,7 +19,7 @@ import asyncio
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -43,7 +43,9 @@ class LongPoll:
     max_jobs: int
     providers: list[str] | None
     deadline: float  # time.monotonic()
-    answer_extra: dict[str, Any] = field(default_factory=dict)
+    # The answer stands in for a heartbeat (docs/API.md, "Liveness"): its fields are read again when
+    # the wait ends, so they are as fresh as a heartbeat's would be then.
+    stands_in: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,19 @@ def _claim_again(poll: LongPoll) -> _Outcome | None:
         if result.worker_blocked:
             return _Outcome(jobs=[], retry_after_s=max(1, int(result.throttled_for_s or 1)))
         return None
+    finally:
+        close_old_connections()
+
+
+def _standin_fresh(poll: LongPoll) -> dict[str, Any]:
+    """The heartbeat's `config_version` and `update_target` as of the end of the wait."""
+    from workers_mgmt.api import update_target_for
+    from workers_mgmt.services import worker_config_recent
+
+    close_old_connections()
+    try:
+        return {"config_version": worker_config_recent().version,
+                "update_target": update_target_for(poll.worker_id)}
     finally:
         close_old_connections()
 
@@ -160,11 +175,15 @@ class LongPollMiddleware:
         if outcome is GONE:
             return
         content = b"".join(body)
-        if outcome is not None:
+        if outcome is not None or poll.stands_in:
             answer = json.loads(content)
-            answer["jobs"] = outcome.jobs
-            if outcome.retry_after_s is not None:
-                answer["retry_after_s"] = outcome.retry_after_s
+            if outcome is not None:
+                answer["jobs"] = outcome.jobs
+                if outcome.retry_after_s is not None:
+                    answer["retry_after_s"] = outcome.retry_after_s
+            if poll.stands_in:
+                loop = asyncio.get_running_loop()
+                answer.update(await loop.run_in_executor(_claims(), _standin_fresh, poll))
             content = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [(name, value) for name, value in held["start"]["headers"]
                    if name.lower() != b"content-length"]

@@ -159,6 +159,9 @@ class LeadOpsClient:
         # time.monotonic() of the last answered signed call: the server counts any as a sign of life
         # (docs/API.md, "Liveness"), so the worker skips heartbeats it does not need.
         self.last_answered_at: float | None = None
+        # ... and of the last answer that carried what a heartbeat answers (`update_target`): a
+        # heartbeat's, or a pull's or exchange's that stood in for one.
+        self.last_standin_at: float | None = None
         self._http = httpx.Client(
             timeout=timeout, transport=transport,
             headers={"User-Agent": user_agent, "Accept": "application/json"},
@@ -433,6 +436,8 @@ class LeadOpsClient:
 
     def _credentials_adopt(self, answer: dict[str, Any]) -> dict[str, Any]:
         """Switch to a pushed pending key; return the answer without the secret in it."""
+        if "update_target" in answer:
+            self.last_standin_at = time.monotonic()
         credentials = answer.get("credentials")
         pending = credentials.get("pending") if isinstance(credentials, dict) else None
         if not isinstance(pending, dict):

@@ -654,11 +654,12 @@ class Worker:
                 self._note_error("heartbeat", exc)
 
     def _heartbeat_skippable(self) -> bool:
-        """Any signed call answered within the interval kept this worker alive on the server
-        (docs/API.md, "Liveness"); a full heartbeat still goes out every HEARTBEAT_FULL_S so its
-        status, running jobs and metrics stay fresh."""
+        """An answer that stood in for a heartbeat within the interval (a pull or an exchange that
+        refreshed this worker's liveness and carried its update target, docs/API.md "Liveness") makes
+        this one needless; a full heartbeat still goes out every HEARTBEAT_FULL_S so its status,
+        running jobs and metrics stay fresh."""
         now = time.monotonic()
-        answered = self.client.last_answered_at
+        answered = self.client.last_standin_at
         recent = answered is not None and now - answered < self.settings.heartbeat_interval_s
         full_every = max(HEARTBEAT_FULL_S, self.settings.heartbeat_interval_s)
         return recent and now - self._heartbeat_sent_at < full_every
