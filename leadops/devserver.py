@@ -6,24 +6,29 @@ a demo release and rolls it out on the channel `demo` to three demo workers that
 supervising agent (`python -m worker_client.agent`): each runs the release it installed as a child
 process and restarts into the next one, so a newcomer sees a rollout move in Admin › Rollouts and
 the workers' versions change (docs/RELEASES.md, "The supervising agent"). It seeds a realistic Go/No-Go
-picture on Admin › Readiness (docs/PRODUCTION_READINESS.md). Ctrl-C (or SIGTERM) stops every
-process it started.
+picture on Admin › Readiness (docs/PRODUCTION_READINESS.md).
+
+Ctrl-C or SIGTERM stops every process it started within 10 s, SIGKILL for what does not stop in
+time; a second signal never interrupts that (leadops/supervise.py). It refuses to start when its
+port (PORT, default 8000) is taken, and says by what.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from leadops.supervise import Child, Signals, StopRequested, port_taken_message, stop_all
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = os.environ.get("LEADOPS_HOST", "127.0.0.1")
-PORT = int(os.environ.get("LEADOPS_PORT", "8000"))
+# `make run PORT=8001` (LEADOPS_PORT is the older name, still read).
+PORT = int(os.environ.get("PORT") or os.environ.get("LEADOPS_PORT") or "8000")
 WORKERS = int(os.environ.get("LEADOPS_DEMO_WORKERS", "3"))
 DEMO_PROVIDER = "demo-maps"
 
@@ -163,6 +168,27 @@ def wait_for_port(host: str, port: int, timeout: float = 30) -> bool:
 
 
 def main() -> int:
+    taken = port_taken_message(HOST, PORT)
+    if taken:
+        print(taken, file=sys.stderr)
+        return 2
+    signals = Signals()
+    signals.install()
+    children: list[Child] = []
+    try:
+        return run(children)
+    except StopRequested:
+        return 0
+    finally:
+        signals.begin_stop()
+        if children:
+            print("Stopping every process make run started...", file=sys.stderr, flush=True)
+            killed = stop_all(children)
+            if killed:
+                print(f"Killed (did not stop in time): {', '.join(killed)}", file=sys.stderr, flush=True)
+
+
+def run(children: list[Child]) -> int:
     manage("migrate", "--noinput", "-v", "0")
     setup_django()
     from django.db import connections
@@ -176,68 +202,48 @@ def main() -> int:
     gates = demo_readiness_seed()
     connections.close_all()
 
-    children: list[subprocess.Popen] = []
+    def start(name: str, *args: str, worker: bool = False) -> None:
+        # Each child gets its own process group so one stop reaches it and everything it forked.
+        children.append(Child(name, subprocess.Popen(args, cwd=BASE_DIR, start_new_session=True), worker))
 
-    def start(*args: str) -> subprocess.Popen:
-        # Each child gets its own process group so one Ctrl-C stops it and everything it forked.
-        child = subprocess.Popen(args, cwd=BASE_DIR, start_new_session=True)
-        children.append(child)
-        return child
-
-    def stop_all(*_: object) -> None:
-        # Newest first: the simulated workers release their leases while daphne still answers.
-        for child in reversed(children):
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        access_log = BASE_DIR / "storage" / "logs" / "access.log"
-        access_log.parent.mkdir(parents=True, exist_ok=True)
-        start(sys.executable, "-m", "daphne", "-b", HOST, "-p", str(PORT), "--access-log", str(access_log),
-              "leadops.asgi:application")
-        if not wait_for_port(HOST, PORT):
-            print("daphne did not start; see the output above.", file=sys.stderr)
+    access_log = BASE_DIR / "storage" / "logs" / "access.log"
+    access_log.parent.mkdir(parents=True, exist_ok=True)
+    start("daphne", sys.executable, "-m", "daphne", "-b", HOST, "-p", str(PORT),
+          "--access-log", str(access_log), "leadops.asgi:application")
+    if not wait_for_port(HOST, PORT):
+        print("daphne did not start; see the output above.", file=sys.stderr)
+        return 1
+    start("qcluster", sys.executable, "manage.py", "qcluster")
+    # The alert evaluator runs every 10 s, more often than django-q2 schedules can (docs/DEPLOY.md).
+    start("alerts_evaluate", sys.executable, "manage.py", "alerts_evaluate")
+    start("simulate_fleet", sys.executable, "manage.py", "simulate_fleet", "--url", f"http://{HOST}:{PORT}",
+          "--workers", str(WORKERS), worker=True)
+    for credentials in updaters:
+        start(f"agent {credentials[0]}", *agent_command(f"http://{HOST}:{PORT}", *credentials), worker=True)
+    print(
+        f"\nLeadOps is running: http://{HOST}:{PORT}/admin/\n"
+        f"  login: {username} / {password}\n"
+        f"  {WORKERS} simulated workers are pulling jobs of provider '{DEMO_PROVIDER}'.\n"
+        + (f"  A demo release ({demo_rollout.release.version}) is rolling out on channel 'demo': "
+           f"/admin/releases_app/rollout/{demo_rollout.pk}/change/\n" if demo_rollout else "")
+        + f"  {UPDATERS} demo workers run it under the agent; publish another and watch them restart:\n"
+          "    make worker-release VERSION=demo-2.0.0 && .venv/bin/python manage.py release_publish "
+          "--version demo-2.0.0 --file dist/leadops-worker-demo-2.0.0.tar.gz\n"
+          "    .venv/bin/python manage.py rollout_start --version demo-2.0.0 --channel demo\n"
+        + f"  Readiness: {sum(ok for _, ok, _ in gates)} of {len(gates)} gates hold "
+        f"(not yet: {', '.join(name for name, ok, _ in gates if not ok) or 'none'}): "
+        f"http://{HOST}:{PORT}/admin/readiness/\n"
+        + "  Press Ctrl-C to stop everything.\n",
+        flush=True,
+    )
+    while True:
+        time.sleep(30)
+        stopped = [child.name for child in children if child.process.poll() is not None]
+        if stopped:
+            print(f"{', '.join(stopped)} stopped; shutting down the rest.", file=sys.stderr)
             return 1
-        start(sys.executable, "manage.py", "qcluster")
-        # The alert evaluator runs every 10 s, more often than django-q2 schedules can (docs/DEPLOY.md).
-        start(sys.executable, "manage.py", "alerts_evaluate")
-        start(sys.executable, "manage.py", "simulate_fleet", "--url", f"http://{HOST}:{PORT}",
-              "--workers", str(WORKERS))
-        for credentials in updaters:
-            start(*agent_command(f"http://{HOST}:{PORT}", *credentials))
-        print(
-            f"\nLeadOps is running: http://{HOST}:{PORT}/admin/\n"
-            f"  login: {username} / {password}\n"
-            f"  {WORKERS} simulated workers are pulling jobs of provider '{DEMO_PROVIDER}'.\n"
-            + (f"  A demo release ({demo_rollout.release.version}) is rolling out on channel 'demo': "
-               f"/admin/releases_app/rollout/{demo_rollout.pk}/change/\n" if demo_rollout else "")
-            + f"  {UPDATERS} demo workers run it under the agent; publish another and watch them restart:\n"
-              "    make worker-release VERSION=demo-2.0.0 && .venv/bin/python manage.py release_publish "
-              "--version demo-2.0.0 --file dist/leadops-worker-demo-2.0.0.tar.gz\n"
-              "    .venv/bin/python manage.py rollout_start --version demo-2.0.0 --channel demo\n"
-            + f"  Readiness: {sum(ok for _, ok, _ in gates)} of {len(gates)} gates hold "
-            f"(not yet: {', '.join(name for name, ok, _ in gates if not ok) or 'none'}): "
-            f"http://{HOST}:{PORT}/admin/readiness/\n"
-            + "  Press Ctrl-C to stop everything.\n",
-            flush=True,
-        )
-        while True:
-            time.sleep(30)
-            if any(child.poll() is not None for child in children):
-                print("A process stopped; shutting down the rest.", file=sys.stderr)
-                return 1
-            top_up_demo_jobs()
-            connections.close_all()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop_all()
+        top_up_demo_jobs()
+        connections.close_all()
 
 
 if __name__ == "__main__":
