@@ -1,7 +1,8 @@
 """`make run`: the whole portal on its embedded defaults, in one command.
 
-Migrates, creates a demo staff login, seeds a demo campaign, then starts daphne, the django-q2
-cluster, the alert evaluator and three simulated workers. It also publishes the reference worker as
+Migrates, creates a demo staff login, seeds the living demo (leadops/demo.py: a demo inbox receiver
+and route, a recurring campaign, a flaky provider), then starts daphne, the django-q2 cluster, the
+alert evaluator, three simulated workers and the demo loop. It also publishes the reference worker as
 a demo release and rolls it out on the channel `demo` to three demo workers that run under the
 supervising agent (`python -m worker_client.agent`): each runs the release it installed as a child
 process and restarts into the next one, so a newcomer sees a rollout move in Admin › Rollouts and
@@ -62,32 +63,6 @@ def demo_login() -> tuple[str, str]:
     return "admin", password
 
 
-def top_up_demo_jobs(minimum: int = 30) -> int:
-    """Keep some work in the demo queue, enqueued through a campaign like staff would.
-
-    A newcomer then sees the campaign's progress bar move and the staff-action trail fill
-    (Campaigns and Kernel > Staff actions in admin).
-    """
-    from django.contrib.auth import get_user_model
-
-    from core.audit import Actor
-    from queueing.models import Campaign, Job, JobState
-    from queueing.services import campaign_create, campaign_enqueue, provider_get_or_create
-
-    provider = provider_get_or_create(name=DEMO_PROVIDER)
-    if Job.objects.filter(provider=provider, state=JobState.QUEUED).count() >= minimum:
-        return 0
-    admin = get_user_model().objects.filter(username="admin").first()
-    actor = Actor.from_user(admin) if admin else Actor.command("devserver")
-    number = Campaign.objects.filter(provider=provider).count() + 1
-    campaign = campaign_create(campaign=Campaign(
-        name=f"Demo campaign {number}", provider=provider,
-        queries="\n".join(["مطعم", "coffee shop", "صيدلية", "car repair", "بقالة", "dentist"]),
-        cities="\n".join(["Riyadh", "جدة", "Dammam", "مكة", "Medina"]),
-    ), actor=actor)
-    return campaign_enqueue(campaign=campaign, actor=actor)
-
-
 def demo_readiness_seed() -> list[tuple[str, bool, str]]:
     """Give the demo a realistic Go/No-Go picture: what a pilot has done holds, the rest says why.
 
@@ -95,7 +70,7 @@ def demo_readiness_seed() -> list[tuple[str, bool, str]]:
     no alert receiver is set and the demo channel's rollout is still running, so `alerts` and
     `updates` stay no-go with their reasons on Admin › Readiness. Returns (gate, holds, why).
     """
-    from core.audit import Actor
+    from leadops.demo import demo_actor
     from leadops.readiness import last_purge_at, readiness_check, readiness_record
     from leadops.retention import retention_purge
     from queueing.models import Provider
@@ -104,9 +79,9 @@ def demo_readiness_seed() -> list[tuple[str, bool, str]]:
     provider = Provider.objects.filter(name=DEMO_PROVIDER).first()
     if provider is not None and not (provider.quota_per_min or provider.daily_cap):
         provider_policy_set(name=DEMO_PROVIDER, quota_per_min=600, quota_burst=20,
-                            actor=Actor.command("devserver"))
+                            actor=demo_actor())
     if last_purge_at() is None:
-        retention_purge(actor=Actor.command("devserver"))
+        retention_purge(actor=demo_actor())
     readiness = readiness_check()
     readiness_record(readiness=readiness)
     return [(gate.name, gate.ok, gate.why) for gate in readiness.gates]
@@ -118,6 +93,7 @@ DEMO_WORKERS_DIR = BASE_DIR / "storage" / "demo-workers"
 
 def demo_updaters() -> list[tuple[str, str, str]]:
     """The updating demo workers (channel `demo`), each with a fresh key: (worker id, key id, secret)."""
+    from leadops.demo import demo_actor
     from workers_mgmt.models import Worker
     from workers_mgmt.services import worker_create, worker_credential_issue
 
@@ -126,10 +102,10 @@ def demo_updaters() -> list[tuple[str, str, str]]:
         worker_id = f"demo-updater-{index}"
         worker = Worker.objects.filter(pk=worker_id).first()
         if worker is None:
-            _, issued = worker_create(worker_id=worker_id, channel="demo", actor="make run")
+            _, issued = worker_create(worker_id=worker_id, channel="demo", actor=demo_actor())
             credentials.append((worker_id, issued.key_id, issued.secret))
         else:
-            credential, secret = worker_credential_issue(worker=worker, actor="make run")
+            credential, secret = worker_credential_issue(worker=worker, actor=demo_actor())
             credentials.append((worker_id, credential.key_id, secret))
     return credentials
 
@@ -194,7 +170,10 @@ def run(children: list[Child]) -> int:
     from django.db import connections
 
     username, password = demo_login()
-    top_up_demo_jobs()
+    from leadops.demo import demo_jobs_top_up, demo_setup
+
+    demo_setup()
+    demo_jobs_top_up()
     from releases_app.demo import demo_rollout_seed
 
     updaters = demo_updaters()
@@ -220,6 +199,8 @@ def run(children: list[Child]) -> int:
           "--workers", str(WORKERS), worker=True)
     for credentials in updaters:
         start(f"agent {credentials[0]}", *agent_command(f"http://{HOST}:{PORT}", *credentials), worker=True)
+    # The flaky provider, its dead jobs and breaker, and the work top-up (leadops/demo.py).
+    start("demo_loop", sys.executable, "manage.py", "demo_loop")
     print(
         f"\nLeadOps is running: http://{HOST}:{PORT}/admin/\n"
         f"  login: {username} / {password}\n"
@@ -230,6 +211,8 @@ def run(children: list[Child]) -> int:
           "    make worker-release VERSION=demo-2.0.0 && .venv/bin/python manage.py release_publish "
           "--version demo-2.0.0 --file dist/leadops-worker-demo-2.0.0.tar.gz\n"
           "    .venv/bin/python manage.py rollout_start --version demo-2.0.0 --channel demo\n"
+        + "  A flaky provider fills the DLQ and opens its breaker every few minutes; its alerts arrive in\n"
+          f"  the demo inbox: http://{HOST}:{PORT}/admin/alerts/demomessage/\n"
         + f"  Readiness: {sum(ok for _, ok, _ in gates)} of {len(gates)} gates hold "
         f"(not yet: {', '.join(name for name, ok, _ in gates if not ok) or 'none'}): "
         f"http://{HOST}:{PORT}/admin/readiness/\n"
@@ -237,13 +220,11 @@ def run(children: list[Child]) -> int:
         flush=True,
     )
     while True:
-        time.sleep(30)
+        time.sleep(1)
         stopped = [child.name for child in children if child.process.poll() is not None]
         if stopped:
             print(f"{', '.join(stopped)} stopped; shutting down the rest.", file=sys.stderr)
             return 1
-        top_up_demo_jobs()
-        connections.close_all()
 
 
 if __name__ == "__main__":
