@@ -239,7 +239,8 @@ def rollout_question(verb: str, rollout: Rollout) -> str:
             f"(rollout {rollout.pk}, {rollout.get_state_display()})?")
 
 
-def _rollout_action(verb: str, description: str) -> Callable[[Any, HttpRequest, QuerySet[Rollout]], None]:
+def _rollout_action(verb: str, description: str
+                    ) -> Callable[[Any, HttpRequest, QuerySet[Rollout]], HttpResponse | None]:
     """The list action of one ROLLOUT_VERBS verb, on the selected rollouts."""
 
     @admin.action(permissions=["operate"], description=description)
