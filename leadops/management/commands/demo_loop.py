@@ -6,6 +6,8 @@ of demo work, all logged as the demo. Development only: it refuses to run with D
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 
 from django.conf import settings
@@ -13,6 +15,10 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from core.commands import OneLineErrorCommand
+
+logger = logging.getLogger(__name__)
+# The demo queue is topped up every third step (30 s), as make run always did.
+TOP_UP_EVERY = 3
 
 
 class Command(OneLineErrorCommand):
@@ -27,11 +33,16 @@ class Command(OneLineErrorCommand):
         if not settings.LEADOPS_DEVELOPMENT:
             raise CommandError("demo_loop is for development (make run) only: DEBUG is off.")
         demo_setup()
-        while True:
-            demo_jobs_top_up()
-            did = demo_tick()
-            if not did.startswith("breaker"):  # quiet while it rests or cools down
-                self.stdout.write(f"demo: {did}")
+        for step in itertools.count():
+            try:
+                if step % TOP_UP_EVERY == 0:
+                    demo_jobs_top_up()
+                did = demo_tick()
+            except Exception:  # a busy SQLite, a race with a worker: the next step tries again
+                logger.exception("demo step failed; trying again in %s s", TICK_S)
+            else:
+                if not did.startswith("breaker"):  # quiet while it rests or cools down
+                    self.stdout.write(f"demo: {did}")
             connections.close_all()
             if options["once"]:
                 return
