@@ -34,6 +34,9 @@ from queueing.services import (
     provider_policy_set,
     report_request_hash,
 )
+from releases_app.demo import DEMO_CHANNEL
+from releases_app.models import Rollout, RolloutState
+from releases_app.services import rollout_resume
 from workers_mgmt.models import Worker
 from workers_mgmt.services import worker_create
 
@@ -119,9 +122,21 @@ def _flaky_provider(actor: Actor) -> Provider:
     return provider
 
 
+def demo_rollout_nudge() -> bool:
+    """Resume the demo rollout when its gate paused it for too little data (the canary was still
+    starting, on a busy machine): it goes on to wait for approval once the canary runs the release."""
+    paused = Rollout.objects.filter(channel__name=DEMO_CHANNEL, state=RolloutState.PAUSED,
+                                    state_reason__startswith="too little data").exists()
+    if paused:
+        rollout_resume(channel_name=DEMO_CHANNEL, actor=demo_actor())
+    return paused
+
+
 def demo_tick(now: dt.datetime | None = None) -> str:
-    """One step of the flaky provider's cycle; what it did, in a few words."""
+    """One step of the demo: the flaky provider's cycle (what it did, in a few words), and the demo
+    rollout kept going."""
     now = now or timezone.now()
+    demo_rollout_nudge()
     breaker = Breaker.objects.filter(scope=BreakerScope.PROVIDER, key=FLAKY_PROVIDER).first()
     state = breaker.state if breaker is not None else BreakerState.CLOSED
     cooling = breaker is not None and (breaker.retry_at is None or breaker.retry_at > now)

@@ -48,7 +48,7 @@ def _publish(version: str, artifact: Callable[[str], bytes]) -> Release:
                            filename=f"{version}.tar.gz", notes="Demo release of make run", actor=Actor.demo())
 
 
-def demo_rollout_seed(*, canary: str, hold_s: int = 45,
+def demo_rollout_seed(*, canary: str, hold_s: int = 45, canary_hold_s: int = 90,
                       artifact: Callable[[str], bytes] = demo_artifact) -> Rollout | None:
     """Put the demo channel on a demo release and start rolling a new one out, canary first.
 
@@ -68,7 +68,8 @@ def demo_rollout_seed(*, canary: str, hold_s: int = 45,
         _publish(version, artifact)
         return rollout_start(
             version=version, channel_name=DEMO_CHANNEL, canary=[canary], actor=Actor.demo(),
-            steps=[{"canary": [canary], "hold_s": hold_s, "approve": True}, {"percent": 50, "hold_s": hold_s},
+            steps=[{"canary": [canary], "hold_s": canary_hold_s, "approve": True},
+                   {"percent": 50, "hold_s": hold_s},
                    {"percent": 100, "hold_s": hold_s}],
             # Few demo jobs finish within a demo hold, and the simulated scrapes fail on purpose now and
             # then: judge installs, heartbeats and self-tests, not the demo's own error rate.

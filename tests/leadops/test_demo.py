@@ -98,3 +98,25 @@ def test_five_minutes_of_the_demo_show_every_part(clock, admin_user, settings, t
     since = StaffAction.objects.filter(created_at__gte=started - dt.timedelta(minutes=1))
     assert since.filter(actor_name="demo").exists()
     assert not StaffAction.objects.filter(actor_name=admin_user.username).exists()
+
+
+def test_a_demo_rollout_paused_for_too_little_data_is_resumed_by_the_demo(clock, settings, tmp_path):
+    from leadops.demo import demo_rollout_nudge
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    demo_setup()
+    canary = demo_updaters()[0][0]
+    rollout = demo_rollout_seed(canary=canary)
+    worker = Worker.objects.get(pk=canary)
+    # The canary heartbeats but, on a busy machine, has not installed the release when the hold ends.
+    clock.shift(dt.timedelta(minutes=3))
+    worker_heartbeat(worker=worker, version="demo-1.0.0", status="idle", running_jobs=0, metrics=None,
+                     ip="127.0.0.1")
+    rollouts_evaluate()
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.PAUSED and rollout.state_reason.startswith("too little data")
+
+    assert demo_rollout_nudge()
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.RUNNING
+    assert StaffAction.objects.get(action="rollout.resume").actor_name == "demo"
