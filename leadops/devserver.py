@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -111,11 +112,17 @@ def demo_updaters() -> list[tuple[str, str, str]]:
 
 
 def agent_command(url: str, worker_id: str, key_id: str, secret: str) -> list[str]:
-    """The command line of one demo worker's supervising agent; its credential goes to its folder."""
+    """The command line of one demo worker's supervising agent; its credential goes to its folder.
+
+    The folder starts empty: what an agent remembers from an earlier `make run` (the highest manifest
+    sequence seen, a release whose self-test failed) may belong to another database, and would make
+    it refuse this run's manifests.
+    """
     from releases_app.signing import signing_keys
     from worker_client.__main__ import credentials_writer
 
     root = DEMO_WORKERS_DIR / worker_id
+    shutil.rmtree(root, ignore_errors=True)
     credentials = root / "credentials.json"
     credentials_writer(credentials, worker_id=worker_id)(key_id, secret)  # mode 0600, atomically
     trust = [argument for key in signing_keys()
