@@ -120,3 +120,11 @@ def test_a_demo_rollout_paused_for_too_little_data_is_resumed_by_the_demo(clock,
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.RUNNING
     assert StaffAction.objects.get(action="rollout.resume").actor_name == "demo"
+
+
+def test_the_demo_inbox_is_refused_outside_development(settings):
+    from alerts.services import AlertsError, receiver_set
+
+    settings.LEADOPS_DEVELOPMENT = False
+    with pytest.raises(AlertsError, match="development"):
+        receiver_set(name="Demo inbox", kind="demo")
