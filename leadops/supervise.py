@@ -168,6 +168,19 @@ def _listening_inodes(port: int) -> set[str]:
     return inodes
 
 
+def _socket_links(process: Path) -> set[str]:
+    """What the open files of a process point to; one that closes while read is skipped."""
+    links: set[str] = set()
+    try:
+        fds = list((process / "fd").iterdir())
+    except OSError:
+        return links
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            links.add(os.readlink(fd))
+    return links
+
+
 def port_owner(port: int) -> str | None:
     """'pid 1234 (python -m daphne ...)' for the process listening on `port`, or None if not found."""
     inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
@@ -176,11 +189,7 @@ def port_owner(port: int) -> str | None:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            links = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
-        except OSError:
-            continue
-        if links & inodes:
+        if _socket_links(entry) & inodes:
             try:
                 raw = (entry / "cmdline").read_bytes()
                 command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
