@@ -148,6 +148,8 @@ class ReceiverKind(models.TextChoices):
     TEAMS = "teams", "Microsoft Teams (Workflows webhook)"
     WEBHOOK = "webhook", "Webhook (Alertmanager JSON, signed)"
     ALERTMANAGER = "alertmanager", "Alertmanager (POST /api/v2/alerts)"
+    # make run's local receiver: keeps what Slack, Teams and email would receive (Admin › Demo inbox).
+    DEMO = "demo", "Demo inbox (development: what Slack, Teams and email would receive)"
 
 
 class Receiver(TimestampedModel):
@@ -305,3 +307,28 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of notification {self.notification_id}: {'ok' if self.ok else 'error'}"
+
+
+class DemoMessage(models.Model):
+    """What a demo receiver was sent, rendered as Slack, Teams and email would have received it.
+
+    The local receiver of `make run` (docs/RUNBOOK.md, "The demo"): a newcomer sees a notification
+    arrive without a real Slack, Teams or mail server. Development only (`ReceiverKind.DEMO`).
+    """
+
+    receiver = models.ForeignKey(Receiver, on_delete=models.CASCADE, related_name="demo_messages")
+    created_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=10)
+    summary = models.CharField(max_length=300)
+    slack = models.JSONField(help_text="The Slack incoming-webhook body.")
+    teams = models.JSONField(help_text="The Teams Workflows body (an Adaptive Card).")
+    email_subject = models.CharField(max_length=300)
+    email_body = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "demo inbox message"
+        verbose_name_plural = "demo inbox"
+
+    def __str__(self) -> str:
+        return self.summary

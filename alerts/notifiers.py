@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from alerts.crypto import decrypt_text
 from alerts.evidence import LINK_TITLES
-from alerts.models import Receiver, ReceiverKind
+from alerts.models import DemoMessage, Receiver, ReceiverKind
 from core.setting_checks import email_backend_sends
 
 HTTP_TIMEOUT_S = 10.0
@@ -324,6 +324,8 @@ def send(receiver: Receiver, message: dict[str, Any]) -> Outcome:
     """Deliver `message` to `receiver` once; the caller records the attempt and retries."""
     if receiver.kind == ReceiverKind.EMAIL:
         return _send_email(receiver, message)
+    if receiver.kind == ReceiverKind.DEMO:
+        return _send_demo(receiver, message)
     url = decrypt_text(receiver.url_encrypted)
     headers: dict[str, str] = {}
     if receiver.kind == ReceiverKind.SLACK:
@@ -374,3 +376,23 @@ def _send_email(receiver: Receiver, message: dict[str, Any]) -> Outcome:
         return Outcome(False, None, f"not delivered: EMAIL_BACKEND is {settings.EMAIL_BACKEND}, which only "
                        "prints or drops mail; set EMAIL_URL to a mail server", None, latency_ms)
     return Outcome(True, None, "", None, latency_ms)
+
+
+def demo_refusal() -> str:
+    """Why a demo receiver cannot work here ("" when it can): it is for development only."""
+    if settings.LEADOPS_DEVELOPMENT:
+        return ""
+    return "the demo inbox is for development (make run) only; use a real receiver in production"
+
+
+def _send_demo(receiver: Receiver, message: dict[str, Any]) -> Outcome:
+    """Keep the message as Slack, Teams and email would have received it (Admin › Demo inbox)."""
+    started = time.perf_counter()
+    refusal = demo_refusal()
+    if refusal:
+        return Outcome(False, None, f"not sent: {refusal}", None, 0)
+    DemoMessage.objects.create(
+        receiver=receiver, created_at=timezone.now(), status=message["status"],
+        summary=summary_line(message)[:300], slack=slack_payload(message), teams=teams_payload(message),
+        email_subject=email_subject(message)[:300], email_body=email_body(message))
+    return Outcome(True, None, "", None, int((time.perf_counter() - started) * 1000))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.db import router, transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from core.audit import Actor, staff_action_record, staff_actions_collect, staff_actions_collected
@@ -166,3 +168,50 @@ def admin_url(model_admin: admin.ModelAdmin[Any], route: str, view: Callable[...
               name: str) -> URLPattern:
     """An extra admin page of `model_admin`, behind the admin's login and permission checks."""
     return path(route, model_admin.admin_site.admin_view(view), name=name)
+
+
+# --- confirmations (Django admin's pattern: a page that names what will happen, then a POST) -----
+
+CONFIRM_TEMPLATE = "admin/confirm_action.html"
+# A confirmation page names at most this many of the rows it acts on, then "and N more".
+CONFIRM_OBJECTS_SHOWN = 20
+
+
+def confirmation_page(model_admin: admin.ModelAdmin[Any], request: HttpRequest, *, title: str, question: str,
+                      confirm_label: str, consequences: Sequence[str] = (),
+                      objects: Sequence[tuple[str, str]] = (), objects_more: int = 0,
+                      hidden: Sequence[tuple[str, Any]] = (), form_action: str = "",
+                      cancel_url: str = "", danger: bool = True) -> TemplateResponse:
+    """The page that asks before a destructive action; it changes nothing. Its form POSTs `hidden`
+    (with a CSRF token) to `form_action` (empty: the same URL, query string included)."""
+    context = {
+        **model_admin.admin_site.each_context(request), "title": title, "opts": model_admin.opts,
+        "question": question, "consequences": list(consequences), "objects": list(objects),
+        "objects_more": objects_more, "hidden": list(hidden), "form_action": form_action,
+        "confirm_label": confirm_label, "cancel_url": cancel_url, "danger": danger,
+    }
+    return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+
+
+def action_confirmed(request: HttpRequest) -> bool:
+    """A list action's second POST, from its confirmation page (Django's `post=yes`)."""
+    return request.POST.get("post") == "yes"
+
+
+def action_confirmation_page(model_admin: admin.ModelAdmin[Any], request: HttpRequest,
+                             queryset: QuerySet[Any], *, title: str, question: str, confirm_label: str,
+                             consequences: Sequence[str] = (), describe: Callable[[Any], str] = str
+                             ) -> TemplateResponse:
+    """The confirmation of a list action: names the selected rows, and POSTs the same selection
+    again with `post=yes` to the list page (its filters kept in the query string)."""
+    total = queryset.count()
+    shown = list(queryset[:CONFIRM_OBJECTS_SHOWN])
+    hidden: list[tuple[str, Any]] = [(helpers.ACTION_CHECKBOX_NAME, pk)
+                                     for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)]
+    hidden += [(name, request.POST.get(name, default))
+               for name, default in (("action", ""), ("select_across", "0"), ("index", "0"))]
+    hidden.append(("post", "yes"))
+    return confirmation_page(
+        model_admin, request, title=title, question=question, confirm_label=confirm_label,
+        consequences=consequences, objects=[(describe(obj), "") for obj in shown],
+        objects_more=max(0, total - len(shown)), hidden=hidden)

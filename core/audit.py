@@ -21,6 +21,9 @@ from core import events
 from core.models import StaffAction, StaffSource
 from core.purge import batched_delete
 
+# The actor name of everything `make run`'s demo does by itself (leadops/demo.py).
+DEMO_ACTOR_NAME = "demo"
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -39,6 +42,11 @@ class Actor:
     def command(cls, name: str) -> Actor:
         """A management command: the operator's shell has no user row."""
         return cls(name=f"command:{name}", source=StaffSource.COMMAND)
+
+    @classmethod
+    def demo(cls) -> Actor:
+        """`make run`'s demo: its automatic work is logged as the demo, never as the signed-in admin."""
+        return cls(name=DEMO_ACTOR_NAME, source=StaffSource.COMMAND)
 
 
 # The staff change being made on this thread (`staff_change`): the domain trails written inside it

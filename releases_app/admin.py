@@ -14,14 +14,20 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
 
-from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_url
+from core.admin_tools import (
+    AuditedModelAdmin,
+    ReadOnlyModelAdmin,
+    action_confirmation_page,
+    action_confirmed,
+    admin_url,
+    confirmation_page,
+)
 from core.audit import Actor
 from releases_app import selectors, services
 from releases_app.models import (
@@ -39,6 +45,10 @@ from releases_app.models import (
 
 def _actor(request: HttpRequest) -> Actor:
     return Actor.from_user(request.user)
+
+
+def _version(release: Release | None) -> str:
+    return release.version if release is not None else "nothing"
 
 
 # --- releases -----------------------------------------------------------------------------------
@@ -154,7 +164,14 @@ class ChannelAdmin(AuditedModelAdmin):
         return ", ".join(f"{v['version']}: {v['workers']}" for v in rows["versions"])
 
     @admin.action(permissions=["rollback"], description="Roll back to the previous release")
-    def rollback(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+    def rollback(self, request: HttpRequest, queryset: QuerySet[Channel]) -> HttpResponse | None:
+        if not action_confirmed(request):
+            return action_confirmation_page(
+                self, request, queryset.select_related("current", "previous"), title="Roll back channels?",
+                question="Roll these channels back to their previous release?",
+                consequences=ROLLOUT_CONSEQUENCES["rollback"], confirm_label="Yes, roll back",
+                describe=lambda channel: f"{channel.name}: {_version(channel.current)} -> "
+                                         f"{_version(channel.previous)}")
         for channel in queryset:
             try:
                 services.channel_rollback(channel_name=channel.name, actor=_actor(request))
@@ -162,6 +179,7 @@ class ChannelAdmin(AuditedModelAdmin):
                 self.message_user(request, str(exc), messages.ERROR)
             else:
                 self.message_user(request, f"Channel {channel.name} rolled back.", messages.SUCCESS)
+        return None
 
     @admin.action(permissions=["rollback"], description="Sign the manifest again (sequence + 1)")
     def sign_again(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
@@ -200,13 +218,43 @@ ROLLOUT_VERBS = {
     "rollback": ("Roll back", lambda name, actor: services.channel_rollback(channel_name=name, actor=actor)),
 }
 
+# The verbs that take something away from a running fleet: each asks first, on a page that names what
+# will happen (a GET from the rollout page, or the list action's first POST), and does it on the POST
+# of that page (docs/RUNBOOK.md, "Confirmations").
+ROLLOUT_CONSEQUENCES = {
+    "pause": ["No worker is added to the rollout and no step advances until it is resumed.",
+              "Workers already on the new release stay on it."],
+    "abort": ["The rollout stops for good.",
+              "Every worker it reached is sent back to the release the channel had before it "
+              "(a new signed manifest)."],
+    "rollback": ["The channel goes back to its previous release (its manifest signed again, sequence + 1).",
+                 "A rollout in progress on the channel is stopped; every worker on it reinstalls the "
+                 "previous release."],
+}
 
-def _rollout_action(verb: str, description: str) -> Callable[[Any, HttpRequest, QuerySet[Rollout]], None]:
+
+def rollout_question(verb: str, rollout: Rollout) -> str:
+    label = ROLLOUT_VERBS[verb][0]
+    return (f"{label}: the rollout of {rollout.release.version} on channel {rollout.channel.name} "
+            f"(rollout {rollout.pk}, {rollout.get_state_display()})?")
+
+
+def _rollout_action(verb: str, description: str
+                    ) -> Callable[[Any, HttpRequest, QuerySet[Rollout]], HttpResponse | None]:
     """The list action of one ROLLOUT_VERBS verb, on the selected rollouts."""
 
     @admin.action(permissions=["operate"], description=description)
-    def action(model_admin: Any, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
-        model_admin._operate(request, queryset.select_related("channel"), verb)
+    def action(model_admin: Any, request: HttpRequest, queryset: QuerySet[Rollout]) -> HttpResponse | None:
+        rollouts = queryset.select_related("channel", "release")
+        label = ROLLOUT_VERBS[verb][0]
+        if verb in ROLLOUT_CONSEQUENCES and not action_confirmed(request):
+            return action_confirmation_page(
+                model_admin, request, rollouts, title=f"{label}?", question=f"{label}: these rollouts?",
+                consequences=ROLLOUT_CONSEQUENCES[verb], confirm_label=f"Yes, {label.lower()}",
+                describe=lambda rollout: f"rollout {rollout.pk}: {rollout.release.version} on "
+                                         f"{rollout.channel.name} ({rollout.get_state_display()})")
+        model_admin._operate(request, rollouts, verb)
+        return None
 
     action.__name__ = verb
     return action
@@ -246,7 +294,7 @@ class RolloutAdmin(AuditedModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("start/", view(self.start_view), name="releases_app_rollout_start"),
-            path("<int:rollout_id>/do/<str:verb>/", view(require_POST(self.operate_view)),
+            path("<int:rollout_id>/do/<str:verb>/", view(self.operate_view),
                  name="releases_app_rollout_operate"),
             *super().get_urls(),
         ]
@@ -271,6 +319,7 @@ class RolloutAdmin(AuditedModelAdmin):
                       if not (verb == "resume" and rollout.state != RolloutState.PAUSED)
                       and not (verb == "pause" and rollout.state == RolloutState.PAUSED)],
             "can_operate": self.has_operate_permission(request),
+            "confirm_verbs": list(ROLLOUT_CONSEQUENCES),
         }
         return TemplateResponse(request, "admin/releases_app/rollout/detail.html", context)
 
@@ -295,9 +344,20 @@ class RolloutAdmin(AuditedModelAdmin):
         return TemplateResponse(request, "admin/releases_app/rollout/start.html", context)
 
     def operate_view(self, request: HttpRequest, rollout_id: int, verb: str) -> HttpResponse:
+        """POST: do `verb`. GET of a verb that asks first: its confirmation page, which changes nothing."""
         if not self.has_operate_permission(request) or verb not in ROLLOUT_VERBS:
             raise PermissionDenied
-        rollout = get_object_or_404(Rollout.objects.select_related("channel"), pk=rollout_id)
+        asks = verb in ROLLOUT_CONSEQUENCES
+        if request.method != "POST" and not (request.method == "GET" and asks):
+            return HttpResponseNotAllowed(["GET", "POST"] if asks else ["POST"])
+        rollout = get_object_or_404(Rollout.objects.select_related("channel", "release"), pk=rollout_id)
+        if request.method == "GET":
+            back = reverse("admin:releases_app_rollout_change", args=[rollout.pk])
+            label = ROLLOUT_VERBS[verb][0]
+            return confirmation_page(self, request, title=f"{label}?",
+                                     question=rollout_question(verb, rollout),
+                                     consequences=ROLLOUT_CONSEQUENCES[verb],
+                                     confirm_label=f"Yes, {label.lower()}", cancel_url=back)
         self._operate(request, [rollout], verb)
         return HttpResponseRedirect(reverse("admin:releases_app_rollout_change", args=[rollout.pk]))
 

@@ -2,6 +2,9 @@
 
 It uses a channel of its own, `demo`, whose workers are the devserver's updating demo workers, so
 the channels of the real (or simulated) fleet are never changed by starting the development server.
+The canary step asks for approval: once the canary runs the release and the gates pass, the rollout
+waits for a human in Admin › Rollouts (a living picture, not one that is over in three minutes). Its
+changes are logged as the demo (`Actor.demo()`), never as the signed-in admin.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 
 from django.utils import timezone
 
+from core.audit import Actor
 from releases_app.models import ACTIVE_ROLLOUT_STATES, Channel, Release, Rollout
 from releases_app.services import ReleaseRefused, release_publish, rollout_promote, rollout_start
 
@@ -41,10 +45,10 @@ def _publish(version: str, artifact: Callable[[str], bytes]) -> Release:
     if existing is not None:
         return existing
     return release_publish(version=version, fileobj=io.BytesIO(artifact(version)),
-                           filename=f"{version}.tar.gz", notes="Demo release of make run", actor="make run")
+                           filename=f"{version}.tar.gz", notes="Demo release of make run", actor=Actor.demo())
 
 
-def demo_rollout_seed(*, canary: str, hold_s: int = 45,
+def demo_rollout_seed(*, canary: str, hold_s: int = 45, canary_hold_s: int = 90,
                       artifact: Callable[[str], bytes] = demo_artifact) -> Rollout | None:
     """Put the demo channel on a demo release and start rolling a new one out, canary first.
 
@@ -58,16 +62,18 @@ def demo_rollout_seed(*, canary: str, hold_s: int = 45,
         if channel is None or channel.current is None:
             _publish(f"{DEMO_PREFIX}1.0.0", artifact)
             rollout_start(version=f"{DEMO_PREFIX}1.0.0", channel_name=DEMO_CHANNEL, steps=[{"percent": 100}],
-                          actor="make run")
-            rollout_promote(channel_name=DEMO_CHANNEL, actor="make run")
+                          actor=Actor.demo())
+            rollout_promote(channel_name=DEMO_CHANNEL, actor=Actor.demo())
         version = f"{DEMO_PREFIX}{timezone.now():%Y%m%d.%H%M%S}"
         _publish(version, artifact)
         return rollout_start(
-            version=version, channel_name=DEMO_CHANNEL, canary=[canary], actor="make run",
-            steps=[{"canary": [canary], "hold_s": hold_s}, {"percent": 50, "hold_s": hold_s},
+            version=version, channel_name=DEMO_CHANNEL, canary=[canary], actor=Actor.demo(),
+            steps=[{"canary": [canary], "hold_s": canary_hold_s, "approve": True},
+                   {"percent": 50, "hold_s": hold_s},
                    {"percent": 100, "hold_s": hold_s}],
-            # Few demo jobs finish within a demo hold: judge installs, heartbeats and self-tests only.
-            gates={"min_attempts": 0},
+            # Few demo jobs finish within a demo hold, and the simulated scrapes fail on purpose now and
+            # then: judge installs, heartbeats and self-tests, not the demo's own error rate.
+            gates={"min_attempts": 0, "max_error_rate": 0.5},
         )
     except ReleaseRefused:
         return None

@@ -28,9 +28,18 @@ from django.views.decorators.debug import sensitive_variables
 
 from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin
 from core.audit import Actor
+from workers_mgmt.admin_credentials import (
+    EMERGENCY,
+    age_text,
+    credential_issued_response,
+    credential_panel_context,
+    enrollment_issued_response,
+    revoke_confirmation,
+    rotate_confirmation,
+    rotation_choice,
+)
 from workers_mgmt.models import (
     CredentialEvent,
-    CredentialState,
     DeliveryMode,
     Worker,
     WorkerConfig,
@@ -54,23 +63,7 @@ from workers_mgmt.services import (
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
 
 EDITABLE_WORKER_FIELDS = ("name", "enabled", "channel", "rate_limit_per_min", "notes")
-CREDENTIAL_ISSUED_TEMPLATE = "admin/workers_mgmt/credential_issued.html"
-ENROLLMENT_ISSUED_TEMPLATE = "admin/workers_mgmt/enrollment_issued.html"
-# How many audit rows the worker page shows; the full trail is in the credential events admin.
-AUDIT_TRAIL_ROWS = 50
 ISSUE_CONFIRM_TEMPLATE = "admin/workers_mgmt/issue_key_confirmation.html"
-
-
-def age_text(delta: dt.timedelta) -> str:
-    """A short human age: '12 s ago', '5 min ago', '3 h ago', '2 d ago'."""
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s ago"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
 
 
 def _badge(text: str, colour: str, title: str = "") -> str:
@@ -112,26 +105,6 @@ def _issue_keys_view(model_admin: admin.ModelAdmin, request: HttpRequest,
         credential, secret = worker_credential_issue(worker=worker, actor=Actor.from_user(request.user))
         issued.append(IssuedCredential(worker_id=worker.pk, key_id=credential.key_id, secret=secret))
     return credential_issued_response(model_admin, request, issued, title="New keys issued")
-
-
-@sensitive_variables("issued")
-def credential_issued_response(model_admin: admin.ModelAdmin, request: HttpRequest,
-                               issued: list[IssuedCredential], *, title: str) -> HttpResponse:
-    """The one page that ever shows these secrets; admin_view already marks it never_cache."""
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": title,
-        "opts": model_admin.opts,
-        "issued": issued,
-        "worker_changelist_url": reverse("admin:workers_mgmt_worker_changelist"),
-        "worker_add_url": reverse("admin:workers_mgmt_worker_add"),
-    }
-    response = TemplateResponse(request, CREDENTIAL_ISSUED_TEMPLATE, context)
-    # Belt and braces beside never_cache: no proxy or browser history may keep the page.
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
-    response["Pragma"] = "no-cache"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 class WorkerCredentialInline(ReadOnlyMixin, admin.TabularInline):
@@ -231,25 +204,25 @@ class WorkerAdmin(AuditedModelAdmin):
 
     @sensitive_variables("issued")
     def rotate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """POST: start a push or manual rotation, or an emergency one; show a new secret once."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        """GET: the confirmation page of a push, manual or emergency rotation (it changes nothing).
+        POST (from that page): do it; a manual or emergency rotation shows the new secret once."""
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
         worker = self._worker_for_action(request, object_id)
-        mode = request.POST.get("mode", DeliveryMode.PUSH)
-        actor = Actor.from_user(request.user)
-        ip = request.META.get("REMOTE_ADDR")
-        if mode == "emergency":
-            issued = credential_rotate_emergency(worker=worker, actor=actor, ip=ip)
-            return credential_issued_response(self, request, [issued],
-                                              title=f"Emergency rotation of {worker.pk}")
-        try:
-            grace_hours = float(request.POST.get("grace_hours") or settings_grace_hours())
-            if mode not in DeliveryMode.values or not 0 <= grace_hours <= 24 * 90:
-                raise ValueError
-        except ValueError:
+        choice = rotation_choice(request.POST if request.method == "POST" else request.GET)
+        if choice is None:
             self.message_user(request, "Choose push, manual or emergency, and a grace of 0 to 2160 hours.",
                               messages.ERROR)
             return self._back(worker)
+        mode, grace_hours = choice
+        if request.method == "GET":
+            return rotate_confirmation(self, request, worker, mode=mode, grace_hours=grace_hours)
+        actor = Actor.from_user(request.user)
+        ip = request.META.get("REMOTE_ADDR")
+        if mode == EMERGENCY:
+            issued = credential_rotate_emergency(worker=worker, actor=actor, ip=ip)
+            return credential_issued_response(self, request, [issued],
+                                              title=f"Emergency rotation of {worker.pk}")
         try:
             issued = credential_rotate(worker=worker, actor=actor, mode=mode, grace_hours=grace_hours, ip=ip)
         except RotationInProgress as exc:
@@ -262,11 +235,14 @@ class WorkerAdmin(AuditedModelAdmin):
         return self._back(worker)
 
     def revoke_view(self, request: HttpRequest, object_id: str, key_id: str) -> HttpResponse:
-        """POST: revoke one key of this worker at once."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        """GET: the confirmation page (it changes nothing). POST (from that page): revoke the key at once."""
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
         worker = self._worker_for_action(request, object_id)
-        credential = get_object_or_404(WorkerCredential, key_id=key_id, worker=worker)
+        credential = get_object_or_404(WorkerCredential.objects.select_related("worker"), key_id=key_id,
+                                       worker=worker)
+        if request.method == "GET":
+            return revoke_confirmation(self, request, credential)
         if credential_revoke(credential=credential, actor=Actor.from_user(request.user),
                              ip=request.META.get("REMOTE_ADDR")):
             self.message_user(request, f"Key {key_id} is revoked.", messages.SUCCESS)
@@ -417,58 +393,6 @@ class WorkerConfigAdmin(AuditedModelAdmin):
         obj.version = saved.version
         self.message_user(request, f"Workers will load configuration version {saved.version}.",
                           messages.INFO)
-
-
-def settings_grace_hours() -> float:
-    from django.conf import settings
-
-    return settings.LEADOPS_ROTATION_GRACE_HOURS
-
-
-def grace_left_text(credential: WorkerCredential, now: dt.datetime) -> str:
-    if credential.state != CredentialState.PREVIOUS or credential.grace_until is None:
-        return ""
-    left = credential.grace_until - now
-    if left.total_seconds() <= 0:
-        return "ended"
-    return age_text(left).replace(" ago", " left")
-
-
-def credential_panel_context(worker: Worker, *, can_manage: bool) -> dict[str, Any]:
-    """What the worker page shows under its form: keys with their state, and the audit trail."""
-    now = clock_now()
-    credentials = list(worker.credentials.select_related("rotation").order_by("-created_at"))
-    for credential in credentials:
-        credential.grace_left = grace_left_text(credential, now)  # type: ignore[attr-defined]
-        credential.revoke_url = reverse("admin:workers_mgmt_worker_revoke",  # type: ignore[attr-defined]
-                                        args=[quote(worker.pk), credential.key_id])
-    return {
-        "credentials": credentials,
-        "credential_events": CredentialEvent.objects.filter(worker_id=worker.pk)[:AUDIT_TRAIL_ROWS],
-        "credential_events_url": reverse("admin:workers_mgmt_credentialevent_changelist")
-        + f"?worker_id={worker.pk}",
-        "can_manage_credentials": can_manage,
-        "rotation_pending": any(c.state == CredentialState.PENDING for c in credentials),
-        "rotate_url": reverse("admin:workers_mgmt_worker_rotate", args=[quote(worker.pk)]),
-        "enroll_url": reverse("admin:workers_mgmt_worker_enroll", args=[quote(worker.pk)]),
-        "default_grace_hours": settings_grace_hours(),
-    }
-
-
-@sensitive_variables("issued")
-def enrollment_issued_response(model_admin: admin.ModelAdmin, request: HttpRequest,
-                               issued: Any) -> HttpResponse:
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": f"Enrollment token for {issued.worker_id}",
-        "opts": model_admin.opts,
-        "issued": issued,
-        "worker_url": reverse("admin:workers_mgmt_worker_change", args=[quote(issued.worker_id)]),
-    }
-    response = TemplateResponse(request, ENROLLMENT_ISSUED_TEMPLATE, context)
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 @admin.register(CredentialEvent)

@@ -7,4 +7,4 @@ the service, and records the action in the admin log.
 One module per page; importing them registers the ModelAdmins.
 """
 
-from alerts.admin import alerts, deliveries, receivers, routes, rules, silences  # noqa: F401
+from alerts.admin import alerts, deliveries, demo_inbox, receivers, routes, rules, silences  # noqa: F401

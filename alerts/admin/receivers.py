@@ -59,7 +59,7 @@ class ReceiverForm(forms.ModelForm):
         except AlertsError as exc:
             form_error_add(self, exc)
             return data
-        if kind != ReceiverKind.EMAIL and not data.get("url") and not (
+        if kind not in (ReceiverKind.EMAIL, ReceiverKind.DEMO) and not data.get("url") and not (
                 self.instance.pk and self.instance.url_encrypted):
             self.add_error("url", "This kind of receiver needs its URL.")
         return data
@@ -84,6 +84,8 @@ class ReceiverAdmin(AuditedModelAdmin):
 
     @admin.display(description="sends to")
     def destination(self, receiver: Receiver) -> str:
+        if receiver.kind == ReceiverKind.DEMO:
+            return "Admin › Demo inbox"
         return receiver.addresses if receiver.kind == ReceiverKind.EMAIL else receiver.url_hint
 
     @admin.display(description="signed", boolean=True)

@@ -43,6 +43,11 @@ def receiver_check(*, kind: str, url: str | None = None, addresses: str | None =
     AlertsError naming the field at fault. The admin form and `receiver_set` both ask it."""
     if kind not in ReceiverKind.values:
         raise AlertsError(f"unknown receiver kind {kind!r}", field="kind")
+    if kind == ReceiverKind.DEMO:
+        refusal = notifiers.demo_refusal() if enabled else ""
+        if refusal:
+            raise AlertsError(refusal, field="kind")
+        return ""
     if kind == ReceiverKind.EMAIL:
         recipients = [a.strip() for a in (addresses or "").split(",") if a.strip()]
         if not recipients or any("@" not in a or " " in a for a in recipients):
@@ -91,7 +96,7 @@ def receiver_set(
         will_be_enabled = enabled if enabled is not None else receiver is None or receiver.enabled
         addresses = receiver_check(kind=kind, url=url, addresses=addresses, enabled=will_be_enabled)
         if receiver is None:
-            if kind != ReceiverKind.EMAIL and not url:
+            if kind not in (ReceiverKind.EMAIL, ReceiverKind.DEMO) and not url:
                 raise AlertsError("a new webhook receiver needs its URL", field="url")
             receiver = Receiver(name=name)
         created = receiver.pk is None

@@ -16,7 +16,12 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
 from core.admin_fields import labelled_fields
-from core.admin_tools import AuditedModelAdmin, admin_export_record
+from core.admin_tools import (
+    AuditedModelAdmin,
+    action_confirmation_page,
+    action_confirmed,
+    admin_export_record,
+)
 from core.audit import Actor
 from core.csv import csv_response
 from queueing.admin.common import id_chunks
@@ -142,12 +147,24 @@ class DeadJobAdmin(AuditedModelAdmin):
 
     @admin.action(permissions=["change"],
                   description="Requeue every dead job matching the current filter (attempts reset)")
-    def requeue_matching(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> None:
+    def requeue_matching(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> HttpResponse | None:
         changelist = self.get_changelist_instance(request)
         matching = changelist.get_queryset(request)
+        if not action_confirmed(request):
+            # Asks first, naming how many jobs the filter holds; the page's POST keeps the filter.
+            return action_confirmation_page(
+                self, request, matching.select_related("provider").order_by("pk"),
+                title="Requeue every matching dead job?",
+                question=f"Requeue all {matching.count()} dead job(s) matching the current filter?",
+                consequences=["Each goes back to the queue with its attempts reset to 0 and is claimed "
+                              "again by the workers.",
+                              "It leaves the DLQ: its evidence stays on its attempts."],
+                confirm_label="Yes, requeue them all",
+                describe=lambda job: f"{job.pk} ({job.provider.name}, {job.dead_reason})")
         actor = Actor.from_user(request.user)
         done = sum(dead_jobs_requeue(job_ids=ids, actor=actor) for ids in id_chunks(matching))
         self.message_user(request, f"{done} dead job(s) requeued.", messages.SUCCESS)
+        return None
 
     @admin.action(permissions=["view"], description="Export selected dead jobs as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[DeadJob]) -> StreamingHttpResponse:

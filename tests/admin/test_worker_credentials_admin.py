@@ -84,14 +84,28 @@ def test_enrollment_button_shows_a_token_once_and_stores_its_hash(admin_client, 
     assert admin_client.post("/api/v1/enroll", {"token": token}, content_type="application/json").status_code == 200
 
 
-def test_the_buttons_refuse_get_and_need_csrf_and_permission(admin_client, worker, client):
-    assert admin_client.get(url("rotate", worker.pk)).status_code == 405
-    assert admin_client.get(url("revoke", worker.pk, "k_x")).status_code == 405
+def test_a_get_only_asks_and_the_buttons_need_csrf_and_permission(admin_client, worker, client):
+    # Rotate, emergency rotate and revoke open a confirmation page first: it changes nothing.
+    keys_before = list(WorkerCredential.objects.filter(worker=worker).values_list("key_id", "state"))
+    key_id = keys_before[0][0]
+    page = admin_client.get(url("rotate", worker.pk), {"mode": "emergency"})
+    assert page.status_code == 200 and b"Revoke every key of worker w-panel now" in page.content
+    assert key_id.encode() in page.content and b'name="mode" value="emergency"' in page.content
+    page = admin_client.get(url("rotate", worker.pk), {"mode": "push", "grace_hours": "6"})
+    assert page.status_code == 200 and b"Start a push rotation of worker w-panel" in page.content
+    assert b"6 hour(s) of grace" in page.content
+    page = admin_client.get(url("revoke", worker.pk, key_id))
+    assert page.status_code == 200 and f"Revoke key {key_id} (Current)".encode() in page.content
+    assert admin_client.get(url("revoke", worker.pk, "k_x")).status_code == 404
+    assert admin_client.get(url("enroll", worker.pk)).status_code == 405
+    assert list(WorkerCredential.objects.filter(worker=worker).values_list("key_id", "state")) == keys_before
+    assert not CredentialEvent.objects.exclude(kind="created").exists()
 
     staff = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_worker"),
                                Permission.objects.get(codename="change_worker"))
     client.force_login(staff)
+    assert client.get(url("rotate", worker.pk), {"mode": "emergency"}).status_code == 403
     assert client.post(url("rotate", worker.pk), {"mode": "push"}).status_code == 403
     assert client.post(url("enroll", worker.pk)).status_code == 403
     assert not WorkerCredential.objects.filter(worker=worker, state=CredentialState.PENDING).exists()

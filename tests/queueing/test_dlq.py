@@ -63,8 +63,13 @@ def test_requeue_matching_takes_the_current_filter(admin_client):
     make_dead(3, "maps")
     other = make_dead(2, "dir")
     provider_id = Job.objects.get(pk=other[0]).provider_id
-    admin_client.post(f"{DLQ}?provider__id__exact={provider_id}",
-                      {"action": "requeue_matching", "_selected_action": other[:1]})
+    url = f"{DLQ}?provider__id__exact={provider_id}"
+    # The first POST asks, naming how many the filter holds, and changes nothing (docs/RUNBOOK.md).
+    page = admin_client.post(url, {"action": "requeue_matching", "_selected_action": other[:1]})
+    assert page.status_code == 200 and b"Requeue all 2 dead job(s)" in page.content
+    assert b'name="post" value="yes"' in page.content
+    assert Job.objects.filter(state=JobState.DEAD).count() == 5
+    admin_client.post(url, {"action": "requeue_matching", "_selected_action": other[:1], "post": "yes"})
     assert set(Job.objects.filter(state=JobState.QUEUED).values_list("pk", flat=True)) == set(other)
     assert Job.objects.filter(state=JobState.DEAD).count() == 3
 
