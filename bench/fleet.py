@@ -154,7 +154,7 @@ def _step_result(results: list[dict[str, Any]], *, size: int, mode: str, model: 
         for key, value in r["errors"].items():
             errors[key] = errors.get(key, 0) + value
     total = {key: sum(r[key] for r in results) for key in (
-        "pulls", "idle_pulls", "reports", "heartbeats", "long_polls", "long_poll_jobs", "idle_requests", "idle_s",
+        "pulls", "idle_pulls", "reports", "heartbeats", "long_polls", "long_poll_jobs", "idle_requests", "idle_requests_with_job", "idle_s",
         "cut_at_end", "connects", "resends")}
     requests = total["pulls"] + total["heartbeats"] + total["long_polls"]
     p99 = common.percentile(pull_ms, 99)
@@ -170,7 +170,12 @@ def _step_result(results: list[dict[str, Any]], *, size: int, mode: str, model: 
         "heartbeat_p50_ms": common.percentile(hb_ms, 50), "heartbeat_p99_ms": common.percentile(hb_ms, 99),
         "long_poll_p50_ms": common.percentile(lp_ms, 50), "long_poll_p99_ms": common.percentile(lp_ms, 99),
         "idle_worker_minutes": round(idle_min, 2), "idle_requests": total["idle_requests"],
-        "idle_requests_per_worker_min": round(total["idle_requests"] / idle_min, 2) if idle_min else None,
+        "idle_requests_with_job": total["idle_requests_with_job"],
+        # what waiting costs: the idle requests that brought nothing (empty pulls and long polls,
+        # heartbeats while idle), per idle worker-minute; `_all` also counts the one that brought a job
+        "idle_requests_per_worker_min": round((total["idle_requests"] - total["idle_requests_with_job"]) / idle_min, 2)
+        if idle_min else None,
+        "idle_requests_per_worker_min_all": round(total["idle_requests"] / idle_min, 2) if idle_min else None,
         "errors": errors, "error_samples": [s for r in results for s in r["samples"]][:5],
         "requests_cut_at_end": total["cut_at_end"], "connections_opened": total["connects"],
         "keepalive_resends": total["resends"],

@@ -17,7 +17,9 @@ Two worker models (`bench/fleet.py` says which timings and why):
 Timed "pulls" are the exchanges (p50/p99 and the pass rule); long polls and heartbeats are timed
 apart. Idle accounting: a worker is idle while it holds neither a job nor a result to report; each
 request sent while idle counts as an idle request, and idle time inside the window is summed, so the
-step can say requests per idle worker-minute.
+step can say requests per idle worker-minute. The request that ends an idle spell by bringing a job
+is counted apart: it is work arriving, not the cost of waiting for it (with half the fleet busy, an
+idle spell lasts about as long as a job, so that request alone would be several a minute).
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ class Stats:
         self.heartbeat_ms: list[float] = []
         self.pulls = self.idle_pulls = self.reports = self.heartbeats = 0
         self.long_polls = self.long_poll_jobs = 0
-        self.idle_requests = 0
+        self.idle_requests = self.idle_requests_with_job = 0
         self.idle_s = 0.0
         self.errors: dict[str, int] = {}
         self.samples: list[str] = []
@@ -191,6 +193,7 @@ class Sim:
         self.cred, self.stats, self.stream, self.rng = cred, stats, stream, rng
         self.idle_since: float | None = time.time()
         self.last_signed = time.time()
+        self.sent_idle = False      # the last request went out while idle, inside the window
 
     def idle(self, now: float) -> None:
         if self.idle_since is None:
@@ -210,8 +213,10 @@ class Sim:
                    timeout: float = REQUEST_TIMEOUT_S) -> tuple[dict[str, Any] | None, float]:
         """One signed request: (its answer or None on a failure, its client-side ms)."""
         sent = time.time()
-        if self.idle_since is not None and self.stats.in_window(sent):
-            self.stats.idle_requests += 1
+        sent_idle = self.idle_since is not None and self.stats.in_window(sent)
+        self.stats.idle_requests += 1 if sent_idle else 0
+        if http is None:        # legacy heartbeats go on their own connection and task
+            self.sent_idle = sent_idle
         self.last_signed = sent
         t0 = time.perf_counter()
         try:
@@ -234,6 +239,7 @@ class Sim:
         if answer is None:
             return None
         jobs = answer.get("jobs") or []
+        self.stats.idle_requests_with_job += 1 if jobs and self.sent_idle else 0
         if self.stats.in_window():
             for item in answer.get("results") or []:
                 if item.get("status") != 200:
@@ -253,6 +259,7 @@ class Sim:
         if answer is None:
             return None, True
         jobs = answer.get("jobs") or []
+        self.stats.idle_requests_with_job += 1 if jobs and self.sent_idle else 0
         if self.stats.in_window(sent):
             self.stats.long_polls += 1
             self.stats.long_poll_ms.append(elapsed)
@@ -367,7 +374,8 @@ async def _fleet(assignments: list[tuple[str, dict[str, str]]], *, model: str, k
         "pull_ms": stats.pull_ms, "long_poll_ms": stats.long_poll_ms, "heartbeat_ms": stats.heartbeat_ms,
         "pulls": stats.pulls, "idle_pulls": stats.idle_pulls, "reports": stats.reports, "heartbeats": stats.heartbeats,
         "long_polls": stats.long_polls, "long_poll_jobs": stats.long_poll_jobs,
-        "idle_requests": stats.idle_requests, "idle_s": stats.idle_s, "cut_at_end": cut,
+        "idle_requests": stats.idle_requests, "idle_requests_with_job": stats.idle_requests_with_job,
+        "idle_s": stats.idle_s, "cut_at_end": cut,
         "connects": sum(s.http.connects + s.http_beats.connects for s in sims),
         "resends": sum(s.http.resends + s.http_beats.resends for s in sims),
         "errors": stats.errors, "samples": stats.samples,

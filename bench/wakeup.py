@@ -98,11 +98,13 @@ def measure(api: Any, env: dict[str, str], *, workers: int = WORKERS, jobs: int 
         insert = portal.ready_jobs_sql(conn)
         with common.Clients(1) as clients:
             clients.submit(idle_process, assignments=[(urls[i % len(urls)], c) for i, c in enumerate(creds)])
-            # 3 s for every worker to be in its long poll; the last job gets 3 s to be claimed.
-            start_at, _ = clients.start(warmup_s=3.0, seconds=sum(gaps) + 3.0)
-            common.wait_until(start_at)
+            # 3 s for every worker to be in its long poll; the last job gets 5 s to be claimed. The
+            # jobs go in on a fixed schedule, so a slow INSERT does not push the last ones late.
+            start_at, _ = clients.start(warmup_s=3.0, seconds=sum(gaps) + 5.0)
+            at = start_at
             for gap in gaps:
-                time.sleep(gap)
+                at += gap
+                common.wait_until(at)
                 (job_id,) = conn.execute(insert, [1]).fetchone()
                 committed[job_id] = time.time()
             (result,) = clients.results(timeout=LONG_POLL_TIMEOUT_S + 60)
