@@ -83,12 +83,20 @@ def server_connections(ports: list[int]) -> int:
 
 
 def wait_drained(api: Any, *, most_s: float = LONG_POLL_S + 5) -> float:
-    """Wait until the server holds no connection (long polls the clients left behind have answered,
-    so none claims the next step's jobs), at most `most_s`; returns the seconds waited."""
+    """Wait until the server holds no connection and has used under 0.05 core for 2 s in a row (the
+    long polls the clients left behind are over: a server that keeps polling for a request whose
+    client has gone shows as CPU, not as a connection), at most `most_s`; returns the seconds waited.
+    Else they would claim the next step's jobs and spend its CPU."""
     started = time.time()
     ports = [s.port for s in api.servers]
-    while server_connections(ports) and time.time() - started < most_s:
-        time.sleep(0.5)
+    quiet = 0
+    before = common.cpu_snapshot(server_pids(api))
+    while quiet < 2 and time.time() - started < most_s:
+        time.sleep(1.0)
+        after = common.cpu_snapshot(server_pids(api))
+        busy = common.cpu_used(before, after) / max(0.01, after.wall - before.wall)
+        quiet = quiet + 1 if busy < 0.05 and not server_connections(ports) else 0
+        before = after
     return round(time.time() - started, 1)
 
 

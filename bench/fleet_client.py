@@ -16,7 +16,8 @@ Two worker models (`bench/fleet.py` says which timings and why):
 
 Timed "pulls" are the exchanges (p50/p99 and the pass rule); long polls and heartbeats are timed
 apart. Idle accounting: a worker is idle while it holds neither a job nor a result to report; each
-request sent while idle counts as an idle request, and idle time inside the window is summed, so the
+request sent while idle and answered inside the window counts as an idle request, and idle time
+inside the window is summed, so the
 step can say requests per idle worker-minute. The request that ends an idle spell by bringing a job
 is counted apart: it is work arriving, not the cost of waiting for it (with half the fleet busy, an
 idle spell lasts about as long as a job, so that request alone would be several a minute).
@@ -193,7 +194,7 @@ class Sim:
         self.cred, self.stats, self.stream, self.rng = cred, stats, stream, rng
         self.idle_since: float | None = time.time()
         self.last_signed = time.time()
-        self.sent_idle = False      # the last request went out while idle, inside the window
+        self.sent_idle = False      # the last request (on the main connection) went out while idle
 
     def idle(self, now: float) -> None:
         if self.idle_since is None:
@@ -213,8 +214,7 @@ class Sim:
                    timeout: float = REQUEST_TIMEOUT_S) -> tuple[dict[str, Any] | None, float]:
         """One signed request: (its answer or None on a failure, its client-side ms)."""
         sent = time.time()
-        sent_idle = self.idle_since is not None and self.stats.in_window(sent)
-        self.stats.idle_requests += 1 if sent_idle else 0
+        sent_idle = self.idle_since is not None
         if http is None:        # legacy heartbeats go on their own connection and task
             self.sent_idle = sent_idle
         self.last_signed = sent
@@ -222,9 +222,12 @@ class Sim:
         try:
             status, answer = await (http or self.http).post(path, payload, self.cred, timeout=timeout)
         except Exception as exc:
+            self.stats.idle_requests += 1 if sent_idle and self.stats.in_window() else 0
             self.stats.error(f"{kind}:{type(exc).__name__}", repr(exc))
             return None, 0.0
         elapsed = (time.perf_counter() - t0) * 1000
+        # Counted when answered: a long poll that is still waiting at the end has not cost its wait yet.
+        self.stats.idle_requests += 1 if sent_idle and self.stats.in_window() else 0
         if status >= 400:
             self.stats.error(f"{kind}:{status}", json.dumps(answer)[:300])
             return None, elapsed
@@ -239,7 +242,7 @@ class Sim:
         if answer is None:
             return None
         jobs = answer.get("jobs") or []
-        self.stats.idle_requests_with_job += 1 if jobs and self.sent_idle else 0
+        self.stats.idle_requests_with_job += 1 if jobs and self.sent_idle and self.stats.in_window() else 0
         if self.stats.in_window():
             for item in answer.get("results") or []:
                 if item.get("status") != 200:
@@ -259,7 +262,7 @@ class Sim:
         if answer is None:
             return None, True
         jobs = answer.get("jobs") or []
-        self.stats.idle_requests_with_job += 1 if jobs and self.sent_idle else 0
+        self.stats.idle_requests_with_job += 1 if jobs and self.sent_idle and self.stats.in_window() else 0
         if self.stats.in_window(sent):
             self.stats.long_polls += 1
             self.stats.long_poll_ms.append(elapsed)
