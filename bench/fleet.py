@@ -140,6 +140,10 @@ def step(api: Any, creds: list[dict[str, str]], *, mode: str, model: str, proces
         machine1 = common.machine_cpu_seconds()
         measured_s = max(0.001, time.time() - measured_from)
         waits = sampler.stop() if sampler else None
+        if model == "longpoll":
+            # A job for every worker: the long polls still waiting answer now (a server cannot stop a
+            # sync view whose client has gone, so one left waiting would claim the next step's jobs).
+            portal.clone_ready_jobs(size)
         results = clients.results(timeout=ramp_s + seconds + 180)
     drain_s = wait_drained(api)
     return _step_result(results, size=size, mode=mode, model=model, processes=processes, seconds=seconds,

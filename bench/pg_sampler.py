@@ -5,7 +5,9 @@ A thread in the bench process samples every 100 ms, on its own connection:
 - `pg_stat_activity` of the bench database's client backends: how many are active, and what each
   active one waits on (`wait_event_type:wait_event`, or `CPU` when it waits on nothing), plus how
   many sit `idle in transaction` (a transaction held open across Python work);
-- `pg_locks`: how many lock requests of those backends are not granted.
+- `pg_locks`: how many lock requests of those backends are not granted, and when some are, the
+  head of each statement that waits on a lock (literals blanked), so the row everyone queues on can
+  be named.
 
 The step gets a histogram of backend-samples per wait (`pg_waits`) and the most lock waits seen at
 once (`locks_waiting_max`). The sampler's own backend is left out.
@@ -13,6 +15,7 @@ once (`locks_waiting_max`). The sampler's own backend is left out.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -30,6 +33,10 @@ FROM pg_stat_activity
 WHERE datname = %(db)s AND backend_type = 'client backend' AND pid <> pg_backend_pid()
 GROUP BY 1, 2, 3
 """
+_LOCK_WAITERS = """
+SELECT left(query, 160) FROM pg_stat_activity
+WHERE datname = %(db)s AND state = 'active' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
+"""
 _LOCKS = """
 SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE NOT l.granted AND a.datname = %(db)s
@@ -42,6 +49,7 @@ class PgSampler(threading.Thread):
         self.database, self.interval_s = database, interval_s
         self._stop_event = threading.Event()
         self.waits: Counter[str] = Counter()
+        self.lock_waiters: Counter[str] = Counter()
         self.samples = 0
         self.active: list[int] = []
         self.idle_in_transaction_max = 0
@@ -64,6 +72,9 @@ class PgSampler(threading.Thread):
         params = {"db": self.database}
         rows = conn.execute(_ACTIVITY, params).fetchall()
         locks = conn.execute(_LOCKS, params).fetchone()[0]
+        for (query,) in conn.execute(_LOCK_WAITERS, params).fetchall() if locks else ():
+            # The statement's head with its literals blanked: which statement waits, not its values.
+            self.lock_waiters[re.sub(r"'[^']*'|\b\d+\b", "?", " ".join((query or "").split()))[:120]] += 1
         active = backends = idle_tx = 0
         for state, wait_type, wait_event, count in rows:
             backends += count
@@ -92,6 +103,7 @@ class PgSampler(threading.Thread):
             "backends_max": self.backends_max, "idle_in_transaction_max": self.idle_in_transaction_max,
             # backend-samples per wait: divide by `samples` for the mean number of backends waiting so
             "by_wait": dict(self.waits.most_common()),
+            "lock_waiters_by_statement": dict(self.lock_waiters.most_common(8)),
             "locks_waiting_max": self.locks_waiting_max, "locks_waiting_samples": self.locks_waiting_samples,
             "failure": self.failure,
         }
