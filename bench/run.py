@@ -585,6 +585,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fleet-seconds", type=float, default=None, help="measured seconds per fleet step")
     parser.add_argument("--fleet-model", choices=fleet.MODELS, default="longpoll",
                         help="longpoll: idle workers long-poll 30 s (issue 27); legacy: an empty pull every 5 s")
+    parser.add_argument("--wakeup-workers", type=int, default=wakeup.WORKERS,
+                        help="idle long-polling workers of the wake-up row (with a 1 s re-query, N pollers "
+                             "find a new job within about 1/N s)")
     parser.add_argument("--fleet-modes", default=",".join(fleet.MODES),
                         help="keepalive, close or both (comma-separated): the connection modes of each fleet step")
     parser.add_argument("--only", default="", help=f"{', '.join(SECTIONS)} (comma-separated for several)")
@@ -732,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "wakeup" in args.sections:
                     def _wakeup() -> None:
                         serve_chosen()
-                        res["wakeup"] = wakeup.measure(api, api.env, log=log)
+                        res["wakeup"] = wakeup.measure(api, api.env, workers=args.wakeup_workers, log=log)
                     section("wake-up latency", _wakeup)
                 if "claim" in args.sections:
                     def _claim() -> None:
