@@ -189,7 +189,7 @@ def _step_result(results: list[dict[str, Any]], *, size: int, mode: str, model: 
         if idle_min else None,
         "idle_requests_per_worker_min_all": round(total["idle_requests"] / idle_min, 2) if idle_min else None,
         "errors": errors, "error_samples": [s for r in results for s in r["samples"]][:5],
-        "requests_cut_at_end": total["cut_at_end"], "connections_opened": total["connects"],
+        "workers_cut_at_end": total["cut_at_end"], "connections_opened": total["connects"],
         "keepalive_resends": total["resends"],
         "client_processes": processes, "client_cpu_per_process": per_process,
         "client_loop_lag_p50_ms": common.percentile(lag, 50), "client_loop_lag_p99_ms": common.percentile(lag, 99),
