@@ -1,179 +1,58 @@
 """Fleet capacity: how many simulated workers one node serves with pull p99 < 100 ms.
 
-Each simulated worker behaves like the reference worker with its default timings: a signed heartbeat
-every 30 s; a pull (`POST /jobs/exchange`, max 1) that, when it gets a job, is followed by 5-30 s of
-"work" and then one exchange that reports the job (5 leads) and pulls the next; when it gets
-nothing, the next pull 5 s later. Jobs arrive at half of what a fully busy fleet would take
-(fleet / 35 per second, a job lasting 17.5 s on average, made with one `INSERT ... SELECT
+Each simulated worker behaves like the reference worker with its default timings (the models are in
+`bench/fleet_client.py`): `longpoll` (default, the worker of issue 27: exchange report + pull 1 after
+a job, a 30 s long poll while idle, a heartbeat only after 30 s without a signed request) or `legacy`
+(`--fleet-model legacy`: an empty pull every 5 s while idle, a heartbeat every 30 s). A job is
+5-30 s of "work" and is reported with 5 leads. Jobs arrive at half of what a fully busy fleet would
+take (fleet / 35 per second, a job lasting 17.5 s on average, made with one `INSERT ... SELECT
 generate_series` each second; the queue starts with jobs for half the fleet), so about half of the
-fleet works and half polls idle.
+fleet works and half waits idle.
 
-The simulators are asyncio tasks in 2 client processes, signing with the bench's own client code
-(`bench/miniclient.py`); every request opens its own connection (`Connection: close`), as a worker
-that talks every few seconds would through a proxy's idle timeout. Pull latency is the client-side
-time of every exchange (idle pulls and reports with their pull) inside the measured window; the
-heartbeats are timed apart. The fleet grows step by step (two failing steps in a row end it); the result is the largest
-step with pull p99 under 100 ms and no failed request.
+The simulated workers go round robin over the server's processes (`api.servers`, one port each), as
+a load balancer would. Every step runs twice: `keepalive` (one persistent connection per worker, as
+the reference worker keeps) and `close` (a connection per request). The clients start as 2
+processes; a process that used more than 0.6 of a core in a step doubles the processes of the next
+step of that mode (at most 8), so the clients are not the limit.
+
+Per step: pull p50/p99 (the exchanges), long polls and heartbeats timed apart, idle requests per idle
+worker-minute, client CPU per process and its event-loop lag, server and PostgreSQL CPU, server CPU
+per request, and what PostgreSQL's sessions waited on (`bench/pg_sampler.py`). Steps grow to 4,000
+workers; a mode that fails two steps in a row stops. The result per mode is the largest step with
+pull p99 under 100 ms and no failed request.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import random
-import resource
 import time
-import uuid
 from typing import Any
 
 from bench import common, portal
-from bench.common import client_ready
-from bench.leads import LeadStream
-from bench.miniclient import sign
+from bench.fleet_client import IDLE_PULL_S, LONG_POLL_S, fleet_process
+from bench.pg_sampler import PgSampler
 
 TARGET_P99_MS = 100.0
 TARGET_WORKERS = 1_000
+TARGET_IDLE_REQUESTS_PER_MIN = 2.0
 CLIENT_PROCESSES = 2
-HEARTBEAT_S = 30.0
-IDLE_PULL_S = 5.0
-JOB_S = (5.0, 30.0)
+MAX_CLIENT_PROCESSES = 8
+CLIENT_BUSY_CORES = 0.6
+MODES = ("keepalive", "close")
+MODELS = ("longpoll", "legacy")
 
 
-async def _request(host: str, port: int, path: str, payload: dict[str, Any], cred: dict[str, str]
-                   ) -> tuple[int, dict[str, Any]]:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    full_path = "/api/v1" + path
-    headers = {"Host": f"{host}:{port}", "Content-Type": "application/json", "Connection": "close",
-               "Content-Length": str(len(body)),
-               **sign(method="POST", path=full_path, query="", body=body, worker_id=cred["worker_id"],
-                      key_id=cred["key_id"], secret=cred["secret"])}
-    head = f"POST {full_path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(head.encode() + body)
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-    head_bytes, _, rest = data.partition(b"\r\n\r\n")
-    status = int(head_bytes.split(b" ", 2)[1])
-    if b"transfer-encoding: chunked" in head_bytes.lower():
-        chunks, rest_view = [], rest
-        while rest_view:
-            size_line, _, rest_view = rest_view.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                break
-            chunks.append(rest_view[:size])
-            rest_view = rest_view[size + 2:]
-        rest = b"".join(chunks)
-    try:
-        return status, (json.loads(rest) if rest else {})
-    except ValueError:
-        return status, {"unparsed": rest[:300].decode(errors="replace")}
+def long_poll_enable(env: dict[str, str], seconds: int = LONG_POLL_S) -> None:
+    """The worker configuration lets pulls wait `seconds` (its default, 0, turns long polls off)."""
+    code = ("from workers_mgmt.services import worker_config_get, worker_config_save\n"
+            "c = worker_config_get()\n"
+            f"if getattr(c, 'long_poll_wait_s', {seconds}) != {seconds}:\n"
+            f"    c.long_poll_wait_s = {seconds}\n"
+            "    worker_config_save(config=c)\n")
+    portal.manage(env, "shell", "-c", code)
 
 
-class _Stats:
-    def __init__(self) -> None:
-        self.pull_ms: list[float] = []
-        self.heartbeat_ms: list[float] = []
-        self.pulls = self.idle_pulls = self.reports = self.heartbeats = 0
-        self.errors: dict[str, int] = {}
-        self.samples: list[str] = []
-
-    def error(self, key: str, detail: str) -> None:
-        self.errors[key] = self.errors.get(key, 0) + 1
-        if len(self.samples) < 5:
-            self.samples.append(f"{key} {detail[:300]}")
-
-
-async def _heartbeats(host: str, port: int, cred: dict[str, str], stats: _Stats, rng: random.Random,
-                      start_at: float, end_at: float, first_at: float) -> None:
-    await asyncio.sleep(max(0.0, first_at - time.time()))
-    while time.time() < end_at:
-        t0 = time.perf_counter()
-        try:
-            status, answer = await _request(host, port, "/heartbeat",
-                                            {"version": "1.0.0", "status": "ok", "running_jobs": 0}, cred)
-        except Exception as exc:
-            stats.error(f"heartbeat:{type(exc).__name__}", repr(exc))
-        else:
-            if status >= 400:
-                stats.error(f"heartbeat:{status}", json.dumps(answer)[:300])
-            elif time.time() >= start_at:
-                stats.heartbeats += 1
-                stats.heartbeat_ms.append((time.perf_counter() - t0) * 1000)
-        await asyncio.sleep(HEARTBEAT_S)
-
-
-async def _worker(host: str, port: int, cred: dict[str, str], stats: _Stats, stream: LeadStream,
-                  rng: random.Random, start_at: float, end_at: float, first_at: float) -> None:
-    await asyncio.sleep(max(0.0, first_at - time.time()))
-    held: dict[str, Any] | None = None
-    while time.time() < end_at:
-        reports = [] if held is None else [{
-            "job_id": held["id"], "attempt_id": held["attempt_id"], "idempotency_key": str(uuid.uuid4()),
-            "outcome": "succeeded", "leads": stream.leads(5)}]
-        t0 = time.perf_counter()
-        try:
-            status, answer = await _request(host, port, "/jobs/exchange", {"reports": reports, "pull": {"max": 1}},
-                                            cred)
-        except Exception as exc:
-            stats.error(f"pull:{type(exc).__name__}", repr(exc))
-            held = None
-            await asyncio.sleep(IDLE_PULL_S)
-            continue
-        elapsed = (time.perf_counter() - t0) * 1000
-        in_window = start_at <= time.time() <= end_at
-        if status >= 400:
-            stats.error(f"pull:{status}", json.dumps(answer)[:300])
-            held = None
-            await asyncio.sleep(IDLE_PULL_S)
-            continue
-        for result in answer.get("results") or []:
-            if result.get("status") != 200:
-                stats.error(f"item:{result.get('status')}", json.dumps(result)[:300])
-            elif in_window:
-                stats.reports += 1
-        jobs = answer.get("jobs") or []
-        if in_window:
-            stats.pulls += 1
-            stats.pull_ms.append(elapsed)
-            stats.idle_pulls += 0 if jobs else 1
-        held = jobs[0] if jobs else None
-        await asyncio.sleep(rng.uniform(*JOB_S) if held else IDLE_PULL_S)
-
-
-async def _fleet(base_url: str, creds: list[dict[str, str]], seed: int, stream_base: int, ramp_from: float,
-                 start_at: float, end_at: float) -> _Stats:
-    host, _, port = base_url.split("://", 1)[1].partition(":")
-    stats = _Stats()
-    rng = random.Random(seed)
-    tasks = []
-    for i, cred in enumerate(creds):
-        stream = LeadStream(stream_base + i, stream_size=10_000)
-        tasks.append(_worker(host, int(port), cred, stats, stream, random.Random(rng.random()), start_at, end_at,
-                             ramp_from + rng.uniform(0, IDLE_PULL_S)))
-        tasks.append(_heartbeats(host, int(port), cred, stats, rng, start_at, end_at,
-                                 ramp_from + rng.uniform(0, HEARTBEAT_S)))
-    await asyncio.gather(*tasks)
-    return stats
-
-
-def fleet_process(*, base_url: str, creds: list[dict[str, str]], seed: int, stream_base: int, ramp_s: float,
-                  sync) -> dict[str, Any]:
-    start_at, end_at = client_ready(sync)
-    at_start = resource.getrusage(resource.RUSAGE_SELF)
-    stats = asyncio.run(_fleet(base_url, creds, seed, stream_base, start_at - ramp_s, start_at, end_at))
-    at_end = resource.getrusage(resource.RUSAGE_SELF)
-    return {"pull_ms": stats.pull_ms, "heartbeat_ms": stats.heartbeat_ms, "pulls": stats.pulls,
-            "idle_pulls": stats.idle_pulls, "reports": stats.reports, "heartbeats": stats.heartbeats,
-            "errors": stats.errors, "samples": stats.samples,
-            "cpu_s": (at_end.ru_utime + at_end.ru_stime) - (at_start.ru_utime + at_start.ru_stime)}
-
-
-def _postpone_leftovers() -> None:
+def postpone_leftovers() -> None:
     """Ready jobs left by an earlier step move a year ahead: each step starts from its own supply."""
     import psycopg
 
@@ -181,77 +60,193 @@ def _postpone_leftovers() -> None:
         conn.execute("UPDATE queueing_job SET run_at = now() + interval '365 days' WHERE state = 'queued'")
 
 
-def step(api: Any, creds: list[dict[str, str]], *, ramp_s: float, seconds: float) -> dict[str, Any]:
+def server_pids(api: Any) -> list[int]:
+    return [p for s in api.servers for p in s.pids()]
+
+
+def server_connections(ports: list[int]) -> int:
+    """TCP connections the server processes still hold on their ports (any state but listening and
+    TIME_WAIT), from /proc/net/tcp: a request a client gave up on holds one until it answers."""
+    wanted = {f"{port:04X}" for port in ports}
+    count = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as fh:
+                next(fh)
+                for line in fh:
+                    fields = line.split()
+                    if fields[1].rsplit(":", 1)[1] in wanted and fields[3] not in ("0A", "06"):
+                        count += 1
+        except (OSError, StopIteration):
+            continue
+    return count
+
+
+def wait_drained(api: Any, *, most_s: float = LONG_POLL_S + 5) -> float:
+    """Wait until the server holds no connection and has used under 0.05 core for 2 s in a row (the
+    long polls the clients left behind are over: a server that keeps polling for a request whose
+    client has gone shows as CPU, not as a connection), at most `most_s`; returns the seconds waited.
+    Else they would claim the next step's jobs and spend its CPU."""
+    started = time.time()
+    ports = [s.port for s in api.servers]
+    quiet = 0
+    before = common.cpu_snapshot(server_pids(api))
+    while quiet < 2 and time.time() - started < most_s:
+        time.sleep(1.0)
+        after = common.cpu_snapshot(server_pids(api))
+        busy = common.cpu_used(before, after) / max(0.01, after.wall - before.wall)
+        quiet = quiet + 1 if busy < 0.05 and not server_connections(ports) else 0
+        before = after
+    return round(time.time() - started, 1)
+
+
+def step(api: Any, creds: list[dict[str, str]], *, mode: str, model: str, processes: int, ramp_s: float,
+         seconds: float) -> dict[str, Any]:
     size = len(creds)
-    _postpone_leftovers()
+    postpone_leftovers()
     portal.clone_ready_jobs(max(1, size // 2))
     rate = size / 35.0
-    per = (size + CLIENT_PROCESSES - 1) // CLIENT_PROCESSES
-    url = api.servers[0].url
-    with common.Clients(CLIENT_PROCESSES) as clients:
-        for index in range(CLIENT_PROCESSES):
-            clients.submit(fleet_process, base_url=url, creds=creds[index * per:(index + 1) * per],
-                           seed=index + 1, stream_base=1 + index * per, ramp_s=ramp_s)
-        # The ramp (workers' first pulls over 5 s, first heartbeats over 30 s) is the warm-up.
+    urls = [s.url for s in api.servers]
+    # Round robin over the server processes by worker index, as a load balancer would.
+    assignments = [(urls[i % len(urls)], cred) for i, cred in enumerate(creds)]
+    per = (size + processes - 1) // processes
+    with common.Clients(processes) as clients:
+        for index in range(processes):
+            clients.submit(fleet_process, assignments=assignments[index * per:(index + 1) * per], model=model,
+                           keepalive=mode == "keepalive", seed=index + 1, stream_base=1 + index * per, ramp_s=ramp_s)
+        # The ramp (workers' first pulls over 5 s, legacy heartbeats over 30 s) is the warm-up.
         start_at, end_at = clients.start(warmup_s=ramp_s, seconds=seconds)
         fed, owed, last = 0, 0.0, time.time()
-        server0 = pg0 = None
+        server0 = pg0 = sampler = None
+        measured_from = start_at
         while time.time() < end_at:
-            time.sleep(1.0)
+            time.sleep(max(0.0, min(1.0, end_at - time.time())))
             now = time.time()
             owed += rate * (now - last)
             last = now
-            if owed >= 1:
+            if owed >= 1 and now < end_at:
                 portal.clone_ready_jobs(int(owed))
                 fed += int(owed)
                 owed -= int(owed)
             if server0 is None and now >= start_at:
-                server0 = common.cpu_snapshot([p for s in api.servers for p in s.pids()])
+                server0 = common.cpu_snapshot(server_pids(api))
                 pg0 = common.cpu_snapshot(common.postgres_pids(portal.DB))
+                machine0 = common.machine_cpu_seconds()
                 measured_from = now
-        server1 = common.cpu_snapshot([p for s in api.servers for p in s.pids()])
+                sampler = PgSampler(portal.DB)
+                sampler.start()
+        server1 = common.cpu_snapshot(server_pids(api))
         pg1 = common.cpu_snapshot(common.postgres_pids(portal.DB))
-        measured_s = time.time() - measured_from
+        machine1 = common.machine_cpu_seconds()
+        measured_s = max(0.001, time.time() - measured_from)
+        waits = sampler.stop() if sampler else None
+        if model == "longpoll":
+            # A job for every worker: the long polls still waiting answer now (a server cannot stop a
+            # sync view whose client has gone, so one left waiting would claim the next step's jobs).
+            portal.clone_ready_jobs(size)
         results = clients.results(timeout=ramp_s + seconds + 180)
+    drain_s = wait_drained(api)
+    return _step_result(results, size=size, mode=mode, model=model, processes=processes, seconds=seconds,
+                        fed=fed, measured_s=measured_s, drain_s=drain_s, waits=waits,
+                        server_cpu=common.cpu_used(server0, server1) if server0 else None,
+                        pg_cpu=common.cpu_used(pg0, pg1) if pg0 else None,
+                        machine_busy=(machine1 - machine0) if server0 else None)
+
+
+def _step_result(results: list[dict[str, Any]], *, size: int, mode: str, model: str, processes: int,
+                 seconds: float, fed: int, measured_s: float, drain_s: float, waits: dict[str, Any] | None,
+                 server_cpu: float | None, pg_cpu: float | None, machine_busy: float | None) -> dict[str, Any]:
+    cores = os.cpu_count() or 1
     pull_ms = [x for r in results for x in r["pull_ms"]]
     hb_ms = [x for r in results for x in r["heartbeat_ms"]]
+    lp_ms = [x for r in results for x in r["long_poll_ms"]]
+    lag = [x for r in results for x in r["loop_lag_ms"]]
     errors: dict[str, int] = {}
     for r in results:
         for key, value in r["errors"].items():
             errors[key] = errors.get(key, 0) + value
+    total = {key: sum(r[key] for r in results) for key in (
+        "pulls", "idle_pulls", "reports", "heartbeats", "long_polls", "long_poll_jobs", "idle_requests", "idle_requests_with_job", "idle_s",
+        "cut_at_end", "connects", "resends")}
+    requests = total["pulls"] + total["heartbeats"] + total["long_polls"]
     p99 = common.percentile(pull_ms, 99)
-    requests = sum(r["pulls"] + r["heartbeats"] for r in results)
+    per_process = [round(r["cpu_s"] / seconds, 3) for r in results]
+    idle_min = total["idle_s"] / 60
     return {
-        "workers": size, "seconds": seconds, "pulls": len(pull_ms), "idle_pulls": sum(r["idle_pulls"] for r in results),
-        "reports": sum(r["reports"] for r in results), "heartbeats": len(hb_ms), "jobs_fed": fed,
-        "requests_per_s": requests / seconds,
-        "pull_p50_ms": common.percentile(pull_ms, 50), "pull_p99_ms": p99,
+        "workers": size, "mode": mode, "model": model, "seconds": seconds, "jobs_fed": fed,
+        "pulls": total["pulls"], "idle_pulls": total["idle_pulls"], "reports": total["reports"],
+        "heartbeats": total["heartbeats"], "long_polls": total["long_polls"],
+        "long_polls_with_job": total["long_poll_jobs"],
+        "requests": requests, "requests_per_s": round(requests / seconds, 1),
+        "pull_p50_ms": common.percentile(pull_ms, 50), "pull_p99_ms": p99, "pull_max_ms": max(pull_ms, default=None),
         "heartbeat_p50_ms": common.percentile(hb_ms, 50), "heartbeat_p99_ms": common.percentile(hb_ms, 99),
+        "long_poll_p50_ms": common.percentile(lp_ms, 50), "long_poll_p99_ms": common.percentile(lp_ms, 99),
+        "idle_worker_minutes": round(idle_min, 2), "idle_requests": total["idle_requests"],
+        "idle_requests_with_job": total["idle_requests_with_job"],
+        # what waiting costs: the idle requests that brought nothing (empty pulls and long polls,
+        # heartbeats while idle), per idle worker-minute; `_all` also counts the one that brought a job
+        "idle_requests_per_worker_min": round((total["idle_requests"] - total["idle_requests_with_job"]) / idle_min, 2)
+        if idle_min else None,
+        "idle_requests_per_worker_min_all": round(total["idle_requests"] / idle_min, 2) if idle_min else None,
         "errors": errors, "error_samples": [s for r in results for s in r["samples"]][:5],
-        "server_cpu_share": round(common.cpu_used(server0, server1) / measured_s / (os.cpu_count() or 1), 3)
-        if server0 else None,
-        "postgres_cpu_share": round(common.cpu_used(pg0, pg1) / measured_s / (os.cpu_count() or 1), 3)
-        if pg0 else None,
-        "client_cpu_share": round(sum(r["cpu_s"] for r in results) / (seconds + ramp_s) / (os.cpu_count() or 1), 3),
+        "workers_cut_at_end": total["cut_at_end"], "connections_opened": total["connects"],
+        "keepalive_resends": total["resends"],
+        "client_processes": processes, "client_cpu_per_process": per_process,
+        "client_loop_lag_p50_ms": common.percentile(lag, 50), "client_loop_lag_p99_ms": common.percentile(lag, 99),
+        "client_cpu_share": round(sum(r["cpu_s"] for r in results) / seconds / cores, 3),
+        "server_cpu_share": None if server_cpu is None else round(server_cpu / measured_s / cores, 3),
+        "postgres_cpu_share": None if pg_cpu is None else round(pg_cpu / measured_s / cores, 3),
+        "machine_busy_share": None if machine_busy is None else round(machine_busy / measured_s / cores, 3),
+        "server_cpu_ms_per_request": None if server_cpu is None or not requests
+        else round(server_cpu * 1000 / (requests * measured_s / seconds), 2),
+        "postgres_cpu_ms_per_request": None if pg_cpu is None or not requests
+        else round(pg_cpu * 1000 / (requests * measured_s / seconds), 2),
+        "pg_waits": waits, "locks_waiting_max": None if waits is None else waits.get("locks_waiting_max"),
+        "drain_wait_s": drain_s,
         "pass": bool(pull_ms) and p99 < TARGET_P99_MS and not errors,
     }
 
 
+def step_line(r: dict[str, Any]) -> str:
+    waits = r["pg_waits"] or {}
+    top = ", ".join(f"{k} {v / max(1, waits.get('samples', 1)):.2f}" for k, v in list(waits.get("by_wait", {}).items())[:3])
+    return (f"fleet {r['workers']:,} {r['mode']:9}: pull p50 {r['pull_p50_ms']:.1f} ms p99 {r['pull_p99_ms']:.1f} ms, "
+            f"{r['requests_per_s']:.0f} req/s ({r['pulls']} pulls, {r['long_polls']} long polls, "
+            f"{r['heartbeats']} heartbeats), idle req/worker-min {r['idle_requests_per_worker_min']}, "
+            f"server {r['server_cpu_share']:.0%} ({r['server_cpu_ms_per_request']} ms/req), "
+            f"pg {r['postgres_cpu_share']:.0%}, clients {r['client_processes']}x "
+            f"{max(r['client_cpu_per_process'], default=0):.2f} core (lag p99 {r['client_loop_lag_p99_ms']:.0f} ms), "
+            f"pg active {waits.get('active_mean')} [{top}], locks waiting max {r['locks_waiting_max']}"
+            + (f", errors {r['errors']}" if r["errors"] else "") + (" PASS" if r["pass"] else " FAIL"))
+
+
 def measure(api: Any, env: dict[str, str], *, sizes: tuple[int, ...], ramp_s: float, seconds: float,
-            log) -> dict[str, Any]:
+            log, model: str = "longpoll", modes: tuple[str, ...] = MODES) -> dict[str, Any]:
     creds = portal.create_workers(env, max(sizes), prefix="fleet-w")
-    steps = []
+    if model == "longpoll":
+        long_poll_enable(env)
+    steps: list[dict[str, Any]] = []
+    processes = dict.fromkeys(modes, CLIENT_PROCESSES)
+    failing = dict.fromkeys(modes, 0)
     for size in sizes:
-        r = step(api, creds[:size], ramp_s=ramp_s, seconds=seconds)
-        steps.append(r)
-        log(f"fleet {size:,} workers: pull p50 {r['pull_p50_ms']:.1f} ms p99 {r['pull_p99_ms']:.1f} ms, "
-            f"{r['requests_per_s']:.0f} requests/s, {r['pulls']} pulls ({r['idle_pulls']} idle), "
-            f"server CPU {r['server_cpu_share']:.0%} of the machine" + (f", errors {r['errors']}" if r["errors"] else "")
-            + (" PASS" if r["pass"] else " FAIL"))
-        if not r["pass"] and len(steps) >= 2 and not steps[-2]["pass"]:
-            break       # two failing steps in a row: the curve has been seen
-    passing = [s["workers"] for s in steps if s["pass"]]
-    largest = max(passing) if passing else 0
-    return {"steps": steps, "largest_passing": largest, "target_workers": TARGET_WORKERS,
-            "target_p99_ms": TARGET_P99_MS, "pass": largest >= TARGET_WORKERS, "server": api.kind,
-            "server_processes": api.processes}
+        for mode in modes:
+            if failing[mode] >= 2:
+                continue        # two failing steps in a row: this mode's curve has been seen
+            r = step(api, creds[:size], mode=mode, model=model, processes=processes[mode],
+                     ramp_s=max(ramp_s, IDLE_PULL_S), seconds=seconds)
+            steps.append(r)
+            log(step_line(r))
+            failing[mode] = 0 if r["pass"] else failing[mode] + 1
+            if max(r["client_cpu_per_process"], default=0) > CLIENT_BUSY_CORES:
+                processes[mode] = min(MAX_CLIENT_PROCESSES, processes[mode] * 2)
+        if all(failing[mode] >= 2 for mode in modes):
+            break
+    largest = {}
+    for mode in modes:
+        passing = [s["workers"] for s in steps if s["mode"] == mode and s["pass"]]
+        largest[mode] = max(passing) if passing else 0
+    return {"steps": steps, "model": model, "modes": list(modes), "largest_passing": largest,
+            "target_workers": TARGET_WORKERS, "target_p99_ms": TARGET_P99_MS,
+            "target_idle_requests_per_worker_min": TARGET_IDLE_REQUESTS_PER_MIN,
+            "pass": {mode: largest[mode] >= TARGET_WORKERS for mode in modes},
+            "server": api.kind, "server_processes": api.processes}

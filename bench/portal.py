@@ -135,20 +135,25 @@ def clone_ready_jobs(count: int, *, database: str = DB) -> None:
     `enqueue_jobs` made (provider, payload, limits as the portal writes them), fresh and queued.
     For the million-job rows and the fleet's steady supply."""
     with psycopg.connect(dsn(database), autocommit=True) as conn:
-        columns = [row[0] for row in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'queueing_job' "
-            "AND column_name <> 'id' ORDER BY ordinal_position").fetchall()]
-        template = conn.execute("SELECT min(id) FROM queueing_job").fetchone()[0]
-        if template is None:
-            raise RuntimeError("clone_ready_jobs needs one job to copy (enqueue_jobs first)")
-        names = ", ".join(f'"{c}"' for c in columns)
-        fresh = {"created_at": "now()", "updated_at": "now()", "run_at": "now()", "state": "'queued'",
-                 "attempts": "0", "current_attempt_id": "NULL", "leased_by_id": "NULL", "lease_expires_at": "NULL",
-                 "finished_at": "NULL", "last_error": "NULL", "leads_added": "0", "dead_reason": "''"}
-        picks = ", ".join(fresh.get(c, f't."{c}"') for c in columns)
-        conn.execute(f"INSERT INTO queueing_job ({names}) SELECT {picks} FROM queueing_job t, "
-                     "generate_series(1, %s) WHERE t.id = %s", [count, template])
+        conn.execute(ready_jobs_sql(conn), [count])
         conn.execute("ANALYZE queueing_job")
+
+
+def ready_jobs_sql(conn: psycopg.Connection) -> str:
+    """The INSERT of `clone_ready_jobs` (one parameter: how many), returning the new ids."""
+    columns = [row[0] for row in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'queueing_job' "
+        "AND column_name <> 'id' ORDER BY ordinal_position").fetchall()]
+    template = conn.execute("SELECT min(id) FROM queueing_job").fetchone()[0]
+    if template is None:
+        raise RuntimeError("clone_ready_jobs needs one job to copy (enqueue_jobs first)")
+    names = ", ".join(f'"{c}"' for c in columns)
+    fresh = {"created_at": "now()", "updated_at": "now()", "run_at": "now()", "state": "'queued'",
+             "attempts": "0", "current_attempt_id": "NULL", "leased_by_id": "NULL", "lease_expires_at": "NULL",
+             "finished_at": "NULL", "last_error": "NULL", "leads_added": "0", "dead_reason": "''"}
+    picks = ", ".join(fresh.get(c, f't."{c}"') for c in columns)
+    return (f"INSERT INTO queueing_job ({names}) SELECT {picks} FROM queueing_job t, "
+            f"generate_series(1, %s) WHERE t.id = {int(template)} RETURNING id")
 
 
 def db_stats() -> dict[str, int]:

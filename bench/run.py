@@ -3,7 +3,8 @@ and Procrastinate, in one run; one table on stdout, the same as JSON in bench/re
 
     .venv/bin/python -m bench.run                  # everything (about 6-8 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick          # a smoke run: a few seconds per metric
-    .venv/bin/python -m bench.run --only jobs      # raw | peer | servers | jobs | ingest | claim | fleet | monitor | live | alerts
+    .venv/bin/python -m bench.run --only jobs      # raw | peer | servers | jobs | ingest | claim | heartbeat | fleet | wakeup
+                                                   # | monitor | live | alerts
 
 See docs/PERFORMANCE.md for what each number means and how to read it.
 """
@@ -31,19 +32,22 @@ from bench import (
     claim_cost,
     common,
     fleet,
+    fleet_client,
     live_latency,
     monitor_pages,
     peer,
     portal,
     raw_ingest,
     raw_queue,
+    wakeup,
 )
 from bench import servers as server_choice
 from bench.api_load import STREAMS, client_kind_available, client_process
 from leadops.servers import CHOSEN, KINDS
 
-SECTIONS = ("raw", "peer", "servers", "jobs", "ingest", "claim", "fleet", "monitor", "live", "alerts")
-API_SECTIONS = {"servers", "jobs", "ingest", "claim", "fleet"}
+SECTIONS = ("raw", "peer", "servers", "jobs", "ingest", "claim", "heartbeat", "fleet", "wakeup", "monitor", "live",
+            "alerts")
+API_SECTIONS = {"servers", "jobs", "ingest", "claim", "heartbeat", "fleet", "wakeup"}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 WORKERS = 16
@@ -85,7 +89,7 @@ class Plan:
                        fleet_sizes=(100, 250), fleet_ramp_s=5, fleet_seconds=8)
         return cls(quick=False, runs=3, api_seconds=10, trial_seconds=6, raw_seconds=5, peer_jobs=1_500,
                    peer_runs=3, server_seconds=8, claim_seconds=5, claim_sizes=CLAIM_SIZES,
-                   fleet_sizes=(100, 250, 500, 1_000, 1_500, 2_000), fleet_ramp_s=10, fleet_seconds=30)
+                   fleet_sizes=(100, 250, 500, 1_000, 2_000, 4_000), fleet_ramp_s=10, fleet_seconds=30)
 
 
 def log(message: str) -> None:
@@ -373,6 +377,28 @@ def measure_ingest(api: Api, plan: Plan, processes_choice: str, results: dict[st
         results["share_of_ceiling"] = common.median(shares) if shares else None
 
 
+def measure_heartbeat(api: Api, plan: Plan, servers_res: dict[str, Any] | None, server: str) -> dict[str, Any]:
+    """Server CPU per signed heartbeat on the chosen server: the servers section's number when it ran
+    in this run, else one window of the 16 bench workers sending heartbeats back to back."""
+    cell = ((servers_res or {}).get("table") or {}).get(server, {}).get("heartbeat") or {}
+    if cell.get("server_cpu_ms") is not None:
+        r = {"server_cpu_ms": cell["server_cpu_ms"], "per_s": cell["per_s"], "errors": cell["errors"],
+             "source": "servers section (medians of its runs)"}
+    else:
+        w = api.window(batch=1, seconds=plan.server_seconds, leads_per_job=LEADS_PER_JOB, expected_jobs_per_s=0.0,
+                       mode="heartbeat")
+        r = {"server_cpu_ms": round(w["cpu_s"]["server"] * 1000 / w["jobs"], 3) if w["jobs"] else None,
+             "postgres_cpu_ms": round(w["cpu_s"]["postgres"] * 1000 / w["jobs"], 3) if w["jobs"] else None,
+             "per_s": w["jobs_per_s"], "errors": w["errors"], "p50_ms": common.percentile(w["pull_ms"], 50),
+             "p99_ms": common.percentile(w["pull_ms"], 99), "source": f"one window of {plan.server_seconds:.0f} s"}
+    r.update({"server": server, "server_processes": api.processes, "target_ms": TARGET_HEARTBEAT_CPU_MS,
+              "pass": r["server_cpu_ms"] is not None and r["server_cpu_ms"] <= TARGET_HEARTBEAT_CPU_MS
+              and not r["errors"]})
+    log(f"heartbeat: {r['server_cpu_ms']} ms of server CPU each ({server} x{api.processes}, {r['per_s']:.0f}/s; "
+        f"{r['source']})" + (f", errors {r['errors']}" if r["errors"] else ""))
+    return r
+
+
 def measure_queries(api: Api) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-m", "bench.queries"], cwd=common.ROOT, env=api.env,
                           capture_output=True, text=True, timeout=300, check=False)
@@ -433,12 +459,18 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"metric": f"CPU ms per job, server / PostgreSQL ({label}, {api.get('server', '?')})",
                      "leadops": None if server_ms is None else f"{server_ms:.2f} / {pg_ms:.2f}", "ceiling": None,
                      "peer": None, "ratio": None, "target": "-", "pass": None, "unit": "ms"})
-    servers_res = res.get("servers") or {}
-    heartbeat_ms = get(servers_res, "table", servers_res.get("chosen", ""), "heartbeat", "server_cpu_ms")
-    rows.append({"metric": f"signed heartbeat: server CPU ms ({servers_res.get('chosen', '-')})",
+    heartbeat = res.get("heartbeat") or {}
+    if not heartbeat:       # the servers section alone: its chosen server's heartbeat
+        servers_res = res.get("servers") or {}
+        cpu = get(servers_res, "table", servers_res.get("chosen", ""), "heartbeat", "server_cpu_ms")
+        if cpu is not None:
+            heartbeat = {"server_cpu_ms": cpu, "server": servers_res["chosen"],
+                         "pass": cpu <= TARGET_HEARTBEAT_CPU_MS}
+    heartbeat_ms = heartbeat.get("server_cpu_ms")
+    rows.append({"metric": f"signed heartbeat: server CPU ms ({heartbeat.get('server', '-')})",
                  "leadops": heartbeat_ms, "ceiling": None, "peer": None, "ratio": None,
                  "target": f"≤ {TARGET_HEARTBEAT_CPU_MS} ms",
-                 "pass": None if heartbeat_ms is None else heartbeat_ms <= TARGET_HEARTBEAT_CPU_MS, "unit": "ms"})
+                 "pass": None if heartbeat_ms is None else heartbeat["pass"], "unit": "ms"})
     claim = res.get("claim") or {}
     sizes = list((claim.get("sizes") or {}).keys())
     if sizes:
@@ -459,11 +491,20 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                          "leadops": f"{ratio:.2f}x", "ceiling": None, "peer": None, "ratio": None,
                          "target": f"≤ {TARGET_CLAIM_RATIO}x", "pass": ratio <= TARGET_CLAIM_RATIO, "unit": "ms"})
     fleet_res = res.get("fleet") or {}
-    if fleet_res.get("steps"):
-        rows.append({"metric": f"fleet: simulated workers at pull p99 < {fleet.TARGET_P99_MS:.0f} ms "
-                               f"({fleet_res['server']} x{fleet_res['server_processes']})",
-                     "leadops": float(fleet_res["largest_passing"]), "ceiling": None, "peer": None, "ratio": None,
-                     "target": f"≥ {fleet.TARGET_WORKERS:,}", "pass": fleet_res["pass"], "unit": "workers"})
+    for mode in fleet_res.get("modes", []) if fleet_res.get("steps") else []:
+        label = "keep-alive" if mode == "keepalive" else "a connection per request"
+        rows.append({"metric": f"fleet: simulated workers at pull p99 < {fleet.TARGET_P99_MS:.0f} ms, {label} "
+                               f"({fleet_res['model']}, {fleet_res['server']} x{fleet_res['server_processes']})",
+                     "leadops": float(fleet_res["largest_passing"][mode]), "ceiling": None, "peer": None,
+                     "ratio": None, "target": f"≥ {fleet.TARGET_WORKERS:,}", "pass": fleet_res["pass"][mode],
+                     "unit": "workers"})
+    wake = res.get("wakeup") or {}
+    if wake:
+        rows.append({"metric": f"wake-up: enqueue -> claim p50 / p99 ms ({wake['workers']} idle long-polling "
+                               f"workers, {wake['jobs']} jobs)",
+                     "leadops": f"{wake['p50_ms']:.1f} / {wake['p99_ms']:.1f}", "ceiling": None, "peer": None,
+                     "ratio": None, "target": f"p99 ≤ {wakeup.TARGET_P99_MS:.0f} ms", "pass": wake["pass"],
+                     "unit": "ms"})
     for batch in (1, 10):
         p50 = get(api, f"batch{batch}", "pull_p50_ms")
         p99 = get(api, f"batch{batch}", "pull_p99_ms")
@@ -542,6 +583,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run: one short run per metric")
     parser.add_argument("--fleet-sizes", default="", help="fleet steps, comma-separated (default: the plan's)")
     parser.add_argument("--fleet-seconds", type=float, default=None, help="measured seconds per fleet step")
+    parser.add_argument("--fleet-model", choices=fleet.MODELS, default="longpoll",
+                        help="longpoll: idle workers long-poll 30 s (issue 27); legacy: an empty pull every 5 s")
+    parser.add_argument("--wakeup-workers", type=int, default=wakeup.WORKERS,
+                        help="idle long-polling workers of the wake-up row (with a 1 s re-query, N pollers "
+                             "find a new job within about 1/N s)")
+    parser.add_argument("--fleet-modes", default=",".join(fleet.MODES),
+                        help="keepalive, close or both (comma-separated): the connection modes of each fleet step")
     parser.add_argument("--only", default="", help=f"{', '.join(SECTIONS)} (comma-separated for several)")
     parser.add_argument("--client", choices=("auto", "reference", "mini"), default="auto",
                         help="auto: worker_client.LeadOpsClient when it imports, else bench.miniclient")
@@ -561,6 +609,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"--only takes {', '.join(SECTIONS)}; not {', '.join(sorted(unknown))}")
     args.sections = only or set(SECTIONS)
+    args.fleet_modes = tuple(m.strip() for m in args.fleet_modes.split(",") if m.strip())
+    if not args.fleet_modes or set(args.fleet_modes) - set(fleet.MODES):
+        parser.error(f"--fleet-modes takes {', '.join(fleet.MODES)}")
     return args
 
 
@@ -572,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fleet_seconds:
         plan = dataclasses.replace(plan, fleet_seconds=args.fleet_seconds)
     started = time.time()
+    # Thousands of simulated workers' sockets: the bench, its clients and the servers it starts.
+    nofile = fleet_client.raise_nofile()
     res: dict[str, Any] = {
         "date": dt.date.today().isoformat(), "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "quick": plan.quick, "sections": sorted(args.sections), "machine": common.machine_info(),
@@ -579,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
                   "leads_per_job": LEADS_PER_JOB, "leads_per_ingest_report": LEADS_PER_INGEST_REPORT,
                   "runs_per_metric": plan.runs, "api_seconds_per_run": plan.api_seconds,
                   "raw_seconds_per_run": plan.raw_seconds, "peer_jobs_per_run": plan.peer_jobs},
-        "notes": [],
+        "notes": [], "open_files_limit": nofile,
     }
     log(f"machine: {res['machine']['cpu_count']} CPUs, PostgreSQL {res['machine']['postgresql']}, "
         f"load {res['machine']['load_average_at_start']}, commit {res['machine']['git_commit'][:10]}")
@@ -662,14 +715,28 @@ def main(argv: list[str] | None = None) -> int:
                 if {"jobs", "ingest"} & args.sections:
                     section("queries per request",
                             lambda: res["api"].__setitem__("queries_per_request", measure_queries(api)))
+                def serve_chosen() -> None:
+                    if api.kind != args.server or not api.servers:
+                        api.start(os.cpu_count() or 1, kind=args.server)
+                    portal.top_up(api.env, 1)       # a job for clone_ready_jobs to copy
+
+                if "heartbeat" in args.sections:
+                    def _heartbeat() -> None:
+                        serve_chosen()
+                        res["heartbeat"] = measure_heartbeat(api, plan, res.get("servers"), args.server)
+                    section("heartbeat CPU", _heartbeat)
                 if "fleet" in args.sections:
                     def _fleet() -> None:
-                        if api.kind != args.server or not api.servers:
-                            api.start(os.cpu_count() or 1, kind=args.server)
-                        portal.top_up(api.env, 1)       # a job for clone_ready_jobs to copy
+                        serve_chosen()
                         res["fleet"] = fleet.measure(api, api.env, sizes=plan.fleet_sizes, ramp_s=plan.fleet_ramp_s,
-                                                     seconds=plan.fleet_seconds, log=log)
+                                                     seconds=plan.fleet_seconds, log=log, model=args.fleet_model,
+                                                     modes=args.fleet_modes)
                     section("fleet capacity", _fleet)
+                if "wakeup" in args.sections:
+                    def _wakeup() -> None:
+                        serve_chosen()
+                        res["wakeup"] = wakeup.measure(api, api.env, workers=args.wakeup_workers, log=log)
+                    section("wake-up latency", _wakeup)
                 if "claim" in args.sections:
                     def _claim() -> None:
                         api.stop()
