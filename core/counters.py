@@ -9,7 +9,19 @@ from django.db.models import Sum
 
 from core.models import MetricCounter
 
-SHARDS = 8
+# Rows per total. A transaction adds to the shard of its database connection (docs/PERFORMANCE.md,
+# "What the fleet waited on"): two transactions in flight at once hold different connections, so
+# they meet on one row only when their connections' shards collide. With 8 random shards, reports
+# queued on these rows behind each other's commits.
+SHARDS = 64
+
+
+def connection_shard(shards: int) -> int:
+    """A shard number for hot shared rows: the PostgreSQL backend's pid modulo `shards` (fixed for
+    the connection, so concurrent transactions spread), else a random one (SQLite has one writer)."""
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        return connection.connection.info.backend_pid % shards
+    return random.randrange(shards)
 
 
 def metric_totals_add(*, amounts: dict[str, int]) -> None:
@@ -18,11 +30,12 @@ def metric_totals_add(*, amounts: dict[str, int]) -> None:
     One statement; zero amounts are skipped. The hourly per-provider ingestion counters, which the
     retention policy purges, are another table (`ingestion.statements.ingest_counters_add`).
     """
-    rows = [(name, amount) for name, amount in amounts.items() if amount]
+    # Sorted: two transactions on one shard lock its rows in the same order, never crosswise.
+    rows = sorted((name, amount) for name, amount in amounts.items() if amount)
     if not rows:
         return
     table = MetricCounter._meta.db_table
-    shard = random.randrange(SHARDS)
+    shard = connection_shard(SHARDS)
     values = ", ".join(["(%s, %s, %s)"] * len(rows))
     params: list[str | int] = []
     for name, amount in rows:

@@ -72,9 +72,9 @@ class MetricCounter(models.Model):
     """A monotonic total for /metrics (claims, reports, leads by outcome), kept in a few shards.
 
     Prometheus counters must never go down: totals derived from rows the pruner deletes would
-    look like resets. Each event adds to one of a few shard rows of its name (chosen at random) in
-    the transaction of the state change, so concurrent claims rarely wait on one row; a scrape sums
-    a handful of rows instead of aggregating the attempts table.
+    look like resets. Each event adds to one of the shard rows of its name (its connection's, see
+    core/counters.py) in the transaction of the state change, so concurrent claims rarely wait on
+    one row; a scrape sums a few dozen rows instead of aggregating the attempts table.
     """
 
     name = models.CharField(max_length=63)

@@ -308,12 +308,16 @@ class BreakerOutcome(BreakerKeyed):
     """Outcomes of one breaker in one time bucket, upserted by reports (shared by all processes)."""
 
     bucket = models.DateTimeField()
+    # A provider's bucket is spread over rows by database connection (queueing/services/breakers.py);
+    # readers sum them.
+    shard = models.PositiveSmallIntegerField(default=0)
     successes = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["scope", "key", "bucket"], name="uniq_breaker_bucket")
+            models.UniqueConstraint(fields=["scope", "key", "bucket", "shard"],
+                                    name="uniq_breaker_bucket_shard")
         ]
         # For the purge of old buckets; a bucket row is inserted once and then only counted up.
         indexes = [models.Index(fields=["bucket"], name="queueing_breakeroutcome_bucket")]

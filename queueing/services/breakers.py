@@ -10,6 +10,7 @@ from django.db.models import F, Max, Q, Sum
 from django.utils.timezone import now as clock_now
 
 from core.audit import Actor, staff_action_record
+from core.counters import connection_shard
 from core.events import publish
 from queueing.models import (
     Breaker,
@@ -96,6 +97,9 @@ def breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
     Breaker.objects.filter(pk=breaker.pk).update(probes_left=breaker.probes_left, updated_at=now)
 
 
+OUTCOME_SHARDS = 16
+
+
 def breaker_outcome_record(*, provider: Provider, worker: Worker, failed: bool, now: dt.datetime,
                      counts: tuple[int, int] | None = None) -> None:
     """Count finished attempts for the provider's and the worker's breakers, and move them.
@@ -109,14 +113,18 @@ def breaker_outcome_record(*, provider: Provider, worker: Worker, failed: bool, 
     failed = bad > 0
     at = connection.ops.adapt_datetimefield_value(bucket)
     scopes = ((BreakerScope.PROVIDER, provider.name), (BreakerScope.WORKER, worker.pk))
+    # Every report of a provider adds to its bucket: a row per connection shard keeps reports from
+    # queueing behind each other's commits (docs/PERFORMANCE.md, "What the fleet waited on"). A
+    # worker's own row is its own.
+    shard = connection_shard(OUTCOME_SHARDS)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (scope, key, bucket, successes, failures) "
-            f"VALUES (%s, %s, %s, %s, %s), (%s, %s, %s, %s, %s) "
-            f"ON CONFLICT (scope, key, bucket) DO UPDATE SET "
+            f"INSERT INTO {table} (scope, key, bucket, shard, successes, failures) "
+            f"VALUES (%s, %s, %s, %s, %s, %s), (%s, %s, %s, 0, %s, %s) "
+            f"ON CONFLICT (scope, key, bucket, shard) DO UPDATE SET "
             f"successes = {table}.successes + excluded.successes, "
             f"failures = {table}.failures + excluded.failures",
-            [scopes[0][0], scopes[0][1], at, ok, bad, scopes[1][0], scopes[1][1], at, ok, bad],
+            [scopes[0][0], scopes[0][1], at, shard, ok, bad, scopes[1][0], scopes[1][1], at, ok, bad],
         )
     breakers = {
         (b.scope, b.key): b
