@@ -446,14 +446,16 @@ class Worker:
         The call runs on a thread of its own so that stop() never waits for it: a worker told to
         stop answers at once, and jobs that the abandoned poll still brings back are released.
         """
-        done, box = threading.Event(), {}
+        done = threading.Event()
+        box: dict[str, dict[str, Any]] = {}
+        failed: list[BaseException] = []
 
         def call() -> None:
             try:
                 box["answer"] = self.client.pull(max=max_jobs, providers=self.providers,
                                                   wait_s=self.settings.long_poll_wait_s)
             except BaseException as exc:
-                box["error"] = exc
+                failed.append(exc)
             finally:
                 done.set()
                 if self._stop.is_set():
@@ -463,8 +465,8 @@ class Worker:
         while not done.wait(0.2):
             if self._stop.is_set():
                 return {"jobs": [], "retry_after_s": 0}
-        if "error" in box:
-            raise box["error"]
+        if failed:
+            raise failed[0]
         return box["answer"]
 
     def _abandoned_release(self, answer: Any) -> None:
