@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,9 +35,33 @@ __all__ = ["ASYNC", "BASE_DIR", "CHOSEN", "LOG_DIR", "SERVER_KINDS", "free_port"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port free now, chosen below the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) is one of those it also gives to outgoing connections:
+    between this check and the server's own bind, a client socket of the test (to PostgreSQL, Redis,
+    another server) could take it, and the server fails with "Address already in use". Below the
+    ephemeral range only another listener can.
+    """
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1025, low - 12_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded range: fall back to what the kernel picks
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def server_command(kind: str, port: int) -> list[str]:
