@@ -1,11 +1,14 @@
 """ASGI entry point served by daphne: HTTP through Django, WebSockets through Channels (docs/DEPLOY.md)."""
 
 import os
-
-from django.core.asgi import get_asgi_application
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadops.settings")
-django_asgi_app = get_asgi_application()
+
+from leadops.handler import get_one_hop_asgi_application
+
+# Django's request path in one thread hop per request (leadops/handler.py).
+django_asgi_app: Any = get_one_hop_asgi_application()
 
 from django.conf import settings  # noqa: E402
 
@@ -19,16 +22,18 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from leadops.live import publishing  # noqa: E402
 from leadops.routing import websocket_urlpatterns  # noqa: E402
 from leadops.servers import freeze_startup_heap  # noqa: E402
 from queueing.long_poll import LongPollMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter(
+# Monitor events are pushed from the event loop, not from the request's thread (leadops/live.py).
+application = publishing(ProtocolTypeRouter(
     {
         # Long polls wait in the event loop, not in a Django thread (docs/API.md, "Long poll").
         "http": LongPollMiddleware(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
-)
+))
 
 freeze_startup_heap()

@@ -24,3 +24,32 @@ def test_no_middleware_is_adapted_under_asgi(caplog, settings):
 
 def test_no_middleware_is_adapted_under_wsgi(caplog, settings):
     assert _adapted(caplog, settings, WSGIHandler()) == []
+
+
+def test_the_served_asgi_handler_builds_the_chain_sync_and_enters_it_once():
+    # Django's MiddlewareMixin in async mode runs each process_request/process_response through
+    # sync_to_async: a dozen hand-offs a request. The portal's handler builds the chain in sync mode
+    # and wraps the whole of it in one hand-off (leadops/handler.py; docs/PERFORMANCE.md, "The fixed
+    # cost of a request").
+    from asgiref.sync import SyncToAsync
+
+    from leadops.handler import OneHopASGIHandler
+
+    handler = OneHopASGIHandler()
+    chain = handler._middleware_chain
+    assert isinstance(chain, SyncToAsync)
+    layer, depth = chain.func, 0
+    while hasattr(layer, "get_response"):
+        assert not getattr(layer, "async_mode", False), type(layer).__name__
+        assert not getattr(layer, "is_async", False), type(layer).__name__
+        layer, depth = layer.get_response, depth + 1
+    assert depth >= 10  # every middleware of settings.MIDDLEWARE was walked
+
+
+def test_the_asgi_entry_point_serves_the_one_hop_handler():
+    import leadops.asgi
+    from leadops.handler import OneHopASGIHandler
+
+    served = leadops.asgi.django_asgi_app
+    # In DEBUG the handler sits behind the static files handler (leadops/asgi.py).
+    assert isinstance(getattr(served, "application", served), OneHopASGIHandler)
