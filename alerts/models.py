@@ -11,10 +11,11 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from core.choices import TextChoices
 from core.models import TimestampedModel
 
 
-class RuleKind(models.TextChoices):
+class RuleKind(TextChoices):
     HEARTBEAT_MISSING = "heartbeat_missing", "Heartbeat missing (per worker)"
     ERROR_RATE = "error_rate", "Error rate (per provider and per worker)"
     RETRY_SPIKE = "retry_spike", "Retry spike (per provider)"
@@ -36,10 +37,10 @@ def rule_name(kind: str) -> str:
         return kind
 
 
-class Severity(models.TextChoices):
-    CRITICAL = "critical", "Critical"
-    WARNING = "warning", "Warning"
-    INFO = "info", "Info"
+class Severity(TextChoices):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
 
 
 class AlertRule(TimestampedModel):
@@ -63,10 +64,10 @@ class AlertRule(TimestampedModel):
         return rule_name(self.kind)
 
 
-class AlertState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    FIRING = "firing", "Firing"
-    RESOLVED = "resolved", "Resolved"
+class AlertState(TextChoices):
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
 
 
 class Alert(TimestampedModel):
@@ -142,8 +143,8 @@ class Silence(TimestampedModel):
         return f"silence {self.pk}: {text}"
 
 
-class ReceiverKind(models.TextChoices):
-    EMAIL = "email", "Email"
+class ReceiverKind(TextChoices):
+    EMAIL = "email"
     SLACK = "slack", "Slack incoming webhook"
     TEAMS = "teams", "Microsoft Teams (Workflows webhook)"
     WEBHOOK = "webhook", "Webhook (Alertmanager JSON, signed)"
@@ -247,10 +248,10 @@ class AlertGroup(TimestampedModel):
         return f"{self.receiver}: {labels or 'all alerts'}"
 
 
-class NotificationStatus(models.TextChoices):
+class NotificationStatus(TextChoices):
     PENDING = "pending", "Pending (waiting for its next attempt)"
-    SENDING = "sending", "Sending"
-    DELIVERED = "delivered", "Delivered"
+    SENDING = "sending"
+    DELIVERED = "delivered"
     FAILED = "failed", "Failed (gave up)"
 
 

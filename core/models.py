@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from core.choices import TextChoices
+
 
 class TimestampedModel(models.Model):
     """A row that knows when it was created and last saved."""
@@ -88,10 +90,10 @@ class MetricCounter(models.Model):
         return f"{self.name}[{self.shard}] = {self.value}"
 
 
-class StaffSource(models.TextChoices):
+class StaffSource(TextChoices):
     """The door a staff change came through."""
 
-    ADMIN = "admin", "Admin"
+    ADMIN = "admin"
     COMMAND = "command", "Management command"
     API = "api", "Staff API"
 

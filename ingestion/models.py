@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from core.choices import TextChoices
 from core.logging import mask_pii
 from ingestion.choices import PhoneType
 
@@ -168,24 +169,24 @@ class SuppressedPhone(models.Model):
         return f"{self.phone_masked or self.digest[:12]} ({self.reason})"
 
 
-class RequestKind(models.TextChoices):
+class RequestKind(TextChoices):
     ACCESS = "access", "Access (a copy of the data)"
-    CORRECTION = "correction", "Correction"
-    ERASURE = "erasure", "Erasure"
+    CORRECTION = "correction"
+    ERASURE = "erasure"
     OBJECTION = "objection", "Objection / opt-out"
 
 
-class RequestChannel(models.TextChoices):
+class RequestChannel(TextChoices):
     EMAIL = "email", "E-mail"
     PHONE = "phone", "Phone call"
-    LETTER = "letter", "Letter"
-    WEB_FORM = "web_form", "Web form"
-    IN_PERSON = "in_person", "In person"
-    OTHER = "other", "Other"
+    LETTER = "letter"
+    WEB_FORM = "web_form"
+    IN_PERSON = "in_person"
+    OTHER = "other"
 
 
-class RequestStatus(models.TextChoices):
-    OPEN = "open", "Open"
+class RequestStatus(TextChoices):
+    OPEN = "open"
     EXTENDED = "extended", "Open, extended"
     CLOSED = "closed", "Closed (answered)"
     REFUSED = "refused", "Closed (refused, with reasons)"
@@ -229,12 +230,12 @@ class DataSubjectRequest(models.Model):
         return self.status in (RequestStatus.OPEN, RequestStatus.EXTENDED)
 
 
-class RequestActionKind(models.TextChoices):
+class RequestActionKind(TextChoices):
     EXPORT = "export", "Export file"
     ERASURE = "erasure", "Erasure (receipt)"
-    SUPPRESSION = "suppression", "Suppression"
-    EXTENSION = "extension", "Extension"
-    CLOSURE = "closure", "Closure"
+    SUPPRESSION = "suppression"
+    EXTENSION = "extension"
+    CLOSURE = "closure"
 
 
 class RequestAction(models.Model):

@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from core.choices import TextChoices
 from core.models import TimestampedModel
 from queueing.schedule import schedule_validator
 
@@ -95,9 +96,9 @@ class Campaign(TimestampedModel):
         return [line.strip() for line in self.cities.splitlines() if line.strip()]
 
 
-class CampaignRunTrigger(models.TextChoices):
+class CampaignRunTrigger(TextChoices):
     MANUAL = "manual", "Enqueued by staff"
-    SCHEDULE = "schedule", "Schedule"
+    SCHEDULE = "schedule"
 
 
 class CampaignRun(models.Model):
@@ -123,12 +124,12 @@ class CampaignRun(models.Model):
         return f"run {self.number} of campaign {self.campaign_id}"
 
 
-class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    LEASED = "leased", "Leased"
-    SUCCEEDED = "succeeded", "Succeeded"
-    DEAD = "dead", "Dead"
-    CANCELLED = "cancelled", "Cancelled"
+class JobState(TextChoices):
+    QUEUED = "queued"
+    LEASED = "leased"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
 
 
 FINISHED_STATES = (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
@@ -180,13 +181,13 @@ class Job(TimestampedModel):
         return f"job {self.pk} ({self.state})"
 
 
-class AttemptState(models.TextChoices):
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+class AttemptState(TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
     LOST = "lost", "Lease lost"
-    RELEASED = "released", "Released"
-    CANCELLED = "cancelled", "Cancelled"
+    RELEASED = "released"
+    CANCELLED = "cancelled"
 
 
 class JobAttempt(models.Model):
@@ -261,14 +262,14 @@ class ProviderQuotaState(models.Model):
         return f"quota state of provider {self.provider_id}"
 
 
-class BreakerScope(models.TextChoices):
-    PROVIDER = "provider", "Provider"
-    WORKER = "worker", "Worker"
+class BreakerScope(TextChoices):
+    PROVIDER = "provider"
+    WORKER = "worker"
 
 
-class BreakerState(models.TextChoices):
-    CLOSED = "closed", "Closed"
-    OPEN = "open", "Open"
+class BreakerState(TextChoices):
+    CLOSED = "closed"
+    OPEN = "open"
     HALF_OPEN = "half_open", "Half-open"
 
 
@@ -343,7 +344,7 @@ class BreakerTransition(BreakerKeyed):
         return f"{self.scope} {self.key}: {self.from_state} -> {self.to_state}"
 
 
-class EvidenceType(models.TextChoices):
+class EvidenceType(TextChoices):
     PNG = "image/png", "PNG"
     JPEG = "image/jpeg", "JPEG"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 
+from core.choices import TextChoices
 from core.models import AppendOnlyRecord, TimestampedModel
 
 # Versions and channel names end up in the signed manifest, which both Python and Node must encode
@@ -22,12 +23,12 @@ channel_name_validator = RegexValidator(
 )
 
 
-class ReleaseState(models.TextChoices):
-    UPLOADED = "uploaded", "Uploaded"
+class ReleaseState(TextChoices):
+    UPLOADED = "uploaded"
     SELF_TESTING = "self_testing", "Self-testing"
-    READY = "ready", "Ready"
+    READY = "ready"
     FAILED = "failed", "Failed self-test"
-    REVOKED = "revoked", "Revoked"
+    REVOKED = "revoked"
 
 
 class Release(TimestampedModel):
@@ -74,13 +75,13 @@ class Channel(TimestampedModel):
         return self.name
 
 
-class RolloutState(models.TextChoices):
-    RUNNING = "running", "Running"
+class RolloutState(TextChoices):
+    RUNNING = "running"
     WAITING_APPROVAL = "waiting_approval", "Waiting for approval"
-    PAUSED = "paused", "Paused"
-    DONE = "done", "Done"
-    ABORTED = "aborted", "Aborted"
-    ROLLED_BACK = "rolled_back", "Rolled back"
+    PAUSED = "paused"
+    DONE = "done"
+    ABORTED = "aborted"
+    ROLLED_BACK = "rolled_back"
 
 
 ACTIVE_ROLLOUT_STATES = (RolloutState.RUNNING, RolloutState.WAITING_APPROVAL, RolloutState.PAUSED)
@@ -121,9 +122,9 @@ class Rollout(TimestampedModel):
         return self.state in ACTIVE_ROLLOUT_STATES
 
 
-class TargetReason(models.TextChoices):
-    CANARY = "canary", "Canary"
-    COHORT = "cohort", "Cohort"
+class TargetReason(TextChoices):
+    CANARY = "canary"
+    COHORT = "cohort"
 
 
 class RolloutTarget(models.Model):
@@ -158,11 +159,11 @@ class WorkerPin(models.Model):
         return f"{self.worker_id} pinned to {self.release.version}"
 
 
-class UpdateStage(models.TextChoices):
-    DOWNLOADED = "downloaded", "Downloaded"
-    INSTALLED = "installed", "Installed"
+class UpdateStage(TextChoices):
+    DOWNLOADED = "downloaded"
+    INSTALLED = "installed"
     SELF_TEST = "self_test", "Self-test"
-    ROLLED_BACK = "rolled_back", "Rolled back"
+    ROLLED_BACK = "rolled_back"
 
 
 class WorkerReleaseStatus(models.Model):
@@ -194,19 +195,19 @@ class WorkerReleaseStatus(models.Model):
         return self.install_ok is False or self.self_test_ok is False or self.rolled_back_at is not None
 
 
-class ReleaseAuditAction(models.TextChoices):
-    RELEASE_UPLOADED = "release_uploaded", "Release uploaded"
+class ReleaseAuditAction(TextChoices):
+    RELEASE_UPLOADED = "release_uploaded"
     RELEASE_SELF_TESTED = "release_self_tested", "Release self-tested"
-    RELEASE_REVOKED = "release_revoked", "Release revoked"
-    CHANNEL_CREATED = "channel_created", "Channel created"
-    MANIFEST_SIGNED = "manifest_signed", "Manifest signed"
-    ROLLOUT_STARTED = "rollout_started", "Rollout started"
+    RELEASE_REVOKED = "release_revoked"
+    CHANNEL_CREATED = "channel_created"
+    MANIFEST_SIGNED = "manifest_signed"
+    ROLLOUT_STARTED = "rollout_started"
     ROLLOUT_STEP = "rollout_step", "Rollout moved to a step"
     ROLLOUT_WAITING = "rollout_waiting", "Rollout waits for approval"
-    ROLLOUT_PAUSED = "rollout_paused", "Rollout paused"
-    ROLLOUT_RESUMED = "rollout_resumed", "Rollout resumed"
-    ROLLOUT_DONE = "rollout_done", "Rollout done"
-    ROLLOUT_ABORTED = "rollout_aborted", "Rollout aborted"
+    ROLLOUT_PAUSED = "rollout_paused"
+    ROLLOUT_RESUMED = "rollout_resumed"
+    ROLLOUT_DONE = "rollout_done"
+    ROLLOUT_ABORTED = "rollout_aborted"
     ROLLED_BACK = "rolled_back", "Channel rolled back"
     GATE_EVALUATED = "gate_evaluated", "Health gate evaluated"
     PIN_SET = "pin_set", "Worker pinned"

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from core.choices import TextChoices
 from core.models import AuditRecord, TimestampedModel
 
 worker_id_validator = RegexValidator(
@@ -59,11 +60,11 @@ class Worker(TimestampedModel):
         return self.id
 
 
-class CredentialState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    CURRENT = "current", "Current"
+class CredentialState(TextChoices):
+    PENDING = "pending"
+    CURRENT = "current"
     PREVIOUS = "previous", "Previous (grace)"
-    REVOKED = "revoked", "Revoked"
+    REVOKED = "revoked"
 
 
 class WorkerCredential(TimestampedModel):
@@ -138,7 +139,7 @@ class WorkerConfig(models.Model):
         return f"Worker configuration v{self.version}"
 
 
-class DeliveryMode(models.TextChoices):
+class DeliveryMode(TextChoices):
     PUSH = "push", "Push (next heartbeat)"
     MANUAL = "manual", "Manual (shown once to staff)"
 
@@ -161,16 +162,16 @@ class CredentialRotation(models.Model):
         return f"rotation to {self.credential_id} ({self.mode})"
 
 
-class CredentialEventKind(models.TextChoices):
-    CREATED = "created", "Created"
-    DELIVERED = "delivered", "Delivered"
-    VERIFIED = "verified", "Verified"
-    PROMOTED = "promoted", "Promoted"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
+class CredentialEventKind(TextChoices):
+    CREATED = "created"
+    DELIVERED = "delivered"
+    VERIFIED = "verified"
+    PROMOTED = "promoted"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
     AUTH_FAILED = "auth_failed", "Authentication failed"
     ENROLLMENT_ISSUED = "enrollment_issued", "Enrollment token issued"
-    ENROLLED = "enrolled", "Enrolled"
+    ENROLLED = "enrolled"
 
 
 class CredentialEvent(AuditRecord):
