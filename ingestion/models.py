@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from core.choices import TextChoices
 from core.logging import mask_pii
+from core.models import Described
 from ingestion.choices import PhoneType
 
 
@@ -113,7 +114,7 @@ class LeadFingerprint(models.Model):
         return f"{self.fingerprint[:12]}… ({self.scope})"
 
 
-class IngestCounter(models.Model):
+class IngestCounter(Described):
     """Counts of one hour of ingestion for one provider and worker, upserted in the ingest transaction.
 
     The hour is truncated in local time (then stored as an aware datetime), so every bucket lies
@@ -143,8 +144,7 @@ class IngestCounter(models.Model):
         ]
         indexes = [models.Index(fields=["local_day"], name="ingestion_counter_day_idx")]
 
-    def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H:00} {self.provider}/{self.worker_id}"
+    str_format = "{hour:%Y-%m-%d %H:00} {provider}/{worker_id}"
 
 
 class SuppressedPhone(models.Model):
@@ -192,7 +192,7 @@ class RequestStatus(TextChoices):
     REFUSED = "refused", "Closed (refused, with reasons)"
 
 
-class DataSubjectRequest(models.Model):
+class DataSubjectRequest(Described):
     """A person's request about their number (PDPL: answered within 30 days, extendable once by 30).
 
     The number is kept as its keyed hash (`phone_hmac`, the suppression list's digest) and its masked
@@ -222,8 +222,7 @@ class DataSubjectRequest(models.Model):
         ordering = ["due_at"]
         indexes = [models.Index(fields=["status", "due_at"], name="ingestion_dsr_open_due_idx")]
 
-    def __str__(self) -> str:
-        return f"DSR-{self.pk} {self.kind} {self.phone_masked}"
+    str_format = "DSR-{pk} {kind} {phone_masked}"
 
     @property
     def is_open(self) -> bool:
@@ -238,7 +237,7 @@ class RequestActionKind(TextChoices):
     CLOSURE = "closure"
 
 
-class RequestAction(models.Model):
+class RequestAction(Described):
     """What was done for a request, in order: exports, erasures, suppressions, the extension, closure."""
 
     request = models.ForeignKey(DataSubjectRequest, on_delete=models.CASCADE, related_name="actions")
@@ -253,11 +252,10 @@ class RequestAction(models.Model):
     class Meta:
         ordering = ["at", "id"]
 
-    def __str__(self) -> str:
-        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+    str_format = "{kind} at {at:%Y-%m-%d %H:%M}"
 
 
-class ErasureReceipt(models.Model):
+class ErasureReceipt(Described):
     """Proof of one erasure that holds no number: what classes, how many rows, when, by whom, the HMAC.
 
     The requester can be given it (`erasure_receipt` command, admin download); they can check the HMAC
@@ -277,11 +275,10 @@ class ErasureReceipt(models.Model):
     class Meta:
         ordering = ["-erased_at"]
 
-    def __str__(self) -> str:
-        return f"Erasure receipt {self.pk} ({self.phone_masked})"
+    str_format = "Erasure receipt {pk} ({phone_masked})"
 
 
-class BreachIncident(models.Model):
+class BreachIncident(Described):
     """A personal-data breach: what happened and the 72-hour clock from discovery to notification.
 
     The alert `breach_deadline` fires 48 and 72 hours after `discovered_at` while `notified_at` is
@@ -309,5 +306,4 @@ class BreachIncident(models.Model):
         verbose_name = "breach incident"
         ordering = ["-discovered_at"]
 
-    def __str__(self) -> str:
-        return f"Breach {self.pk}: {self.title}"
+    str_format = "Breach {pk}: {title}"

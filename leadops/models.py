@@ -3,9 +3,10 @@
 from django.db import models
 
 from core.choices import TextChoices
+from core.models import Described
 
 
-class MonitorEvent(models.Model):
+class MonitorEvent(Described):
     """The replay log of committed monitor events: SSE `Last-Event-ID` and catch-up across processes.
 
     The id only grows; a schedule keeps the newest `LEADOPS_MONITOR_EVENTS_KEEP` rows.
@@ -19,8 +20,7 @@ class MonitorEvent(models.Model):
     class Meta:
         verbose_name = "monitor event"
 
-    def __str__(self) -> str:
-        return f"{self.pk} {self.type}"
+    str_format = "{pk} {type}"
 
     def as_event(self) -> dict:
         return {"id": self.pk, "type": self.type, "at": self.at.isoformat(), "data": self.data}

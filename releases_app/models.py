@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from core.choices import TextChoices
-from core.models import AppendOnlyRecord, TimestampedModel
+from core.models import AppendOnlyRecord, Described, TimestampedModel
 
 # Versions and channel names end up in the signed manifest, which both Python and Node must encode
 # byte for byte alike: so they are short ASCII, nothing that JSON would escape differently.
@@ -31,7 +31,7 @@ class ReleaseState(TextChoices):
     REVOKED = "revoked"
 
 
-class Release(TimestampedModel):
+class Release(Described, TimestampedModel):
     version = models.CharField(max_length=63, unique=True, validators=[version_validator])
     # The artifact's name in the storage (Django's storage API: a folder by default, S3 in DEPLOY.md).
     artifact_name = models.CharField(max_length=255, blank=True)
@@ -50,11 +50,10 @@ class Release(TimestampedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
 
-    def __str__(self) -> str:
-        return f"{self.version} ({self.state})"
+    str_format = "{version} ({state})"
 
 
-class Channel(TimestampedModel):
+class Channel(Described, TimestampedModel):
     """A stream of releases (stable, beta, canary, ...) with the manifest last signed for it."""
 
     name = models.CharField(max_length=40, unique=True, validators=[channel_name_validator])
@@ -71,8 +70,7 @@ class Channel(TimestampedModel):
     class Meta:
         ordering = ["name"]
 
-    def __str__(self) -> str:
-        return self.name
+    str_format = "{name}"
 
 
 class RolloutState(TextChoices):
@@ -87,7 +85,7 @@ class RolloutState(TextChoices):
 ACTIVE_ROLLOUT_STATES = (RolloutState.RUNNING, RolloutState.WAITING_APPROVAL, RolloutState.PAUSED)
 
 
-class Rollout(TimestampedModel):
+class Rollout(Described, TimestampedModel):
     """One release going out on one channel, step by step (docs/RELEASES.md, "The rollout model")."""
 
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="rollouts")
@@ -114,8 +112,7 @@ class Rollout(TimestampedModel):
                                     name="one_active_rollout_per_channel"),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.release.version} on {self.channel.name} ({self.state})"
+    str_format = "{release.version} on {channel.name} ({state})"
 
     @property
     def is_active(self) -> bool:
@@ -127,7 +124,7 @@ class TargetReason(TextChoices):
     COHORT = "cohort"
 
 
-class RolloutTarget(models.Model):
+class RolloutTarget(Described):
     """A worker a rollout has reached, and at which step; steps only ever add rows."""
 
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="targets")
@@ -140,11 +137,10 @@ class RolloutTarget(models.Model):
         ordering = ["rollout_id", "step_index", "worker_id"]
         constraints = [models.UniqueConstraint(fields=["rollout", "worker_id"], name="uniq_rollout_target")]
 
-    def __str__(self) -> str:
-        return f"{self.worker_id} in rollout {self.rollout_id} ({self.reason})"
+    str_format = "{worker_id} in rollout {rollout_id} ({reason})"
 
 
-class WorkerPin(models.Model):
+class WorkerPin(Described):
     """Holds one worker on one release, above every rollout and channel (docs/RELEASES.md)."""
 
     worker = models.OneToOneField("workers_mgmt.Worker", on_delete=models.CASCADE, primary_key=True,
@@ -155,8 +151,7 @@ class WorkerPin(models.Model):
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    def __str__(self) -> str:
-        return f"{self.worker_id} pinned to {self.release.version}"
+    str_format = "{worker_id} pinned to {release.version}"
 
 
 class UpdateStage(TextChoices):
