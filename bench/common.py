@@ -96,6 +96,18 @@ def latency_rows(result: dict, *, unit: str, quantiles: Sequence[str], target: s
 # --- command lines --------------------------------------------------------------------------------------
 
 
+def before_after_parser(doc: str, *, before: str, reps: int, reps_help: str, calls_help: str
+                        ) -> argparse.ArgumentParser:
+    """The options of a bench that measures a `--before` checkout against this tree side by side, in
+    `--rounds` of `--reps` whole requests and `--calls` micro steps."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--before", type=Path, help=before)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=reps, help=reps_help)
+    parser.add_argument("--calls", type=int, default=2000, help=calls_help)
+    return parser
+
+
 def module_parser(module: str, doc: str) -> argparse.ArgumentParser:
     """The parser of `python -m bench.<module>`: its docstring, as written, is the help."""
     return argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
