@@ -169,6 +169,18 @@ class SuppressedPhone(models.Model):
         return f"{self.phone_masked or self.digest[:12]} ({self.reason})"
 
 
+class PrivacyCase(Described):
+    """A case of the privacy registers (a data-subject request, a breach): opened by staff, kept once
+    closed, as the record of what was done (docs/PRIVACY.md)."""
+
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
 class RequestKind(TextChoices):
     ACCESS = "access", "Access (a copy of the data)"
     CORRECTION = "correction"
@@ -192,7 +204,7 @@ class RequestStatus(TextChoices):
     REFUSED = "refused", "Closed (refused, with reasons)"
 
 
-class DataSubjectRequest(Described):
+class DataSubjectRequest(PrivacyCase):
     """A person's request about their number (PDPL: answered within 30 days, extendable once by 30).
 
     The number is kept as its keyed hash (`phone_hmac`, the suppression list's digest) and its masked
@@ -213,9 +225,6 @@ class DataSubjectRequest(Described):
     extended_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.OPEN)
     outcome = models.CharField(max_length=1000, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.CharField(max_length=150, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = "data-subject request"
@@ -278,7 +287,7 @@ class ErasureReceipt(Described):
     str_format = "Erasure receipt {pk} ({phone_masked})"
 
 
-class BreachIncident(Described):
+class BreachIncident(PrivacyCase):
     """A personal-data breach: what happened and the 72-hour clock from discovery to notification.
 
     The alert `breach_deadline` fires 48 and 72 hours after `discovered_at` while `notified_at` is
@@ -298,9 +307,6 @@ class BreachIncident(Described):
     notified_at = models.DateTimeField(null=True, blank=True, help_text="When the authority was notified.")
     notification_reference = models.CharField(max_length=200, blank=True)
     subjects_notified_at = models.DateTimeField(null=True, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.CharField(max_length=150, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = "breach incident"
