@@ -32,7 +32,6 @@ from core.admin_tools import (
 from core.audit import Actor
 from releases_app import selectors, services
 from releases_app.models import (
-    ACTIVE_ROLLOUT_STATES,
     Channel,
     Release,
     ReleaseAuditEvent,
@@ -306,7 +305,7 @@ class RolloutAdmin(ReadOnlyMixin, AuditedModelAdmin):
             "opts": self.model._meta, "rollout": rollout,
             "progress": selectors.rollout_progress(rollout=rollout),
             "targets": rollout.targets.order_by("step_index", "worker_id"), "audit": audit,
-            "gate": rollout.last_gate_result, "active": rollout.state in ACTIVE_ROLLOUT_STATES,
+            "gate": rollout.last_gate_result, "active": rollout.is_active,
             "verbs": [(verb, label) for verb, (label, _call) in ROLLOUT_VERBS.items()
                       if not (verb == "resume" and rollout.state != RolloutState.PAUSED)
                       and not (verb == "pause" and rollout.state == RolloutState.PAUSED)],
@@ -356,7 +355,7 @@ class RolloutAdmin(ReadOnlyMixin, AuditedModelAdmin):
     def _operate(self, request: HttpRequest, rollouts: Any, verb: str) -> None:
         label, call = ROLLOUT_VERBS[verb]
         for rollout in rollouts:
-            if rollout.state not in ACTIVE_ROLLOUT_STATES and verb != "rollback":
+            if not rollout.is_active and verb != "rollback":
                 self.message_user(request, f"Rollout {rollout.pk} is {rollout.state}.", messages.WARNING)
                 continue
             try:

@@ -85,6 +85,12 @@ class RolloutState(TextChoices):
 ACTIVE_ROLLOUT_STATES = (RolloutState.RUNNING, RolloutState.WAITING_APPROVAL, RolloutState.PAUSED)
 
 
+class RolloutQuerySet(models.QuerySet["Rollout"]):
+    def active(self) -> RolloutQuerySet:
+        """The rollouts still under way (running, waiting for approval, paused): one a channel at most."""
+        return self.filter(state__in=ACTIVE_ROLLOUT_STATES)
+
+
 class Rollout(Described, TimestampedModel):
     """One release going out on one channel, step by step (docs/RELEASES.md, "The rollout model")."""
 
@@ -103,6 +109,8 @@ class Rollout(Described, TimestampedModel):
     last_gate_result = models.JSONField(default=dict, blank=True)
     started_by = models.CharField(max_length=150, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RolloutQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
