@@ -1,11 +1,6 @@
-from django.apps import AppConfig
+from core import app_config
 
 
-class AlertsConfig(AppConfig):
+class AlertsConfig(app_config.ProjectAppConfig):
     name = "alerts"
     verbose_name = "Alerts"
-
-    def ready(self) -> None:
-        from alerts import checks
-
-        checks.register()

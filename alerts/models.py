@@ -11,10 +11,11 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from core.models import TimestampedModel
+from core.choices import TextChoices
+from core.models import Described, TimestampedModel
 
 
-class RuleKind(models.TextChoices):
+class RuleKind(TextChoices):
     HEARTBEAT_MISSING = "heartbeat_missing", "Heartbeat missing (per worker)"
     ERROR_RATE = "error_rate", "Error rate (per provider and per worker)"
     RETRY_SPIKE = "retry_spike", "Retry spike (per provider)"
@@ -36,10 +37,10 @@ def rule_name(kind: str) -> str:
         return kind
 
 
-class Severity(models.TextChoices):
-    CRITICAL = "critical", "Critical"
-    WARNING = "warning", "Warning"
-    INFO = "info", "Info"
+class Severity(TextChoices):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
 
 
 class AlertRule(TimestampedModel):
@@ -63,10 +64,10 @@ class AlertRule(TimestampedModel):
         return rule_name(self.kind)
 
 
-class AlertState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    FIRING = "firing", "Firing"
-    RESOLVED = "resolved", "Resolved"
+class AlertState(TextChoices):
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
 
 
 class Alert(TimestampedModel):
@@ -100,7 +101,7 @@ class Alert(TimestampedModel):
         return f"{rule_name(self.labels.get('alertname', '?'))} {self.fingerprint} ({self.state})"
 
 
-class AlertEvent(models.Model):
+class AlertEvent(Described):
     """The timeline of one alert: its state changes and the notifications that carried it."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="timeline")
@@ -111,8 +112,7 @@ class AlertEvent(models.Model):
     class Meta:
         ordering = ["at", "id"]
 
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}"
+    str_format = "{at:%Y-%m-%d %H:%M:%S} {kind}"
 
 
 class Silence(TimestampedModel):
@@ -142,8 +142,8 @@ class Silence(TimestampedModel):
         return f"silence {self.pk}: {text}"
 
 
-class ReceiverKind(models.TextChoices):
-    EMAIL = "email", "Email"
+class ReceiverKind(TextChoices):
+    EMAIL = "email"
     SLACK = "slack", "Slack incoming webhook"
     TEAMS = "teams", "Microsoft Teams (Workflows webhook)"
     WEBHOOK = "webhook", "Webhook (Alertmanager JSON, signed)"
@@ -152,7 +152,7 @@ class ReceiverKind(models.TextChoices):
     DEMO = "demo", "Demo inbox (development: what Slack, Teams and email would receive)"
 
 
-class Receiver(TimestampedModel):
+class Receiver(Described, TimestampedModel):
     """Where notifications go. Webhook URLs and signing secrets are credentials: stored encrypted."""
 
     name = models.CharField(max_length=100, unique=True)
@@ -172,11 +172,10 @@ class Receiver(TimestampedModel):
     class Meta:
         ordering = ["name"]
 
-    def __str__(self) -> str:
-        return self.name
+    str_format = "{name}"
 
 
-class Route(TimestampedModel):
+class Route(Described, TimestampedModel):
     """One node of the route tree: alerts matching its matchers go to its receiver.
 
     Top-level routes (no parent) are tried in `position` order, depth first; the first match wins
@@ -211,8 +210,7 @@ class Route(TimestampedModel):
     class Meta:
         ordering = ["parent_id", "position", "id"]
 
-    def __str__(self) -> str:
-        return self.name
+    str_format = "{name}"
 
 
 class AlertGroup(TimestampedModel):
@@ -247,14 +245,14 @@ class AlertGroup(TimestampedModel):
         return f"{self.receiver}: {labels or 'all alerts'}"
 
 
-class NotificationStatus(models.TextChoices):
+class NotificationStatus(TextChoices):
     PENDING = "pending", "Pending (waiting for its next attempt)"
-    SENDING = "sending", "Sending"
-    DELIVERED = "delivered", "Delivered"
+    SENDING = "sending"
+    DELIVERED = "delivered"
     FAILED = "failed", "Failed (gave up)"
 
 
-class Notification(models.Model):
+class Notification(Described):
     """One message to one receiver about one group, delivered with retries."""
 
     group = models.ForeignKey(AlertGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -285,8 +283,7 @@ class Notification(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="notification_due_idx")]
 
-    def __str__(self) -> str:
-        return f"notification {self.pk} to {self.receiver_id} ({self.status})"
+    str_format = "notification {pk} to {receiver_id} ({status})"
 
 
 class DeliveryAttempt(models.Model):
@@ -309,7 +306,7 @@ class DeliveryAttempt(models.Model):
         return f"attempt {self.number} of notification {self.notification_id}: {'ok' if self.ok else 'error'}"
 
 
-class DemoMessage(models.Model):
+class DemoMessage(Described):
     """What a demo receiver was sent, rendered as Slack, Teams and email would have received it.
 
     The local receiver of `make run` (docs/RUNBOOK.md, "The demo"): a newcomer sees a notification
@@ -330,5 +327,4 @@ class DemoMessage(models.Model):
         verbose_name = "demo inbox message"
         verbose_name_plural = "demo inbox"
 
-    def __str__(self) -> str:
-        return self.summary
+    str_format = "{summary}"

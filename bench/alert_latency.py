@@ -14,7 +14,6 @@ Run alone with `python -m bench.alert_latency [--alerts 100] [--spread 30]`;
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench import portal
+from bench import common, portal
 from bench.common import ROOT, drop_database, median, name_value_table, percentile
 
 DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_alerts"
@@ -134,14 +133,12 @@ def measure(*, alerts: int = 100, spread_s: float = 30.0, keep_db: bool = False)
 def render(result: dict) -> str:
     rows = [("alerts", f"{result['alerts']} (conditions spread over {result['spread_s']:.0f} s)"),
             ("delivered", f"{result['delivered']} in {result['posts']} POSTs"),
-            ("p50 s", f"{result['p50_s']}"), ("p99 s", f"{result['p99_s']}"), ("max s", f"{result['max_s']}"),
-            ("target", f"p99 <= {TARGET_P99_S:.0f} s"), ("result", "PASS" if result["pass"] else "FAIL")]
+            *common.latency_rows(result, unit="s", quantiles=("p50", "p99"), target=f"p99 <= {TARGET_P99_S:.0f} s")]
     return name_value_table(rows)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.alert_latency", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.module_parser("bench.alert_latency", __doc__ or "")
     parser.add_argument("--alerts", type=int, default=100)
     parser.add_argument("--spread", type=float, default=30.0)
     parser.add_argument("--keep-db", action="store_true")

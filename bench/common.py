@@ -6,6 +6,7 @@ port or user, never the host class: the bench refuses anything that is not a loo
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -83,6 +84,34 @@ def name_value_table(rows: Sequence[tuple[str, str]]) -> str:
     """A result as a two-column table, one `| name | value |` line a row, the names padded alike."""
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"| {name.ljust(width)} | {value} |" for name, value in rows)
+
+
+def latency_rows(result: dict, *, unit: str, quantiles: Sequence[str], target: str) -> list[tuple[str, str]]:
+    """The rows a latency bench ends with: its quantiles and maximum (`result["p99_ms"]`, ...), the
+    target and PASS or FAIL."""
+    return [*((f"{name} {unit}", f"{result[f'{name}_{unit}']}") for name in (*quantiles, "max")),
+            ("target", target), ("result", "PASS" if result["pass"] else "FAIL")]
+
+
+# --- command lines --------------------------------------------------------------------------------------
+
+
+def before_after_parser(doc: str, *, before: str, reps: int, reps_help: str, calls_help: str
+                        ) -> argparse.ArgumentParser:
+    """The options of a bench that measures a `--before` checkout against this tree side by side, in
+    `--rounds` of `--reps` whole requests and `--calls` micro steps."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--before", type=Path, help=before)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=reps, help=reps_help)
+    parser.add_argument("--calls", type=int, default=2000, help=calls_help)
+    return parser
+
+
+def module_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of `python -m bench.<module>`: its docstring, as written, is the help."""
+    return argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 # --- CPU accounting (Linux /proc) --------------------------------------------------------------------

@@ -142,11 +142,9 @@ def requests_cpu(tree: Path, env: dict[str, str], reps: int, script: Path) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", type=Path, help="a checkout from before the check, measured side by side")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--reps", type=int, default=150, help="requests of each kind per round")
-    parser.add_argument("--calls", type=int, default=2000, help="nonce steps per micro round")
+    parser = common.before_after_parser(__doc__ or "", before="a checkout from before the check, measured side by side",
+                                        reps=150, reps_help="requests of each kind per round",
+                                        calls_help="nonce steps per micro round")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--micro-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -12,7 +12,6 @@ Run alone with `python -m bench.live_latency [--viewers 100] [--rate 50] [--seco
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
@@ -23,7 +22,7 @@ import struct
 import subprocess
 import sys
 
-from bench import portal
+from bench import common, portal
 from bench.common import ROOT, drop_database, median, name_value_table, percentile
 
 DATABASE = os.environ.get("BENCH_DB_PREFIX", "leadops_bench") + "_live"
@@ -185,15 +184,13 @@ def render(result: dict) -> str:
     rows = [("viewers", f"{result['viewers']}"), ("events/s", f"{result['rate_per_s']:.0f}"),
             ("events", f"{result['events']}"),
             ("deliveries", f"{result['deliveries']:,} of {result['deliveries_expected']:,}"),
-            ("p50 ms", f"{result['p50_ms']}"), ("p95 ms", f"{result['p95_ms']}"),
-            ("p99 ms", f"{result['p99_ms']}"), ("max ms", f"{result['max_ms']}"),
-            ("target", f"p95 <= {TARGET_P95_MS:.0f} ms"), ("result", "PASS" if result["pass"] else "FAIL")]
+            *common.latency_rows(result, unit="ms", quantiles=("p50", "p95", "p99"),
+                                 target=f"p95 <= {TARGET_P95_MS:.0f} ms")]
     return name_value_table(rows)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.live_latency", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.module_parser("bench.live_latency", __doc__ or "")
     parser.add_argument("--viewers", type=int, default=100)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=20.0)

@@ -16,7 +16,6 @@ Prints a table and writes bench/results/parse-cpu-<date>.json.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib.util
 import json
@@ -101,21 +100,20 @@ def parse_child(rounds: int, calls: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", type=Path, help="a checkout from before the protocol modules (required)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--calls", type=int, default=2000, help="parses of each body per micro round")
-    parser.add_argument("--reps", type=int, default=100, help="whole requests of each kind per round")
-    parser.add_argument("--parse-child", nargs=2, type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.parse_child:
-        parse_child(*args.parse_child)
+    if sys.argv[1:2] == ["--parse-child"]:  # the copy run inside a checkout: `--parse-child ROUNDS CALLS`
+        parse_child(int(sys.argv[2]), int(sys.argv[3]))
         return
-    if args.before is None:
-        parser.error("--before is required")
-    # Imported here, not above: the child runs from a copy of this file inside either checkout.
+    # Imported here, not above: the child runs from a copy of this file inside either checkout, whose
+    # bench package may be older than this one.
     from bench import common
     from bench.credential_check import _env, _migrate, requests_cpu
+
+    parser = common.before_after_parser(__doc__ or "", before="a checkout from before the protocol modules (required)",
+                                        reps=100, reps_help="whole requests of each kind per round",
+                                        calls_help="parses of each body per micro round")
+    args = parser.parse_args()
+    if args.before is None:
+        parser.error("--before is required")
 
     trees = {"before": args.before.resolve(), "now": common.ROOT}
     log_dir = Path(tempfile.mkdtemp(prefix="parse-cpu-"))

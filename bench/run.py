@@ -578,8 +578,7 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.module_parser("bench.run", __doc__ or "")
     parser.add_argument("--quick", action="store_true", help="a smoke run: one short run per metric")
     parser.add_argument("--fleet-sizes", default="", help="fleet steps, comma-separated (default: the plan's)")
     parser.add_argument("--fleet-seconds", type=float, default=None, help="measured seconds per fleet step")

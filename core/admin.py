@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.utils.safestring import SafeString
 
-from core.admin_fields import changes_fields, changes_text, labelled_fields
-from core.admin_tools import ReadOnlyModelAdmin
+from core.admin_fields import changes_fields, changes_text
+from core.admin_tools import ReadOnlyModelAdmin, field_display
 from core.models import StaffAction
 
 
@@ -24,14 +23,6 @@ class StaffActionAdmin(ReadOnlyModelAdmin):
               "object_count", "changes_display", "detail_display")
     readonly_fields = fields
 
-    @admin.display(description="changes")
-    def changes_summary(self, obj: StaffAction) -> str:
-        return changes_text(obj.changes)
-
-    @admin.display(description="changes")
-    def changes_display(self, obj: StaffAction) -> SafeString:
-        return changes_fields(obj.changes)
-
-    @admin.display(description="detail")
-    def detail_display(self, obj: StaffAction) -> SafeString:
-        return labelled_fields(obj.detail)
+    changes_summary = field_display("changes", description="changes", render=changes_text)
+    changes_display = field_display("changes", description="changes", render=changes_fields)
+    detail_display = field_display("detail", description="detail")

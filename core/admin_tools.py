@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from core.admin_fields import labelled_fields
 from core.audit import Actor, staff_action_record, staff_actions_collect, staff_actions_collected
 from core.logging import mask_pii
 
@@ -120,6 +121,18 @@ def admin_export_record(request: HttpRequest, queryset: QuerySet[Any], *, action
                         detail={"format": export_format, "filters": filters, "rows": count,
                                 "all_matching": request.POST.get("select_across") == "1", **(extra or {})})
     return count
+
+
+def field_display(field: str, *, description: str, render: Callable[[Any], str] = labelled_fields,
+                  **display: Any) -> Callable[[Any, Any], str]:
+    """An admin column or read-only field that shows one field of the object through `render`
+    (a JSON value as labelled fields by default): `payload_display = field_display("payload",
+    description="payload")` in the admin's class body; `display` goes to `admin.display` (ordering)."""
+
+    def show(model_admin: Any, obj: Any) -> str:
+        return render(getattr(obj, field))
+
+    return admin.display(description=description, **display)(show)
 
 
 class AuditedModelAdmin(AuditedAdminMixin, admin.ModelAdmin):

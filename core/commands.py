@@ -26,6 +26,13 @@ def add_json_option(parser: CommandParser) -> None:
     parser.add_argument("--json", action="store_true", dest="as_json")
 
 
+def add_record_verb(verbs: Any, name: str) -> CommandParser:
+    """A sub-command that acts on one record, named by its id: `privacy_request close 12 ...`."""
+    parser: CommandParser = verbs.add_parser(name)
+    parser.add_argument("id", type=int)
+    return parser
+
+
 def write_answer(command: BaseCommand, answer: Mapping[str, Any], *, as_json: bool, text: str) -> None:
     """Print `answer` as JSON under `--json`, else `text`."""
     command.stdout.write(json.dumps(answer) if as_json else text)

@@ -9,6 +9,30 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from core.choices import TextChoices
+
+
+class _Attributes:
+    def __init__(self, row: models.Model) -> None:
+        self.row = row
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self.row, name)
+
+
+class Described(models.Model):
+    """A row whose text is `str_format` filled from its attributes, with str.format's fields:
+    `str_format = "{version} ({state})"`, `"{release.version}"`, `"{at:%Y-%m-%d %H:%M}"`. A text that
+    needs code (a mask, a choice of words) is a `__str__` of its own."""
+
+    str_format: ClassVar[str]
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.str_format.format_map(_Attributes(self))
+
 
 class TimestampedModel(models.Model):
     """A row that knows when it was created and last saved."""
@@ -54,7 +78,7 @@ class AppendOnlyRecord(AuditRecord):
         raise ValueError(f"{self._meta.verbose_name_plural} are append-only")
 
 
-class RateLimitState(models.Model):
+class RateLimitState(Described):
     key = models.CharField(primary_key=True, max_length=200)
     # Unix seconds as a float: the limiter does its arithmetic in SQL on both databases.
     tat = models.FloatField()
@@ -64,11 +88,10 @@ class RateLimitState(models.Model):
         # Created by the leadops app before the kernel existed; the table keeps its name.
         db_table = "leadops_ratelimitstate"
 
-    def __str__(self) -> str:
-        return self.key
+    str_format = "{key}"
 
 
-class MetricCounter(models.Model):
+class MetricCounter(Described):
     """A monotonic total for /metrics (claims, reports, leads by outcome), kept in a few shards.
 
     Prometheus counters must never go down: totals derived from rows the pruner deletes would
@@ -84,14 +107,13 @@ class MetricCounter(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["name", "shard"], name="metric_counter_name_shard")]
 
-    def __str__(self) -> str:
-        return f"{self.name}[{self.shard}] = {self.value}"
+    str_format = "{name}[{shard}] = {value}"
 
 
-class StaffSource(models.TextChoices):
+class StaffSource(TextChoices):
     """The door a staff change came through."""
 
-    ADMIN = "admin", "Admin"
+    ADMIN = "admin"
     COMMAND = "command", "Management command"
     API = "api", "Staff API"
 

@@ -24,7 +24,13 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from core.admin_fields import labelled_fields
-from core.admin_tools import AuditedModelAdmin, ReadOnlyModelAdmin, admin_export_record, value_list_filter
+from core.admin_tools import (
+    AuditedModelAdmin,
+    ReadOnlyModelAdmin,
+    admin_export_record,
+    field_display,
+    value_list_filter,
+)
 from core.csv import csv_response
 from core.logging import mask_pii
 
@@ -153,9 +159,7 @@ class LeadAdmin(AuditedModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Lead | None = None) -> Any:
         return self.get_fields(request, obj)
 
-    @admin.display(description="extra")
-    def extra_fields(self, obj: Lead) -> SafeString:
-        return labelled_fields(obj.extra)
+    extra_fields = field_display("extra", description="extra")
 
     def lead_label(self, request: HttpRequest, obj: Lead) -> str:
         """The lead as its title, breadcrumb and history name it: in full with view_pii, else masked."""

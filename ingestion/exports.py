@@ -22,6 +22,7 @@ from ingestion.normalize import normalize_phone
 from ingestion.services import phone_digest
 
 EXPORT_CHUNK = 2000
+# Everything stored about a lead: the leads export and a data-subject export (ingestion/privacy.py).
 EXPORT_FIELDS = (
     "id", "name", "phone_raw", "phone_e164", "phone_valid", "phone_type", "phone_region", "city",
     "city_raw", "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating",

@@ -12,7 +12,9 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from core.choices import TextChoices
 from core.logging import mask_pii
+from core.models import Described
 from ingestion.choices import PhoneType
 
 
@@ -112,7 +114,7 @@ class LeadFingerprint(models.Model):
         return f"{self.fingerprint[:12]}… ({self.scope})"
 
 
-class IngestCounter(models.Model):
+class IngestCounter(Described):
     """Counts of one hour of ingestion for one provider and worker, upserted in the ingest transaction.
 
     The hour is truncated in local time (then stored as an aware datetime), so every bucket lies
@@ -142,8 +144,7 @@ class IngestCounter(models.Model):
         ]
         indexes = [models.Index(fields=["local_day"], name="ingestion_counter_day_idx")]
 
-    def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H:00} {self.provider}/{self.worker_id}"
+    str_format = "{hour:%Y-%m-%d %H:00} {provider}/{worker_id}"
 
 
 class SuppressedPhone(models.Model):
@@ -168,30 +169,42 @@ class SuppressedPhone(models.Model):
         return f"{self.phone_masked or self.digest[:12]} ({self.reason})"
 
 
-class RequestKind(models.TextChoices):
+class PrivacyCase(Described):
+    """A case of the privacy registers (a data-subject request, a breach): opened by staff, kept once
+    closed, as the record of what was done (docs/PRIVACY.md)."""
+
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class RequestKind(TextChoices):
     ACCESS = "access", "Access (a copy of the data)"
-    CORRECTION = "correction", "Correction"
-    ERASURE = "erasure", "Erasure"
+    CORRECTION = "correction"
+    ERASURE = "erasure"
     OBJECTION = "objection", "Objection / opt-out"
 
 
-class RequestChannel(models.TextChoices):
+class RequestChannel(TextChoices):
     EMAIL = "email", "E-mail"
     PHONE = "phone", "Phone call"
-    LETTER = "letter", "Letter"
-    WEB_FORM = "web_form", "Web form"
-    IN_PERSON = "in_person", "In person"
-    OTHER = "other", "Other"
+    LETTER = "letter"
+    WEB_FORM = "web_form"
+    IN_PERSON = "in_person"
+    OTHER = "other"
 
 
-class RequestStatus(models.TextChoices):
-    OPEN = "open", "Open"
+class RequestStatus(TextChoices):
+    OPEN = "open"
     EXTENDED = "extended", "Open, extended"
     CLOSED = "closed", "Closed (answered)"
     REFUSED = "refused", "Closed (refused, with reasons)"
 
 
-class DataSubjectRequest(models.Model):
+class DataSubjectRequest(PrivacyCase):
     """A person's request about their number (PDPL: answered within 30 days, extendable once by 30).
 
     The number is kept as its keyed hash (`phone_hmac`, the suppression list's digest) and its masked
@@ -212,32 +225,28 @@ class DataSubjectRequest(models.Model):
     extended_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.OPEN)
     outcome = models.CharField(max_length=1000, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.CharField(max_length=150, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = "data-subject request"
         ordering = ["due_at"]
         indexes = [models.Index(fields=["status", "due_at"], name="ingestion_dsr_open_due_idx")]
 
-    def __str__(self) -> str:
-        return f"DSR-{self.pk} {self.kind} {self.phone_masked}"
+    str_format = "DSR-{pk} {kind} {phone_masked}"
 
     @property
     def is_open(self) -> bool:
         return self.status in (RequestStatus.OPEN, RequestStatus.EXTENDED)
 
 
-class RequestActionKind(models.TextChoices):
+class RequestActionKind(TextChoices):
     EXPORT = "export", "Export file"
     ERASURE = "erasure", "Erasure (receipt)"
-    SUPPRESSION = "suppression", "Suppression"
-    EXTENSION = "extension", "Extension"
-    CLOSURE = "closure", "Closure"
+    SUPPRESSION = "suppression"
+    EXTENSION = "extension"
+    CLOSURE = "closure"
 
 
-class RequestAction(models.Model):
+class RequestAction(Described):
     """What was done for a request, in order: exports, erasures, suppressions, the extension, closure."""
 
     request = models.ForeignKey(DataSubjectRequest, on_delete=models.CASCADE, related_name="actions")
@@ -252,11 +261,10 @@ class RequestAction(models.Model):
     class Meta:
         ordering = ["at", "id"]
 
-    def __str__(self) -> str:
-        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+    str_format = "{kind} at {at:%Y-%m-%d %H:%M}"
 
 
-class ErasureReceipt(models.Model):
+class ErasureReceipt(Described):
     """Proof of one erasure that holds no number: what classes, how many rows, when, by whom, the HMAC.
 
     The requester can be given it (`erasure_receipt` command, admin download); they can check the HMAC
@@ -276,11 +284,10 @@ class ErasureReceipt(models.Model):
     class Meta:
         ordering = ["-erased_at"]
 
-    def __str__(self) -> str:
-        return f"Erasure receipt {self.pk} ({self.phone_masked})"
+    str_format = "Erasure receipt {pk} ({phone_masked})"
 
 
-class BreachIncident(models.Model):
+class BreachIncident(PrivacyCase):
     """A personal-data breach: what happened and the 72-hour clock from discovery to notification.
 
     The alert `breach_deadline` fires 48 and 72 hours after `discovered_at` while `notified_at` is
@@ -300,13 +307,9 @@ class BreachIncident(models.Model):
     notified_at = models.DateTimeField(null=True, blank=True, help_text="When the authority was notified.")
     notification_reference = models.CharField(max_length=200, blank=True)
     subjects_notified_at = models.DateTimeField(null=True, blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.CharField(max_length=150, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = "breach incident"
         ordering = ["-discovered_at"]
 
-    def __str__(self) -> str:
-        return f"Breach {self.pk}: {self.title}"
+    str_format = "Breach {pk}: {title}"

@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.audit import Actor, staff_action_record
 from core.logging import mask_pii
 from ingestion.cities import city_canonical
+from ingestion.exports import EXPORT_FIELDS
 from ingestion.mentions import PhoneMatcher, PrivacyField, mentions_find, mentions_redact
 from ingestion.models import DataSubjectRequest, ErasureReceipt, Lead, LeadFingerprint, SuppressedPhone
 from ingestion.normalize import normalize_name, normalize_phone
@@ -26,13 +27,6 @@ from ingestion.services import CITY_KEY_MAX, NAME_KEY_MAX, fingerprint_hasher, p
 
 # Fingerprints are deleted by primary key in chunks this big (one statement each).
 ERASE_CHUNK = 1000
-# The lead fields a data-subject export holds (everything stored about the lead).
-EXPORT_FIELDS = (
-    "id", "name", "phone_raw", "phone_e164", "phone_valid", "phone_type", "phone_region", "city",
-    "city_raw", "category", "address", "website", "source_url", "external_id", "lat", "lng", "rating",
-    "extra",
-    "provider", "worker_id", "job_id", "attempt_id", "local_day", "created_at",
-)
 
 
 class PhoneNotUsable(ValueError):

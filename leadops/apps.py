@@ -1,16 +1,16 @@
-from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from core import app_config
 
-class LeadopsConfig(AppConfig):
+
+class LeadopsConfig(app_config.ProjectAppConfig):
     name = "leadops"
     # What it holds in admin: the retention policy of every data class.
     verbose_name = "Data retention"
 
-    def ready(self) -> None:
+    def connect(self) -> None:
         from alerts.rules import register_readiness_reader
         from core import events
-        from leadops import checks
         from leadops.live import live_sink
         from leadops.readiness import readiness_lost
         from leadops.retention import dead_job_retention_days, retention_policies_ensure
@@ -26,6 +26,5 @@ class LeadopsConfig(AppConfig):
         # Queueing may not import the project package either: the DLQ learns its retention days here.
         dead_job_retention_register(dead_job_retention_days)
 
-        checks.register()
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="leadops-schedules")
         post_migrate.connect(retention_policies_ensure, sender=self, dispatch_uid="leadops-retention")

@@ -2,8 +2,11 @@
 
 from django.db import models
 
+from core.choices import TextChoices
+from core.models import Described
 
-class MonitorEvent(models.Model):
+
+class MonitorEvent(Described):
     """The replay log of committed monitor events: SSE `Last-Event-ID` and catch-up across processes.
 
     The id only grows; a schedule keeps the newest `LEADOPS_MONITOR_EVENTS_KEEP` rows.
@@ -17,17 +20,16 @@ class MonitorEvent(models.Model):
     class Meta:
         verbose_name = "monitor event"
 
-    def __str__(self) -> str:
-        return f"{self.pk} {self.type}"
+    str_format = "{pk} {type}"
 
     def as_event(self) -> dict:
         return {"id": self.pk, "type": self.type, "at": self.at.isoformat(), "data": self.data}
 
 
-class DataClass(models.TextChoices):
+class DataClass(TextChoices):
     """Every class of data the portal keeps, each with its own retention (docs/PRIVACY.md, "Retention")."""
 
-    LEADS = "leads", "Leads"
+    LEADS = "leads"
     FINGERPRINTS = "fingerprints", "Dedup fingerprints, per-day scope (grace after their day)"
     COUNTERS = "counters", "Hourly ingestion counters"
     ATTEMPTS = "attempts", "Finished jobs with their attempts"
@@ -37,7 +39,7 @@ class DataClass(models.TextChoices):
     NONCES = "nonces", "Request nonces"
     RATE_LIMIT_STATES = "rate_limit_states", "Rate-limit states (after their TAT)"
     AUTH_FAILURES = "auth_failures", "Failed authentications"
-    CREDENTIAL_AUDIT = "credential_audit", "Credential audit"
+    CREDENTIAL_AUDIT = "credential_audit"
     MONITOR_EVENTS = "monitor_events", "Monitor events (replay log)"
     STAFF_AUDIT = "staff_audit", "Staff-action audit"
     ALERT_HISTORY = "alert_history", "Alert history and deliveries"

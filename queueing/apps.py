@@ -1,20 +1,19 @@
-from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from core import app_config
 
-class QueueingConfig(AppConfig):
+
+class QueueingConfig(app_config.ProjectAppConfig):
     name = "queueing"
     verbose_name = "Job queue"
 
-    def ready(self) -> None:
+    def connect(self) -> None:
         from ingestion.mentions import PrivacyField, privacy_fields_register
-        from queueing import checks
         from queueing.models import Job, JobAttempt
         from queueing.selectors import enabled_provider_names
         from queueing.services import job_state_triggers_ensure
         from workers_mgmt.api import register_provider_lookup
 
-        checks.register()
         # GET /config lists the enabled providers, which this app owns.
         register_provider_lookup(enabled_provider_names)
         # Data-subject requests search these columns for a number too (docs/PRIVACY.md).

@@ -9,7 +9,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
-from core.models import TimestampedModel
+from core.choices import TextChoices
+from core.models import Described, TimestampedModel
 from queueing.schedule import schedule_validator
 
 provider_name_validator = RegexValidator(
@@ -17,7 +18,7 @@ provider_name_validator = RegexValidator(
 )
 
 
-class Provider(TimestampedModel):
+class Provider(Described, TimestampedModel):
     """A lead source (a maps site, a directory) and the queue policy of its jobs."""
 
     name = models.CharField(max_length=63, unique=True, validators=[provider_name_validator])
@@ -55,11 +56,10 @@ class Provider(TimestampedModel):
     class Meta:
         ordering = ["name"]
 
-    def __str__(self) -> str:
-        return self.name
+    str_format = "{name}"
 
 
-class Campaign(TimestampedModel):
+class Campaign(Described, TimestampedModel):
     """Search work for one provider: every query in every city becomes one job."""
 
     name = models.CharField(max_length=200)
@@ -85,8 +85,7 @@ class Campaign(TimestampedModel):
     class Meta:
         ordering = ["-created_at"]
 
-    def __str__(self) -> str:
-        return self.name
+    str_format = "{name}"
 
     def query_list(self) -> list[str]:
         return [line.strip() for line in self.queries.splitlines() if line.strip()]
@@ -95,12 +94,12 @@ class Campaign(TimestampedModel):
         return [line.strip() for line in self.cities.splitlines() if line.strip()]
 
 
-class CampaignRunTrigger(models.TextChoices):
+class CampaignRunTrigger(TextChoices):
     MANUAL = "manual", "Enqueued by staff"
-    SCHEDULE = "schedule", "Schedule"
+    SCHEDULE = "schedule"
 
 
-class CampaignRun(models.Model):
+class CampaignRun(Described):
     """One enqueueing of a campaign's work (or a due time skipped because the last run was going)."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs")
@@ -119,22 +118,21 @@ class CampaignRun(models.Model):
             models.UniqueConstraint(fields=["campaign", "number"], name="uniq_campaign_run_number"),
         ]
 
-    def __str__(self) -> str:
-        return f"run {self.number} of campaign {self.campaign_id}"
+    str_format = "run {number} of campaign {campaign_id}"
 
 
-class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    LEASED = "leased", "Leased"
-    SUCCEEDED = "succeeded", "Succeeded"
-    DEAD = "dead", "Dead"
-    CANCELLED = "cancelled", "Cancelled"
+class JobState(TextChoices):
+    QUEUED = "queued"
+    LEASED = "leased"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
 
 
 FINISHED_STATES = (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
 
 
-class Job(TimestampedModel):
+class Job(Described, TimestampedModel):
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="jobs")
     campaign = models.ForeignKey(
         Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
@@ -176,20 +174,19 @@ class Job(TimestampedModel):
             models.Index(fields=["finished_at"], name="job_finished_idx"),
         ]
 
-    def __str__(self) -> str:
-        return f"job {self.pk} ({self.state})"
+    str_format = "job {pk} ({state})"
 
 
-class AttemptState(models.TextChoices):
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+class AttemptState(TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
     LOST = "lost", "Lease lost"
-    RELEASED = "released", "Released"
-    CANCELLED = "cancelled", "Cancelled"
+    RELEASED = "released"
+    CANCELLED = "cancelled"
 
 
-class JobAttempt(models.Model):
+class JobAttempt(Described):
     """One lease of a job by one worker; its id is the attempt_id of the protocol."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -216,11 +213,10 @@ class JobAttempt(models.Model):
             models.Index(fields=["finished_at", "worker"], name="attempt_finished_idx"),
         ]
 
-    def __str__(self) -> str:
-        return f"attempt {self.number} of job {self.job_id}"
+    str_format = "attempt {number} of job {job_id}"
 
 
-class ReportReceipt(models.Model):
+class ReportReceipt(Described):
     """The first answer to a report, kept under its Idempotency-Key (scoped to the worker)."""
 
     worker_id = models.CharField(max_length=63)
@@ -235,8 +231,7 @@ class ReportReceipt(models.Model):
             models.UniqueConstraint(fields=["worker_id", "idempotency_key"], name="uniq_report_key")
         ]
 
-    def __str__(self) -> str:
-        return f"{self.worker_id}:{self.idempotency_key}"
+    str_format = "{worker_id}:{idempotency_key}"
 
 
 class DeadJob(Job):
@@ -248,7 +243,7 @@ class DeadJob(Job):
         verbose_name_plural = "dead jobs (DLQ)"
 
 
-class ProviderQuotaState(models.Model):
+class ProviderQuotaState(Described):
     """A provider's quota bookkeeping: its GCRA arrival time and today's count (row-locked by claims)."""
 
     provider = models.OneToOneField(Provider, primary_key=True, on_delete=models.CASCADE,
@@ -257,18 +252,17 @@ class ProviderQuotaState(models.Model):
     day = models.DateField(null=True, blank=True)
     day_count = models.PositiveIntegerField(default=0)
 
-    def __str__(self) -> str:
-        return f"quota state of provider {self.provider_id}"
+    str_format = "quota state of provider {provider_id}"
 
 
-class BreakerScope(models.TextChoices):
-    PROVIDER = "provider", "Provider"
-    WORKER = "worker", "Worker"
+class BreakerScope(TextChoices):
+    PROVIDER = "provider"
+    WORKER = "worker"
 
 
-class BreakerState(models.TextChoices):
-    CLOSED = "closed", "Closed"
-    OPEN = "open", "Open"
+class BreakerState(TextChoices):
+    CLOSED = "closed"
+    OPEN = "open"
     HALF_OPEN = "half_open", "Half-open"
 
 
@@ -343,12 +337,12 @@ class BreakerTransition(BreakerKeyed):
         return f"{self.scope} {self.key}: {self.from_state} -> {self.to_state}"
 
 
-class EvidenceType(models.TextChoices):
+class EvidenceType(TextChoices):
     PNG = "image/png", "PNG"
     JPEG = "image/jpeg", "JPEG"
 
 
-class AttemptEvidence(models.Model):
+class AttemptEvidence(Described):
     """A screenshot a worker took during an attempt (docs/API.md, "Evidence"); the file is in storage.
 
     The attempt link is SET_NULL rather than CASCADE: pruning finished jobs must not orphan stored
@@ -372,11 +366,10 @@ class AttemptEvidence(models.Model):
         verbose_name = "attempt evidence"
         verbose_name_plural = "attempt evidence"
 
-    def __str__(self) -> str:
-        return f"evidence {self.id} ({self.content_type}, {self.size} bytes)"
+    str_format = "evidence {id} ({content_type}, {size} bytes)"
 
 
-class JobStateCount(models.Model):
+class JobStateCount(Described):
     """Jobs per (provider, state) as signed deltas, kept by database triggers on the job table.
 
     Every statement that inserts, deletes or moves jobs between states or providers adds its deltas
@@ -394,5 +387,4 @@ class JobStateCount(models.Model):
     class Meta:
         verbose_name = "job state count"
 
-    def __str__(self) -> str:
-        return f"provider {self.provider_id} {self.state} {self.delta:+d}"
+    str_format = "provider {provider_id} {state} {delta:+d}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db.models import Count, Min, Q, QuerySet, Sum
@@ -161,12 +161,7 @@ def attempt_outcomes_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[s
     """
 
     outcomes: dict[str, dict[str, int]] = {}
-    items = list(since_by_worker.items())
-    # Each worker has its own window; a few hundred per query keeps the OR list reasonable.
-    for start in range(0, len(items), 200):
-        windows = Q()
-        for worker_id, since in items[start:start + 200]:
-            windows |= Q(worker_id=worker_id, finished_at__gte=since)
+    for windows in _worker_windows(since_by_worker):
         rows = JobAttempt.objects.filter(windows).values("worker_id").annotate(
             done=Count("id", filter=Q(state=AttemptState.SUCCEEDED)),
             failed=Count("id", filter=Q(state__in=[AttemptState.FAILED, AttemptState.LOST])),
@@ -174,6 +169,17 @@ def attempt_outcomes_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[s
         for row in rows:
             outcomes[row["worker_id"]] = {"done": row["done"], "failed": row["failed"]}
     return outcomes
+
+
+def _worker_windows(since_by_worker: dict[str, dt.datetime]) -> Iterator[Q]:
+    """Attempts finished since each worker's own instant, as OR filters: each worker has its own
+    window; a few hundred per query keeps the OR list reasonable."""
+    items = list(since_by_worker.items())
+    for start in range(0, len(items), 200):
+        windows = Q()
+        for worker_id, since in items[start:start + 200]:
+            windows |= Q(worker_id=worker_id, finished_at__gte=since)
+        yield windows
 
 
 def attempt_yield_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[str, dict[str, int]]:
@@ -184,11 +190,7 @@ def attempt_yield_since(*, since_by_worker: dict[str, dt.datetime]) -> dict[str,
     `blocked` or kept a screenshot. Read by the release yield gate (docs/RELEASES.md, "Yield gate").
     """
     totals: dict[str, dict[str, int]] = {}
-    items = list(since_by_worker.items())
-    for start in range(0, len(items), 200):
-        windows = Q()
-        for worker_id, since in items[start:start + 200]:
-            windows |= Q(worker_id=worker_id, finished_at__gte=since)
+    for windows in _worker_windows(since_by_worker):
         succeeded = Q(state=AttemptState.SUCCEEDED)
         blocked = Q(error__code="blocked") | Q(evidence__isnull=False)
         rows = JobAttempt.objects.filter(windows, finished_at__isnull=False).values(

@@ -17,11 +17,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin_tools import (
     AuditedModelAdmin,
+    ReadOnlyMixin,
     ReadOnlyModelAdmin,
     action_confirmation_page,
     action_confirmed,
@@ -31,7 +32,6 @@ from core.admin_tools import (
 from core.audit import Actor
 from releases_app import selectors, services
 from releases_app.models import (
-    ACTIVE_ROLLOUT_STATES,
     Channel,
     Release,
     ReleaseAuditEvent,
@@ -261,7 +261,8 @@ def _rollout_action(verb: str, description: str
 
 
 @admin.register(Rollout)
-class RolloutAdmin(AuditedModelAdmin):
+class RolloutAdmin(ReadOnlyMixin, AuditedModelAdmin):
+    # Read-only: the start page calls rollout_start, the operations their services.
     # The rollout's progress at a glance; its targets and who started it live on its page (1440 px).
     list_display = ("id", "release", "channel", "state", "step_display", "created_at")
     list_filter = ("state", "channel")
@@ -269,15 +270,6 @@ class RolloutAdmin(AuditedModelAdmin):
     list_select_related = ("channel", "release")
     actions = ["pause", "resume", "promote", "abort", "rollback"]
     change_list_template = "admin/releases_app/rollout/change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # the start page calls rollout_start
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("releases_app.change_rollout")
@@ -291,11 +283,10 @@ class RolloutAdmin(AuditedModelAdmin):
         return obj.targets.count()
 
     def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view
         return [
-            path("start/", view(self.start_view), name="releases_app_rollout_start"),
-            path("<int:rollout_id>/do/<str:verb>/", view(self.operate_view),
-                 name="releases_app_rollout_operate"),
+            admin_url(self, "start/", self.start_view, "releases_app_rollout_start"),
+            admin_url(self, "<int:rollout_id>/do/<str:verb>/", self.operate_view,
+                      "releases_app_rollout_operate"),
             *super().get_urls(),
         ]
 
@@ -314,7 +305,7 @@ class RolloutAdmin(AuditedModelAdmin):
             "opts": self.model._meta, "rollout": rollout,
             "progress": selectors.rollout_progress(rollout=rollout),
             "targets": rollout.targets.order_by("step_index", "worker_id"), "audit": audit,
-            "gate": rollout.last_gate_result, "active": rollout.state in ACTIVE_ROLLOUT_STATES,
+            "gate": rollout.last_gate_result, "active": rollout.is_active,
             "verbs": [(verb, label) for verb, (label, _call) in ROLLOUT_VERBS.items()
                       if not (verb == "resume" and rollout.state != RolloutState.PAUSED)
                       and not (verb == "pause" and rollout.state == RolloutState.PAUSED)],
@@ -364,7 +355,7 @@ class RolloutAdmin(AuditedModelAdmin):
     def _operate(self, request: HttpRequest, rollouts: Any, verb: str) -> None:
         label, call = ROLLOUT_VERBS[verb]
         for rollout in rollouts:
-            if rollout.state not in ACTIVE_ROLLOUT_STATES and verb != "rollback":
+            if not rollout.is_active and verb != "rollback":
                 self.message_user(request, f"Rollout {rollout.pk} is {rollout.state}.", messages.WARNING)
                 continue
             try:

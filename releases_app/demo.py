@@ -17,7 +17,7 @@ from collections.abc import Callable
 from django.utils import timezone
 
 from core.audit import Actor
-from releases_app.models import ACTIVE_ROLLOUT_STATES, Channel, Release, Rollout
+from releases_app.models import Channel, Release, Rollout
 from releases_app.services import ReleaseRefused, release_publish, rollout_promote, rollout_start
 
 DEMO_PREFIX = "demo-"
@@ -56,7 +56,7 @@ def demo_rollout_seed(*, canary: str, hold_s: int = 45, canary_hold_s: int = 90,
     its demo workers, under the supervising agent, really run each demo release.
     """
     channel = Channel.objects.filter(name=DEMO_CHANNEL).select_related("current").first()
-    if Rollout.objects.filter(channel__name=DEMO_CHANNEL, state__in=ACTIVE_ROLLOUT_STATES).exists():
+    if Rollout.objects.active().filter(channel__name=DEMO_CHANNEL).exists():
         return None
     try:
         if channel is None or channel.current is None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.db import models
 
-from core.models import AppendOnlyRecord, TimestampedModel
+from core.choices import TextChoices
+from core.models import AppendOnlyRecord, Described, TimestampedModel
 
 # Versions and channel names end up in the signed manifest, which both Python and Node must encode
 # byte for byte alike: so they are short ASCII, nothing that JSON would escape differently.
@@ -22,15 +23,15 @@ channel_name_validator = RegexValidator(
 )
 
 
-class ReleaseState(models.TextChoices):
-    UPLOADED = "uploaded", "Uploaded"
+class ReleaseState(TextChoices):
+    UPLOADED = "uploaded"
     SELF_TESTING = "self_testing", "Self-testing"
-    READY = "ready", "Ready"
+    READY = "ready"
     FAILED = "failed", "Failed self-test"
-    REVOKED = "revoked", "Revoked"
+    REVOKED = "revoked"
 
 
-class Release(TimestampedModel):
+class Release(Described, TimestampedModel):
     version = models.CharField(max_length=63, unique=True, validators=[version_validator])
     # The artifact's name in the storage (Django's storage API: a folder by default, S3 in DEPLOY.md).
     artifact_name = models.CharField(max_length=255, blank=True)
@@ -49,11 +50,10 @@ class Release(TimestampedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
 
-    def __str__(self) -> str:
-        return f"{self.version} ({self.state})"
+    str_format = "{version} ({state})"
 
 
-class Channel(TimestampedModel):
+class Channel(Described, TimestampedModel):
     """A stream of releases (stable, beta, canary, ...) with the manifest last signed for it."""
 
     name = models.CharField(max_length=40, unique=True, validators=[channel_name_validator])
@@ -70,23 +70,28 @@ class Channel(TimestampedModel):
     class Meta:
         ordering = ["name"]
 
-    def __str__(self) -> str:
-        return self.name
+    str_format = "{name}"
 
 
-class RolloutState(models.TextChoices):
-    RUNNING = "running", "Running"
+class RolloutState(TextChoices):
+    RUNNING = "running"
     WAITING_APPROVAL = "waiting_approval", "Waiting for approval"
-    PAUSED = "paused", "Paused"
-    DONE = "done", "Done"
-    ABORTED = "aborted", "Aborted"
-    ROLLED_BACK = "rolled_back", "Rolled back"
+    PAUSED = "paused"
+    DONE = "done"
+    ABORTED = "aborted"
+    ROLLED_BACK = "rolled_back"
 
 
 ACTIVE_ROLLOUT_STATES = (RolloutState.RUNNING, RolloutState.WAITING_APPROVAL, RolloutState.PAUSED)
 
 
-class Rollout(TimestampedModel):
+class RolloutQuerySet(models.QuerySet["Rollout"]):
+    def active(self) -> RolloutQuerySet:
+        """The rollouts still under way (running, waiting for approval, paused): one a channel at most."""
+        return self.filter(state__in=ACTIVE_ROLLOUT_STATES)
+
+
+class Rollout(Described, TimestampedModel):
     """One release going out on one channel, step by step (docs/RELEASES.md, "The rollout model")."""
 
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="rollouts")
@@ -105,6 +110,8 @@ class Rollout(TimestampedModel):
     started_by = models.CharField(max_length=150, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = RolloutQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -113,20 +120,19 @@ class Rollout(TimestampedModel):
                                     name="one_active_rollout_per_channel"),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.release.version} on {self.channel.name} ({self.state})"
+    str_format = "{release.version} on {channel.name} ({state})"
 
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_ROLLOUT_STATES
 
 
-class TargetReason(models.TextChoices):
-    CANARY = "canary", "Canary"
-    COHORT = "cohort", "Cohort"
+class TargetReason(TextChoices):
+    CANARY = "canary"
+    COHORT = "cohort"
 
 
-class RolloutTarget(models.Model):
+class RolloutTarget(Described):
     """A worker a rollout has reached, and at which step; steps only ever add rows."""
 
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="targets")
@@ -139,11 +145,10 @@ class RolloutTarget(models.Model):
         ordering = ["rollout_id", "step_index", "worker_id"]
         constraints = [models.UniqueConstraint(fields=["rollout", "worker_id"], name="uniq_rollout_target")]
 
-    def __str__(self) -> str:
-        return f"{self.worker_id} in rollout {self.rollout_id} ({self.reason})"
+    str_format = "{worker_id} in rollout {rollout_id} ({reason})"
 
 
-class WorkerPin(models.Model):
+class WorkerPin(Described):
     """Holds one worker on one release, above every rollout and channel (docs/RELEASES.md)."""
 
     worker = models.OneToOneField("workers_mgmt.Worker", on_delete=models.CASCADE, primary_key=True,
@@ -154,15 +159,14 @@ class WorkerPin(models.Model):
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    def __str__(self) -> str:
-        return f"{self.worker_id} pinned to {self.release.version}"
+    str_format = "{worker_id} pinned to {release.version}"
 
 
-class UpdateStage(models.TextChoices):
-    DOWNLOADED = "downloaded", "Downloaded"
-    INSTALLED = "installed", "Installed"
+class UpdateStage(TextChoices):
+    DOWNLOADED = "downloaded"
+    INSTALLED = "installed"
     SELF_TEST = "self_test", "Self-test"
-    ROLLED_BACK = "rolled_back", "Rolled back"
+    ROLLED_BACK = "rolled_back"
 
 
 class WorkerReleaseStatus(models.Model):
@@ -194,19 +198,19 @@ class WorkerReleaseStatus(models.Model):
         return self.install_ok is False or self.self_test_ok is False or self.rolled_back_at is not None
 
 
-class ReleaseAuditAction(models.TextChoices):
-    RELEASE_UPLOADED = "release_uploaded", "Release uploaded"
+class ReleaseAuditAction(TextChoices):
+    RELEASE_UPLOADED = "release_uploaded"
     RELEASE_SELF_TESTED = "release_self_tested", "Release self-tested"
-    RELEASE_REVOKED = "release_revoked", "Release revoked"
-    CHANNEL_CREATED = "channel_created", "Channel created"
-    MANIFEST_SIGNED = "manifest_signed", "Manifest signed"
-    ROLLOUT_STARTED = "rollout_started", "Rollout started"
+    RELEASE_REVOKED = "release_revoked"
+    CHANNEL_CREATED = "channel_created"
+    MANIFEST_SIGNED = "manifest_signed"
+    ROLLOUT_STARTED = "rollout_started"
     ROLLOUT_STEP = "rollout_step", "Rollout moved to a step"
     ROLLOUT_WAITING = "rollout_waiting", "Rollout waits for approval"
-    ROLLOUT_PAUSED = "rollout_paused", "Rollout paused"
-    ROLLOUT_RESUMED = "rollout_resumed", "Rollout resumed"
-    ROLLOUT_DONE = "rollout_done", "Rollout done"
-    ROLLOUT_ABORTED = "rollout_aborted", "Rollout aborted"
+    ROLLOUT_PAUSED = "rollout_paused"
+    ROLLOUT_RESUMED = "rollout_resumed"
+    ROLLOUT_DONE = "rollout_done"
+    ROLLOUT_ABORTED = "rollout_aborted"
     ROLLED_BACK = "rolled_back", "Channel rolled back"
     GATE_EVALUATED = "gate_evaluated", "Health gate evaluated"
     PIN_SET = "pin_set", "Worker pinned"

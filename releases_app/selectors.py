@@ -75,7 +75,7 @@ def update_decision(*, worker: Worker, channel: Channel, running_version: str) -
     rollout = None
     reached = None
     if valid_pin is None:
-        rollout = Rollout.objects.filter(channel=channel, state__in=ACTIVE_ROLLOUT_STATES).first()
+        rollout = Rollout.objects.active().filter(channel=channel).first()
         if rollout is not None:
             reached = RolloutTarget.objects.filter(rollout=rollout, worker_id=worker.pk).values_list(
                 "reason", flat=True).first()
@@ -209,8 +209,7 @@ def failed_installs(*, limit: int = 50) -> list[WorkerReleaseStatus]:
 
 def releases_overview() -> dict[str, Any]:
     """What the monitor page shows of releases: adoption, active rollouts with progress, failures."""
-    rollouts = list(Rollout.objects.filter(state__in=ACTIVE_ROLLOUT_STATES)
-                    .select_related("release", "channel"))
+    rollouts = list(Rollout.objects.active().select_related("release", "channel"))
     return {
         "adoption": adoption_by_channel(),
         "rollouts": [{"rollout": r, "progress": rollout_progress(rollout=r)} for r in rollouts],
@@ -256,7 +255,7 @@ def _rollout_problem(channel: Channel) -> str:
             f"{channel.current.version} became current without a rollout"
     if rollout.from_release_id is None:
         return ""  # the channel's first release: there was nothing to protect
-    if rollout.state in ACTIVE_ROLLOUT_STATES:
+    if rollout.is_active:
         return (f"the rollout of {channel.current.version} is {rollout.get_state_display().lower()} "
                 f"at step {rollout.step_index + 1} of {len(rollout.steps)}")
     first_step = rollout.steps[0] if rollout.steps else {}

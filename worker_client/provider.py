@@ -228,20 +228,21 @@ def _mixed_digits(text: str, rng: random.Random) -> str:
     return "".join(ARABIC_INDIC_DIGITS[int(ch)] if ch.isdigit() and rng.random() < 0.5 else ch for ch in text)
 
 
+def _saudi_formats(nsn: str) -> dict[str, str]:
+    """How listings print any Saudi number of two-digit prefix (mobile 5x, landline area code)."""
+    a, b, c = nsn[:2], nsn[2:5], nsn[5:]
+    return {"spaced": f"0{a} {b} {c}", "local": f"0{nsn}", "intl": f"+966 {a} {b} {c}", "00": f"00966{nsn}",
+            "tel_uri": f"tel:+966{nsn}", "arabic_indic": to_digits(f"0{nsn}", ARABIC_INDIC_DIGITS)}
+
+
 def _mobile_formats(nsn: str) -> dict[str, str]:
     a, b, c = nsn[:2], nsn[2:5], nsn[5:]
+    saudi = _saudi_formats(nsn)
     return {
-        "local": f"0{nsn}",
-        "local_dashed": f"0{a}-{b}-{c}",
-        "local_spaced": f"0{a} {b} {c}",
-        "intl_spaced": f"+966 {a} {b} {c}",
-        "intl_compact": f"+966{nsn}",
-        "intl_00": f"00966{nsn}",
-        "intl_no_plus": f"966{nsn}",
-        "intl_trunk": f"+9660{nsn}",
-        "tel_uri": f"tel:+966{nsn}",
-        "intl_dashed": f"+966-{a}-{b}-{c}",
-        "arabic_indic": to_digits(f"0{nsn}", ARABIC_INDIC_DIGITS),
+        "local": saudi["local"], "local_dashed": f"0{a}-{b}-{c}", "local_spaced": saudi["spaced"],
+        "intl_spaced": saudi["intl"], "intl_compact": f"+966{nsn}", "intl_00": saudi["00"],
+        "intl_no_plus": f"966{nsn}", "intl_trunk": f"+9660{nsn}", "tel_uri": saudi["tel_uri"],
+        "intl_dashed": f"+966-{a}-{b}-{c}", "arabic_indic": saudi["arabic_indic"],
         "arabic_indic_intl": "+" + to_digits(f"966{nsn}", ARABIC_INDIC_DIGITS),
         "arabic_indic_spaced": to_digits(f"0{a} {b} {c}", ARABIC_INDIC_DIGITS),
         "persian": to_digits(f"0{nsn}", PERSIAN_DIGITS),
@@ -257,15 +258,8 @@ _MOBILE_WEIGHTS = {
 
 def _landline_formats(nsn: str) -> dict[str, str]:
     area, b, c = nsn[:2], nsn[2:5], nsn[5:]
-    return {
-        "landline_paren": f"(0{area}) {b} {c}",
-        "landline_spaced": f"0{area} {b} {c}",
-        "landline_local": f"0{nsn}",
-        "landline_intl": f"+966 {area} {b} {c}",
-        "landline_00": f"00966{nsn}",
-        "landline_tel_uri": f"tel:+966{nsn}",
-        "landline_arabic_indic": to_digits(f"0{nsn}", ARABIC_INDIC_DIGITS),
-    }
+    return {"landline_paren": f"(0{area}) {b} {c}",
+            **{f"landline_{name}": text for name, text in _saudi_formats(nsn).items()}}
 
 
 def _unified_formats(nsn: str) -> dict[str, str]:

@@ -21,12 +21,12 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timezone import now as clock_now
 from django.views.decorators.debug import sensitive_variables
 
-from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin
+from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
 from core.audit import Actor
 from workers_mgmt.admin_credentials import (
     EMERGENCY,
@@ -172,12 +172,11 @@ class WorkerAdmin(AuditedModelAdmin):
     change_form_template = "admin/workers_mgmt/worker/change_form.html"
 
     def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/rotate/", view(self.rotate_view), name="workers_mgmt_worker_rotate"),
-            path("<path:object_id>/revoke/<str:key_id>/", view(self.revoke_view),
-                 name="workers_mgmt_worker_revoke"),
-            path("<path:object_id>/enroll/", view(self.enroll_view), name="workers_mgmt_worker_enroll"),
+            admin_url(self, "<path:object_id>/rotate/", self.rotate_view, "workers_mgmt_worker_rotate"),
+            admin_url(self, "<path:object_id>/revoke/<str:key_id>/", self.revoke_view,
+                      "workers_mgmt_worker_revoke"),
+            admin_url(self, "<path:object_id>/enroll/", self.enroll_view, "workers_mgmt_worker_enroll"),
             *super().get_urls(),
         ]
 

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from core.models import AuditRecord, TimestampedModel
+from core.choices import TextChoices
+from core.models import AuditRecord, Described, TimestampedModel
 
 worker_id_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_-]{0,62}$",
@@ -18,7 +19,7 @@ def default_rate_limit() -> int:
     return settings.LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN
 
 
-class Worker(TimestampedModel):
+class Worker(Described, TimestampedModel):
     id = models.CharField(primary_key=True, max_length=63, validators=[worker_id_validator])
     name = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
@@ -55,18 +56,17 @@ class Worker(TimestampedModel):
     class Meta:
         ordering = ["id"]
 
-    def __str__(self) -> str:
-        return self.id
+    str_format = "{id}"
 
 
-class CredentialState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    CURRENT = "current", "Current"
+class CredentialState(TextChoices):
+    PENDING = "pending"
+    CURRENT = "current"
     PREVIOUS = "previous", "Previous (grace)"
-    REVOKED = "revoked", "Revoked"
+    REVOKED = "revoked"
 
 
-class WorkerCredential(TimestampedModel):
+class WorkerCredential(Described, TimestampedModel):
     key_id = models.CharField(primary_key=True, max_length=40)
     worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="credentials")
     # Fernet token of the secret; the plain secret is shown once when created and never stored.
@@ -84,11 +84,10 @@ class WorkerCredential(TimestampedModel):
                                     name="one_pending_credential_per_worker"),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.key_id} ({self.state})"
+    str_format = "{key_id} ({state})"
 
 
-class RequestNonce(models.Model):
+class RequestNonce(Described):
     """A nonce seen from a worker; the unique constraint is what refuses a replay."""
 
     worker_id = models.CharField(max_length=63)
@@ -98,11 +97,10 @@ class RequestNonce(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["worker_id", "nonce"], name="uniq_worker_nonce")]
 
-    def __str__(self) -> str:
-        return f"{self.worker_id}:{self.nonce}"
+    str_format = "{worker_id}:{nonce}"
 
 
-class WorkerConfig(models.Model):
+class WorkerConfig(Described):
     """The fleet-wide worker configuration served by GET /config (one row)."""
 
     poll_interval_s = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
@@ -134,16 +132,15 @@ class WorkerConfig(models.Model):
         verbose_name = "worker configuration"
         verbose_name_plural = "worker configuration"
 
-    def __str__(self) -> str:
-        return f"Worker configuration v{self.version}"
+    str_format = "Worker configuration v{version}"
 
 
-class DeliveryMode(models.TextChoices):
+class DeliveryMode(TextChoices):
     PUSH = "push", "Push (next heartbeat)"
     MANUAL = "manual", "Manual (shown once to staff)"
 
 
-class CredentialRotation(models.Model):
+class CredentialRotation(Described):
     """How a pending credential reaches its worker and how long the key it replaces stays valid.
 
     One row per pending credential, written with it; kept after promotion as the rotation's record.
@@ -157,20 +154,19 @@ class CredentialRotation(models.Model):
     promoted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    def __str__(self) -> str:
-        return f"rotation to {self.credential_id} ({self.mode})"
+    str_format = "rotation to {credential_id} ({mode})"
 
 
-class CredentialEventKind(models.TextChoices):
-    CREATED = "created", "Created"
-    DELIVERED = "delivered", "Delivered"
-    VERIFIED = "verified", "Verified"
-    PROMOTED = "promoted", "Promoted"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
+class CredentialEventKind(TextChoices):
+    CREATED = "created"
+    DELIVERED = "delivered"
+    VERIFIED = "verified"
+    PROMOTED = "promoted"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
     AUTH_FAILED = "auth_failed", "Authentication failed"
     ENROLLMENT_ISSUED = "enrollment_issued", "Enrollment token issued"
-    ENROLLED = "enrolled", "Enrolled"
+    ENROLLED = "enrolled"
 
 
 class CredentialEvent(AuditRecord):
@@ -207,7 +203,7 @@ class CredentialEvent(AuditRecord):
         ]
 
 
-class EnrollmentToken(models.Model):
+class EnrollmentToken(Described):
     """A one-time token a new worker exchanges for its credential; only its SHA-256 is stored."""
 
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
@@ -220,11 +216,10 @@ class EnrollmentToken(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
-    def __str__(self) -> str:
-        return f"enrollment of {self.worker_id} (expires {self.expires_at:%Y-%m-%d %H:%M})"
+    str_format = "enrollment of {worker_id} (expires {expires_at:%Y-%m-%d %H:%M})"
 
 
-class WorkerOfflineNotice(models.Model):
+class WorkerOfflineNotice(Described):
     """The overdue heartbeat a `worker.offline` event was published for: one event per transition.
 
     A worker's silent streak is named by its last heartbeat time; a row that already holds that time
@@ -240,5 +235,4 @@ class WorkerOfflineNotice(models.Model):
         # Created by the leadops app before worker presence moved here; the table keeps its name.
         db_table = "leadops_workerofflinenotice"
 
-    def __str__(self) -> str:
-        return f"{self.worker_id} silent since {self.last_heartbeat_at}"
+    str_format = "{worker_id} silent since {last_heartbeat_at}"

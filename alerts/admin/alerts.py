@@ -26,7 +26,7 @@ from alerts.models import (
 from alerts.services import (
     silence_from_alert,
 )
-from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
+from core.admin_tools import ReadOnlyMixin, ReadOnlyModelAdmin, admin_url, field_display
 from core.audit import Actor
 
 
@@ -76,13 +76,8 @@ class AlertAdmin(ReadOnlyModelAdmin):
         # The rule's name; the raw label (alertname=breaker_open) stays in the labels column for matchers.
         return rule_name(alert.labels.get("alertname", ""))
 
-    @admin.display(description="state", ordering="state")
-    def state_badge(self, alert: Alert) -> str:
-        return badge_html(alert.state)
-
-    @admin.display(description="labels")
-    def labels_text(self, alert: Alert) -> str:
-        return labels_html(alert.labels)
+    state_badge = field_display("state", description="state", render=badge_html, ordering="state")
+    labels_text = field_display("labels", description="labels", render=labels_html)
 
     @admin.display(description="summary")
     def summary(self, alert: Alert) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from alerts import selectors
-from leadops.readiness.base import Gate, admin_link, age_text, problems_line
+from leadops.readiness.base import Gate, age_text, changelist_links, problems_line
 
 # The seed's basic alerts: missing heartbeats, error / retry spikes, DLQ growth, stuck jobs.
 REQUIRED_KINDS = ["heartbeat_missing", "error_rate", "retry_spike", "dlq_growth", "stuck_jobs"]
@@ -15,11 +15,8 @@ EVALUATOR_WITHIN = dt.timedelta(minutes=2)
 
 
 def check(now: dt.datetime) -> Gate:
-    evidence = [
-        admin_link("Alert rules", "admin:alerts_alertrule_changelist"),
-        admin_link("Receivers", "admin:alerts_receiver_changelist"),
-        admin_link("Delivery log", "admin:alerts_deliveryattempt_changelist"),
-    ]
+    evidence = changelist_links("alerts", alertrule="Alert rules", receiver="Receivers",
+                                deliveryattempt="Delivery log")
     problems = []
     enabled = selectors.rules_enabled()
     off = [kind for kind in REQUIRED_KINDS if not enabled.get(kind, False)]

@@ -40,6 +40,11 @@ def admin_link(label: str, url_name: str, query: str = "") -> Evidence:
     return Evidence(label, f"{url}?{query}" if query else url)
 
 
+def changelist_links(app: str, **labels: str) -> list[Evidence]:
+    """Links to change lists of one app, by model: `changelist_links("alerts", receiver="Receivers")`."""
+    return [admin_link(label, f"admin:{app}_{model}_changelist") for model, label in labels.items()]
+
+
 def problems_line(problems: list[str], *, limit: int = 3) -> str:
     """Up to `limit` problems joined into one line, and how many more there are."""
     shown = "; ".join(problems[:limit])

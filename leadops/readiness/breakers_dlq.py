@@ -9,17 +9,14 @@ import datetime as dt
 from django.conf import settings
 
 from leadops.models import DataClass
-from leadops.readiness.base import Gate, admin_link, problems_line
+from leadops.readiness.base import Gate, changelist_links, problems_line
 from leadops.retention import retention_days
 from queueing import selectors
 
 
 def check(now: dt.datetime) -> Gate:
-    evidence = [
-        admin_link("Breakers", "admin:queueing_breaker_changelist"),
-        admin_link("Dead-letter queue", "admin:queueing_deadjob_changelist"),
-        admin_link("Providers", "admin:queueing_provider_changelist"),
-    ]
+    evidence = changelist_links("queueing", breaker="Breakers", deadjob="Dead-letter queue",
+                                provider="Providers")
     providers = selectors.providers_with_jobs_since(since=now - dt.timedelta(days=7))
     problems = [f"provider {name}: {why}" for name, why in
                 sorted(selectors.breaker_policy_problems(providers=providers).items())]

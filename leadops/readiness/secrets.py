@@ -7,7 +7,7 @@ import datetime as dt
 
 from django.conf import settings
 
-from leadops.readiness.base import Gate, admin_link, age_text, problems_line
+from leadops.readiness.base import Gate, age_text, changelist_links, problems_line
 from workers_mgmt import selectors
 
 
@@ -32,11 +32,8 @@ def check(now: dt.datetime) -> Gate:
     if unaudited:
         problems.append(f"{len(unaudited)} rotation(s) missing from the credential audit "
                         f"({', '.join(unaudited[:3])})")
-    evidence = [
-        admin_link("Worker keys", "admin:workers_mgmt_workercredential_changelist"),
-        admin_link("Credential audit", "admin:workers_mgmt_credentialevent_changelist"),
-        admin_link("Workers", "admin:workers_mgmt_worker_changelist"),
-    ]
+    evidence = changelist_links("workers_mgmt", workercredential="Worker keys",
+                                credentialevent="Credential audit", worker="Workers")
     oldest = selectors.oldest_current_key_created_at()
     detail = {"rotations": selectors.rotations_count(), "max_age_days": max_age.days,
               "oldest_key_age": age_text(now - oldest) if oldest else None}

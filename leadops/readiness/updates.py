@@ -8,17 +8,14 @@ import datetime as dt
 
 from django.conf import settings
 
-from leadops.readiness.base import Gate, admin_link, problems_line
+from leadops.readiness.base import Gate, changelist_links, problems_line
 from releases_app import selectors as release_selectors
 from workers_mgmt import selectors as worker_selectors
 
 
 def check(now: dt.datetime) -> Gate:
-    evidence = [
-        admin_link("Channels", "admin:releases_app_channel_changelist"),
-        admin_link("Rollouts", "admin:releases_app_rollout_changelist"),
-        admin_link("Release audit", "admin:releases_app_releaseauditevent_changelist"),
-    ]
+    evidence = changelist_links("releases_app", channel="Channels", rollout="Rollouts",
+                                releaseauditevent="Release audit")
     key_ids = release_selectors.signing_key_ids()
     if not key_ids:
         return Gate("updates", False, "no manifest signing key: set LEADOPS_SIGNING_KEY", evidence)

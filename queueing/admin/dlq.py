@@ -15,12 +15,12 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
-from core.admin_fields import labelled_fields
 from core.admin_tools import (
     AuditedModelAdmin,
     action_confirmation_page,
     action_confirmed,
     admin_export_record,
+    field_display,
 )
 from core.audit import Actor
 from core.csv import csv_response
@@ -103,13 +103,8 @@ class DeadJobAdmin(AuditedModelAdmin):
         return format_html_join("", "{}", ((log_tail_html(text, label=f"attempt {number}"),)
                                            for number, text in tails))
 
-    @admin.display(description="last error")
-    def last_error_display(self, obj: Job) -> SafeString:
-        return labelled_fields(obj.last_error)
-
-    @admin.display(description="payload")
-    def payload_display(self, obj: Job) -> SafeString:
-        return labelled_fields(obj.payload)
+    last_error_display = field_display("last_error", description="last error")
+    payload_display = field_display("payload", description="payload")
 
     @admin.display(description="last error")
     def error_code(self, obj: Job) -> str:

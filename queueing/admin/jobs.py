@@ -15,8 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from core.admin_fields import labelled_fields
-from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin, admin_url
+from core.admin_tools import AuditedModelAdmin, ReadOnlyMixin, ReadOnlyModelAdmin, admin_url, field_display
 from core.audit import Actor
 from queueing.admin.changelists import JobChangeList
 from queueing.admin.common import id_chunks, int_term
@@ -38,10 +37,7 @@ class JobAttemptInline(ReadOnlyMixin, admin.TabularInline):
     fields = ("number", "worker", "state", "claimed_at", "lease_expires_at", "finished_at", "reports",
               "leads_added", "leads_duplicates", "leads_invalid", "error_display")
     readonly_fields = fields
-
-    @admin.display(description="error")
-    def error_display(self, obj: JobAttempt) -> SafeString:
-        return labelled_fields(obj.error)
+    error_display = field_display("error", description="error")
     ordering = ("claimed_at",)
     extra = 0
     can_delete = False
@@ -75,13 +71,8 @@ class JobAdmin(AuditedModelAdmin):
     )
     readonly_fields = ("id", "created_at", "updated_at", "payload_display", "last_error_display")
 
-    @admin.display(description="payload")
-    def payload_display(self, obj: Job) -> SafeString:
-        return labelled_fields(obj.payload)
-
-    @admin.display(description="last error")
-    def last_error_display(self, obj: Job) -> SafeString:
-        return labelled_fields(obj.last_error)
+    payload_display = field_display("payload", description="payload")
+    last_error_display = field_display("last_error", description="last error")
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return JobChangeList
@@ -164,10 +155,7 @@ class JobAttemptAdmin(ReadOnlyModelAdmin):
     list_filter = ("state", "worker")
     readonly_fields = ("error_display", "screenshots", "worker_log")
     exclude = ("log_tail", "error")
-
-    @admin.display(description="error")
-    def error_display(self, obj: JobAttempt) -> SafeString:
-        return labelled_fields(obj.error)
+    error_display = field_display("error", description="error")
     search_fields = ("=id",)
     search_help_text = "A number finds the attempts of that job id; an attempt id finds that attempt."
     show_full_result_count = False

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from core.audit import Actor, actor_label, staff_change
 from releases_app.models import (
-    ACTIVE_ROLLOUT_STATES,
     Channel,
     Release,
     ReleaseAuditAction,
@@ -72,7 +71,7 @@ def release_entry(release: Release) -> dict[str, Any]:
 
 
 def active_rollout(channel: Channel) -> Rollout | None:
-    return Rollout.objects.filter(channel=channel, state__in=ACTIVE_ROLLOUT_STATES).first()
+    return Rollout.objects.active().filter(channel=channel).first()
 
 
 def manifest_sign(*, channel: Channel, actor: str, reason: str) -> Channel:

@@ -17,7 +17,6 @@ from django.utils import timezone
 from core.audit import Actor, actor_label, staff_change
 from releases_app.artifacts import artifact_self_test
 from releases_app.models import (
-    ACTIVE_ROLLOUT_STATES,
     Channel,
     Release,
     ReleaseAuditAction,
@@ -134,7 +133,7 @@ def release_revoke(*, release: Release, actor: Actor | str) -> Release:
         in_use = (
             Channel.objects.select_for_update().filter(current=release).exists()
             or Channel.objects.filter(previous=release).exists()
-            or Rollout.objects.filter(release=release, state__in=ACTIVE_ROLLOUT_STATES).exists()
+            or Rollout.objects.active().filter(release=release).exists()
             or WorkerPin.objects.filter(release=release).exists()
         )
         if in_use:

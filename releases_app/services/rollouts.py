@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from core.audit import Actor, actor_label, staff_change
 from releases_app.models import (
-    ACTIVE_ROLLOUT_STATES,
     Channel,
     Release,
     ReleaseAuditAction,
@@ -189,8 +188,8 @@ def rollout_start(
 
 def active_rollout_locked(channel_name: str) -> tuple[Channel, Rollout]:
     channel = channel_locked(channel_name)
-    rollout = Rollout.objects.select_for_update(of=("self",)).select_related("release", "channel").filter(
-        channel=channel, state__in=ACTIVE_ROLLOUT_STATES).first()
+    rollout = (Rollout.objects.active().select_for_update(of=("self",)).select_related("release", "channel")
+               .filter(channel=channel).first())
     if rollout is None:
         raise ReleaseRefused(f"channel {channel_name} has no rollout in progress")
     return channel, rollout

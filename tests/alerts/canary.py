@@ -19,6 +19,10 @@ from releases_app.services import release_publish, rollout_promote, rollout_star
 from tests.factories import lead, make_jobs, make_provider
 from tests.releases_app.builders import tar_artifact
 
+# The portal's address in the alert links, and the repeat interval of the canary's alert settings.
+PUBLIC_URL = "https://ops.example.test"
+REPEAT_S = 120
+
 CANARY_VERSION = "2.4.0"
 STABLE_VERSION = "2.3.0"
 # What a lead and a worker's text may hold and no notification may (docs/PRIVACY.md).
@@ -27,6 +31,18 @@ LEAD_NAME = "Cafe Privacy Test"
 ERROR_PHONE = "+966 55 123 4567"
 FAILURES = 20
 SUCCESSES = 25
+
+
+def canary_alert_settings(settings: Any, media_root: str) -> Any:
+    """The settings the canary's alert tests run with: evidence under `media_root`, links to
+    PUBLIC_URL, a rate limit the frozen clock cannot trip, no group wait."""
+    settings.MEDIA_ROOT = media_root
+    settings.LEADOPS_PUBLIC_URL = PUBLIC_URL
+    settings.LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = 100_000  # the canary's reports come in one frozen instant
+    settings.LEADOPS_ALERT_GROUP_WAIT_S = 0
+    settings.LEADOPS_ALERT_GROUP_INTERVAL_S = 30
+    settings.LEADOPS_ALERT_REPEAT_INTERVAL_S = REPEAT_S
+    return settings
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.alerts.receivers import SmtpReceiver
+from tests.fixtures import settings_fixture
 
 
 @pytest.fixture
@@ -22,11 +23,8 @@ def smtp_receiver(settings):
     receiver.close()
 
 
-@pytest.fixture
-def fast_timers(settings):
-    """Alert timers short enough for a test to watch a whole lifecycle in seconds."""
-    settings.LEADOPS_ALERT_GROUP_WAIT_S = 1.0
-    settings.LEADOPS_ALERT_GROUP_INTERVAL_S = 3.0
-    settings.LEADOPS_ALERT_REPEAT_INTERVAL_S = 3600.0
-    settings.LEADOPS_ALERT_EVAL_INTERVAL_S = 0.5
-    return settings
+fast_timers = settings_fixture(
+    "Alert timers short enough for a test to watch a whole lifecycle in seconds.",
+    LEADOPS_ALERT_GROUP_WAIT_S=1.0, LEADOPS_ALERT_GROUP_INTERVAL_S=3.0,
+    LEADOPS_ALERT_REPEAT_INTERVAL_S=3600.0, LEADOPS_ALERT_EVAL_INTERVAL_S=0.5,
+)

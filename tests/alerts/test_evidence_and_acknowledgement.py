@@ -16,22 +16,21 @@ from django.test import Client
 
 from alerts.models import Alert, AlertState, Notification, RuleKind, Silence
 from alerts.services import evaluator_tick, receiver_set, rule_set
-from tests.alerts.canary import CANARY_VERSION, FAILURES, failing_canary_make, pii_in
+from tests.alerts.canary import (
+    CANARY_VERSION,
+    FAILURES,
+    PUBLIC_URL,
+    REPEAT_S,
+    canary_alert_settings,
+    failing_canary_make,
+    pii_in,
+)
 from tests.factories import only_action
-
-PUBLIC_URL = "https://ops.example.test"
-REPEAT_S = 120
 
 
 @pytest.fixture
 def alert_settings(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    settings.LEADOPS_PUBLIC_URL = PUBLIC_URL
-    settings.LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = 100_000  # the canary's reports come in one frozen instant
-    settings.LEADOPS_ALERT_GROUP_WAIT_S = 0
-    settings.LEADOPS_ALERT_GROUP_INTERVAL_S = 30
-    settings.LEADOPS_ALERT_REPEAT_INTERVAL_S = REPEAT_S
-    return settings
+    return canary_alert_settings(settings, str(tmp_path / "media"))
 
 
 def only_error_rate() -> None:

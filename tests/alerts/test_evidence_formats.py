@@ -16,21 +16,23 @@ from alerts.models import Alert, AlertEvent, AlertState, Notification, RuleKind
 from alerts.services import alert_acknowledge, evaluator_tick, notifications_deliver, receiver_set, rule_set
 from core.audit import Actor
 from queueing.services import breaker_reset
-from tests.alerts.canary import CANARY_VERSION, FAILURES, canary_fails, failing_canary_make, pii_in
+from tests.alerts.canary import (
+    CANARY_VERSION,
+    FAILURES,
+    PUBLIC_URL,
+    canary_alert_settings,
+    canary_fails,
+    failing_canary_make,
+    pii_in,
+)
 
-PUBLIC_URL = "https://ops.example.test"
 ALERTNAMES = {"error_rate", "breaker_open", "dlq_growth"}
 EVIDENCE = [f"Top reasons: blocked x{FAILURES}", f"{CANARY_VERSION} on stable x{FAILURES}", "w-canary x"]
 
 
 @pytest.fixture
 def alert_settings(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    settings.LEADOPS_PUBLIC_URL = PUBLIC_URL
-    settings.LEADOPS_DEFAULT_RATE_LIMIT_PER_MIN = 100_000  # the canary's reports come in one frozen instant
-    settings.LEADOPS_ALERT_GROUP_WAIT_S = 0
-    settings.LEADOPS_ALERT_GROUP_INTERVAL_S = 30
-    settings.LEADOPS_ALERT_REPEAT_INTERVAL_S = 120
+    canary_alert_settings(settings, str(tmp_path / "media"))
     for kind in (RuleKind.ERROR_RATE, RuleKind.BREAKER_OPEN, RuleKind.DLQ_GROWTH):
         rule_set(kind=kind, for_seconds=0)
     return settings

@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from releases_app.models import WorkerReleaseStatus
 from releases_app.signing import signing_keys
+from tests.e2e.conftest import wait_until
 from tests.e2e.servers import BASE_DIR
 
 
@@ -34,26 +36,23 @@ def trust_key_argument() -> str:
     return f"{key.key_id}:{key.public_b64}"
 
 
-class AgentProcess:
-    """`python -m worker_client.agent` for one worker, its output in `<root>/agent.log`."""
+def credentials_file(root: Path, issued) -> Path:
+    """The worker's credentials where an agent reads them: `<root>/credentials.json`, mode 0600."""
+    root.mkdir(parents=True, exist_ok=True)
+    credentials = root / "credentials.json"
+    credentials.write_text(json.dumps({"worker_id": issued.worker_id, "key_id": issued.key_id,
+                                       "secret": issued.secret}))
+    credentials.chmod(0o600)
+    return credentials
 
-    def __init__(self, url: str, issued, root: Path, *, agent_args: list[str] | None = None,
-                 worker_args: list[str] | None = None) -> None:
-        self.worker_id = issued.worker_id
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        credentials = root / "credentials.json"
-        credentials.write_text(json.dumps({"worker_id": issued.worker_id, "key_id": issued.key_id,
-                                           "secret": issued.secret}))
-        credentials.chmod(0o600)
-        self.log_path = root / "agent.log"
-        command = [sys.executable, "-m", "worker_client.agent", "--url", url, "--install-dir", str(root),
-                   "--trust-key", trust_key_argument(), "--credentials-file", str(credentials),
-                   *(agent_args or []), "--", *(worker_args or [])]
-        env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO")}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+
+class AgentFiles:
+    """What an agent (Python or Node) keeps in its install dir `root`: `agent.json`, `agent.log`."""
+
+    worker_id: str
+    root: Path
+    log_path: Path
+    log_tail = 4000
 
     def state(self) -> dict:
         try:
@@ -62,7 +61,39 @@ class AgentProcess:
             return {}
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return self.log_path.read_text(errors="replace")[-self.log_tail:]
+
+
+def assert_crash_loop_rolled_back(agent: AgentFiles, *, version: str, to_version: str, timeout: float) -> None:
+    """The agent reports `version` rolled back to `to_version` after it passed its self-test: the crash
+    loop caught it."""
+
+    def rolled_back() -> bool:
+        status = WorkerReleaseStatus.objects.filter(worker_id=agent.worker_id, version=version).first()
+        return status is not None and status.rolled_back_at is not None
+
+    assert wait_until(rolled_back, timeout=timeout), agent.log()
+    status = WorkerReleaseStatus.objects.get(worker_id=agent.worker_id, version=version)
+    assert status.install_ok and status.self_test_ok
+    assert "crash loop" in status.last_details["reason"] and status.last_details["to_version"] == to_version
+
+
+class AgentProcess(AgentFiles):
+    """`python -m worker_client.agent` for one worker, its output in `<root>/agent.log`."""
+
+    def __init__(self, url: str, issued, root: Path, *, agent_args: list[str] | None = None,
+                 worker_args: list[str] | None = None) -> None:
+        self.worker_id = issued.worker_id
+        self.root = root
+        credentials = credentials_file(root, issued)
+        self.log_path = root / "agent.log"
+        command = [sys.executable, "-m", "worker_client.agent", "--url", url, "--install-dir", str(root),
+                   "--trust-key", trust_key_argument(), "--credentials-file", str(credentials),
+                   *(agent_args or []), "--", *(worker_args or [])]
+        env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO")}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
 
     def stop(self, timeout: float = 60) -> int:
         return agent_stop(self.process, timeout=timeout)

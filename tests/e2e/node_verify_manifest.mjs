@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Verifies a LeadOps channel manifest the way a Node worker must (docs/RELEASES.md), with nothing
-// but node:crypto. The function between the BEGIN/END lines is the snippet docs/RELEASES.md shows;
-// tests/e2e/test_node_manifest_verify.py checks that both stay the same.
+// but node:crypto: it runs the verifyManifest snippet docs/RELEASES.md shows, read from the docs.
 //
 //   node tests/e2e/node_verify_manifest.mjs --manifest FILE --trust KEYID:BASE64 [--trust ...]
 //        [--channel C] [--min-sequence N] [--now ISO-8601]
@@ -10,48 +9,12 @@
 // {"ok": false, "code": "..."} (exit 1).
 import { readFileSync } from "node:fs";
 
-// BEGIN verifyManifest
-import { createPublicKey, verify } from "node:crypto";
-
-// Canonical JSON: keys sorted, no spaces, non-ASCII escaped as \uXXXX (what the portal signs).
-function canonicalJson(value) {
-  if (Array.isArray(value)) return "[" + value.map(canonicalJson).join(",") + "]";
-  if (value !== null && typeof value === "object") {
-    return "{" + Object.keys(value).sort()
-      .map((key) => canonicalJson(key) + ":" + canonicalJson(value[key])).join(",") + "}";
-  }
-  return JSON.stringify(value).replace(/[\u0080-\uffff]/g,
-    (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
-}
-
-// trustedKeys: {keyId: base64 raw Ed25519 public key}, from `manage.py signing_public_key --json`.
-// lastSequence: the highest sequence this worker accepted for the channel (persist it!).
-export function verifyManifest(envelope, trustedKeys, { channel, lastSequence = 0, now = new Date() } = {}) {
-  const signed = envelope && envelope.signed;
-  if (!signed || typeof signed !== "object" || !Array.isArray(envelope.signatures)) {
-    return { ok: false, code: "manifest_invalid" };
-  }
-  const message = Buffer.from(canonicalJson(signed), "ascii");
-  const known = envelope.signatures.filter((s) => s && Object.hasOwn(trustedKeys, s.keyid));
-  if (known.length === 0) return { ok: false, code: "manifest_unknown_key" };
-  const valid = known.some((s) => {
-    const raw = Buffer.from(trustedKeys[s.keyid], "base64");
-    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") },
-                                  format: "jwk" });
-    try {
-      return verify(null, message, key, Buffer.from(String(s.sig), "base64"));
-    } catch {
-      return false;
-    }
-  });
-  if (!valid) return { ok: false, code: "manifest_bad_signature" };
-  if (channel !== undefined && signed.channel !== channel) return { ok: false, code: "manifest_wrong_channel" };
-  if (!Number.isInteger(signed.sequence)) return { ok: false, code: "manifest_invalid" };
-  if (signed.sequence < lastSequence) return { ok: false, code: "manifest_rollback" };
-  if (!(Date.parse(signed.expires_at) > now.getTime())) return { ok: false, code: "manifest_expired" };
-  return { ok: true, signed };
-}
-// END verifyManifest
+// The snippet docs/RELEASES.md shows (its ```js block that exports verifyManifest), run as written:
+// CI checks the documentation's own code, not a copy of it.
+const docs = readFileSync(new URL("../../docs/RELEASES.md", import.meta.url), "utf8");
+const snippet = docs.split("```js\n").slice(1).map((block) => block.split("\n```")[0])
+  .find((block) => block.includes("export function verifyManifest"));
+const { verifyManifest } = await import(`data:text/javascript;base64,${Buffer.from(snippet).toString("base64")}`);
 
 function main(argv) {
   const trusted = {};

@@ -23,7 +23,13 @@ from django.db.models import Count, Q
 from queueing.models import AttemptEvidence, AttemptState, Job, JobAttempt, JobState
 from releases_app.models import WorkerReleaseStatus
 from releases_app.services import channel_rollback, release_publish, rollout_promote, rollout_start
-from tests.e2e.agents import agent_stop, trust_key_argument
+from tests.e2e.agents import (
+    AgentFiles,
+    agent_stop,
+    assert_crash_loop_rolled_back,
+    credentials_file,
+    trust_key_argument,
+)
 from tests.e2e.conftest import wait_until
 from tests.e2e.servers import BASE_DIR
 from tests.factories import make_jobs, make_provider, make_worker
@@ -66,17 +72,15 @@ def artifact_build(version: str, out: Path, *, source: Path = PACKAGE) -> Path:
     return Path(json.loads(done.stdout)["path"])
 
 
-class NodeAgent:
+class NodeAgent(AgentFiles):
     """`node agents/node/bin/agent.mjs` for one worker, its output in `<root>/agent.log`."""
+
+    log_tail = 3000
 
     def __init__(self, url: str, issued, root: Path, provider: Path, agent_args: tuple[str, ...] = ()) -> None:
         self.worker_id = issued.worker_id
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.credentials = root / "credentials.json"
-        self.credentials.write_text(json.dumps({"worker_id": issued.worker_id, "key_id": issued.key_id,
-                                                "secret": issued.secret}))
-        self.credentials.chmod(0o600)
+        self.credentials = credentials_file(root, issued)
         self.log_path = root / "agent.log"
         command = ["node", str(PACKAGE / "bin" / "agent.mjs"), "--url", url, "--install-dir", str(root),
                    "--trust-key", trust_key_argument(), "--credentials-file", str(self.credentials),
@@ -86,17 +90,8 @@ class NodeAgent:
             self.process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True, env={**os.environ, "NODE_OPTIONS": ""})
 
-    def state(self) -> dict:
-        try:
-            return json.loads((self.root / "agent.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
     def key_id(self) -> str:
         return json.loads(self.credentials.read_text())["key_id"]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self, timeout: float = 40) -> int:
         return agent_stop(self.process, timeout=timeout)
@@ -225,15 +220,7 @@ def test_a_node_version_that_exits_at_start_is_rolled_back_and_quarantined(fleet
 
     rollout_start(version="3.0.0", channel_name="stable", canary=[agent.worker_id], actor="e2e",
                   steps=[{"canary": [agent.worker_id], "hold_s": 0}, {"percent": 100}])
-
-    def rolled_back() -> bool:
-        status = WorkerReleaseStatus.objects.filter(worker_id=agent.worker_id, version="3.0.0").first()
-        return status is not None and status.rolled_back_at is not None
-
-    assert wait_until(rolled_back, timeout=30), agent.log()
-    status = WorkerReleaseStatus.objects.get(worker_id=agent.worker_id, version="3.0.0")
-    assert status.install_ok and status.self_test_ok  # it passed its self-test: the crash loop caught it
-    assert "crash loop" in status.last_details["reason"] and status.last_details["to_version"] == "2.0.0"
+    assert_crash_loop_rolled_back(agent, version="3.0.0", to_version="2.0.0", timeout=30)
     assert wait_until(lambda: _runs([agent], "2.0.0"), timeout=20), agent.log()
     assert agent.state()["quarantine"]["3.0.0"]["reason"].startswith("crash loop")
     # The portal still names 3.0.0 for this canary; the agent does not start it again.

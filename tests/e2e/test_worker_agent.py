@@ -18,7 +18,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from queueing.models import AttemptState, Job, JobAttempt, JobState
-from releases_app.models import Channel, Rollout, RolloutState, WorkerReleaseStatus
+from releases_app.models import Channel, Rollout, RolloutState
 from releases_app.services import (
     channel_rollback,
     release_publish,
@@ -26,7 +26,7 @@ from releases_app.services import (
     rollout_promote,
     rollout_start,
 )
-from tests.e2e.agents import AgentProcess, release_build
+from tests.e2e.agents import AgentProcess, assert_crash_loop_rolled_back, release_build
 from tests.e2e.conftest import wait_until
 from tests.factories import make_jobs, make_provider, make_worker
 from workers_mgmt.models import Worker, WorkerConfig
@@ -144,15 +144,7 @@ def test_a_version_that_exits_at_start_is_rolled_back_and_stops_its_rollout(agen
 
     rollout = rollout_start(version="3.0.0", channel_name="stable", canary=[agent.worker_id], actor="e2e",
                             steps=[{"canary": [agent.worker_id], "hold_s": 0}, {"percent": 100}])
-
-    def rolled_back() -> bool:
-        status = WorkerReleaseStatus.objects.filter(worker_id=agent.worker_id, version="3.0.0").first()
-        return status is not None and status.rolled_back_at is not None
-
-    assert wait_until(rolled_back, timeout=60), agent.log()
-    status = WorkerReleaseStatus.objects.get(worker_id=agent.worker_id, version="3.0.0")
-    assert status.install_ok and status.self_test_ok  # it passed its self-test: the crash loop caught it
-    assert "crash loop" in status.last_details["reason"] and status.last_details["to_version"] == "2.0.0"
+    assert_crash_loop_rolled_back(agent, version="3.0.0", to_version="2.0.0", timeout=60)
     # v2's code runs again, heartbeating.
     assert wait_until(lambda: _runs(names, "2.0.0"), timeout=30), (_reported(names), agent.log())
     assert agent.state()["quarantine"]["3.0.0"]["reason"].startswith("crash loop")

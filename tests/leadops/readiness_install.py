@@ -34,11 +34,10 @@ def publish(tmp_path, version: str) -> None:
 
 def roll_out(channel: str, version: str, canary: str) -> None:
     """rollout_start with a canary, then rollout_promote until the rollout is done."""
-    from releases_app.models import ACTIVE_ROLLOUT_STATES, Rollout
+    from releases_app.models import Rollout
 
     call_command("rollout_start", "--version", version, "--channel", channel, "--canary", canary)
-    while Rollout.objects.filter(channel__name=channel, release__version=version,
-                                 state__in=ACTIVE_ROLLOUT_STATES).exists():
+    while Rollout.objects.active().filter(channel__name=channel, release__version=version).exists():
         call_command("rollout_promote", "--channel", channel)
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.fixtures import settings_fixture
 from tests.signing import signed_headers
 
 pytestmark = pytest.mark.django_db
@@ -22,14 +23,12 @@ def heartbeat(client, issued, *, secret: str | None = None, ip: str = "10.0.0.1"
                           headers=headers, REMOTE_ADDR=ip)
 
 
-@pytest.fixture
-def strict(settings):
-    settings.LEADOPS_AUTH_FAILURES_IP_PER_MIN = 6
-    settings.LEADOPS_AUTH_FAILURES_IP_BURST = 3
-    settings.LEADOPS_AUTH_FAILURES_WORKER_PER_MIN = 12
-    settings.LEADOPS_AUTH_FAILURES_WORKER_BURST = 6
-    settings.LEADOPS_ENROLL_FAILURES_IP_PER_MIN = 6
-    settings.LEADOPS_ENROLL_FAILURES_IP_BURST = 3
+strict = settings_fixture(
+    "Failure budgets small enough to spend in a test.",
+    LEADOPS_AUTH_FAILURES_IP_PER_MIN=6, LEADOPS_AUTH_FAILURES_IP_BURST=3,
+    LEADOPS_AUTH_FAILURES_WORKER_PER_MIN=12, LEADOPS_AUTH_FAILURES_WORKER_BURST=6,
+    LEADOPS_ENROLL_FAILURES_IP_PER_MIN=6, LEADOPS_ENROLL_FAILURES_IP_BURST=3,
+)
 
 
 def test_after_the_burst_of_failures_an_ip_gets_429_even_with_the_right_key(client, strict):

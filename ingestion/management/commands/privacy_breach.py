@@ -16,7 +16,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from core.audit import Actor
-from core.commands import OneLineErrorCommand
+from core.commands import OneLineErrorCommand, add_record_verb
 from ingestion.breach import (
     breach_deadline,
     breach_notification_draft,
@@ -48,12 +48,10 @@ class Command(OneLineErrorCommand):
         opened.add_argument("--consequences", default="")
         opened.add_argument("--actions", default="")
         opened.add_argument("--contact", default="")
-        notified = sub.add_parser("notified")
-        notified.add_argument("id", type=int)
+        notified = add_record_verb(sub, "notified")
         notified.add_argument("--reference", required=True)
         notified.add_argument("--at", help="When the authority was notified (ISO 8601); default now.")
-        draft = sub.add_parser("draft")
-        draft.add_argument("id", type=int)
+        add_record_verb(sub, "draft")
         sub.add_parser("list")
 
     def handle(self, *args: Any, **options: Any) -> None:

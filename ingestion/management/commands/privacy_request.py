@@ -17,7 +17,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from core.audit import Actor
-from core.commands import OneLineErrorCommand
+from core.commands import OneLineErrorCommand, add_record_verb
 from ingestion.dsr import RequestError, request_close, request_extend, request_open
 from ingestion.models import DataSubjectRequest, RequestChannel, RequestKind
 from ingestion.privacy import PhoneNotUsable
@@ -49,16 +49,13 @@ class Command(OneLineErrorCommand):
         opened.add_argument("--reference", default="")
         opened.add_argument("--received-at", type=dt.datetime.fromisoformat,
                             help="When it was received (ISO 8601); default now.")
-        extend = sub.add_parser("extend")
-        extend.add_argument("id", type=int)
+        extend = add_record_verb(sub, "extend")
         extend.add_argument("--days", type=int, required=True)
         extend.add_argument("--reason", required=True)
-        close = sub.add_parser("close")
-        close.add_argument("id", type=int)
+        close = add_record_verb(sub, "close")
         close.add_argument("--outcome", required=True)
         close.add_argument("--refused", action="store_true")
-        show = sub.add_parser("show")
-        show.add_argument("id", type=int)
+        add_record_verb(sub, "show")
         listing = sub.add_parser("list")
         listing.add_argument("--open", action="store_true", dest="only_open")
 
