@@ -14,6 +14,7 @@ string has a bug to hear about.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -222,23 +223,37 @@ class ListOf(Field):
         return schema
 
 
-def json_storable_problem(value: Any, depth: int = 0) -> str | None:
-    """What a database cannot store in JSON: NUL characters, lone surrogates, deep nesting."""
-    if depth > 20:
+def json_storable_problem(value: Any, depth: int = 0, *, max_depth: int = 20) -> str | None:
+    """What PostgreSQL's jsonb (or UTF-8) would refuse in a JSON value, or None.
+
+    NUL characters and lone surrogates, nesting deeper than `max_depth`, keys that are not strings,
+    numbers that are not finite, values that are not JSON. The one check of every free-form JSON
+    field the protocol stores (job payloads, metrics, a lead's `extra`).
+    """
+    if depth > max_depth:
         return "Nested too deeply."
     if isinstance(value, str):
         return None if text_storable(value) else BAD_TEXT
     if isinstance(value, dict):
         for key, item in value.items():
-            problem = json_storable_problem(key, depth + 1) or json_storable_problem(item, depth + 1)
+            if not isinstance(key, str):
+                return "Keys must be strings."
+            problem = (json_storable_problem(key, depth + 1, max_depth=max_depth)
+                       or json_storable_problem(item, depth + 1, max_depth=max_depth))
             if problem:
                 return problem
-    elif isinstance(value, list):
+        return None
+    if isinstance(value, list):
         for item in value:
-            problem = json_storable_problem(item, depth + 1)
+            problem = json_storable_problem(item, depth + 1, max_depth=max_depth)
             if problem:
                 return problem
-    return None
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "Numbers must be finite."
+    if value is None or isinstance(value, bool | int | float):
+        return None
+    return "Must hold only JSON values."
 
 
 class JSONValue(Field):

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.protocol import json_storable_problem
 from core.text import text_storable
 
 # Field limits. They match the columns of `Lead`, so a valid lead always fits its row.
@@ -75,39 +76,13 @@ def _number_problem(value: object, *, low: float, high: float) -> str | None:
     return None
 
 
-def _json_problem(value: object, depth: int = 0) -> str | None:
-    """Find what PostgreSQL's jsonb or UTF-8 would refuse inside `extra` (NUL, surrogates, NaN)."""
-    if depth > EXTRA_MAX_DEPTH:
-        return f"Nested deeper than {EXTRA_MAX_DEPTH} levels."
-    if isinstance(value, str):
-        return "Contains a NUL character or an unpaired surrogate." if _has_bad_chars(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str) or _has_bad_chars(key):
-                return "Keys must be strings without NUL characters or unpaired surrogates."
-            problem = _json_problem(item, depth + 1)
-            if problem:
-                return problem
-        return None
-    if isinstance(value, list):
-        for item in value:
-            problem = _json_problem(item, depth + 1)
-            if problem:
-                return problem
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return "Numbers must be finite."
-    if value is None or isinstance(value, (bool, int, float)):
-        return None
-    return "Must hold only JSON values."
-
-
 def _extra_problem(value: object) -> str | None:
     if not isinstance(value, dict):
         return "Must be an object."
     if not value:
         return None
-    problem = _json_problem(value)
+    # What jsonb would refuse (NUL, surrogates, NaN, deep nesting): the protocol's one check.
+    problem = json_storable_problem(value, max_depth=EXTRA_MAX_DEPTH)
     if problem:
         return problem
     # Serializing costs more than the rest of a lead's checks together; skip it when even the worst

@@ -35,7 +35,7 @@ from core.protocol import (
 )
 from ingestion.schema import LeadValidationError, parse_lead_rows
 from queueing import services
-from workers_mgmt.protocol import CredentialsOut, UpdateTargetOut
+from workers_mgmt.protocol import heartbeat_answer
 from workers_mgmt.services import worker_config_recent
 
 PROVIDERS = ListOf(Text(max_length=63), required=False, max_length=100)
@@ -256,16 +256,9 @@ class ClaimOut(serializers.Serializer):
     lease_expires_at = serializers.DateTimeField()
 
 
-class PullOut(serializers.Serializer):
+class PullOut(heartbeat_answer(stands_in=True)):  # type: ignore[misc]
     jobs = ClaimOut(many=True)
     retry_after_s = serializers.IntegerField()
-    # An answer that refreshed the worker's liveness stands in for a heartbeat and carries what one
-    # would (docs/API.md, "Liveness"); the fields are absent otherwise.
-    config_version = serializers.IntegerField(required=False)
-    update_target = UpdateTargetOut(allow_null=True, required=False, help_text=(
-        "As in the heartbeat's answer; present when this answer stands in for a heartbeat."))
-    credentials = CredentialsOut(required=False, help_text=(
-        "As in the heartbeat's answer (push rotation); the answer then has Cache-Control: no-store."))
 
 
 class ExtendOut(serializers.Serializer):

@@ -65,17 +65,34 @@ class UpdateTargetOut(serializers.Serializer):
     sequence = serializers.IntegerField(help_text="The signed manifest sequence of the worker's channel.")
 
 
-class HeartbeatOut(serializers.Serializer):
+_UPDATE_TARGET_HELP = (
+    "The release this worker should run now (pin, canary, rollout step, else the channel's), "
+    "whatever it runs; null when none applies. When `version` differs from what the worker "
+    "runs, it should ask GET /updates/check at once (docs/RELEASES.md).")
+_CREDENTIALS_HELP = (
+    "Present only during a push rotation, and only to a request signed with the current key: "
+    "sign the next requests with this key; the first one promotes it. The answer then has "
+    "Cache-Control: no-store.")
+
+
+def heartbeat_answer(*, stands_in: bool) -> type[serializers.Serializer]:
+    """The fields a heartbeat answers, for the heartbeat's own answer or (`stands_in`) for a pull or
+    an exchange answer, which carries them only when it refreshed the worker's liveness
+    (docs/API.md, "Liveness"): one definition, so the two answers cannot drift apart."""
+    optional: dict[str, Any] = {"required": False} if stands_in else {}
+    when = " Present when this answer stands in for a heartbeat." if stands_in else ""
+
+    class HeartbeatAnswer(serializers.Serializer):
+        config_version = serializers.IntegerField(**optional)
+        update_target = UpdateTargetOut(allow_null=True, help_text=_UPDATE_TARGET_HELP + when, **optional)
+        credentials = CredentialsOut(required=False, help_text=_CREDENTIALS_HELP)
+
+    return HeartbeatAnswer
+
+
+class HeartbeatOut(heartbeat_answer(stands_in=False)):  # type: ignore[misc]
     server_time = serializers.DateTimeField()
     poll_interval_s = serializers.IntegerField()
-    config_version = serializers.IntegerField()
-    update_target = UpdateTargetOut(allow_null=True, help_text=(
-        "The release this worker should run now (pin, canary, rollout step, else the channel's), "
-        "whatever it runs; null when none applies. When `version` differs from what the worker "
-        "runs, it should ask GET /updates/check at once (docs/RELEASES.md)."))
-    credentials = CredentialsOut(required=False, help_text=(
-        "Present only during a push rotation, and only to a request signed with the current key: "
-        "sign the next requests with this key; the first one promotes it."))
 
 
 class ConfigOut(serializers.Serializer):
