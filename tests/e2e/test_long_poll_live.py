@@ -12,6 +12,7 @@ import httpx
 import pytest
 from django.db import connection
 
+from queueing.models import Job
 from queueing.services import jobs_enqueue
 from tests.e2e.conftest import _portal_env, wait_until
 from tests.e2e.servers import CHOSEN, free_port, server_stop, start_server
@@ -174,3 +175,50 @@ def test_an_idle_reference_worker_long_polls_sends_no_heartbeats_and_wakes_for_a
         reference.stop(timeout=10)
         server_stop(server)
     assert not reference.running  # stop() does not wait for a long poll in flight
+
+
+def test_an_idle_node_worker_long_polls_sends_no_heartbeats_and_wakes_for_a_job(django_db_blocker, e2e_redis_prefix,
+                                                                                 tmp_path):
+    # The Node agent's worker (agents/node/bin/worker.mjs) against the live portal: the same promise as
+    # the reference worker's above, from the server's side of the wire.
+    import subprocess
+
+    from django.conf import settings as django_settings
+
+    from tests.node import require_node
+
+    require_node()
+    provider = make_provider("maps")
+    WorkerConfig.objects.update_or_create(pk=1, defaults={"long_poll_wait_s": 4, "heartbeat_interval_s": 5,
+                                                          "poll_interval_s": 1})
+    worker, issued = make_worker(worker_id="lp-node", rate_limit_per_min=10_000)
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"worker_id": issued.worker_id, "key_id": issued.key_id,
+                                       "secret": issued.secret}))
+    server, url = _serve(django_db_blocker, e2e_redis_prefix, LEADOPS_LIVENESS_REFRESH_S="2")
+    script = django_settings.BASE_DIR / "agents" / "node" / "bin" / "worker.mjs"
+    node = subprocess.Popen(["node", str(script), "--url", url, "--credentials-file", str(credentials),
+                             "--batch", "1", "--concurrency", "1", "--log-level", "warn"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(9)  # the start's heartbeat, then long polls that stand in for the next ones
+        worker.refresh_from_db()
+        heartbeat_at, seen_at = worker.last_heartbeat_at, worker.last_seen_at
+        assert heartbeat_at is not None
+        time.sleep(10.5)  # two heartbeat intervals
+        worker.refresh_from_db()
+        assert worker.last_heartbeat_at == heartbeat_at  # no heartbeat was needed
+        assert worker.last_seen_at > seen_at  # the long polls kept it alive
+        enqueued_at = time.monotonic()
+        (job_id,) = [job.pk for job in jobs_enqueue(provider=provider, payloads=[{"query": "tea", "city": "Jeddah"}])]
+        assert wait_until(lambda: Job.objects.get(pk=job_id).state == "succeeded", timeout=10)
+        assert time.monotonic() - enqueued_at < 3.5
+    finally:
+        node.terminate()
+        try:
+            _, stderr = node.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            _, stderr = node.communicate()
+        server_stop(server)
+    assert node.returncode == 0, stderr.decode(errors="replace")[-2000:]

@@ -1,6 +1,7 @@
 // The signed client of the worker wire protocol (docs/API.md): every v1 and v1.1 call, retries of
 // 429 / 503 / 5xx and of lost connections with backoff (a Retry-After is obeyed), each try signed
-// again (a fresh timestamp and nonce), and a pending key pushed by a heartbeat adopted at once.
+// again (a fresh timestamp and nonce), and a pending key pushed by a heartbeat (or by a pull or an
+// exchange answer that stood in for one, docs/API.md "Liveness") adopted at once.
 import { randomUUID } from "node:crypto";
 import { writeSync } from "node:fs";
 
@@ -21,6 +22,21 @@ export function backoffS(retryNumber, { backoffBaseS, backoffCapS } = DEFAULT_RE
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * `signal` (optional) or a timeout of `ms`, whichever aborts first (AbortSignal.any is Node 20+);
+ * `release()` removes the listener from `signal`, which outlives the request (a worker's stop signal).
+ */
+function withTimeout(signal, ms) {
+  const timeout = AbortSignal.timeout(ms);
+  if (!signal) return { signal: timeout, release: () => {} };
+  const both = new AbortController();
+  const onStop = () => both.abort(signal.reason);
+  if (signal.aborted) both.abort(signal.reason);
+  signal.addEventListener("abort", onStop, { once: true });
+  timeout.addEventListener("abort", () => both.abort(timeout.reason), { once: true });
+  return { signal: both.signal, release: () => signal.removeEventListener("abort", onStop) };
+}
+
 export class LeadOpsClient {
   /**
    * @param {string} baseUrl e.g. http://127.0.0.1:8000
@@ -40,6 +56,8 @@ export class LeadOpsClient {
     this.log = options.log ?? (() => {});
     this.stats = { requests: 0, failed_requests: 0, retries: 0 };
     this.clockOffsetMs = 0;
+    // When a pull or exchange answer last stood in for a heartbeat (Date.now() ms), or null.
+    this.lastStandInAt = null;
   }
 
   toJSON() {
@@ -74,10 +92,22 @@ export class LeadOpsClient {
     return this.request("GET", "/config");
   }
 
-  pull(max = 1, providers) {
+  /**
+   * Take up to `max` jobs. With `waitS` > 0 a long poll: the server holds the request until work comes
+   * or the wait ends (docs/API.md, "Long poll"); `signal` abandons it (the server never hands a job
+   * to a client that hung up), and an abandoned poll is not retried.
+   */
+  async pull(max = 1, providers, { waitS = 0, signal } = {}) {
     const payload = { max };
     if (providers) payload.providers = [...providers];
-    return this.request("POST", "/jobs/pull", { payload });
+    const options = { payload };
+    if (waitS > 0) {
+      payload.wait_s = waitS;
+      // The answer may take the whole wait: the transport's timeout covers it with a margin.
+      options.timeoutMs = Math.max(this.timeoutMs, (waitS + 15) * 1000);
+      options.signal = signal;
+    }
+    return this.#standIn(await this.request("POST", "/jobs/pull", options));
   }
 
   extend(jobId, attemptId, seconds) {
@@ -100,10 +130,10 @@ export class LeadOpsClient {
   }
 
   /** One signed round trip: report finished work (items keep their idempotency_key across tries), take new work. */
-  exchange(reports = [], max = 0, providers) {
+  async exchange(reports = [], max = 0, providers) {
     const pull = { max };
     if (providers) pull.providers = [...providers];
-    return this.request("POST", "/jobs/exchange", { payload: { reports, pull } });
+    return this.#standIn(await this.request("POST", "/jobs/exchange", { payload: { reports, pull } }));
   }
 
   /** A PNG or JPEG screenshot of what the worker saw, kept with the attempt. */
@@ -158,7 +188,8 @@ export class LeadOpsClient {
   // --- transport ----------------------------------------------------------------------------
 
   /** One signed call under /api/v1 with retries; the JSON answer. */
-  async request(method, path, { payload, raw, query = "", headers = {}, contentType = "application/json" } = {}) {
+  async request(method, path, { payload, raw, query = "", headers = {}, contentType = "application/json",
+                                timeoutMs = this.timeoutMs, signal } = {}) {
     const body = raw !== undefined ? Buffer.from(raw)
       : payload === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(payload), "utf8");
     const url = `${this.baseUrl}${API_PREFIX}${path}${query ? `?${query}` : ""}`;
@@ -166,10 +197,11 @@ export class LeadOpsClient {
       let delayS;
       let response;
       try {
-        response = await this.#sendOnce(method, url, body, headers, contentType);
+        response = await this.#sendOnce(method, url, body, headers, contentType, { timeoutMs, signal });
       } catch (error) {
         this.stats.requests += 1;
         this.stats.failed_requests += 1;
+        if (signal?.aborted) throw new TransportError(`${method} ${path}: abandoned`, { cause: error });
         if (attempt >= this.retry.maxAttempts) {
           throw new TransportError(`${method} ${path}: ${error?.cause?.message ?? error.message}`, { cause: error });
         }
@@ -192,7 +224,8 @@ export class LeadOpsClient {
     }
   }
 
-  async #sendOnce(method, url, body, extraHeaders = {}, contentType = "application/json") {
+  async #sendOnce(method, url, body, extraHeaders = {}, contentType = "application/json",
+                  { timeoutMs = this.timeoutMs, signal } = {}) {
     // Sign what goes on the wire: the URL's own percent-encoded path and raw query.
     const parsed = new URL(url);
     const query = parsed.search.startsWith("?") ? parsed.search.slice(1) : "";
@@ -202,8 +235,21 @@ export class LeadOpsClient {
                        keyId: this.keyId, secret: this.secret }),
     };
     if (body.length) headers["Content-Type"] = contentType;
-    return fetch(parsed, { method, headers, body: body.length ? body : undefined,
-                           signal: AbortSignal.timeout(this.timeoutMs) });
+    const abort = withTimeout(signal, timeoutMs);
+    try {
+      return await fetch(parsed, { method, headers, body: body.length ? body : undefined, signal: abort.signal });
+    } finally {
+      abort.release();
+    }
+  }
+
+  /** A pull or exchange answer: when it stood in for a heartbeat, note it and adopt a pushed key. */
+  async #standIn(answer) {
+    if (answer && typeof answer === "object" && "update_target" in answer) {
+      this.lastStandInAt = Date.now();
+      return this.#credentialsAdopt(answer);
+    }
+    return answer;
   }
 
   async #credentialsAdopt(answer) {

@@ -1,7 +1,9 @@
 // The worker loop (docs/RELEASES.md, "The Node agent"; the wire calls are docs/API.md): one heartbeat
 // timer, one exchange loop that reports finished work and takes new work in the same signed round
-// trip, a lease renewed at half its remaining length, and a graceful stop that hands back every lease
-// it does not finish.
+// trip, a long poll while idle (docs/API.md, "Long poll"), a lease renewed at half its remaining
+// length, and a graceful stop that hands back every lease it does not finish. A heartbeat is skipped
+// when a pull or exchange answer stood in for it within the interval (docs/API.md, "Liveness"), so an
+// idle worker sends about two requests a minute.
 //
 // A provider plug-in is an object (the default export of a module) with
 //   name?: string, providers?: string[]      which jobs it takes (all when absent)
@@ -28,8 +30,11 @@ const sleep = (ms, signal) => new Promise((resolve) => {
 });
 
 export const DEFAULT_SETTINGS = Object.freeze({
-  poll_interval_s: 5, heartbeat_interval_s: 30, max_batch: 10, lease_seconds: null,
+  poll_interval_s: 5, heartbeat_interval_s: 30, max_batch: 10, lease_seconds: null, long_poll_wait_s: 0,
 });
+
+// A full heartbeat (status, running jobs, metrics) goes out at least this often, stand-ins or not.
+export const HEARTBEAT_FULL_MS = 300_000;
 
 export class Worker {
   /**
@@ -55,6 +60,8 @@ export class Worker {
     this.maxItems = 50; // LEADOPS_MAX_EXCHANGE_REPORTS by default; halved when the portal says too much
     this.counters = { jobs_done: 0, jobs_failed: 0, jobs_dropped: 0, jobs_released: 0, leads_sent: 0, evidence_sent: 0 };
     this.stopping = false;
+    this.idle = false; // the last pull found nothing: the next one long-polls
+    this.heartbeatSentAt = 0;
     this.stopController = new AbortController();
     this.wakeController = new AbortController();
   }
@@ -95,20 +102,42 @@ export class Worker {
                  failed_requests: this.client.stats.failed_requests, retries: this.client.stats.retries },
       selfTest: this.selfTest,
     });
+    this.heartbeatSentAt = Date.now();
+    await this.#heartbeatAnswered(answer);
+    return answer;
+  }
+
+  /** What a heartbeat's answer says, from the heartbeat or from an answer that stood in for one. */
+  async #heartbeatAnswered(answer) {
     this.agentLink?.send("heartbeat", { version: this.version, update_target: answer.update_target ?? null });
     if (answer.config_version !== undefined && answer.config_version !== this.configVersion) {
       if (this.configVersion !== undefined) await this.configLoad();
       this.configVersion = answer.config_version;
     }
-    return answer;
+  }
+
+  /** A pull or exchange answer that refreshed this worker's liveness stands in for a heartbeat. */
+  async #standInNote(answer) {
+    if (answer && typeof answer === "object" && "update_target" in answer) await this.#heartbeatAnswered(answer);
+  }
+
+  /** Needless now: an answer stood in within the interval, and the last full one is recent enough. */
+  heartbeatSkippable(now = Date.now()) {
+    const answered = this.client.lastStandInAt;
+    const recent = answered !== null && answered !== undefined
+      && now - answered < this.settings.heartbeat_interval_s * 1000;
+    const fullEvery = Math.max(HEARTBEAT_FULL_MS, this.settings.heartbeat_interval_s * 1000);
+    return recent && now - this.heartbeatSentAt < fullEvery;
   }
 
   async #heartbeatLoop() {
     while (!this.stopping) {
-      try {
-        await this.heartbeat();
-      } catch (error) {
-        this.log("warn", `heartbeat failed: ${error.message}`);
+      if (!this.heartbeatSkippable()) {
+        try {
+          await this.heartbeat();
+        } catch (error) {
+          this.log("warn", `heartbeat failed: ${error.message}`);
+        }
       }
       await sleep(this.settings.heartbeat_interval_s * 1000, this.stopController.signal);
     }
@@ -136,6 +165,10 @@ export class Worker {
         await sleep(this.settings.poll_interval_s * 1000, wake);
         continue;
       }
+      if (this.#mayLongPoll()) {
+        await this.#longPoll(want);
+        continue;
+      }
       const sent = this.outbox.splice(0, this.maxItems);
       let answer;
       try {
@@ -147,14 +180,49 @@ export class Worker {
       }
       this.maxItems = Math.min(50, this.maxItems * 2);
       this.#results(sent, answer.results ?? []);
+      await this.#standInNote(answer);
       const jobs = Array.isArray(answer.jobs) ? answer.jobs : [];
       for (const job of jobs) this.#start(job);
+      if (jobs.length > 0) this.idle = false;
       if (jobs.length === 0 && sent.length === 0) {
-        const waitS = typeof answer.retry_after_s === "number" && answer.retry_after_s > 0
-          ? answer.retry_after_s : this.settings.poll_interval_s;
-        await sleep(waitS * 1000, wake);
+        const retryS = typeof answer.retry_after_s === "number" && answer.retry_after_s > 0 ? answer.retry_after_s : 0;
+        // Nothing now: the next pull waits on the server for work instead of sleeping here, unless
+        // it already did and the server asks for a pause (a breaker or a quota).
+        if (this.settings.long_poll_wait_s > 0 && this.running.size === 0 && (!this.idle || retryS === 0)) {
+          this.idle = true;
+          continue;
+        }
+        await sleep((retryS || this.settings.poll_interval_s) * 1000, wake);
       }
     }
+  }
+
+  #mayLongPoll() {
+    return this.idle && this.settings.long_poll_wait_s > 0 && this.outbox.length === 0 && this.running.size === 0;
+  }
+
+  /** An idle worker's pull, held by the server until work comes or the wait ends; stop() abandons it. */
+  async #longPoll(want) {
+    let answer;
+    try {
+      answer = await this.client.pull(want, this.provider.providers,
+        { waitS: this.settings.long_poll_wait_s, signal: this.stopController.signal });
+    } catch (error) {
+      if (this.stopping) return;
+      this.log("warn", `long poll failed: ${error.message}`);
+      this.idle = false; // the next try is a plain exchange, after the usual pause
+      await sleep(this.settings.poll_interval_s * 1000, this.stopController.signal);
+      return;
+    }
+    await this.#standInNote(answer);
+    const jobs = Array.isArray(answer.jobs) ? answer.jobs : [];
+    for (const job of jobs) this.#start(job); // a stop that came meanwhile releases them
+    if (jobs.length > 0) {
+      this.idle = false;
+      return;
+    }
+    const retryS = typeof answer.retry_after_s === "number" && answer.retry_after_s > 0 ? answer.retry_after_s : 0;
+    if (retryS > 0) await sleep(retryS * 1000, this.stopController.signal);
   }
 
   /** A whole exchange refused: 413/422 (too many items or leads) halves the next one, down to a
