@@ -11,7 +11,7 @@ class LeadopsConfig(app_config.ProjectAppConfig):
     def connect(self) -> None:
         from alerts.rules import register_readiness_reader
         from core import events
-        from leadops.live import live_sink
+        from leadops.live_publish import live_sink
         from leadops.readiness import readiness_lost
         from leadops.retention import dead_job_retention_days, retention_policies_ensure
         from leadops.schedules import ensure_schedules

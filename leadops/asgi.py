@@ -22,12 +22,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from leadops.live import publishing  # noqa: E402
+from leadops.live_publish import publishing  # noqa: E402
 from leadops.routing import websocket_urlpatterns  # noqa: E402
 from leadops.servers import freeze_startup_heap  # noqa: E402
 from queueing.long_poll import LongPollMiddleware  # noqa: E402
 
-# Monitor events are pushed from the event loop, not from the request's thread (leadops/live.py).
+# Monitor events are pushed from the event loop, not from the request's thread (leadops/live_publish.py).
 application = publishing(ProtocolTypeRouter(
     {
         # Long polls wait in the event loop, not in a Django thread (docs/API.md, "Long poll").

@@ -1,4 +1,4 @@
-"""Monitor events leave a request thread without waiting for the channel layer (leadops/live.py).
+"""Monitor events leave a request thread without waiting for the channel layer (leadops/live_publish.py).
 
 The server's event loop runs in its own thread here, as daphne's does; the "request" is this test's
 thread. docs/PERFORMANCE.md, "The fixed cost of a request".
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from channels.layers import get_channel_layer
 
-from leadops import live
+from leadops import live, live_publish
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def event(n: int) -> dict:
 
 def test_the_push_returns_at_once_and_commits_that_meet_go_in_one_message(server_loop):
     channel = subscribe(server_loop)
-    publisher = live.Publisher()
+    publisher = live_publish.Publisher()
     publisher.attach(server_loop)
     # The loop is busy for 300 ms (another request's work): pushes must not wait for it.
     server_loop.call_soon_threadsafe(time.sleep, 0.3)
@@ -67,33 +67,33 @@ def test_the_push_returns_at_once_and_commits_that_meet_go_in_one_message(server
 
 def test_the_live_sink_delivers_through_the_attached_loop(server_loop):
     channel = subscribe(server_loop)
-    live.publisher.attach(server_loop)
+    live_publish.publisher.attach(server_loop)
     try:
-        live.live_sink([event(7)])
+        live_publish.live_sink([event(7)])
         message = on_loop(server_loop, get_channel_layer().receive(channel))
         assert [e["id"] for e in message["events"]] == [7]
     finally:
-        live.publisher.loop = None
+        live_publish.publisher.loop = None
     on_loop(server_loop, get_channel_layer().group_discard(live.GROUP, channel))
 
 
 def test_a_large_backlog_is_split_into_bounded_messages(server_loop):
     channel = subscribe(server_loop)
-    publisher = live.Publisher()
+    publisher = live_publish.Publisher()
     publisher.attach(server_loop)
     server_loop.call_soon_threadsafe(time.sleep, 0.2)
-    total = live.Publisher.MOST_PER_MESSAGE + 20
+    total = live_publish.Publisher.MOST_PER_MESSAGE + 20
     assert publisher.push([event(n) for n in range(1, total + 1)])
     layer = get_channel_layer()
     first = on_loop(server_loop, layer.receive(channel))
     second = on_loop(server_loop, layer.receive(channel))
-    assert len(first["events"]) == live.Publisher.MOST_PER_MESSAGE
+    assert len(first["events"]) == live_publish.Publisher.MOST_PER_MESSAGE
     assert [e["id"] for e in first["events"] + second["events"]] == list(range(1, total + 1))
     on_loop(server_loop, layer.group_discard(live.GROUP, channel))
 
 
 def test_without_a_running_server_loop_the_sink_sends_itself():
-    publisher = live.Publisher()
+    publisher = live_publish.Publisher()
     assert publisher.push([event(1)]) is False
     stopped = asyncio.new_event_loop()
     publisher.attach(stopped)
@@ -108,7 +108,7 @@ def heartbeat(worker_id: str, running_jobs: int) -> dict:
 
 def test_heartbeats_are_coalesced_to_the_latest_of_each_worker_once_per_interval(server_loop):
     channel = subscribe(server_loop)
-    publisher = live.Publisher(heartbeat_flush_s=0.2)
+    publisher = live_publish.Publisher(heartbeat_flush_s=0.2)
     publisher.attach(server_loop)
     for n in range(50):
         assert publisher.push([heartbeat("w-1", n), heartbeat("w-2", 100 + n)])
