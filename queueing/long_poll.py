@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,8 +26,11 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections
 
+from core.errors import BACKEND_RETRY_AFTER_S, BACKEND_UNAVAILABLE, error_body
 from queueing import services
 from queueing.wakeup import waker
+
+logger = logging.getLogger(__name__)
 
 # The scope key that says this request may wait in the event loop, and the one the view fills.
 SCOPE_ALLOWED = "leadops.long_poll_allowed"
@@ -107,6 +111,17 @@ def _standin_fresh(poll: LongPoll) -> dict[str, Any]:
         close_old_connections()
 
 
+async def _unavailable(send: Any, exc: BaseException) -> None:
+    logger.warning("backing service unavailable during a long poll (%s); answered 503", type(exc).__name__)
+    content = json.dumps(error_body("service_unavailable", "A backing service is briefly unavailable; retry.")
+                         ).encode()
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(content)).encode()),
+                            (b"retry-after", str(BACKEND_RETRY_AFTER_S).encode())]})
+    await send({"type": "http.response.body", "body": content})
+
+
 async def _client_gone(receive: Any) -> None:
     while True:
         message = await receive()
@@ -171,20 +186,26 @@ class LongPollMiddleware:
         if "start" not in held:
             return
         poll: LongPoll = scope[SCOPE_WAIT]
-        outcome = await _wait(poll, receive)
-        if outcome is GONE:
+        try:
+            outcome = await _wait(poll, receive)
+            if outcome is GONE:
+                return
+            content = b"".join(body)
+            if outcome is not None or poll.stands_in:
+                answer = json.loads(content)
+                if outcome is not None:
+                    answer["jobs"] = outcome.jobs
+                    if outcome.retry_after_s is not None:
+                        answer["retry_after_s"] = outcome.retry_after_s
+                if poll.stands_in:
+                    loop = asyncio.get_running_loop()
+                    answer.update(await loop.run_in_executor(_claims(), _standin_fresh, poll))
+                content = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
+        except BACKEND_UNAVAILABLE as exc:
+            # The database or Redis went away during the wait: 503 in the protocol's shape, as any
+            # other request is answered then (docs/API.md, "Errors"), never the server's bare 500.
+            await _unavailable(send, exc)
             return
-        content = b"".join(body)
-        if outcome is not None or poll.stands_in:
-            answer = json.loads(content)
-            if outcome is not None:
-                answer["jobs"] = outcome.jobs
-                if outcome.retry_after_s is not None:
-                    answer["retry_after_s"] = outcome.retry_after_s
-            if poll.stands_in:
-                loop = asyncio.get_running_loop()
-                answer.update(await loop.run_in_executor(_claims(), _standin_fresh, poll))
-            content = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [(name, value) for name, value in held["start"]["headers"]
                    if name.lower() != b"content-length"]
         headers.append((b"content-length", str(len(content)).encode()))
