@@ -212,3 +212,59 @@ def http_receiver():
     receiver = HttpReceiver()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _explained_flush():
+    """A transactional test's closing flush that fails says why, and survives one deadlock.
+
+    CI once failed a passing test in its teardown with only Django's "couldn't be flushed" (the
+    PostgreSQL cause was cut from the log). The flush's TRUNCATE takes every table's strongest lock:
+    PostgreSQL may pick it as a deadlock's victim against a session that is just finishing, which
+    says nothing about the test. That one case is retried once; anything else fails with the cause
+    and the other sessions on the test database in the message."""
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self):
+        return flush_explained(lambda: original(self))
+
+    TransactionTestCase._fixture_teardown = teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
+
+
+def flush_explained(flush):
+    """Run `flush`; again once if PostgreSQL chose it as a deadlock's victim; else fail saying why."""
+    from django.core.management.base import CommandError
+
+    try:
+        return flush()
+    except CommandError as exc:
+        cause = exc.__cause__
+        if _is_deadlock(cause):
+            return flush()
+        raise CommandError(f"{exc}\ncause: {cause!r}\nother sessions: {_other_sessions()}") from cause
+
+
+def _is_deadlock(error: BaseException | None) -> bool:
+    while error is not None:
+        if getattr(error, "sqlstate", None) == "40P01":  # deadlock_detected
+            return True
+        error = error.__cause__
+    return False
+
+
+def _other_sessions() -> list[tuple]:
+    if connection.vendor != "postgresql":
+        return []
+    from django.db import connections
+
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pid, application_name, state, wait_event_type, wait_event, left(query, 120)"
+                           " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            return cursor.fetchall()
+    except Exception as error:  # the report must not hide the flush's own error
+        return [("unavailable", repr(error))]
