@@ -4,7 +4,7 @@ and Procrastinate, in one run; one table on stdout, the same as JSON in bench/re
     .venv/bin/python -m bench.run                  # everything (about 6-8 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick          # a smoke run: a few seconds per metric
     .venv/bin/python -m bench.run --only jobs      # raw | peer | servers | jobs | ingest | claim | heartbeat | fleet | wakeup
-                                                   # | monitor | live | alerts
+                                                   # | pipeline | monitor | live | alerts
 
 See docs/PERFORMANCE.md for what each number means and how to read it.
 """
@@ -45,9 +45,9 @@ from bench import servers as server_choice
 from bench.api_load import STREAMS, client_kind_available, client_process
 from leadops.servers import CHOSEN, KINDS
 
-SECTIONS = ("raw", "peer", "servers", "jobs", "ingest", "claim", "heartbeat", "fleet", "wakeup", "monitor", "live",
-            "alerts")
-API_SECTIONS = {"servers", "jobs", "ingest", "claim", "heartbeat", "fleet", "wakeup"}
+SECTIONS = ("raw", "peer", "servers", "jobs", "ingest", "claim", "heartbeat", "fleet", "wakeup", "pipeline", "monitor",
+            "live", "alerts")
+API_SECTIONS = {"servers", "jobs", "ingest", "claim", "heartbeat", "fleet", "wakeup", "pipeline"}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 WORKERS = 16
@@ -335,6 +335,47 @@ def measure_jobs(api: Api, plan: Plan, processes_choice: str, results: dict[str,
     results["exchange10"] = summarize_windows(windows, rate_key="jobs_per_s")
 
 
+def measure_pipeline(api: Api, plan: Plan, *, fleet_sizes: tuple[int, ...]) -> dict[str, Any]:
+    """The exchange 10+10 (and fleet steps, keep-alive) with the pipelined transactions on and off,
+    alternating in one run on freshly started servers (docs/PERFORMANCE.md, "Round trips")."""
+    processes = os.cpu_count() or 1
+    expected = 900.0
+    windows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    steps: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    fleet_creds = portal.create_workers(api.env, max(fleet_sizes), prefix="pipe-w") if fleet_sizes else []
+    if fleet_sizes:
+        fleet.long_poll_enable(api.env)
+    for run in range(plan.runs):
+        for setting in ("on", "off") if run % 2 == 0 else ("off", "on"):
+            api.env["LEADOPS_DB_PIPELINE"] = "true" if setting == "on" else "false"
+            api.start(processes)
+            w = api.window(batch=10, seconds=plan.api_seconds, leads_per_job=LEADS_PER_JOB,
+                           expected_jobs_per_s=expected, mode="exchange")
+            expected = max(expected, w["jobs_per_s"] * 1.3)
+            windows[setting].append(w)
+            log(f"pipeline {setting:3}: exchange 10+10 run {run + 1}: {w['jobs_per_s']:.0f} jobs/s, round trip p50 "
+                f"{common.percentile(w['pull_ms'], 50):.1f} ms p99 {common.percentile(w['pull_ms'], 99):.1f} ms, "
+                f"server CPU {w['cpu_s']['server'] * 1000 / max(1, w['jobs']):.2f} ms/job"
+                + (f", errors {w['errors']}" if w["errors"] else ""))
+            for size in fleet_sizes:
+                api.start(processes)
+                r = fleet.step(api, fleet_creds[:size], mode="keepalive", model="longpoll",
+                               processes=fleet.CLIENT_PROCESSES, ramp_s=max(plan.fleet_ramp_s, fleet.IDLE_PULL_S),
+                               seconds=plan.fleet_seconds)
+                r["pipeline"] = setting
+                steps[setting].append(r)
+                log(f"pipeline {setting:3}: " + fleet.step_line(r))
+    api.env.pop("LEADOPS_DB_PIPELINE", None)
+    api.stop()
+    out: dict[str, Any] = {}
+    for setting in ("on", "off"):
+        out[setting] = {"exchange10": summarize_windows(windows[setting], rate_key="jobs_per_s"),
+                        "fleet_steps": steps[setting]}
+    on, off = out["on"]["exchange10"]["jobs_per_s"], out["off"]["exchange10"]["jobs_per_s"]
+    out["exchange_ratio_on_off"] = round(on / off, 3) if off else None
+    return out
+
+
 def measure_ingest(api: Api, plan: Plan, processes_choice: str, results: dict[str, Any],
                    raw_results: dict[str, Any] | None = None) -> None:
     """LeadOps ingestion runs, each right after one run of the raw ceiling when `raw_results` is given.
@@ -453,6 +494,19 @@ def build_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                  "target": f"≥ {TARGET_EXCHANGE_SHARE:.0%} of ceiling and ≥ 3× peer",
                  "pass": None if ex is None or raw10 is None or peer2 is None
                  else ex >= TARGET_EXCHANGE_SHARE * raw10 and ex >= 3 * peer2, "unit": "jobs/s"})
+    pipe = res.get("pipeline") or {}
+    if pipe:
+        on = get(pipe, "on", "exchange10", "jobs_per_s")
+        off = get(pipe, "off", "exchange10", "jobs_per_s")
+        rows.append({"metric": "jobs/s, exchange 10+10: pipelined transactions on (leadops) / off (peer column)",
+                     "leadops": on, "ceiling": raw10, "peer": off, "ratio": _ratio(on, off),
+                     "target": f"≥ {TARGET_EXCHANGE_SHARE:.0%} of ceiling and ≥ 3× peer", "pass": None,
+                     "unit": "jobs/s"})
+        for setting in ("on", "off"):
+            for r in pipe[setting]["fleet_steps"]:
+                rows.append({"metric": f"fleet {r['workers']:,} keep-alive, pull p99 ms (pipeline {setting})",
+                             "leadops": r["pull_p99_ms"], "ceiling": None, "peer": None, "ratio": None,
+                             "target": "< 100 ms", "pass": r["pass"], "unit": "ms"})
     for key, label in (("batch1", "v1 batch 1"), ("exchange10", "exchange 10+10")):
         server_ms = get(api, key, "per_job", "server_cpu_ms")
         pg_ms = get(api, key, "per_job", "postgres_cpu_ms")
@@ -740,6 +794,12 @@ def main(argv: list[str] | None = None) -> int:
                         serve_chosen()
                         res["wakeup"] = wakeup.measure(api, api.env, workers=args.wakeup_workers, log=log)
                     section("wake-up latency", _wakeup)
+                if "pipeline" in args.sections:
+                    def _pipeline() -> None:
+                        # Fleet steps only when asked for by size (--fleet-sizes), each served both ways.
+                        sizes = plan.fleet_sizes if args.fleet_sizes and "fleet" not in args.sections else ()
+                        res["pipeline"] = measure_pipeline(api, plan, fleet_sizes=sizes)
+                    section("pipelined transactions on/off", _pipeline)
                 if "claim" in args.sections:
                     def _claim() -> None:
                         api.stop()

@@ -142,6 +142,9 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
         _db["ENGINE"] = "core.db.postgresql"
     else:
         _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# PostgreSQL: the exchange and the claim send statements whose answers they do not read without
+# waiting for them (core/db/pipeline.py; docs/PERFORMANCE.md, "Round trips"). Off: one wait each.
+LEADOPS_DB_PIPELINE = env.bool("LEADOPS_DB_PIPELINE", default=True)
 IS_POSTGRES = _db["ENGINE"] in ("django.db.backends.postgresql", "core.db.postgresql")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -18,7 +18,8 @@ def rows_update(*, model: type[M], rows: Sequence[M], fields: Sequence[str]) -> 
     Django's `bulk_update` builds a CASE WHEN per column and row: at 10 rows and 9 columns that was
     over half of an exchange's server CPU (docs/PERFORMANCE.md, "Exchange"). Values are adapted as
     the ORM would store them (on SQLite: its text forms of datetimes, UUIDs and JSON). The caller
-    holds the rows' locks: every row must be updated, or `RuntimeError` says the statement is wrong.
+    holds the rows' locks: every row must be updated, or the statement fails (on PostgreSQL a
+    `DataError` naming the table and the counts, on SQLite `RuntimeError`).
     """
     if not rows:
         return
@@ -38,8 +39,14 @@ def rows_update(*, model: type[M], rows: Sequence[M], fields: Sequence[str]) -> 
     if connection.vendor == "postgresql":
         payload = [{f.column: f.value_from_object(row) for f in everything} for row in rows]
         types = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in everything)
-        sql = (f"UPDATE {quote(table)} AS t SET {assignments} FROM json_to_recordset(%s::json) AS v({types}) "
-               f"WHERE t.{key} = v.{key}")
+        # The row count is checked by the statement itself: in a pipelined block (core/db/pipeline.py)
+        # nobody waits for its count, and a wrong one must still fail the transaction. The failing
+        # cast carries the message.
+        sql = (f"WITH u AS (UPDATE {quote(table)} AS t SET {assignments} "
+               f"FROM json_to_recordset(%s::json) AS v({types}) WHERE t.{key} = v.{key} RETURNING 1) "
+               f"SELECT CASE WHEN count(*) = {len(rows)} THEN 0 "
+               f"ELSE ('rows_update {table}: updated ' || count(*) || ' rows of {len(rows)}')::int "
+               "END FROM u")
     else:
         payload = [{f.column: f.get_db_prep_value(f.value_from_object(row), connection, prepared=False)
                     for f in everything} for row in rows]
@@ -48,5 +55,5 @@ def rows_update(*, model: type[M], rows: Sequence[M], fields: Sequence[str]) -> 
                f"WHERE {quote(table)}.{key} = v.{key}")
     with connection.cursor() as cursor:
         cursor.execute(sql, [json_bytes(payload).decode()])
-        if cursor.rowcount != len(rows):
+        if connection.vendor != "postgresql" and cursor.rowcount != len(rows):
             raise RuntimeError(f"{table}: updated {cursor.rowcount} rows of {len(rows)}.")

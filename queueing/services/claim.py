@@ -17,6 +17,7 @@ from django.utils.timezone import now as clock_now
 
 from core import events
 from core.counters import metric_totals_add
+from core.db.pipeline import pipelined
 from queueing.models import (
     Job,
     JobAttempt,
@@ -97,7 +98,9 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
     now = clock_now()
     if pull_reaper.due(now):
         leases_reap(now=now, limit=500)
-    with transaction.atomic():
+    # Pipelined: BEGIN rides with the guard read, and the attempts, counter and outbox inserts with
+    # the COMMIT (core/db/pipeline.py).
+    with pipelined(), transaction.atomic():
         guard = claim_guard(worker=worker, max_jobs=max_jobs, now=now)
         if guard.max_jobs < 1:
             return PullResult(claims=[], throttled_for_s=guard.wait_s, worker_blocked=guard.worker_blocked)

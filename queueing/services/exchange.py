@@ -14,6 +14,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils.timezone import now as clock_now
 
 from core import events
+from core.db.pipeline import pipelined
 from core.errors import ProtocolError, error_body
 from queueing.models import Job, JobAttempt, ReportReceipt
 from queueing.services.errors import IdempotencyKeyReused, JobNotFound
@@ -114,7 +115,9 @@ def _reports_exchange_set(*, worker: Worker, items: list[ReportCall | ReportResu
     now = clock_now()
     results: list[ReportResult | None] = [item if isinstance(item, ReportResult) else None for item in items]
     calls = [(index, item) for index, item in enumerate(items) if isinstance(item, ReportCall)]
-    with events.atomic():
+    # Pipelined: the writes after the ingest (attempts, jobs, receipts, counters, breaker buckets,
+    # the outbox) and the COMMIT go out without waiting for each other (core/db/pipeline.py).
+    with pipelined(), events.atomic():
         jobs = {job.pk: job for job in Job.objects.select_for_update(of=("self",)).select_related("provider")
                 .filter(pk__in=sorted(call.job_id for _, call in calls if 0 < call.job_id <= MAX_JOB_ID))
                 .order_by("pk")}

@@ -6,11 +6,12 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.db.bulk import rows_update
+from core.db.pipeline import pipelined
 from queueing.models import AttemptState, Job, JobAttempt
 from tests.factories import make_jobs, make_worker
 
@@ -60,6 +61,34 @@ def test_rows_update_refuses_what_is_not_a_column_and_rows_that_are_not_there():
     with pytest.raises(ValueError, match="id"):
         rows_update(model=JobAttempt, rows=[attempt], fields=["id"])
     ghost = JobAttempt(id=uuid.uuid4(), job=attempt.job, number=2, claimed_at=timezone.now())
-    with pytest.raises(RuntimeError, match="updated 1 rows of 2"):
+    # PostgreSQL checks the count in the statement (it may be pipelined); SQLite after it.
+    wrong_count = DataError if connection.vendor == "postgresql" else RuntimeError
+    with pytest.raises(wrong_count, match="updated 1 rows of 2"), transaction.atomic():
         rows_update(model=JobAttempt, rows=[attempt, ghost], fields=["reports"])
     rows_update(model=JobAttempt, rows=[], fields=["reports"])  # nothing to write: no statement
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_wrong_count_nobody_waited_for_still_fails_its_transaction():
+    # In a pipelined block the UPDATE is not waited for; its failed check surfaces at the commit,
+    # and nothing of the transaction is kept.
+    attempt, other = _attempts(2)
+    ghost = JobAttempt(id=uuid.uuid4(), job=attempt.job, number=2, claimed_at=timezone.now())
+    attempt.reports = other.reports = 7
+    with pytest.raises(DataError, match="updated 1 rows of 2"), pipelined(), transaction.atomic():
+        rows_update(model=JobAttempt, rows=[other], fields=["reports"])
+        rows_update(model=JobAttempt, rows=[attempt, ghost], fields=["reports"])
+    assert list(JobAttempt.objects.values_list("reports", flat=True)) == [0, 0]
+
+
+@pytest.mark.postgres
+def test_a_pipelined_block_sends_in_pipeline_mode_and_ends_it():
+    from psycopg.pq import PipelineStatus
+
+    connection.ensure_connection()
+    with pipelined():
+        assert connection.connection.pgconn.pipeline_status == PipelineStatus.ON
+        (attempt,) = _attempts(1)
+    assert connection.connection.pgconn.pipeline_status == PipelineStatus.OFF
+    assert JobAttempt.objects.get(pk=attempt.pk).number == 1
