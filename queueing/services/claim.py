@@ -17,7 +17,7 @@ from django.utils.timezone import now as clock_now
 
 from core import events
 from core.counters import metric_totals_add
-from core.db.pipeline import pipelined
+from core.db import pipelined
 from queueing.models import (
     Job,
     JobAttempt,

@@ -14,7 +14,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils.timezone import now as clock_now
 
 from core import events
-from core.db.pipeline import pipelined
+from core.db import pipelined
 from core.errors import ProtocolError, error_body
 from queueing.models import Job, JobAttempt, ReportReceipt
 from queueing.services.errors import IdempotencyKeyReused, JobNotFound
