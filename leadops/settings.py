@@ -138,10 +138,11 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
         # Check a pooled connection before handing it out: one the server closed (a restart, a
         # failover, pg_terminate_backend) is replaced instead of failing the request that drew it.
         _db["CONN_HEALTH_CHECKS"] = True
-        # The same backend, whose pool checks all its idle connections once it finds one dead.
-        _db["ENGINE"] = "core.db.postgresql"
     else:
         _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # Django's backend, whose pool checks all its idle connections once it finds one dead and whose
+    # cursor's row count holds in a pipelined block (core/db/postgresql/base.py).
+    _db["ENGINE"] = "core.db.postgresql"
 # PostgreSQL: the exchange and the claim send statements whose answers they do not read without
 # waiting for them (core/db/pipeline.py; docs/PERFORMANCE.md, "Round trips"). Off: one wait each.
 LEADOPS_DB_PIPELINE = env.bool("LEADOPS_DB_PIPELINE", default=True)

@@ -98,9 +98,8 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
     now = clock_now()
     if pull_reaper.due(now):
         leases_reap(now=now, limit=500)
-    # Pipelined: BEGIN rides with the guard read, and the attempts, counter and outbox inserts with
-    # the COMMIT (core/db/pipeline.py).
-    with pipelined(), transaction.atomic():
+    # Pipelined: the attempts, counter and outbox inserts go out together (core/db/pipeline.py).
+    with transaction.atomic(), pipelined():
         guard = claim_guard(worker=worker, max_jobs=max_jobs, now=now)
         if guard.max_jobs < 1:
             return PullResult(claims=[], throttled_for_s=guard.wait_s, worker_blocked=guard.worker_blocked)

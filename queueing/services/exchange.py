@@ -115,9 +115,9 @@ def _reports_exchange_set(*, worker: Worker, items: list[ReportCall | ReportResu
     now = clock_now()
     results: list[ReportResult | None] = [item if isinstance(item, ReportResult) else None for item in items]
     calls = [(index, item) for index, item in enumerate(items) if isinstance(item, ReportCall)]
-    # Pipelined: the writes after the ingest (attempts, jobs, receipts, counters, breaker buckets,
-    # the outbox) and the COMMIT go out without waiting for each other (core/db/pipeline.py).
-    with pipelined(), events.atomic():
+    # Pipelined: the writes after the ingest (attempts, jobs, receipts, counters, breaker buckets)
+    # go out without waiting for each other (core/db/pipeline.py).
+    with events.atomic(), pipelined():
         jobs = {job.pk: job for job in Job.objects.select_for_update(of=("self",)).select_related("provider")
                 .filter(pk__in=sorted(call.job_id for _, call in calls if 0 < call.job_id <= MAX_JOB_ID))
                 .order_by("pk")}

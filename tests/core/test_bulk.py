@@ -92,3 +92,31 @@ def test_a_pipelined_block_sends_in_pipeline_mode_and_ends_it():
         (attempt,) = _attempts(1)
     assert connection.connection.pgconn.pipeline_status == PipelineStatus.OFF
     assert JobAttempt.objects.get(pk=attempt.pk).number == 1
+
+
+@pytest.mark.postgres
+def test_counts_hold_in_a_pipelined_block():
+    # Django decides on row counts (update(), delete(), save()); in pipeline mode psycopg reports -1
+    # until the results are read, so the backend's cursor waits for them (core/db/postgresql/base.py).
+    attempts = _attempts(3)
+    with pipelined(), transaction.atomic():
+        assert JobAttempt.objects.filter(pk__in=[a.pk for a in attempts[:2]]).update(reports=5) == 2
+        assert JobAttempt.objects.filter(pk=uuid.uuid4()).update(reports=5) == 0
+        assert JobAttempt.objects.filter(pk=attempts[2].pk).delete()[0] == 1
+    assert sorted(JobAttempt.objects.values_list("reports", flat=True)) == [5, 5]
+
+
+@pytest.mark.postgres
+def test_a_breaker_opens_once_inside_a_pipelined_block():
+    from queueing.models import Breaker, BreakerTransition
+    from queueing.services.breakers import _breaker_move
+
+    now = timezone.now()
+    with pipelined(), transaction.atomic():
+        assert _breaker_move(scope="provider", key="maps", from_state="closed", to_state="open",
+                             reason="test", now=now)
+        # A second move from CLOSED finds the row OPEN: its UPDATE counts 0 and nothing moves.
+        assert not _breaker_move(scope="provider", key="maps", from_state="closed", to_state="open",
+                                 reason="test", now=now)
+    assert Breaker.objects.get(scope="provider", key="maps").state == "open"
+    assert BreakerTransition.objects.filter(scope="provider", key="maps").count() == 1

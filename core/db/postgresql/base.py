@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, with a pool that sweeps itself when it finds one dead connection.
+"""Django's PostgreSQL backend, with a pool that sweeps itself when it finds one dead connection, and
+a cursor whose row count can be trusted in a pipelined block.
 
 After PostgreSQL restarts (or `pg_terminate_backend`, or a failover) every idle connection of every
 pool is dead. psycopg's pool checks a connection before lending it (`CONN_HEALTH_CHECKS`), but it
@@ -7,17 +8,51 @@ the request that drew them wait past the pool timeout and answer 503. Here the f
 also checks every other idle connection at once (`ConnectionPool.check`, which replaces the broken
 ones), so the next try, about a second later, gets a live connection (docs/RELIABILITY.md,
 "Database connection loss").
+
+In psycopg's pipeline mode (core/db/pipeline.py) a statement's results, its row count among them,
+arrive only when something waits for them; until then `rowcount` reads -1. Django reads it for
+`QuerySet.update()`, `delete()` and `Model.save()`, and code decides on it (a breaker moved or not).
+The cursor here waits for its own results before answering, as psycopg does before a fetch.
+
+And an error in pipeline mode skips every later command until a Sync: a savepoint rolled back
+after a caught error (`get_or_create`, a compare-and-set that lost its race) would be skipped too
+and leave the transaction aborted. The rollback to a savepoint sends that Sync first.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import psycopg
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
 
+class Cursor(base.Cursor):
+    @property
+    def rowcount(self) -> int:
+        # Nothing to wait for outside a pipeline, or once the results are in (psycopg's own step
+        # before a fetch).
+        self._fetch_pipeline()  # type: ignore[attr-defined]
+        return self._rowcount  # type: ignore[attr-defined]
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_connection_params(self) -> dict[str, Any]:
+        params = super().get_connection_params()
+        if params.get("cursor_factory") is base.Cursor:
+            params["cursor_factory"] = Cursor
+        return params
+
+    def _savepoint_rollback(self, sid: str) -> None:
+        pipeline = getattr(self.connection, "_pipeline", None)  # psycopg's open pipeline, if any
+        if pipeline is not None:
+            # An error it raises is one of a statement inside the savepoint this rolls back.
+            with contextlib.suppress(psycopg.Error):
+                pipeline.sync()
+        super()._savepoint_rollback(sid)  # type: ignore[misc]
+
     @property
     def pool(self) -> ConnectionPool | None:
         pool = super().pool
