@@ -2,6 +2,6 @@
 `postgresql/`) the database backend that adds a connection health check before a pooled connection is lent."""
 
 from core.db.bulk import rows_update
-from core.db.pipeline import pipelined
+from core.db.pipeline import pipelined, rows_together
 
-__all__ = ["pipelined", "rows_update"]
+__all__ = ["pipelined", "rows_together", "rows_update"]

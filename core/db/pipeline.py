@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
+from django.db.models import QuerySet
 
 
 @contextmanager
@@ -40,3 +43,43 @@ def pipelined() -> Iterator[None]:
     connection.ensure_connection()
     with connection.connection.pipeline():
         yield
+
+
+def rows_together(*querysets: QuerySet[Any]) -> list[list[Any]]:
+    """Each queryset's model instances, every statement sent, in this order, before any is waited
+    for: in a pipelined block one round trip for all of them, elsewhere one each.
+
+    PostgreSQL runs them in the order sent, so a locking read first (`select_for_update`) still
+    holds its locks before the reads after it look. Plain model rows only: no `select_related`,
+    `only()`, `values()` or annotations (checked). Values go through the fields' converters, as
+    the ORM's own iteration does.
+    """
+    sent = []
+    try:
+        for queryset in querysets:
+            query = queryset.query
+            if query.select_related or query.deferred_loading != (frozenset(), True) or query.annotations:
+                raise ValueError(f"rows_together takes plain {queryset.model.__name__} rows only.")
+            compiler = query.get_compiler(using=queryset.db)
+            try:
+                sql, params = compiler.as_sql()
+            except EmptyResultSet:  # `pk__in=[]`: nothing to ask
+                sent.append((queryset, compiler, None))
+                continue
+            cursor = connection.cursor()
+            sent.append((queryset, compiler, cursor))
+            cursor.execute(sql, params)
+        results = []
+        for queryset, compiler, cursor in sent:
+            if cursor is None:
+                results.append([])
+                continue
+            names = [field.attname for field in queryset.model._meta.concrete_fields]
+            assert compiler.col_count == len(names), "rows_together: the query selects other columns"
+            rows = compiler.results_iter(results=[cursor.fetchall()])
+            results.append([queryset.model.from_db(queryset.db, names, tuple(row)) for row in rows])
+        return results
+    finally:
+        for _, _, cursor in sent:
+            if cursor is not None:
+                cursor.close()

@@ -14,9 +14,9 @@ from django.db import OperationalError, connection, transaction
 from django.utils.timezone import now as clock_now
 
 from core import events
-from core.db import pipelined
+from core.db import pipelined, rows_together
 from core.errors import ProtocolError, error_body
-from queueing.models import Job, JobAttempt, ReportReceipt
+from queueing.models import Job, JobAttempt, Provider, ReportReceipt
 from queueing.services.errors import IdempotencyKeyReused, JobNotFound
 from queueing.services.leases import MAX_JOB_ID, attempt_check
 from queueing.services.outcome import ReportCall, ReportResult, ReportTotals, TakenReport, reports_apply
@@ -115,15 +115,23 @@ def _reports_exchange_set(*, worker: Worker, items: list[ReportCall | ReportResu
     now = clock_now()
     results: list[ReportResult | None] = [item if isinstance(item, ReportResult) else None for item in items]
     calls = [(index, item) for index, item in enumerate(items) if isinstance(item, ReportCall)]
-    # Pipelined: the writes after the ingest (attempts, jobs, receipts, counters, breaker buckets)
-    # go out without waiting for each other (core/db/pipeline.py).
+    # Pipelined (core/db/pipeline.py): the four reads go out together, the jobs' lock first, so
+    # the receipts and attempts are still read under it; and the writes after the ingest
+    # (attempts, jobs, receipts, counters, breaker buckets) go out without waiting for each other.
+    job_ids = sorted(call.job_id for _, call in calls if 0 < call.job_id <= MAX_JOB_ID)
     with events.atomic(), pipelined():
-        jobs = {job.pk: job for job in Job.objects.select_for_update(of=("self",)).select_related("provider")
-                .filter(pk__in=sorted(call.job_id for _, call in calls if 0 < call.job_id <= MAX_JOB_ID))
-                .order_by("pk")}
-        receipts = {receipt.idempotency_key: receipt for receipt in ReportReceipt.objects.filter(
-            worker_id=worker.pk, idempotency_key__in={call.idempotency_key for _, call in calls})}
-        attempts = JobAttempt.objects.in_bulk([call.attempt_id for _, call in calls])
+        locked, providers, receipt_rows, attempt_rows = rows_together(
+            Job.objects.select_for_update(of=("self",)).filter(pk__in=job_ids).order_by("pk"),
+            Provider.objects.filter(jobs__pk__in=job_ids).distinct(),
+            ReportReceipt.objects.filter(worker_id=worker.pk,
+                                         idempotency_key__in={call.idempotency_key for _, call in calls}),
+            JobAttempt.objects.filter(pk__in=[call.attempt_id for _, call in calls]))
+        by_id = {provider.pk: provider for provider in providers}
+        for job in locked:
+            job.provider = by_id[job.provider_id]
+        jobs = {job.pk: job for job in locked}
+        receipts = {receipt.idempotency_key: receipt for receipt in receipt_rows}
+        attempts = {attempt.pk: attempt for attempt in attempt_rows}
         checked: list[_Checked] = []
         for index, call in calls:
             try:

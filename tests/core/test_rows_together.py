@@ -1,0 +1,60 @@
+"""`core.db.rows_together`: several querysets' rows, every statement sent before any is waited for."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+
+from core.db import pipelined, rows_together
+from queueing.models import Job, Provider
+from tests.factories import make_jobs
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rows_are_the_orm_s_own_in_order_and_converted():
+    jobs = make_jobs(3)
+    for job in jobs:
+        job.payload = {"query": f"cafe {job.pk}", "nested": [1, {"a": None}]}
+        job.save(update_fields=["payload"])
+    ids = [job.pk for job in jobs]
+    with transaction.atomic(), pipelined():
+        locked, providers, none = rows_together(
+            Job.objects.select_for_update().filter(pk__in=ids).order_by("-pk"),
+            Provider.objects.filter(jobs__pk__in=ids).distinct(),
+            Job.objects.filter(pk__in=[]),
+        )
+    expected = list(Job.objects.filter(pk__in=ids).order_by("-pk"))
+    assert [job.pk for job in locked] == [job.pk for job in expected]
+    assert [job.payload for job in locked] == [job.payload for job in expected]
+    assert all(isinstance(job.payload, dict) for job in locked)
+    assert [(job.state, job.run_at, job.provider_id) for job in locked] == [
+        (job.state, job.run_at, job.provider_id) for job in expected]
+    assert [provider.name for provider in providers] == [jobs[0].provider.name]
+    assert none == []
+    # Instances loaded from the database, as the ORM's: saving them updates, never inserts.
+    assert not locked[0]._state.adding
+
+
+def test_anything_but_plain_rows_is_refused():
+    with pytest.raises(ValueError, match="plain Job rows"):
+        rows_together(Job.objects.select_related("provider"))
+    with pytest.raises(ValueError, match="plain Job rows"):
+        rows_together(Job.objects.only("pk"))
+
+
+@pytest.mark.postgres
+def test_in_a_pipelined_block_the_statements_go_out_in_pipeline_mode():
+    from psycopg.pq import PipelineStatus
+
+    jobs = make_jobs(2)
+    sent_in_pipeline = []
+
+    def record(execute, sql, params, many, context):
+        sent_in_pipeline.append(connection.connection.pgconn.pipeline_status == PipelineStatus.ON)
+        return execute(sql, params, many, context)
+
+    with transaction.atomic(), pipelined(), connection.execute_wrapper(record):
+        first, second = rows_together(Job.objects.filter(pk=jobs[0].pk), Job.objects.filter(pk=jobs[1].pk))
+    assert sent_in_pipeline == [True, True]
+    assert (first[0].pk, second[0].pk) == (jobs[0].pk, jobs[1].pk)
