@@ -54,7 +54,7 @@ def rows_together(*querysets: QuerySet[Any]) -> list[list[Any]]:
     `only()`, `values()` or annotations (checked). Values go through the fields' converters, as
     the ORM's own iteration does.
     """
-    sent = []
+    sent: list[tuple[QuerySet[Any], Any, Any]] = []  # (queryset, its compiler, its cursor or None)
     try:
         for queryset in querysets:
             query = queryset.query
@@ -69,7 +69,7 @@ def rows_together(*querysets: QuerySet[Any]) -> list[list[Any]]:
             cursor = connection.cursor()
             sent.append((queryset, compiler, cursor))
             cursor.execute(sql, params)
-        results = []
+        results: list[list[Any]] = []
         for queryset, compiler, cursor in sent:
             if cursor is None:
                 results.append([])
