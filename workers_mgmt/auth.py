@@ -28,7 +28,7 @@ from core.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
 from workers_mgmt.credential_cache import credential_cached, credential_remember, credential_touched
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
-from workers_mgmt.nonces import nonce_forget, nonce_record
+from workers_mgmt.nonces import budgets_read_with_nonce, nonce_forget, nonce_record
 from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch
 
 logger = logging.getLogger("leadops.auth")
@@ -103,24 +103,39 @@ def signed_request_authenticate(request: HttpRequest) -> tuple[Worker, WorkerCre
     # 429: a correctly signed request is never refused for it, so whoever floods a worker's key
     # id with bad signatures, from however many addresses, cannot lock the real worker out
     # (docs/API.md, "Failed authentications").
+    # With Redis the budgets are read by the nonce step's own round trip, which takes no nonce from
+    # a spent IP (docs/PERFORMANCE.md, "The heartbeat, round two"); a request refused before that
+    # step reads them first, so every answer is what asking first would have given.
     ip_key, worker_key = auth_failure_keys(ip=ip, worker_id=worker_id)
     failure_keys = [ip_key]
-    budgets = gcra_peek_each(limits=dict(_auth_failure_limits([ip_key, worker_key])))
-    blocked = budgets[ip_key]
-    if not blocked.allowed:
+    limits = dict(_auth_failure_limits([ip_key, worker_key]))
+    budgets: dict[str, Decision] | None = None
+
+    def ip_throttled() -> RateLimited | None:
+        """The 429 of a spent IP budget (reading the budgets now if no step has yet), or None."""
+        nonlocal budgets
+        if budgets is None:
+            budgets = gcra_peek_each(limits=limits)
+        if budgets[ip_key].allowed:
+            return None
         logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
-        raise RateLimited(blocked.retry_after_s)
+        return RateLimited(budgets[ip_key].retry_after_s)
+
+    if not budgets_read_with_nonce() and (refused := ip_throttled()):
+        raise refused
 
     nonce_taken = False
 
     def fail(reason: str) -> Unauthorized | RateLimited:
+        if refused := ip_throttled():
+            return refused
         logger.warning("worker auth refused: reason=%s worker=%.63s key=%.40s ip=%s",
                        reason, worker_id, key_id, ip)
         if nonce_taken:
             nonce_forget(worker_id=worker_id, nonce=nonce)
         auth_failure_count(failure_keys)
         auth_failure_record(worker_id=worker_id or "-", reason=reason, ip=_ip_or_none(ip), key_id=key_id)
-        spent = budgets[worker_key]
+        spent = budgets[worker_key]  # type: ignore[index]  # read by ip_throttled()
         if worker_key in failure_keys and not spent.allowed:
             return RateLimited(spent.retry_after_s)
         return Unauthorized()
@@ -139,11 +154,16 @@ def signed_request_authenticate(request: HttpRequest) -> tuple[Worker, WorkerCre
     try:
         body = request.body
     except RequestDataTooBig:
-        raise PayloadTooLarge() from None
+        raise (ip_throttled() or PayloadTooLarge()) from None
     if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), content_sha256):
         raise fail("body_hash_mismatch")
 
-    taken = nonce_record(worker_id=worker_id, nonce=nonce, seen_at=now)
+    taken = nonce_record(worker_id=worker_id, nonce=nonce, seen_at=now,
+                         budgets=None if budgets is not None else limits)
+    if taken.budgets is not None:
+        budgets = taken.budgets
+        if taken.gated:
+            raise ip_throttled() or RateLimited(1.0)  # the script's test and ours are the same
     if not taken.fresh:
         raise fail("nonce_replayed")
     nonce_taken = True
