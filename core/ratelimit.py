@@ -56,7 +56,7 @@ def gcra_acquire(*, key: str, per_minute: float, burst: int = 1, now: float | No
     burst_window = interval * max(1, burst)
     now = time.time() if now is None else now
     if settings.REDIS_URL:
-        redis_key = f"{settings.LEADOPS_REDIS_PREFIX}:gcra:{key}"
+        redis_key = gcra_redis_key(key)
         script = _redis_script(settings.REDIS_URL)
         allowed, wait = script(keys=[redis_key], args=[now, interval, burst_window])
         return Decision(bool(allowed), float(wait))
@@ -112,10 +112,21 @@ def gcra_peek_each(*, limits: dict[str, tuple[float, int]], now: float | None = 
     now = time.time() if now is None else now
     keys = list(limits)
     if settings.REDIS_URL:
-        values = redis_client().mget([f"{settings.LEADOPS_REDIS_PREFIX}:gcra:{key}" for key in keys])
+        values = redis_client().mget([gcra_redis_key(key) for key in keys])
         tats = {key: float(value) for key, value in zip(keys, values, strict=True) if value is not None}
     else:
         tats = dict(RateLimitState.objects.filter(key__in=keys).values_list("key", "tat"))
+    return gcra_peek_from(limits=limits, tats=tats, now=now)
+
+
+def gcra_redis_key(key: str) -> str:
+    """The Redis key of a limiter key: for a script that reads limiter state along with its own work."""
+    return f"{settings.LEADOPS_REDIS_PREFIX}:gcra:{key}"
+
+
+def gcra_peek_from(*, limits: dict[str, tuple[float, int]], tats: dict[str, float], now: float
+                   ) -> dict[str, Decision]:
+    """gcra_peek_each on TATs the caller has read itself (a key absent from `tats` has its whole burst)."""
     decisions = {}
     for key, (per_minute, burst) in limits.items():
         if per_minute <= 0:

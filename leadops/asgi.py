@@ -24,7 +24,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from leadops.live_publish import publishing  # noqa: E402
 from leadops.routing import websocket_urlpatterns  # noqa: E402
-from leadops.servers import freeze_startup_heap  # noqa: E402
+from leadops.servers import cache_content_type_parse, freeze_startup_heap  # noqa: E402
 from queueing.long_poll import LongPollMiddleware  # noqa: E402
 
 # Monitor events are pushed from the event loop, not from the request's thread (leadops/live_publish.py).
@@ -37,3 +37,4 @@ application = publishing(ProtocolTypeRouter(
 ))
 
 freeze_startup_heap()
+cache_content_type_parse()

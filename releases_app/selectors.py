@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -105,6 +106,30 @@ def update_target_of(worker_id: str) -> dict[str, Any] | None:
         cursor.execute(_update_target_sql(), [connection.ops.adapt_datetimefield_value(timezone.now()),
                                               worker_id])
         row = cursor.fetchone()
+    return _update_target_from(row)
+
+
+def update_target_subquery(vendor: str) -> str:
+    """`update_target_of` as one scalar subquery (a JSON array of its columns; parameters: now, the
+    worker id), for a statement that reads it along with its own work: the heartbeat's UPDATE
+    returns it (docs/PERFORMANCE.md, "The heartbeat, round two"). Decode with
+    `update_target_decode`."""
+    return _update_target_subquery(vendor)
+
+
+def update_target_decode(value: Any) -> dict[str, Any] | None:
+    """The heartbeat's `update_target` from what `update_target_subquery` gave (JSON text or a list)."""
+    if value is None:
+        return None
+    return _update_target_from(json.loads(value) if isinstance(value, (str, bytes)) else value)
+
+
+def update_target_now() -> Any:
+    """The `now` parameter of the update-target statement, adapted for this database."""
+    return connection.ops.adapt_datetimefield_value(timezone.now())
+
+
+def _update_target_from(row: Any) -> dict[str, Any] | None:
     if row is None:
         return None
     pin_version, sequence, current_version, previous_version, rollout_id, reached = row
@@ -119,15 +144,28 @@ def update_target_of(worker_id: str) -> dict[str, Any] | None:
 
 @lru_cache(maxsize=1)
 def _update_target_sql() -> str:
+    columns, tables = _update_target_parts()
+    return f"SELECT {columns} {tables}"
+
+
+@lru_cache(maxsize=2)
+def _update_target_subquery(vendor: str) -> str:
+    array = "json_build_array" if vendor == "postgresql" else "json_array"
+    columns, tables = _update_target_parts()
+    return f"(SELECT {array}({columns}) {tables})"
+
+
+def _update_target_parts() -> tuple[str, str]:
+    """The update target's columns, and its FROM ... WHERE (parameters: now, the worker id)."""
     worker, pin, release = Worker._meta.db_table, WorkerPin._meta.db_table, Release._meta.db_table
     channel, rollout, target = Channel._meta.db_table, Rollout._meta.db_table, RolloutTarget._meta.db_table
     active = ", ".join(f"'{state}'" for state in ACTIVE_ROLLOUT_STATES)
     return (
-        f"SELECT (SELECT pr.version FROM {pin} p JOIN {release} pr ON pr.id = p.release_id "
+        f"(SELECT pr.version FROM {pin} p JOIN {release} pr ON pr.id = p.release_id "
         f"        WHERE p.worker_id = w.id AND pr.state = '{ReleaseState.READY}' "
         f"        AND (p.expires_at IS NULL OR p.expires_at > %s)), "
         f"c.sequence, cur.version, prev.version, ro.id, "
-        f"(SELECT t.reason FROM {target} t WHERE t.rollout_id = ro.id AND t.worker_id = w.id) "
+        f"(SELECT t.reason FROM {target} t WHERE t.rollout_id = ro.id AND t.worker_id = w.id)",
         f"FROM {worker} w "
         f"LEFT JOIN {channel} c ON c.name = w.channel "
         f"LEFT JOIN {release} cur ON cur.id = c.current_id "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils.timezone import now as clock_now
@@ -14,7 +15,7 @@ from rest_framework.views import APIView
 
 from workers_mgmt import protocol
 from workers_mgmt.auth import IsWorker, WorkerSignatureAuthentication
-from workers_mgmt.models import Worker
+from workers_mgmt.models import Worker, WorkerCredential
 from workers_mgmt.services import (
     EnrollmentRefused,
     credential_deliver,
@@ -67,11 +68,18 @@ def heartbeat_fields(request: Request, *, worker: Worker) -> dict[str, Any]:
 
     An answer that carries `credentials` must be sent with `Cache-Control: no-store`.
     """
+    return answer_fields(credential=request.auth, ip=client_ip(request),  # type: ignore[arg-type]
+                         update_target=update_target_for(worker.pk))
+
+
+def answer_fields(*, credential: WorkerCredential, ip: str | None,
+                  update_target: dict[str, Any] | None) -> dict[str, Any]:
+    """`heartbeat_fields`, once the update target is known (the heartbeat reads it in its UPDATE)."""
     # A copy at most WORKER_CONFIG_MAX_AGE_S old: a changed version reaches the fleet that much later.
     fields: dict[str, Any] = {"config_version": worker_config_recent().version,
-                              "update_target": update_target_for(worker.pk)}
+                              "update_target": update_target}
     # Push rotation: the only answers in which a secret ever leaves the server.
-    pending = credential_deliver(credential=request.auth, ip=client_ip(request))  # type: ignore[arg-type]
+    pending = credential_deliver(credential=credential, ip=ip)
     if pending is not None:
         fields["credentials"] = {"pending": {"key_id": pending.key_id, "secret": pending.secret}}
     return fields
@@ -158,9 +166,29 @@ def update_target_for(worker_id: str) -> dict[str, Any] | None:
 _update_target_lookup: Callable[[str], dict[str, Any] | None] | None = None
 
 
-def register_update_target_lookup(lookup: Callable[[str], dict[str, Any] | None]) -> None:
-    global _update_target_lookup
+@dataclass(frozen=True)
+class UpdateTargetRead:
+    """The update target as part of another statement: `subquery(vendor)` is one SQL expression
+    whose parameters are `now()` and the worker id; `decode` turns its value into the answer."""
+
+    subquery: Callable[[str], str]
+    now: Callable[[], Any]
+    decode: Callable[[Any], dict[str, Any] | None]
+
+
+_update_target_read: UpdateTargetRead | None = None
+
+
+def register_update_target_lookup(lookup: Callable[[str], dict[str, Any] | None], *,
+                                  read: UpdateTargetRead | None = None) -> None:
+    global _update_target_lookup, _update_target_read
     _update_target_lookup = lookup
+    _update_target_read = read
+
+
+def update_target_read() -> UpdateTargetRead | None:
+    """How to read the update target inside the heartbeat's UPDATE, when the releases app said."""
+    return _update_target_read
 
 
 class EnrollView(APIView):

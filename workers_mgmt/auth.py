@@ -16,6 +16,7 @@ import logging
 import re
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
 from django.utils.encoding import escape_uri_path
 from django.utils.timezone import now as clock_now
 from rest_framework.authentication import BaseAuthentication
@@ -27,7 +28,7 @@ from core.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
 from workers_mgmt.credential_cache import credential_cached, credential_remember, credential_touched
 from workers_mgmt.crypto import decrypt_secret
 from workers_mgmt.models import CredentialState, Worker, WorkerCredential
-from workers_mgmt.nonces import nonce_forget, nonce_record
+from workers_mgmt.nonces import budgets_read_with_nonce, nonce_forget, nonce_record
 from workers_mgmt.services import auth_failure_record, credential_promote, credential_touch
 
 logger = logging.getLogger("leadops.auth")
@@ -55,14 +56,14 @@ def compute_signature(secret: str, canonical: str) -> str:
     return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
-def raw_path(request: Request) -> str:
+def raw_path(request: Request | HttpRequest) -> str:
     """The path exactly as the client sent it (before percent-decoding) when the server knows it.
 
     ASGI servers pass it as `raw_path`; WSGI servers as `RAW_URI` (gunicorn) or `REQUEST_URI`
     (uWSGI). Without either, the decoded path is escaped again, which matches what clients send
     for every path made of unreserved characters.
     """
-    django_request = request._request
+    django_request = getattr(request, "_request", request)
     scope = getattr(django_request, "scope", None)
     if scope and scope.get("raw_path"):
         raw = scope["raw_path"].decode("latin-1")
@@ -78,114 +79,143 @@ class WorkerSignatureAuthentication(BaseAuthentication):
         return SCHEME
 
     def authenticate(self, request: Request) -> tuple[Worker, WorkerCredential]:
-        meta = request.META
-        worker_id = meta.get(HEADER_WORKER, "")
-        key_id = meta.get(HEADER_KEY_ID, "")
-        timestamp = meta.get(HEADER_TIMESTAMP, "")
-        nonce = meta.get(HEADER_NONCE, "")
-        content_sha256 = meta.get(HEADER_CONTENT_SHA256, "")
-        match = _SIGNATURE_RE.match(meta.get("HTTP_AUTHORIZATION", ""))
-        ip = meta.get("REMOTE_ADDR")
+        return signed_request_authenticate(request._request)
 
-        # Failed authentications are limited per source IP, asked before any key is tried, so a
-        # guesser gets 429s instead of answers. The per-worker budget is spent only once the request
-        # names one of that worker's own key ids, and it only ever turns a *failed* attempt into a
-        # 429: a correctly signed request is never refused for it, so whoever floods a worker's key
-        # id with bad signatures, from however many addresses, cannot lock the real worker out
-        # (docs/API.md, "Failed authentications").
-        ip_key, worker_key = auth_failure_keys(ip=ip, worker_id=worker_id)
-        failure_keys = [ip_key]
-        budgets = gcra_peek_each(limits=dict(_auth_failure_limits([ip_key, worker_key])))
-        blocked = budgets[ip_key]
-        if not blocked.allowed:
-            logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
-            raise RateLimited(blocked.retry_after_s)
 
-        nonce_taken = False
+def signed_request_authenticate(request: HttpRequest) -> tuple[Worker, WorkerCredential]:
+    """The worker and key that signed this request, or the protocol error to answer.
 
-        def fail(reason: str) -> Unauthorized | RateLimited:
-            logger.warning("worker auth refused: reason=%s worker=%.63s key=%.40s ip=%s",
-                           reason, worker_id, key_id, ip)
-            if nonce_taken:
-                nonce_forget(worker_id=worker_id, nonce=nonce)
-            auth_failure_count(failure_keys)
-            auth_failure_record(worker_id=worker_id or "-", reason=reason, ip=_ip_or_none(ip), key_id=key_id)
-            spent = budgets[worker_key]
-            if worker_key in failure_keys and not spent.allowed:
-                return RateLimited(spent.retry_after_s)
-            return Unauthorized()
+    A plain function of Django's request, so that a view without DRF's per-request machinery (the
+    heartbeat, workers_mgmt/heartbeat.py) checks signatures exactly as the DRF views do.
+    """
+    meta = request.META
+    worker_id = meta.get(HEADER_WORKER, "")
+    key_id = meta.get(HEADER_KEY_ID, "")
+    timestamp = meta.get(HEADER_TIMESTAMP, "")
+    nonce = meta.get(HEADER_NONCE, "")
+    content_sha256 = meta.get(HEADER_CONTENT_SHA256, "")
+    match = _SIGNATURE_RE.match(meta.get("HTTP_AUTHORIZATION", ""))
+    ip = meta.get("REMOTE_ADDR")
 
-        if not (worker_id and key_id and timestamp and nonce and content_sha256 and match):
-            raise fail("missing_or_malformed_headers")
-        if not _NONCE_RE.match(nonce) or not _HEX64_RE.match(content_sha256):
-            raise fail("malformed_nonce_or_hash")
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
-            raise fail("malformed_timestamp") from None
-        now = clock_now()
-        if abs(now.timestamp() - sent_at) > _skew_limit():
-            raise fail("clock_skew")
-        try:
-            body = request._request.body
-        except RequestDataTooBig:
-            raise PayloadTooLarge() from None
-        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), content_sha256):
-            raise fail("body_hash_mismatch")
+    # Failed authentications are limited per source IP, asked before any key is tried, so a
+    # guesser gets 429s instead of answers. The per-worker budget is spent only once the request
+    # names one of that worker's own key ids, and it only ever turns a *failed* attempt into a
+    # 429: a correctly signed request is never refused for it, so whoever floods a worker's key
+    # id with bad signatures, from however many addresses, cannot lock the real worker out
+    # (docs/API.md, "Failed authentications").
+    # With Redis the budgets are read by the nonce step's own round trip, which takes no nonce from
+    # a spent IP (docs/PERFORMANCE.md, "The heartbeat, round two"); a request refused before that
+    # step reads them first, so every answer is what asking first would have given.
+    ip_key, worker_key = auth_failure_keys(ip=ip, worker_id=worker_id)
+    failure_keys = [ip_key]
+    limits = dict(_auth_failure_limits([ip_key, worker_key]))
+    budgets: dict[str, Decision] | None = None
 
-        taken = nonce_record(worker_id=worker_id, nonce=nonce, seen_at=now)
-        if not taken.fresh:
-            raise fail("nonce_replayed")
-        nonce_taken = True
-        cached = credential_cached(key_id, generation=taken.generation)
-        credential: WorkerCredential | None
-        secret: str | None
-        if cached is not None:
-            credential, secret = cached
-        else:
-            credential = (
-                WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
-            )
-            secret = None
-        if credential is None or credential.worker_id != worker_id:
-            raise fail("unknown_key")
-        # From here on the request holds one of this worker's key ids: its failures are the
-        # worker's too.
-        failure_keys.append(worker_key)
+    def ip_throttled() -> RateLimited | None:
+        """The 429 of a spent IP budget (reading the budgets now if no step has yet), or None."""
+        nonlocal budgets
+        if budgets is None:
+            budgets = gcra_peek_each(limits=limits)
+        if budgets[ip_key].allowed:
+            return None
+        logger.warning("worker auth throttled: worker=%.63s ip=%s", worker_id, ip)
+        return RateLimited(budgets[ip_key].retry_after_s)
+
+    if not budgets_read_with_nonce() and (refused := ip_throttled()):
+        raise refused
+
+    nonce_taken = False
+
+    def fail(reason: str) -> Unauthorized | RateLimited:
+        if refused := ip_throttled():
+            return refused
+        logger.warning("worker auth refused: reason=%s worker=%.63s key=%.40s ip=%s",
+                       reason, worker_id, key_id, ip)
+        if nonce_taken:
+            nonce_forget(worker_id=worker_id, nonce=nonce)
+        auth_failure_count(failure_keys)
+        auth_failure_record(worker_id=worker_id or "-", reason=reason, ip=_ip_or_none(ip), key_id=key_id)
+        spent = budgets[worker_key]  # type: ignore[index]  # read by ip_throttled()
+        if worker_key in failure_keys and not spent.allowed:
+            return RateLimited(spent.retry_after_s)
+        return Unauthorized()
+
+    if not (worker_id and key_id and timestamp and nonce and content_sha256 and match):
+        raise fail("missing_or_malformed_headers")
+    if not _NONCE_RE.match(nonce) or not _HEX64_RE.match(content_sha256):
+        raise fail("malformed_nonce_or_hash")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise fail("malformed_timestamp") from None
+    now = clock_now()
+    if abs(now.timestamp() - sent_at) > _skew_limit():
+        raise fail("clock_skew")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise (ip_throttled() or PayloadTooLarge()) from None
+    if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), content_sha256):
+        raise fail("body_hash_mismatch")
+
+    taken = nonce_record(worker_id=worker_id, nonce=nonce, seen_at=now,
+                         budgets=None if budgets is not None else limits)
+    if taken.budgets is not None:
+        budgets = taken.budgets
+        if taken.gated:
+            raise ip_throttled() or RateLimited(1.0)  # the script's test and ours are the same
+    if not taken.fresh:
+        raise fail("nonce_replayed")
+    nonce_taken = True
+    cached = credential_cached(key_id, generation=taken.generation)
+    credential: WorkerCredential | None
+    secret: str | None
+    if cached is not None:
+        credential, secret = cached
+    else:
+        credential = (
+            WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
+        )
+        secret = None
+    if credential is None or credential.worker_id != worker_id:
+        raise fail("unknown_key")
+    # From here on the request holds one of this worker's key ids: its failures are the
+    # worker's too.
+    failure_keys.append(worker_key)
+    if not _key_usable(credential, now):
+        raise fail(f"key_{credential.state}")
+
+    canonical = string_to_sign(
+        method=request.method or "", path=raw_path(request), query=meta.get("QUERY_STRING", ""),
+        worker_id=worker_id, key_id=key_id, timestamp=timestamp, nonce=nonce,
+        content_sha256=content_sha256,
+    )
+    if secret is None:
+        secret = decrypt_secret(credential.secret_encrypted)
+        credential_remember(credential=credential, secret=secret, generation=taken.generation)
+    expected = compute_signature(secret, canonical)
+    if not hmac.compare_digest(expected, match.group(1)):
+        raise fail("bad_signature")
+
+    worker = credential.worker
+    if not worker.enabled:
+        logger.warning("worker auth refused: reason=worker_disabled worker=%s", worker_id)
+        raise WorkerDisabled()
+    per_minute = worker.rate_limit_per_min
+    decision = gcra_acquire(key=f"worker:{worker_id}", per_minute=per_minute,
+                            burst=max(1, per_minute // 10))
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after_s)
+    if credential.state == CredentialState.PENDING and not credential_promote(
+        credential=credential, ip=_ip_or_none(ip)
+    ):
+        # Another request promoted it first (fine), or staff revoked it meanwhile (refused).
+        credential.refresh_from_db(fields=["state", "grace_until"])
         if not _key_usable(credential, now):
             raise fail(f"key_{credential.state}")
-
-        canonical = string_to_sign(
-            method=request.method or "", path=raw_path(request), query=meta.get("QUERY_STRING", ""),
-            worker_id=worker_id, key_id=key_id, timestamp=timestamp, nonce=nonce,
-            content_sha256=content_sha256,
-        )
-        if secret is None:
-            secret = decrypt_secret(credential.secret_encrypted)
-            credential_remember(credential=credential, secret=secret, generation=taken.generation)
-        expected = compute_signature(secret, canonical)
-        if not hmac.compare_digest(expected, match.group(1)):
-            raise fail("bad_signature")
-
-        worker = credential.worker
-        if not worker.enabled:
-            logger.warning("worker auth refused: reason=worker_disabled worker=%s", worker_id)
-            raise WorkerDisabled()
-        per_minute = worker.rate_limit_per_min
-        decision = gcra_acquire(key=f"worker:{worker_id}", per_minute=per_minute,
-                                burst=max(1, per_minute // 10))
-        if not decision.allowed:
-            raise RateLimited(decision.retry_after_s)
-        if credential.state == CredentialState.PENDING and not credential_promote(
-            credential=credential, ip=_ip_or_none(ip)
-        ):
-            # Another request promoted it first (fine), or staff revoked it meanwhile (refused).
-            credential.refresh_from_db(fields=["state", "grace_until"])
-            if not _key_usable(credential, now):
-                raise fail(f"key_{credential.state}")
-        if credential_touch(credential=credential, at=now):
-            credential_touched(key_id=key_id, at=now)
-        return worker, credential
+    if credential_touch(credential=credential, at=now):
+        credential_touched(key_id=key_id, at=now)
+    return worker, credential
 
 
 def signer_current(*, worker_id: str, key_id: str) -> Worker | None:

@@ -7,6 +7,7 @@ copy of the worker's credential is still current (workers_mgmt/credential_cache.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -16,6 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.purge import delete_or_count
+from core.ratelimit import Decision, gcra_peek_from, gcra_redis_key
 from workers_mgmt.credential_cache import generation_keys, new_epoch
 from workers_mgmt.models import RequestNonce, Worker
 
@@ -24,18 +26,36 @@ from workers_mgmt.models import RequestNonce, Worker
 class NonceTaken:
     """`fresh`: the nonce was not seen before. `generation`: the worker's credential generation as
     of this moment, or None while the worker is being changed (or does not exist): then no copy of
-    its credential may be used or kept."""
+    its credential may be used or kept. `budgets`: the failure budgets asked for, as read in the
+    same round trip (None when they were not, or not read there); `gated`: the first of them was
+    spent, so the nonce was not taken at all."""
 
     fresh: bool
     generation: str | None
+    budgets: dict[str, Decision] | None = None
+    gated: bool = False
 
 
-# One script, one round trip: take the nonce, and read the generation only when it was fresh.
-# KEYS: nonce, epoch, counter, "changing" marker. ARGV: nonce TTL, an epoch to set when none is
-# (Redis restarted and lost every counter: copies made before then must not match).
+# One script, one round trip: read the failure budgets, take the nonce unless the first budget is
+# spent, and read the generation only when it was fresh (docs/PERFORMANCE.md, "The heartbeat, round
+# two": the budgets were a round trip of their own). KEYS: nonce, epoch, counter, "changing" marker,
+# then the budgets' limiter keys. ARGV: nonce TTL, an epoch to set when none is (Redis restarted and
+# lost every counter: copies made before then must not match), then now and the first budget's
+# interval and burst window (the GCRA test of core/ratelimit.py, same arithmetic in the same order).
+# Returns {fresh (1, 0, or -1 when gated), generation, then each budget's TAT or ''}.
 _LUA = """
+local tats = {}
+for i = 5, #KEYS do
+  tats[#tats + 1] = redis.call('GET', KEYS[i]) or ''
+end
+if #KEYS >= 5 and tats[1] ~= '' then
+  local now = tonumber(ARGV[3])
+  if math.max(tonumber(tats[1]), now) + tonumber(ARGV[4]) - tonumber(ARGV[5]) - now > 0 then
+    return {-1, '', unpack(tats)}
+  end
+end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return {0, ''}
+  return {0, '', unpack(tats)}
 end
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
@@ -43,9 +63,9 @@ if not epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 if redis.call('EXISTS', KEYS[4]) == 1 then
-  return {1, ''}
+  return {1, '', unpack(tats)}
 end
-return {1, epoch .. ':' .. (redis.call('GET', KEYS[3]) or '0')}
+return {1, epoch .. ':' .. (redis.call('GET', KEYS[3]) or '0'), unpack(tats)}
 """
 
 
@@ -56,15 +76,17 @@ def _redis_script(url: str) -> Any:
     return redis_client().register_script(_LUA)
 
 
-def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime) -> NonceTaken:
+def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime,
+                 budgets: dict[str, tuple[float, int]] | None = None) -> NonceTaken:
     """Remember a request nonce (not fresh: this worker already used it, a replay), and read the
-    worker's credential generation in the same round trip."""
+    worker's credential generation in the same round trip.
+
+    With Redis, `budgets` (limiter key -> (per minute, burst), as `gcra_peek_each` takes them) are
+    read in that round trip too, and a spent first budget leaves the nonce untaken (`gated`). The
+    database store ignores them: its caller reads them first (`budgets_read_with_nonce`).
+    """
     if settings.REDIS_URL:
-        key = f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
-        epoch, counter, changing = generation_keys(worker_id)
-        fresh, generation = _redis_script(settings.REDIS_URL)(
-            keys=[key, epoch, counter, changing], args=[settings.LEADOPS_NONCE_TTL_S, new_epoch()])
-        return NonceTaken(bool(fresh), generation.decode() if generation else None)
+        return _redis_record(worker_id, nonce, budgets or {})
     # One statement on both databases: the unique constraint decides, RETURNING says who won and
     # carries the generation (one primary-key read of the worker inside the same statement).
     table = RequestNonce._meta.db_table
@@ -80,6 +102,31 @@ def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime) -> NonceTa
     if row is None:
         return NonceTaken(False, None)
     return NonceTaken(True, None if row[0] is None else f"db:{row[0]}")
+
+
+def budgets_read_with_nonce() -> bool:
+    """Whether `nonce_record` reads the failure budgets in its own round trip (the Redis store)."""
+    return bool(settings.REDIS_URL)
+
+
+def _redis_record(worker_id: str, nonce: str, budgets: dict[str, tuple[float, int]]) -> NonceTaken:
+    key = f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
+    epoch, counter, changing = generation_keys(worker_id)
+    names = list(budgets)
+    now = time.time()
+    gate: list[float] = []
+    if names and budgets[names[0]][0] > 0:
+        interval = 60.0 / budgets[names[0]][0]
+        gate = [now, interval, interval * max(1, budgets[names[0]][1])]
+    elif names:
+        # A zero budget is always spent: refused before the nonce, as the limiter would.
+        return NonceTaken(False, None, gcra_peek_from(limits=budgets, tats={}, now=now), gated=True)
+    fresh, generation, *tats = _redis_script(settings.REDIS_URL)(
+        keys=[key, epoch, counter, changing, *(gcra_redis_key(name) for name in names)],
+        args=[settings.LEADOPS_NONCE_TTL_S, new_epoch(), *(repr(value) for value in gate)])
+    read = {name: float(tat) for name, tat in zip(names, tats, strict=True) if tat}
+    decisions = gcra_peek_from(limits=budgets, tats=read, now=now) if names else None
+    return NonceTaken(fresh == 1, generation.decode() if generation else None, decisions, gated=fresh == -1)
 
 
 def nonce_forget(*, worker_id: str, nonce: str) -> None:

@@ -1,9 +1,11 @@
 from django.urls import path
 
-from workers_mgmt.api import ConfigView, EnrollView, HeartbeatView
+from workers_mgmt.api import ConfigView, EnrollView
+from workers_mgmt.heartbeat import heartbeat_view
 
 urlpatterns = [
-    path("heartbeat", HeartbeatView.as_view(), name="heartbeat"),
+    # Without DRF's per-request machinery; same answers (workers_mgmt/heartbeat.py).
+    path("heartbeat", heartbeat_view, name="heartbeat"),
     path("config", ConfigView.as_view(), name="config"),
     path("enroll", EnrollView.as_view(), name="enroll"),
 ]

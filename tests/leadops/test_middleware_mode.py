@@ -53,3 +53,50 @@ def test_the_asgi_entry_point_serves_the_one_hop_handler():
     served = leadops.asgi.django_asgi_app
     # In DEBUG the handler sits behind the static files handler (leadops/asgi.py).
     assert isinstance(getattr(served, "application", served), OneHopASGIHandler)
+
+
+def test_the_handler_lends_each_request_an_idle_thread_instead_of_starting_one():
+    # Django's handler starts and joins a thread per request (docs/PERFORMANCE.md, "The heartbeat,
+    # round two"); the portal's handler runs one request at a time on each of its idle threads.
+    import asyncio
+    import threading
+
+    from django.core.signals import request_started
+
+    from leadops.handler import OneHopASGIHandler
+
+    handler = OneHopASGIHandler()
+    seen: list[int] = []
+
+    def note(**kwargs):
+        seen.append(threading.get_ident())
+
+    async def one_request() -> int:
+        scope = {"type": "http", "method": "GET", "path": "/api/v1/no-such-path", "raw_path": b"/api/v1/no-such-path",
+                 "query_string": b"", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
+                 "server": ("127.0.0.1", 80)}
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+        sent: list[dict] = []
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            sent.append(message)
+
+        await handler(scope, receive, send)
+        return sent[0]["status"]
+
+    async def two_requests() -> list[int]:
+        return [await one_request(), await one_request()]
+
+    request_started.connect(note)
+    try:
+        statuses = asyncio.run(two_requests())
+    finally:
+        request_started.disconnect(note)
+    assert statuses == [404, 404]
+    assert len(seen) == 2 and seen[0] == seen[1] != threading.get_ident()
+    assert len(handler._idle) == 1

@@ -64,8 +64,9 @@ def _leg() -> str:
 # A claim and a report write their monitor events into the outbox inside their own transaction
 # (one INSERT each), where they used to cost a second transaction after the commit.
 REQUEST_QUERIES = {
-    # The worker's UPDATE, and the one read of its update target (releases_app.selectors.update_target_of).
-    "heartbeat": {"postgresql+redis": 2, "postgresql": 5, "sqlite": 5, "sqlite+redis": 2},
+    # The worker's UPDATE, which returns its update target too (releases_app.selectors.update_target_subquery;
+    # docs/PERFORMANCE.md, "The heartbeat, round two").
+    "heartbeat": {"postgresql+redis": 1, "postgresql": 4, "sqlite": 4, "sqlite+redis": 1},
     "pull_empty": {"postgresql+redis": 4, "postgresql": 7, "sqlite": 7, "sqlite+redis": 4},
     "pull": {"postgresql+redis": 7, "postgresql": 10, "sqlite": 11, "sqlite+redis": 8},
 }

@@ -119,3 +119,40 @@ def test_key_of_another_worker_does_not_spend_the_claimed_workers_budget(client,
         client.generic("POST", "/api/v1/heartbeat", data=body, content_type="application/json",
                        headers=headers, REMOTE_ADDR=f"10.0.4.{i}")
     assert heartbeat(client, target, ip="10.0.4.200").status_code == 200
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("REDIS_URL"),
+                    reason="needs Redis (REDIS_URL); the PostgreSQL + Redis leg of CI runs it")
+def test_with_redis_a_heartbeat_reads_its_budgets_with_its_nonce(client, strict, monkeypatch):
+    # The failure budgets, the nonce and the credential generation are one script, the worker's rate
+    # limit another: two round trips (docs/PERFORMANCE.md, "The heartbeat, round two"). A spent IP
+    # is still refused before its nonce is taken.
+    import redis
+
+    from tests.factories import make_worker
+
+    _, issued = make_worker(worker_id="w-trips", rate_limit_per_min=100_000)
+    assert heartbeat(client, issued).status_code == 200  # the credential copy is warm
+    calls: list[str] = []
+    real = redis.Redis.execute_command
+
+    def counted(self, *args, **kwargs):
+        calls.append(str(args[0]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    assert heartbeat(client, issued).status_code == 200
+    assert len(calls) == 2, calls
+    for i in range(3):
+        heartbeat(client, issued, secret=f"guess-{i}", ip="10.0.9.1")
+    calls.clear()
+    body = json.dumps(HEARTBEAT).encode()
+    headers = signed_headers(method="POST", path="/api/v1/heartbeat", body=body, worker_id=issued.worker_id,
+                             key_id=issued.key_id, secret=issued.secret)
+    refused = client.generic("POST", "/api/v1/heartbeat", data=body, content_type="application/json",
+                             headers=headers, REMOTE_ADDR="10.0.9.1")
+    assert refused.status_code == 429
+    # The same nonce from an unspent address is still fresh: the refused request did not take it.
+    again = client.generic("POST", "/api/v1/heartbeat", data=body, content_type="application/json",
+                           headers=headers, REMOTE_ADDR="10.0.9.2")
+    assert again.status_code == 200

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Field
 from django.utils.timezone import now as clock_now
 
 from core import events
@@ -57,17 +57,30 @@ def worker_heartbeat(
     ip: str | None, self_test: Any = None,
 ) -> Worker:
     """Store what a worker says about itself; one UPDATE (and live monitor events, no writes)."""
+    worker_heartbeat_reading(worker=worker, version=version, status=status, running_jobs=running_jobs,
+                             metrics=metrics, ip=ip, self_test=self_test)
+    return worker
+
+
+def worker_heartbeat_reading(
+    *, worker: Worker, version: str, status: str, running_jobs: int, metrics: dict[str, Any] | None,
+    ip: str | None, self_test: Any = None, read: tuple[str, list[Any]] | None = None,
+) -> Any:
+    """`worker_heartbeat`, whose UPDATE also returns `read` (an SQL expression and its parameters),
+    so that the heartbeat's answer costs no statement of its own; returns that value (None without
+    `read`, or when the worker is gone). Written once in SQL: the ORM's update compiled it anew on
+    every heartbeat (docs/PERFORMANCE.md, "The heartbeat, round two")."""
     at = clock_now()
     previous = worker.last_seen_at
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {
+        "last_heartbeat_at": at, "last_seen_at": at, "reported_version": version, "reported_status": status,
+        "running_jobs": running_jobs, "last_metrics": metrics or {}, "last_ip": ip, "updated_at": at,
+    }
     if self_test is not None:
         # Kept, not dropped: the release health gates read the latest self-test (docs/RELEASES.md).
         changes["last_self_test"] = self_test
         worker.last_self_test = self_test
-    Worker.objects.filter(pk=worker.pk).update(
-        last_heartbeat_at=at, last_seen_at=at, reported_version=version, reported_status=status,
-        running_jobs=running_jobs, last_metrics=metrics or {}, last_ip=ip, updated_at=at, **changes,
-    )
+    value = _worker_update_returning(worker.pk, changes, read)
     worker.last_heartbeat_at = worker.last_seen_at = at
     worker.reported_version = version
     credential_cache_worker_seen(worker_id=worker.pk, last_heartbeat_at=at, last_seen_at=at,
@@ -75,7 +88,25 @@ def worker_heartbeat(
     _online_announce(worker=worker, previous=previous, at=at)
     events.publish("worker.heartbeat", worker_id=worker.pk, version=version, status=status,
                    running_jobs=running_jobs)
-    return worker
+    return value
+
+
+def _worker_update_returning(worker_id: str, changes: dict[str, Any], read: tuple[str, list[Any]] | None
+                             ) -> Any:
+    """UPDATE one worker's `changes` (values prepared by their model fields, as the ORM would)."""
+    fields: list[Field] = [Worker._meta.get_field(name) for name in changes]  # type: ignore[misc]
+    assignments = ", ".join(f"{connection.ops.quote_name(str(field.column))} = %s"
+                            for field in fields)
+    params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
+    sql = f"UPDATE {Worker._meta.db_table} SET {assignments} WHERE id = %s"
+    params.append(worker_id)
+    if read is not None:
+        sql += f" RETURNING {read[0]}"
+        params.extend(read[1])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone() if read is not None else None
+    return row[0] if row else None
 
 
 def worker_seen(*, worker: Worker, at: dt.datetime | None = None) -> bool:
