@@ -17,6 +17,17 @@ from channels.layers import get_channel_layer
 from leadops import live, live_publish
 
 
+@pytest.fixture(autouse=True)
+def _own_group(monkeypatch):
+    # The channel layer may be a Redis shared with other test processes publishing to the monitor's
+    # group: this test's pushes and reads go to a group of its own.
+    import uuid
+
+    name = f"monitor-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(live, "GROUP", name)
+    monkeypatch.setattr(live_publish, "GROUP", name)
+
+
 @pytest.fixture
 def server_loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
