@@ -144,8 +144,9 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
     # cursor's row count holds in a pipelined block (core/db/postgresql/base.py).
     _db["ENGINE"] = "core.db.postgresql"
 # PostgreSQL: the exchange and the claim send statements whose answers they do not read without
-# waiting for them (core/db/pipeline.py; docs/PERFORMANCE.md, "Round trips"). Off: one wait each.
-LEADOPS_DB_PIPELINE = env.bool("LEADOPS_DB_PIPELINE", default=True)
+# waiting for them (core/db/pipeline.py; docs/PERFORMANCE.md, "Round trips"): 16 round trips an
+# exchange instead of 24. Off by default until it measures as a win (on one host it did not).
+LEADOPS_DB_PIPELINE = env.bool("LEADOPS_DB_PIPELINE", default=False)
 IS_POSTGRES = _db["ENGINE"] in ("django.db.backends.postgresql", "core.db.postgresql")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -18,6 +18,12 @@ from tests.factories import make_jobs, make_worker
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _pipeline_on(settings):
+    # Off by default (docs/DEPLOY.md, LEADOPS_DB_PIPELINE): these tests are about the pipelined path.
+    settings.LEADOPS_DB_PIPELINE = True
+
+
 def _attempts(count: int) -> list[JobAttempt]:
     worker, _ = make_worker()
     now = timezone.now()

@@ -12,6 +12,12 @@ from tests.factories import make_jobs
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _pipeline_on(settings):
+    # Off by default (docs/DEPLOY.md, LEADOPS_DB_PIPELINE): these tests are about the pipelined path.
+    settings.LEADOPS_DB_PIPELINE = True
+
+
 def test_rows_are_the_orm_s_own_in_order_and_converted():
     jobs = make_jobs(3)
     for job in jobs:

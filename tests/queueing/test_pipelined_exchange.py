@@ -15,6 +15,12 @@ from tests.factories import lead, make_jobs
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def _pipeline_on(settings):
+    # Off by default (docs/DEPLOY.md, LEADOPS_DB_PIPELINE): these tests are about the pipelined path.
+    settings.LEADOPS_DB_PIPELINE = True
+
+
 def _exchange_body(claims: list[dict]) -> dict:
     return {"reports": [{"job_id": c["id"], "idempotency_key": str(uuid.uuid4()), "attempt_id": c["attempt_id"],
                          "outcome": "succeeded", "leads": [lead(f"Shop {i}", f"05{i}1234567")]}
