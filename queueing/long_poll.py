@@ -8,7 +8,8 @@ and its database connection closed or back in the pool. The wait itself is an as
 process's `waker` (queueing/wakeup.py). When woken, a claim runs on a small thread pool (a short
 transaction, its connection given back at once); a job found is put into the held answer. The
 answer goes out when a job was claimed, when the worker's own breaker opened, when its key stopped
-being valid, or when the wait is over. A worker that hangs up while waiting is never handed a job.
+being valid, or when the wait is over. A worker that hangs up while waiting is never handed a job:
+one claimed for it as it hung up goes back to the queue at once.
 
 Under a WSGI server there is no event loop: the view waits the old way (queueing/api.py).
 """
@@ -98,6 +99,19 @@ def _claim_again(poll: LongPoll) -> _Outcome | None:
         close_old_connections()
 
 
+def _release_unsent(poll: LongPoll, jobs: list[dict[str, Any]]) -> None:
+    """Give back jobs claimed for a waiter whose worker hung up before they could be sent."""
+    from workers_mgmt.models import Worker
+
+    close_old_connections()
+    try:
+        worker = Worker.objects.filter(pk=poll.worker_id).first()
+        if worker is not None:
+            services.jobs_release(worker=worker, attempt_ids=[job["attempt_id"] for job in jobs])
+    finally:
+        close_old_connections()
+
+
 def _standin_fresh(poll: LongPoll) -> dict[str, Any]:
     """The heartbeat's `config_version` and `update_target` as of the end of the wait."""
     from workers_mgmt.api import update_target_for
@@ -148,7 +162,9 @@ async def _wait(poll: LongPoll, receive: Any) -> _Outcome | None:
                 return None
             outcome = await loop.run_in_executor(_claims(), _claim_again, poll)
             if gone.done() and outcome is not None and outcome.jobs:
-                # Claimed as the worker hung up: the leases lapse and the reaper requeues the jobs.
+                # Claimed as the worker hung up: nobody will work them. They go back to the queue at
+                # once, their attempt not counted, rather than waiting for the lease to lapse.
+                await loop.run_in_executor(_claims(), _release_unsent, poll, outcome.jobs)
                 return GONE
             if outcome is not None:
                 if outcome.jobs:
