@@ -138,6 +138,11 @@ def test_two_nodes_share_claims_limits_alerts_rotation_and_rollouts(two_nodes, h
     accepted: list[int] = []
     refused: list[int] = []
     started = time.monotonic()
+    # Each node serves the worker once first, from the one budget. (Left to the race below, one node
+    # could take every token before the other's first request: CI saw node B refused throughout.)
+    for index, node in enumerate(nodes):
+        _client(node, limited).config()
+        accepted.append(index)
 
     def hammer(index: int) -> None:
         client = _client(nodes[index % 2], limited)
