@@ -146,15 +146,16 @@ async def _client_gone(receive: Any) -> None:
 GONE = _Outcome(jobs=[])
 
 
-async def _wait(poll: LongPoll, receive: Any) -> _Outcome | None:
+async def _wait(poll: LongPoll, receive: Any, gone: asyncio.Future[Any] | None = None) -> _Outcome | None:
     """Wait for work: the outcome to answer with, None when the wait ended empty, GONE when the
-    client hung up (nothing is sent)."""
+    client hung up (nothing is sent). `gone`, when given, is the caller's watch on the client."""
     loop = asyncio.get_running_loop()
-    gone = asyncio.ensure_future(_client_gone(receive))
+    owned = gone is None
+    gone = asyncio.ensure_future(_client_gone(receive)) if gone is None else gone
     try:
         while (left := poll.deadline - time.monotonic()) > 0:
             woken = asyncio.ensure_future(waker.wait(left))
-            await asyncio.wait({woken, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([woken, gone], return_when=asyncio.FIRST_COMPLETED)
             if gone.done():
                 woken.cancel()
                 return GONE
@@ -172,7 +173,8 @@ async def _wait(poll: LongPoll, receive: Any) -> _Outcome | None:
                 return outcome
         return None
     finally:
-        gone.cancel()
+        if owned:
+            gone.cancel()
 
 
 class LongPollMiddleware:
@@ -202,8 +204,9 @@ class LongPollMiddleware:
         if "start" not in held:
             return
         poll: LongPoll = scope[SCOPE_WAIT]
+        gone = asyncio.ensure_future(_client_gone(receive))
         try:
-            outcome = await _wait(poll, receive)
+            outcome = await _wait(poll, receive, gone)
             if outcome is GONE:
                 return
             content = b"".join(body)
@@ -217,11 +220,19 @@ class LongPollMiddleware:
                     loop = asyncio.get_running_loop()
                     answer.update(await loop.run_in_executor(_claims(), _standin_fresh, poll))
                 content = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
+            if gone.done() and outcome is not None and outcome.jobs:
+                # The worker hung up while the stand-in fields were read: an answer sent now would be
+                # lost with its jobs (a stopping worker half-closes its poll, worker_client/cancel.py).
+                await asyncio.get_running_loop().run_in_executor(_claims(), _release_unsent, poll,
+                                                                 outcome.jobs)
+                return
         except BACKEND_UNAVAILABLE as exc:
             # The database or Redis went away during the wait: 503 in the protocol's shape, as any
             # other request is answered then (docs/API.md, "Errors"), never the server's bare 500.
             await _unavailable(send, exc)
             return
+        finally:
+            gone.cancel()
         headers = [(name, value) for name, value in held["start"]["headers"]
                    if name.lower() != b"content-length"]
         headers.append((b"content-length", str(len(content)).encode()))

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from worker_client.cancel import CancellableTransport, PollCancel, active_cancel, poll_scope
 from worker_client.errors import (
     ProtocolError,
     RateLimited,
@@ -163,7 +164,7 @@ class LeadOpsClient:
         # heartbeat's, or a pull's or exchange's that stood in for one.
         self.last_standin_at: float | None = None
         self._http = httpx.Client(
-            timeout=timeout, transport=transport,
+            timeout=timeout, transport=CancellableTransport() if transport is None else transport,
             headers={"User-Agent": user_agent, "Accept": "application/json"},
         )
 
@@ -222,12 +223,17 @@ class LeadOpsClient:
         """GET /config: poll intervals, batch and payload limits, providers, channel."""
         return self.request("GET", "/config")
 
-    def pull(self, max: int = 1, providers: Sequence[str] | None = None, wait_s: int = 0) -> dict[str, Any]:
+    def pull(self, max: int = 1, providers: Sequence[str] | None = None, wait_s: int = 0,
+             cancel: PollCancel | None = None) -> dict[str, Any]:
         """POST /jobs/pull -> {jobs: [...], retry_after_s}; `wait_s` > 0 long-polls that long at most.
 
         A pull retried after a lost answer may leave the first answer's jobs leased to nobody until
         their lease lapses; the server's reaper requeues them, so that costs time, not jobs. An answer
         that stands in for a heartbeat may carry a pushed key: it is adopted here, as from a heartbeat.
+
+        `cancel.cancel()`, from another thread, half-closes the poll's connection: the server ends the
+        wait, and an answer it had already sent is still returned (worker_client/cancel.py). A
+        cancelled pull is not retried: it raises `TransportFailure` unless an answer came.
         """
         payload: dict[str, Any] = {"max": max}
         if providers is not None:
@@ -235,9 +241,10 @@ class LeadOpsClient:
         if wait_s > 0:
             payload["wait_s"] = int(wait_s)
         timeout = self._http.timeout.read
-        return self._credentials_adopt(self.request(
-            "POST", "/jobs/pull", payload,
-            timeout=None if wait_s <= 0 or timeout is None else timeout + wait_s))
+        with poll_scope(cancel):
+            return self._credentials_adopt(self.request(
+                "POST", "/jobs/pull", payload,
+                timeout=None if wait_s <= 0 or timeout is None else timeout + wait_s))
 
     def extend(self, job_id: int, attempt_id: str, seconds: int | None = None) -> dict[str, Any]:
         """POST /jobs/{id}/extend -> {lease_expires_at}."""
@@ -376,7 +383,7 @@ class LeadOpsClient:
                 response = self._send_once(method, url, body, headers, content_type, timeout=timeout)
             except httpx.TransportError as exc:
                 self.stats.add(requests=1, failed_requests=1)
-                if attempt >= self.retry.max_attempts:
+                if attempt >= self.retry.max_attempts or _cancelled():
                     raise TransportFailure(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 delay = self.retry.backoff_s(attempt, self._rng)
                 logger.warning("%s %s failed (%s); retry %d in %.1fs", method, path, type(exc).__name__,
@@ -391,7 +398,7 @@ class LeadOpsClient:
                     response.status_code, response.content,
                     retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
                 )
-                if not _retryable(error) or attempt >= self.retry.max_attempts:
+                if not _retryable(error) or attempt >= self.retry.max_attempts or _cancelled():
                     raise error
                 delay = self._retry_delay(error, attempt)
                 logger.warning("%s %s answered %d %s; retry %d in %.1fs", method, path, error.status,
@@ -462,6 +469,12 @@ class LeadOpsClient:
                 return
         self.use_credentials(key_id, secret)
         logger.info("worker %s switched to pushed key %s", self.worker_id, key_id)
+
+
+def _cancelled() -> bool:
+    """True when this thread's long poll was cancelled (worker_client/cancel.py): never retried."""
+    cancel = active_cancel()
+    return cancel is not None and cancel.cancelled
 
 
 def _retryable(error: ProtocolError) -> bool:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
+from worker_client.cancel import PollCancel
 from worker_client.client import LeadOpsClient, parse_timestamp
 from worker_client.errors import (
     LEASE_LOST_ERRORS,
@@ -44,6 +45,9 @@ WORKER_VERSION = "reference-py/0.1.0"
 # The server read the report and refused it; sending the same bytes again cannot help.
 REJECTED_REPORT_ERRORS: tuple[type[ProtocolError], ...] = (ValidationFailed, PayloadTooLarge)
 MAX_DEFAULT_CONCURRENCY = 16
+# How long a stopping worker waits for its cancelled long poll to end. A cancel ends it within a
+# round trip (worker_client/cancel.py); this bounds a transport that cannot cancel (a test's fake).
+POLL_STOP_GRACE_S = 2.0
 # A worker whose other calls keep it alive still sends a full heartbeat (status, metrics) this often.
 HEARTBEAT_FULL_S = 300.0
 
@@ -282,6 +286,8 @@ class Worker:
         self.use_exchange = use_exchange
         self._pending: list[tuple[_Lease, dict[str, Any]]] = []
         self._pending_lock = threading.Lock()
+        # The long poll on its own thread, while one is out (`_long_poll`).
+        self._poll: _Poll | None = None
 
     @property
     def worker_id(self) -> str:
@@ -352,6 +358,8 @@ class Worker:
                 self._pull_and_work(executor)
         finally:
             self._stop.set()
+            if self._poll is not None:
+                self._poll.cancel.cancel()  # the server stops waiting (and claiming) for it now
             # Wake the heartbeat and update threads out of their interval waits: they see the stop.
             self._heartbeat_due.set()
             self._update_due.set()
@@ -363,6 +371,7 @@ class Worker:
             self._pending_flush()
             self._renewer.stop()
             self._release_held()
+            self._poll_finish()
             self._heartbeat_send(final=True)
 
     def prepare(self) -> None:
@@ -443,40 +452,43 @@ class Worker:
         """An idle worker's pull: the server holds it until work comes or its wait ends (docs/API.md,
         "Long poll"), so an idle worker sends about two requests a minute and no heartbeats.
 
-        The call runs on a thread of its own so that stop() never waits for it: a worker told to
-        stop answers at once, and jobs that the abandoned poll still brings back are released.
+        The call runs on a thread of its own so that stop() never waits for the server's wait: a
+        worker told to stop cancels the poll (its connection half-closed, worker_client/cancel.py)
+        and goes on stopping; jobs the poll still brings back are released by its thread, which
+        `run()` waits for before it ends (`_poll_finish`).
         """
-        done = threading.Event()
-        box: dict[str, dict[str, Any]] = {}
-        failed: list[BaseException] = []
-
-        def call() -> None:
-            try:
-                box["answer"] = self.client.pull(max=max_jobs, providers=self.providers,
-                                                  wait_s=self.settings.long_poll_wait_s)
-            except BaseException as exc:
-                failed.append(exc)
-            finally:
-                done.set()
-                if self._stop.is_set():
-                    self._abandoned_release(box.get("answer"))
-
-        threading.Thread(target=call, name=f"long-poll-{self.worker_id}", daemon=True).start()
-        while not done.wait(0.2):
-            if self._stop.is_set():
+        poll = _Poll(self.client, max_jobs=max_jobs, providers=self.providers,
+                     wait_s=self.settings.long_poll_wait_s, stopping=self._stop,
+                     abandoned=self._abandoned_release)
+        self._poll = poll
+        poll.thread.start()
+        while not poll.done.wait(0.2):
+            if self._stop.is_set() and poll.abandon():
                 return {"jobs": [], "retry_after_s": 0}
-        if failed:
-            raise failed[0]
-        return box["answer"]
+        self._poll = None
+        return poll.result()
+
+    def _poll_finish(self) -> None:
+        """At shutdown: cut a waiting long poll short and let its thread give back what it brings."""
+        poll, self._poll = self._poll, None
+        if poll is None:
+            return
+        poll.cancel.cancel()
+        poll.thread.join(POLL_STOP_GRACE_S)
+        if poll.thread.is_alive():
+            logger.warning("worker %s: the cancelled long poll did not end within %.0f s; a job it brings "
+                           "stays leased until its lease lapses", self.worker_id, POLL_STOP_GRACE_S)
 
     def _abandoned_release(self, answer: Any) -> None:
         jobs = answer.get("jobs") if isinstance(answer, dict) else None
         ids = [job["attempt_id"] for job in jobs or [] if isinstance(job, dict) and "attempt_id" in job]
         if ids:
             try:
-                self.client.release(ids)
+                released = self.client.release(ids).get("released")
             except Exception as exc:  # the leases lapse and the reaper requeues the jobs
                 self._note_error("release", exc)
+            else:
+                self.counters.add("jobs_released", released if isinstance(released, int) else 0)
 
     def _exchange_result(self, lease: _Lease, item: dict[str, Any], result: Any) -> None:
         """Act on one exchange item's answer exactly as on the v1 report's answer."""
@@ -745,6 +757,57 @@ class Worker:
         self.last_error = f"{what}: {exc}"
         level = logging.ERROR if isinstance(exc, (Unauthorized, WorkerDisabled)) else logging.WARNING
         logger.log(level, "worker %s: %s failed: %s", self.worker_id, what, exc)
+
+
+class _Poll:
+    """One long poll on a thread of its own, and who takes its answer: the worker loop, or (when the
+    worker stopped first) the poll's thread, which releases the jobs the answer carries."""
+
+    def __init__(self, client: LeadOpsClient, *, max_jobs: int, providers: Sequence[str] | None, wait_s: int,
+                 stopping: threading.Event, abandoned: Callable[[Any], None]) -> None:
+        self.cancel = PollCancel()
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._owner: str | None = None  # "worker" or "poll": decided once, by whoever comes first
+        self._answer: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+        self._call = functools.partial(client.pull, max=max_jobs, providers=providers, wait_s=wait_s,
+                                       cancel=self.cancel)
+        self._stopping = stopping
+        self._abandoned = abandoned
+        self.thread = threading.Thread(target=self._run, name=f"long-poll-{client.worker_id}", daemon=True)
+
+    def abandon(self) -> bool:
+        """The worker stops: the poll's thread takes the answer, unless the worker already has."""
+        with self._lock:
+            if self._owner is None:
+                self._owner = "poll"
+            return self._owner == "poll"
+
+    def result(self) -> dict[str, Any]:
+        """The answer, once `done`; an empty one when the poll's thread took it."""
+        with self._lock:
+            if self._owner == "poll":
+                return {"jobs": [], "retry_after_s": 0}
+        if self._error is not None:
+            raise self._error
+        assert self._answer is not None
+        return self._answer
+
+    def _run(self) -> None:
+        try:
+            self._answer = self._call()
+        except BaseException as exc:
+            self._error = exc
+        try:
+            with self._lock:
+                if self._owner is None:
+                    self._owner = "poll" if self._stopping.is_set() else "worker"
+                owner = self._owner
+            if owner == "poll":
+                self._abandoned(self._answer)
+        finally:
+            self.done.set()
 
 
 class _LeaseLost(Exception):

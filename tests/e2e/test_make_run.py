@@ -104,4 +104,7 @@ def test_devserver_serves_admin_and_moves_jobs_then_stops_everything(tmp_path):
             raise
     # Ctrl-C stopped every process it started, and the simulated workers gave their leases back.
     with sqlite3.connect(db_path) as db:
-        assert db.execute("SELECT count(*) FROM queueing_job WHERE state='leased'").fetchone()[0] == 0
+        leased = db.execute("SELECT id, leased_by_id, lease_expires_at FROM queueing_job WHERE state='leased'"
+                            ).fetchall()
+    assert leased == [], f"still leased after the stop (job, worker, lease end): {leased}\n" + (
+        log_path.read_text()[-3000:])

@@ -17,7 +17,7 @@ from queueing import long_poll
 
 
 def test_a_database_outage_during_a_long_poll_answers_503(monkeypatch):
-    async def claim_fails(poll, receive):
+    async def claim_fails(poll, receive, gone=None):
         raise OperationalError("terminating connection due to administrator command")
 
     monkeypatch.setattr(long_poll, "_wait", claim_fails)
