@@ -22,6 +22,7 @@ from alerts.models import (
     Notification,
     NotificationStatus,
     Receiver,
+    ReceiverKind,
     Route,
     Silence,
 )
@@ -231,6 +232,11 @@ def receivers_for_kinds(*, kinds: list[str]) -> dict[str, list[str]]:
                                           timers=default_timers())
         routed[kind] = sorted({names[d.receiver_id] for d in destinations if d.receiver_id in names})
     return routed
+
+
+def receiver_names_demo() -> set[str]:
+    """Names of the demo inbox receivers: they keep what they are sent in the portal, reaching no one."""
+    return set(Receiver.objects.filter(kind=ReceiverKind.DEMO).values_list("name", flat=True))
 
 
 def receiver_last_attempts(*, names: list[str]) -> dict[str, dict[str, Any]]:

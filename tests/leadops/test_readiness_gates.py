@@ -155,3 +155,38 @@ def test_a_gate_that_cannot_be_read_does_not_hold_and_the_others_are_still_read(
     assert not readiness.go and len(gates) == 6
     assert gates["privacy"].why == "could not be checked (AttributeError): see the portal's log"
     assert gates["secrets"].ok and gates["throttling"].ok
+
+
+def selectors_routed() -> dict[str, list[str]]:
+    from alerts.selectors import receivers_for_kinds
+
+    return receivers_for_kinds(kinds=["heartbeat_missing"])
+
+
+def test_alerts_does_not_count_the_demo_inbox_as_reaching_staff(http_receiver_url):
+    """make run's demo inbox keeps alerts inside the portal: it delivers, but tells no one."""
+    from leadops.demo import demo_setup
+
+    demo_setup()
+    call_command("alert_test", "Demo inbox")
+    call_command("alerts_evaluate", "--once")
+    alerts = gate("alerts")
+    assert not alerts.ok
+    assert "no receiver gets heartbeat_missing" in alerts.why
+    assert "only the demo inbox Demo inbox, which reaches no one" in alerts.why
+    assert "Demo inbox" not in alerts.detail["receivers"]
+    # A real receiver that delivers, routed beside the demo inbox: the gate holds, the demo inbox still
+    # left out of the count.
+    from alerts.models import Receiver, Route
+    from alerts.services import route_save
+    from leadops.demo import DEMO_ROUTE
+
+    call_command("alert_receiver_set", "ops", "--webhook", http_receiver_url)
+    call_command("alert_test", "ops")
+    Route.objects.filter(name=DEMO_ROUTE).update(continue_matching=True)
+    route_save(route=Route(name="ops: everything", matchers=[], receiver=Receiver.objects.get(name="ops"),
+                           position=1), actor=Actor.command("tests"))
+    assert set(selectors_routed()["heartbeat_missing"]) == {"Demo inbox", "ops"}
+    alerts = gate("alerts")
+    assert alerts.ok, alerts.why
+    assert alerts.detail["receivers"] == ["ops"]
