@@ -61,6 +61,7 @@ export class Worker {
     this.counters = { jobs_done: 0, jobs_failed: 0, jobs_dropped: 0, jobs_released: 0, leads_sent: 0, evidence_sent: 0 };
     this.stopping = false;
     this.idle = false; // the last pull found nothing: the next one long-polls
+    this.pollAbandoned = false; // stop() cut a long poll short (see #shutdown)
     this.heartbeatSentAt = 0;
     this.stopController = new AbortController();
     this.wakeController = new AbortController();
@@ -208,7 +209,12 @@ export class Worker {
       answer = await this.client.pull(want, this.provider.providers,
         { waitS: this.settings.long_poll_wait_s, signal: this.stopController.signal });
     } catch (error) {
-      if (this.stopping) return;
+      if (this.stopping) {
+        // Abandoned by stop(): an answer the portal sent a moment before was lost with the connection
+        // (fetch cannot half-close it), so the shutdown gives back every lease of this worker.
+        this.pollAbandoned = true;
+        return;
+      }
       this.log("warn", `long poll failed: ${error.message}`);
       this.idle = false; // the next try is a plain exchange, after the usual pause
       await sleep(this.settings.poll_interval_s * 1000, this.stopController.signal);
@@ -351,12 +357,16 @@ export class Worker {
         this.#exchangeFailed(sent, error);
       }
     }
-    if (unfinished.length) {
+    if (unfinished.length || this.pollAbandoned) {
+      // After an abandoned long poll, every lease of this worker (no attempt ids): what is still leased
+      // to it now is what it ran and did not finish, or what that poll was answered with. One process
+      // runs a worker id at a time (the agent stops the old child before it starts the new one).
+      const ids = this.pollAbandoned ? undefined : unfinished;
       try {
-        const answer = await this.client.release(unfinished);
+        const answer = await this.client.release(ids);
         this.counters.jobs_released += answer.released ?? 0;
       } catch (error) {
-        this.log("warn", `could not release ${unfinished.length} leases: ${error.message}`);
+        this.log("warn", `could not release ${ids ? ids.length : "the"} leases: ${error.message}`);
       }
     }
     try {

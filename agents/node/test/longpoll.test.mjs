@@ -45,8 +45,12 @@ async function portal({ standIn = true, heartbeatIntervalS = 0.15, waitS = 1, pu
       await new Promise((resolve) => {
         const waiter = { resolve, max: payload.max };
         held.push(waiter);
-        setTimeout(() => { held.splice(held.indexOf(waiter), 1); resolve(); }, payload.wait_s * 1000);
-        res.on("close", () => { if (held.includes(waiter)) held.splice(held.indexOf(waiter), 1); resolve(); });
+        const timer = setTimeout(() => { held.splice(held.indexOf(waiter), 1); resolve(); }, payload.wait_s * 1000);
+        res.on("close", () => {
+          clearTimeout(timer); // a hung-up poll's timer must not keep the test process alive
+          if (held.includes(waiter)) held.splice(held.indexOf(waiter), 1);
+          resolve();
+        });
       });
       if (res.destroyed) return undefined; // the client hung up: never handed a job
       return json(res, 200, { jobs: ready.splice(0, payload.max), retry_after_s: 0, ...standInFields() });
@@ -100,6 +104,37 @@ test("stop() abandons a long poll at once", async () => {
     await done;
     assert.ok(Date.now() - stopped < 2000, `stop took ${Date.now() - stopped} ms`);
     assert.equal(worker.client.stats.retries, 0); // an abandoned poll is not retried
+  } finally {
+    await server.close();
+  }
+});
+
+test("after stop() abandons a long poll, every lease of the worker is given back", async () => {
+  // The portal's answer to the poll may have been on its way when the connection closed: those jobs
+  // are leased to this worker, and only a release without attempt ids reaches them.
+  const server = await portal({ waitS: 30 });
+  const worker = new Worker(new LeadOpsClient(server.url, creds), { async scrape() { return []; } }, { concurrency: 1 });
+  const done = worker.run();
+  try {
+    await until(() => server.held.length === 1);
+    worker.stop();
+    await done;
+    const releases = server.calls("/jobs/release").map((r) => JSON.parse(r.body));
+    assert.deepEqual(releases, [{}]);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a worker that stops without a long poll out releases only the attempts it holds", async () => {
+  const server = await portal({ waitS: 0 });
+  const worker = new Worker(new LeadOpsClient(server.url, creds), { async scrape() { return []; } }, { concurrency: 1 });
+  const done = worker.run();
+  try {
+    await until(() => server.calls("/jobs/exchange").length >= 2);
+    worker.stop();
+    await done;
+    assert.deepEqual(server.calls("/jobs/release"), []);
   } finally {
     await server.close();
   }
