@@ -7,10 +7,11 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
-from core.admin_tools import AuditedModelAdmin
+from core.admin_tools import AuditedModelAdmin, action_confirmed
 from core.audit import Actor
+from queueing.admin.breakers import force_confirmation
 from queueing.models import (
     Provider,
 )
@@ -67,12 +68,20 @@ class ProviderAdmin(AuditedModelAdmin):
         self.message_user(request, f"Breaker of {queryset.count()} provider(s) changed.", messages.SUCCESS)
 
     @admin.action(permissions=["change"], description="Force the breaker open (no jobs handed out)")
-    def breaker_force_open(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+    def breaker_force_open(self, request: HttpRequest, queryset: QuerySet[Provider]) -> HttpResponse | None:
+        if not action_confirmed(request):
+            return force_confirmation(self, request, queryset, BreakerAction.FORCE_OPEN,
+                                      describe=_provider_name)
         self._breakers(request, queryset, BreakerAction.FORCE_OPEN)
+        return None
 
     @admin.action(permissions=["change"], description="Force the breaker closed (failures ignored)")
-    def breaker_force_close(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+    def breaker_force_close(self, request: HttpRequest, queryset: QuerySet[Provider]) -> HttpResponse | None:
+        if not action_confirmed(request):
+            return force_confirmation(self, request, queryset, BreakerAction.FORCE_CLOSED,
+                                      describe=_provider_name)
         self._breakers(request, queryset, BreakerAction.FORCE_CLOSED)
+        return None
 
     @admin.action(permissions=["change"], description="Reset the breaker (closed, counting afresh)")
     def breaker_reset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
@@ -105,3 +114,7 @@ class ProviderAdmin(AuditedModelAdmin):
         if obj is not None and (obj.jobs.exists() or obj.campaigns.exists()):
             return False
         return super().has_delete_permission(request, obj)
+
+
+def _provider_name(provider: Provider) -> str:
+    return provider.name

@@ -189,11 +189,20 @@ def test_staff_force_a_provider_breaker_from_admin_and_the_audit_is_read_only(ad
     provider = make_provider("maps")
     make_jobs(3, provider=provider)
     worker, _ = make_worker(worker_id="w-adm")
-    admin_client.post("/admin/queueing/provider/", {"action": "breaker_force_open",
+    # Asked first: the page names the provider and what forcing does, and changes nothing.
+    page = admin_client.post("/admin/queueing/provider/", {"action": "breaker_force_open",
+                                                           "_selected_action": [provider.pk]})
+    assert page.status_code == 200 and "Force the breaker of 1 provider open?" in page.text
+    assert "no automatic half-open" in page.text and 'name="post" value="yes"' in page.text
+    assert not Breaker.objects.filter(key="maps").exists()
+    admin_client.post("/admin/queueing/provider/", {"action": "breaker_force_open", "post": "yes",
                                                     "_selected_action": [provider.pk]})
     assert _state("provider", "maps") == BreakerState.OPEN
     assert jobs_pull(worker=worker, max_jobs=3).claims == []
     breaker = Breaker.objects.get(key="maps")
+    page = admin_client.post("/admin/queueing/breaker/", {"action": "force_close", "_selected_action": [breaker.pk]})
+    assert "Force 1 breaker closed?" in page.text and "provider maps (open)" in page.text
+    assert _state("provider", "maps") == BreakerState.OPEN
     admin_client.post("/admin/queueing/breaker/", {"action": "reset", "_selected_action": [breaker.pk]})
     assert _state("provider", "maps") == BreakerState.CLOSED
     assert len(jobs_pull(worker=worker, max_jobs=3).claims) == 3
