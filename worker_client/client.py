@@ -382,8 +382,10 @@ class LeadOpsClient:
             try:
                 response = self._send_once(method, url, body, headers, content_type, timeout=timeout)
             except httpx.TransportError as exc:
-                self.stats.add(requests=1, failed_requests=1)
-                if attempt >= self.retry.max_attempts or _cancelled():
+                cancelled = _cancelled()
+                # A long poll cut short on purpose (worker_client/cancel.py) did not fail.
+                self.stats.add(requests=1, failed_requests=0 if cancelled else 1)
+                if attempt >= self.retry.max_attempts or cancelled:
                     raise TransportFailure(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 delay = self.retry.backoff_s(attempt, self._rng)
                 logger.warning("%s %s failed (%s); retry %d in %.1fs", method, path, type(exc).__name__,

@@ -12,6 +12,7 @@ import httpx
 
 from worker_client.cancel import PollCancel
 from worker_client.client import LeadOpsClient, RetryPolicy
+from worker_client.errors import TransportFailure
 from worker_client.tests.fake_portal import BASE_URL, FakePortal
 from worker_client.tests.test_worker import StubProvider, wait_until
 from worker_client.worker import Worker
@@ -127,3 +128,39 @@ def test_a_job_a_long_poll_brings_after_the_stop_is_released_before_the_worker_e
     assert worker.counters.jobs_released == 1
     assert portal.calls("/report") == []
     assert portal.calls("/heartbeat")[-1].json["status"] == "stopped"
+
+
+def test_a_cancelled_long_poll_the_server_hangs_up_on_is_neither_retried_nor_a_failed_request():
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    request_in = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        _read_request(conn)
+        request_in.set()
+        conn.settimeout(5)
+        conn.recv(1)  # the client's FIN: the server ends the wait and sends nothing, as daphne does
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = LeadOpsClient(url, "w-1", "k-1", "secret", retry=RetryPolicy(max_attempts=5, backoff_base_s=0.01))
+    cancel = PollCancel()
+    failures: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            client.pull(max=1, wait_s=30, cancel=cancel)
+        except TransportFailure as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    assert request_in.wait(5)
+    cancel.cancel()
+    thread.join(5)
+
+    assert not thread.is_alive() and len(failures) == 1
+    assert client.stats.snapshot() == {"requests": 1, "failed_requests": 0, "retries": 0}
+    client.close()
+    listener.close()
