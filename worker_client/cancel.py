@@ -11,10 +11,10 @@ side still open):
 - an answer the server sent before it saw the FIN is still read here, and the worker gives its jobs
   back with POST /jobs/release.
 
-`CancellableTransport` is httpx's own transport with httpcore's network backend wrapped, so that
-each connection remembers which `PollCancel` was active on the thread that last wrote a request to
-it. A half-closed connection reports itself as readable, which is httpcore's sign that the server
-has closed it: it is never reused for another request.
+`cancellable(client)` wraps httpcore's network backend under httpx's own transports, so that each
+connection remembers which `PollCancel` was active on the thread that last wrote a request to it.
+A half-closed connection reports itself as readable, which is httpcore's sign that the server has
+closed it: it is never reused for another request.
 """
 
 from __future__ import annotations
@@ -122,13 +122,18 @@ class _TrackingBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class CancellableTransport(httpx.HTTPTransport):
-    """httpx's default transport whose connections `PollCancel` can half-close."""
+def cancellable(client: httpx.Client) -> httpx.Client:
+    """Let `PollCancel` half-close the connections of `client`'s own transports: the default one and
+    those httpx mounted for the proxies of the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY).
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # httpx builds its httpcore pool itself and offers no parameter for the network backend; the
-        # pool's attribute is set once here (httpx and httpcore are pinned; the tests in
-        # worker_client/tests/test_poll_cancel.py fail if this stops reaching the wire).
-        pool = self._pool
-        pool._network_backend = _TrackingBackend(pool._network_backend)
+    httpx builds its httpcore pools itself and offers no parameter for the network backend, and a
+    transport passed in would turn the environment's proxies off; so the pools' backend is wrapped
+    once here (httpx and httpcore are pinned; worker_client/tests/test_poll_cancel.py fails if this
+    stops reaching the wire)."""
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _TrackingBackend):
+            pool._network_backend = _TrackingBackend(backend)  # type: ignore[union-attr]
+    return client

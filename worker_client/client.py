@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from worker_client.cancel import CancellableTransport, PollCancel, active_cancel, poll_scope
+from worker_client.cancel import PollCancel, active_cancel, cancellable, poll_scope
 from worker_client.errors import (
     ProtocolError,
     RateLimited,
@@ -164,9 +164,11 @@ class LeadOpsClient:
         # heartbeat's, or a pull's or exchange's that stood in for one.
         self.last_standin_at: float | None = None
         self._http = httpx.Client(
-            timeout=timeout, transport=CancellableTransport() if transport is None else transport,
+            timeout=timeout, transport=transport,
             headers={"User-Agent": user_agent, "Accept": "application/json"},
         )
+        if transport is None:
+            cancellable(self._http)  # a long poll can be cut short at stop (worker_client/cancel.py)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 

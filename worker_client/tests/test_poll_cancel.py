@@ -164,3 +164,24 @@ def test_a_cancelled_long_poll_the_server_hangs_up_on_is_neither_retried_nor_a_f
     assert client.stats.snapshot() == {"requests": 1, "failed_requests": 0, "retries": 0}
     client.close()
     listener.close()
+
+
+def test_the_environments_proxy_is_still_used_and_a_poll_through_it_can_be_cut_short(monkeypatch):
+    proxy = SlowServer()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    client = LeadOpsClient("http://portal.invalid", "w-1", "k-1", "secret", retry=RetryPolicy(max_attempts=1))
+    cancel = PollCancel()
+    box: dict[str, Any] = {}
+    poll = threading.Thread(target=lambda: box.update(answer=client.pull(max=1, wait_s=30, cancel=cancel)))
+    poll.start()
+    assert proxy.request_in.wait(5)
+
+    cancel.cancel()
+    poll.join(5)
+
+    assert proxy.saw_fin and box["answer"]["jobs"][0]["attempt_id"] == "a-7"
+    assert client.release(["a-7"]) == {"released": 1}
+    assert proxy.paths == [b"http://portal.invalid/api/v1/jobs/pull", b"http://portal.invalid/api/v1/jobs/release"]
+    client.close()
