@@ -72,21 +72,26 @@ class SlowServer:
         held.close()
 
 
-def test_a_cancelled_long_poll_half_closes_and_still_returns_the_answer_already_sent():
-    server = SlowServer()
-    client = LeadOpsClient(server.url, "w-1", "k-1", "secret", retry=RetryPolicy(max_attempts=3))
+def _poll_cut_short(client: LeadOpsClient, server: SlowServer) -> dict[str, Any]:
+    """Send a long poll, cancel it once the server holds it, and return what the pull returned."""
     cancel = PollCancel()
     box: dict[str, Any] = {}
     poll = threading.Thread(target=lambda: box.update(answer=client.pull(max=1, wait_s=30, cancel=cancel)))
     poll.start()
     assert server.request_in.wait(5)
-
     cancel.cancel()
     poll.join(5)
-
     assert not poll.is_alive()
+    return box["answer"]
+
+
+def test_a_cancelled_long_poll_half_closes_and_still_returns_the_answer_already_sent():
+    server = SlowServer()
+    client = LeadOpsClient(server.url, "w-1", "k-1", "secret", retry=RetryPolicy(max_attempts=3))
+    answer = _poll_cut_short(client, server)
+
     assert server.saw_fin, "the server never saw the client's FIN: the poll was not cut short"
-    assert box["answer"]["jobs"][0]["attempt_id"] == "a-7"
+    assert answer["jobs"][0]["attempt_id"] == "a-7"
     # The half-closed connection is not reused: the next call opens another one.
     assert client.release(["a-7"]) == {"released": 1}
     assert server.connections == 2
@@ -172,16 +177,9 @@ def test_the_environments_proxy_is_still_used_and_a_poll_through_it_can_be_cut_s
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     client = LeadOpsClient("http://portal.invalid", "w-1", "k-1", "secret", retry=RetryPolicy(max_attempts=1))
-    cancel = PollCancel()
-    box: dict[str, Any] = {}
-    poll = threading.Thread(target=lambda: box.update(answer=client.pull(max=1, wait_s=30, cancel=cancel)))
-    poll.start()
-    assert proxy.request_in.wait(5)
+    answer = _poll_cut_short(client, proxy)
 
-    cancel.cancel()
-    poll.join(5)
-
-    assert proxy.saw_fin and box["answer"]["jobs"][0]["attempt_id"] == "a-7"
+    assert proxy.saw_fin and answer["jobs"][0]["attempt_id"] == "a-7"
     assert client.release(["a-7"]) == {"released": 1}
     assert proxy.paths == [b"http://portal.invalid/api/v1/jobs/pull", b"http://portal.invalid/api/v1/jobs/release"]
     client.close()
