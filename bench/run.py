@@ -428,6 +428,9 @@ def measure_heartbeat(api: Api, plan: Plan, servers_res: dict[str, Any] | None, 
     else:
         w = api.window(batch=1, seconds=plan.server_seconds, leads_per_job=LEADS_PER_JOB, expected_jobs_per_s=0.0,
                        mode="heartbeat")
+        if api.profile_dir:     # py-spy on a second window, so the first one's CPU is not the profiler's
+            api.window(batch=1, seconds=plan.server_seconds, leads_per_job=LEADS_PER_JOB, expected_jobs_per_s=0.0,
+                       mode="heartbeat", profile_name="heartbeat")
         r = {"server_cpu_ms": round(w["cpu_s"]["server"] * 1000 / w["jobs"], 3) if w["jobs"] else None,
              "postgres_cpu_ms": round(w["cpu_s"]["postgres"] * 1000 / w["jobs"], 3) if w["jobs"] else None,
              "per_s": w["jobs_per_s"], "errors": w["errors"], "p50_ms": common.percentile(w["pull_ms"], 50),

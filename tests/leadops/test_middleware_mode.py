@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.http import StreamingHttpResponse
+from django.urls import path
 
 
 def _adapted(caplog, settings, handler) -> list[str]:
@@ -100,3 +106,110 @@ def test_the_handler_lends_each_request_an_idle_thread_instead_of_starting_one()
     assert statuses == [404, 404]
     assert len(seen) == 2 and seen[0] == seen[1] != threading.get_ident()
     assert len(handler._idle) == 1
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(1, thread_name_prefix="request")
+        self.submitted = 0
+
+    def submit(self, *args, **kwargs):
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+def _scope(path: str) -> dict:
+    return {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+
+async def _stream_forever(request):
+    async def events():
+        yield b"data: first\n\n"
+        while True:
+            await asyncio.sleep(0.01)
+            yield b": keep-alive\n\n"
+
+    return StreamingHttpResponse(events(), content_type="text/event-stream")
+
+
+urlpatterns = [path("stream-forever", _stream_forever)]
+
+
+def test_a_whole_answer_takes_one_hop_and_is_closed_on_the_request_thread():
+    # Django's handler hops to the request's thread three times a request (request_started, the
+    # chain, closing the answer); the portal's does all three in one (docs/PERFORMANCE.md, "The fixed
+    # cost of a request, round three"). request_finished still fires, on the request's thread.
+    from leadops.handler import OneHopASGIHandler
+
+    handler = OneHopASGIHandler()
+    executor = _CountingExecutor()
+    handler._idle.append(executor)
+    fired: dict[str, int] = {}
+
+    def started(**kwargs):
+        fired["started"] = threading.get_ident()
+
+    def finished(**kwargs):
+        fired["finished"] = threading.get_ident()
+
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+        if message["type"] == "http.response.start":
+            assert "finished" in fired   # closed before it is sent: its bytes were already whole
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        asyncio.run(handler(_scope("/api/v1/no-such-path"), receive, send))
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert sent[0]["status"] == 404 and b"not_found" in sent[1]["body"]
+    assert executor.submitted == 1
+    assert fired["started"] == fired["finished"] != threading.get_ident()
+
+
+def test_a_stream_ends_when_its_client_goes_away_and_is_closed(settings):
+    # The monitor's event stream never ends by itself: a client that hangs up must end it, as
+    # under Django's own handler, and the answer is closed afterwards (request_finished).
+    from leadops.handler import OneHopASGIHandler
+
+    settings.ROOT_URLCONF = __name__
+    handler = OneHopASGIHandler()
+    finished: list[bool] = []
+    sent: list[dict] = []
+
+    def note(**kwargs):
+        finished.append(True)
+
+    async def serve() -> None:
+        first_chunk = asyncio.Event()
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            await first_chunk.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+            if message.get("body"):
+                first_chunk.set()
+
+        await asyncio.wait_for(handler(_scope("/stream-forever"), receive, send), timeout=5)
+
+    request_finished.connect(note)
+    try:
+        asyncio.run(serve())
+    finally:
+        request_finished.disconnect(note)
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"data: first\n\n"
+    assert finished == [True]
