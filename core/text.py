@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 from typing import Any
 
 import orjson
@@ -25,10 +27,20 @@ def text_storable(text: str) -> bool:
 def json_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
     """Compact UTF-8 JSON, by orjson (several times faster on report-sized data).
 
-    orjson refuses only integers beyond 64 bits (possible inside a lead's `extra`); the standard
-    library then encodes them. The same value always takes the same branch, so the bytes are stable.
+    orjson refuses only integers beyond 64 bits (possible inside a lead's `extra` or a report's
+    `error`); the standard library then encodes them, and the datetimes and UUIDs beside them as
+    orjson writes them. The same value always takes the same branch, so the bytes are stable.
     """
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
     except TypeError:
-        return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False,
+                          default=_as_orjson_writes).encode()
+
+
+def _as_orjson_writes(value: Any) -> str:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from core import events
 from core.audit import Actor, audited_update
+from core.db import rows_insert
 from core.purge import batched_delete
 from leadops.models import MonitorEvent, RetentionPolicy
 
@@ -23,9 +24,9 @@ def monitor_events_store(*, batch: list[dict[str, Any]]) -> list[dict[str, Any]]
     durable = [event for event in batch if event["type"] not in events.EPHEMERAL_TYPES]
     if not durable:
         return []
-    rows = MonitorEvent.objects.bulk_create(
-        [MonitorEvent(type=e["type"], at=dt.datetime.fromisoformat(e["at"]), data=e["data"]) for e in durable]
-    )
+    rows = [MonitorEvent(type=event["type"], at=dt.datetime.fromisoformat(event["at"]), data=event["data"])
+            for event in durable]
+    rows_insert(model=MonitorEvent, rows=rows)
     for event, row in zip(durable, rows, strict=True):
         event["id"] = row.pk
     return durable

@@ -160,6 +160,23 @@ def _isolated_redis_keys(settings):
     settings.LEADOPS_REDIS_PREFIX = f"leadops-test-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_channel_groups():
+    # The Redis channel layer's groups (the live monitor's) are named once, at settings load, so the
+    # per-test prefix above does not reach them: without this, a test listening to the monitor group
+    # received the events of tests running in another pytest-xdist process on the same Redis. Set
+    # before any layer is built (they are built on first use), so no layer is reset per test.
+    import os
+    import uuid
+
+    from django.conf import settings
+
+    config = settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG")
+    if config is not None and "prefix" in config:
+        config["prefix"] = f"leadops-test-{os.getpid()}-{uuid.uuid4().hex[:8]}:asgi"
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _pull_reaper_just_ran():
     # The pull path reaps lapsed leases at most every LEADOPS_REAP_ON_PULL_S per process: start each

@@ -1,7 +1,7 @@
-"""Database helpers of the kernel: the one-statement bulk row update, the pipelined block, and (in
+"""Database helpers of the kernel: the one-statement bulk row insert and update, the pipelined block, and (in
 `postgresql/`) the database backend that adds a connection health check before a pooled connection is lent."""
 
-from core.db.bulk import rows_update
+from core.db.bulk import rows_insert, rows_update
 from core.db.pipeline import pipelined, rows_together
 
-__all__ = ["pipelined", "rows_together", "rows_update"]
+__all__ = ["pipelined", "rows_insert", "rows_together", "rows_update"]

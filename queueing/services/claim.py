@@ -17,7 +17,7 @@ from django.utils.timezone import now as clock_now
 
 from core import events
 from core.counters import metric_totals_add
-from core.db import pipelined
+from core.db import pipelined, rows_insert
 from queueing.models import (
     Job,
     JobAttempt,
@@ -110,14 +110,11 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
             claims = _claim_serialized(worker=worker, max_jobs=guard.max_jobs, providers=providers,
                                        now=now, skip=guard.skip, limited=guard.limited)
         if claims:
-            JobAttempt.objects.bulk_create(
-                [
-                    JobAttempt(id=claim.attempt_id, job_id=claim.job_id, number=claim.attempt,
-                               worker=worker, claimed_at=now, lease_expires_at=claim.lease_expires_at)
-                    for claim in claims
-                ],
-                batch_size=100,
-            )
+            rows_insert(model=JobAttempt, rows=[
+                JobAttempt(id=claim.attempt_id, job_id=claim.job_id, number=claim.attempt,
+                           worker=worker, claimed_at=now, lease_expires_at=claim.lease_expires_at)
+                for claim in claims
+            ])
             metric_totals_add(amounts={"claims": len(claims)})
             # One batch for the whole claim: one stored INSERT and one group message on commit.
             events.publish_many("job.claimed", [

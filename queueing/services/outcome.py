@@ -18,7 +18,7 @@ from django.db import models
 
 from core import events
 from core.counters import metric_totals_add
-from core.db import rows_update
+from core.db import rows_insert, rows_update
 from core.logging import mask_pii
 from ingestion.schema import LeadInput
 from ingestion.services import IngestBatch, IngestResult, lead_batches_ingest
@@ -219,7 +219,7 @@ def reports_apply(*, worker: Worker, taken: list[TakenReport], now: dt.datetime,
     # lock first: writing their new values whole is as safe as F() increments.
     rows_update(model=JobAttempt, rows=[item.attempt for item in taken], fields=_ATTEMPT_FIELDS)
     rows_update(model=Job, rows=[item.job for item in taken], fields=_JOB_FIELDS)
-    ReportReceipt.objects.bulk_create(receipts)
+    rows_insert(model=ReportReceipt, rows=receipts)
     if totals is not None:
         totals.merge(own_totals)
     else:

@@ -126,3 +126,60 @@ def test_a_breaker_opens_once_inside_a_pipelined_block():
                                  reason="test", now=now)
     assert Breaker.objects.get(scope="provider", key="maps").state == "open"
     assert BreakerTransition.objects.filter(scope="provider", key="maps").count() == 1
+
+
+def _stored(model, pks):
+    return [model.objects.filter(pk=pk).values().get() for pk in pks]
+
+
+def test_rows_insert_stores_what_bulk_create_stores_in_one_statement():
+    from core.db.bulk import rows_insert
+    from leadops.models import MonitorEvent
+    from queueing.models import ReportReceipt
+
+    worker, _ = make_worker()
+    jobs = make_jobs(4)
+    at = timezone.now().replace(microsecond=654321)
+
+    def events():
+        return [MonitorEvent(type=f"t{i}", at=at + dt.timedelta(seconds=i),
+                             data={"i": i, "text": "مرحبا", "nested": [None, True, 1.5], "big": 2**70})
+                for i in range(3)]
+
+    def attempts():
+        return [JobAttempt(job=job, number=2, worker=worker if i % 2 else None, claimed_at=at,
+                           lease_expires_at=None if i % 2 else at, error={"code": "x"} if i else None)
+                for i, job in enumerate(jobs)]
+
+    def receipts():
+        return [ReportReceipt(worker_id=worker.pk, idempotency_key=f"k{i}-{uuid.uuid4()}",
+                              request_hash="h" * 64, job=job, response={"ok": i}, created_at=at)
+                for i, job in enumerate(jobs)]
+
+    for make in (events, attempts, receipts):
+        ours, theirs = make(), make()
+        with CaptureQueriesContext(connection) as queries:
+            rows_insert(model=type(ours[0]), rows=ours)
+        assert len(queries.captured_queries) == 1
+        type(theirs[0]).objects.bulk_create(theirs)
+        assert all(row.pk is not None and not row._state.adding for row in ours)
+        mine, django = _stored(type(ours[0]), [r.pk for r in ours]), _stored(type(ours[0]), [r.pk for r in theirs])
+        for a, b in zip(mine, django, strict=True):
+            a.pop("id"), b.pop("id")
+            if "idempotency_key" in a:
+                a.pop("idempotency_key"), b.pop("idempotency_key")
+            assert a == b
+
+
+def test_rows_insert_gives_each_row_its_own_generated_key():
+    from core.db.bulk import rows_insert
+    from leadops.models import MonitorEvent
+
+    at = timezone.now()
+    rows = [MonitorEvent(type="t", at=at, data={"n": n}) for n in range(150)]
+    rows_insert(model=MonitorEvent, rows=rows)
+    keys = [row.pk for row in rows]
+    assert keys == sorted(keys)
+    assert dict(MonitorEvent.objects.filter(pk__in=keys).values_list("pk", "data__n")) == {
+        row.pk: n for n, row in enumerate(rows)}
+    rows_insert(model=MonitorEvent, rows=[])  # nothing to write: no statement
