@@ -124,6 +124,15 @@ def publish(event_type: str, **fields: Any) -> None:
     _enqueue([event_build(event_type, **fields)])
 
 
+def deliver_unstored(event_type: str, **fields: Any) -> None:
+    """Send an event that is never stored (EPHEMERAL_TYPES) to the sinks now, outside any transaction:
+    for a caller on the event loop, which has no database transaction to wait for (the heartbeat's
+    async lane, workers_mgmt/heartbeat_lane.py)."""
+    if event_type not in EPHEMERAL_TYPES:
+        raise ValueError(f"{event_type} is stored for replay: publish it in its transaction")
+    _deliver([event_build(event_type, **fields)], unstored=[])
+
+
 def publish_many(event_type: str, rows: list[dict[str, Any]]) -> None:
     """Publish one event per row of fields: one INSERT, delivered together on commit."""
     if rows:

@@ -27,7 +27,9 @@ class Decision:
     retry_after_s: float
 
 
-_LUA = """
+# Public for the heartbeat's async lane, which runs this script through its own async client
+# (workers_mgmt/heartbeat_lane.py): the same test, the same arithmetic.
+GCRA_LUA = """
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
@@ -45,15 +47,14 @@ return {0, tostring(new_tat - burst_window - now)}
 @lru_cache(maxsize=4)
 def _redis_script(url: str) -> Any:
     # Cached per URL so a settings change in tests gets its own script object.
-    return redis_client().register_script(_LUA)
+    return redis_client().register_script(GCRA_LUA)
 
 
 def gcra_acquire(*, key: str, per_minute: float, burst: int = 1, now: float | None = None) -> Decision:
     """Take one token from `key`, allowing `per_minute` on average and `burst` at once."""
     if per_minute <= 0:
         return Decision(False, 60.0)
-    interval = 60.0 / per_minute
-    burst_window = interval * max(1, burst)
+    interval, burst_window = gcra_window(per_minute=per_minute, burst=burst)
     now = time.time() if now is None else now
     if settings.REDIS_URL:
         redis_key = gcra_redis_key(key)
@@ -61,6 +62,12 @@ def gcra_acquire(*, key: str, per_minute: float, burst: int = 1, now: float | No
         allowed, wait = script(keys=[redis_key], args=[now, interval, burst_window])
         return Decision(bool(allowed), float(wait))
     return _db_acquire(key, now, interval, burst_window)
+
+
+def gcra_window(*, per_minute: float, burst: int) -> tuple[float, float]:
+    """(interval, burst window) in seconds of a limit of `per_minute` (> 0) with `burst` at once."""
+    interval = 60.0 / per_minute
+    return interval, interval * max(1, burst)
 
 
 def _db_acquire(key: str, now: float, interval: float, burst_window: float) -> Decision:

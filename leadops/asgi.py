@@ -22,6 +22,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from leadops.heartbeat_lane import HeartbeatLane  # noqa: E402
 from leadops.live_publish import publishing  # noqa: E402
 from leadops.routing import websocket_urlpatterns  # noqa: E402
 from leadops.servers import cache_content_type_parse, freeze_startup_heap  # noqa: E402
@@ -30,8 +31,9 @@ from queueing.long_poll import LongPollMiddleware  # noqa: E402
 # Monitor events are pushed from the event loop, not from the request's thread (leadops/live_publish.py).
 application = publishing(ProtocolTypeRouter(
     {
-        # Long polls wait in the event loop, not in a Django thread (docs/API.md, "Long poll").
-        "http": LongPollMiddleware(django_asgi_app),
+        # Long polls wait in the event loop, not in a Django thread (docs/API.md, "Long poll"); an
+        # accepted heartbeat is answered on the loop (docs/PERFORMANCE.md, "The heartbeat on the loop").
+        "http": HeartbeatLane(LongPollMiddleware(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 ))

@@ -66,7 +66,14 @@ class Publisher:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop of the server process this module runs in (called by `publishing`)."""
         if self.loop is not loop:
-            self.loop = loop
+            # A new loop (a server restarted in this process, a test's loop): the old loop's timer and
+            # drain will never run, so nothing may wait for them, and what they held is dropped (stored
+            # events reach viewers from the outbox; a heartbeat is only shown, and is stale by now).
+            with self._lock:
+                self.loop = loop
+                self._draining = self._heartbeat_flush_due = False
+                self._pending.clear()
+                self._heartbeats.clear()
 
     def push(self, batch: list[dict[str, Any]]) -> bool:
         """Queue `batch` for the loop; False when there is no running loop to hand it to."""
@@ -74,10 +81,10 @@ class Publisher:
         if loop is None or not loop.is_running():
             return False
         try:
-            if asyncio.get_running_loop() is loop:
-                return False  # called on the loop itself: no thread to spare, send as before
+            # Called on the loop itself (the heartbeat's async lane): queued the same way.
+            on_loop = asyncio.get_running_loop() is loop
         except RuntimeError:
-            pass
+            on_loop = False
         wake: list[Any] = []
         with self._lock:
             for event in batch:
@@ -93,7 +100,7 @@ class Publisher:
                 wake.append(self._start_drain)
         try:
             for callback in wake:
-                loop.call_soon_threadsafe(callback)
+                (loop.call_soon if on_loop else loop.call_soon_threadsafe)(callback)
         except RuntimeError:  # the loop closed since the check
             with self._lock:
                 self._draining = self._heartbeat_flush_due = False

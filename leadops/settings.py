@@ -276,6 +276,11 @@ LEADOPS_LIVENESS_REFRESH_S = env.int("LEADOPS_LIVENESS_REFRESH_S", default=15)
 LEADOPS_LONG_POLL_PROBE_S = env.float("LEADOPS_LONG_POLL_PROBE_S", default=2.0)
 # Threads per server process that run the claims of woken long polls (a waiter holds none).
 LEADOPS_LONG_POLL_THREADS = env.int("LEADOPS_LONG_POLL_THREADS", default=4)
+# The heartbeat on the event loop (leadops/heartbeat_lane.py; docs/DEPLOY.md, "The heartbeat lane"):
+# with PostgreSQL and Redis, an accepted heartbeat is answered without Django's request path, on at
+# most this many database connections of its own per server process.
+LEADOPS_HEARTBEAT_LANE = env.bool("LEADOPS_HEARTBEAT_LANE", default=True)
+LEADOPS_HEARTBEAT_LANE_CONNECTIONS = env.int("LEADOPS_HEARTBEAT_LANE_CONNECTIONS", default=2)
 LEADOPS_MONITOR_EVENTS_KEEP = env.int("LEADOPS_MONITOR_EVENTS_KEEP", default=10_000)
 LEADOPS_METRICS_TOKEN = env.str("LEADOPS_METRICS_TOKEN", default="")
 # Alerts (docs/DEPLOY.md, "Alerts"): Alertmanager's three timers and how often the evaluator looks.

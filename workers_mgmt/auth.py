@@ -182,7 +182,7 @@ def signed_request_authenticate(request: HttpRequest) -> tuple[Worker, WorkerCre
     # From here on the request holds one of this worker's key ids: its failures are the
     # worker's too.
     failure_keys.append(worker_key)
-    if not _key_usable(credential, now):
+    if not key_usable(credential, now):
         raise fail(f"key_{credential.state}")
 
     canonical = string_to_sign(
@@ -211,7 +211,7 @@ def signed_request_authenticate(request: HttpRequest) -> tuple[Worker, WorkerCre
     ):
         # Another request promoted it first (fine), or staff revoked it meanwhile (refused).
         credential.refresh_from_db(fields=["state", "grace_until"])
-        if not _key_usable(credential, now):
+        if not key_usable(credential, now):
             raise fail(f"key_{credential.state}")
     if credential_touch(credential=credential, at=now):
         credential_touched(key_id=key_id, at=now)
@@ -225,9 +225,33 @@ def signer_current(*, worker_id: str, key_id: str) -> Worker | None:
     again, so a key revoked meanwhile (in any process) gets nothing (queueing/long_poll.py).
     """
     credential = WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
-    if credential is None or credential.worker_id != worker_id or not _key_usable(credential, clock_now()):
+    if credential is None or credential.worker_id != worker_id or not key_usable(credential, clock_now()):
         return None
     return credential.worker if credential.worker.enabled else None
+
+
+def signed_headers_valid(*, worker_id: str, key_id: str, timestamp: str, nonce: str, content_sha256: str,
+                         authorization: str) -> str | None:
+    """The signature sent, when every signing header is present and well formed and the timestamp
+    within the clock skew; else None. The first checks of `signed_request_authenticate`, as one pure
+    test (the heartbeat's async lane, workers_mgmt/heartbeat_lane.py, leaves every refusal to it)."""
+    match = _SIGNATURE_RE.match(authorization)
+    if not (worker_id and key_id and timestamp and nonce and content_sha256 and match):
+        return None
+    if not _NONCE_RE.match(nonce) or not _HEX64_RE.match(content_sha256):
+        return None
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        return None
+    if abs(clock_now().timestamp() - sent_at) > _skew_limit():
+        return None
+    return match.group(1)
+
+
+def auth_failure_budgets(*, ip: str | None, worker_id: str) -> dict[str, tuple[float, int]]:
+    """The failure budgets a signed request's nonce step reads: {per IP, per claimed worker}."""
+    return dict(_auth_failure_limits(auth_failure_keys(ip=ip, worker_id=worker_id)))
 
 
 def auth_failure_keys(*, ip: str | None, worker_id: str) -> list[str]:
@@ -283,7 +307,7 @@ def _skew_limit() -> int:
     return settings.LEADOPS_CLOCK_SKEW_S
 
 
-def _key_usable(credential: WorkerCredential, now: dt.datetime) -> bool:
+def key_usable(credential: WorkerCredential, now: dt.datetime) -> bool:
     if credential.state in (CredentialState.CURRENT, CredentialState.PENDING):
         return True
     if credential.state == CredentialState.PREVIOUS:

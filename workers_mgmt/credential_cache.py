@@ -90,6 +90,29 @@ def credential_cached(key_id: str, *, generation: str | None) -> tuple[WorkerCre
     return _private_copy(entry.credential), entry.secret
 
 
+@dataclass(frozen=True)
+class CredentialPeek:
+    """This process's copy of a key as it stands, for a caller that confirms its generation later in
+    a round trip of its own (the heartbeat's async lane): read it, never change it."""
+
+    generation: str
+    credential: WorkerCredential
+    secret: str
+    push_absent: bool
+
+
+def credential_peek(key_id: str) -> CredentialPeek | None:
+    """The copy of this key while it is within its life, whatever its generation; None without one.
+
+    Nothing may be decided on it until the caller has read the worker's generation (the nonce
+    script) and found it equal to `generation`: then the copy is current, as `credential_cached` says.
+    """
+    entry = _entries.get(key_id)
+    if entry is None or time.monotonic() - entry.loaded_at >= settings.LEADOPS_CREDENTIAL_CACHE_S:
+        return None
+    return CredentialPeek(entry.generation, entry.credential, entry.secret, entry.push_absent)
+
+
 def _instance_copy(instance: ModelT) -> ModelT:
     """A copy of a model instance whose field values and related-object cache are its own.
 

@@ -43,7 +43,16 @@ class NonceTaken:
 # lost every counter: copies made before then must not match), then now and the first budget's
 # interval and burst window (the GCRA test of core/ratelimit.py, same arithmetic in the same order).
 # Returns {fresh (1, 0, or -1 when gated), generation, then each budget's TAT or ''}.
-_LUA = """
+# The epoch of the worker generations (KEYS[2]), set to ARGV[2] when Redis has none: shared with the
+# heartbeat lane's script (workers_mgmt/heartbeat_lane.py).
+EPOCH_LUA = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[2], epoch)
+end"""
+
+NONCE_LUA = """
 local tats = {}
 for i = 5, #KEYS do
   tats[#tats + 1] = redis.call('GET', KEYS[i]) or ''
@@ -57,11 +66,7 @@ end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return {0, '', unpack(tats)}
 end
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('SET', KEYS[2], epoch)
-end
+""" + EPOCH_LUA + """
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return {1, '', unpack(tats)}
 end
@@ -73,7 +78,7 @@ return {1, epoch .. ':' .. (redis.call('GET', KEYS[3]) or '0'), unpack(tats)}
 def _redis_script(url: str) -> Any:
     from core.redis import redis_client
 
-    return redis_client().register_script(_LUA)
+    return redis_client().register_script(NONCE_LUA)
 
 
 def nonce_record(*, worker_id: str, nonce: str, seen_at: dt.datetime,
@@ -110,7 +115,36 @@ def budgets_read_with_nonce() -> bool:
 
 
 def _redis_record(worker_id: str, nonce: str, budgets: dict[str, tuple[float, int]]) -> NonceTaken:
-    key = f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
+    call = nonce_script_call(worker_id=worker_id, nonce=nonce, budgets=budgets)
+    if isinstance(call, NonceTaken):
+        return call
+    return call.result(_redis_script(settings.REDIS_URL)(keys=call.keys, args=call.args))
+
+
+@dataclass(frozen=True)
+class NonceScriptCall:
+    """One run of the nonce script: its keys and arguments, and how to read what it returns (the
+    heartbeat's async lane runs the same script through its own client, heartbeat_lane.py)."""
+
+    keys: list[str]
+    args: list[Any]
+    budgets: dict[str, tuple[float, int]]
+    now: float
+
+    def result(self, returned: list[Any]) -> NonceTaken:
+        fresh, generation, *tats = returned
+        names = list(self.budgets)
+        read = {name: float(tat) for name, tat in zip(names, tats, strict=True) if tat}
+        decisions = gcra_peek_from(limits=self.budgets, tats=read, now=self.now) if names else None
+        return NonceTaken(fresh == 1, generation.decode() if generation else None, decisions,
+                          gated=fresh == -1)
+
+
+def nonce_script_call(*, worker_id: str, nonce: str, budgets: dict[str, tuple[float, int]]
+                      ) -> NonceScriptCall | NonceTaken:
+    """The Redis nonce script's call for this nonce, or its answer when no call is needed (a zero
+    failure budget is always spent: refused before the nonce, as the limiter would)."""
+    key = nonce_key(worker_id=worker_id, nonce=nonce)
     epoch, counter, changing = generation_keys(worker_id)
     names = list(budgets)
     now = time.time()
@@ -119,14 +153,16 @@ def _redis_record(worker_id: str, nonce: str, budgets: dict[str, tuple[float, in
         interval = 60.0 / budgets[names[0]][0]
         gate = [now, interval, interval * max(1, budgets[names[0]][1])]
     elif names:
-        # A zero budget is always spent: refused before the nonce, as the limiter would.
         return NonceTaken(False, None, gcra_peek_from(limits=budgets, tats={}, now=now), gated=True)
-    fresh, generation, *tats = _redis_script(settings.REDIS_URL)(
+    return NonceScriptCall(
         keys=[key, epoch, counter, changing, *(gcra_redis_key(name) for name in names)],
-        args=[settings.LEADOPS_NONCE_TTL_S, new_epoch(), *(repr(value) for value in gate)])
-    read = {name: float(tat) for name, tat in zip(names, tats, strict=True) if tat}
-    decisions = gcra_peek_from(limits=budgets, tats=read, now=now) if names else None
-    return NonceTaken(fresh == 1, generation.decode() if generation else None, decisions, gated=fresh == -1)
+        args=[settings.LEADOPS_NONCE_TTL_S, new_epoch(), *(repr(value) for value in gate)],
+        budgets=budgets, now=now)
+
+
+def nonce_key(*, worker_id: str, nonce: str) -> str:
+    """The Redis key that holds one taken nonce."""
+    return f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}"
 
 
 def nonce_forget(*, worker_id: str, nonce: str) -> None:
@@ -139,7 +175,7 @@ def nonce_forget(*, worker_id: str, nonce: str) -> None:
     if settings.REDIS_URL:
         from core.redis import redis_client
 
-        redis_client().delete(f"{settings.LEADOPS_REDIS_PREFIX}:nonce:{worker_id}:{nonce}")
+        redis_client().delete(nonce_key(worker_id=worker_id, nonce=nonce))
         return
     RequestNonce.objects.filter(worker_id=worker_id, nonce=nonce).delete()
 

@@ -137,3 +137,35 @@ def test_heartbeats_are_coalesced_to_the_latest_of_each_worker_once_per_interval
     third = on_loop(server_loop, layer.receive(channel))
     assert [e["data"]["running_jobs"] for e in third["events"]] == [7]
     on_loop(server_loop, layer.group_discard(live.GROUP, channel))
+
+
+def test_a_push_made_on_the_loop_itself_is_queued_and_sent(server_loop):
+    """The heartbeat's async lane publishes from the loop (workers_mgmt/heartbeat_lane.py)."""
+    channel = subscribe(server_loop)
+    publisher = live_publish.Publisher(heartbeat_flush_s=0.1)
+    publisher.attach(server_loop)
+
+    async def from_the_loop() -> bool:
+        return publisher.push([heartbeat("w-loop", 3)])
+
+    assert on_loop(server_loop, from_the_loop()) is True
+    sent = on_loop(server_loop, get_channel_layer().receive(channel))
+    assert [e["data"]["worker_id"] for e in sent["events"]] == ["w-loop"]
+    on_loop(server_loop, get_channel_layer().group_discard(live.GROUP, channel))
+
+
+def test_a_new_loop_drops_what_a_gone_loop_held():
+    publisher = live_publish.Publisher(heartbeat_flush_s=60)
+
+    async def push_and_end() -> None:
+        publisher.attach(asyncio.get_running_loop())
+        assert publisher.push([heartbeat("w-gone", 1)])
+
+    asyncio.run(push_and_end())  # the loop ends before the flush: its timer never runs
+    fresh = asyncio.new_event_loop()
+    try:
+        publisher.attach(fresh)
+        # Nothing stale reaches the next loop's viewers, and the next heartbeat schedules its own flush.
+        assert publisher._heartbeats == {} and publisher._heartbeat_flush_due is False
+    finally:
+        fresh.close()

@@ -55,3 +55,24 @@ def test_a_disabled_worker_gets_its_403(signed):
     assert _answer(signed.post(PATH, HEARTBEAT)) == (
         403, b'{"error":{"code":"worker_disabled","message":"This worker is disabled."}}',
         "application/json", "POST, OPTIONS")
+
+
+def test_without_postgresql_and_redis_the_lane_hands_every_heartbeat_to_django(settings):
+    """The lane's async clients are PostgreSQL's and Redis's: elsewhere it must stand aside."""
+    import asyncio
+
+    from leadops.heartbeat_lane import HeartbeatLane
+
+    settings.REDIS_URL = ""
+    seen: list[bytes] = []
+
+    async def django(scope, receive, send):
+        seen.append((await receive())["body"])
+
+    async def receive():
+        return {"type": "http.request", "body": b'{"version":"1"}', "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": PATH, "raw_path": PATH.encode(), "query_string": b"",
+             "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")]}
+    asyncio.run(HeartbeatLane(django)(scope, receive, None))
+    assert seen == [b'{"version":"1"}']

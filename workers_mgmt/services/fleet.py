@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -72,6 +73,32 @@ def worker_heartbeat_reading(
     every heartbeat (docs/PERFORMANCE.md, "The heartbeat, round two")."""
     at = clock_now()
     previous = worker.last_seen_at
+    sql, params = worker_heartbeat_statement(
+        worker_id=worker.pk, at=at, version=version, status=status, running_jobs=running_jobs,
+        metrics=metrics, ip=ip, self_test=self_test, read=read)
+    if self_test is not None:
+        worker.last_self_test = self_test
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone() if read is not None else None
+    worker.last_heartbeat_at = worker.last_seen_at = at
+    worker.reported_version = version
+    _online_announce(worker=worker, previous=previous, at=at)
+    worker_heartbeat_stored(worker_id=worker.pk, at=at, version=version, status=status,
+                            running_jobs=running_jobs)
+    return row[0] if row else None
+
+
+def worker_heartbeat_statement(
+    *, worker_id: str, at: dt.datetime, version: str, status: str, running_jobs: int,
+    metrics: dict[str, Any] | None, ip: str | None, self_test: Any = None,
+    read: tuple[str, list[Any]] | None = None, db: Any = None,
+) -> tuple[str, list[Any]]:
+    """The heartbeat's one UPDATE of its worker (with `RETURNING read` when given) and its parameters,
+    prepared by the model's fields as the ORM would for `db` (a database wrapper; the default
+    connection when None). Also run by the heartbeat's async lane (workers_mgmt/heartbeat_lane.py),
+    on its own connection."""
+    db = connection if db is None else db
     changes: dict[str, Any] = {
         "last_heartbeat_at": at, "last_seen_at": at, "reported_version": version, "reported_status": status,
         "running_jobs": running_jobs, "last_metrics": metrics or {}, "last_ip": ip, "updated_at": at,
@@ -79,34 +106,45 @@ def worker_heartbeat_reading(
     if self_test is not None:
         # Kept, not dropped: the release health gates read the latest self-test (docs/RELEASES.md).
         changes["last_self_test"] = self_test
-        worker.last_self_test = self_test
-    value = _worker_update_returning(worker.pk, changes, read)
-    worker.last_heartbeat_at = worker.last_seen_at = at
-    worker.reported_version = version
-    credential_cache_worker_seen(worker_id=worker.pk, last_heartbeat_at=at, last_seen_at=at,
-                                 reported_version=version)
-    _online_announce(worker=worker, previous=previous, at=at)
-    events.publish("worker.heartbeat", worker_id=worker.pk, version=version, status=status,
-                   running_jobs=running_jobs)
-    return value
-
-
-def _worker_update_returning(worker_id: str, changes: dict[str, Any], read: tuple[str, list[Any]] | None
-                             ) -> Any:
-    """UPDATE one worker's `changes` (values prepared by their model fields, as the ORM would)."""
-    fields: list[Field] = [Worker._meta.get_field(name) for name in changes]  # type: ignore[misc]
-    assignments = ", ".join(f"{connection.ops.quote_name(str(field.column))} = %s"
-                            for field in fields)
-    params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
-    sql = f"UPDATE {Worker._meta.db_table} SET {assignments} WHERE id = %s"
+    sql, fields = _heartbeat_update(db.vendor, tuple(changes), None if read is None else read[0])
+    params = [field.get_db_prep_save(changes[field.name], db) for field in fields]
     params.append(worker_id)
     if read is not None:
-        sql += f" RETURNING {read[0]}"
         params.extend(read[1])
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone() if read is not None else None
-    return row[0] if row else None
+    return sql, params
+
+
+@lru_cache(maxsize=8)
+def _heartbeat_update(vendor: str, names: tuple[str, ...], returning: str | None) -> tuple[str, list[Field]]:
+    """The UPDATE of these worker fields and the fields, built once per shape (not per heartbeat)."""
+    fields: list[Field] = [Worker._meta.get_field(name) for name in names]  # type: ignore[misc]
+    assignments = ", ".join(f"{connection.ops.quote_name(str(field.column))} = %s" for field in fields)
+    sql = f"UPDATE {Worker._meta.db_table} SET {assignments} WHERE id = %s"
+    if returning is not None:
+        sql += f" RETURNING {returning}"
+    return sql, fields
+
+
+def worker_heartbeat_stored(*, worker_id: str, at: dt.datetime, version: str, status: str,
+                            running_jobs: int, deliver: bool = False) -> None:
+    """After a heartbeat's UPDATE: this process's copies of the worker follow, and viewers are told.
+
+    The heartbeat event is never stored (events.EPHEMERAL_TYPES); `deliver` sends it to the sinks at
+    once, for a caller outside any database transaction and request thread (the async lane).
+    """
+    credential_cache_worker_seen(worker_id=worker_id, last_heartbeat_at=at, last_seen_at=at,
+                                 reported_version=version)
+    fields = {"worker_id": worker_id, "version": version, "status": status, "running_jobs": running_jobs}
+    if deliver:
+        events.deliver_unstored("worker.heartbeat", **fields)
+    else:
+        events.publish("worker.heartbeat", **fields)
+
+
+def worker_online_due(*, previous: dt.datetime | None, at: dt.datetime) -> bool:
+    """Whether a sign of life at `at` brings the worker back online (its previous was overdue)."""
+    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
+    return previous is None or at - previous > overdue
 
 
 def worker_seen(*, worker: Worker, at: dt.datetime | None = None) -> bool:
@@ -130,8 +168,7 @@ def worker_seen(*, worker: Worker, at: dt.datetime | None = None) -> bool:
 
 
 def _online_announce(*, worker: Worker, previous: dt.datetime | None, at: dt.datetime) -> None:
-    overdue = dt.timedelta(seconds=settings.LEADOPS_HEARTBEAT_OVERDUE_S)
-    if previous is None or at - previous > overdue:
+    if worker_online_due(previous=previous, at=at):
         events.publish("worker.online", worker_id=worker.pk)
 
 
@@ -157,6 +194,15 @@ def worker_config_recent() -> WorkerConfig:
     config = worker_config_get()
     _config_cache = (now, config)
     return config
+
+
+def worker_config_peek() -> WorkerConfig | None:
+    """This process's copy of the configuration while `worker_config_recent` would answer it, else
+    None (never reads the database: the heartbeat's async lane cannot)."""
+    cached = _config_cache
+    if cached is not None and time.monotonic() - cached[0] < WORKER_CONFIG_MAX_AGE_S:
+        return cached[1]
+    return None
 
 
 def worker_config_cache_clear() -> None:
