@@ -10,9 +10,10 @@ from django.db import DataError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core.db.bulk import rows_update
+from core.db.bulk import rows_insert, rows_update
 from core.db.pipeline import pipelined
-from queueing.models import AttemptState, Job, JobAttempt
+from leadops.models import MonitorEvent
+from queueing.models import AttemptState, Job, JobAttempt, ReportReceipt
 from tests.factories import make_jobs, make_worker
 
 pytestmark = pytest.mark.django_db
@@ -133,9 +134,6 @@ def _stored(model, pks):
 
 
 def test_rows_insert_stores_what_bulk_create_stores_in_one_statement():
-    from core.db.bulk import rows_insert
-    from leadops.models import MonitorEvent
-    from queueing.models import ReportReceipt
 
     worker, _ = make_worker()
     jobs = make_jobs(4)
@@ -172,8 +170,6 @@ def test_rows_insert_stores_what_bulk_create_stores_in_one_statement():
 
 
 def test_rows_insert_gives_each_row_its_own_generated_key():
-    from core.db.bulk import rows_insert
-    from leadops.models import MonitorEvent
 
     at = timezone.now()
     rows = [MonitorEvent(type="t", at=at, data={"n": n}) for n in range(150)]
