@@ -30,6 +30,7 @@ the nonce script confirms it current: the order of `workers_mgmt/auth.py` decide
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -126,11 +127,17 @@ async def heartbeat_answer(*, headers: dict[bytes, bytes], body: bytes, raw_path
     rate_interval, rate_window = gcra_window(per_minute=per_minute, burst=max(1, per_minute // 10))
     gate_interval, gate_window = gcra_window(per_minute=gate[0], burst=gate[1])
     now = time.time()
-    outcome, _generation = await clients.take(
-        keys=[nonce_key(worker_id=worker_id, nonce=nonce), *generation_keys(worker_id),
-              gcra_redis_key(f"worker:{worker_id}"), gcra_redis_key(next(iter(budgets)))],
-        args=[settings.LEADOPS_NONCE_TTL_S, new_epoch(), peek.generation, now, rate_interval, rate_window,
-              repr(gate_interval), repr(gate_window)])
+    try:
+        outcome, _generation = await clients.take(
+            keys=[nonce_key(worker_id=worker_id, nonce=nonce), *generation_keys(worker_id),
+                  gcra_redis_key(f"worker:{worker_id}"), gcra_redis_key(next(iter(budgets)))],
+            args=[settings.LEADOPS_NONCE_TTL_S, new_epoch(), peek.generation, now, rate_interval,
+                  rate_window, repr(gate_interval), repr(gate_window)])
+    except Exception:
+        # The script may have run before the connection failed: its nonce goes back if Redis is there.
+        with contextlib.suppress(Exception):
+            await clients.forget(nonce_key(worker_id=worker_id, nonce=nonce))
+        raise
     if outcome != 1:
         return None  # nothing taken, or given back in the same script: the view answers
     read = update_target_read()
