@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.utils.timezone import now as clock_now
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -23,7 +24,7 @@ from workers_mgmt.services import (
     worker_config_get,
     worker_config_recent,
     worker_heartbeat,
-    worker_seen,
+    worker_seen_reading,
 )
 
 logger = logging.getLogger("leadops.auth")
@@ -39,6 +40,8 @@ class WorkerAPIView(APIView):
     refreshes_liveness = True
     # This request refreshed liveness: its answer carries what a heartbeat's would (`standin_fields`).
     stands_in = False
+    # The update target, when the liveness UPDATE read it (one statement for both, as the heartbeat).
+    _update_target: tuple[dict[str, Any] | None] | None = None
 
     @property
     def worker(self) -> Worker:
@@ -47,11 +50,21 @@ class WorkerAPIView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         if self.refreshes_liveness:
-            self.stands_in = worker_seen(worker=self.worker)
+            read = update_target_read()
+            worker_id = self.worker.pk
+            statement = None if read is None else (read.subquery(connection.vendor), [read.now(), worker_id])
+            self.stands_in, value = worker_seen_reading(worker=self.worker, read=statement)
+            if self.stands_in and read is not None:
+                self._update_target = (read.decode(value),)
 
     def standin_fields(self, request: Request) -> dict[str, Any]:
         """What a heartbeat answers, for an answer that stands in for one; else nothing."""
-        return heartbeat_fields(request, worker=self.worker) if self.stands_in else {}
+        if not self.stands_in:
+            return {}
+        if self._update_target is None:
+            return heartbeat_fields(request, worker=self.worker)
+        return answer_fields(credential=request.auth, ip=client_ip(request),  # type: ignore[arg-type]
+                             update_target=self._update_target[0])
 
     def data(self, request: Request) -> Any:
         """The decoded JSON body (an empty body is `{}`), for the app's protocol module to parse."""

@@ -41,6 +41,7 @@ from workers_mgmt.services.fleet import (
     worker_heartbeat_stored,
     worker_online_due,
     worker_seen,
+    worker_seen_reading,
     worker_update,
     workers_set_enabled,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "worker_heartbeat_stored",
     "worker_online_due",
     "worker_seen",
+    "worker_seen_reading",
     "worker_update",
     "workers_set_enabled",
 ]

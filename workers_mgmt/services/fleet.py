@@ -155,16 +155,29 @@ def worker_seen(*, worker: Worker, at: dt.datetime | None = None) -> bool:
     needs no separate heartbeat (docs/API.md, "Liveness"). True when this request refreshed it:
     its answer then stands in for a heartbeat's.
     """
+    return worker_seen_reading(worker=worker, at=at)[0]
+
+
+def worker_seen_reading(*, worker: Worker, at: dt.datetime | None = None,
+                        read: tuple[str, list[Any]] | None = None) -> tuple[bool, Any]:
+    """`worker_seen`, whose UPDATE also returns `read` (an SQL expression and its parameters), as the
+    heartbeat's does: (whether liveness was refreshed, the value read; None when it was not, or
+    without `read`). A pull or an exchange that stands in for a heartbeat reads its update target
+    this way, in the statement it makes anyway (docs/PERFORMANCE.md, "Fewer round trips a request")."""
     at = at or clock_now()
     previous = worker.last_seen_at
     refresh = dt.timedelta(seconds=settings.LEADOPS_LIVENESS_REFRESH_S)
     if previous is not None and dt.timedelta(0) <= at - previous < refresh:
-        return False
-    Worker.objects.filter(pk=worker.pk).update(last_seen_at=at)
+        return False, None
+    sql, fields = _heartbeat_update(connection.vendor, ("last_seen_at",), None if read is None else read[0])
+    params = [fields[0].get_db_prep_save(at, connection), worker.pk, *(() if read is None else read[1])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone() if read is not None else None
     worker.last_seen_at = at
     credential_cache_worker_seen(worker_id=worker.pk, last_seen_at=at)
     _online_announce(worker=worker, previous=previous, at=at)
-    return True
+    return True, None if row is None else row[0]
 
 
 def _online_announce(*, worker: Worker, previous: dt.datetime | None, at: dt.datetime) -> None:
