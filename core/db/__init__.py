@@ -2,6 +2,6 @@
 `postgresql/`) the database backend that adds a connection health check before a pooled connection is lent."""
 
 from core.db.bulk import rows_insert, rows_update
-from core.db.pipeline import pipelined, rows_together
+from core.db.pipeline import FixedRead, pipelined, rows_together
 
-__all__ = ["pipelined", "rows_insert", "rows_together", "rows_update"]
+__all__ = ["FixedRead", "pipelined", "rows_insert", "rows_together", "rows_update"]

@@ -18,14 +18,16 @@ row count wait for its statement and a savepoint's rollback clear the pipeline's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 
 @contextmanager
@@ -45,18 +47,66 @@ def pipelined() -> Iterator[None]:
         yield
 
 
-def rows_together(*querysets: QuerySet[Any]) -> list[list[Any]]:
+@dataclass(frozen=True)
+class FixedRead:
+    """Whole rows of `model` by a statement written once: `SELECT <every column> FROM <table> WHERE
+    <where> <tail>`, built once per shape and run with `params`. For a hot read whose queryset
+    Django would compile anew on every call (a third of the report's reads' CPU was that compile;
+    docs/PERFORMANCE.md, "The fleet's exchange, stage by stage"). `where` and `tail` are SQL of
+    the caller's, never data."""
+
+    model: type[Model]
+    where: str
+    params: Sequence[Any]
+    tail: str = ""
+
+    def sql(self) -> str:
+        return _fixed_sql(self.model, self.where, self.tail)
+
+
+@lru_cache(maxsize=64)
+def _fixed_sql(model: type[Model], where: str, tail: str) -> str:
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in model._meta.concrete_fields)
+    return f"SELECT {columns} FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {where} {tail}"
+
+
+def _fixed_rows(read: FixedRead, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Model instances from a `FixedRead`'s rows, each value through its field's converters."""
+    fields = read.model._meta.concrete_fields
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(read.model._meta.db_table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((index, found, column))
+    names = [field.attname for field in fields]
+    out = []
+    for row in rows:
+        values = list(row)
+        for index, found, column in converters:
+            for convert in found:
+                values[index] = convert(values[index], column, connection)
+        out.append(read.model.from_db(connection.alias, names, values))
+    return out
+
+
+def rows_together(*querysets: QuerySet[Any] | FixedRead) -> list[list[Any]]:
     """Each queryset's model instances, every statement sent, in this order, before any is waited
     for: in a pipelined block one round trip for all of them, elsewhere one each.
 
     PostgreSQL runs them in the order sent, so a locking read first (`select_for_update`) still
     holds its locks before the reads after it look. Plain model rows only: no `select_related`,
     `only()`, `values()` or annotations (checked). Values go through the fields' converters, as
-    the ORM's own iteration does.
+    the ORM's own iteration does. A `FixedRead` in the list is sent the same way, its SQL uncompiled.
     """
-    sent: list[tuple[QuerySet[Any], Any, Any]] = []  # (queryset, its compiler, its cursor or None)
+    sent: list[tuple[Any, Any, Any]] = []  # (queryset or read, its compiler, its cursor or None)
     try:
         for queryset in querysets:
+            if isinstance(queryset, FixedRead):
+                cursor = connection.cursor()
+                sent.append((queryset, None, cursor))
+                cursor.execute(queryset.sql(), queryset.params)
+                continue
             query = queryset.query
             if query.select_related or query.deferred_loading != (frozenset(), True) or query.annotations:
                 raise ValueError(f"rows_together takes plain {queryset.model.__name__} rows only.")
@@ -73,6 +123,9 @@ def rows_together(*querysets: QuerySet[Any]) -> list[list[Any]]:
         for queryset, compiler, cursor in sent:
             if cursor is None:
                 results.append([])
+                continue
+            if isinstance(queryset, FixedRead):
+                results.append(_fixed_rows(queryset, cursor.fetchall()))
                 continue
             names = [field.attname for field in queryset.model._meta.concrete_fields]
             assert compiler.col_count == len(names), "rows_together: the query selects other columns"

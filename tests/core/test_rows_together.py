@@ -64,3 +64,23 @@ def test_in_a_pipelined_block_the_statements_go_out_in_pipeline_mode():
         first, second = rows_together(Job.objects.filter(pk=jobs[0].pk), Job.objects.filter(pk=jobs[1].pk))
     assert sent_in_pipeline == [True, True]
     assert (first[0].pk, second[0].pk) == (jobs[0].pk, jobs[1].pk)
+
+
+def test_a_fixed_read_gives_the_orm_s_rows_converted():
+    from core.db import FixedRead
+
+    jobs = make_jobs(3)
+    for job in jobs:
+        job.payload = {"query": f"cafe {job.pk}", "nested": [1, {"a": None}]}
+        job.save(update_fields=["payload"])
+    ids = [job.pk for job in jobs]
+    marks = ", ".join(["%s"] * len(ids))
+    with transaction.atomic(), pipelined():
+        fixed, none = rows_together(FixedRead(Job, f"id IN ({marks})", ids, "ORDER BY id DESC"),
+                                    Job.objects.none())
+    expected = list(Job.objects.filter(pk__in=ids).order_by("-pk"))
+    fields = [field.attname for field in Job._meta.concrete_fields]
+    assert [[getattr(job, name) for name in fields] for job in fixed] == [
+        [getattr(job, name) for name in fields] for job in expected]
+    assert all(isinstance(job.payload, dict) for job in fixed)
+    assert not fixed[0]._state.adding and none == []
