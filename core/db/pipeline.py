@@ -61,11 +61,12 @@ class FixedRead:
     tail: str = ""
 
     def sql(self) -> str:
-        return _fixed_sql(self.model, self.where, self.tail)
+        return _fixed_sql(connection.vendor, self.model, self.where, self.tail)
 
 
 @lru_cache(maxsize=64)
-def _fixed_sql(model: type[Model], where: str, tail: str) -> str:
+def _fixed_sql(vendor: str, model: type[Model], where: str, tail: str) -> str:
+    """Built once per shape, per database vendor (each quotes its own names)."""
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in model._meta.concrete_fields)
     return f"SELECT {columns} FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {where} {tail}"
 

@@ -1,6 +1,6 @@
 """A pull or an exchange that stands in for a heartbeat reads its `update_target` in the liveness
 UPDATE it makes anyway, as the heartbeat does: the same answer, one statement (docs/API.md,
-"Liveness"; docs/PERFORMANCE.md, "Fewer round trips a request")."""
+"Liveness"; docs/PERFORMANCE.md, "The fleet's exchange, stage by stage")."""
 
 from __future__ import annotations
 

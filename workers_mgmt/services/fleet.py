@@ -163,7 +163,8 @@ def worker_seen_reading(*, worker: Worker, at: dt.datetime | None = None,
     """`worker_seen`, whose UPDATE also returns `read` (an SQL expression and its parameters), as the
     heartbeat's does: (whether liveness was refreshed, the value read; None when it was not, or
     without `read`). A pull or an exchange that stands in for a heartbeat reads its update target
-    this way, in the statement it makes anyway (docs/PERFORMANCE.md, "Fewer round trips a request")."""
+    this way, in the statement it makes anyway (docs/PERFORMANCE.md, "The fleet's exchange, stage by
+    stage")."""
     at = at or clock_now()
     previous = worker.last_seen_at
     refresh = dt.timedelta(seconds=settings.LEADOPS_LIVENESS_REFRESH_S)
