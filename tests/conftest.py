@@ -183,9 +183,12 @@ def _pull_reaper_just_ran():
     # test as if it had just run, so a test's queries do not depend on when the previous test pulled.
     from django.utils import timezone
 
-    from queueing.services.claim import pull_reaper
+    from queueing.services.claim import pull_reaper, unguarded_claims
 
     pull_reaper.last = timezone.now()
+    # Likewise the claim's choice of its one-statement form: a guard an earlier test made (a quota,
+    # an open breaker) must not send this test's claims the guarded way.
+    unguarded_claims.guarded_until = 0.0
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from core import events
 from core.counters import metric_totals_add
 from core.db import pipelined, rows_insert
 from queueing.models import (
+    AttemptState,
     Job,
     JobAttempt,
     JobState,
@@ -88,10 +90,11 @@ pull_reaper = _PullReaper()
 def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None = None) -> PullResult:
     """The claim with its guards: breakers (provider and worker) and provider quotas.
 
-    One read finds every non-closed breaker that concerns this pull and every provider with a
-    quota; only when one exists do the guard rows get locked (half-open probes, quota state), so
-    the common pull costs one statement more than the bare claim. Quota tokens and probes are
-    taken for the jobs actually handed out, in the claim's transaction.
+    On PostgreSQL the claim statement first asks whether any breaker that concerns this pull is not
+    closed or any provider has a quota; usually none does, and that one statement is the whole
+    claim, attempts included. Otherwise (and on SQLite) one read finds those guards, and only then
+    do the guard rows get locked (half-open probes, quota state). Quota tokens and probes are taken
+    for the jobs actually handed out, in the claim's transaction.
     """
     if max_jobs < 1:
         return PullResult(claims=[])
@@ -100,21 +103,32 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
         leases_reap(now=now, limit=500)
     # Pipelined: the attempts, counter and outbox inserts go out together (core/db/pipeline.py).
     with transaction.atomic(), pipelined():
-        guard = claim_guard(worker=worker, max_jobs=max_jobs, now=now)
-        if guard.max_jobs < 1:
-            return PullResult(claims=[], throttled_for_s=guard.wait_s, worker_blocked=guard.worker_blocked)
-        if connection.vendor == "postgresql":
-            claims = _claim_postgresql(worker=worker, max_jobs=guard.max_jobs, providers=providers,
-                                       now=now, skip=guard.skip, limited=guard.limited)
-        else:
-            claims = _claim_serialized(worker=worker, max_jobs=guard.max_jobs, providers=providers,
-                                       now=now, skip=guard.skip, limited=guard.limited)
+        claims: list[Claim] | None = None
+        guard = None
+        if connection.vendor == "postgresql" and unguarded_claims.worth_trying():
+            # The common case, no breaker open and no provider quota: the guard's question, the claim
+            # and its attempts in one statement; None when a guard exists after all.
+            claims = _claim_postgresql(worker=worker, max_jobs=max_jobs, providers=providers, now=now,
+                                       gated=True)
+            unguarded_claims.saw(guarded=claims is None)
+        if claims is None:
+            guard = claim_guard(worker=worker, max_jobs=max_jobs, now=now)
+            if guard.max_jobs < 1:
+                return PullResult(claims=[], throttled_for_s=guard.wait_s,
+                                  worker_blocked=guard.worker_blocked)
+            if connection.vendor == "postgresql":
+                claims = _claim_postgresql(worker=worker, max_jobs=guard.max_jobs, providers=providers,
+                                           now=now, skip=guard.skip, limited=guard.limited)
+            else:
+                claims = _claim_serialized(worker=worker, max_jobs=guard.max_jobs, providers=providers,
+                                           now=now, skip=guard.skip, limited=guard.limited)
+                if claims:
+                    rows_insert(model=JobAttempt, rows=[
+                        JobAttempt(id=claim.attempt_id, job_id=claim.job_id, number=claim.attempt,
+                                   worker=worker, claimed_at=now, lease_expires_at=claim.lease_expires_at)
+                        for claim in claims
+                    ])
         if claims:
-            rows_insert(model=JobAttempt, rows=[
-                JobAttempt(id=claim.attempt_id, job_id=claim.job_id, number=claim.attempt,
-                           worker=worker, claimed_at=now, lease_expires_at=claim.lease_expires_at)
-                for claim in claims
-            ])
             metric_totals_add(amounts={"claims": len(claims)})
             # One batch for the whole claim: one stored INSERT and one group message on commit.
             events.publish_many("job.claimed", [
@@ -122,12 +136,41 @@ def jobs_pull(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None 
                  "provider": c.provider, "worker_id": worker.pk}
                 for c in claims
             ])
-            claim_guard_settle(guard=guard, claims=claims, now=now)
-    return PullResult(claims=claims, throttled_for_s=None if claims else guard.wait_s)
+            if guard is not None:
+                claim_guard_settle(guard=guard, claims=claims, now=now)
+    return PullResult(claims=claims or [], throttled_for_s=None if claims or guard is None else guard.wait_s)
 
 
+class _UnguardedClaims:
+    """Whether this process tries the one-statement claim first (docs/SYSTEM_OVERVIEW.md, "Guards on
+    the claim").
+
+    Both ways give the same answer; this only picks the cheaper one. Where a breaker is open or a
+    provider has a quota, the first try finds a guard and the claim is made again the guarded way,
+    one statement more: after that, this process goes the guarded way at once for
+    `RETRY_AFTER_S` before it tries the short way again.
+    """
+
+    RETRY_AFTER_S = 10.0
+
+    def __init__(self) -> None:
+        self.guarded_until = 0.0
+
+    def worth_trying(self) -> bool:
+        return time.monotonic() >= self.guarded_until
+
+    def saw(self, *, guarded: bool) -> None:
+        self.guarded_until = time.monotonic() + self.RETRY_AFTER_S if guarded else 0.0
+
+
+unguarded_claims = _UnguardedClaims()
+
+
+# The lease, and the attempt each leased job starts: the attempts' INSERT reads the UPDATE's rows, so
+# both are one statement. {gate} is empty, or the guards' question (_GATE_SQL).
 _CLAIM_SQL = """
-WITH {ready_ctes}
+WITH {gate}{ready_ctes},
+claimed AS (
 UPDATE queueing_job j
    SET state = 'leased',
        attempts = j.attempts + 1,
@@ -138,6 +181,28 @@ UPDATE queueing_job j
   FROM ready, queueing_provider p
  WHERE j.id = ready.id AND p.id = j.provider_id
 RETURNING j.id, j.current_attempt_id, j.attempts, p.name, j.payload, j.lease_expires_at
+),
+started AS (
+INSERT INTO queueing_jobattempt (id, job_id, number, worker_id, state, claimed_at, lease_expires_at,
+                                 finished_at, error, reports, leads_added, leads_duplicates, leads_invalid,
+                                 log_tail)
+SELECT c.current_attempt_id, c.id, c.attempts, %(worker_id)s, %(running)s, %(now)s, c.lease_expires_at,
+       NULL, NULL, 0, 0, 0, 0, ''
+  FROM claimed c
+)
+SELECT {guarded} c.id, c.current_attempt_id, c.attempts, c.name, c.payload, c.lease_expires_at
+  FROM {source}
+"""
+
+# What claim_guard reads, as one yes or no: is any breaker that concerns this worker not closed, or
+# has any enabled provider a quota? When yes, the claim leases nothing and is made the guarded way.
+_GATE_SQL = """gate AS MATERIALIZED (
+SELECT EXISTS (SELECT 1 FROM queueing_breaker b
+                WHERE b.state <> 'closed'
+                  AND (b.scope = 'provider' OR (b.scope = 'worker' AND b.key = %(worker_id)s)))
+    OR EXISTS (SELECT 1 FROM queueing_provider p
+                WHERE p.enabled AND (p.quota_per_min IS NOT NULL OR p.daily_cap IS NOT NULL)) AS guarded
+),
 """
 
 
@@ -155,20 +220,25 @@ _READY_SQL = """
 
 def _claim_postgresql(*, worker: Worker, max_jobs: int, providers: Sequence[str] | None,
                       now: dt.datetime, skip: set[str] | None = None,
-                      limited: dict[str, int] | None = None) -> list[Claim]:
+                      limited: dict[str, int] | None = None, gated: bool = False) -> list[Claim] | None:
     # One statement: materialized CTEs pick and lock the head of the queue (skipping rows other
-    # claimers hold), and the UPDATE leases exactly those rows. Eligibility is filtered inside
-    # the CTEs so an ineligible row never takes a LIMIT slot. A provider held to fewer jobs (its
-    # quota, its half-open probes) gets its own CTE with its own LIMIT; the best `max_jobs` of
-    # all CTEs are leased (rows locked but not picked stay queued).
-    params: dict[str, Any] = {"now": now, "limit": max_jobs, "worker_id": worker.pk}
+    # claimers hold), the UPDATE leases exactly those rows and the INSERT starts their attempts.
+    # Eligibility is filtered inside the CTEs so an ineligible row never takes a LIMIT slot. A
+    # provider held to fewer jobs (its quota, its half-open probes) gets its own CTE with its own
+    # LIMIT; the best `max_jobs` of all CTEs are leased (rows locked but not picked stay queued).
+    # `gated`: the statement first asks whether any guard applies, and leases nothing (None) if so.
+    params: dict[str, Any] = {"now": now, "limit": max_jobs, "worker_id": worker.pk,
+                              "running": AttemptState.RUNNING.value}
     provider_filter = ""
     if providers:
         provider_filter = "AND p.name = ANY(%(providers)s)"
         params["providers"] = list(providers)
     skip = set(skip or ())
     capped = {name: most for name, most in (limited or {}).items() if most > 0 and name not in skip}
-    if not skip and not capped:
+    if gated:
+        ready_ctes = "ready AS MATERIALIZED (" + _READY_SQL.format(
+            extra=f"{provider_filter} AND NOT (SELECT guarded FROM gate)", limit="limit") + ")"
+    elif not skip and not capped:
         ready_ctes = "ready AS MATERIALIZED (" + _READY_SQL.format(extra=provider_filter, limit="limit") + ")"
     else:
         params["skip"] = sorted(skip | set(capped))
@@ -183,9 +253,18 @@ def _claim_postgresql(*, worker: Worker, max_jobs: int, providers: Sequence[str]
         parts.append(f"ready AS MATERIALIZED (SELECT u.id FROM ({union}) u "
                      "ORDER BY u.priority DESC, u.run_at, u.id LIMIT %(limit)s)")
         ready_ctes = ",\n".join(parts)
+    sql = _CLAIM_SQL.format(
+        gate=_GATE_SQL if gated else "", ready_ctes=ready_ctes,
+        # Gated, the one row of the gate comes back even when nothing was leased.
+        guarded="g.guarded," if gated else "",
+        source="gate g LEFT JOIN claimed c ON true" if gated else "claimed c")
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL.format(ready_ctes=ready_ctes), params)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if gated:
+        if rows[0][0]:
+            return None
+        rows = [row[1:] for row in rows if row[1] is not None]
     claims = [
         Claim(job_id=row[0], attempt_id=row[1], attempt=row[2], provider=row[3],
               payload=row[4] if isinstance(row[4], dict) else json.loads(row[4]),
