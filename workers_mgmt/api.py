@@ -21,6 +21,7 @@ from workers_mgmt.services import (
     EnrollmentRefused,
     credential_deliver,
     enrollment_exchange,
+    pending_push_waiting_sql,
     worker_config_get,
     worker_config_recent,
     worker_heartbeat,
@@ -42,6 +43,8 @@ class WorkerAPIView(APIView):
     stands_in = False
     # The update target, when the liveness UPDATE read it (one statement for both, as the heartbeat).
     _update_target: tuple[dict[str, Any] | None] | None = None
+    # Whether a push key waits for the worker, as the same UPDATE read it (None: not read).
+    _push_waiting: bool | None = None
 
     @property
     def worker(self) -> Worker:
@@ -50,21 +53,27 @@ class WorkerAPIView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         if self.refreshes_liveness:
+            # The answer that stands in for a heartbeat needs the update target and whether a push
+            # key waits: both are read by the liveness UPDATE, which this request makes anyway.
             read = update_target_read()
             worker_id = self.worker.pk
-            statement = None if read is None else (read.subquery(connection.vendor), [read.now(), worker_id])
-            self.stands_in, value = worker_seen_reading(worker=self.worker, read=statement)
-            if self.stands_in and read is not None:
-                self._update_target = (read.decode(value),)
+            waiting = pending_push_waiting_sql()
+            statement = ((waiting, [worker_id]) if read is None else
+                         (f"{read.subquery(connection.vendor)}, {waiting}",
+                          [read.now(), worker_id, worker_id]))
+            self.stands_in, values = worker_seen_reading(worker=self.worker, read=statement)
+            if self.stands_in and values is not None:
+                self._push_waiting = bool(values[-1])
+                if read is not None:
+                    self._update_target = (read.decode(values[0]),)
 
     def standin_fields(self, request: Request) -> dict[str, Any]:
         """What a heartbeat answers, for an answer that stands in for one; else nothing."""
         if not self.stands_in:
             return {}
-        if self._update_target is None:
-            return heartbeat_fields(request, worker=self.worker)
+        target = update_target_for(self.worker.pk) if self._update_target is None else self._update_target[0]
         return answer_fields(credential=request.auth, ip=client_ip(request),  # type: ignore[arg-type]
-                             update_target=self._update_target[0])
+                             update_target=target, push_waiting=self._push_waiting)
 
     def data(self, request: Request) -> Any:
         """The decoded JSON body (an empty body is `{}`), for the app's protocol module to parse."""
@@ -85,14 +94,15 @@ def heartbeat_fields(request: Request, *, worker: Worker) -> dict[str, Any]:
                          update_target=update_target_for(worker.pk))
 
 
-def answer_fields(*, credential: WorkerCredential, ip: str | None,
-                  update_target: dict[str, Any] | None) -> dict[str, Any]:
-    """`heartbeat_fields`, once the update target is known (the heartbeat reads it in its UPDATE)."""
+def answer_fields(*, credential: WorkerCredential, ip: str | None, update_target: dict[str, Any] | None,
+                  push_waiting: bool | None = None) -> dict[str, Any]:
+    """`heartbeat_fields`, once the update target is known (the heartbeat reads it in its UPDATE),
+    and whether a push key waits when that was read too (`pending_push_waiting_sql`)."""
     # A copy at most WORKER_CONFIG_MAX_AGE_S old: a changed version reaches the fleet that much later.
     fields: dict[str, Any] = {"config_version": worker_config_recent().version,
                               "update_target": update_target}
     # Push rotation: the only answers in which a secret ever leaves the server.
-    pending = credential_deliver(credential=credential, ip=ip)
+    pending = credential_deliver(credential=credential, ip=ip, waiting=push_waiting)
     if pending is not None:
         fields["credentials"] = {"pending": {"key_id": pending.key_id, "secret": pending.secret}}
     return fields

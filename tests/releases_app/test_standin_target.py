@@ -54,3 +54,29 @@ def test_an_exchange_that_stands_in_reads_the_same_target(clock, signed, stable_
     answer = signed.post("/api/v1/jobs/exchange", {"reports": [], "pull": {"max": 1}}).json()
     assert answer["update_target"] == update_target_of(signed.worker_id)
     assert answer["update_target"]["version"] == "1.2.0"
+
+
+def test_a_standing_in_pull_asks_whether_a_push_key_waits_in_its_liveness_update(clock, signed, settings):
+    from workers_mgmt.credential_cache import _forget_all
+    from workers_mgmt.models import CredentialRotation, DeliveryMode
+    from workers_mgmt.services import credential_rotate
+
+    rotations = CredentialRotation._meta.db_table
+    signed.pull(1)
+    _forget_all()  # as when this process's copy of the key has lapsed: no "none waiting" memo
+    clock.shift(settings.LEADOPS_LIVENESS_REFRESH_S)
+    standing, statements = _pull(signed)
+    assert "update_target" in standing and "credentials" not in standing
+    [asked] = [sql for sql in statements if rotations in sql]
+    assert asked.lstrip().startswith(f"UPDATE {Worker._meta.db_table} ")
+
+    worker = Worker.objects.get(pk=signed.worker_id)
+    manual = credential_rotate(worker=worker, actor="tests", mode=DeliveryMode.MANUAL)
+    clock.shift(settings.LEADOPS_LIVENESS_REFRESH_S)
+    assert "credentials" not in _pull(signed)[0]  # a manual rotation's key is never pushed
+    from workers_mgmt.services import credential_revoke
+
+    credential_revoke(credential=worker.credentials.get(key_id=manual.key_id), actor="tests")
+    pushed = credential_rotate(worker=worker, actor="tests")
+    clock.shift(settings.LEADOPS_LIVENESS_REFRESH_S)
+    assert _pull(signed)[0]["credentials"] == {"pending": {"key_id": pushed.key_id, "secret": pushed.secret}}

@@ -24,6 +24,7 @@ from workers_mgmt.services.credentials import (
     credentials_revoke_all,
     enrollment_exchange,
     enrollment_issue,
+    pending_push_waiting_sql,
     worker_credential_issue,
 )
 from workers_mgmt.services.fleet import (
@@ -67,6 +68,7 @@ __all__ = [
     "credentials_revoke_all",
     "enrollment_exchange",
     "enrollment_issue",
+    "pending_push_waiting_sql",
     "worker_config_cache_clear",
     "worker_config_get",
     "worker_config_peek",

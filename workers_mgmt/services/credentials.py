@@ -204,15 +204,20 @@ def credential_rotate_emergency(*, worker: Worker, actor: Actor | str, ip: str |
                               reason="emergency", ip=ip)
 
 
-def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -> IssuedCredential | None:
+def credential_deliver(*, credential: WorkerCredential, ip: str | None = None,
+                       waiting: bool | None = None) -> IssuedCredential | None:
     """The pending key to push to the worker that signed with `credential`, or None.
 
     Only a request signed with the worker's current key gets it, and only for a push rotation; it
     is sent again on every such heartbeat until the worker uses it, but audited once. "None waiting"
     is remembered with the process's copy of the key, which any rotation, in any process, drops
-    (credential_cache.py; docs/PERFORMANCE.md).
+    (credential_cache.py; docs/PERFORMANCE.md). `waiting` is what the caller already read of
+    `pending_push_waiting_sql` in a statement of its own (None: not read).
     """
     if credential.state != CredentialState.CURRENT or push_pending_absent(credential.key_id):
+        return None
+    if waiting is False:
+        push_pending_absent_remember(credential.key_id)
         return None
     pending = (
         WorkerCredential.objects.filter(worker_id=credential.worker_id, state=CredentialState.PENDING,
@@ -232,6 +237,17 @@ def credential_deliver(*, credential: WorkerCredential, ip: str | None = None) -
                                  ip=ip, at=at)
     return IssuedCredential(worker_id=credential.worker_id, key_id=pending.key_id,
                             secret=decrypt_secret(pending.secret_encrypted))
+
+
+def pending_push_waiting_sql() -> str:
+    """One SQL expression, true when a push key waits for the worker (its one parameter): what
+    `credential_deliver` looks for, for a statement that reads it along with its own work (a
+    pull's or an exchange's liveness UPDATE, docs/PERFORMANCE.md "The fleet's exchange, stage by
+    stage")."""
+    return (f"EXISTS (SELECT 1 FROM {WorkerCredential._meta.db_table} pc"
+            f" JOIN {CredentialRotation._meta.db_table} pr ON pr.credential_id = pc.key_id"
+            f" WHERE pc.worker_id = %s AND pc.state = '{CredentialState.PENDING.value}'"
+            f" AND pr.mode = '{DeliveryMode.PUSH.value}')")
 
 
 def credential_promote(*, credential: WorkerCredential, ip: str | None = None) -> bool:

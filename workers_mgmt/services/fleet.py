@@ -159,12 +159,12 @@ def worker_seen(*, worker: Worker, at: dt.datetime | None = None) -> bool:
 
 
 def worker_seen_reading(*, worker: Worker, at: dt.datetime | None = None,
-                        read: tuple[str, list[Any]] | None = None) -> tuple[bool, Any]:
-    """`worker_seen`, whose UPDATE also returns `read` (an SQL expression and its parameters), as the
-    heartbeat's does: (whether liveness was refreshed, the value read; None when it was not, or
-    without `read`). A pull or an exchange that stands in for a heartbeat reads its update target
-    this way, in the statement it makes anyway (docs/PERFORMANCE.md, "The fleet's exchange, stage by
-    stage")."""
+                        read: tuple[str, list[Any]] | None = None) -> tuple[bool, tuple[Any, ...] | None]:
+    """`worker_seen`, whose UPDATE also returns `read` (SQL expressions, comma-separated, and their
+    parameters), as the heartbeat's does: (whether liveness was refreshed, the values read; None
+    when it was not, or without `read`). A pull or an exchange that stands in for a heartbeat reads
+    its update target and whether a push key waits this way, in the statement it makes anyway
+    (docs/PERFORMANCE.md, "The fleet's exchange, stage by stage")."""
     at = at or clock_now()
     previous = worker.last_seen_at
     refresh = dt.timedelta(seconds=settings.LEADOPS_LIVENESS_REFRESH_S)
@@ -178,7 +178,7 @@ def worker_seen_reading(*, worker: Worker, at: dt.datetime | None = None,
     worker.last_seen_at = at
     credential_cache_worker_seen(worker_id=worker.pk, last_seen_at=at)
     _online_announce(worker=worker, previous=previous, at=at)
-    return True, None if row is None else row[0]
+    return True, None if row is None else tuple(row)
 
 
 def _online_announce(*, worker: Worker, previous: dt.datetime | None, at: dt.datetime) -> None:
