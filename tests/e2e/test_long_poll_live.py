@@ -119,7 +119,7 @@ def test_two_hundred_long_polls_leave_the_server_free_for_other_requests(django_
         time.sleep(1.0)
         assert runner.is_alive()
         timings = []
-        for _ in range(5):
+        for _ in range(10):
             body, headers = _signed(other, "/api/v1/heartbeat", {"version": "1.0.0", "status": "ok",
                                                                   "running_jobs": 0})
             t0 = time.perf_counter()
@@ -127,7 +127,8 @@ def test_two_hundred_long_polls_leave_the_server_free_for_other_requests(django_
             timings.append(time.perf_counter() - t0)
             assert response.status_code == 200, response.text
         # Waiting polls held threads or connections: every request would queue behind them for
-        # seconds. The best of five tells the server's own answer from a busy test machine's noise.
+        # seconds. The best of ten tells the server's own answer from a busy test machine's noise
+        # (five once missed by 16 ms while the other test process ran beside it on two cores).
         assert min(timings) < 0.100 and max(timings) < 1.0, timings
         runner.join(timeout=60)
         assert statuses == [200] * 200
