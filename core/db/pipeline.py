@@ -49,26 +49,30 @@ def pipelined() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class FixedRead:
-    """Whole rows of `model` by a statement written once: `SELECT <every column> FROM <table> WHERE
-    <where> <tail>`, built once per shape and run with `params`. For a hot read whose queryset
+    """Whole rows of `model` by a statement written once: `<head> SELECT <every column> FROM <table>
+    WHERE <where> <tail>`, built once per shape and run with `params`. For a hot read whose queryset
     Django would compile anew on every call (a third of the report's reads' CPU was that compile;
-    docs/PERFORMANCE.md, "The fleet's exchange, stage by stage"). `where` and `tail` are SQL of
-    the caller's, never data."""
+    docs/PERFORMANCE.md, "The fleet's exchange, stage by stage"). `head`, on PostgreSQL, is a WITH
+    clause whose writes run in the same statement (their parameters come first in `params`): one
+    round trip for a write and the read after it. `where`, `tail` and `head` are SQL of the
+    caller's, never data."""
 
     model: type[Model]
     where: str
     params: Sequence[Any]
     tail: str = ""
+    head: str = ""
 
     def sql(self) -> str:
-        return _fixed_sql(connection.vendor, self.model, self.where, self.tail)
+        return _fixed_sql(connection.vendor, self.model, self.where, self.tail, self.head)
 
 
 @lru_cache(maxsize=64)
-def _fixed_sql(vendor: str, model: type[Model], where: str, tail: str) -> str:
+def _fixed_sql(vendor: str, model: type[Model], where: str, tail: str, head: str) -> str:
     """Built once per shape, per database vendor (each quotes its own names)."""
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in model._meta.concrete_fields)
-    return f"SELECT {columns} FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {where} {tail}"
+    table = connection.ops.quote_name(model._meta.db_table)
+    return f"{head} SELECT {columns} FROM {table} WHERE {where} {tail}".lstrip()
 
 
 def _fixed_rows(read: FixedRead, rows: list[tuple[Any, ...]]) -> list[Any]:

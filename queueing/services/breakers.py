@@ -11,6 +11,7 @@ from django.utils.timezone import now as clock_now
 
 from core.audit import Actor, staff_action_record
 from core.counters import connection_shard
+from core.db import FixedRead, rows_together
 from core.events import publish
 from queueing.models import (
     Breaker,
@@ -100,6 +101,10 @@ def breaker_probes_renew(*, breaker: Breaker, now: dt.datetime) -> None:
 OUTCOME_SHARDS = 16
 
 
+# The provider's and the worker's breaker rows (a missing row is a closed breaker).
+_BREAKERS_OF = "(scope = %s AND key = %s) OR (scope = %s AND key = %s)"
+
+
 def breaker_outcome_record(*, provider: Provider, worker: Worker, failed: bool, now: dt.datetime,
                      counts: tuple[int, int] | None = None) -> None:
     """Count finished attempts for the provider's and the worker's breakers, and move them.
@@ -117,20 +122,23 @@ def breaker_outcome_record(*, provider: Provider, worker: Worker, failed: bool, 
     # queueing behind each other's commits (docs/PERFORMANCE.md, "What the fleet waited on"). A
     # worker's own row is its own.
     shard = connection_shard(OUTCOME_SHARDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (scope, key, bucket, shard, successes, failures) "
-            f"VALUES (%s, %s, %s, %s, %s, %s), (%s, %s, %s, 0, %s, %s) "
-            f"ON CONFLICT (scope, key, bucket, shard) DO UPDATE SET "
-            f"successes = {table}.successes + excluded.successes, "
-            f"failures = {table}.failures + excluded.failures",
-            [scopes[0][0], scopes[0][1], at, shard, ok, bad, scopes[1][0], scopes[1][1], at, ok, bad],
-        )
-    breakers = {
-        (b.scope, b.key): b
-        for b in Breaker.objects.filter(Q(scope=scopes[0][0], key=scopes[0][1])
-                                        | Q(scope=scopes[1][0], key=scopes[1][1]))
-    }
+    count = (f"INSERT INTO {table} (scope, key, bucket, shard, successes, failures) "
+             f"VALUES (%s, %s, %s, %s, %s, %s), (%s, %s, %s, 0, %s, %s) "
+             f"ON CONFLICT (scope, key, bucket, shard) DO UPDATE SET "
+             f"successes = {table}.successes + excluded.successes, "
+             f"failures = {table}.failures + excluded.failures")
+    count_params = [scopes[0][0], scopes[0][1], at, shard, ok, bad, scopes[1][0], scopes[1][1], at, ok, bad]
+    read_params = [scopes[0][0], scopes[0][1], scopes[1][0], scopes[1][1]]
+    if connection.vendor == "postgresql":
+        # The outcomes counted and both breakers read in one statement, one round trip.
+        read = FixedRead(Breaker, _BREAKERS_OF, [*count_params, *read_params],
+                         head=f"WITH counted AS ({count})")
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(count, count_params)
+        read = FixedRead(Breaker, _BREAKERS_OF, read_params)
+    [found] = rows_together(read)
+    breakers = {(b.scope, b.key): b for b in found}
     policies = {BreakerScope.PROVIDER: _provider_breaker_policy(provider),
                 BreakerScope.WORKER: WORKER_BREAKER_POLICY}
     to_check = []

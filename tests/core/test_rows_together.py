@@ -84,3 +84,20 @@ def test_a_fixed_read_gives_the_orm_s_rows_converted():
         [getattr(job, name) for name in fields] for job in expected]
     assert all(isinstance(job.payload, dict) for job in fixed)
     assert not fixed[0]._state.adding and none == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a write in WITH is PostgreSQL's; CI's PostgreSQL leg runs this")
+def test_a_fixed_read_s_head_writes_in_the_same_statement_and_the_read_sees_the_old_rows():
+    from django.test.utils import CaptureQueriesContext
+
+    from core.db import FixedRead
+
+    [job] = make_jobs(1)
+    head = "WITH bumped AS (UPDATE queueing_job SET priority = priority + %s WHERE id = %s)"
+    with transaction.atomic(), pipelined(), CaptureQueriesContext(connection) as captured:
+        [rows] = rows_together(FixedRead(Job, "id = %s", [7, job.pk, job.pk], head=head))
+    assert [q["sql"][:14] for q in captured.captured_queries] == ["WITH bumped AS"]
+    # One snapshot for the whole statement: the read sees the row as it was, the write still happened.
+    assert [row.priority for row in rows] == [job.priority]
+    job.refresh_from_db()
+    assert job.priority == rows[0].priority + 7

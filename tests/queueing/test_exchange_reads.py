@@ -65,3 +65,20 @@ def test_a_replayed_exchange_still_answers_from_its_receipts(signed):
     assert changed["results"][0]["status"] == 422
     assert changed["results"][0]["body"]["error"]["code"] == "idempotency_key_reused"
     assert changed["results"][1] == first["results"][1]
+
+
+def test_the_breakers_are_read_in_the_statement_that_counts_the_outcomes(signed):
+    from queueing.models import Breaker, BreakerOutcome
+    from tests.factories import make_jobs
+
+    make_jobs(2)
+    jobs = signed.pull(2).json()["jobs"]
+    reports = [{"job_id": job["id"], "attempt_id": job["attempt_id"], "idempotency_key": str(uuid.uuid4()),
+                "outcome": "succeeded", "leads": [lead()]} for job in jobs]
+    with CaptureQueriesContext(connection) as captured:
+        answer = signed.post("/api/v1/jobs/exchange", {"reports": reports}).json()
+    assert [r["status"] for r in answer["results"]] == [200, 200]
+    breakers, outcomes = Breaker._meta.db_table, BreakerOutcome._meta.db_table
+    [statement] = [q["sql"] for q in captured.captured_queries if breakers in q["sql"] or outcomes in q["sql"]]
+    assert statement.lstrip().startswith("WITH counted AS (INSERT INTO " + outcomes)
+    assert BreakerOutcome.objects.filter(scope="worker", key=signed.worker_id).get().successes == 2

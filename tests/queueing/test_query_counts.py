@@ -76,7 +76,7 @@ REQUEST_QUERIES = {
 # An exchange of succeeded items with 5 leads each and a pull of 10, the configuration read cold.
 # Statements, not round trips: on PostgreSQL the report's four reads (jobs locked, their providers,
 # receipts, attempts) travel together, and so do its writes (docs/PERFORMANCE.md, "Round trips").
-EXCHANGE_QUERIES = {"postgresql+redis": 22, "postgresql": 25, "sqlite": 30, "sqlite+redis": 27}
+EXCHANGE_QUERIES = {"postgresql+redis": 21, "postgresql": 24, "sqlite": 30, "sqlite+redis": 27}
 
 
 def _warm(signed) -> None:
