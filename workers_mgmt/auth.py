@@ -23,6 +23,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from core.db import FixedRead, rows_together
 from core.errors import PayloadTooLarge, RateLimited, Unauthorized, WorkerDisabled
 from core.ratelimit import Decision, gcra_acquire, gcra_peek, gcra_peek_each
 from workers_mgmt.credential_cache import credential_cached, credential_remember, credential_touched
@@ -173,9 +174,7 @@ def signed_request_authenticate(request: HttpRequest) -> tuple[Worker, WorkerCre
     if cached is not None:
         credential, secret = cached
     else:
-        credential = (
-            WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
-        )
+        credential = credential_read(key_id)
         secret = None
     if credential is None or credential.worker_id != worker_id:
         raise fail("unknown_key")
@@ -218,13 +217,25 @@ def signed_request_authenticate(request: HttpRequest) -> tuple[Worker, WorkerCre
     return worker, credential
 
 
+_BY_KEY_ID = f'"{WorkerCredential._meta.db_table}"."key_id" = %s'
+
+
+def credential_read(key_id: str) -> WorkerCredential | None:
+    """The key with its worker, as `select_related("worker").filter(key_id=...).first()` gives it, by
+    a statement written once. It runs on every signed request whose process holds no current copy of
+    the key, and on every woken long poll; Django compiling the queryset anew was two thirds of its
+    CPU (docs/PERFORMANCE.md, "The credential read, written once")."""
+    found = rows_together(FixedRead(WorkerCredential, _BY_KEY_ID, [key_id], related="worker"))[0]
+    return found[0] if found else None
+
+
 def signer_current(*, worker_id: str, key_id: str) -> Worker | None:
     """The worker, when the key that signed its request is still usable and the worker enabled.
 
     A long poll checked the signature when it began; before it hands out work after a wait it asks
     again, so a key revoked meanwhile (in any process) gets nothing (queueing/long_poll.py).
     """
-    credential = WorkerCredential.objects.select_related("worker").filter(key_id=key_id).first()
+    credential = credential_read(key_id)
     if credential is None or credential.worker_id != worker_id or not key_usable(credential, clock_now()):
         return None
     return credential.worker if credential.worker.enabled else None

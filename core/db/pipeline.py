@@ -54,44 +54,74 @@ class FixedRead:
     Django would compile anew on every call (a third of the report's reads' CPU was that compile;
     docs/PERFORMANCE.md, "The fleet's exchange, stage by stage"). `head`, on PostgreSQL, is a WITH
     clause whose writes run in the same statement (their parameters come first in `params`): one
-    round trip for a write and the read after it. `where`, `tail` and `head` are SQL of the
-    caller's, never data."""
+    round trip for a write and the read after it. `related` names a non-null foreign key of `model`
+    whose row is read in the same statement and set on each instance, as `select_related` does (then
+    `where` and `tail` qualify their columns with the table's name). `where`, `tail`, `head` and
+    `related` are the caller's, never data."""
 
     model: type[Model]
     where: str
     params: Sequence[Any]
     tail: str = ""
     head: str = ""
+    related: str = ""
 
     def sql(self) -> str:
-        return _fixed_sql(connection.vendor, self.model, self.where, self.tail, self.head)
+        return _fixed_sql(connection.vendor, self.model, self.where, self.tail, self.head, self.related)
 
 
 @lru_cache(maxsize=64)
-def _fixed_sql(vendor: str, model: type[Model], where: str, tail: str, head: str) -> str:
+def _fixed_sql(vendor: str, model: type[Model], where: str, tail: str, head: str, related: str) -> str:
     """Built once per shape, per database vendor (each quotes its own names)."""
-    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in model._meta.concrete_fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    return f"{head} SELECT {columns} FROM {table} WHERE {where} {tail}".lstrip()
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    if not related:
+        columns = ", ".join(quote(str(field.column)) for field in model._meta.concrete_fields)
+        return f"{head} SELECT {columns} FROM {table} WHERE {where} {tail}".lstrip()
+    key: Any = model._meta.get_field(related)
+    parent = key.related_model._meta
+    joined = quote(parent.db_table)
+    columns = ", ".join([*(f"{table}.{quote(str(f.column))}" for f in model._meta.concrete_fields),
+                         *(f"{joined}.{quote(str(f.column))}" for f in parent.concrete_fields)])
+    on = f"{joined}.{quote(str(parent.pk.column))} = {table}.{quote(str(key.column))}"
+    join = f"INNER JOIN {joined} ON {on}"
+    return f"{head} SELECT {columns} FROM {table} {join} WHERE {where} {tail}".lstrip()
 
 
-def _fixed_rows(read: FixedRead, rows: list[tuple[Any, ...]]) -> list[Any]:
-    """Model instances from a `FixedRead`'s rows, each value through its field's converters."""
-    fields = read.model._meta.concrete_fields
+def _instances_of(model: type[Model]) -> Any:
+    """A maker of `model` instances from its concrete columns' values, each value through its field's
+    converters, as the ORM's own iteration does."""
+    fields = model._meta.concrete_fields
     converters = []
     for index, field in enumerate(fields):
-        column = field.get_col(read.model._meta.db_table)
+        column = field.get_col(model._meta.db_table)
         found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
         if found:
             converters.append((index, found, column))
     names = [field.attname for field in fields]
-    out = []
-    for row in rows:
-        values = list(row)
+
+    def make(values: list[Any]) -> Model:
         for index, found, column in converters:
             for convert in found:
                 values[index] = convert(values[index], column, connection)
-        out.append(read.model.from_db(connection.alias, names, values))
+        return model.from_db(connection.alias, names, values)
+
+    return make
+
+
+def _fixed_rows(read: FixedRead, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Model instances from a `FixedRead`'s rows (with their `related` row set on each)."""
+    make = _instances_of(read.model)
+    if not read.related:
+        return [make(list(row)) for row in rows]
+    width = len(read.model._meta.concrete_fields)
+    key: Any = read.model._meta.get_field(read.related)
+    make_related = _instances_of(key.related_model)
+    out = []
+    for row in rows:
+        instance = make(list(row[:width]))
+        key.set_cached_value(instance, make_related(list(row[width:])))
+        out.append(instance)
     return out
 
 

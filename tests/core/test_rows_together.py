@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from core.db import pipelined, rows_together
 from queueing.models import Job, Provider
@@ -101,3 +103,27 @@ def test_a_fixed_read_s_head_writes_in_the_same_statement_and_the_read_sees_the_
     assert [row.priority for row in rows] == [job.priority]
     job.refresh_from_db()
     assert job.priority == rows[0].priority + 7
+
+
+def test_a_fixed_read_with_a_related_row_gives_what_select_related_gives(worker_and_secret):
+    from core.db import FixedRead
+    from workers_mgmt.models import WorkerCredential
+
+    worker, _ = worker_and_secret
+    worker.last_metrics = {"cpu": [1, {"a": None}]}
+    worker.last_heartbeat_at = timezone.now()
+    worker.save(update_fields=["last_metrics", "last_heartbeat_at"])
+    key_id = worker.credentials.get().key_id
+    table = WorkerCredential._meta.db_table
+    with CaptureQueriesContext(connection) as captured:
+        [[fixed]] = rows_together(FixedRead(WorkerCredential, f'"{table}"."key_id" = %s', [key_id],
+                                            related="worker"))
+        fixed.worker.name  # read from the same row: no query of its own
+    assert len(captured.captured_queries) == 1
+    expected = WorkerCredential.objects.select_related("worker").get(key_id=key_id)
+    for instance, orm in ((fixed, expected), (fixed.worker, expected.worker)):
+        fields = [field.attname for field in type(orm)._meta.concrete_fields]
+        assert [getattr(instance, name) for name in fields] == [getattr(orm, name) for name in fields]
+        assert not instance._state.adding
+    assert fixed.worker.last_metrics == {"cpu": [1, {"a": None}]}
+    assert fixed.worker.last_heartbeat_at.tzinfo is not None

@@ -231,3 +231,21 @@ def test_a_change_rolled_back_leaves_its_marker_to_expire(worker_and_secret, set
     assert _redis().get(counter) is None
     assert _redis().hlen(changing) == 1
     assert 0 < _redis().ttl(changing) <= settings.LEADOPS_CREDENTIAL_CACHE_S + 60
+
+
+def test_a_request_without_a_copy_reads_its_key_by_a_statement_written_once(signed, monkeypatch):
+    # The key's read runs on every request whose process holds no current copy and on every woken
+    # long poll; Django compiling its queryset was two thirds of its CPU (docs/PERFORMANCE.md,
+    # "The credential read, written once").
+    from django.db.models.sql.compiler import SQLCompiler
+
+    compiled = []
+    as_sql = SQLCompiler.as_sql
+
+    def recording(self, *args, **kwargs):
+        compiled.append(self.query.model)
+        return as_sql(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", recording)
+    assert _credential_reads(signed) == 1
+    assert WorkerCredential not in compiled
