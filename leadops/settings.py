@@ -147,6 +147,9 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
 # waiting for them (core/db/pipeline.py; docs/PERFORMANCE.md, "Round trips"): 16 round trips an
 # exchange instead of 24. Off by default until it measures as a win (on one host it did not).
 LEADOPS_DB_PIPELINE = env.bool("LEADOPS_DB_PIPELINE", default=False)
+# A pooled connection given back less than this long ago, with nothing arrived on its socket since,
+# is lent without the health check's round trip (core/db/postgresql/base.py; docs/DEPLOY.md). 0: always check.
+LEADOPS_DB_CHECK_BYPASS_S = env.float("LEADOPS_DB_CHECK_BYPASS_S", default=0.5)
 IS_POSTGRES = _db["ENGINE"] in ("django.db.backends.postgresql", "core.db.postgresql")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

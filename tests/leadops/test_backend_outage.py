@@ -4,6 +4,7 @@ cost the worker a retry, never a 500 or a lost report (docs/RELIABILITY.md; foun
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -45,12 +46,56 @@ def test_pooled_connections_the_server_terminated_are_replaced_before_use():
     admin_dsn = (f"host={settings_dict['HOST'] or '127.0.0.1'} port={settings_dict['PORT'] or 5432} "
                  f"user={settings_dict['USER'] or 'postgres'} dbname={settings_dict['NAME']}")
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        terminated = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()", [settings_dict["NAME"]]).fetchone()[0]
-    assert terminated >= 8
+        pids = [pid for (pid,) in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [settings_dict["NAME"]])]
+        terminated = admin.execute("SELECT count(*) FROM unnest(%s::int[]) AS pid WHERE "
+                                   "pg_terminate_backend(pid)", [pids]).fetchone()[0]
+        assert terminated >= 8
+        # pg_terminate_backend only signals: wait until the server has closed them. The eight were
+        # given back a moment ago, inside the window in which the pool lends a connection unchecked
+        # when nothing arrived on it (core/db/postgresql/base.py); what a closing server sends must
+        # still get them checked.
+        deadline = time.monotonic() + 10
+        while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                            [pids]).fetchone()[0]:
+            assert time.monotonic() < deadline, "the terminated backends did not exit"
+            time.sleep(0.02)
     # Without the health check the next query would draw a dead connection and fail; without the
     # sweep it would wait through every dead one and time out.
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_given_back_a_moment_ago_is_lent_without_a_check_round_trip(monkeypatch, settings):
+    # One round trip less on every request of a busy server (docs/DEPLOY.md, LEADOPS_DB_CHECK_BYPASS_S).
+    if not connection.settings_dict["OPTIONS"].get("pool"):
+        pytest.skip("the connection pool is off (LEADOPS_DB_POOL=false)")
+    from psycopg_pool import ConnectionPool
+
+    checked = []
+    stock = ConnectionPool.check_connection
+
+    def counting(conn):
+        checked.append(conn)
+        stock(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(counting))
+
+    def draws(times: int) -> None:
+        for _ in range(times):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            connection.close()  # back to the pool
+
+    settings.LEADOPS_DB_CHECK_BYPASS_S = 5
+    draws(25)  # the pool lends first in, first out: every idle connection has now been given back
+    checked.clear()
+    draws(25)
+    assert checked == []
+    settings.LEADOPS_DB_CHECK_BYPASS_S = 0
+    draws(3)
+    assert len(checked) == 3

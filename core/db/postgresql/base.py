@@ -14,6 +14,13 @@ arrive only when something waits for them; until then `rowcount` reads -1. Djang
 `QuerySet.update()`, `delete()` and `Model.save()`, and code decides on it (a breaker moved or not).
 The cursor here waits for its own results before answering, as psycopg does before a fetch.
 
+The check itself is a round trip on every request that draws a connection. As HikariCP does
+(`aliveBypassWindowMs`), a connection given back to the pool less than LEADOPS_DB_CHECK_BYPASS_S ago
+is lent unchecked, unless something arrived on its socket since: a server that closes a connection
+(a restart, `pg_terminate_backend`, a shutdown) sends its reason and hangs up first, which makes the
+idle socket readable. A server gone silently within that window fails the one request that draws
+the connection (503, docs/RELIABILITY.md), as a check made a moment earlier would have passed.
+
 And an error in pipeline mode skips every later command until a Sync: a savepoint rolled back
 after a caught error (`get_or_create`, a compare-and-set that lost its race) would be skipped too
 and leave the transaction aborted. The rollback to a savepoint sends that Sync first.
@@ -22,9 +29,12 @@ and leave the transaction aborted. The rollback to a savepoint sends that Sync f
 from __future__ import annotations
 
 import contextlib
+import select
+import time
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
@@ -53,6 +63,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 pipeline.sync()
         super()._savepoint_rollback(sid)  # type: ignore[misc]
 
+    def _close(self) -> None:
+        if self.connection is not None and self.pool:
+            self.connection._leadops_returned_at = time.monotonic()
+        super()._close()  # type: ignore[misc]
+
     @property
     def pool(self) -> ConnectionPool | None:
         pool = super().pool
@@ -62,8 +77,25 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return pool
 
 
+def _recently_quiet(conn: Any) -> bool:
+    """Given back within the bypass window, idle, and nothing on its socket since."""
+    returned = getattr(conn, "_leadops_returned_at", None)
+    if returned is None or time.monotonic() - returned >= settings.LEADOPS_DB_CHECK_BYPASS_S:
+        return False
+    if conn.closed or conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return False
+    try:
+        poller = select.poll()  # not select(): a busy server holds descriptors past 1024
+        poller.register(conn.pgconn.socket, select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+
+
 def _sweeping_check(pool: ConnectionPool) -> Any:
     def check(conn: Any) -> None:
+        if _recently_quiet(conn):
+            return
         try:
             ConnectionPool.check_connection(conn)
         except Exception:
