@@ -115,11 +115,21 @@ def worker_heartbeat_statement(
 
 
 @lru_cache(maxsize=8)
-def _heartbeat_update(vendor: str, names: tuple[str, ...], returning: str | None) -> tuple[str, list[Field]]:
-    """The UPDATE of these worker fields and the fields, built once per shape (not per heartbeat)."""
+def _heartbeat_update(vendor: str, names: tuple[str, ...], returning: str | None,
+                      unflushed: bool = False) -> tuple[str, list[Field]]:
+    """The UPDATE of these worker fields and the fields, built once per shape (not per heartbeat).
+
+    `unflushed` (PostgreSQL, a statement that is its own transaction): its commit does not wait for
+    the WAL to reach the disk (`synchronous_commit` off for that transaction alone). A liveness stamp
+    lost to a database crash is rewritten by the worker's next request; the commit waits of a fleet's
+    liveness UPDATEs were a third of PostgreSQL's busy time (docs/PERFORMANCE.md, "Commits nobody
+    needs flushed"). Never for a statement inside a transaction: that would relax the whole of it."""
     fields: list[Field] = [Worker._meta.get_field(name) for name in names]  # type: ignore[misc]
     assignments = ", ".join(f"{connection.ops.quote_name(str(field.column))} = %s" for field in fields)
-    sql = f"UPDATE {Worker._meta.db_table} SET {assignments} WHERE id = %s"
+    relax = ""
+    if unflushed and vendor == "postgresql":
+        relax = " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed"
+    sql = f"UPDATE {Worker._meta.db_table} SET {assignments}{relax} WHERE id = %s"
     if returning is not None:
         sql += f" RETURNING {returning}"
     return sql, fields
@@ -170,7 +180,8 @@ def worker_seen_reading(*, worker: Worker, at: dt.datetime | None = None,
     refresh = dt.timedelta(seconds=settings.LEADOPS_LIVENESS_REFRESH_S)
     if previous is not None and dt.timedelta(0) <= at - previous < refresh:
         return False, None
-    sql, fields = _heartbeat_update(connection.vendor, ("last_seen_at",), None if read is None else read[0])
+    sql, fields = _heartbeat_update(connection.vendor, ("last_seen_at",), None if read is None else read[0],
+                                    unflushed=not connection.in_atomic_block)
     params = [fields[0].get_db_prep_save(at, connection), worker.pk, *(() if read is None else read[1])]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
