@@ -140,6 +140,13 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
         _db["CONN_HEALTH_CHECKS"] = True
     else:
         _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # Parameters sent apart from the statement, and a statement run a few times on a connection
+    # prepared there, as psycopg does by default: PostgreSQL then parses and plans each hot statement
+    # once per connection, not on every run (docs/PERFORMANCE.md, "Statements planned once"). Django
+    # turns both off for poolers: set false behind PgBouncer in transaction mode older than 1.21 or
+    # without `max_prepared_statements` (docs/DEPLOY.md).
+    if env.bool("LEADOPS_DB_PREPARE", default=True):
+        _db.setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
     # Django's backend, whose pool checks all its idle connections once it finds one dead and whose
     # cursor's row count holds in a pipelined block (core/db/postgresql/base.py).
     _db["ENGINE"] = "core.db.postgresql"

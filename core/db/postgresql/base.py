@@ -39,7 +39,7 @@ from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
 
-class Cursor(base.Cursor):
+class _PipelineRowcount:
     @property
     def rowcount(self) -> int:
         # Nothing to wait for outside a pipeline, or once the results are in (psycopg's own step
@@ -48,11 +48,20 @@ class Cursor(base.Cursor):
         return self._rowcount  # type: ignore[attr-defined]
 
 
+class Cursor(_PipelineRowcount, base.Cursor):
+    """Django's cursor (parameters bound on the client), with a row count a pipeline can trust."""
+
+
+class ServerBindingCursor(_PipelineRowcount, base.ServerBindingCursor):
+    """Django's cursor with parameters bound by the server (LEADOPS_DB_PREPARE), likewise."""
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
-        if params.get("cursor_factory") is base.Cursor:
-            params["cursor_factory"] = Cursor
+        ours: dict[Any, Any] = {base.Cursor: Cursor, base.ServerBindingCursor: ServerBindingCursor}
+        factory = params.get("cursor_factory")
+        params["cursor_factory"] = ours.get(factory, factory)
         return params
 
     def _savepoint_rollback(self, sid: str) -> None:
