@@ -141,8 +141,8 @@ def _server_binding_cursor() -> Any:
     text, and PostgreSQL then parses that text. For one 150 KB JSON batch that is about 0.7 ms of
     CPU on each side per report; sent as a parameter, neither side looks at it until json_to_recordset.
     The cursor is wrapped like Django's own, so query logging and execute wrappers still see it.
-    Nothing is prepared: Django opens psycopg connections with `prepare_threshold=None`, which keeps
-    this working behind a transaction-mode pooler (DEPLOY.md).
+    With LEADOPS_DB_PREPARE (the default) every cursor binds this way and the statement is prepared
+    after a few runs; with it off nothing is prepared, which a transaction-mode pooler needs (DEPLOY.md).
     """
     from django.db.backends.postgresql.base import ServerBindingCursor
 

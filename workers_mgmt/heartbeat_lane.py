@@ -220,7 +220,8 @@ class _Clients:
         self.db = connections["default"]
         params = self.db.get_connection_params()
         # Parameters bound by the server, and the UPDATE prepared after a few runs (psycopg's
-        # default): Django turns both off for its pool; these connections only run this statement.
+        # default), whatever LEADOPS_DB_PREPARE says for the pool: these connections only run this
+        # statement (behind an old transaction-mode pooler the lane is turned off, docs/DEPLOY.md).
         params.pop("cursor_factory", None)
         params.pop("prepare_threshold", None)
         self._params = params
