@@ -20,6 +20,13 @@ from tests.leadops.readiness_install import ready_installation
 pytestmark = pytest.mark.django_db
 
 FULL_PHONE = re.compile(r"(?:\+?966|0)5\d{8}")
+# Digests, signatures and keys: runs of 32 or more hex or base64 characters. Ten digits that start
+# with 05 turn up inside one now and then (a pack's release digest did, on CI); that is no phone.
+LONG_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
+
+
+def _full_phone(text: str) -> re.Match[str] | None:
+    return FULL_PHONE.search(LONG_TOKEN.sub(" ", text))
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +101,7 @@ def test_no_secret_phone_or_signing_key_anywhere_in_the_pack(pack, settings, htt
         text = path.read_bytes().decode("utf-8", errors="replace")
         for secret in forbidden:
             assert secret not in text, path
-        assert not FULL_PHONE.search(text), (path, FULL_PHONE.search(text))
+        assert not _full_phone(text), (path, _full_phone(text))
     dlq = json.loads(next((root / "breakers_dlq").glob("capture-*.json")).read_text())
     assert {"provider": "maps", "reason": "non_retryable_error", "error": "blocked", "count": 1} \
         in dlq["dlq_by_provider_and_error"]
